@@ -1,0 +1,527 @@
+"""useq `MDASequence` -> `AcquisitionSettings`.
+
+The plan is iterated with useq itself, so every ragged case (per-position
+sub-sequences, `do_stack=False`, `acquire_every`, grids inside positions,
+well-plate fields) is described by exactly the events useq will emit. This module
+decides layout, image keys, shapes, scales, channel names and positions; it does no
+I/O and never imports pymmcore-plus (a `core` is duck-typed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import string
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import useq
+
+from mmzarr._settings import (
+    NON_SPATIAL,
+    AcquisitionSettings,
+    Channel,
+    Compression,
+    Dimension,
+    ImageSettings,
+    PlateSettings,
+    StagePosition,
+    default_color,
+)
+from mmzarr.errors import PlanError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+__all__ = ["MMZarrWarning", "row_name", "settings_from_useq"]
+
+_UNITS = {"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"}
+
+
+class MMZarrWarning(UserWarning):
+    """A plan that can be written but lacks information (e.g. no pixel size)."""
+
+
+def row_name(i: int) -> str:
+    """Plate row letters: 0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
+    letters = string.ascii_uppercase
+    name = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        name = letters[r] + name
+    return name
+
+
+@dataclass
+class _ImageEvents:
+    """Everything the events of one image tell about it."""
+
+    coords: dict[str, int]
+    position: useq.Position | None
+    first: useq.MDAEvent
+    axes: list[str] = field(default_factory=list)
+    acquired: list[tuple[int, ...]] = field(default_factory=list)
+    channels: dict[int, str] = field(default_factory=dict)
+    z_by_index: dict[int, float] = field(default_factory=dict)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        ok = int(value) == value and int(value) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PlanError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_shape(image_shape: Any) -> tuple[int, int]:
+    try:
+        items = tuple(image_shape)
+    except TypeError:
+        raise PlanError(
+            f"image_shape: expected (height, width), got {image_shape!r}"
+        ) from None
+    if len(items) != 2:
+        raise PlanError(f"image_shape: expected (height, width), got {image_shape!r}")
+    for v in items:
+        if isinstance(v, bool):
+            raise PlanError(f"image_shape: {image_shape!r} is not (height, width)")
+    try:
+        return (
+            _positive_int("image_shape height", items[0]),
+            _positive_int("image_shape width", items[1]),
+        )
+    except PlanError:
+        raise PlanError(
+            f"image_shape: sizes must be positive integers, got {image_shape!r}"
+        ) from None
+
+
+def _check_pixel_size(pixel_size_um: Any) -> float:
+    if pixel_size_um is None:
+        warnings.warn(
+            "pixel_size_um is unknown: writing a y/x scale of 1 micrometer",
+            MMZarrWarning,
+            stacklevel=4,
+        )
+        return 1.0
+    try:
+        value = float(pixel_size_um)
+    except (TypeError, ValueError):
+        raise PlanError(
+            f"pixel_size_um: expected a number > 0, got {pixel_size_um!r}"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise PlanError(f"pixel_size_um: must be finite and > 0, got {pixel_size_um!r}")
+    return value
+
+
+def _check_dtype(dtype: Any) -> str:
+    from mmzarr._settings import _check_dtype as check
+
+    try:
+        return check(dtype)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
+
+
+def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
+    shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+    nbytes = int(core.getBytesPerPixel())
+    dtype = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}.get(nbytes, "uint16")
+    px = float(core.getPixelSizeUm())
+    return shape, dtype, (px if px > 0 else None)
+
+
+def _with_fov(seq: useq.MDASequence, fov: tuple[float, float]) -> useq.MDASequence:
+    """A copy of `seq` whose grid plans use the camera's field of view."""
+    w, h = fov
+    update: dict[str, Any] = {}
+    if seq.grid_plan is not None and hasattr(seq.grid_plan, "fov_width"):
+        update["grid_plan"] = seq.grid_plan.model_copy(
+            update={"fov_width": w, "fov_height": h}
+        )
+    positions = []
+    changed = False
+    for p in seq.stage_positions:
+        sub = p.sequence
+        if sub is not None and sub.grid_plan is not None:
+            sub = sub.model_copy(
+                update={
+                    "grid_plan": sub.grid_plan.model_copy(
+                        update={"fov_width": w, "fov_height": h}
+                    )
+                }
+            )
+            p = p.model_copy(update={"sequence": sub})
+            changed = True
+        positions.append(p)
+    if changed:
+        update["stage_positions"] = tuple(positions)
+    return seq.model_copy(update=update) if update else seq
+
+
+def _time_scale(plan: Any) -> float | None:
+    """Seconds between time points, or None when the plan does not say."""
+    if plan is None:
+        return None
+    if isinstance(plan, useq.MultiPhaseTimePlan):
+        for phase in plan.phases:
+            s = _time_scale(phase)
+            if s:
+                return s
+        return None
+    interval = getattr(plan, "interval", None)
+    if isinstance(interval, timedelta):
+        return interval.total_seconds() or None
+    if isinstance(plan, useq.TDurationLoops) and plan.loops > 1:
+        return plan.duration.total_seconds() / (plan.loops - 1) or None
+    return None
+
+
+def _skip_period(seq: useq.MDASequence) -> int:
+    everies = [c.acquire_every for c in seq.channels]
+    for p in seq.stage_positions:
+        if p.sequence is not None:
+            everies += [c.acquire_every for c in p.sequence.channels]
+    return math.lcm(*everies) if everies else 1
+
+
+def _positions(seq: useq.MDASequence) -> list[useq.Position]:
+    return list(seq.stage_positions)
+
+
+def _collect(
+    events: Iterable[useq.MDAEvent], positions: Sequence[useq.Position]
+) -> dict[frozenset[tuple[str, int]], _ImageEvents]:
+    images: dict[frozenset[tuple[str, int]], _ImageEvents] = {}
+    for ev in events:
+        index = dict(ev.index)
+        coords = {k: int(v) for k, v in index.items() if k not in NON_SPATIAL}
+        key = frozenset(coords.items())
+        info = images.get(key)
+        if info is None:
+            p = coords.get("p")
+            pos = positions[p] if p is not None and p < len(positions) else None
+            info = images[key] = _ImageEvents(coords=coords, position=pos, first=ev)
+        for ax in NON_SPATIAL:
+            if ax in index and ax not in info.axes:
+                info.axes.append(ax)
+        info.acquired.append(tuple(int(index.get(a, 0)) for a in NON_SPATIAL))
+        if ev.channel is not None and "c" in index:
+            info.channels.setdefault(int(index["c"]), ev.channel.config)
+        if ev.z_pos is not None:
+            info.z_by_index.setdefault(int(index.get("z", 0)), float(ev.z_pos))
+    return images
+
+
+def _acquisition_order(
+    axes: Sequence[str], acquired: Sequence[tuple[int, ...]], preferred: str
+) -> tuple[str, ...]:
+    """The axis order (outermost first) in which `acquired` strictly increases."""
+    pos = {a: i for i, a in enumerate(axes)}
+    pref = tuple(a for a in preferred if a in axes)
+    candidates = [pref, *itertools.permutations(axes)]
+    for order in candidates:
+        keys = [tuple(idx[pos[a]] for a in order) for idx in acquired]
+        if all(a < b for a, b in itertools.pairwise(keys)):
+            return tuple(order)
+    # not appendable in any order (e.g. a repeated index): storage order
+    return tuple(a for a in NON_SPATIAL if a in axes)
+
+
+def _image_name(info: _ImageEvents) -> str | None:
+    name = info.first.pos_name or (info.position.name if info.position else None)
+    g = info.coords.get("g")
+    if g is not None:
+        base = name or f"Pos{info.coords.get('p', 0)}"
+        return f"{base}_g{g:04d}"
+    return name
+
+
+def _image_settings(
+    info: _ImageEvents,
+    *,
+    key: str,
+    shape: tuple[int, int],
+    pixel_size: float,
+    t_scale: float,
+    unbounded_t: bool,
+    period: int,
+    preferred_order: str,
+    fallback_channels: Mapping[int, str],
+    chunks: Mapping[str, int],
+    shards: Mapping[str, int],
+    row: str | None = None,
+    column: str | None = None,
+    field_index: int | None = None,
+) -> ImageSettings:
+    axes = [a for a in NON_SPATIAL if a in info.axes]
+    if unbounded_t and "t" not in axes:
+        axes.insert(0, "t")
+    pos = [NON_SPATIAL.index(a) for a in axes]
+    acquired = [tuple(idx[i] for i in pos) for idx in info.acquired]
+    sizes = {a: max(idx[i] for idx in acquired) + 1 for i, a in enumerate(axes)}
+    if unbounded_t:
+        sizes["t"] = period
+    full = set(itertools.product(*(range(sizes[a]) for a in axes)))
+    skipped = tuple(sorted(full - set(acquired)))
+
+    z_scale = 1.0
+    if "z" in axes and sizes["z"] > 1:
+        z0, z1 = info.z_by_index.get(0), info.z_by_index.get(1)
+        if z0 is not None and z1 is not None and z1 != z0:
+            z_scale = abs(z1 - z0)
+    scales = {"t": t_scale, "c": 1.0, "z": z_scale}
+    dims: list[Dimension] = []
+    for a in axes:
+        size: int | None = None if (a == "t" and unbounded_t) else sizes[a]
+        dims.append(
+            Dimension(
+                name=a,  # type: ignore[arg-type]
+                size=size,
+                chunk=chunks.get(a, 1),
+                shard=shards.get(a),
+                unit=_UNITS.get(a),
+                scale=scales[a],
+            )
+        )
+    for a, n in zip(("y", "x"), shape):
+        dims.append(
+            Dimension(
+                name=a,  # type: ignore[arg-type]
+                size=n,
+                chunk=min(chunks.get(a, n), n),
+                shard=shards.get(a),
+                unit="micrometer",
+                scale=pixel_size,
+            )
+        )
+    channels: tuple[Channel, ...] = ()
+    if "c" in axes:
+        names = [
+            info.channels.get(i) or fallback_channels.get(i) or f"Channel {i}"
+            for i in range(sizes["c"])
+        ]
+        channels = tuple(
+            Channel(name=n, color=default_color(n, i)) for i, n in enumerate(names)
+        )
+    first = info.first
+    z0 = info.z_by_index.get(0, first.z_pos)
+    return ImageSettings(
+        key=key,
+        name=_image_name(info),
+        dimensions=tuple(dims),
+        acquisition_order=_acquisition_order(axes, acquired, preferred_order),
+        channels=channels,
+        stage_position=StagePosition(x=first.x_pos, y=first.y_pos, z=z0),
+        coords=info.coords,
+        row=row,
+        column=column,
+        field=field_index,
+        skipped=skipped,
+        skip_period=period if unbounded_t else None,
+    )
+
+
+def _plate_geometry(
+    seq: useq.MDASequence, infos: Sequence[_ImageEvents]
+) -> tuple[str | None, int, int]:
+    plan = seq.stage_positions
+    if isinstance(plan, useq.WellPlatePlan):
+        return plan.plate.name, int(plan.plate.rows), int(plan.plate.columns)
+    rows = max(int(i.position.plate_row or 0) for i in infos if i.position) + 1
+    cols = max(int(i.position.plate_col or 0) for i in infos if i.position) + 1
+    return None, rows, cols
+
+
+def _plate_layout(
+    seq: useq.MDASequence, infos: Sequence[_ImageEvents]
+) -> tuple[PlateSettings, list[tuple[str, str, int]]]:
+    name, n_rows, n_cols = _plate_geometry(seq, infos)
+    placements: list[tuple[str, str, int]] = []
+    wells: list[str] = []
+    fields: dict[str, int] = {}
+    claims: dict[tuple[str, Any], int] = {}
+    for info in infos:
+        pos = info.position
+        if pos is None or pos.plate_row is None or pos.plate_col is None:
+            raise PlanError(
+                f"position {info.coords}: some positions of the plan are in plate "
+                "wells (plate_row/plate_col) but this one is not"
+            )
+        r, c = int(pos.plate_row), int(pos.plate_col)
+        if not (0 <= r < n_rows and 0 <= c < n_cols):
+            raise PlanError(
+                f"position {pos.name or info.coords}: well plate_row={r}, "
+                f"plate_col={c} is outside the {n_rows}x{n_cols} plate"
+            )
+        well = f"{row_name(r)}/{c + 1}"
+        g = info.coords.get("g")
+        identity: Any = None
+        if g is None and pos.name:
+            identity = ("name", pos.name)
+        elif g is None and pos.grid_row is not None and pos.grid_col is not None:
+            identity = ("grid", pos.grid_row, pos.grid_col)
+        if identity is not None:
+            if (well, identity) in claims:
+                raise PlanError(
+                    f"positions p={claims[(well, identity)]} and "
+                    f"p={info.coords.get('p')} both claim field {identity[1:]} of "
+                    f"well {well.replace('/', '')}"
+                )
+            claims[(well, identity)] = int(info.coords.get("p", 0))
+        if well not in fields:
+            wells.append(well)
+            fields[well] = 0
+        placements.append((row_name(r), str(c + 1), fields[well]))
+        fields[well] += 1
+    plate = PlateSettings(
+        name=name,
+        rows=tuple(row_name(i) for i in range(n_rows)),
+        columns=tuple(str(i + 1) for i in range(n_cols)),
+        wells=tuple(wells),
+    )
+    return plate, placements
+
+
+def settings_from_useq(
+    seq: useq.MDASequence | Mapping[str, Any],
+    *,
+    image_shape: tuple[int, int] | None = None,
+    dtype: Any = None,
+    pixel_size_um: float | None = None,
+    core: Any = None,
+    unbounded_t: bool = False,
+    compression: Compression = "none",
+    chunks: Mapping[str, int] | None = None,
+    shards: Mapping[str, int] | None = None,
+    **options: Any,
+) -> AcquisitionSettings:
+    """Build `AcquisitionSettings` for a useq plan.
+
+    Parameters
+    ----------
+    seq
+        A `useq.MDASequence` (or a dict useq accepts).
+    image_shape, dtype, pixel_size_um
+        Frame (height, width), pixel type and pixel size in µm. Taken from `core`
+        when not given.
+    core
+        A `CMMCorePlus` (or anything with `getImageHeight`, `getImageWidth`,
+        `getBytesPerPixel`, `getPixelSizeUm`, `getROI`).
+    unbounded_t
+        Treat time as unbounded: one period of the plan describes a time point and
+        `t` grows as frames arrive.
+    compression, chunks, shards
+        Storage options; `chunks`/`shards` map axis names to element counts.
+    **options
+        Other `AcquisitionSettings` fields (`max_buffer_bytes`, `on_full`,
+        `flush_interval_s`).
+
+    Raises
+    ------
+    PlanError
+        (a `ValueError`) naming the bad field and value.
+    """
+    if not isinstance(seq, useq.MDASequence):
+        if type(seq).__name__ == "GeneratorMDASequence":
+            raise PlanError(
+                "plan: a GeneratorMDASequence has no fixed shape; pass a template "
+                "MDASequence for one time point with unbounded_t=True"
+            )
+        try:
+            seq = useq.MDASequence.model_validate(seq)
+        except Exception as e:
+            raise PlanError(f"plan: useq rejected it: {e}") from e
+
+    core_shape, core_dtype, core_px = (None, None, None)
+    if core is not None:
+        core_shape, core_dtype, core_px = _from_core(core)
+    shape = _check_shape(image_shape if image_shape is not None else core_shape)
+    dtype_name = _check_dtype(dtype if dtype is not None else core_dtype or "uint16")
+    pixel_size = _check_pixel_size(
+        pixel_size_um if pixel_size_um is not None else core_px
+    )
+    seq = _with_fov(seq, (shape[1] * pixel_size, shape[0] * pixel_size))
+
+    period = _skip_period(seq)
+    iter_seq = seq
+    if unbounded_t:
+        iter_seq = seq.model_copy(
+            update={"time_plan": useq.TIntervalLoops(interval=0, loops=period)}
+        )
+    positions = _positions(iter_seq)
+    infos = list(_collect(iter_seq, positions).values())
+    if not infos:
+        raise PlanError(f"plan: the MDASequence is empty (it yields no events): {seq!r}")
+
+    t_scale = 1.0
+    if unbounded_t or any("t" in i.axes for i in infos):
+        ts = _time_scale(seq.time_plan)
+        if ts is None:
+            warnings.warn(
+                "time interval is unknown or 0: writing a t scale of 1 second",
+                MMZarrWarning,
+                stacklevel=3,
+            )
+        else:
+            t_scale = ts
+
+    common = {
+        "shape": shape,
+        "pixel_size": pixel_size,
+        "t_scale": t_scale,
+        "unbounded_t": unbounded_t,
+        "period": period,
+        "preferred_order": "".join(seq.axis_order),
+        "fallback_channels": dict(enumerate(c.config for c in seq.channels)),
+        "chunks": dict(chunks or {}),
+        "shards": dict(shards or {}),
+    }
+    is_plate = any(
+        i.position is not None and i.position.plate_row is not None for i in infos
+    )
+    plate: PlateSettings | None = None
+    if is_plate:
+        layout = "plate"
+        plate, placements = _plate_layout(seq, infos)
+        images = [
+            _image_settings(
+                info,
+                key=f"{r}/{c}/{f}",
+                row=r,
+                column=c,
+                field_index=f,
+                **common,  # type: ignore[arg-type]
+            )
+            for info, (r, c, f) in zip(infos, placements)
+        ]
+    elif len(infos) == 1:
+        layout = "image"
+        images = [_image_settings(infos[0], key="", **common)]  # type: ignore[arg-type]
+    else:
+        layout = "collection"
+        images = [
+            _image_settings(info, key=str(i), **common)  # type: ignore[arg-type]
+            for i, info in enumerate(infos)
+        ]
+    order = "".join(seq.axis_order)
+    inside = "t" not in order or "p" not in order or order.index("t") < order.index("p")
+    try:
+        return AcquisitionSettings(
+            layout=layout,  # type: ignore[arg-type]
+            images=tuple(images),
+            dtype=dtype_name,
+            plate=plate,
+            compression=compression,
+            positions_inside_time=inside,
+            **options,
+        )
+    except ValueError as e:
+        raise PlanError(str(e)) from e

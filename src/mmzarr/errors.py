@@ -1,0 +1,35 @@
+"""Exceptions raised by mmzarr.
+
+Every error subclasses a builtin so callers can catch what they already know
+(`ValueError` for bad input, `OSError` for storage failures).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FrameError",
+    "MMZarrError",
+    "MissingDependencyError",
+    "PlanError",
+    "StorageError",
+]
+
+
+class MMZarrError(Exception):
+    """Base class of all mmzarr errors."""
+
+
+class PlanError(MMZarrError, ValueError):
+    """An acquisition plan or settings value that cannot be written."""
+
+
+class FrameError(MMZarrError, ValueError):
+    """A frame that does not fit the dataset (shape, dtype, index)."""
+
+
+class StorageError(MMZarrError, OSError):
+    """Storage failed (disk full, permission denied, backend failure)."""
+
+
+class MissingDependencyError(MMZarrError, ImportError):
+    """An optional dependency needed for a backend is not installed."""
