@@ -13,16 +13,24 @@ from mmzarr._settings import (
     PlateSettings,
     StagePosition,
 )
+from mmzarr._stream import Stream, create_stream
 from mmzarr._useq import MMZarrWarning
+from mmzarr.errors import FrameError, MMZarrError, PlanError, StorageError
 
 __all__ = [
     "AcquisitionSettings",
     "Channel",
     "Dimension",
+    "FrameError",
     "ImageSettings",
+    "MMZarrError",
     "MMZarrWarning",
+    "PlanError",
     "PlateAcquisition",
     "PlateSettings",
     "StagePosition",
+    "StorageError",
+    "Stream",
     "__version__",
+    "create_stream",
 ]

@@ -1,0 +1,187 @@
+"""Layouts: where each image's array lives and the NGFF group documents.
+
+Given `AcquisitionSettings`, this module returns the array path of every image and
+the `zarr.json` document of every group (built with yaozarrs v0.5 models): a single
+image, a bioformats2raw collection (root + `OME/` series group), or an HCS plate
+(plate -> row -> well -> field). It does no I/O; `_metadata.py` writes the
+documents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from yaozarrs import v05
+
+if TYPE_CHECKING:
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+
+__all__ = ["array_path", "group_documents", "image_model", "plate_model"]
+
+#: Path of the full-resolution array inside an image group.
+LEVEL0 = "0"
+
+
+def array_path(image: ImageSettings, level: int = 0) -> str:
+    """Path (relative to the dataset root) of an image's array at `level`."""
+    return f"{image.key}/{level}" if image.key else str(level)
+
+
+def _axes(image: ImageSettings) -> list[Any]:
+    axes: list[Any] = []
+    for d in image.dimensions:
+        if d.name == "t":
+            axes.append(v05.TimeAxis(name="t", unit=d.unit))
+        elif d.name == "c":
+            axes.append(v05.ChannelAxis(name="c"))
+        else:
+            axes.append(v05.SpaceAxis(name=d.name, unit=d.unit))
+    return axes
+
+
+def _window(dtype: str) -> v05.OmeroWindow:
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        lo, hi = float(info.min), float(info.max)
+    else:
+        lo, hi = 0.0, 1.0
+    return v05.OmeroWindow(start=lo, end=hi, min=lo, max=hi)
+
+
+def image_model(
+    image: ImageSettings, dtype: str, *, levels: int = 1, factor: int = 2
+) -> v05.Image:
+    """The `ome` attributes of an image group (multiscales + omero).
+
+    Each level `k` scales y and x by `factor**k`; the translation is the stage
+    position of the image's first plane (and the pixel-center shift of a level).
+    """
+    pos = image.stage_position
+    base_scale = [d.scale for d in image.dimensions]
+    stage = {"x": pos.x, "y": pos.y, "z": pos.z}
+    datasets = []
+    for level in range(levels):
+        f = factor**level
+        scale = [s * f if d.name in ("y", "x") else s for s, d in
+                 zip(base_scale, image.dimensions)]
+        translation = []
+        for s, d in zip(base_scale, image.dimensions):
+            t = float(stage.get(d.name) or 0.0)
+            if d.name in ("y", "x") and f > 1:
+                t += (f - 1) * s / 2
+            translation.append(t)
+        transforms: list[Any] = [v05.ScaleTransformation(scale=scale)]
+        if any(translation):
+            transforms.append(v05.TranslationTransformation(translation=translation))
+        datasets.append(
+            v05.Dataset(path=str(level), coordinateTransformations=transforms)
+        )
+    multiscale = v05.Multiscale(
+        name=image.name or image.key or "image",
+        axes=_axes(image),
+        datasets=datasets,
+    )
+    omero = None
+    if image.channels and "c" in image.dim_names:
+        window = _window(dtype)
+        omero = v05.Omero(
+            channels=[
+                v05.OmeroChannel(
+                    label=c.name, color=c.color, window=window, active=True
+                )
+                for c in image.channels
+            ]
+        )
+    return v05.Image(multiscales=[multiscale], omero=omero)
+
+
+def plate_model(settings: AcquisitionSettings) -> v05.Plate:
+    """The `ome` attributes of the plate root group."""
+    plate = settings.plate
+    if plate is None:  # pragma: no cover - guarded by the settings validator
+        raise ValueError("settings have no plate")
+    fields: dict[str, int] = {}
+    for im in settings.images:
+        w = f"{im.row}/{im.column}"
+        fields[w] = fields.get(w, 0) + 1
+    wells = [
+        v05.PlateWell(
+            path=w,
+            rowIndex=plate.rows.index(w.split("/")[0]),
+            columnIndex=plate.columns.index(w.split("/")[1]),
+        )
+        for w in plate.wells
+    ]
+    return v05.Plate(
+        plate=v05.PlateDef(
+            name=plate.name,
+            rows=[v05.Row(name=r) for r in plate.rows],
+            columns=[v05.Column(name=c) for c in plate.columns],
+            wells=wells,
+            acquisitions=[
+                v05.Acquisition(
+                    id=a.id, name=a.name, maximumfieldcount=max(fields.values())
+                )
+                for a in plate.acquisitions
+            ],
+            field_count=max(fields.values()),
+        )
+    )
+
+
+def _group(ome: Any | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if ome is not None:
+        attrs["ome"] = ome.model_dump(mode="json", exclude_none=True, by_alias=True)
+    if extra:
+        attrs.update(extra)
+    return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+
+
+def group_documents(
+    settings: AcquisitionSettings,
+    *,
+    root_attributes: dict[str, Any] | None = None,
+    levels: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """`{group_path: zarr.json document}` for every group of the dataset.
+
+    The root is `""`. `root_attributes` are added beside `ome` in the root group.
+    """
+    docs: dict[str, dict[str, Any]] = {}
+    images = {
+        im.key: _group(image_model(im, settings.dtype, levels=levels))
+        for im in settings.images
+    }
+    if settings.layout == "image":
+        docs[""] = images[""]
+        docs[""]["attributes"].update(root_attributes or {})
+        return docs
+    if settings.layout == "collection":
+        docs[""] = _group(
+            v05.Bf2Raw.model_validate({"bioformats2raw.layout": 3}), root_attributes
+        )
+        docs["OME"] = _group(v05.Series(series=list(settings.keys)))
+        docs.update(images)
+        return docs
+    docs[""] = _group(plate_model(settings), root_attributes)
+    acq = settings.plate.acquisitions[0].id if settings.plate else 0
+    by_well: dict[str, list[ImageSettings]] = {}
+    for im in settings.images:
+        by_well.setdefault(f"{im.row}/{im.column}", []).append(im)
+    for well, ims in by_well.items():
+        docs.setdefault(well.split("/")[0], _group(None))
+        docs[well] = _group(
+            v05.Well(
+                well=v05.WellDef(
+                    images=[
+                        v05.FieldOfView(path=str(im.field), acquisition=acq)
+                        for im in ims
+                    ]
+                )
+            )
+        )
+    docs.update(images)
+    return docs

@@ -1,0 +1,449 @@
+"""`Stream`: frames in, an OME-Zarr dataset out.
+
+The stream owns the dataset's lifecycle: it refuses to clobber existing output,
+writes every group's metadata before the first frame (so a crash leaves a
+readable dataset), checks each frame (shape, dtype, index), routes it to its
+image and storage index, hands it to the backend, logs its metadata, and on close
+restores the group metadata and records what was acquired. Storage itself is the
+backend's job (`mmzarr.backends`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from mmzarr import _layout, _metadata
+from mmzarr.backends import get_backend
+from mmzarr.errors import FrameError, StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+    from mmzarr.backends import ArrayBackend
+
+__all__ = ["SETTINGS_FILE", "Status", "Stream", "create_stream"]
+
+logger = logging.getLogger("mmzarr")
+
+#: The settings a dataset was written with, relative to its root.
+SETTINGS_FILE = "mmzarr/settings.json"
+Status = Literal["acquiring", "complete", "cancelled", "failed"]
+_MAX_LISTED_MISSING = 10_000
+
+
+def _format_version() -> str:
+    from mmzarr import __version__
+
+    return __version__
+
+
+class _Written:
+    """Which storage slots of one image hold a frame (grows along unbounded t)."""
+
+    def __init__(self, image: ImageSettings) -> None:
+        shape = [d.size if d.size is not None else 16 for d in image.index_dims]
+        self.mask = np.zeros(shape or [1], dtype=bool)
+        self.count = 0
+        self.t_size = 0
+
+    def mark(self, index: tuple[int, ...], unbounded: bool) -> bool:
+        """Mark `index`; False if it was already written."""
+        if not index:
+            index = (0,)
+        if unbounded and index[0] >= self.mask.shape[0]:
+            grow = max(index[0] + 1, self.mask.shape[0] * 2)
+            pad = [(0, grow - self.mask.shape[0])] + [(0, 0)] * (self.mask.ndim - 1)
+            self.mask = np.pad(self.mask, pad)
+        if self.mask[index]:
+            return False
+        self.mask[index] = True
+        self.count += 1
+        if unbounded:
+            self.t_size = max(self.t_size, index[0] + 1)
+        return True
+
+
+def _default_order(settings: AcquisitionSettings) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(image number, storage index) of every planned frame, in acquisition order."""
+    images = settings.images
+    t_first = all(im.dim_names[0] == "t" for im in images)
+    if t_first and (settings.positions_inside_time or settings.unbounded):
+        for t in itertools.count():
+            sizes = [im.dimensions[0].size for im in images]
+            if all(s is not None and t >= s for s in sizes):
+                return
+            for i, im in enumerate(images):
+                size = im.dimensions[0].size
+                if size is None or t < size:
+                    for idx in im.iter_indices(range(t, t + 1)):
+                        yield i, idx
+        return  # pragma: no cover
+    for i, im in enumerate(images):
+        for idx in im.iter_indices():
+            yield i, idx
+
+
+class Stream:
+    """An open dataset that accepts frames. Create it with `create_stream`.
+
+    Thread-safe: concurrent calls are serialized.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        settings: AcquisitionSettings,
+        backend: ArrayBackend,
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.backend_name = type(backend).__name__
+        self._backend = backend
+        self._lock = threading.RLock()
+        self._order = _default_order(settings)
+        self._written = [_Written(im) for im in settings.images]
+        self._images = {im.key: i for i, im in enumerate(settings.images)}
+        self._latest: dict[str, np.ndarray] = {}
+        self._frames = 0
+        self._t0 = time.monotonic()
+        self._status: Status = "acquiring"
+        self._closed = False
+        self._error: BaseException | None = None
+        self.dropped = 0
+        self._log: _metadata.FrameLog | None = None
+        self._prepare_path(overwrite)
+        created = True
+        try:
+            _metadata.write_json_atomic(
+                self.path / SETTINGS_FILE, settings.model_dump(mode="json")
+            )
+            self._write_groups()
+            self._log = _metadata.FrameLog(
+                self.path / _metadata.FRAMES_LOG,
+                fsync_interval_s=settings.flush_interval_s,
+            )
+            backend.open(self.path, settings)
+            created = False
+        except OSError as e:
+            raise StorageError(f"cannot create dataset at {self.path}: {e}") from e
+        finally:
+            if created:  # nothing acquired yet: leave no half-made dataset
+                if getattr(self, "_log", None) is not None:
+                    self._log.close()
+                shutil.rmtree(self.path, ignore_errors=True)
+
+    # ---- public API -----------------------------------------------------------
+    @property
+    def frames_written(self) -> int:
+        """Frames written so far."""
+        return self._frames
+
+    @property
+    def status(self) -> Status:
+        """`acquiring` until closed; then `complete`, `cancelled` or `failed`."""
+        return self._status
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        return self._closed
+
+    def latest(self, key: str = "") -> np.ndarray | None:
+        """The last frame appended to image `key` (for live display), or None."""
+        return self._latest.get(key)
+
+    def append(
+        self,
+        frame: Any,
+        *,
+        index: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[str, tuple[int, ...]]:
+        """Write one frame.
+
+        Parameters
+        ----------
+        frame
+            A 2D array of the settings' dtype and the image's (y, x) shape. It is
+            consumed before this returns, so the caller may reuse its buffer.
+        index
+            A useq-style index (`{"p": 1, "t": 0, "c": 2, "z": 5}`); without one,
+            frames go in acquisition order.
+        metadata
+            Per-frame metadata, logged to `mmzarr/frames.jsonl`.
+
+        Returns
+        -------
+        tuple[str, tuple[int, ...]]
+            The image key and storage index the frame went to.
+
+        Raises
+        ------
+        FrameError
+            (a `ValueError`) for a wrong shape/dtype, an index out of range, a
+            frame already written, or one frame more than the plan holds.
+        StorageError
+            (an `OSError`) when storage fails; the stream is then failed.
+        """
+        with self._lock:
+            self._check_open()
+            if index is not None:
+                image = self.settings._image_number(index)
+                sidx = self.settings.storage_index(image, index)
+            else:
+                try:
+                    image, sidx = next(self._order)
+                except StopIteration:
+                    raise FrameError(
+                        f"frame {self._frames + 1} is one more than the plan holds "
+                        f"({self.settings.frames_planned} frames)"
+                    ) from None
+            im = self.settings.images[image]
+            arr = self._check_frame(frame, im)
+            if self._is_written(image, sidx):
+                raise FrameError(
+                    f"image {im.key!r}: index {sidx} ({dict(index or {})}) was "
+                    "already written"
+                )
+            try:
+                self._backend.write(image, sidx, arr)
+            except FrameError:
+                raise
+            except Exception as e:
+                self._error = e
+                raise StorageError(
+                    f"writing frame {sidx} of image {im.key!r} to {self.path} "
+                    f"failed: {e}"
+                ) from e
+            self._written[image].mark(sidx, im.unbounded)
+            self._frames += 1
+            self._latest[im.key] = arr
+            record: dict[str, Any] = {
+                "frame": self._frames - 1,
+                "image": im.key,
+                "index": list(sidx),
+                "elapsed_ms": round((time.monotonic() - self._t0) * 1000, 3),
+            }
+            if metadata:
+                record.update(metadata)
+            if self._log is not None:
+                self._log.write(record)
+            return im.key, sidx
+
+    def skip(self, n: int = 1) -> None:
+        """Advance the default acquisition order by `n` frames without writing.
+
+        Skipped slots read as the fill value.
+        """
+        with self._lock:
+            self._check_open()
+            for _ in range(n):
+                try:
+                    next(self._order)
+                except StopIteration:
+                    raise FrameError(
+                        f"skip({n}) goes past the end of the plan "
+                        f"({self.settings.frames_planned} frames)"
+                    ) from None
+
+    def close(self, status: Status | None = None) -> None:
+        """Flush and close (idempotent); the metadata records what was acquired.
+
+        `status` defaults to `complete` when every planned frame was written,
+        `cancelled` otherwise, `failed` after a storage error.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            t_sizes = {
+                i: w.t_size for i, w in enumerate(self._written) if w.t_size
+            }
+            errors: list[BaseException] = []
+            try:
+                self._backend.close(t_sizes)
+            except Exception as e:
+                errors.append(e)
+            planned = self.settings.frames_planned
+            if status is None:
+                if self._error is not None or errors:
+                    status = "failed"
+                elif planned is not None and self._frames < planned:
+                    status = "cancelled"
+                else:
+                    status = "complete"
+            self._status = status
+            try:
+                if self._log is not None:
+                    self._log.close()
+                self._write_groups()
+            except OSError as e:
+                errors.append(e)
+            if errors:
+                raise StorageError(
+                    f"closing dataset {self.path} failed: {errors[0]}"
+                ) from errors[0]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            failed = not isinstance(exc, (KeyboardInterrupt, FrameError))
+            self.close("failed" if failed else None)
+        except Exception:
+            logger.exception("closing %s after an error failed", self.path)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Stream {str(self.path)!r} {self.settings.layout} "
+            f"{self._frames}/{self.settings.frames_planned or '∞'} frames "
+            f"{self._status}>"
+        )
+
+    # ---- internals ------------------------------------------------------------
+    def _prepare_path(self, overwrite: bool) -> None:
+        p = self.path
+        if p.exists() or p.is_symlink():
+            if not overwrite:
+                raise FileExistsError(
+                    f"output {str(p)!r} already exists; pass overwrite=True to "
+                    "replace it"
+                )
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        try:
+            p.mkdir(parents=True)
+        except OSError as e:
+            raise StorageError(f"cannot create output {str(p)!r}: {e}") from e
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FrameError(f"stream {str(self.path)!r} is closed")
+        if self._error is not None:
+            raise StorageError(
+                f"stream {str(self.path)!r} failed earlier: {self._error}"
+            ) from self._error
+
+    def _check_frame(self, frame: Any, im: ImageSettings) -> np.ndarray:
+        arr = np.asarray(frame)
+        want = np.dtype(self.settings.dtype)
+        if arr.dtype != want:
+            raise FrameError(
+                f"image {im.key!r}: frame dtype {arr.dtype} does not match the "
+                f"dataset dtype {want}"
+            )
+        if arr.shape != im.frame_shape:
+            raise FrameError(
+                f"image {im.key!r}: frame shape {arr.shape} does not match the "
+                f"image's (y, x) shape {im.frame_shape}"
+            )
+        return arr
+
+    def _is_written(self, image: int, sidx: tuple[int, ...]) -> bool:
+        mask = self._written[image].mask
+        idx = sidx or (0,)
+        if idx[0] >= mask.shape[0]:
+            return False
+        return bool(mask[idx])
+
+    def _image_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for im, w in zip(self.settings.images, self._written):
+            entry: dict[str, Any] = {"frames_written": w.count}
+            if im.unbounded:
+                entry["t_size"] = w.t_size
+            else:
+                planned_missing = [
+                    list(idx)
+                    for idx in zip(*np.nonzero(~w.mask))
+                    if im.is_acquired(tuple(int(v) for v in idx))
+                ] if w.count < (im.frames_planned or 0) else []
+                entry["missing_count"] = len(planned_missing)
+                if len(planned_missing) <= _MAX_LISTED_MISSING:
+                    entry["missing"] = [[int(v) for v in m] for m in planned_missing]
+            out[im.key] = entry
+        return out
+
+    def _root_attributes(self) -> dict[str, Any]:
+        return {
+            "mmzarr": {
+                "version": _format_version(),
+                "status": self._status,
+                "backend": self.backend_name,
+                "frames_written": self._frames,
+                "frames_planned": self.settings.frames_planned,
+                "frames_dropped": self.dropped,
+                "frame_metadata": _metadata.FRAMES_LOG,
+                "settings": SETTINGS_FILE,
+                "images": self._image_status(),
+            }
+        }
+
+    def _write_groups(self) -> None:
+        docs = _layout.group_documents(
+            self.settings, root_attributes=self._root_attributes()
+        )
+        _metadata.write_groups(self.path, docs)
+
+
+def create_stream(
+    path: str | Path,
+    settings: AcquisitionSettings,
+    *,
+    backend: str = "acquire-zarr",
+    overwrite: bool = False,
+    **backend_options: Any,
+) -> Stream:
+    """Open a new OME-Zarr dataset at `path` for the frames `settings` describe.
+
+    Parameters
+    ----------
+    path
+        Output directory (conventionally ending in `.ome.zarr`).
+    settings
+        What will be written (`AcquisitionSettings.from_useq` or by hand).
+    backend
+        `"acquire-zarr"` (default), `"tensorstore"` or `"zarr-python"`.
+    overwrite
+        Replace an existing `path`; otherwise it is a `FileExistsError`.
+    **backend_options
+        Passed to the backend's constructor.
+
+    Examples
+    --------
+    >>> import numpy as np, useq
+    >>> from mmzarr import AcquisitionSettings, create_stream
+    >>> seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1})
+    >>> settings = AcquisitionSettings.from_useq(
+    ...     seq, image_shape=(64, 64), dtype="uint16", pixel_size_um=0.5
+    ... )
+    >>> with create_stream("doc.ome.zarr", settings, overwrite=True) as stream:
+    ...     for event in seq:
+    ...         _ = stream.append(np.zeros((64, 64), "uint16"), index=event.index)
+    """  # noqa: E501
+    return Stream(path, settings, get_backend(backend, **backend_options), overwrite=overwrite)

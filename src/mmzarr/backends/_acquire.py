@@ -1,0 +1,215 @@
+"""acquire-zarr backend (the default): one `ZarrStream`, one array per image.
+
+acquire-zarr only appends: each array receives frames in the order of its
+declared dimensions. This backend declares them in the image's acquisition order
+and lets acquire-zarr reorder to storage order (`storage_dimension_order`) when
+that is allowed (the first axis may not move). Otherwise it declares storage order
+and holds early frames in a small reorder buffer. Gaps (slots the plan never
+acquires, or frames that never came) are written as the fill value (0).
+
+Upstream quirks handled here:
+- acquire-zarr 0.10 rewrites the parent groups' `zarr.json` on close
+  (https://github.com/acquire-project/acquire-zarr/issues/186): `Stream`
+  rewrites all group metadata after `close`.
+- `ZarrStream.skip` cannot address one array of a multi-array stream ("Array key
+  not found"), so gaps are filled by appending zero frames.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import acquire_zarr as aqz
+import numpy as np
+
+from mmzarr._layout import array_path
+from mmzarr.errors import FrameError, PlanError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+
+__all__ = ["AcquireZarrBackend"]
+
+_KINDS = {
+    "t": aqz.DimensionType.TIME,
+    "c": aqz.DimensionType.CHANNEL,
+    "z": aqz.DimensionType.SPACE,
+    "y": aqz.DimensionType.SPACE,
+    "x": aqz.DimensionType.SPACE,
+}
+
+
+def _compression(name: str) -> aqz.CompressionSettings | None:
+    if name == "none":
+        return None
+    codec = {
+        "blosc-lz4": aqz.CompressionCodec.BLOSC_LZ4,
+        "blosc-zstd": aqz.CompressionCodec.BLOSC_ZSTD,
+    }[name]
+    return aqz.CompressionSettings(
+        compressor=aqz.Compressor.BLOSC1, codec=codec, level=1, shuffle=1
+    )
+
+
+class _ArrayCursor:
+    """Append position of one array, with a reorder buffer for early frames."""
+
+    def __init__(
+        self, image: ImageSettings, append_order: tuple[str, ...], max_pending: int
+    ) -> None:
+        self.image = image
+        self.key = array_path(image)
+        self.order = append_order
+        sizes = {d.name: d.size for d in image.index_dims}
+        # strides of the linear position over append_order (t may be unbounded:
+        # it is always outermost, so its size is never needed)
+        self.strides: dict[str, int] = {}
+        stride = 1
+        for name in reversed(append_order):
+            self.strides[name] = stride
+            stride *= int(sizes[name] or 1)
+        self.sizes = sizes
+        self.storage_names = tuple(d.name for d in image.index_dims)
+        self.next = 0
+        self.pending: dict[int, np.ndarray] = {}
+        self.max_pending = max_pending
+        self.zero = np.zeros(image.frame_shape, dtype=np.uint8)  # re-typed on open
+
+    def linear(self, index: tuple[int, ...]) -> int:
+        named = dict(zip(self.storage_names, index))
+        return sum(named[n] * self.strides[n] for n in self.order)
+
+    def index_of(self, linear: int) -> tuple[int, ...]:
+        named = {}
+        for n in self.order:
+            named[n], linear = divmod(linear, self.strides[n])
+        return tuple(named[n] for n in self.storage_names)
+
+
+class AcquireZarrBackend:
+    """Write every image through one acquire-zarr `ZarrStream`.
+
+    Parameters
+    ----------
+    max_threads
+        acquire-zarr worker threads (0: its default).
+    max_reorder_bytes
+        Bytes of early frames held per array while waiting for earlier ones.
+    """
+
+    def __init__(self, *, max_threads: int = 0, max_reorder_bytes: int = 256 * 1024**2):
+        self._max_threads = max_threads
+        self._max_reorder = max_reorder_bytes
+        self._stream: Any = None
+        self._cursors: list[_ArrayCursor] = []
+
+    # ---- protocol -------------------------------------------------------------
+    def open(self, root: Path, settings: AcquisitionSettings) -> None:
+        """Create one acquire-zarr array per image."""
+        arrays = []
+        self._cursors = []
+        dtype = np.dtype(settings.dtype)
+        for im in settings.images:
+            storage = tuple(d.name for d in im.index_dims)
+            acq = tuple(im.acquisition_order or storage)
+            native = not storage or acq[0] == storage[0]
+            order = acq if native else storage
+            frame_bytes = math.prod(im.frame_shape) * dtype.itemsize
+            cursor = _ArrayCursor(
+                im, order, 0 if native else self._max_reorder // max(frame_bytes, 1)
+            )
+            cursor.zero = np.zeros(im.frame_shape, dtype=dtype)
+            self._cursors.append(cursor)
+            dims = {d.name: d for d in im.dimensions}
+            aq_dims = []
+            for name in (*order, "y", "x"):
+                d = dims[name]
+                aq_dims.append(
+                    aqz.Dimension(
+                        name=name,
+                        kind=_KINDS[name],
+                        array_size_px=0 if d.size is None else d.size,
+                        chunk_size_px=d.chunk_size,
+                        shard_size_chunks=max(1, d.shard_size // d.chunk_size),
+                        unit=d.unit,
+                        scale=d.scale,
+                    )
+                )
+            kwargs: dict[str, Any] = {}
+            if order != storage:
+                kwargs["storage_dimension_order"] = [*storage, "y", "x"]
+            arrays.append(
+                aqz.ArraySettings(
+                    output_key=cursor.key,
+                    dimensions=aq_dims,
+                    data_type=dtype,
+                    compression=_compression(settings.compression),
+                    **kwargs,
+                )
+            )
+        stream_settings = aqz.StreamSettings(
+            store_path=str(root),
+            arrays=arrays,
+            overwrite=False,
+            max_threads=self._max_threads,
+        )
+        try:
+            self._stream = aqz.ZarrStream(stream_settings)
+        except RuntimeError as e:
+            raise PlanError(f"acquire-zarr rejected the settings: {e}") from e
+
+    def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Append `frame`, filling any gap before it with zeros."""
+        cur = self._cursors[image]
+        lin = cur.linear(index)
+        if lin < cur.next or lin in cur.pending:
+            raise FrameError(
+                f"image {cur.image.key!r}: index {index} was already written or "
+                "passed (acquire-zarr appends in acquisition order)"
+            )
+        if lin == cur.next:
+            self._append(cur, frame)
+        else:
+            cur.pending[lin] = np.array(frame, copy=True)
+        self._drain(cur, force=False)
+
+    def close(self, t_sizes: dict[int, int] | None = None) -> None:
+        """Write pending frames and close the stream (idempotent)."""
+        if self._stream is None:
+            return
+        try:
+            for cur in self._cursors:
+                self._drain(cur, force=True)
+        finally:
+            stream, self._stream = self._stream, None
+            stream.close()
+
+    def memory_bytes(self) -> int:
+        """Bytes acquire-zarr currently holds."""
+        return int(self._stream.get_current_memory_usage()) if self._stream else 0
+
+    # ---- helpers --------------------------------------------------------------
+    def _append(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
+        try:
+            self._stream.append(np.ascontiguousarray(frame), key=cur.key)
+        except RuntimeError as e:
+            raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
+        cur.next += 1
+
+    def _drain(self, cur: _ArrayCursor, *, force: bool) -> None:
+        """Append pending frames in order; fill gaps that can no longer close."""
+        while cur.pending:
+            nxt = cur.next
+            if nxt in cur.pending:
+                self._append(cur, cur.pending.pop(nxt))
+            elif (
+                force
+                or len(cur.pending) > cur.max_pending
+                or not cur.image.is_acquired(cur.index_of(nxt))
+            ):
+                self._append(cur, cur.zero)
+            else:
+                break

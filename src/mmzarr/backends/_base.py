@@ -1,0 +1,51 @@
+"""The array backend protocol: the small contract every storage engine fulfils.
+
+A backend creates one array per image (at `_layout.array_path`), writes frames at
+storage indices and closes. Group metadata, routing, validation of frames and
+frame metadata stay above it, in `Stream`. Lifecycle: `open` -> `write`* ->
+`close` (idempotent). Optional abilities are separate `runtime_checkable`
+protocols.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from mmzarr._settings import AcquisitionSettings
+
+__all__ = ["ArrayBackend", "SupportsFlush"]
+
+
+@runtime_checkable
+class ArrayBackend(Protocol):
+    """What `Stream` needs from a storage engine."""
+
+    def open(self, root: Path, settings: AcquisitionSettings) -> None:
+        """Create the arrays of every image under `root` (groups already exist)."""
+
+    def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Write `frame` (y, x) at the non-spatial storage `index` of image `image`.
+
+        The frame has the settings' dtype and shape. The backend must have copied
+        or consumed it when this returns.
+        """
+
+    def close(self, t_sizes: dict[int, int] | None = None) -> None:
+        """Flush everything to storage and release resources (idempotent).
+
+        `t_sizes` gives, for images with an unbounded `t`, how many time points
+        were acquired, so the array's final shape can be set.
+        """
+
+
+@runtime_checkable
+class SupportsFlush(Protocol):
+    """A backend that can push buffered frames to storage on demand."""
+
+    def flush(self) -> None:
+        """Write every buffered frame to storage."""

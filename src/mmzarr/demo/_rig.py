@@ -1,0 +1,98 @@
+"""Build a ready-to-use `UniMMCore` for the demo rig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pymmcore_plus import DeviceType
+from pymmcore_plus.experimental.unicore import UniMMCore
+
+from mmzarr.demo._devices import PIXEL_SIZE_UM
+
+__all__ = ["CHANNEL_GROUP", "DEMO_CONFIG", "PIXEL_SIZE_PRESET", "demo_core"]
+
+#: The bundled configuration file for the pure-Python demo rig.
+DEMO_CONFIG = Path(__file__).with_name("demo.cfg")
+#: Name of the config group whose presets select the channel.
+CHANNEL_GROUP = "Channel"
+#: Name of the pixel-size preset defined by `demo_core` when none matches.
+PIXEL_SIZE_PRESET = "Res1x"
+
+
+def demo_core(config: str | Path | None = None) -> UniMMCore:
+    """Return a `UniMMCore` with the demo rig loaded and ready for an MDA.
+
+    Loads `config` (default: the bundled `DEMO_CONFIG`) and then works around
+    known `UniMMCore` quirks: missing core roles are assigned to the first
+    loaded device of the matching type, auto-shutter is disabled when there is
+    no shutter, a property-less pixel-size preset (`PIXEL_SIZE_PRESET`,
+    `PIXEL_SIZE_UM` µm) is defined when no pixel-size preset matches, and the
+    channel preset is applied and the system state cache refreshed so that
+    cache-based queries work before the first acquisition.
+
+    Parameters
+    ----------
+    config : str | Path | None
+        Path to a ``.cfg`` file; ``None`` loads the bundled ``demo.cfg``.
+
+    Returns
+    -------
+    UniMMCore
+        The configured core.  Its channel group is ``"Channel"`` with presets
+        ``"DAPI"``, ``"FITC"``, ``"TRITC"`` and ``"Cy5"`` (for the bundled
+        config).
+
+    Examples
+    --------
+    >>> import useq
+    >>> core = demo_core()
+    >>> core.mda.run(useq.MDASequence(channels=["DAPI", "FITC"]))
+    """
+    core = UniMMCore()
+    core.loadSystemConfiguration(Path(config if config is not None else DEMO_CONFIG))
+    _assign_roles(core)
+    if not core.getShutterDevice():
+        core.setAutoShutter(False)
+    _ensure_pixel_size(core)
+    _prime_channel(core)
+    core.updateSystemStateCache()
+    return core
+
+
+def _first_device(core: UniMMCore, device_type: DeviceType) -> str:
+    """Return the label of the first loaded device of `device_type`, or ``""``."""
+    return next(iter(core.getLoadedDevicesOfType(device_type)), "")
+
+
+def _assign_roles(core: UniMMCore) -> None:
+    """Assign empty Camera/XYStage/Focus/Shutter roles to a matching device."""
+    roles = (
+        (core.getCameraDevice, core.setCameraDevice, DeviceType.Camera),
+        (core.getXYStageDevice, core.setXYStageDevice, DeviceType.XYStage),
+        (core.getFocusDevice, core.setFocusDevice, DeviceType.Stage),
+        (core.getShutterDevice, core.setShutterDevice, DeviceType.Shutter),
+    )
+    for get_role, set_role, device_type in roles:
+        if not get_role() and (label := _first_device(core, device_type)):
+            set_role(label)
+
+
+def _ensure_pixel_size(core: UniMMCore) -> None:
+    """Define and select a property-less pixel-size preset if none matches."""
+    if core.getCurrentPixelSizeConfig():
+        return
+    if PIXEL_SIZE_PRESET not in core.getAvailablePixelSizeConfigs():
+        core.definePixelSizeConfig(PIXEL_SIZE_PRESET)
+        core.setPixelSizeUm(PIXEL_SIZE_PRESET, PIXEL_SIZE_UM)
+    core.setPixelSizeConfig(PIXEL_SIZE_PRESET)
+
+
+def _prime_channel(core: UniMMCore) -> None:
+    """Apply the current (or first) channel preset to populate the state cache."""
+    group = core.getChannelGroup()
+    if not group and core.isGroupDefined(CHANNEL_GROUP):
+        core.setChannelGroup(CHANNEL_GROUP)
+        group = CHANNEL_GROUP
+    if not group or not (presets := core.getAvailableConfigs(group)):
+        return
+    core.setConfig(group, core.getCurrentConfig(group) or presets[0])

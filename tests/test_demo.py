@@ -1,0 +1,279 @@
+"""Tests for the pure-Python demo rig in `mmzarr.demo`."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pymmcore_plus
+import pytest
+import useq
+from pymmcore_plus import CMMCorePlus
+from pymmcore_plus.experimental.unicore import UniMMCore
+
+from mmzarr.demo import (
+    CHANNELS,
+    CLOCK_ROWS,
+    DEMO_CONFIG,
+    PIXEL_SIZE_UM,
+    DemoCamera,
+    demo_core,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_DEMO_CFG = REPO_ROOT / "configs" / "demo.cfg"
+MM_DEMO_CFG = REPO_ROOT / "configs" / "MMConfig_demo.cfg"
+
+
+@pytest.fixture
+def core() -> Iterator[UniMMCore]:
+    mmc = demo_core()
+    yield mmc
+    mmc.unloadAllDevices()
+
+
+def snap(core: CMMCorePlus) -> np.ndarray:
+    core.snapImage()
+    return np.array(core.getImage(), copy=True)
+
+
+def run_and_collect(
+    core: CMMCorePlus, seq: useq.MDASequence
+) -> list[tuple[np.ndarray, useq.MDAEvent]]:
+    """Run `seq` with an independent frameReady listener; return what it got."""
+    frames: list[tuple[np.ndarray, useq.MDAEvent]] = []
+    lock = threading.Lock()
+
+    def on_frame(img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        with lock:
+            frames.append((np.array(img, copy=True), event))
+
+    core.mda.events.frameReady.connect(on_frame)
+    try:
+        core.mda.run(seq)
+    finally:
+        core.mda.events.frameReady.disconnect(on_frame)
+    return frames
+
+
+def digest(img: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_demo_core_is_ready(core: UniMMCore) -> None:
+    assert core.getCameraDevice() == "Camera"
+    assert core.getXYStageDevice() == "XY"
+    assert core.getFocusDevice() == "Z"
+    assert core.getShutterDevice() == "Shutter"
+    assert core.getChannelGroup() == "Channel"
+    assert set(core.getAvailableConfigs("Channel")) == set(CHANNELS)
+    assert core.getCurrentConfig("Channel") == "DAPI"
+    assert core.getPixelSizeUm() == PIXEL_SIZE_UM == 1.0
+
+
+def test_snap_default_image(core: UniMMCore) -> None:
+    img = snap(core)
+    assert img.shape == (512, 512)
+    assert img.dtype == np.uint16
+    assert core.getImageWidth() == core.getImageHeight() == 512
+    assert 0 < img.max() <= 4095
+
+
+@pytest.mark.parametrize(
+    ("bits", "dtype"), [(8, np.uint8), (12, np.uint16), (16, np.uint16)]
+)
+def test_bit_depth(core: UniMMCore, bits: int, dtype: type[np.integer]) -> None:
+    core.setProperty("Camera", "BitDepth", str(bits))  # strings, as in a .cfg
+    core.setExposure(100)  # bright enough to saturate somewhere
+    img = snap(core)
+    assert img.dtype == dtype
+    assert img.max() == 2**bits - 1
+
+
+@pytest.mark.parametrize("binning", [2, "2", 4])
+def test_binning_shrinks_shape(core: UniMMCore, binning: int | str) -> None:
+    core.setProperty("Camera", "Binning", binning)
+    factor = int(binning)
+    assert snap(core).shape == (512 // factor, 512 // factor)
+    assert core.getImageWidth() == 512 // factor
+    assert core.getPixelSizeUm() == PIXEL_SIZE_UM * factor
+
+
+def test_invalid_binning_rejected(core: UniMMCore) -> None:
+    with pytest.raises(ValueError, match="not allowed"):
+        core.setProperty("Camera", "Binning", 3)
+
+
+def test_sensor_size_and_roi(core: UniMMCore) -> None:
+    core.setProperty("Camera", "SensorWidth", "256")
+    core.setProperty("Camera", "SensorHeight", "128")
+    assert snap(core).shape == (128, 256)
+    core.setROI(0, 0, 100, 50)
+    assert snap(core).shape == (50, 100)
+    assert core.getROI() == [0, 0, 100, 50]
+    core.clearROI()
+    assert snap(core).shape == (128, 256)
+
+
+# ---------------------------------------------------------------- image content
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda c: c.setXYPosition(25.0, 0.0), id="x"),
+        pytest.param(lambda c: c.setXYPosition(0.0, 25.0), id="y"),
+        pytest.param(lambda c: c.setPosition(1.0), id="z-up"),
+        pytest.param(lambda c: c.setPosition(-1.0), id="z-down"),
+        pytest.param(lambda c: c.setConfig("Channel", "FITC"), id="channel"),
+        pytest.param(lambda c: c.setExposure(20.0), id="exposure"),
+    ],
+)
+def test_image_changes_with_state(
+    core: UniMMCore, change: Callable[[UniMMCore], None]
+) -> None:
+    before = snap(core)
+    change(core)
+    after = snap(core)
+    assert not np.array_equal(before[CLOCK_ROWS:], after[CLOCK_ROWS:])
+
+
+def test_image_changes_with_time_only_in_clock_band(core: UniMMCore) -> None:
+    first, second = snap(core), snap(core)
+    assert not np.array_equal(first[:CLOCK_ROWS], second[:CLOCK_ROWS])
+    np.testing.assert_array_equal(first[CLOCK_ROWS:], second[CLOCK_ROWS:])
+
+
+def test_z_above_and_below_focus_differ(core: UniMMCore) -> None:
+    core.setPosition(1.0)
+    above = snap(core)
+    core.setPosition(-1.0)
+    below = snap(core)
+    assert not np.array_equal(above[CLOCK_ROWS:], below[CLOCK_ROWS:])
+
+
+def test_x_shift_is_predictable(core: UniMMCore) -> None:
+    before = snap(core)
+    core.setXYPosition(10.0, 0.0)
+    after = snap(core)
+    # +10 um = +10 px at binning 1: the sample moves 10 px to the left
+    expected = np.roll(before, -10, axis=1)
+    np.testing.assert_array_equal(after[CLOCK_ROWS:], expected[CLOCK_ROWS:])
+
+
+def test_frame_counter_stamp(core: UniMMCore) -> None:
+    core.setProperty("Camera", "FrameCount", "258")
+    img = snap(core)
+    assert int.from_bytes(img[0, :4].astype(np.uint8).tobytes(), "little") == 258
+    assert int(core.getProperty("Camera", "FrameCount")) == 259
+
+
+def test_cores_do_not_share_stage_state(core: UniMMCore) -> None:
+    other = demo_core()
+    try:
+        reference = snap(other)
+        core.setXYPosition(40.0, 40.0)
+        core.setPosition(3.0)
+        core.setConfig("Channel", "Cy5")
+        assert other.getXYPosition() == (0.0, 0.0)
+        assert other.getCurrentConfig("Channel") == "DAPI"
+        np.testing.assert_array_equal(snap(other)[CLOCK_ROWS:], reference[CLOCK_ROWS:])
+    finally:
+        other.unloadAllDevices()
+
+
+def test_standalone_camera_snaps() -> None:
+    cam = DemoCamera()
+    buffer = np.empty(cam.sensor_shape(), dtype=cam.dtype())
+    cam.snap(buffer)
+    assert buffer.shape == (512, 512)
+    assert buffer.max() <= 4095
+
+
+# ---------------------------------------------------------------- MDA
+
+
+def test_mda_delivers_unique_frames(core: UniMMCore) -> None:
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+        time_plan=useq.TIntervalLoops(interval=0, loops=2),
+        stage_positions=[(0, 0, 0), (100, 50, 0)],
+    )
+    n_events = len(list(seq))
+    assert n_events == 2 * 3 * 2 * 2
+
+    frames = run_and_collect(core, seq)
+
+    assert len(frames) == n_events
+    assert len({digest(img) for img, _ in frames}) == n_events
+    # outside the clock band, frames differ for every (p, c, z) combination
+    assert len({digest(img[CLOCK_ROWS:]) for img, _ in frames}) == n_events // 2
+    assert {img.shape for img, _ in frames} == {(512, 512)}
+
+
+def test_mda_grid_plan(core: UniMMCore) -> None:
+    seq = useq.MDASequence(
+        channels=["TRITC", "Cy5"],
+        grid_plan=useq.GridRowsColumns(rows=2, columns=2),
+    )
+    frames = run_and_collect(core, seq)
+    assert len(frames) == len(list(seq)) == 8
+    assert len({digest(img[CLOCK_ROWS:]) for img, _ in frames}) == 8
+
+
+def test_mda_time_burst(core: UniMMCore) -> None:
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=0, loops=5))
+    frames = run_and_collect(core, seq)
+    assert len(frames) == 5
+    assert len({digest(img) for img, _ in frames}) == 5
+
+
+# ---------------------------------------------------------------- config files
+
+
+def test_repo_config_loads() -> None:
+    assert REPO_DEMO_CFG.is_file()
+    mmc = demo_core(REPO_DEMO_CFG)
+    try:
+        assert snap(mmc).shape == (512, 512)
+        assert set(mmc.getAvailableConfigs("Channel")) == set(CHANNELS)
+    finally:
+        mmc.unloadAllDevices()
+
+
+def test_config_copies_are_identical() -> None:
+    assert DEMO_CONFIG.is_file()
+    assert DEMO_CONFIG.read_bytes() == REPO_DEMO_CFG.read_bytes()
+
+
+def test_mmconfig_demo_with_cpp_adapters() -> None:
+    if pymmcore_plus.find_micromanager() is None:
+        pytest.skip(
+            "Micro-Manager C++ DemoCamera adapters not installed "
+            "(pymmcore_plus.find_micromanager() found none)"
+        )
+    mmc = CMMCorePlus()
+    try:
+        mmc.loadSystemConfiguration(MM_DEMO_CFG)
+        assert mmc.getChannelGroup() == "Channel"
+        assert set(mmc.getAvailableConfigs("Channel")) == set(CHANNELS)
+        assert mmc.getPixelSizeUm() == 1.0
+        img = snap(mmc)
+        assert img.shape == (512, 512)
+        assert img.dtype == np.uint16
+        seq = useq.MDASequence(
+            channels=["DAPI", "FITC"], z_plan=useq.ZRangeAround(range=2, step=1)
+        )
+        assert len(run_and_collect(mmc, seq)) == len(list(seq))
+    finally:
+        mmc.unloadAllDevices()
