@@ -12,7 +12,6 @@ import pymmcore_plus
 import pytest
 import useq
 from pymmcore_plus import CMMCorePlus
-from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmzarr.demo import (
     CHANNELS,
@@ -25,6 +24,8 @@ from mmzarr.demo import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_DEMO_CFG = REPO_ROOT / "configs" / "demo.cfg"
@@ -124,6 +125,23 @@ def test_sensor_size_and_roi(core: UniMMCore) -> None:
     assert snap(core).shape == (128, 256)
 
 
+def test_string_property_values(core: UniMMCore) -> None:
+    core.setProperty("Camera", "Exposure", "25.5")
+    assert core.getExposure() == 25.5
+    core.setProperty("Wheel", "Label", "TRITC")
+    assert core.getCurrentConfig("Channel") == "TRITC"
+    assert core.getState("Wheel") == 2
+
+
+def test_shutter(core: UniMMCore) -> None:
+    assert core.getAutoShutter()
+    core.setShutterOpen(True)
+    assert core.getShutterOpen()
+    assert int(core.getProperty("Shutter", "State")) == 1
+    core.setProperty("Shutter", "State", "0")
+    assert not core.getShutterOpen()
+
+
 # ---------------------------------------------------------------- image content
 
 
@@ -161,13 +179,15 @@ def test_z_above_and_below_focus_differ(core: UniMMCore) -> None:
     assert not np.array_equal(above[CLOCK_ROWS:], below[CLOCK_ROWS:])
 
 
-def test_x_shift_is_predictable(core: UniMMCore) -> None:
+@pytest.mark.parametrize("binning", [1, 2])
+def test_xy_shift_is_predictable(core: UniMMCore, binning: int) -> None:
+    core.setProperty("Camera", "Binning", binning)
     before = snap(core)
-    core.setXYPosition(10.0, 0.0)
+    # the field of view moves by 10 (binned) pixels to the right and 4 down
+    core.setXYPosition(10.0 * binning * PIXEL_SIZE_UM, 4.0 * binning * PIXEL_SIZE_UM)
     after = snap(core)
-    # +10 um = +10 px at binning 1: the sample moves 10 px to the left
-    expected = np.roll(before, -10, axis=1)
-    np.testing.assert_array_equal(after[CLOCK_ROWS:], expected[CLOCK_ROWS:])
+    rows = slice(CLOCK_ROWS + 4, None)
+    np.testing.assert_array_equal(after[CLOCK_ROWS:-4, :-10], before[rows, 10:])
 
 
 def test_frame_counter_stamp(core: UniMMCore) -> None:

@@ -15,6 +15,7 @@ from mmzarr._settings import (
 )
 from mmzarr._stream import Stream, create_stream
 from mmzarr._useq import MMZarrWarning
+from mmzarr._validate import ValidationReport, validate
 from mmzarr.errors import FrameError, MMZarrError, PlanError, StorageError
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "StagePosition",
     "StorageError",
     "Stream",
+    "ValidationReport",
     "__version__",
     "create_stream",
+    "validate",
 ]

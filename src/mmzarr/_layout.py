@@ -17,7 +17,14 @@ from yaozarrs import v05
 if TYPE_CHECKING:
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
-__all__ = ["array_path", "group_documents", "image_model", "plate_model"]
+__all__ = [
+    "array_document",
+    "array_path",
+    "codecs",
+    "group_documents",
+    "image_model",
+    "plate_model",
+]
 
 #: Path of the full-resolution array inside an image group.
 LEVEL0 = "0"
@@ -51,7 +58,12 @@ def _window(dtype: str) -> v05.OmeroWindow:
 
 
 def image_model(
-    image: ImageSettings, dtype: str, *, levels: int = 1, factor: int = 2
+    image: ImageSettings,
+    dtype: str,
+    *,
+    levels: int = 1,
+    factor: int = 2,
+    method: str = "mean",
 ) -> v05.Image:
     """The `ome` attributes of an image group (multiscales + omero).
 
@@ -82,6 +94,8 @@ def image_model(
         name=image.name or image.key or "image",
         axes=_axes(image),
         datasets=datasets,
+        type=method if levels > 1 else "none",
+        metadata={"description": "written during acquisition by mmzarr"},
     )
     omero = None
     if image.channels and "c" in image.dim_names:
@@ -116,7 +130,7 @@ def plate_model(settings: AcquisitionSettings) -> v05.Plate:
     ]
     return v05.Plate(
         plate=v05.PlateDef(
-            name=plate.name,
+            name=plate.name or "plate",
             rows=[v05.Row(name=r) for r in plate.rows],
             columns=[v05.Column(name=c) for c in plate.columns],
             wells=wells,
@@ -167,6 +181,9 @@ def group_documents(
         docs.update(images)
         return docs
     docs[""] = _group(plate_model(settings), root_attributes)
+    # NGFF 0.5 text says the plate MUST carry a version (its JSON schema and
+    # yaozarrs do not); ome-zarr-models rejects a plate without one.
+    docs[""]["attributes"]["ome"]["plate"]["version"] = "0.5"
     acq = settings.plate.acquisitions[0].id if settings.plate else 0
     by_well: dict[str, list[ImageSettings]] = {}
     for im in settings.images:
@@ -185,3 +202,70 @@ def group_documents(
         )
     docs.update(images)
     return docs
+
+
+def codecs(
+    image: ImageSettings, dtype: str, compression: str, *, sharded: bool
+) -> list[dict[str, Any]]:
+    """Zarr v3 codec chain for an image array (as acquire-zarr writes it)."""
+    inner: list[dict[str, Any]] = [
+        {"name": "bytes", "configuration": {"endian": "little"}}
+    ]
+    if compression != "none":
+        inner.append(
+            {
+                "name": "blosc",
+                "configuration": {
+                    "cname": compression.split("-", 1)[1],
+                    "clevel": 1,
+                    "shuffle": "shuffle",
+                    "typesize": np.dtype(dtype).itemsize,
+                    "blocksize": 0,
+                },
+            }
+        )
+    if not sharded:
+        return inner
+    return [
+        {
+            "name": "sharding_indexed",
+            "configuration": {
+                "chunk_shape": [d.chunk_size for d in image.dimensions],
+                "codecs": inner,
+                "index_codecs": [
+                    {"name": "bytes", "configuration": {"endian": "little"}},
+                    {"name": "crc32c"},
+                ],
+                "index_location": "end",
+            },
+        }
+    ]
+
+
+def array_document(
+    image: ImageSettings,
+    dtype: str,
+    compression: str,
+    *,
+    sharded: bool,
+    t_size: int = 0,
+) -> dict[str, Any]:
+    """The `zarr.json` of an image's level-0 array.
+
+    An unbounded `t` gets `t_size` (the time points written so far).
+    """
+    shape = [t_size if d.size is None else d.size for d in image.dimensions]
+    grid = [d.shard_size if sharded else d.chunk_size for d in image.dimensions]
+    return {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": shape,
+        "data_type": np.dtype(dtype).name,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": grid}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": codecs(image, dtype, compression, sharded=sharded),
+        "attributes": {},
+        "dimension_names": list(image.dim_names),
+        "storage_transformers": [],
+    }

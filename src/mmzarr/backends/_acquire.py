@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import acquire_zarr as aqz
 import numpy as np
 
-from mmzarr._layout import array_path
+from mmzarr._layout import array_document, array_path
+from mmzarr._metadata import write_json_atomic
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class AcquireZarrBackend:
         self._max_reorder = max_reorder_bytes
         self._stream: Any = None
         self._cursors: list[_ArrayCursor] = []
+        self._root: Path | None = None
+        self._settings: AcquisitionSettings | None = None
+        self._t_sizes: list[int] = []
 
     # ---- protocol -------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
@@ -160,6 +164,25 @@ class AcquireZarrBackend:
             self._stream = aqz.ZarrStream(stream_settings)
         except RuntimeError as e:
             raise PlanError(f"acquire-zarr rejected the settings: {e}") from e
+        # acquire-zarr writes array metadata only at close, and not at all for an
+        # array that got no frame: write it now so a crash or an empty run still
+        # leaves readable arrays (acquire-zarr rewrites it, equal, at close).
+        self._root, self._settings = root, settings
+        self._t_sizes = [0] * len(settings.images)
+        for i in range(len(settings.images)):
+            self._write_array_doc(i)
+
+    def _write_array_doc(self, image: int) -> None:
+        assert self._root is not None and self._settings is not None
+        im = self._settings.images[image]
+        doc = array_document(
+            im,
+            self._settings.dtype,
+            self._settings.compression,
+            sharded=True,
+            t_size=self._t_sizes[image],
+        )
+        write_json_atomic(self._root / array_path(im) / "zarr.json", doc, fsync=False)
 
     def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
         """Append `frame`, filling any gap before it with zeros."""
@@ -175,6 +198,10 @@ class AcquireZarrBackend:
         else:
             cur.pending[lin] = np.array(frame, copy=True)
         self._drain(cur, force=False)
+        if cur.image.unbounded and index[0] >= self._t_sizes[image]:
+            # keep the array's shape current as t grows (crash safety)
+            self._t_sizes[image] = index[0] + 1
+            self._write_array_doc(image)
 
     def close(self, t_sizes: dict[int, int] | None = None) -> None:
         """Write pending frames and close the stream (idempotent)."""

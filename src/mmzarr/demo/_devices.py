@@ -18,7 +18,8 @@ state.
 
 Synthetic image
 ---------------
-`DemoCamera.snap` renders a deterministic, cheap image (about 1 ms for 512x512):
+`DemoCamera.snap` renders a deterministic, cheap image (well under 1 ms for
+512x512; the texture of a channel is synthesized once per process, ~50 ms):
 
 * the *sample* is a periodic (tileable) set of Gaussian blobs, one texture per
   filter-wheel position (channel) and three texture layers at different
@@ -26,10 +27,12 @@ Synthetic image
 * the Z position weights the layers by a Gaussian focus profile
   (sigma 2 µm), so the image changes with Z (and differently above and below
   the focal plane);
-* the XY position shifts the sample by whole pixels (`PIXEL_SIZE_UM` µm per
-  unbinned pixel, wrapping around): moving the stage by ``+d`` µm in X moves
-  the content by ``-d / binning`` pixels along the image columns (likewise Y
-  and rows);
+* the camera sees a window of the sample that starts at the XY position
+  (`PIXEL_SIZE_UM` µm per unbinned pixel, rounded to whole binned pixels):
+  after moving the stage by ``+k * PIXEL_SIZE_UM * binning`` µm in X,
+  ``after[:, :-k] == before[:, k:]`` (likewise Y and rows).  The sample is
+  periodic with a period of about 1.3x the sensor size (720 px for 512), so
+  adjacent fields of view (grid tiles) differ;
 * intensity scales linearly with exposure (10 ms reference) and is clipped to
   ``2**BitDepth - 1``;
 * the first `CLOCK_ROWS` rows are a *clock band* that depends only on the
@@ -56,7 +59,6 @@ from pymmcore_plus.experimental.unicore import (
     StageDevice,
     StateDevice,
     XYStageDevice,
-    pymm_property,
 )
 
 if TYPE_CHECKING:
@@ -166,6 +168,27 @@ class _IntChoices(tuple[int, ...]):
 # ---------------------------------------------------------------------------
 
 
+def _is_fft_friendly(n: int) -> bool:
+    """Return True if `n` has no prime factors other than 2, 3 and 5."""
+    for factor in (2, 3, 5):
+        while n % factor == 0:
+            n //= factor
+    return n == 1
+
+
+def _sample_period(sensor_pixels: int) -> int:
+    """Return the sample period (unbinned px) for a sensor side of that size.
+
+    The period is at least 1.3x the sensor side, so that neighbouring fields of
+    view (e.g. grid tiles) show different parts of the sample, a multiple of 4
+    (so every binning divides it) and FFT-friendly (fast texture synthesis).
+    """
+    period = 4 * -(-(13 * sensor_pixels) // 40)
+    while not _is_fft_friendly(period):
+        period += 4
+    return period
+
+
 @lru_cache(maxsize=16)
 def _full_layers(channel: int, height: int, width: int) -> np.ndarray:
     """Return the unbinned sample layers of `channel`, shape (L, height, width).
@@ -191,12 +214,18 @@ def _full_layers(channel: int, height: int, width: int) -> np.ndarray:
 
 @lru_cache(maxsize=32)
 def _binned_layers(channel: int, height: int, width: int, binning: int) -> np.ndarray:
-    """Return the layers binned by block mean, flattened to (L, h * w), read-only."""
+    """Return the layers binned by block mean and flattened, read-only.
+
+    `height` and `width` (the sample period) must be divisible by `binning`; the
+    result has shape ``(L, (height // binning) * (width // binning))``.
+    """
     full = _full_layers(channel, height, width)
     h, w = height // binning, width // binning
-    cropped = full[:, : h * binning, : w * binning]
-    binned = cropped.reshape(len(full), h, binning, w, binning).mean(axis=(2, 4))
-    out = np.ascontiguousarray(binned.reshape(len(full), h * w), dtype=np.float32)
+    if binning == 1:
+        out = full.reshape(len(full), h * w)  # a view: no extra memory
+    else:
+        binned = full.reshape(len(full), h, binning, w, binning).mean(axis=(2, 4))
+        out = np.ascontiguousarray(binned.reshape(len(full), h * w), np.float32)
     out.flags.writeable = False
     return out
 
@@ -207,14 +236,20 @@ def _focus_weights(z_um: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def _copy_rolled(dst: np.ndarray, src: np.ndarray, dy: int, dx: int) -> None:
-    """Write ``np.roll(src, (dy, dx), axis=(0, 1))`` into `dst` (casting)."""
-    h, w = src.shape
-    dy, dx = dy % h, dx % w
-    dst[dy:, dx:] = src[: h - dy, : w - dx]
-    dst[dy:, :dx] = src[: h - dy, w - dx :]
-    dst[:dy, dx:] = src[h - dy :, : w - dx]
-    dst[:dy, :dx] = src[h - dy :, w - dx :]
+def _copy_window(dst: np.ndarray, src: np.ndarray, y0: int, x0: int) -> None:
+    """Copy the periodic window ``src[y0 + i, x0 + j]`` (wrapping) into `dst`.
+
+    `src` must be at least as large as `dst` along both axes; values are cast
+    to the dtype of `dst`.
+    """
+    h, w = dst.shape
+    period_y, period_x = src.shape
+    y0, x0 = y0 % period_y, x0 % period_x
+    hy, wx = min(h, period_y - y0), min(w, period_x - x0)
+    dst[:hy, :wx] = src[y0 : y0 + hy, x0 : x0 + wx]
+    dst[:hy, wx:] = src[y0 : y0 + hy, : w - wx]
+    dst[hy:, :wx] = src[: h - hy, x0 : x0 + wx]
+    dst[hy:, wx:] = src[: h - hy, : w - wx]
 
 
 def _stamp_clock(image: np.ndarray, frame: int, marker: int) -> None:
@@ -244,7 +279,9 @@ class DemoCamera(SimpleCameraDevice):
     uint8 for 8 bits, else uint16), ``SensorWidth`` / ``SensorHeight`` (unbinned
     pixels, default 512) and ``FrameCount`` (frames snapped so far; set it to
     reset the counter).  Changing binning or sensor size clears the ROI.
-    Software ROI is supported through `SimpleCameraDevice`.
+    Software ROI is supported through `SimpleCameraDevice` (the ROI crops the
+    full frame, so a ROI below the top `CLOCK_ROWS` rows loses the frame
+    stamp).  There is no exposure delay: frames are returned immediately.
     See the module docstring for how the image depends on the rig state.
     """
 
@@ -258,6 +295,7 @@ class DemoCamera(SimpleCameraDevice):
         super().__init__()
         self.set_property_limits(Keyword.Exposure, (0.0, 10_000.0))
         self.set_property_allowed_values(Keyword.Binning, _IntChoices(_BINNINGS))
+        self._register_extra_properties()
 
     # -- standard camera API --------------------------------------------
 
@@ -292,44 +330,44 @@ class DemoCamera(SimpleCameraDevice):
         """Return uint8 for 8-bit images and uint16 otherwise."""
         return np.uint8 if self._bit_depth == 8 else np.uint16
 
-    # -- extra properties -----------------------------------------------
+    # -- extra properties (registered in `_register_extra_properties`) --
 
-    @pymm_property(limits=(8, 16), name="BitDepth")
-    def bit_depth(self) -> int:
-        """Bits per pixel (8..16)."""
+    def _register_extra_properties(self) -> None:
+        cls = DemoCamera
+        for name, getter, setter, limits in (
+            ("BitDepth", cls._get_bit_depth, cls._set_bit_depth, (8, 16)),
+            ("SensorWidth", cls._get_width, cls._set_width, _SENSOR_LIMITS),
+            ("SensorHeight", cls._get_height, cls._set_height, _SENSOR_LIMITS),
+            ("FrameCount", cls._get_frame, cls._set_frame, (0, 2**31 - 1)),
+        ):
+            self.register_property(
+                name, getter=getter, setter=setter, limits=limits, property_type=int
+            )
+
+    def _get_bit_depth(self) -> int:
         return self._bit_depth
 
-    @bit_depth.setter
-    def bit_depth(self, value: int) -> None:
+    def _set_bit_depth(self, value: int) -> None:
         self._bit_depth = _as_int(value)
 
-    @pymm_property(limits=_SENSOR_LIMITS, name="SensorWidth")
-    def sensor_width(self) -> int:
-        """Unbinned sensor width in pixels."""
+    def _get_width(self) -> int:
         return self._width
 
-    @sensor_width.setter
-    def sensor_width(self, value: int) -> None:
+    def _set_width(self, value: int) -> None:
         self._width = _as_int(value)
         self.clear_roi()
 
-    @pymm_property(limits=_SENSOR_LIMITS, name="SensorHeight")
-    def sensor_height(self) -> int:
-        """Unbinned sensor height in pixels."""
+    def _get_height(self) -> int:
         return self._height
 
-    @sensor_height.setter
-    def sensor_height(self, value: int) -> None:
+    def _set_height(self, value: int) -> None:
         self._height = _as_int(value)
         self.clear_roi()
 
-    @pymm_property(limits=(0, 2**31 - 1), name="FrameCount")
-    def frame_count(self) -> int:
-        """Number of frames snapped so far (the index of the next frame)."""
+    def _get_frame(self) -> int:
         return self._frame
 
-    @frame_count.setter
-    def frame_count(self, value: int) -> None:
+    def _set_frame(self, value: int) -> None:
         self._frame = _as_int(value)
 
     # -- acquisition ----------------------------------------------------
@@ -338,16 +376,17 @@ class DemoCamera(SimpleCameraDevice):
         """Render the next frame into `buffer` (full binned sensor shape)."""
         frame, self._frame = self._frame, self._frame + 1
         rig = _rig_state(self)
-        h, w = buffer.shape[:2]
         full_scale = float(2**self._bit_depth - 1)
         gain = _SIGNAL * full_scale * self._exposure_ms / _REFERENCE_EXPOSURE_MS
-        layers = _binned_layers(rig.channel, self._height, self._width, self._binning)
-        image = (_focus_weights(rig.z_um) * np.float32(gain)) @ layers
-        image += np.float32(_BACKGROUND * full_scale)
-        np.clip(image, 0, full_scale, out=image)
-        step = PIXEL_SIZE_UM * self._binning
-        dy, dx = -round(rig.y_um / step), -round(rig.x_um / step)
-        _copy_rolled(buffer, image.reshape(h, w), dy, dx)
+        b = self._binning
+        period_y, period_x = _sample_period(self._height), _sample_period(self._width)
+        layers = _binned_layers(rig.channel, period_y, period_x, b)
+        sample = (_focus_weights(rig.z_um) * np.float32(gain)) @ layers
+        sample += np.float32(_BACKGROUND * full_scale)
+        np.minimum(sample, full_scale, out=sample)
+        step = PIXEL_SIZE_UM * b
+        y0, x0 = round(rig.y_um / step), round(rig.x_um / step)
+        _copy_window(buffer, sample.reshape(period_y // b, period_x // b), y0, x0)
         _stamp_clock(buffer, frame, marker=int(full_scale) // 2)
         return {"DemoFrameIndex": str(frame)}
 
@@ -459,11 +498,18 @@ class DemoShutter(ShutterDevice):
         """Open (True) or close (False) the shutter."""
         _rig_state(self).shutter_open = bool(open)
 
-    @pymm_property(limits=(0, 1), name="State")
-    def state(self) -> int:
-        """1 if the shutter is open, else 0."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_property(
+            "State",
+            getter=DemoShutter._get_state,
+            setter=DemoShutter._set_state,
+            limits=(0, 1),
+            property_type=int,
+        )
+
+    def _get_state(self) -> int:
         return int(self.get_open())
 
-    @state.setter
-    def state(self, value: int) -> None:
+    def _set_state(self, value: int) -> None:
         self.set_open(bool(_as_int(value)))

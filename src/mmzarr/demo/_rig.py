@@ -89,10 +89,9 @@ def _ensure_pixel_size(core: UniMMCore) -> None:
 
 def _prime_channel(core: UniMMCore) -> None:
     """Apply the current (or first) channel preset to populate the state cache."""
-    group = core.getChannelGroup()
-    if not group and core.isGroupDefined(CHANNEL_GROUP):
+    if not core.getChannelGroup() and core.isGroupDefined(CHANNEL_GROUP):
         core.setChannelGroup(CHANNEL_GROUP)
-        group = CHANNEL_GROUP
+    group = core.getChannelGroup()
     if not group or not (presets := core.getAvailableConfigs(group)):
         return
     core.setConfig(group, core.getCurrentConfig(group) or presets[0])

@@ -1,0 +1,250 @@
+"""`validate(path)`: is a dataset valid OME-Zarr, and is every acquired frame there?
+
+Three independent kinds of check, each reported as a problem line:
+1. metadata: yaozarrs `validate_zarr_store` (NGFF v0.5 spec and structure) and
+   every `zarr.json` parses;
+2. chunks: for every frame the frame log says was written, the chunk (or shard)
+   file that holds it exists, and an uncompressed unsharded chunk has its full
+   size;
+3. reads: every array is read in full (tensorstore, else zarr-python).
+A dataset whose writer never closed (status `acquiring`: the process died) is
+reported as incomplete, with the number of frames that are on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmzarr._metadata import read_frame_log
+
+__all__ = ["ValidationReport", "array_documents", "read_array", "validate"]
+
+
+@dataclass
+class ValidationReport:
+    """What `validate` found.
+
+    Attributes
+    ----------
+    path
+        The dataset.
+    problems
+        One line per problem; empty when valid.
+    layout
+        `image`, `collection`, `plate` or None if unknown.
+    arrays
+        Array path -> shape, for every array found.
+    status
+        The writer's status (`complete`, `cancelled`, `acquiring`, `failed`), if
+        the dataset was written by mmzarr.
+    frames_logged
+        Frames the frame log says were written.
+    frames_complete
+        Of those, frames whose chunks are on disk.
+    notes
+        Information that is not a problem (reader used, skipped checks).
+    """
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    layout: str | None = None
+    arrays: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    status: str | None = None
+    frames_logged: int = 0
+    frames_complete: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no problem."""
+        return not self.problems
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the writer never closed the dataset (a crash)."""
+        return self.status == "acquiring"
+
+    def format(self) -> str:
+        """A human-readable summary."""
+        head = "valid" if self.ok else f"INVALID ({len(self.problems)} problems)"
+        lines = [f"{self.path}: {head}"]
+        if self.layout:
+            lines.append(f"  layout: {self.layout}, {len(self.arrays)} arrays")
+        if self.status:
+            lines.append(f"  status: {self.status}")
+        if self.incomplete:
+            lines.append(
+                f"  incomplete: {self.frames_complete} of {self.frames_logged} "
+                "logged frames are complete (run `mmzarr finalize`)"
+            )
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def array_documents(root: Path) -> dict[str, dict[str, Any]]:
+    """`{array_path: zarr.json}` for every array under `root`."""
+    out: dict[str, dict[str, Any]] = {}
+    for zj in sorted(root.rglob("zarr.json")):
+        try:
+            doc = json.loads(zj.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("node_type") == "array":
+            out[zj.parent.relative_to(root).as_posix()] = doc
+    return out
+
+
+def read_array(root: Path, array: str) -> np.ndarray:
+    """Read one array in full (tensorstore if installed, else zarr-python)."""
+    try:
+        import tensorstore as ts
+    except ImportError:
+        import zarr
+
+        return np.asarray(zarr.open_array(str(root / array), mode="r")[...])
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(root / array)}}
+    return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
+
+
+def _layout_of(attrs: dict[str, Any]) -> str | None:
+    ome = attrs.get("ome", {})
+    if "multiscales" in ome:
+        return "image"
+    if "bioformats2raw.layout" in ome:
+        return "collection"
+    if "plate" in ome:
+        return "plate"
+    return None
+
+
+def _chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
+    """Paths of the chunk/shard files that hold the frame at `index`."""
+    shape = doc["shape"]
+    grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+    enc = doc.get("chunk_key_encoding", {"name": "default"})
+    sep = enc.get("configuration", {}).get("separator", "/" if enc["name"] == "default" else ".")
+    n_lead = len(shape) - 2
+    lead = [i // g for i, g in zip(index[:n_lead], grid[:n_lead])]
+    ys = range(math.ceil(shape[-2] / grid[-2]))
+    xs = range(math.ceil(shape[-1] / grid[-1]))
+    paths = []
+    for y, x in itertools.product(ys, xs):
+        coords = [*lead, y, x]
+        key = sep.join(str(c) for c in coords)
+        paths.append(f"c{sep}{key}" if enc["name"] == "default" else key)
+    return paths
+
+
+def _raw_chunk_bytes(doc: dict[str, Any]) -> int | None:
+    """Exact size of an uncompressed, unsharded chunk; None otherwise."""
+    codecs = doc.get("codecs", [])
+    if [c.get("name") for c in codecs] != ["bytes"]:
+        return None
+    itemsize = np.dtype(doc["data_type"]).itemsize
+    return math.prod(doc["chunk_grid"]["configuration"]["chunk_shape"]) * itemsize
+
+
+def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
+    """Check an OME-Zarr dataset; see the module docstring for what is checked.
+
+    Parameters
+    ----------
+    path
+        The dataset root.
+    read
+        Also read every array in full.
+    """
+    root = Path(path)
+    report = ValidationReport(path=root)
+    root_json = root / "zarr.json"
+    if not root_json.is_file():
+        report.problems.append(f"{root_json} is missing: not a zarr v3 group")
+        return report
+    for zj in sorted(root.rglob("zarr.json")):
+        try:
+            json.loads(zj.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            report.problems.append(f"{zj.relative_to(root)}: unreadable JSON ({e})")
+    try:
+        attrs = json.loads(root_json.read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        attrs = {}
+    report.layout = _layout_of(attrs)
+    report.status = attrs.get("mmzarr", {}).get("status")
+
+    try:
+        import yaozarrs
+
+        yaozarrs.validate_zarr_store(str(root))
+    except Exception as e:
+        report.problems.append(f"OME-Zarr metadata: {type(e).__name__}: {e}")
+
+    docs = array_documents(root)
+    report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
+    _check_frames(root, docs, report)
+    if read:
+        for name in docs:
+            try:
+                read_array(root, name)
+            except Exception as e:
+                report.problems.append(f"array {name!r} cannot be read: {e}")
+    return report
+
+
+def _check_frames(
+    root: Path, docs: dict[str, dict[str, Any]], report: ValidationReport
+) -> None:
+    records = read_frame_log(root)
+    report.frames_logged = len(records)
+    if not records:
+        return
+    complete = 0
+    for rec in records:
+        key = rec.get("image", "")
+        array = f"{key}/0" if key else "0"
+        doc = docs.get(array)
+        if doc is None:
+            if not report.incomplete:
+                report.problems.append(f"array {array!r} (logged frames) is missing")
+                docs[array] = {}  # report once
+            continue
+        if not doc:
+            continue
+        index = tuple(rec.get("index", []))
+        if any(i >= s for i, s in zip(index, doc["shape"])):
+            if not report.incomplete:
+                report.problems.append(
+                    f"array {array!r}: frame {list(index)} is outside shape "
+                    f"{doc['shape']}"
+                )
+            continue
+        exact = _raw_chunk_bytes(doc)
+        ok = True
+        for rel in _chunk_paths(doc, index):
+            f = root / array / rel
+            size = f.stat().st_size if f.is_file() else -1
+            if size < 0:
+                ok = False
+                if not report.incomplete:
+                    report.problems.append(
+                        f"array {array!r}: chunk {rel} of frame {list(index)} is "
+                        "missing"
+                    )
+            elif size == 0 or (exact is not None and size != exact):
+                ok = False
+                if not report.incomplete:
+                    report.problems.append(
+                        f"array {array!r}: chunk {rel} of frame {list(index)} is "
+                        f"truncated ({size} bytes"
+                        + (f", expected {exact})" if exact else ")")
+                    )
+        complete += ok
+    report.frames_complete = complete

@@ -1,0 +1,354 @@
+"""create_stream / Stream: the three layouts, placement, errors (issue #4)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from tests._readback import (
+    array_of,
+    assert_frames,
+    check_metadata,
+    group_json,
+    read_tensorstore,
+    read_zarr,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SHAPE = (8, 10)
+
+
+def frame_for(n: int, dtype: str = "uint16") -> np.ndarray:
+    """A frame unique to event number n (random texture seeded by n)."""
+    rng = np.random.default_rng(n)
+    return rng.integers(0, 4000, SHAPE).astype(dtype)
+
+
+def settings_for(seq: useq.MDASequence, **kw: object) -> mmzarr.AcquisitionSettings:
+    return mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, **kw
+    )
+
+
+def write_plan(
+    path: Path, seq: useq.MDASequence, backend: str, *, use_index: bool = True
+) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
+    settings = settings_for(seq)
+    frames = {}
+    with mmzarr.create_stream(path, settings, backend=backend) as stream:
+        for n, event in enumerate(seq):
+            f = frame_for(n)
+            key, idx = stream.append(f, index=event.index if use_index else None)
+            # independent placement: useq's own index, storage order t,c,z
+            expect = tuple(event.index[a] for a in "tcz" if a in event.index)
+            assert idx == expect
+            frames[(key, idx)] = f
+    assert stream.frames_written == len(frames) == len(list(seq))
+    return frames
+
+
+TCZYX = useq.MDASequence(
+    time_plan=useq.TIntervalLoops(interval=1, loops=2),
+    channels=["DAPI", "FITC"],
+    z_plan=useq.ZRangeAround(range=2, step=1),
+)
+COLLECTION = useq.MDASequence(
+    stage_positions=[
+        useq.Position(x=0, y=0, name="first"),
+        useq.Position(
+            x=100,
+            y=50,
+            name="deeper",
+            sequence=useq.MDASequence(z_plan=useq.ZRangeAround(range=4, step=1)),
+        ),
+        useq.Position(x=-20, y=30, z=2, name="third"),
+    ],
+    time_plan=useq.TIntervalLoops(interval=1, loops=2),
+    channels=["DAPI", "FITC"],
+    z_plan=useq.ZRangeAround(range=2, step=1),
+)
+PLATE = useq.MDASequence(
+    stage_positions=useq.WellPlatePlan(
+        plate="96-well",
+        a1_center_xy=(0, 0),
+        selected_wells=([0, 1], [0, 2]),
+        well_points_plan=useq.GridRowsColumns(
+            rows=2, columns=2, fov_width=5, fov_height=4
+        ),
+    ),
+    channels=["DAPI", "FITC"],
+)
+
+
+@pytest.mark.parametrize(
+    ("seq", "layout", "n_images"),
+    [(TCZYX, "image", 1), (COLLECTION, "collection", 3), (PLATE, "plate", 8)],
+    ids=["image", "collection", "plate"],
+)
+def test_layouts_roundtrip(
+    tmp_path: Path, backend: str, seq: useq.MDASequence, layout: str, n_images: int
+) -> None:
+    out = tmp_path / "out.ome.zarr"
+    frames = write_plan(out, seq, backend)
+    check_metadata(out)
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    assert report.layout == layout
+    assert len(report.arrays) == n_images
+    assert_frames(out, frames)
+
+
+def test_collection_layout_metadata(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "c.ome.zarr"
+    write_plan(out, COLLECTION, backend)
+    root = group_json(out)["attributes"]["ome"]
+    assert root["bioformats2raw.layout"] == 3
+    assert group_json(out, "OME")["attributes"]["ome"]["series"] == ["0", "1", "2"]
+    # position 1 has its own z-stack (5 planes), the others 3
+    assert read_zarr(out, "1/0").shape == (2, 2, 5, *SHAPE)
+    assert read_zarr(out, "0/0").shape == (2, 2, 3, *SHAPE)
+    positions = list(COLLECTION.stage_positions)
+    for i, pos in enumerate(positions):
+        ms = group_json(out, str(i))["attributes"]["ome"]["multiscales"][0]
+        assert [a["name"] for a in ms["axes"]] == ["t", "c", "z", "y", "x"]
+        units = {a["name"]: a.get("unit") for a in ms["axes"]}
+        assert units == {
+            "t": "second",
+            "c": None,
+            "z": "micrometer",
+            "y": "micrometer",
+            "x": "micrometer",
+        }
+        scale, translation = ms["datasets"][0]["coordinateTransformations"]
+        assert scale["scale"] == [1.0, 1.0, 1.0, 0.5, 0.5]
+        assert translation["translation"][-2:] == [pos.y, pos.x]
+        assert ms["name"] == pos.name
+        omero = group_json(out, str(i))["attributes"]["ome"]["omero"]
+        assert [c["label"] for c in omero["channels"]] == ["DAPI", "FITC"]
+        assert omero["channels"][0]["window"]["max"] == 65535
+
+
+def test_plate_layout_metadata(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "p.ome.zarr"
+    write_plan(out, PLATE, backend)
+    plate = group_json(out)["attributes"]["ome"]["plate"]
+    assert [w["path"] for w in plate["wells"]] == ["A/1", "B/3"]
+    assert [r["name"] for r in plate["rows"]] == list("ABCDEFGH")
+    assert [c["name"] for c in plate["columns"]] == [str(i) for i in range(1, 13)]
+    assert plate["field_count"] == 4
+    for well in ("A/1", "B/3"):
+        images = group_json(out, well)["attributes"]["ome"]["well"]["images"]
+        assert [i["path"] for i in images] == ["0", "1", "2", "3"]
+    # each field's translation is the stage position useq planned for it
+    for n, pos in enumerate(PLATE.stage_positions):
+        well = f"{'AB'[pos.plate_row]}/{pos.plate_col + 1}"
+        ms = group_json(out, f"{well}/{n % 4}")["attributes"]["ome"]["multiscales"][0]
+        translation = ms["datasets"][0]["coordinateTransformations"][1]["translation"]
+        assert translation[-2:] == pytest.approx([pos.y, pos.x])
+
+
+def test_default_order_equals_indexed(tmp_path: Path, backend: str) -> None:
+    """Without an index, frames go in acquisition order: same data as indexed."""
+    a = write_plan(tmp_path / "a.ome.zarr", COLLECTION, backend, use_index=True)
+    b = write_plan(tmp_path / "b.ome.zarr", COLLECTION, backend, use_index=False)
+    assert a.keys() == b.keys()
+    assert_frames(tmp_path / "b.ome.zarr", a)
+
+
+@pytest.mark.parametrize("order", ["tpzc", "tpcz", "tpgcz", "tpgzc"])
+def test_axis_order_gives_same_storage(tmp_path: Path, backend: str, order: str) -> None:
+    base = useq.MDASequence(**{**TCZYX.model_dump(), "axis_order": "tpcz"})
+    seq = useq.MDASequence(**{**TCZYX.model_dump(), "axis_order": order})
+    by_coord = {}
+    out = tmp_path / f"{order}.ome.zarr"
+    settings = settings_for(seq)
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for event in seq:
+            coord = tuple(event.index[a] for a in "tcz")
+            f = frame_for(hash(coord) % 10_000)
+            stream.append(f, index=event.index)
+            by_coord[coord] = f
+    ref = np.zeros((2, 2, 3, *SHAPE), "uint16")
+    for event in base:
+        coord = tuple(event.index[a] for a in "tcz")
+        ref[coord] = by_coord[coord]
+    np.testing.assert_array_equal(read_zarr(out, "0"), ref)
+    np.testing.assert_array_equal(read_tensorstore(out, "0"), ref)
+
+
+def test_no_time_zc_order(tmp_path: Path, backend: str) -> None:
+    """acquire-zarr cannot move a leading z: the reorder buffer must place it."""
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], z_plan=useq.ZRangeAround(range=3, step=1),
+        axis_order="tpzc",
+    )
+    out = tmp_path / "zc.ome.zarr"
+    frames = write_plan(out, seq, backend)
+    assert read_zarr(out, "0").shape == (2, 4, *SHAPE)
+    assert_frames(out, frames)
+
+
+def test_skipped_slots_fill_value_and_recorded(tmp_path: Path, backend: str) -> None:
+    seq = useq.MDASequence(
+        time_plan=useq.TIntervalLoops(interval=1, loops=4),
+        channels=[
+            useq.Channel(config="DAPI"),
+            useq.Channel(config="FITC", do_stack=False),
+            useq.Channel(config="Cy5", acquire_every=2),
+        ],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+    )
+    out = tmp_path / "skip.ome.zarr"
+    frames = write_plan(out, seq, backend)
+    data = read_zarr(out, "0")
+    acquired = {idx for _, idx in frames}
+    for idx in np.ndindex(data.shape[:3]):
+        if idx not in acquired:
+            assert not data[idx].any(), f"slot {idx} should be fill value"
+    assert_frames(out, frames)
+    settings = json.loads((out / "mmzarr/settings.json").read_text())
+    skipped = {tuple(s) for s in settings["images"][0]["skipped"]}
+    assert skipped == set(np.ndindex(data.shape[:3])) - acquired
+    log = [json.loads(x) for x in (out / "mmzarr/frames.jsonl").read_text().splitlines()]
+    assert {tuple(r["index"]) for r in log} == acquired
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "complete"
+    assert attrs["images"][""]["frames_written"] == len(acquired)
+    assert attrs["images"][""]["missing"] == []
+
+
+def test_cancelled_stream_records_missing(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "cancel.ome.zarr"
+    settings = settings_for(TCZYX)
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n, event in enumerate(list(TCZYX)[:5]):
+            frames[stream.append(frame_for(n), index=event.index)] = frame_for(n)
+    assert stream.status == "cancelled"
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "cancelled"
+    assert attrs["frames_written"] == 5
+    assert attrs["images"][""]["missing_count"] == len(list(TCZYX)) - 5
+    assert mmzarr.validate(out).ok
+    assert_frames(out, frames)
+
+
+def test_unbounded_time_grows(tmp_path: Path, backend: str) -> None:
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 2, "loops": 1}
+    )
+    settings = settings_for(template, unbounded_t=True)
+    assert settings.images[0].shape[0] is None
+    assert settings.images[0].dimensions[0].scale == 2
+    out = tmp_path / "unbounded.ome.zarr"
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n in range(7 * 2):
+            index = {"t": n // 2, "c": n % 2}
+            frames[stream.append(frame_for(n), index=index)] = frame_for(n)
+    assert read_zarr(out, "0").shape == (7, 2, *SHAPE)
+    assert_frames(out, frames)
+    check_metadata(out)
+
+
+def _partial(tmp_path: Path, backend: str) -> tuple[mmzarr.Stream, dict]:
+    settings = settings_for(TCZYX)
+    stream = mmzarr.create_stream(tmp_path / "e.ome.zarr", settings, backend=backend)
+    frames = {}
+    for n, event in enumerate(list(TCZYX)[:4]):
+        frames[stream.append(frame_for(n), index=event.index)] = frame_for(n)
+    return stream, frames
+
+
+@pytest.mark.parametrize(
+    ("bad_frame", "index", "match"),
+    [
+        (np.zeros((8, 11), "uint16"), None, r"\(8, 11\)"),
+        (np.zeros((8, 10), "uint8"), None, "uint8"),
+        (np.zeros((8, 10), "float32"), None, "float32"),
+        (np.zeros((2, 8, 10), "uint16"), None, r"\(2, 8, 10\)"),
+        (np.zeros((8, 10), "uint16"), {"t": 5, "c": 0, "z": 0}, "t=5"),
+        (np.zeros((8, 10), "uint16"), {"t": 0, "c": 2, "z": 0}, "c=2"),
+        (np.zeros((8, 10), "uint16"), {"t": 0, "c": 0, "z": -1}, "z=-1"),
+        (np.zeros((8, 10), "uint16"), {"t": 0, "c": 0, "z": 0}, "already written"),
+        (np.zeros((8, 10), "uint16"), {"p": 3, "t": 0}, "'p': 3"),
+    ],
+    ids=["shape", "dtype-u8", "dtype-f32", "3d", "t", "c", "z-neg", "dup", "pos"],
+)
+def test_bad_frames_raise_and_keep_data(
+    tmp_path: Path, backend: str, bad_frame: np.ndarray, index: dict | None, match: str
+) -> None:
+    stream, frames = _partial(tmp_path, backend)
+    with pytest.raises(ValueError, match=match):
+        stream.append(bad_frame, index=index)
+    # the stream is still usable and nothing before was damaged
+    event = list(TCZYX)[4]
+    frames[stream.append(frame_for(4), index=event.index)] = frame_for(4)
+    stream.close()
+    assert_frames(stream.path, frames)
+
+
+def test_one_frame_too_many(tmp_path: Path, backend: str) -> None:
+    settings = settings_for(TCZYX)
+    out = tmp_path / "full.ome.zarr"
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n in range(len(list(TCZYX))):
+            frames[stream.append(frame_for(n))] = frame_for(n)
+        with pytest.raises(ValueError, match="one more than the plan holds"):
+            stream.append(frame_for(99))
+    assert stream.status == "complete"
+    assert_frames(out, frames)
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "exists.ome.zarr"
+    frames = write_plan(out, TCZYX, backend)
+    with pytest.raises(FileExistsError, match="exists.ome.zarr"):
+        mmzarr.create_stream(out, settings_for(TCZYX), backend=backend)
+    assert_frames(out, frames)  # untouched
+    file_out = tmp_path / "a_file"
+    file_out.write_text("keep me")
+    with pytest.raises(FileExistsError, match="a_file"):
+        mmzarr.create_stream(file_out, settings_for(TCZYX), backend=backend)
+    assert file_out.read_text() == "keep me"
+    with mmzarr.create_stream(out, settings_for(TCZYX), backend=backend, overwrite=True):
+        pass
+    assert read_zarr(out, array_of("")).sum() == 0
+
+
+def test_skip_advances_default_order(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "skip.ome.zarr"
+    events = list(TCZYX)
+    frames = {}
+    with mmzarr.create_stream(out, settings_for(TCZYX), backend=backend) as stream:
+        frames[stream.append(frame_for(0))] = frame_for(0)
+        stream.skip(2)
+        key, idx = stream.append(frame_for(3))
+        frames[(key, idx)] = frame_for(3)
+    assert idx == tuple(events[3].index[a] for a in "tcz")
+    data = read_zarr(out, "0")
+    for e in events[1:3]:
+        assert not data[tuple(e.index[a] for a in "tcz")].any()
+    assert_frames(out, frames)
+
+
+def test_closed_stream_refuses(tmp_path: Path, backend: str) -> None:
+    stream = mmzarr.create_stream(tmp_path / "x.ome.zarr", settings_for(TCZYX), backend=backend)
+    stream.close()
+    stream.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        stream.append(frame_for(0))
+
+
+def test_unknown_backend_names_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'nope'.*acquire-zarr"):
+        mmzarr.create_stream(tmp_path / "x", settings_for(TCZYX), backend="nope")
+    assert not (tmp_path / "x").exists()
