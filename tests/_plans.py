@@ -378,7 +378,12 @@ PLANS: list[PlanCase] = [
                     name="edges",
                     sequence=useq.MDASequence(
                         grid_plan=useq.GridFromEdges(
-                            top=10, left=0, bottom=0, right=10, fov_width=5, fov_height=5
+                            top=10,
+                            left=0,
+                            bottom=0,
+                            right=10,
+                            fov_width=5,
+                            fov_height=5,
                         )
                     ),
                 ),

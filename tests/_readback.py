@@ -7,10 +7,12 @@ ome-zarr-models, pixels with zarr-python and tensorstore.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def read_zarr(root: Path, array: str) -> np.ndarray:
@@ -54,14 +56,18 @@ def check_metadata(root: Path) -> None:
         for w in attrs["plate"]["wells"]:
             Well.from_zarr(zarr.open_group(str(root / w["path"]), mode="r"))
             for f in group_json(root, w["path"])["attributes"]["ome"]["well"]["images"]:
-                Image.from_zarr(zarr.open_group(str(root / w["path"] / f["path"]), mode="r"))
+                Image.from_zarr(
+                    zarr.open_group(str(root / w["path"] / f["path"]), mode="r")
+                )
     else:
         BioFormats2Raw.from_zarr(grp)
         for s in group_json(root, "OME")["attributes"]["ome"]["series"]:
             Image.from_zarr(zarr.open_group(str(root / s), mode="r"))
 
 
-def assert_frames(root: Path, frames: dict[tuple[str, tuple[int, ...]], np.ndarray]) -> None:
+def assert_frames(
+    root: Path, frames: dict[tuple[str, tuple[int, ...]], np.ndarray]
+) -> None:
     """Every appended frame reads back equal with zarr-python AND tensorstore."""
     keys = {k for k, _ in frames}
     for key in keys:

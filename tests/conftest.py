@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 
 from mmzarr.backends import BACKENDS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -14,3 +22,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     if not BACKENDS[name].is_available():
         pytest.skip(f"backend {name!r} not installed (extra {BACKENDS[name].extra})")
     return name
+
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_CFG = REPO / "configs" / "demo.cfg"
+
+
+@pytest.fixture
+def core() -> Iterator[UniMMCore]:
+    """A demo-rig core loaded from the repository's `configs/demo.cfg`."""
+    from mmzarr.demo import demo_core
+
+    mmc = demo_core(DEMO_CFG)
+    yield mmc
+    mmc.unloadAllDevices()

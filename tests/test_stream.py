@@ -163,7 +163,9 @@ def test_default_order_equals_indexed(tmp_path: Path, backend: str) -> None:
 
 
 @pytest.mark.parametrize("order", ["tpzc", "tpcz", "tpgcz", "tpgzc"])
-def test_axis_order_gives_same_storage(tmp_path: Path, backend: str, order: str) -> None:
+def test_axis_order_gives_same_storage(
+    tmp_path: Path, backend: str, order: str
+) -> None:
     base = useq.MDASequence(**{**TCZYX.model_dump(), "axis_order": "tpcz"})
     seq = useq.MDASequence(**{**TCZYX.model_dump(), "axis_order": order})
     by_coord = {}
@@ -186,7 +188,8 @@ def test_axis_order_gives_same_storage(tmp_path: Path, backend: str, order: str)
 def test_no_time_zc_order(tmp_path: Path, backend: str) -> None:
     """acquire-zarr cannot move a leading z: the reorder buffer must place it."""
     seq = useq.MDASequence(
-        channels=["DAPI", "FITC"], z_plan=useq.ZRangeAround(range=3, step=1),
+        channels=["DAPI", "FITC"],
+        z_plan=useq.ZRangeAround(range=3, step=1),
         axis_order="tpzc",
     )
     out = tmp_path / "zc.ome.zarr"
@@ -216,7 +219,9 @@ def test_skipped_slots_fill_value_and_recorded(tmp_path: Path, backend: str) -> 
     settings = json.loads((out / "mmzarr/settings.json").read_text())
     skipped = {tuple(s) for s in settings["images"][0]["skipped"]}
     assert skipped == set(np.ndindex(data.shape[:3])) - acquired
-    log = [json.loads(x) for x in (out / "mmzarr/frames.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(x) for x in (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    ]
     assert {tuple(r["index"]) for r in log} == acquired
     attrs = group_json(out)["attributes"]["mmzarr"]
     assert attrs["status"] == "complete"
@@ -311,7 +316,7 @@ def test_one_frame_too_many(tmp_path: Path, backend: str) -> None:
 def test_existing_output_needs_overwrite(tmp_path: Path, backend: str) -> None:
     out = tmp_path / "exists.ome.zarr"
     frames = write_plan(out, TCZYX, backend)
-    with pytest.raises(FileExistsError, match="exists.ome.zarr"):
+    with pytest.raises(FileExistsError, match=r"exists.ome.zarr"):
         mmzarr.create_stream(out, settings_for(TCZYX), backend=backend)
     assert_frames(out, frames)  # untouched
     file_out = tmp_path / "a_file"
@@ -319,7 +324,9 @@ def test_existing_output_needs_overwrite(tmp_path: Path, backend: str) -> None:
     with pytest.raises(FileExistsError, match="a_file"):
         mmzarr.create_stream(file_out, settings_for(TCZYX), backend=backend)
     assert file_out.read_text() == "keep me"
-    with mmzarr.create_stream(out, settings_for(TCZYX), backend=backend, overwrite=True):
+    with mmzarr.create_stream(
+        out, settings_for(TCZYX), backend=backend, overwrite=True
+    ):
         pass
     assert read_zarr(out, array_of("")).sum() == 0
 
@@ -341,7 +348,9 @@ def test_skip_advances_default_order(tmp_path: Path, backend: str) -> None:
 
 
 def test_closed_stream_refuses(tmp_path: Path, backend: str) -> None:
-    stream = mmzarr.create_stream(tmp_path / "x.ome.zarr", settings_for(TCZYX), backend=backend)
+    stream = mmzarr.create_stream(
+        tmp_path / "x.ome.zarr", settings_for(TCZYX), backend=backend
+    )
     stream.close()
     stream.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
@@ -349,6 +358,6 @@ def test_closed_stream_refuses(tmp_path: Path, backend: str) -> None:
 
 
 def test_unknown_backend_names_choices(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="'nope'.*acquire-zarr"):
+    with pytest.raises(ValueError, match=r"'nope'.*acquire-zarr"):
         mmzarr.create_stream(tmp_path / "x", settings_for(TCZYX), backend="nope")
     assert not (tmp_path / "x").exists()

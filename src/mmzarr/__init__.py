@@ -17,6 +17,7 @@ from mmzarr._stream import Stream, create_stream
 from mmzarr._useq import MMZarrWarning
 from mmzarr._validate import ValidationReport, validate
 from mmzarr.errors import FrameError, MMZarrError, PlanError, StorageError
+from mmzarr.handlers import MDAWriter
 
 __all__ = [
     "AcquisitionSettings",
@@ -24,6 +25,7 @@ __all__ = [
     "Dimension",
     "FrameError",
     "ImageSettings",
+    "MDAWriter",
     "MMZarrError",
     "MMZarrWarning",
     "PlanError",

@@ -76,10 +76,12 @@ def image_model(
     datasets = []
     for level in range(levels):
         f = factor**level
-        scale = [s * f if d.name in ("y", "x") else s for s, d in
-                 zip(base_scale, image.dimensions)]
+        scale = [
+            s * f if d.name in ("y", "x") else s
+            for s, d in zip(base_scale, image.dimensions, strict=False)
+        ]
         translation = []
-        for s, d in zip(base_scale, image.dimensions):
+        for s, d in zip(base_scale, image.dimensions, strict=False):
             t = float(stage.get(d.name) or 0.0)
             if d.name in ("y", "x") and f > 1:
                 t += (f - 1) * s / 2

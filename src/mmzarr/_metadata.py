@@ -12,11 +12,11 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "FRAMES_LOG",
@@ -77,7 +77,7 @@ class FrameLog:
     def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._f = open(path, "a", encoding="utf-8")
         self._interval = fsync_interval_s
         self._last_sync = time.monotonic()
 

@@ -318,9 +318,7 @@ class ImageSettings(FrozenModel):
         """Frames the plan acquires into this image (None when unbounded)."""
         if self.unbounded:
             return None
-        return math.prod(int(d.size or 0) for d in self.index_dims) - len(
-            self.skipped
-        )
+        return math.prod(int(d.size or 0) for d in self.index_dims) - len(self.skipped)
 
     def is_acquired(self, index: tuple[int, ...]) -> bool:
         """Whether the plan acquires the storage index `index`."""
@@ -444,7 +442,9 @@ class AcquisitionSettings(FrozenModel):
     Examples
     --------
     >>> import useq
-    >>> seq = useq.MDASequence(channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 3})
+    >>> seq = useq.MDASequence(
+    ...     channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 3}
+    ... )
     >>> s = AcquisitionSettings.from_useq(seq, image_shape=(64, 64), dtype="uint16")
     >>> s.layout, s.images[0].shape
     ('image', (3, 2, 64, 64))

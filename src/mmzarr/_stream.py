@@ -75,7 +75,9 @@ class _Written:
         return True
 
 
-def _default_order(settings: AcquisitionSettings) -> Iterator[tuple[int, tuple[int, ...]]]:
+def _default_order(
+    settings: AcquisitionSettings,
+) -> Iterator[tuple[int, tuple[int, ...]]]:
     """(image number, storage index) of every planned frame, in acquisition order."""
     images = settings.images
     t_first = all(im.dim_names[0] == "t" for im in images)
@@ -270,9 +272,7 @@ class Stream:
             if self._closed:
                 return
             self._closed = True
-            t_sizes = {
-                i: w.t_size for i, w in enumerate(self._written) if w.t_size
-            }
+            t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
             errors: list[BaseException] = []
             try:
                 self._backend.close(t_sizes)
@@ -373,16 +373,20 @@ class Stream:
 
     def _image_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for im, w in zip(self.settings.images, self._written):
+        for im, w in zip(self.settings.images, self._written, strict=False):
             entry: dict[str, Any] = {"frames_written": w.count}
             if im.unbounded:
                 entry["t_size"] = w.t_size
             else:
-                planned_missing = [
-                    list(idx)
-                    for idx in zip(*np.nonzero(~w.mask))
-                    if im.is_acquired(tuple(int(v) for v in idx))
-                ] if w.count < (im.frames_planned or 0) else []
+                planned_missing = (
+                    [
+                        list(idx)
+                        for idx in zip(*np.nonzero(~w.mask), strict=False)
+                        if im.is_acquired(tuple(int(v) for v in idx))
+                    ]
+                    if w.count < (im.frames_planned or 0)
+                    else []
+                )
                 entry["missing_count"] = len(planned_missing)
                 if len(planned_missing) <= _MAX_LISTED_MISSING:
                     entry["missing"] = [[int(v) for v in m] for m in planned_missing]
@@ -438,12 +442,16 @@ def create_stream(
     --------
     >>> import numpy as np, useq
     >>> from mmzarr import AcquisitionSettings, create_stream
-    >>> seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1})
+    >>> seq = useq.MDASequence(
+    ...     channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1}
+    ... )
     >>> settings = AcquisitionSettings.from_useq(
     ...     seq, image_shape=(64, 64), dtype="uint16", pixel_size_um=0.5
     ... )
     >>> with create_stream("doc.ome.zarr", settings, overwrite=True) as stream:
     ...     for event in seq:
     ...         _ = stream.append(np.zeros((64, 64), "uint16"), index=event.index)
-    """  # noqa: E501
-    return Stream(path, settings, get_backend(backend, **backend_options), overwrite=overwrite)
+    """
+    return Stream(
+        path, settings, get_backend(backend, **backend_options), overwrite=overwrite
+    )

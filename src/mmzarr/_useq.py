@@ -138,6 +138,20 @@ def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
     return shape, dtype, (px if px > 0 else None)
 
 
+def _engine_fov(core: Any) -> tuple[float, float] | None:
+    """The field of view (width, height) in µm pymmcore-plus gives grid plans.
+
+    Its engine overwrites every grid plan's `fov_width`/`fov_height` with the
+    camera ROI times the pixel size before it iterates the plan (and leaves them
+    alone when the pixel size is unknown), so the positions it visits are those.
+    """
+    px = float(core.getPixelSizeUm())
+    if not px > 0:
+        return None
+    *_, w, h = core.getROI()
+    return float(w) * px, float(h) * px
+
+
 def _with_fov(seq: useq.MDASequence, fov: tuple[float, float]) -> useq.MDASequence:
     """A copy of `seq` whose grid plans use the camera's field of view."""
     w, h = fov
@@ -146,6 +160,8 @@ def _with_fov(seq: useq.MDASequence, fov: tuple[float, float]) -> useq.MDASequen
         update["grid_plan"] = seq.grid_plan.model_copy(
             update={"fov_width": w, "fov_height": h}
         )
+    if isinstance(seq.stage_positions, useq.WellPlatePlan):
+        return seq.model_copy(update=update) if update else seq
     positions = []
     changed = False
     for p in seq.stage_positions:
@@ -176,12 +192,35 @@ def _time_scale(plan: Any) -> float | None:
             if s:
                 return s
         return None
+    if isinstance(plan, useq.TDurationLoops):
+        if plan.loops < 2:
+            return None
+        return plan.duration.total_seconds() / (plan.loops - 1) or None
     interval = getattr(plan, "interval", None)
     if isinstance(interval, timedelta):
         return interval.total_seconds() or None
-    if isinstance(plan, useq.TDurationLoops) and plan.loops > 1:
-        return plan.duration.total_seconds() / (plan.loops - 1) or None
     return None
+
+
+def _z_scale(plan: Any) -> float | None:
+    """Distance between planes (µm) of a z plan, or None when it has no step."""
+    if plan is None:
+        return None
+    step = getattr(plan, "step", None)
+    if step:
+        return abs(float(step))
+    zs = list(plan)
+    if len(zs) > 1 and zs[1] != zs[0]:
+        return abs(float(zs[1]) - float(zs[0]))
+    return None
+
+
+def _plan_of(seq: useq.MDASequence, position: useq.Position | None, attr: str) -> Any:
+    """The `time_plan`/`z_plan` that governs the images of `position`."""
+    sub = position.sequence if position is not None else None
+    if sub is not None and getattr(sub, attr) is not None:
+        return getattr(sub, attr)
+    return getattr(seq, attr)
 
 
 def _skip_period(seq: useq.MDASequence) -> int:
@@ -201,8 +240,9 @@ def _collect(
 ) -> dict[frozenset[tuple[str, int]], _ImageEvents]:
     images: dict[frozenset[tuple[str, int]], _ImageEvents] = {}
     for ev in events:
-        index = dict(ev.index)
-        coords = {k: int(v) for k, v in index.items() if k not in NON_SPATIAL}
+        # useq's keys are `Axis` str-enums; keep plain strings
+        index = {str(k): int(v) for k, v in ev.index.items()}
+        coords = {k: v for k, v in index.items() if k not in NON_SPATIAL}
         key = frozenset(coords.items())
         info = images.get(key)
         if info is None:
@@ -217,7 +257,26 @@ def _collect(
             info.channels.setdefault(int(index["c"]), ev.channel.config)
         if ev.z_pos is not None:
             info.z_by_index.setdefault(int(index.get("z", 0)), float(ev.z_pos))
+    for info in images.values():
+        _check_no_repeats(info)
     return images
+
+
+def _check_no_repeats(info: _ImageEvents) -> None:
+    """Refuse a plan that acquires one storage slot of an image twice."""
+    if len(set(info.acquired)) == len(info.acquired):
+        return
+    seen: set[tuple[int, ...]] = set()
+    for idx in info.acquired:
+        if idx in seen:
+            slot = {a: v for a, v in zip(NON_SPATIAL, idx) if a in info.axes}
+            raise NotImplementedError(
+                f"{_describe(info)}: the plan acquires {slot} more than "
+                "once (e.g. a position sub-sequence time plan inside the main time "
+                "plan), so frames would overwrite each other; give the time plan "
+                "either to the sequence or to its positions"
+            )
+        seen.add(idx)
 
 
 def _acquisition_order(
@@ -233,6 +292,13 @@ def _acquisition_order(
             return tuple(order)
     # not appendable in any order (e.g. a repeated index): storage order
     return tuple(a for a in NON_SPATIAL if a in axes)
+
+
+def _describe(info: _ImageEvents) -> str:
+    """`position p=1 ('name')` for error messages."""
+    coords = ", ".join(f"{k}={v}" for k, v in info.coords.items()) or "(none)"
+    name = info.position.name if info.position is not None else None
+    return f"position {coords}" + (f" ({name!r})" if name else "")
 
 
 def _image_name(info: _ImageEvents) -> str | None:
@@ -251,6 +317,7 @@ def _image_settings(
     shape: tuple[int, int],
     pixel_size: float,
     t_scale: float,
+    z_scale: float | None,
     unbounded_t: bool,
     period: int,
     preferred_order: str,
@@ -272,12 +339,11 @@ def _image_settings(
     full = set(itertools.product(*(range(sizes[a]) for a in axes)))
     skipped = tuple(sorted(full - set(acquired)))
 
-    z_scale = 1.0
-    if "z" in axes and sizes["z"] > 1:
+    if z_scale is None and "z" in axes and sizes["z"] > 1:
         z0, z1 = info.z_by_index.get(0), info.z_by_index.get(1)
         if z0 is not None and z1 is not None and z1 != z0:
             z_scale = abs(z1 - z0)
-    scales = {"t": t_scale, "c": 1.0, "z": z_scale}
+    scales = {"t": t_scale, "c": 1.0, "z": z_scale or 1.0}
     dims: list[Dimension] = []
     for a in axes:
         size: int | None = None if (a == "t" and unbounded_t) else sizes[a]
@@ -350,30 +416,34 @@ def _plate_layout(
     claims: dict[tuple[str, Any], int] = {}
     for info in infos:
         pos = info.position
+        where = _describe(info)
         if pos is None or pos.plate_row is None or pos.plate_col is None:
             raise PlanError(
-                f"position {info.coords}: some positions of the plan are in plate "
-                "wells (plate_row/plate_col) but this one is not"
+                f"{where}: some positions of the plan are in plate wells "
+                f"(plate_row/plate_col) but this one is not (plate_row="
+                f"{getattr(pos, 'plate_row', None)!r}, plate_col="
+                f"{getattr(pos, 'plate_col', None)!r})"
             )
         r, c = int(pos.plate_row), int(pos.plate_col)
         if not (0 <= r < n_rows and 0 <= c < n_cols):
             raise PlanError(
-                f"position {pos.name or info.coords}: well plate_row={r}, "
-                f"plate_col={c} is outside the {n_rows}x{n_cols} plate"
+                f"{where}: well plate_row={r}, plate_col={c} is outside the "
+                f"{n_rows}x{n_cols} plate (rows 0-{n_rows - 1}, columns "
+                f"0-{n_cols - 1})"
             )
         well = f"{row_name(r)}/{c + 1}"
         g = info.coords.get("g")
-        identity: Any = None
+        identity: str | None = None
         if g is None and pos.name:
-            identity = ("name", pos.name)
+            identity = f"name={pos.name!r}"
         elif g is None and pos.grid_row is not None and pos.grid_col is not None:
-            identity = ("grid", pos.grid_row, pos.grid_col)
+            identity = f"grid_row={pos.grid_row}, grid_col={pos.grid_col}"
         if identity is not None:
             if (well, identity) in claims:
                 raise PlanError(
                     f"positions p={claims[(well, identity)]} and "
-                    f"p={info.coords.get('p')} both claim field {identity[1:]} of "
-                    f"well {well.replace('/', '')}"
+                    f"p={info.coords.get('p')} both claim the field with {identity} "
+                    f"of well {well.replace('/', '')}; give them distinct names"
                 )
             claims[(well, identity)] = int(info.coords.get("p", 0))
         if well not in fields:
@@ -441,14 +511,17 @@ def settings_from_useq(
             raise PlanError(f"plan: useq rejected it: {e}") from e
 
     core_shape, core_dtype, core_px = (None, None, None)
+    fov = None
     if core is not None:
         core_shape, core_dtype, core_px = _from_core(core)
+        fov = _engine_fov(core)
     shape = _check_shape(image_shape if image_shape is not None else core_shape)
     dtype_name = _check_dtype(dtype if dtype is not None else core_dtype or "uint16")
     pixel_size = _check_pixel_size(
         pixel_size_um if pixel_size_um is not None else core_px
     )
-    seq = _with_fov(seq, (shape[1] * pixel_size, shape[0] * pixel_size))
+    if fov is not None:
+        seq = _with_fov(seq, fov)
 
     period = _skip_period(seq)
     iter_seq = seq
@@ -459,24 +532,31 @@ def settings_from_useq(
     positions = _positions(iter_seq)
     infos = list(_collect(iter_seq, positions).values())
     if not infos:
-        raise PlanError(f"plan: the MDASequence is empty (it yields no events): {seq!r}")
+        raise PlanError(
+            f"plan: the MDASequence is empty (it yields no events): {seq!r}"
+        )
 
-    t_scale = 1.0
-    if unbounded_t or any("t" in i.axes for i in infos):
-        ts = _time_scale(seq.time_plan)
-        if ts is None:
-            warnings.warn(
-                "time interval is unknown or 0: writing a t scale of 1 second",
-                MMZarrWarning,
-                stacklevel=3,
-            )
-        else:
-            t_scale = ts
+    t_scales = [
+        _time_scale(_plan_of(seq, i.position, "time_plan"))
+        if unbounded_t or "t" in i.axes
+        else 1.0
+        for i in infos
+    ]
+    if any(ts is None for ts in t_scales):
+        warnings.warn(
+            "time interval is unknown or 0: writing a t scale of 1 second",
+            MMZarrWarning,
+            stacklevel=3,
+        )
+    z_scales = [_z_scale(_plan_of(seq, i.position, "z_plan")) for i in infos]
+    scales = [
+        {"t_scale": ts or 1.0, "z_scale": zs}
+        for ts, zs in zip(t_scales, z_scales)
+    ]
 
     common = {
         "shape": shape,
         "pixel_size": pixel_size,
-        "t_scale": t_scale,
         "unbounded_t": unbounded_t,
         "period": period,
         "preferred_order": "".join(seq.axis_order),
@@ -498,18 +578,21 @@ def settings_from_useq(
                 row=r,
                 column=c,
                 field_index=f,
+                **sc,  # type: ignore[arg-type]
                 **common,  # type: ignore[arg-type]
             )
-            for info, (r, c, f) in zip(infos, placements)
+            for info, sc, (r, c, f) in zip(infos, scales, placements)
         ]
     elif len(infos) == 1:
         layout = "image"
-        images = [_image_settings(infos[0], key="", **common)]  # type: ignore[arg-type]
+        images = [
+            _image_settings(infos[0], key="", **scales[0], **common)  # type: ignore[arg-type]
+        ]
     else:
         layout = "collection"
         images = [
-            _image_settings(info, key=str(i), **common)  # type: ignore[arg-type]
-            for i, info in enumerate(infos)
+            _image_settings(info, key=str(i), **sc, **common)  # type: ignore[arg-type]
+            for i, (info, sc) in enumerate(zip(infos, scales))
         ]
     order = "".join(seq.axis_order)
     inside = "t" not in order or "p" not in order or order.index("t") < order.index("p")

@@ -1,4 +1,4 @@
-"""`validate(path)`: is a dataset valid OME-Zarr, and is every acquired frame there?
+"""Validate a dataset: OME-Zarr metadata, and every acquired frame on disk.
 
 Three independent kinds of check, each reported as a problem line:
 1. metadata: yaozarrs `validate_zarr_store` (NGFF v0.5 spec and structure) and
@@ -130,9 +130,11 @@ def _chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
     shape = doc["shape"]
     grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
     enc = doc.get("chunk_key_encoding", {"name": "default"})
-    sep = enc.get("configuration", {}).get("separator", "/" if enc["name"] == "default" else ".")
+    sep = enc.get("configuration", {}).get(
+        "separator", "/" if enc["name"] == "default" else "."
+    )
     n_lead = len(shape) - 2
-    lead = [i // g for i, g in zip(index[:n_lead], grid[:n_lead])]
+    lead = [i // g for i, g in zip(index[:n_lead], grid[:n_lead], strict=False)]
     ys = range(math.ceil(shape[-2] / grid[-2]))
     xs = range(math.ceil(shape[-1] / grid[-1]))
     paths = []
@@ -219,7 +221,7 @@ def _check_frames(
         if not doc:
             continue
         index = tuple(rec.get("index", []))
-        if any(i >= s for i, s in zip(index, doc["shape"])):
+        if any(i >= s for i, s in zip(index, doc["shape"], strict=False)):
             if not report.incomplete:
                 report.problems.append(
                     f"array {array!r}: frame {list(index)} is outside shape "

@@ -80,7 +80,7 @@ class _ArrayCursor:
         self.zero = np.zeros(image.frame_shape, dtype=np.uint8)  # re-typed on open
 
     def linear(self, index: tuple[int, ...]) -> int:
-        named = dict(zip(self.storage_names, index))
+        named = dict(zip(self.storage_names, index, strict=False))
         return sum(named[n] * self.strides[n] for n in self.order)
 
     def index_of(self, linear: int) -> tuple[int, ...]:
@@ -173,7 +173,8 @@ class AcquireZarrBackend:
             self._write_array_doc(i)
 
     def _write_array_doc(self, image: int) -> None:
-        assert self._root is not None and self._settings is not None
+        assert self._root is not None
+        assert self._settings is not None
         im = self._settings.images[image]
         doc = array_document(
             im,

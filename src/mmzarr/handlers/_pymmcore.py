@@ -1,0 +1,229 @@
+"""`MDAWriter`: a pymmcore-plus output handler that streams an MDA into OME-Zarr.
+
+`core.mda.run(seq, output=MDAWriter("run.ome.zarr"))`. pymmcore-plus calls the
+handler's `sequenceStarted`, `frameReady`, `sequenceCanceled` and
+`sequenceFinished` from one relay thread; an exception there would end that
+thread silently and lose every later frame, so nothing escapes a callback: an
+error is logged, the MDA is cancelled, what was written is closed cleanly, and
+the error is kept in `writer.error` and raised again by `writer.close()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmzarr._settings import AcquisitionSettings
+from mmzarr._stream import Stream, create_stream
+from mmzarr.errors import PlanError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import useq
+
+__all__ = ["MDAWriter"]
+
+logger = logging.getLogger("mmzarr")
+
+
+def _running_core() -> Any:
+    """The global pymmcore-plus core, without creating one."""
+    try:
+        from pymmcore_plus.core import _mmcore_plus
+    except ImportError:  # pragma: no cover
+        return None
+    ref = getattr(_mmcore_plus, "_instance", None)
+    return ref() if ref is not None else None
+
+
+def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
+    """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
+    out: dict[str, Any] = {
+        "event_index": dict(event.index),
+        "runner_time_ms": meta.get("runner_time_ms"),
+        "exposure_ms": meta.get("exposure_ms", event.exposure),
+        "camera_device": meta.get("camera_device"),
+        "pixel_size_um": meta.get("pixel_size_um"),
+        "channel": event.channel.config if event.channel else None,
+        "stage": {"x": event.x_pos, "y": event.y_pos, "z": event.z_pos},
+    }
+    if event.pos_name:
+        out["position_name"] = event.pos_name
+    for key in ("position", "property_values", "camera_metadata", "hardware_triggered"):
+        if key in meta:
+            out[key] = meta[key]
+    return out
+
+
+class MDAWriter:
+    """Stream a pymmcore-plus MDA into an OME-Zarr v0.5 dataset.
+
+    Parameters
+    ----------
+    path
+        Output directory.
+    backend
+        Array backend (`"acquire-zarr"`, `"tensorstore"`, `"zarr-python"`).
+    overwrite
+        Replace an existing `path`.
+    settings
+        Use these settings instead of deriving them from the sequence.
+    template
+        For event-generator runs (no fixed plan): a plan for one time point;
+        `t` is unbounded.
+    core
+        The core running the MDA (to cancel it on error); defaults to the
+        global `CMMCorePlus` instance.
+    **settings_options
+        Passed to `AcquisitionSettings.from_useq` (`compression`, `chunks`,
+        `shards`, `unbounded_t`, `max_buffer_bytes`, ...).
+
+    Examples
+    --------
+    >>> from mmzarr import MDAWriter
+    >>> from mmzarr.demo import demo_core
+    >>> core = demo_core()
+    >>> seq = useq.MDASequence(
+    ...     channels=["DAPI"], time_plan={"interval": 0.1, "loops": 2}
+    ... )
+    >>> writer = MDAWriter("run.ome.zarr", overwrite=True)
+    >>> core.mda.run(seq, output=writer)
+    >>> writer.close()  # raises if anything failed during the run
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        backend: str = "acquire-zarr",
+        overwrite: bool = False,
+        settings: AcquisitionSettings | None = None,
+        template: useq.MDASequence | None = None,
+        core: Any = None,
+        **settings_options: Any,
+    ) -> None:
+        self.path = Path(path)
+        self.backend = backend
+        self.overwrite = overwrite
+        self.settings = settings
+        self.template = template
+        self.core = core
+        self.settings_options = settings_options
+        self.stream: Stream | None = None
+        self.error: BaseException | None = None
+        self.frames_ignored = 0
+        self._canceled = False
+        self._lock = threading.Lock()
+
+    # ---- pymmcore-plus callbacks -------------------------------------------------
+    def sequenceStarted(
+        self, sequence: useq.MDASequence, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Build the settings from the plan and the camera; open the dataset."""
+        with self._lock:
+            self._canceled = False
+            self.error = None
+            try:
+                settings = self.settings or self._settings_for(sequence, meta or {})
+                self.stream = create_stream(
+                    self.path, settings, backend=self.backend, overwrite=self.overwrite
+                )
+            except Exception as e:
+                self._fail(e, "could not start writing")
+
+    def frameReady(
+        self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]
+    ) -> None:
+        """Write one frame where its `event.index` says."""
+        with self._lock:
+            if self.stream is None or self.error is not None:
+                self.frames_ignored += 1
+                return
+            try:
+                self.stream.append(
+                    img, index=event.index, metadata=_frame_metadata(event, meta)
+                )
+            except Exception as e:
+                self._fail(e, f"frame {dict(event.index)} could not be written")
+
+    def sequenceCanceled(self, sequence: useq.MDASequence) -> None:
+        """Remember that the run was cancelled (the dataset will say so)."""
+        self._canceled = True
+
+    def sequenceFinished(self, sequence: useq.MDASequence) -> None:
+        """Close the dataset; it records what was acquired."""
+        with self._lock:
+            self._close_stream()
+
+    # ---- public -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the dataset if still open, then raise any error of the run."""
+        with self._lock:
+            self._close_stream()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def frames_written(self) -> int:
+        """Frames written so far."""
+        return self.stream.frames_written if self.stream is not None else 0
+
+    # ---- internals ------------------------------------------------------------------
+    def _settings_for(
+        self, sequence: useq.MDASequence, meta: dict[str, Any]
+    ) -> AcquisitionSettings:
+        infos = meta.get("image_infos") or ()
+        options = dict(self.settings_options)
+        if infos:
+            if len(infos) > 1:
+                raise PlanError(
+                    f"{len(infos)} cameras: mmzarr writes one camera per dataset"
+                )
+            info = infos[0]
+            options.setdefault("image_shape", tuple(info["plane_shape"][:2]))
+            options.setdefault("dtype", info["dtype"])
+            options.setdefault("pixel_size_um", info.get("pixel_size_um") or None)
+        elif self._core() is not None:
+            options.setdefault("core", self._core())
+        plan: Any = sequence
+        if type(sequence).__name__ == "GeneratorMDASequence":
+            if self.template is None:
+                raise PlanError(
+                    "the MDA runs an event generator, whose shape is unknown: pass "
+                    "MDAWriter(..., template=<MDASequence for one time point>) or "
+                    "settings=..."
+                )
+            plan = self.template
+            options["unbounded_t"] = True
+        return AcquisitionSettings.from_useq(plan, **options)
+
+    def _core(self) -> Any:
+        return self.core if self.core is not None else _running_core()
+
+    def _fail(self, error: BaseException, what: str) -> None:
+        logger.error("mmzarr: %s: %s; cancelling the MDA", what, error)
+        self.error = error
+        core = self._core()
+        if core is not None:
+            try:
+                core.mda.cancel()
+            except Exception:  # pragma: no cover - best effort
+                logger.exception("mmzarr: could not cancel the MDA")
+
+    def _close_stream(self) -> None:
+        stream = self.stream
+        if stream is None or stream.closed:
+            return
+        status = None
+        if self.error is not None:
+            status = "failed"
+        elif self._canceled:
+            status = "cancelled"
+        try:
+            stream.close(status)
+        except Exception as e:
+            if self.error is None:
+                self.error = e
+            logger.error("mmzarr: closing %s failed: %s", self.path, e)

@@ -1,0 +1,244 @@
+"""MDAWriter on real pymmcore-plus MDAs with the demo rig (issue #5)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from tests._readback import array_of, check_metadata, group_json, read_zarr
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+
+class Capture:
+    """An independent frameReady listener: what the camera produced, per event."""
+
+    def __init__(self, core: UniMMCore) -> None:
+        self.frames: list[tuple[useq.MDAEvent, np.ndarray]] = []
+        core.mda.events.frameReady.connect(self._on_frame)
+
+    def _on_frame(self, img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        self.frames.append((event, np.array(img, copy=True)))
+
+
+def run(
+    core: UniMMCore, seq: Any, path: Path, **kw: Any
+) -> tuple[mmzarr.MDAWriter, Capture]:
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(path, core=core, **kw)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    return writer, cap
+
+
+def assert_planes(path: Path, cap: Capture) -> None:
+    """Every captured frame reads back (zarr-python) at its event's place."""
+    settings = mmzarr.AcquisitionSettings.model_validate_json(
+        (path / "mmzarr/settings.json").read_text()
+    )
+    arrays: dict[str, np.ndarray] = {}
+    for event, img in cap.frames:
+        key, idx = settings.locate(event.index)
+        if key not in arrays:
+            arrays[key] = read_zarr(path, array_of(key))
+        # independent of locate(): storage index = the event's t/c/z values
+        assert idx == tuple(event.index[a] for a in "tcz" if a in event.index)
+        np.testing.assert_array_equal(arrays[key][idx], img, err_msg=str(event.index))
+    places = {tuple(sorted(e.index.items())) for e, _ in cap.frames}
+    assert len(places) == len(cap.frames)  # every event captured once
+
+
+def test_single_tczyx(core: UniMMCore, tmp_path: Path) -> None:
+    seq = useq.MDASequence(
+        time_plan=useq.TIntervalLoops(interval=0.01, loops=2),
+        channels=["DAPI", "FITC"],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+        axis_order="tpzc",
+    )
+    out = tmp_path / "single.ome.zarr"
+    writer, cap = run(core, seq, out)
+    assert len(cap.frames) == len(list(seq)) == writer.frames_written == 12
+    check_metadata(out)
+    assert read_zarr(out, "0").shape == (2, 2, 3, 512, 512)
+    assert_planes(out, cap)
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [
+        0.01,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    ]
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    # per-frame metadata is stored in the dataset
+    log = (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    assert len(log) == 12
+    rec = json.loads(log[0])
+    assert rec["event_index"] == dict(cap.frames[0][0].index)
+    assert rec["exposure_ms"] == pytest.approx(10.0)
+    assert rec["camera_device"] == "Camera"
+    assert isinstance(rec["runner_time_ms"], float)
+    assert set(rec["stage"]) == {"x", "y", "z"}
+
+
+def test_positions_with_subsequence(core: UniMMCore, tmp_path: Path) -> None:
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0, z=0, name="a"),
+            useq.Position(
+                x=300,
+                y=-200,
+                z=1,
+                name="b",
+                sequence=useq.MDASequence(
+                    grid_plan=useq.GridRowsColumns(rows=1, columns=2),
+                    z_plan=useq.ZRangeAround(range=4, step=2),
+                ),
+            ),
+            useq.Position(x=-100, y=50, z=2, name="c"),
+        ],
+        channels=["DAPI", "Cy5"],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+    )
+    out = tmp_path / "multi.ome.zarr"
+    writer, cap = run(core, seq, out)
+    assert len(cap.frames) == len(list(seq)) == writer.frames_written
+    check_metadata(out)
+    assert group_json(out, "OME")["attributes"]["ome"]["series"] == ["0", "1", "2", "3"]
+    assert read_zarr(out, "1/0").shape == (2, 3, 512, 512)
+    assert read_zarr(out, "0/0").shape == (2, 3, 512, 512)
+    assert_planes(out, cap)
+    # translation == where the stage was for each image's first frame
+    first = {}
+    for event, _ in cap.frames:
+        key = (event.index.get("p"), event.index.get("g"))
+        first.setdefault(key, event)
+    for i, event in enumerate(first.values()):
+        ms = group_json(out, str(i))["attributes"]["ome"]["multiscales"][0]
+        tr = ms["datasets"][0]["coordinateTransformations"][1]["translation"]
+        assert tr[-2:] == pytest.approx([event.y_pos, event.x_pos])
+
+
+def test_well_plate(core: UniMMCore, tmp_path: Path) -> None:
+    plan = useq.WellPlatePlan(
+        plate="24-well",
+        a1_center_xy=(0, 0),
+        selected_wells=([0, 1], [1, 3]),
+        well_points_plan=useq.GridRowsColumns(
+            rows=2, columns=2, fov_width=512, fov_height=512
+        ),
+    )
+    seq = useq.MDASequence(stage_positions=plan, channels=["DAPI", "FITC"])
+    out = tmp_path / "plate.ome.zarr"
+    _writer, cap = run(core, seq, out)
+    assert len(cap.frames) == 16
+    check_metadata(out)
+    meta = group_json(out)["attributes"]["ome"]["plate"]
+    assert [w["path"] for w in meta["wells"]] == ["A/2", "B/4"]
+    assert [r["name"] for r in meta["rows"]] == list("ABCD")
+    assert [c["name"] for c in meta["columns"]] == ["1", "2", "3", "4", "5", "6"]
+    positions = list(plan)
+    for n, pos in enumerate(positions):
+        well = f"{'ABCD'[pos.plate_row]}/{pos.plate_col + 1}"
+        fields = group_json(out, well)["attributes"]["ome"]["well"]["images"]
+        assert [f["path"] for f in fields] == ["0", "1", "2", "3"]
+        ms = group_json(out, f"{well}/{n % 4}")["attributes"]["ome"]["multiscales"][0]
+        tr = ms["datasets"][0]["coordinateTransformations"][1]["translation"]
+        assert tr[-2:] == pytest.approx([pos.y, pos.x])
+    assert_planes(out, cap)
+
+
+def test_do_stack_false(core: UniMMCore, tmp_path: Path) -> None:
+    seq = useq.MDASequence(
+        channels=["DAPI", useq.Channel(config="FITC", do_stack=False)],
+        z_plan=useq.ZRangeAround(range=4, step=1),
+        time_plan=useq.TIntervalLoops(interval=0.01, loops=2),
+    )
+    out = tmp_path / "dostack.ome.zarr"
+    _writer, cap = run(core, seq, out)
+    assert len(cap.frames) == len(list(seq)) == 2 * (5 + 1)
+    check_metadata(out)
+    assert_planes(out, cap)
+    data = read_zarr(out, "0")
+    for z in (0, 1, 3, 4):
+        assert not data[:, 1, z].any()  # never acquired -> fill value
+
+
+def test_unbounded_generator_cancelled(core: UniMMCore, tmp_path: Path) -> None:
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 1}
+    )
+    n_cancel = 9
+
+    def events() -> Any:
+        for t in itertools.count():
+            for c, ch in enumerate(("DAPI", "FITC")):
+                yield useq.MDAEvent(
+                    index={"t": t, "c": c}, channel={"config": ch}, min_start_time=0
+                )
+
+    def cancel_after(img: Any, event: Any, meta: Any) -> None:
+        if len(cap.frames) >= n_cancel:
+            core.mda.cancel()
+
+    cap = Capture(core)
+    core.mda.events.frameReady.connect(cancel_after)
+    out = tmp_path / "unbounded.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, template=template)
+    core.mda.run(events(), output=writer)
+    writer.close()
+    n = len(cap.frames)
+    assert n >= n_cancel
+    assert writer.frames_written == n
+    check_metadata(out)
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "cancelled"
+    assert attrs["frames_written"] == n
+    assert read_zarr(out, "0").shape == ((n + 1) // 2, 2, 512, 512)
+    assert_planes(out, cap)
+
+
+def test_backend_failure_cancels_and_reaches_caller(
+    core: UniMMCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmzarr.backends._acquire import AcquireZarrBackend
+
+    original = AcquireZarrBackend.write
+    calls = {"n": 0}
+
+    def failing_write(self: Any, image: int, index: Any, frame: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("injected: disk on fire")
+        original(self, image, index, frame)
+
+    monkeypatch.setattr(AcquireZarrBackend, "write", failing_write)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"],
+        time_plan=useq.TIntervalLoops(interval=0.05, loops=20),
+    )
+    out = tmp_path / "fail.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    assert isinstance(writer.error, OSError)
+    assert "disk on fire" in str(writer.error)
+    with pytest.raises(OSError, match="disk on fire"):
+        writer.close()
+    assert len(cap.frames) < len(list(seq))  # the MDA was cancelled
+    data = read_zarr(out, "0")
+    for event, img in cap.frames[:4]:
+        np.testing.assert_array_equal(data[event.index["t"], event.index["c"]], img)
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "failed"
+    assert attrs["frames_written"] == 4
+    check_metadata(out)
