@@ -238,7 +238,7 @@ PLANS: list[PlanCase] = [
         "unicode-names",
         _mda(
             stage_positions=[useq.Position(x=1.0, y=2.0, name="Pösition-µ 細胞")],
-            channels=["GFP-λ", "mCherry-α"],
+            channels=["GFP-λ", "mCherry-β"],
         ),
         "image",
     ),

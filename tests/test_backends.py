@@ -7,6 +7,7 @@ pixel against the frames appended; group metadata must not depend on the backend
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import zarr
 
 from mmzarr import AcquisitionSettings, create_stream
 from mmzarr._layout import array_path
-from mmzarr.backends import BACKENDS
+from mmzarr.backends import BACKENDS, SupportsFlush
 from tests._readback import check_metadata, read_tensorstore, read_zarr
 
 if TYPE_CHECKING:
@@ -276,6 +277,7 @@ def test_incomplete_shard_written_at_close_and_flush(
         want[0, 0] = stamp(0)
         assert stream._backend.memory_bytes() == want.nbytes
         assert not shard_stats(path / "0")
+        assert isinstance(stream._backend, SupportsFlush)
         stream._backend.flush()  # writes the shard as gathered so far
         assert_frames_equal(read_zarr(path, "0"), want, "after flush")
         stream.append(stamp(2), index={"c": 0, "z": 2})
@@ -305,3 +307,47 @@ def test_frame_for_written_shard(gathering_backend: str, tmp_path: Path) -> None
             want[index["c"], index["z"]] = stamp(n)
     assert_frames_equal(read_zarr(path, "0"), want, "zarr-python")
     assert_frames_equal(read_tensorstore(path, "0"), want, "tensorstore")
+
+
+@pytest.mark.parametrize("use_zarrs", [True, False], ids=["zarrs", "python"])
+def test_zarr_python_codec_pipeline_is_scoped(use_zarrs: bool, tmp_path: Path) -> None:
+    if not BACKENDS["zarr-python"].is_available():
+        pytest.skip("zarr-python is not installed")
+    if use_zarrs and importlib.util.find_spec("zarrs") is None:
+        pytest.skip("zarrs is not installed")
+    before = zarr.config.get("codec_pipeline.path")
+    seq = useq.MDASequence(channels=["DAPI"], z_plan={"range": 3, "step": 1})
+    settings = AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, shards={"z": 2}
+    )
+    path = tmp_path / "z.ome.zarr"
+    with create_stream(
+        path, settings, backend="zarr-python", use_zarrs=use_zarrs
+    ) as stream:
+        pipeline = stream._backend._arrays[0].array.async_array.codec_pipeline
+        assert (type(pipeline).__name__ == "ZarrsCodecPipeline") is use_zarrs
+        for n, event in enumerate(seq):
+            stream.append(stamp(n), index=event.index)
+            assert zarr.config.get("codec_pipeline.path") == before
+    want = np.stack([stamp(n) for n in range(4)])[None]
+    assert_frames_equal(read_zarr(path, "0"), want, "read")
+
+
+def test_unbounded_image_without_frames(gathering_backend: str, tmp_path: Path) -> None:
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0), (10, 10)],
+        channels=["DAPI"],
+        time_plan={"interval": 1, "loops": 1},
+    )
+    settings = AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, unbounded_t=True
+    )
+    path = tmp_path / "u.ome.zarr"
+    with create_stream(path, settings, backend=gathering_backend) as stream:
+        for t in range(3):
+            stream.append(stamp(t), index={"t": t, "p": 0, "c": 0})
+    want = np.stack([stamp(t) for t in range(3)])[:, None]
+    assert_frames_equal(read_zarr(path, "0/0"), want, "position 0")
+    # no time point of position 1 was acquired (acquire-zarr writes no array)
+    assert read_zarr(path, "1/0").shape == (0, 1, *SHAPE)
+    check_metadata(path)

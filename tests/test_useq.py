@@ -187,8 +187,8 @@ def test_locate_every_event(case: PlanCase) -> None:
     _, keys = expected_layout(case.seq)
     seen = set()
     n = 0
-    for key, im in zip(keys, useq_images(case.seq)):
-        for ev, slot in zip(im.events, im.slots):
+    for key, im in zip(keys, useq_images(case.seq), strict=True):
+        for ev, slot in zip(im.events, im.slots, strict=True):
             loc = s.locate(ev.index)
             assert loc == (key, slot), dict(ev.index)
             # plain-str keys give the same answer as useq's Axis keys
@@ -381,7 +381,7 @@ def test_unicode_names_round_trip() -> None:
     again = AcquisitionSettings.model_validate_json(s.model_dump_json())
     assert again == s
     assert again.images[0].name == "Pösition-µ 細胞"
-    assert [c.name for c in again.images[0].channels] == ["GFP-λ", "mCherry-α"]
+    assert [c.name for c in again.images[0].channels] == ["GFP-λ", "mCherry-β"]
 
 
 def test_settings_round_trip_json_every_plan() -> None:
@@ -474,19 +474,19 @@ class FakeCore:
     ) -> None:
         self.h, self.w, self.nbytes, self.px = h, w, nbytes, px
 
-    def getImageHeight(self) -> int:  # noqa: N802
+    def getImageHeight(self) -> int:
         return self.h
 
-    def getImageWidth(self) -> int:  # noqa: N802
+    def getImageWidth(self) -> int:
         return self.w
 
-    def getBytesPerPixel(self) -> int:  # noqa: N802
+    def getBytesPerPixel(self) -> int:
         return self.nbytes
 
-    def getPixelSizeUm(self) -> float:  # noqa: N802
+    def getPixelSizeUm(self) -> float:
         return self.px
 
-    def getROI(self) -> list[int]:  # noqa: N802
+    def getROI(self) -> list[int]:
         return [0, 0, self.w, self.h]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from mmzarr._finalize import finalize
 from mmzarr._settings import (
     AcquisitionSettings,
     Channel,
@@ -37,5 +38,6 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "create_stream",
+    "finalize",
     "validate",
 ]

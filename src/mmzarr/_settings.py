@@ -12,13 +12,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PositiveInt,
@@ -29,6 +29,8 @@ from pydantic import (
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from typing_extensions import Self
 
 __all__ = [
@@ -70,9 +72,12 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
 def _check_dtype(value: Any) -> str:
+    """The numpy name of a supported dtype given as anything numpy accepts."""
+    if value is None:  # np.dtype(None) would be float64
+        raise ValueError("dtype: unknown dtype None")
     try:
         name = np.dtype(value).name
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"dtype: unknown dtype {value!r}") from e
     if name not in _SUPPORTED_DTYPES:
         raise ValueError(
@@ -94,7 +99,7 @@ def _check_color(value: str) -> str:
     return value
 
 
-DTypeStr = Annotated[str, AfterValidator(_check_dtype)]
+DTypeStr = Annotated[str, BeforeValidator(_check_dtype)]
 PositiveFinite = Annotated[float, AfterValidator(_check_finite_positive)]
 HexColor = Annotated[str, AfterValidator(_check_color)]
 
@@ -276,7 +281,7 @@ class ImageSettings(FrozenModel):
         elif len(self.channels) > 1:
             raise ValueError(f"{where}: {len(self.channels)} channels but no 'c' axis")
         for idx in self.skipped:
-            self._check_storage_index(idx, bounded_t=self.skip_period)
+            self.check_index(idx, bounded_t=self.skip_period)
         self._skipped_set = frozenset(self.skipped)
         return self
 
@@ -348,16 +353,20 @@ class ImageSettings(FrozenModel):
             if self.is_acquired(idx):
                 yield idx
 
-    def _check_storage_index(
+    def check_index(
         self, index: tuple[int, ...], *, bounded_t: int | None = None
     ) -> None:
+        """Raise `FrameError` unless `index` is a storage index of this image.
+
+        `bounded_t` bounds an unbounded `t` (any `t >= 0` is accepted otherwise).
+        """
         dims = self.index_dims
         if len(index) != len(dims):
             raise FrameError(
                 f"image {self.key!r}: index {index} has {len(index)} values for "
                 f"axes {tuple(d.name for d in dims)}"
             )
-        for d, v in zip(dims, index):
+        for d, v in zip(dims, index, strict=True):
             size = d.size if d.size is not None else bounded_t
             if v < 0 or (size is not None and v >= size):
                 raise FrameError(
@@ -445,10 +454,14 @@ class AcquisitionSettings(FrozenModel):
     >>> seq = useq.MDASequence(
     ...     channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 3}
     ... )
-    >>> s = AcquisitionSettings.from_useq(seq, image_shape=(64, 64), dtype="uint16")
+    >>> s = AcquisitionSettings.from_useq(
+    ...     seq, image_shape=(64, 64), dtype="uint16", pixel_size_um=0.5
+    ... )
     >>> s.layout, s.images[0].shape
     ('image', (3, 2, 64, 64))
-    """  # noqa: E501
+    >>> s.locate({"t": 2, "c": 1})
+    ('', (2, 1))
+    """
 
     layout: Layout
     images: tuple[ImageSettings, ...] = Field(min_length=1)
@@ -602,7 +615,7 @@ class AcquisitionSettings(FrozenModel):
                     f"(dimensions {names}), got {k}={v}"
                 )
         idx = tuple(int(index.get(d.name, 0)) for d in im.index_dims)
-        im._check_storage_index(idx)
+        im.check_index(idx)
         return idx
 
     # ---- constructors ---------------------------------------------------------

@@ -39,7 +39,7 @@ logger = logging.getLogger("mmzarr")
 
 #: The settings a dataset was written with, relative to its root.
 SETTINGS_FILE = "mmzarr/settings.json"
-Status = Literal["acquiring", "complete", "cancelled", "failed"]
+Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
 _MAX_LISTED_MISSING = 10_000
 
 
@@ -73,6 +73,56 @@ class _Written:
         if unbounded:
             self.t_size = max(self.t_size, index[0] + 1)
         return True
+
+
+def _image_status(
+    settings: AcquisitionSettings, written: list[_Written]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for im, w in zip(settings.images, written, strict=True):
+        entry: dict[str, Any] = {"frames_written": w.count}
+        if im.unbounded:
+            entry["t_size"] = w.t_size
+        else:
+            missing = []
+            if w.count < (im.frames_planned or 0):
+                missing = [
+                    [int(v) for v in idx]
+                    for idx in zip(*np.nonzero(~w.mask), strict=True)
+                    if im.is_acquired(tuple(int(v) for v in idx))
+                ]
+            entry["missing_count"] = len(missing)
+            if len(missing) <= _MAX_LISTED_MISSING:
+                entry["missing"] = missing
+        out[im.key] = entry
+    return out
+
+
+def write_group_metadata(
+    root: Path,
+    settings: AcquisitionSettings,
+    written: list[_Written],
+    *,
+    status: str,
+    backend: str,
+    dropped: int = 0,
+) -> None:
+    """Write every group's `zarr.json`, with the `mmzarr` status in the root."""
+    attrs = {
+        "mmzarr": {
+            "version": _format_version(),
+            "status": status,
+            "backend": backend,
+            "frames_written": sum(w.count for w in written),
+            "frames_planned": settings.frames_planned,
+            "frames_dropped": dropped,
+            "frame_metadata": _metadata.FRAMES_LOG,
+            "settings": SETTINGS_FILE,
+            "images": _image_status(settings, written),
+        }
+    }
+    docs = _layout.group_documents(settings, root_attributes=attrs)
+    _metadata.write_groups(root, docs)
 
 
 def _default_order(
@@ -371,48 +421,15 @@ class Stream:
             return False
         return bool(mask[idx])
 
-    def _image_status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for im, w in zip(self.settings.images, self._written, strict=False):
-            entry: dict[str, Any] = {"frames_written": w.count}
-            if im.unbounded:
-                entry["t_size"] = w.t_size
-            else:
-                planned_missing = (
-                    [
-                        list(idx)
-                        for idx in zip(*np.nonzero(~w.mask), strict=False)
-                        if im.is_acquired(tuple(int(v) for v in idx))
-                    ]
-                    if w.count < (im.frames_planned or 0)
-                    else []
-                )
-                entry["missing_count"] = len(planned_missing)
-                if len(planned_missing) <= _MAX_LISTED_MISSING:
-                    entry["missing"] = [[int(v) for v in m] for m in planned_missing]
-            out[im.key] = entry
-        return out
-
-    def _root_attributes(self) -> dict[str, Any]:
-        return {
-            "mmzarr": {
-                "version": _format_version(),
-                "status": self._status,
-                "backend": self.backend_name,
-                "frames_written": self._frames,
-                "frames_planned": self.settings.frames_planned,
-                "frames_dropped": self.dropped,
-                "frame_metadata": _metadata.FRAMES_LOG,
-                "settings": SETTINGS_FILE,
-                "images": self._image_status(),
-            }
-        }
-
     def _write_groups(self) -> None:
-        docs = _layout.group_documents(
-            self.settings, root_attributes=self._root_attributes()
+        write_group_metadata(
+            self.path,
+            self.settings,
+            self._written,
+            status=self._status,
+            backend=self.backend_name,
+            dropped=self.dropped,
         )
-        _metadata.write_groups(self.path, docs)
 
 
 def create_stream(

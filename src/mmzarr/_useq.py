@@ -13,12 +13,12 @@ import itertools
 import math
 import string
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import useq
+from pydantic import ValidationError
 
 from mmzarr._settings import (
     NON_SPATIAL,
@@ -34,7 +34,7 @@ from mmzarr._settings import (
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = ["MMZarrWarning", "row_name", "settings_from_useq"]
 
@@ -269,7 +269,9 @@ def _check_no_repeats(info: _ImageEvents) -> None:
     seen: set[tuple[int, ...]] = set()
     for idx in info.acquired:
         if idx in seen:
-            slot = {a: v for a, v in zip(NON_SPATIAL, idx) if a in info.axes}
+            slot = {
+                a: v for a, v in zip(NON_SPATIAL, idx, strict=True) if a in info.axes
+            }
             raise NotImplementedError(
                 f"{_describe(info)}: the plan acquires {slot} more than "
                 "once (e.g. a position sub-sequence time plan inside the main time "
@@ -349,7 +351,7 @@ def _image_settings(
         size: int | None = None if (a == "t" and unbounded_t) else sizes[a]
         dims.append(
             Dimension(
-                name=a,  # type: ignore[arg-type]
+                name=a,
                 size=size,
                 chunk=chunks.get(a, 1),
                 shard=shards.get(a),
@@ -357,10 +359,10 @@ def _image_settings(
                 scale=scales[a],
             )
         )
-    for a, n in zip(("y", "x"), shape):
+    for a, n in zip(("y", "x"), shape, strict=True):
         dims.append(
             Dimension(
-                name=a,  # type: ignore[arg-type]
+                name=a,
                 size=n,
                 chunk=min(chunks.get(a, n), n),
                 shard=shards.get(a),
@@ -551,7 +553,7 @@ def settings_from_useq(
     z_scales = [_z_scale(_plan_of(seq, i.position, "z_plan")) for i in infos]
     scales = [
         {"t_scale": ts or 1.0, "z_scale": zs}
-        for ts, zs in zip(t_scales, z_scales)
+        for ts, zs in zip(t_scales, z_scales, strict=True)
     ]
 
     common = {
@@ -564,6 +566,29 @@ def settings_from_useq(
         "chunks": dict(chunks or {}),
         "shards": dict(shards or {}),
     }
+    try:
+        return _assemble(seq, infos, scales, dtype_name, compression, common, options)
+    except PlanError:
+        raise
+    except ValidationError as e:
+        msgs = "; ".join(
+            str(err["msg"]).removeprefix("Value error, ") for err in e.errors()
+        )
+        raise PlanError(msgs) from e
+    except ValueError as e:
+        raise PlanError(str(e)) from e
+
+
+def _assemble(
+    seq: useq.MDASequence,
+    infos: Sequence[_ImageEvents],
+    scales: Sequence[Mapping[str, Any]],
+    dtype_name: str,
+    compression: Compression,
+    common: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> AcquisitionSettings:
+    """Layout, image keys and the settings model for the collected events."""
     is_plate = any(
         i.position is not None and i.position.plate_row is not None for i in infos
     )
@@ -578,33 +603,28 @@ def settings_from_useq(
                 row=r,
                 column=c,
                 field_index=f,
-                **sc,  # type: ignore[arg-type]
-                **common,  # type: ignore[arg-type]
+                **sc,
+                **common,
             )
-            for info, sc, (r, c, f) in zip(infos, scales, placements)
+            for info, sc, (r, c, f) in zip(infos, scales, placements, strict=True)
         ]
     elif len(infos) == 1:
         layout = "image"
-        images = [
-            _image_settings(infos[0], key="", **scales[0], **common)  # type: ignore[arg-type]
-        ]
+        images = [_image_settings(infos[0], key="", **scales[0], **common)]
     else:
         layout = "collection"
         images = [
-            _image_settings(info, key=str(i), **sc, **common)  # type: ignore[arg-type]
-            for i, (info, sc) in enumerate(zip(infos, scales))
+            _image_settings(info, key=str(i), **sc, **common)
+            for i, (info, sc) in enumerate(zip(infos, scales, strict=True))
         ]
     order = "".join(seq.axis_order)
     inside = "t" not in order or "p" not in order or order.index("t") < order.index("p")
-    try:
-        return AcquisitionSettings(
-            layout=layout,  # type: ignore[arg-type]
-            images=tuple(images),
-            dtype=dtype_name,
-            plate=plate,
-            compression=compression,
-            positions_inside_time=inside,
-            **options,
-        )
-    except ValueError as e:
-        raise PlanError(str(e)) from e
+    return AcquisitionSettings(
+        layout=layout,
+        images=tuple(images),
+        dtype=dtype_name,
+        plate=plate,
+        compression=compression,
+        positions_inside_time=inside,
+        **options,
+    )

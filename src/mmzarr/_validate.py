@@ -24,7 +24,13 @@ import numpy as np
 
 from mmzarr._metadata import read_frame_log
 
-__all__ = ["ValidationReport", "array_documents", "read_array", "validate"]
+__all__ = [
+    "ValidationReport",
+    "array_documents",
+    "frame_is_complete",
+    "read_array",
+    "validate",
+]
 
 
 @dataclass
@@ -79,11 +85,6 @@ class ValidationReport:
             lines.append(f"  layout: {self.layout}, {len(self.arrays)} arrays")
         if self.status:
             lines.append(f"  status: {self.status}")
-        if self.incomplete:
-            lines.append(
-                f"  incomplete: {self.frames_complete} of {self.frames_logged} "
-                "logged frames are complete (run `mmzarr finalize`)"
-            )
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -192,6 +193,12 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     docs = array_documents(root)
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
     _check_frames(root, docs, report)
+    if report.incomplete:
+        report.problems.append(
+            f"incomplete: the writer never closed this dataset (crash?); "
+            f"{report.frames_complete} of {report.frames_logged} logged frames are "
+            "complete; run `mmzarr finalize` to make it valid"
+        )
     if read:
         for name in docs:
             try:
@@ -201,52 +208,60 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     return report
 
 
+def frame_is_complete(
+    root: Path,
+    array: str,
+    doc: dict[str, Any],
+    index: tuple[int, ...],
+    grows: bool = False,
+    problems: list[str] | None = None,
+) -> bool:
+    """Whether the chunk files holding frame `index` of `array` are all there.
+
+    `grows`: the array's leading axis may be shorter in `doc` than the frame's
+    index (an unbounded `t` whose metadata lags). Problems are appended to
+    `problems` when given.
+    """
+    shape = list(doc["shape"])
+    if grows:
+        shape[0] = max(shape[0], index[0] + 1)
+    if any(i >= s for i, s in zip(index, shape, strict=False)):
+        if problems is not None:
+            problems.append(
+                f"array {array!r}: frame {list(index)} is outside shape {doc['shape']}"
+            )
+        return False
+    exact = _raw_chunk_bytes(doc)
+    ok = True
+    for rel in _chunk_paths({**doc, "shape": shape}, index):
+        f = root / array / rel
+        size = f.stat().st_size if f.is_file() else -1
+        if size > 0 and (exact is None or size == exact):
+            continue
+        ok = False
+        if problems is not None:
+            what = "missing" if size < 0 else f"truncated ({size} bytes)"
+            problems.append(f"array {array!r}: chunk {rel} of frame {list(index)} is {what}")
+    return ok
+
+
 def _check_frames(
     root: Path, docs: dict[str, dict[str, Any]], report: ValidationReport
 ) -> None:
     records = read_frame_log(root)
     report.frames_logged = len(records)
-    if not records:
-        return
-    complete = 0
+    problems: list[str] | None = None if report.incomplete else report.problems
+    missing_arrays: set[str] = set()
     for rec in records:
         key = rec.get("image", "")
         array = f"{key}/0" if key else "0"
         doc = docs.get(array)
         if doc is None:
-            if not report.incomplete:
-                report.problems.append(f"array {array!r} (logged frames) is missing")
-                docs[array] = {}  # report once
-            continue
-        if not doc:
+            if problems is not None and array not in missing_arrays:
+                problems.append(f"array {array!r} (logged frames) is missing")
+            missing_arrays.add(array)
             continue
         index = tuple(rec.get("index", []))
-        if any(i >= s for i, s in zip(index, doc["shape"], strict=False)):
-            if not report.incomplete:
-                report.problems.append(
-                    f"array {array!r}: frame {list(index)} is outside shape "
-                    f"{doc['shape']}"
-                )
-            continue
-        exact = _raw_chunk_bytes(doc)
-        ok = True
-        for rel in _chunk_paths(doc, index):
-            f = root / array / rel
-            size = f.stat().st_size if f.is_file() else -1
-            if size < 0:
-                ok = False
-                if not report.incomplete:
-                    report.problems.append(
-                        f"array {array!r}: chunk {rel} of frame {list(index)} is "
-                        "missing"
-                    )
-            elif size == 0 or (exact is not None and size != exact):
-                ok = False
-                if not report.incomplete:
-                    report.problems.append(
-                        f"array {array!r}: chunk {rel} of frame {list(index)} is "
-                        f"truncated ({size} bytes"
-                        + (f", expected {exact})" if exact else ")")
-                    )
-        complete += ok
-    report.frames_complete = complete
+        report.frames_complete += frame_is_complete(
+            root, array, doc, index, report.incomplete, problems
+        )

@@ -27,7 +27,7 @@ import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
@@ -35,7 +35,7 @@ from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
 from mmzarr._layout import array_path
-from mmzarr.errors import PlanError
+from mmzarr.errors import MissingDependencyError, PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ZarrPythonBackend"]
 
-_BLOSC_CNAME = {"blosc-lz4": "lz4", "blosc-zstd": "zstd"}
+_BLOSC_CNAME: dict[str, Literal["lz4", "zstd"]] = {
+    "blosc-lz4": "lz4",
+    "blosc-zstd": "zstd",
+}
 _ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
 
 
@@ -165,14 +168,22 @@ class ZarrPythonBackend:
     use_zarrs
         Run array I/O through the zarrs codec pipeline. `None` (default): when
         the `zarrs` package is installed.
+
+    Raises
+    ------
+    MissingDependencyError
+        For `use_zarrs=True` without the `zarrs` package.
     fsync
         fsync the arrays' files at `close`; turn off only for scratch data.
     """
 
     def __init__(self, *, use_zarrs: bool | None = None, fsync: bool = True) -> None:
-        if use_zarrs is None:
-            use_zarrs = importlib.util.find_spec("zarrs") is not None
-        self._use_zarrs = use_zarrs
+        installed = importlib.util.find_spec("zarrs") is not None
+        if use_zarrs and not installed:
+            raise MissingDependencyError(
+                'use_zarrs=True needs the zarrs package: pip install "mmzarr[zarr]"'
+            )
+        self._use_zarrs = installed if use_zarrs is None else use_zarrs
         self._fsync = fsync
         self._arrays: list[_Array] = []
         self._closed = False
