@@ -1,16 +1,20 @@
 """The `mmzarr` command: demo, acquire, info, validate, finalize.
 
-Owns argument parsing, progress display and turning errors into one-line
-messages with a non-zero exit. The work itself is done by the library
-(`AcquisitionSettings`, `MDAWriter`, `validate`, `finalize`).
+Owns argument parsing, progress display, Ctrl-C (cancel the MDA, close the
+dataset, exit 130) and turning errors into one-line messages with a non-zero
+exit. The work itself is done by the library (`AcquisitionSettings`,
+`MDAWriter`, `validate`, `finalize`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +55,7 @@ class CLIError(Exception):
 
 
 def demo_plan() -> useq.MDASequence:
-    """The built-in plate plan of `mmzarr demo`: 3 wells x 2x2 fields, 2 channels,
-    3 z planes, 3 time points."""  # noqa: D205
+    """The plate plan of `mmzarr demo`: 3 wells x 2x2 fields, 2 c, 3 z, 3 t."""
     import useq
 
     return useq.MDASequence(
@@ -71,6 +74,10 @@ def demo_plan() -> useq.MDASequence:
     )
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def load_plan(path: str | Path) -> useq.MDASequence:
     """Read a useq plan from a YAML or JSON file (one-line errors)."""
     import pydantic
@@ -84,7 +91,10 @@ def load_plan(path: str | Path) -> useq.MDASequence:
         text = p.read_text(encoding="utf-8")
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
-        reason = " ".join(str(e).split())
+        reason = _one_line(e)
+        mark = getattr(e, "problem_mark", None)
+        if isinstance(e, yaml.MarkedYAMLError) and mark is not None:
+            reason = f"{e.problem} (line {mark.line + 1}, column {mark.column + 1})"
         raise CLIError(f"plan {str(p)!r} is not valid YAML/JSON: {reason}") from e
     if not isinstance(data, dict):
         raise CLIError(f"plan {str(p)!r} must be a mapping, got {type(data).__name__}")
@@ -93,10 +103,11 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "plan"
-        raise CLIError(
-            f"useq rejected plan {str(p)!r}: {loc}: {first['msg']} "
-            f"(got {first.get('input')!r})"
-        ) from e
+        reason = first["msg"].removeprefix("Value error, ")
+        got = repr(first.get("input"))
+        if first["loc"] and len(got) <= 80:
+            reason += f" (got {got})"
+        raise CLIError(f"useq rejected plan {str(p)!r}: {loc}: {reason}") from e
 
 
 class _RateColumn(ProgressColumn):
@@ -121,6 +132,42 @@ def _progress(total: int | None, frame_bytes: int) -> Progress:
     return Progress(*columns, console=err_console, transient=False)
 
 
+def _load_core(config: str | None) -> Any:
+    from mmzarr.demo import demo_core
+
+    try:
+        return demo_core(config)
+    except Exception as e:
+        raise CLIError(f"cannot load config {config!r}: {_one_line(e)}") from e
+
+
+def _check_channels(seq: useq.MDASequence, core: Any) -> None:
+    """Fail before anything is written when the plan names a channel the rig lacks."""
+    plans = [seq, *(p.sequence for p in seq.stage_positions if p.sequence)]
+    for plan in plans:
+        for ch in plan.channels:
+            known = list(core.getAvailableConfigs(ch.group))
+            if ch.config in known:
+                continue
+            raise CLIError(
+                f"channel {ch.config!r} (group {ch.group!r}) is not defined on this "
+                f"rig; defined: {known}"
+            )
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise CLIError(f"output {str(out)!r} already exists; use --overwrite")
+    real_dir = out.is_dir() and not out.is_symlink()
+    if real_dir and not (out / "zarr.json").is_file() and any(out.iterdir()):
+        raise CLIError(
+            f"refusing to replace {str(out)!r}: a non-empty directory that is not a "
+            "zarr dataset (no zarr.json)"
+        )
+
+
 def run_acquisition(
     seq: useq.MDASequence,
     out: Path,
@@ -128,38 +175,85 @@ def run_acquisition(
     config: str | None = None,
     backend: str = "acquire-zarr",
     overwrite: bool = False,
-) -> int:
-    """Run `seq` on a core (demo rig or `config`) into `out`; returns frames."""
-    from mmzarr.demo import demo_core
+) -> tuple[int, bool]:
+    """Run `seq` on a core (demo rig or `config`) into `out`.
+
+    Returns the frames written and whether Ctrl-C cancelled the run.
+    """
     from mmzarr.handlers import MDAWriter
 
-    if out.exists() and not overwrite:
-        raise CLIError(f"output {str(out)!r} already exists; use --overwrite")
-    try:
-        core = demo_core(config)
-    except Exception as e:
-        raise CLIError(f"cannot load config {config!r}: {e}") from e
+    _check_output(out, overwrite)
+    core = _load_core(config)
     settings = _settings(seq, core, backend)
+    _check_channels(seq, core)
     writer = MDAWriter(out, backend=backend, overwrite=overwrite, core=core)
-    frame_bytes = max(
-        (im.frame_shape[0] * im.frame_shape[1] for im in settings.images), default=0
-    ) * settings.itemsize
+    pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
+    frame_bytes = pixels * settings.itemsize
     with _progress(settings.frames_planned, frame_bytes) as progress:
         task = progress.add_task("frames", total=settings.frames_planned)
         core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
-        thread = core.run_mda(seq, output=writer)
-        try:
-            while thread.is_alive():
-                thread.join(0.1)
-        except KeyboardInterrupt:
-            err_console.print("[yellow]cancelling (Ctrl-C)...[/]")
-            core.mda.cancel()
-            thread.join()
+        cancelled, error = _run_mda(core, seq, writer)
     try:
         writer.close()
     except Exception as e:
-        raise CLIError(f"acquisition failed: {e}") from e
-    return writer.frames_written
+        raise CLIError(f"acquisition failed: {_one_line(e)}") from e
+    if error is not None:
+        raise CLIError(
+            f"acquisition failed after {writer.frames_written} frames: "
+            f"{_one_line(error)}"
+        ) from error
+    return writer.frames_written, cancelled
+
+
+def _run_mda(
+    core: Any, seq: useq.MDASequence, writer: Any
+) -> tuple[bool, BaseException | None]:
+    """Run the MDA on a thread until it ends; Ctrl-C cancels it.
+
+    Returns whether it was cancelled and the runner's error, if any. A second
+    Ctrl-C quits at once (the dataset then needs `mmzarr finalize`). While
+    waiting, the main thread only sleeps: a KeyboardInterrupt that lands in
+    `Thread.join` can make a later `join` return while the thread still runs
+    (CPython), and the dataset would be closed under a running MDA.
+    """
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            core.mda.run(seq, output=writer)
+        except Exception as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name="mmzarr-mda", daemon=True)
+    cancelled = False
+    try:
+        thread.start()
+        while not done.is_set():
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        cancelled = True
+        err_console.print(
+            "[yellow]Ctrl-C: cancelling and closing the dataset "
+            "(Ctrl-C again to quit at once)...[/]"
+        )
+    while not done.is_set():
+        try:
+            core.mda.cancel()  # again each time: a no-op until the run has started
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            _say(
+                f"mmzarr: aborted; run `mmzarr finalize {writer.path}` to make the "
+                "dataset valid",
+                err_console,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # pymmcore-plus' relay thread would block a normal exit
+    thread.join()
+    return cancelled, errors[0] if errors else None
 
 
 def _settings(seq: useq.MDASequence, core: Any, backend: str) -> AcquisitionSettings:
@@ -170,11 +264,12 @@ def _settings(seq: useq.MDASequence, core: Any, backend: str) -> AcquisitionSett
         raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if not BACKENDS[backend].is_available():
         extra = BACKENDS[backend].extra
-        raise CLIError(f'backend {backend!r} is not installed: pip install "mmzarr[{extra}]"')
+        hint = f'pip install "mmzarr[{extra}]"' if extra else "reinstall mmzarr"
+        raise CLIError(f"backend {backend!r} is not installed: {hint}")
     try:
         return AcquisitionSettings.from_useq(seq, core=core)
-    except ValueError as e:
-        raise CLIError(f"plan cannot be written: {e}") from e
+    except (ValueError, NotImplementedError) as e:
+        raise CLIError(f"plan cannot be written: {_one_line(e)}") from e
 
 
 def print_settings(settings: AcquisitionSettings) -> None:
@@ -195,10 +290,11 @@ def print_settings(settings: AcquisitionSettings) -> None:
         )
     console.print(table)
     if settings.plate is not None:
-        console.print(f"plate {settings.plate.name}: wells {', '.join(settings.plate.wells)}")
+        wells = ", ".join(settings.plate.wells)
+        _say(f"plate {settings.plate.name}: wells {wells}")
     nbytes = settings.bytes_planned
     total = "unbounded" if nbytes is None else f"{nbytes / 1e6:.1f} MB"
-    console.print(
+    _say(
         f"{len(settings.images)} images, {settings.frames_planned or '∞'} frames, "
         f"expected {total} uncompressed, compression {settings.compression}"
     )
@@ -208,23 +304,29 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def _attributes(group: Path) -> dict[str, Any] | None:
+    """A group's `zarr.json` attributes, or None when unreadable."""
+    try:
+        doc = json.loads((group / "zarr.json").read_text(encoding="utf-8"))
+        return dict(doc["attributes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def info(out: Path) -> None:
     """Print the dataset as a tree."""
     from mmzarr._validate import array_documents
 
-    root_json = out / "zarr.json"
-    if not root_json.is_file():
+    if not (out / "zarr.json").is_file():
         raise CLIError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json)")
-    try:
-        attrs = json.loads(root_json.read_text(encoding="utf-8"))["attributes"]
-    except (ValueError, KeyError) as e:
-        raise CLIError(f"{root_json}: unreadable ({e})") from e
+    attrs = _attributes(out)
+    if attrs is None:
+        raise CLIError(f"{out / 'zarr.json'}: unreadable; run `mmzarr validate {out}`")
     mm = attrs.get("mmzarr", {})
     ome = attrs.get("ome", {})
-    layout = (
-        "plate" if "plate" in ome else "collection"
-        if "bioformats2raw.layout" in ome else "image"
-    )
+    layout = "plate" if "plate" in ome else "image"
+    if "bioformats2raw.layout" in ome:
+        layout = "collection"
     tree = Tree(
         f"[bold]{out}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
         f"status {mm.get('status', 'unknown')}, {mm.get('frames_written', '?')}"
@@ -233,7 +335,10 @@ def info(out: Path) -> None:
     arrays = array_documents(out)
     images = mm.get("images", {})
     branches: dict[str, Tree] = {}
-    for path, doc in arrays.items():
+    for path in sorted(
+        arrays, key=lambda a: [int(x) if x.isdigit() else x for x in a.split("/")]
+    ):
+        doc = arrays[path]
         key = path.rsplit("/", 1)[0] if "/" in path else ""
         parent = tree
         if layout == "plate":
@@ -241,15 +346,13 @@ def info(out: Path) -> None:
             if well not in branches:
                 branches[well] = tree.add(f"well {well}")
             parent = branches[well]
-        group = json.loads(
-            ((out / key / "zarr.json") if key else root_json).read_text()
-        )["attributes"].get("ome", {})
+        group = (_attributes(out / key) or {}).get("ome", {})
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
         dims = "".join(doc.get("dimension_names") or [])
         written = images.get(key, {}).get("frames_written", "?")
+        label = f"field {key.split('/')[-1]}" if layout == "plate" else key or "(root)"
         parent.add(
-            f"{('field ' + key.split('/')[-1]) if layout == 'plate' else (key or '(root)')}"
-            f": {dims} {tuple(doc['shape'])} {doc['data_type']}"
+            f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
             f" channels={chans} frames={written}"
         )
     console.print(tree)
@@ -259,7 +362,7 @@ def _cmd_validate(out: Path) -> int:
     from mmzarr._validate import validate
 
     report = validate(out)
-    (console if report.ok else err_console).print(report.format(), markup=False)
+    _say(report.format(), console if report.ok else err_console)
     return 0 if report.ok else 1
 
 
@@ -270,28 +373,39 @@ def _cmd_finalize(out: Path) -> int:
         report = finalize(out)
     except (OSError, ValueError) as e:
         raise CLIError(f"cannot finalize {str(out)!r}: {e}") from e
-    console.print(report.format(), markup=False)
+    _say(report.format())
     return 0 if report.ok else 1
 
 
 def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     seq = demo_plan()
-    console.print(
+    _say(
         f"mmzarr demo: a 3-well plate (2x2 fields, 2 channels, 3 z, 3 time points) "
         f"on the built-in demo rig -> {out}"
     )
     t0 = time.perf_counter()
-    n = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
+    n, cancelled = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
     dt = time.perf_counter() - t0
-    console.print(f"wrote {n} frames in {dt:.1f} s")
+    where = out.resolve()
+    _say(f"wrote {n} frames in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
-    console.print(
+    _say(
         "open it with:\n"
-        f"  napari --plugin napari-ome-zarr {out}\n"
-        f"  python -c \"import zarr; print(zarr.open_group('{out}').tree())\"\n"
+        f"  napari --plugin napari-ome-zarr {where}\n"
+        f"  python -c \"import zarr; print(zarr.open_group('{where}').tree())\"\n"
         f"  mmzarr info {out}"
     )
-    return code
+    return _cancelled(n, out) if cancelled else code
+
+
+def _cancelled(n: int, out: Path) -> int:
+    """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
+    _say(
+        f"mmzarr: cancelled (Ctrl-C) after {n} frames; {str(out)!r} is a valid "
+        "dataset of what was acquired",
+        err_console,
+    )
+    return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -299,7 +413,10 @@ def _parser() -> argparse.ArgumentParser:
     from mmzarr.backends import BACKENDS
 
     p = argparse.ArgumentParser(
-        prog="mmzarr", description="Stream microscope acquisitions into OME-Zarr v0.5."
+        prog="mmzarr",
+        description="Stream microscope acquisitions into OME-Zarr v0.5.",
+        epilog="Exit status: 0 ok, 1 error or invalid dataset, 130 cancelled by "
+        "Ctrl-C (what was acquired stays a valid dataset).",
     )
     p.add_argument("--version", action="version", version=f"mmzarr {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -334,16 +451,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "acquire":
         seq = load_plan(args.plan)
         if args.dry_run:
-            from mmzarr.demo import demo_core
-
-            print_settings(_settings(seq, demo_core(args.config), args.backend))
+            core = _load_core(args.config)
+            print_settings(_settings(seq, core, args.backend))
+            _check_channels(seq, core)
+            note = ""
+            if args.out.exists() and not args.overwrite:
+                note = " (it exists: acquiring needs --overwrite)"
+            _say(
+                f"dry run: nothing acquired; would write {args.out}{note} "
+                f"with backend {args.backend}"
+            )
             return 0
-        n = run_acquisition(
-            seq, args.out, config=args.config, backend=args.backend,
+        n, cancelled = run_acquisition(
+            seq,
+            args.out,
+            config=args.config,
+            backend=args.backend,
             overwrite=args.overwrite,
         )
-        console.print(f"wrote {n} frames to {args.out}")
-        return 0
+        _say(f"wrote {n} frames to {args.out}")
+        return _cancelled(n, args.out) if cancelled else 0
     if args.command == "info":
         info(args.out)
         return 0
@@ -358,14 +485,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("pymmcore-plus").setLevel(logging.CRITICAL)
     args = _parser().parse_args(argv)
-    try:
-        return _dispatch(args)
-    except CLIError as e:
-        err_console.print(f"mmzarr: error: {e}", markup=False, highlight=False)
-        return e.code
-    except KeyboardInterrupt:
-        err_console.print("mmzarr: interrupted", markup=False)
-        return 130
+    shown: set[str] = set()
+
+    def show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+        text = _one_line(message) if isinstance(message, Warning) else str(message)
+        if text not in shown:  # the same warning from settings and writer: once
+            shown.add(text)
+            _say(f"mmzarr: warning: {text}", err_console)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return _dispatch(args)
+        except CLIError as e:
+            _say(f"mmzarr: error: {e}", err_console)
+            return e.code
+        except KeyboardInterrupt:
+            _say("mmzarr: interrupted", err_console)
+            return 130
+
+
+def _say(text: str, to: Console = console) -> None:
+    """Plain text, never wrapped: paths stay whole, errors stay on one line."""
+    to.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,38 +1,58 @@
 """`finalize(path)`: turn a dataset whose writer died into a valid one.
 
 A killed writer leaves group metadata saying `acquiring`, arrays whose shape may
-not match what reached the disk (an unbounded `t`), and a frame log. Finalizing
-keeps every frame whose chunks are on disk, sets unbounded arrays' `t` to the
-time points that hold data, and rewrites the group metadata with status
-`interrupted` and the frames that are there. Only `zarr.json` files are
-rewritten; no chunk is touched.
+not match what reached the disk (an unbounded `t`), a frame log whose last
+records may name frames that never reached the disk, and possibly a chunk or
+shard file that was being written (a shard without its index). Finalizing keeps
+every logged frame whose chunks are on disk and decode, sets unbounded arrays'
+`t` to the time points that hold data, moves chunk files that do not decode to
+`mmzarr/damaged/` (never deletes them), records the frames it could not keep in
+`mmzarr/finalize.json` (`LOST_FRAMES`) and rewrites the group metadata with
+status `interrupted` and the frames that are there. Only metadata is rewritten;
+no intact chunk is touched.
 """
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmzarr import _layout, _metadata
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._stream import SETTINGS_FILE, _Written, write_group_metadata
-from mmzarr._validate import ValidationReport, array_documents, frame_is_complete, validate
+from mmzarr._validate import (
+    LOST_FRAMES,
+    FrameReader,
+    ValidationReport,
+    array_documents,
+    chunk_paths,
+    frame_is_complete,
+    raw_chunk_bytes,
+    validate,
+)
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterable
 
-__all__ = ["finalize"]
+__all__ = ["DAMAGED_DIR", "finalize"]
+
+#: Where chunk files that do not decode are moved, relative to the dataset root.
+DAMAGED_DIR = "mmzarr/damaged"
+
+Frame = tuple[int, tuple[int, ...]]  # (image number, storage index)
 
 
 def finalize(path: str | Path) -> ValidationReport:
     """Make a crashed mmzarr dataset valid; returns the validation afterwards.
+
+    Idempotent: finalizing again finds the same frames.
 
     Raises
     ------
     FileNotFoundError
         If `path` has no mmzarr settings (not written by mmzarr).
     """
-    from pathlib import Path
-
     root = Path(path)
     settings_file = root / SETTINGS_FILE
     if not settings_file.is_file():
@@ -46,27 +66,50 @@ def finalize(path: str | Path) -> ValidationReport:
     root_attrs = _metadata.read_json(root / "zarr.json").get("attributes", {})
     old = root_attrs.get("mmzarr", {})
     status = old.get("status", "acquiring")
-    docs = array_documents(root)
-    written = [_Written(im) for im in settings.images]
+    _remove_stale_temp_files(root)
+
+    logged: list[Frame] = []
     index_of = {im.key: i for i, im in enumerate(settings.images)}
     for rec in _metadata.read_frame_log(root):
         i = index_of.get(rec.get("image", ""))
-        if i is None:
-            continue
-        im = settings.images[i]
-        doc = docs.get(_layout.array_path(im))
-        if doc is None:
-            continue
-        index = tuple(int(v) for v in rec.get("index", []))
-        if frame_is_complete(root, _layout.array_path(im), doc, index, im.unbounded):
-            written[i].mark(index, im.unbounded)
-    for i, im in enumerate(settings.images):
-        apath = _layout.array_path(im)
-        if im.unbounded and apath in docs:
-            doc = docs[apath]
-            if doc["shape"][0] != written[i].t_size:
-                doc["shape"][0] = written[i].t_size
-                _metadata.write_json_atomic(root / apath / "zarr.json", doc)
+        if i is not None and not rec.get("dropped"):
+            logged.append((i, tuple(int(v) for v in rec.get("index", []))))
+
+    damaged: list[str] = []
+    kept, reasons = _on_disk(root, settings, logged, damaged)
+    _set_t_sizes(root, settings, kept)
+    reader = FrameReader(root)
+    if reader.available:
+        for i, index in kept:
+            apath = _layout.array_path(settings.images[i])
+            error = reader.error(apath, index)
+            if error is not None:
+                damaged += _quarantine(root, apath, index)
+                reasons[(i, index)] = f"does not decode ({error})"
+        damaged += _check_other_chunks(root, settings, kept, reader)
+        if damaged:  # frames sharing a moved file are gone too
+            kept, more = _on_disk(root, settings, kept, damaged)
+            for frame, why in more.items():
+                reasons.setdefault(frame, why)
+            _set_t_sizes(root, settings, kept)
+    written = _mark(settings, kept)
+
+    lost = [
+        {"image": settings.images[i].key, "index": list(idx), "reason": why}
+        for (i, idx), why in reasons.items()
+    ]
+    _metadata.write_json_atomic(
+        root / LOST_FRAMES,
+        {
+            "finalized": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "status_before": status,
+            "frames_logged": len(logged),
+            "frames_kept": sum(w.count for w in written),
+            "reader": reader.engine,
+            "lost": lost,
+            "damaged_files": damaged,
+        },
+    )
     if status == "acquiring":
         status = "interrupted"
     write_group_metadata(
@@ -77,4 +120,138 @@ def finalize(path: str | Path) -> ValidationReport:
         backend=old.get("backend", "unknown"),
         dropped=int(old.get("frames_dropped", 0)),
     )
-    return validate(root)
+    report = validate(root)
+    if not reader.available:
+        report.notes.append("no tensorstore or zarr-python: chunks were not decoded")
+    return report
+
+
+def _on_disk(
+    root: Path,
+    settings: AcquisitionSettings,
+    frames: Iterable[Frame],
+    damaged: list[str],
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Split `frames` into those whose chunk files are all there, and the others.
+
+    Truncated chunk files of the others are moved away (added to `damaged`).
+    """
+    docs = array_documents(root)
+    kept: list[Frame] = []
+    reasons: dict[Frame, str] = {}
+    for i, index in frames:
+        im = settings.images[i]
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        problems: list[str] = []
+        if doc is None:
+            reasons[(i, index)] = f"array {apath!r} is missing"
+        elif frame_is_complete(root, apath, doc, index, im.unbounded, problems):
+            kept.append((i, index))
+        else:
+            reasons[(i, index)] = "; ".join(problems)
+            damaged += _quarantine(root, apath, index, truncated_only=True)
+    return kept, reasons
+
+
+def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[_Written]:
+    written = [_Written(im) for im in settings.images]
+    for i, index in frames:
+        written[i].mark(index, settings.images[i].unbounded)
+    return written
+
+
+def _set_t_sizes(
+    root: Path, settings: AcquisitionSettings, frames: Iterable[Frame]
+) -> None:
+    """Set each unbounded array's `t` to the time points that hold `frames`."""
+    written = _mark(settings, frames)
+    docs = array_documents(root)
+    for i, im in enumerate(settings.images):
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        if im.unbounded and doc is not None and doc["shape"][0] != written[i].t_size:
+            doc["shape"][0] = written[i].t_size
+            _metadata.write_json_atomic(root / apath / "zarr.json", doc)
+
+
+def _quarantine(
+    root: Path, array: str, index: tuple[int, ...], *, truncated_only: bool = False
+) -> list[str]:
+    """Move the chunk files of frame `index` to `DAMAGED_DIR`; their new paths.
+
+    `truncated_only`: only files that are empty or shorter than an uncompressed
+    chunk.
+    """
+    doc = _metadata.read_json(root / array / "zarr.json")
+    shape = list(doc["shape"])
+    shape[0] = max(shape[0], index[0] + 1)
+    exact = raw_chunk_bytes(doc)
+    moved = []
+    for rel in chunk_paths({**doc, "shape": shape}, index):
+        src = root / array / rel
+        if not src.is_file():
+            continue
+        size = src.stat().st_size
+        if not truncated_only or size == 0 or (exact is not None and size != exact):
+            dst = root / DAMAGED_DIR / array / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.replace(dst)
+            moved.append(dst.relative_to(root).as_posix())
+    return moved
+
+
+def _check_other_chunks(
+    root: Path,
+    settings: AcquisitionSettings,
+    kept: Iterable[Frame],
+    reader: FrameReader,
+) -> list[str]:
+    """Move chunk files that hold no kept frame and do not decode; their paths.
+
+    A writer that died (or failed: disk full) mid-write can leave a torn chunk
+    of a frame it never logged; readers of the whole array would fail on it.
+    """
+    holding: dict[int, set[str]] = {}
+    docs = array_documents(root)
+    for i, index in kept:
+        doc = docs[_layout.array_path(settings.images[i])]
+        holding.setdefault(i, set()).update(chunk_paths(doc, index))
+    moved: list[str] = []
+    for i, im in enumerate(settings.images):
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        if doc is None:
+            continue
+        shape = doc["shape"]
+        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        for f in sorted((root / apath).rglob("*")):
+            rel = f.relative_to(root / apath).as_posix()
+            parts = rel.split("/")
+            if (
+                not f.is_file()
+                or rel in holding.get(i, set())
+                or parts[0] != "c"
+                or len(parts) != len(shape) + 1
+                or not all(p.isdigit() for p in parts[1:])
+            ):
+                continue
+            start = [int(p) * g for p, g in zip(parts[1:], grid, strict=True)]
+            if any(s0 >= n for s0, n in zip(start, shape, strict=True)):
+                continue  # outside the array: never read
+            region = tuple(
+                slice(s0, min(s0 + g, n))
+                for s0, g, n in zip(start, grid, shape, strict=True)
+            )
+            if reader.error(apath, region) is not None:
+                dst = root / DAMAGED_DIR / apath / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                f.replace(dst)
+                moved.append(dst.relative_to(root).as_posix())
+    return moved
+
+
+def _remove_stale_temp_files(root: Path) -> None:
+    """Delete half-written `zarr.json` temp files a killed writer left behind."""
+    for tmp in root.rglob(".zarr.json.*.tmp"):
+        tmp.unlink(missing_ok=True)

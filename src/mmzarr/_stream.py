@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmzarr import _layout, _metadata
-from mmzarr.backends import get_backend
-from mmzarr.errors import FrameError, StorageError
+from mmzarr.backends import SupportsBackpressure, get_backend
+from mmzarr.errors import BufferFullError, FrameError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -271,6 +271,10 @@ class Stream:
                     f"image {im.key!r}: index {sidx} ({dict(index or {})}) was "
                     "already written"
                 )
+            if not self._make_room(arr.nbytes):
+                self.dropped += 1
+                self._log_frame(im.key, sidx, metadata, dropped=True)
+                return im.key, sidx
             try:
                 self._backend.write(image, sidx, arr)
             except FrameError:
@@ -284,16 +288,7 @@ class Stream:
             self._written[image].mark(sidx, im.unbounded)
             self._frames += 1
             self._latest[im.key] = arr
-            record: dict[str, Any] = {
-                "frame": self._frames - 1,
-                "image": im.key,
-                "index": list(sidx),
-                "elapsed_ms": round((time.monotonic() - self._t0) * 1000, 3),
-            }
-            if metadata:
-                record.update(metadata)
-            if self._log is not None:
-                self._log.write(record)
+            self._log_frame(im.key, sidx, metadata)
             return im.key, sidx
 
     def skip(self, n: int = 1) -> None:
@@ -390,6 +385,44 @@ class Stream:
             p.mkdir(parents=True)
         except OSError as e:
             raise StorageError(f"cannot create output {str(p)!r}: {e}") from e
+
+    def _make_room(self, nbytes: int) -> bool:
+        """Apply `on_full` when the backend's buffer is full; False: drop."""
+        backend = self._backend
+        if not isinstance(backend, SupportsBackpressure) or backend.has_room(nbytes):
+            return True
+        policy = self.settings.on_full
+        if policy == "block":
+            backend.wait_for_room(nbytes)
+            return True
+        if policy == "raise":
+            raise BufferFullError(
+                f"storage at {self.path} is behind: the "
+                f"{self.settings.max_buffer_bytes} bytes buffer is full "
+                "(on_full='raise')"
+            )
+        return False
+
+    def _log_frame(
+        self,
+        key: str,
+        sidx: tuple[int, ...],
+        metadata: Mapping[str, Any] | None,
+        *,
+        dropped: bool = False,
+    ) -> None:
+        record: dict[str, Any] = {
+            "frame": self._frames - (0 if dropped else 1),
+            "image": key,
+            "index": list(sidx),
+            "elapsed_ms": round((time.monotonic() - self._t0) * 1000, 3),
+        }
+        if dropped:
+            record["dropped"] = True
+        if metadata:
+            record.update(metadata)
+        if self._log is not None:
+            self._log.write(record)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -215,6 +215,24 @@ def _z_scale(plan: Any) -> float | None:
     return None
 
 
+def _from_plan(
+    seq: useq.MDASequence, info: _ImageEvents, *, unbounded_t: bool
+) -> dict[str, Any]:
+    """Scales and channel names of an image from the (sub-)plan that governs it."""
+    pos = info.position
+    t_scale = None
+    if unbounded_t or "t" in info.axes:
+        t_scale = _time_scale(_plan_of(seq, pos, "time_plan"))
+    sub = pos.sequence if pos is not None else None
+    channels = sub.channels if sub is not None and sub.channels else seq.channels
+    return {
+        "t_scale": t_scale or 1.0,
+        "t_unknown": t_scale is None and (unbounded_t or "t" in info.axes),
+        "z_scale": _z_scale(_plan_of(seq, pos, "z_plan")),
+        "fallback_channels": dict(enumerate(c.config for c in channels)),
+    }
+
+
 def _plan_of(seq: useq.MDASequence, position: useq.Position | None, attr: str) -> Any:
     """The `time_plan`/`z_plan` that governs the images of `position`."""
     sub = position.sequence if position is not None else None
@@ -538,23 +556,13 @@ def settings_from_useq(
             f"plan: the MDASequence is empty (it yields no events): {seq!r}"
         )
 
-    t_scales = [
-        _time_scale(_plan_of(seq, i.position, "time_plan"))
-        if unbounded_t or "t" in i.axes
-        else 1.0
-        for i in infos
-    ]
-    if any(ts is None for ts in t_scales):
+    per_image = [_from_plan(seq, info, unbounded_t=unbounded_t) for info in infos]
+    if any(p.pop("t_unknown") for p in per_image):
         warnings.warn(
             "time interval is unknown or 0: writing a t scale of 1 second",
             MMZarrWarning,
             stacklevel=3,
         )
-    z_scales = [_z_scale(_plan_of(seq, i.position, "z_plan")) for i in infos]
-    scales = [
-        {"t_scale": ts or 1.0, "z_scale": zs}
-        for ts, zs in zip(t_scales, z_scales, strict=True)
-    ]
 
     common = {
         "shape": shape,
@@ -562,12 +570,13 @@ def settings_from_useq(
         "unbounded_t": unbounded_t,
         "period": period,
         "preferred_order": "".join(seq.axis_order),
-        "fallback_channels": dict(enumerate(c.config for c in seq.channels)),
         "chunks": dict(chunks or {}),
         "shards": dict(shards or {}),
     }
     try:
-        return _assemble(seq, infos, scales, dtype_name, compression, common, options)
+        return _assemble(
+            seq, infos, per_image, dtype_name, compression, common, options
+        )
     except PlanError:
         raise
     except ValidationError as e:
@@ -582,7 +591,7 @@ def settings_from_useq(
 def _assemble(
     seq: useq.MDASequence,
     infos: Sequence[_ImageEvents],
-    scales: Sequence[Mapping[str, Any]],
+    per_image: Sequence[Mapping[str, Any]],
     dtype_name: str,
     compression: Compression,
     common: Mapping[str, Any],
@@ -606,16 +615,16 @@ def _assemble(
                 **sc,
                 **common,
             )
-            for info, sc, (r, c, f) in zip(infos, scales, placements, strict=True)
+            for info, sc, (r, c, f) in zip(infos, per_image, placements, strict=True)
         ]
     elif len(infos) == 1:
         layout = "image"
-        images = [_image_settings(infos[0], key="", **scales[0], **common)]
+        images = [_image_settings(infos[0], key="", **per_image[0], **common)]
     else:
         layout = "collection"
         images = [
             _image_settings(info, key=str(i), **sc, **common)
-            for i, (info, sc) in enumerate(zip(infos, scales, strict=True))
+            for i, (info, sc) in enumerate(zip(infos, per_image, strict=True))
         ]
     order = "".join(seq.axis_order)
     inside = "t" not in order or "p" not in order or order.index("t") < order.index("p")

@@ -8,7 +8,9 @@ Three independent kinds of check, each reported as a problem line:
    size;
 3. reads: every array is read in full (tensorstore, else zarr-python).
 A dataset whose writer never closed (status `acquiring`: the process died) is
-reported as incomplete, with the number of frames that are on disk.
+reported as incomplete, with the number of frames that are on disk (and, when
+reading, decode). Frames that `finalize` recorded as lost (`LOST_FRAMES`) are
+not problems of a finalized dataset; they are counted in a note.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ import numpy as np
 from mmzarr._metadata import read_frame_log
 
 __all__ = [
+    "LOST_FRAMES",
+    "FrameReader",
     "ValidationReport",
     "array_documents",
+    "chunk_paths",
     "frame_is_complete",
+    "lost_frames",
+    "raw_chunk_bytes",
     "read_array",
     "validate",
 ]
+
+#: What `finalize` found missing or damaged, relative to the dataset root.
+LOST_FRAMES = "mmzarr/finalize.json"
 
 
 @dataclass
@@ -115,6 +125,73 @@ def read_array(root: Path, array: str) -> np.ndarray:
     return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
 
 
+class FrameReader:
+    """Reads single frames to check that their chunks decode.
+
+    Uses tensorstore if installed, else zarr-python; `available` is False when
+    neither is. Each array is opened once, from its `zarr.json` on disk.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.engine: str | None
+        self._arrays: dict[str, Any] = {}
+        try:
+            import tensorstore  # noqa: F401
+        except ImportError:
+            self.engine = "zarr-python" if _has_zarr() else None
+        else:
+            self.engine = "tensorstore"
+
+    @property
+    def available(self) -> bool:
+        """Whether a reader is installed."""
+        return self.engine is not None
+
+    def error(self, array: str, index: tuple[int | slice, ...]) -> str | None:
+        """Why `array[index]` (a frame, or a region) cannot be read, or None."""
+        try:
+            arr = self._arrays.get(array)
+            if arr is None:
+                arr = self._arrays[array] = self._open(array)
+            if self.engine == "tensorstore":
+                arr[index].read().result()
+            else:
+                np.asarray(arr[index])
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        return None
+
+    def _open(self, array: str) -> Any:
+        path = self.root / array
+        if self.engine == "tensorstore":
+            import tensorstore as ts
+
+            spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+            return ts.open(spec, open=True, read=True).result()
+        import zarr
+
+        return zarr.open_array(str(path), mode="r")
+
+
+def _has_zarr() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("zarr") is not None
+
+
+def lost_frames(root: Path) -> set[tuple[str, tuple[int, ...]]]:
+    """(image key, storage index) of the frames `finalize` recorded as lost."""
+    path = root / LOST_FRAMES
+    if not path.is_file():
+        return set()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {(str(x["image"]), tuple(x["index"])) for x in doc.get("lost", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def _layout_of(attrs: dict[str, Any]) -> str | None:
     ome = attrs.get("ome", {})
     if "multiscales" in ome:
@@ -126,7 +203,7 @@ def _layout_of(attrs: dict[str, Any]) -> str | None:
     return None
 
 
-def _chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
+def chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
     """Paths of the chunk/shard files that hold the frame at `index`."""
     shape = doc["shape"]
     grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
@@ -146,7 +223,7 @@ def _chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
     return paths
 
 
-def _raw_chunk_bytes(doc: dict[str, Any]) -> int | None:
+def raw_chunk_bytes(doc: dict[str, Any]) -> int | None:
     """Exact size of an uncompressed, unsharded chunk; None otherwise."""
     codecs = doc.get("codecs", [])
     if [c.get("name") for c in codecs] != ["bytes"]:
@@ -192,7 +269,8 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
 
     docs = array_documents(root)
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
-    _check_frames(root, docs, report)
+    reader = FrameReader(root) if read and report.incomplete else None
+    _check_frames(root, docs, report, reader)
     if report.incomplete:
         report.problems.append(
             f"incomplete: the writer never closed this dataset (crash?); "
@@ -231,9 +309,9 @@ def frame_is_complete(
                 f"array {array!r}: frame {list(index)} is outside shape {doc['shape']}"
             )
         return False
-    exact = _raw_chunk_bytes(doc)
+    exact = raw_chunk_bytes(doc)
     ok = True
-    for rel in _chunk_paths({**doc, "shape": shape}, index):
+    for rel in chunk_paths({**doc, "shape": shape}, index):
         f = root / array / rel
         size = f.stat().st_size if f.is_file() else -1
         if size > 0 and (exact is None or size == exact):
@@ -241,19 +319,36 @@ def frame_is_complete(
         ok = False
         if problems is not None:
             what = "missing" if size < 0 else f"truncated ({size} bytes)"
-            problems.append(f"array {array!r}: chunk {rel} of frame {list(index)} is {what}")
+            problems.append(
+                f"array {array!r}: chunk {rel} of frame {list(index)} is {what}"
+            )
     return ok
 
 
 def _check_frames(
-    root: Path, docs: dict[str, dict[str, Any]], report: ValidationReport
+    root: Path,
+    docs: dict[str, dict[str, Any]],
+    report: ValidationReport,
+    reader: FrameReader | None,
 ) -> None:
-    records = read_frame_log(root)
+    """Count (incomplete dataset) or check (closed dataset) every logged frame.
+
+    `reader`: also decode each complete frame inside its array's shape.
+    """
+    records = [r for r in read_frame_log(root) if not r.get("dropped")]
     report.frames_logged = len(records)
     problems: list[str] | None = None if report.incomplete else report.problems
+    lost = lost_frames(root)
+    if lost:
+        report.notes.append(
+            f"{len(lost)} logged frames were lost when the writer stopped "
+            f"(listed in {LOST_FRAMES})"
+        )
     missing_arrays: set[str] = set()
     for rec in records:
         key = rec.get("image", "")
+        if (key, tuple(rec.get("index", []))) in lost:
+            continue
         array = f"{key}/0" if key else "0"
         doc = docs.get(array)
         if doc is None:
@@ -262,6 +357,8 @@ def _check_frames(
             missing_arrays.add(array)
             continue
         index = tuple(rec.get("index", []))
-        report.frames_complete += frame_is_complete(
-            root, array, doc, index, report.incomplete, problems
-        )
+        ok = frame_is_complete(root, array, doc, index, report.incomplete, problems)
+        inside = all(i < s for i, s in zip(index, doc["shape"], strict=False))
+        if ok and reader is not None and reader.available and inside:
+            ok = reader.error(array, index) is None
+        report.frames_complete += ok

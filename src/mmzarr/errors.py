@@ -7,6 +7,7 @@ Every error subclasses a builtin so callers can catch what they already know
 from __future__ import annotations
 
 __all__ = [
+    "BufferFullError",
     "FrameError",
     "MMZarrError",
     "MissingDependencyError",
@@ -33,3 +34,7 @@ class StorageError(MMZarrError, OSError):
 
 class MissingDependencyError(MMZarrError, ImportError):
     """An optional dependency needed for a backend is not installed."""
+
+
+class BufferFullError(MMZarrError, BufferError):
+    """Storage fell behind and `on_full="raise"`: the frame was not accepted."""

@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from mmzarr.backends._base import ArrayBackend, SupportsFlush
+from mmzarr.backends._base import ArrayBackend, SupportsBackpressure, SupportsFlush
 from mmzarr.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ __all__ = [
     "BACKENDS",
     "ArrayBackend",
     "BackendName",
+    "SupportsBackpressure",
     "SupportsFlush",
     "available_backends",
     "get_backend",

@@ -17,7 +17,9 @@ Upstream quirks handled here:
 
 from __future__ import annotations
 
+import collections
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 import acquire_zarr as aqz
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
 __all__ = ["AcquireZarrBackend"]
+
+#: Seconds without any write reaching the disk before a full buffer is an error.
+STALL_S = 120.0
 
 _KINDS = {
     "t": aqz.DimensionType.TIME,
@@ -78,16 +83,38 @@ class _ArrayCursor:
         self.pending: dict[int, np.ndarray] = {}
         self.max_pending = max_pending
         self.zero = np.zeros(image.frame_shape, dtype=np.uint8)  # re-typed on open
+        dims = {d.name: d for d in image.dimensions}
+        self.shard = {n: dims[n].shard_size for n in self.storage_names}
+        ny = math.ceil(image.frame_shape[0] / dims["y"].shard_size)
+        nx = math.ceil(image.frame_shape[1] / dims["x"].shard_size)
+        self.yx_tail = f"{ny - 1}/{nx - 1}"
+        first = append_order[0] if append_order else None
+        # acquire-zarr writes a "slab" (one shard along the first append axis,
+        # everything along the others) when the slab's last frame arrives
+        self.slab_frames = math.prod(
+            (self.shard[n] if n == first else int(sizes[n] or 1))
+            for n in append_order
+        )
 
     def linear(self, index: tuple[int, ...]) -> int:
-        named = dict(zip(self.storage_names, index, strict=False))
+        """Position of storage `index` in append order."""
+        named = dict(zip(self.storage_names, index, strict=True))
         return sum(named[n] * self.strides[n] for n in self.order)
 
     def index_of(self, linear: int) -> tuple[int, ...]:
+        """Storage index at append position `linear`."""
         named = {}
         for n in self.order:
             named[n], linear = divmod(linear, self.strides[n])
         return tuple(named[n] for n in self.storage_names)
+
+    def shard_file(self, index: tuple[int, ...]) -> str:
+        """Relative path of the (last) shard file that holds `index`."""
+        coords = [
+            str(v // self.shard[n])
+            for n, v in zip(self.storage_names, index, strict=True)
+        ]
+        return "/".join([self.key, "c", *coords, self.yx_tail])
 
 
 class AcquireZarrBackend:
@@ -99,11 +126,26 @@ class AcquireZarrBackend:
         acquire-zarr worker threads (0: its default).
     max_reorder_bytes
         Bytes of early frames held per array while waiting for earlier ones.
+
+    Notes
+    -----
+    acquire-zarr queues frames without bound when the disk is slower than the
+    producer, and preallocates buffers of its own
+    (`StreamSettings.get_maximum_memory_usage()`). This backend counts the bytes
+    of completed shards it appended whose files are not yet on disk; `Stream`
+    holds the producer (or raises, or drops) while they exceed what
+    `max_buffer_bytes` leaves after acquire-zarr's own buffers (at least two
+    shards).
     """
 
-    def __init__(self, *, max_threads: int = 0, max_reorder_bytes: int = 256 * 1024**2):
+    def __init__(
+        self, *, max_threads: int = 0, max_reorder_bytes: int = 256 * 1024**2
+    ) -> None:
         self._max_threads = max_threads
         self._max_reorder = max_reorder_bytes
+        self._in_flight: collections.deque[tuple[str, int]] = collections.deque()
+        self._in_flight_bytes = 0
+        self._budget = 0
         self._stream: Any = None
         self._cursors: list[_ArrayCursor] = []
         self._root: Path | None = None
@@ -160,6 +202,11 @@ class AcquireZarrBackend:
             overwrite=False,
             max_threads=self._max_threads,
         )
+        largest_slab = max(
+            math.prod(c.image.frame_shape) * c.slab_frames for c in self._cursors
+        ) * dtype.itemsize
+        own = int(stream_settings.get_maximum_memory_usage())
+        self._budget = max(2 * largest_slab, settings.max_buffer_bytes - own)
         try:
             self._stream = aqz.ZarrStream(stream_settings)
         except RuntimeError as e:
@@ -221,11 +268,52 @@ class AcquireZarrBackend:
 
     # ---- helpers --------------------------------------------------------------
     def _append(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
+        index = cur.index_of(cur.next)
         try:
             self._stream.append(np.ascontiguousarray(frame), key=cur.key)
         except RuntimeError as e:
             raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
         cur.next += 1
+        if cur.next % cur.slab_frames == 0:
+            nbytes = frame.nbytes * cur.slab_frames
+            self._in_flight.append((cur.shard_file(index), nbytes))
+            self._in_flight_bytes += nbytes
+
+    # ---- backpressure (SupportsBackpressure) -------------------------------------
+    def buffered_bytes(self) -> int:
+        """Bytes of completed shards handed to acquire-zarr but not yet on disk."""
+        assert self._root is not None
+        while self._in_flight and (self._root / self._in_flight[0][0]).exists():
+            self._in_flight_bytes -= self._in_flight.popleft()[1]
+        return self._in_flight_bytes
+
+    def has_room(self, nbytes: int) -> bool:
+        """Whether `nbytes` more fit in the buffer budget."""
+        used = self.buffered_bytes()
+        return used == 0 or used + nbytes <= self._budget
+
+    def wait_for_room(self, nbytes: int, timeout: float | None = None) -> bool:
+        """Block until `nbytes` more fit (True) or `timeout` seconds pass (False).
+
+        Raises `OSError` when nothing reaches the disk for `STALL_S` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        last_used, last_progress = self._in_flight_bytes, time.monotonic()
+        while not self.has_room(nbytes):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if self._in_flight_bytes != last_used:
+                last_used, last_progress = self._in_flight_bytes, now
+            elif now - last_progress > STALL_S:
+                raise OSError(
+                    f"acquire-zarr wrote nothing to {self._root} for {STALL_S:.0f} s "
+                    f"({self._in_flight_bytes} bytes waiting)"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return True
 
     def _drain(self, cur: _ArrayCursor, *, force: bool) -> None:
         """Append pending frames in order; fill gaps that can no longer close."""

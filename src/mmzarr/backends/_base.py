@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
 
-__all__ = ["ArrayBackend", "SupportsFlush"]
+__all__ = ["ArrayBackend", "SupportsBackpressure", "SupportsFlush"]
 
 
 @runtime_checkable
@@ -49,3 +49,14 @@ class SupportsFlush(Protocol):
 
     def flush(self) -> None:
         """Write every buffered frame to storage."""
+
+
+@runtime_checkable
+class SupportsBackpressure(Protocol):
+    """A backend that buffers frames and can tell when its buffer is full."""
+
+    def has_room(self, nbytes: int) -> bool:
+        """Whether `nbytes` more fit in the backend's buffer budget."""
+
+    def wait_for_room(self, nbytes: int, timeout: float | None = None) -> bool:
+        """Block until `nbytes` more fit (True) or `timeout` passes (False)."""

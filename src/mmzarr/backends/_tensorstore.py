@@ -3,15 +3,19 @@
 Owns the array `zarr.json` and chunk/shard files of each image, created with the
 codecs acquire-zarr writes (bytes little-endian, blosc level 1 with byte shuffle,
 `sharding_indexed` with a crc32c index at the end) so arrays from either backend
-have the same metadata. Group documents, routing and frame validation stay in
-`Stream`.
+have the same metadata (tensorstore leaves out default fields such as
+`index_location`; parsed, the documents are equal). Group documents, routing and
+frame validation stay in `Stream`. An unbounded `t` starts at 1, grows by
+metadata-only resizes as frames arrive and ends at the count `close` receives.
 
-Frames of a sharded array are gathered per shard in memory (`_ShardGatherer`) and
-each shard is written once, when its last frame arrives or at `close`: a frame
-written into an existing shard would make tensorstore read, decode and rewrite
-the whole shard. Unsharded frames go straight to storage. Every write waits for
-its commit and the context has `file_io_sync`, so data is on disk when `write`
-(or `close`, for buffered shards) returns.
+Frames are gathered in memory per shard (`_ShardGatherer`; per chunk when an
+unsharded chunk holds several frames) and each shard is written once, when its
+last planned frame arrives or at `close`: a frame written into an existing shard
+would make tensorstore read, decode and rewrite the whole shard. When a shard
+(chunk) holds one frame, frames go straight to storage. Every write waits for its
+commit and the context has `file_io_sync`, so data is on disk when `write` (or
+`close`, for buffered shards) returns. The gathering code is repeated in
+`_zarr.py` (each backend module may import only its own optional library).
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ class _ShardGatherer:
 
     image: ImageSettings
     dtype: np.dtype[Any]
-    block: tuple[int, ...] = ()
-    open: dict[tuple[int, ...], _Block] = field(default_factory=dict)
-    written: set[tuple[int, ...]] = field(default_factory=set)
+    block: tuple[int, ...] = field(init=False)  # shard extent (non-spatial)
+    open: dict[tuple[int, ...], _Block] = field(init=False, default_factory=dict)
+    written: set[tuple[int, ...]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.block = tuple(d.shard_size for d in self.image.index_dims)

@@ -13,11 +13,15 @@ object is built, so the setting is applied with `zarr.config.set(...)` as a
 context manager around this backend's own calls only (not thread-isolated: other
 threads using zarr at that moment see it too).
 
-Frames of a sharded array are gathered per shard in memory (`_ShardGatherer`) and
-each shard is written once, when its last frame arrives or at `close`: writing a
-frame into an existing shard reads, decodes and rewrites the whole shard.
-Unsharded frames go straight to storage. zarr-python and zarrs do not fsync, so
-`close` fsyncs every file and directory of the arrays.
+Frames are gathered in memory per shard (`_ShardGatherer`; per chunk when an
+unsharded chunk holds several frames) and each shard is written once, when its
+last planned frame arrives or at `close`: writing a frame into an existing shard
+reads, decodes and rewrites the whole shard. When a shard (chunk) holds one
+frame, frames go straight to storage. zarr-python and zarrs do not fsync, so
+`close` fsyncs every file and directory of the arrays. An unbounded `t` starts
+at 1, grows as frames arrive and ends at the count `close` receives. The gathering
+code is repeated in `_tensorstore.py` (each backend module may import only its own
+optional library).
 """
 
 from __future__ import annotations
@@ -89,9 +93,9 @@ class _ShardGatherer:
 
     image: ImageSettings
     dtype: np.dtype[Any]
-    block: tuple[int, ...] = ()
-    open: dict[tuple[int, ...], _Block] = field(default_factory=dict)
-    written: set[tuple[int, ...]] = field(default_factory=set)
+    block: tuple[int, ...] = field(init=False)  # shard extent (non-spatial)
+    open: dict[tuple[int, ...], _Block] = field(init=False, default_factory=dict)
+    written: set[tuple[int, ...]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.block = tuple(d.shard_size for d in self.image.index_dims)

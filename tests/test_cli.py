@@ -1,0 +1,396 @@
+"""The `mmzarr` command, run as a subprocess (issue #6).
+
+Exit codes and messages are checked as a user sees them; the written data is
+checked independently (zarr-python, yaozarrs, the demo camera's frame stamp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pydantic
+import pytest
+import useq
+import zarr
+
+from mmzarr.backends import BACKENDS
+from mmzarr.demo import DEMO_CONFIG
+from tests._readback import check_metadata, group_json, read_zarr
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+PLAN_YAML = """\
+channels: [DAPI, FITC]
+z_plan: {range: 2, step: 1}
+axis_order: tpcz
+"""
+PLAN_JSON = {
+    "channels": ["DAPI", "Cy5"],
+    "time_plan": {"interval": 0.05, "loops": 2},
+    "axis_order": "tpcz",
+}
+
+
+def mmzarr(*args: Any, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mmzarr", *map(str, args)]
+    return subprocess.run(
+        cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def stamps(data: np.ndarray) -> np.ndarray:
+    """The demo camera's frame counter of every plane (4 bytes in row 0)."""
+    b = data[..., 0, :4].astype(np.int64)
+    return b[..., 0] | b[..., 1] << 8 | b[..., 2] << 16 | b[..., 3] << 24
+
+
+def mm_attrs(root: Path) -> dict[str, Any]:
+    return group_json(root)["attributes"]["mmzarr"]
+
+
+def small_config(tmp: Path) -> Path:
+    """The bundled demo rig with a 64x64 camera, for `--config`."""
+    text = DEMO_CONFIG.read_text()
+    assert "SensorWidth,512" in text
+    cfg = tmp / "small.cfg"
+    cfg.write_text(
+        text.replace("SensorWidth,512", "SensorWidth,64").replace(
+            "SensorHeight,512", "SensorHeight,64"
+        )
+    )
+    return cfg
+
+
+# ---- fixtures: each dataset is acquired once per module --------------------------
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    cwd = tmp_path_factory.mktemp("demo")
+    return cwd / "demo.ome.zarr", mmzarr("demo", cwd=cwd, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def acquired(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    cwd = tmp_path_factory.mktemp("acquire")
+    (cwd / "plan.yaml").write_text(PLAN_YAML)
+    return cwd / "out.ome.zarr", mmzarr("acquire", "plan.yaml", "out.ome.zarr", cwd=cwd)
+
+
+# ---- demo, info ------------------------------------------------------------------
+def test_demo(demo: tuple[Path, Any]) -> None:
+    out, r = demo
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    # says where the data is and how to open it
+    assert str(out.resolve()) in r.stdout
+    assert "napari" in r.stdout
+    assert f"mmzarr info {out.name}" in r.stdout
+    assert f"{out.name}: valid" in r.stdout  # validated
+    assert "frames/s" in r.stderr  # progress
+    assert "MB/s" in r.stderr
+    check_metadata(out)
+    plate = group_json(out)["attributes"]["ome"]["plate"]
+    wells = [w["path"] for w in plate["wells"]]
+    assert 2 <= len(wells) <= 3
+    for well in wells:
+        fields = group_json(out, well)["attributes"]["ome"]["well"]["images"]
+        assert len(fields) == 4  # 2x2
+    arr = zarr.open_array(str(out / wells[0] / "0" / "0"), mode="r")
+    t, c, z = arr.shape[:3]
+    assert arr.shape[3:] == (512, 512)
+    assert c == 2
+    assert z >= 2
+    assert t >= 2
+    ms = group_json(out, f"{wells[0]}/0")["attributes"]["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["t", "c", "z", "y", "x"]
+    assert len(np.unique(stamps(arr[:, :, :, :1, :]))) == t * c * z  # all acquired
+    attrs = mm_attrs(out)
+    assert attrs["status"] == "complete"
+    assert attrs["frames_written"] == len(wells) * 4 * t * c * z
+
+
+def test_info_plate(demo: tuple[Path, Any]) -> None:
+    out, _ = demo
+    r = mmzarr("info", out, cwd=out.parent)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    wells = [w["path"] for w in group_json(out)["attributes"]["ome"]["plate"]["wells"]]
+    for well in wells:
+        assert any(f"well {well}" in line for line in lines), r.stdout
+    fields = [line for line in lines if "field " in line]
+    assert len(fields) == 4 * len(wells)
+    shape = zarr.open_array(str(out / wells[0] / "0" / "0"), mode="r").shape
+    assert all(str(shape) in f for f in fields)
+    assert all("uint16" in f and "['DAPI', 'FITC']" in f for f in fields)
+    n = mm_attrs(out)["frames_written"]
+    assert f"{n}/{n} frames" in lines[0]
+    assert "MB on disk" in lines[0]
+
+
+# ---- acquire ---------------------------------------------------------------------
+def test_acquire_yaml(acquired: tuple[Path, Any]) -> None:
+    out, r = acquired
+    assert r.returncode == 0, r.stderr
+    assert "wrote 6 frames" in r.stdout
+    assert "frames/s" in r.stderr
+    assert "6/6" in r.stderr
+    check_metadata(out)
+    data = read_zarr(out, "0")
+    assert data.shape == (2, 3, 512, 512)
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
+    omero = group_json(out)["attributes"]["ome"]["omero"]
+    assert [ch["label"] for ch in omero["channels"]] == ["DAPI", "FITC"]
+    attrs = mm_attrs(out)
+    assert attrs["status"] == "complete"
+    assert attrs["frames_written"] == 6
+    # every plane is a distinct frame, in acquisition order (c outer, z inner)
+    s = stamps(data)
+    np.testing.assert_array_equal(s - s[0, 0], np.arange(6).reshape(2, 3))
+
+
+def test_acquire_json_overwrite(acquired: tuple[Path, Any], tmp_path: Path) -> None:
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN_JSON))
+    out = tmp_path / "out.ome.zarr"
+    shutil.copytree(acquired[0], out)  # an earlier dataset, replaced
+    backend = "zarr-python" if BACKENDS["zarr-python"].is_available() else None
+    extra = ["--backend", backend] if backend else []
+    r = mmzarr("acquire", "plan.json", out.name, "--overwrite", *extra, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    check_metadata(out)
+    data = read_zarr(out, "0")
+    assert data.shape == (2, 2, 512, 512)
+    s = stamps(data)
+    np.testing.assert_array_equal(s - s[0, 0], np.arange(4).reshape(2, 2))
+    attrs = mm_attrs(out)
+    assert (attrs["status"], attrs["frames_written"]) == ("complete", 4)
+    if backend:
+        assert "Acquire" not in attrs["backend"]
+
+
+def test_dry_run(tmp_path: Path) -> None:
+    plan = {
+        "stage_positions": {
+            "plate": "96-well",
+            "a1_center_xy": [0, 0],
+            "selected_wells": [[0, 1], [0, 2]],
+        },
+        "channels": ["DAPI"],
+        "z_plan": {"range": 2, "step": 1},
+    }
+    (tmp_path / "plate.json").write_text(json.dumps(plan))
+    r = mmzarr("acquire", "plate.json", "out.ome.zarr", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "layout: plate" in r.stdout
+    assert "A/1" in r.stdout
+    assert "B/3" in r.stdout
+    assert "1x3x512x512" in r.stdout  # shape
+    assert "1x1x512x512" in r.stdout  # chunks
+    assert f"expected {2 * 3 * 512 * 512 * 2 / 1e6:.1f} MB" in r.stdout
+    assert "nothing acquired" in r.stdout
+    assert not (tmp_path / "out.ome.zarr").exists()
+    assert "acquiring" not in r.stderr
+
+
+# ---- validate --------------------------------------------------------------------
+def test_validate_good(acquired: tuple[Path, Any]) -> None:
+    out, _ = acquired
+    r = mmzarr("validate", out, cwd=out.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{out}: valid" in r.stdout
+
+
+def _chunks(out: Path) -> list[Path]:
+    return sorted(p for p in (out / "0" / "c").rglob("*") if p.is_file())
+
+
+def _delete_chunk(out: Path) -> str:
+    chunk = _chunks(out)[3]
+    chunk.unlink()
+    return chunk.relative_to(out / "0").as_posix()
+
+
+def _truncate_chunk(out: Path) -> str:
+    chunk = _chunks(out)[4]
+    chunk.write_bytes(chunk.read_bytes()[:1000])
+    return chunk.relative_to(out / "0").as_posix()
+
+
+def _corrupt_root_json(out: Path) -> str:
+    (out / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')
+    return "zarr.json"
+
+
+def _corrupt_array_json(out: Path) -> str:
+    (out / "0" / "zarr.json").write_text("not json at all")
+    return "0/zarr.json"
+
+
+@dataclass(frozen=True)
+class Corruption:
+    name: str
+    apply: Callable[[Path], str]  # returns what the problem line must name
+    problems: tuple[str, ...]  # the line says one of these
+
+
+CORRUPTIONS = [
+    Corruption("deleted-chunk", _delete_chunk, ("missing",)),
+    # a sharded chunk's size is not known in advance: reading it fails instead
+    Corruption("truncated-chunk", _truncate_chunk, ("truncated", "cannot be read")),
+    Corruption("corrupt-root-zarr-json", _corrupt_root_json, ("unreadable JSON",)),
+    Corruption("corrupt-array-zarr-json", _corrupt_array_json, ("unreadable JSON",)),
+]
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS, ids=lambda c: c.name)
+def test_validate_corrupt(
+    acquired: tuple[Path, Any], tmp_path: Path, case: Corruption
+) -> None:
+    out = tmp_path / "copy.ome.zarr"
+    shutil.copytree(acquired[0], out)
+    what = case.apply(out)
+    r = mmzarr("validate", out, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "INVALID" in r.stderr
+    problems = [line for line in r.stderr.splitlines() if "problem:" in line]
+    named = [p for p in problems if what in p]
+    assert any(w in p for p in named for w in case.problems), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# ---- bad input -------------------------------------------------------------------
+def _useq_reason(plan: dict[str, Any]) -> str:
+    with pytest.raises(pydantic.ValidationError) as e:
+        useq.MDASequence.model_validate(plan)
+    return str(e.value.errors()[0]["msg"]).removeprefix("Value error, ")
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    files: dict[str, str]
+    args: tuple[str, ...]
+    message: str
+
+
+REJECTED = {"channels": ["DAPI"], "axis_order": "tpqz"}
+BAD_INPUTS = [
+    BadInput("missing-plan", {}, ("acquire", "nope.yaml", "o"), "plan file not found"),
+    BadInput(
+        "bad-yaml",
+        {"p.yaml": "channels: [DAPI\n  z: :\n"},
+        ("acquire", "p.yaml", "o"),
+        "is not valid YAML",
+    ),
+    BadInput(
+        "bad-json",
+        {"p.json": '{"channels": ["DAPI"],'},
+        ("acquire", "p.json", "o"),
+        "is not valid YAML/JSON",
+    ),
+    BadInput(
+        "useq-rejects",
+        {"p.json": json.dumps(REJECTED)},
+        ("acquire", "p.json", "o"),
+        f"useq rejected plan 'p.json': axis_order: {_useq_reason(REJECTED)}",
+    ),
+    BadInput(
+        "output-exists",
+        {"p.yaml": PLAN_YAML, "o/zarr.json": "{}"},
+        ("acquire", "p.yaml", "o"),
+        "output 'o' already exists; use --overwrite",
+    ),
+    BadInput(
+        "unknown-backend",
+        {"p.yaml": PLAN_YAML},
+        ("acquire", "p.yaml", "o", "--backend", "nope"),
+        "unknown backend 'nope'",
+    ),
+    BadInput(
+        "unknown-channel",
+        {"p.yaml": "channels: [GFP]\n"},
+        ("acquire", "p.yaml", "o"),
+        "channel 'GFP'",
+    ),
+    BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.name)
+def test_bad_input(tmp_path: Path, case: BadInput) -> None:
+    for name, text in case.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = sorted(tmp_path.rglob("*"))
+    r = mmzarr(*case.args, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("mmzarr: error:")
+    assert case.message in lines[0]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------
+def _wait_for_frames(log: Path, n: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "acquisition ended before Ctrl-C"
+        if log.is_file() and len(log.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {n} frames logged after {timeout} s")
+
+
+def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+    loops = 500
+    (tmp_path / "long.yaml").write_text(
+        f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
+    )
+    cfg = small_config(tmp_path)
+    out = tmp_path / "long.ome.zarr"
+    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    with (tmp_path / "stdout").open("w") as so, (tmp_path / "stderr").open("w") as se:
+        proc = subprocess.Popen(
+            [*cmd, "--config", str(cfg)], cwd=tmp_path, env=ENV, stdout=so, stderr=se
+        )
+        try:
+            _wait_for_frames(out / "mmzarr" / "frames.jsonl", 5, proc, timeout=60)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    assert "mmzarr: cancelled (Ctrl-C)" in stderr
+    attrs = mm_attrs(out)
+    assert attrs["status"] == "cancelled"
+    n = attrs["frames_written"]
+    assert 5 <= n < loops
+    assert f"wrote {n} frames" in (tmp_path / "stdout").read_text()
+    log = (out / "mmzarr" / "frames.jsonl").read_text().splitlines()
+    assert len(log) == n
+    # exactly the first n time points hold data, each a distinct frame in order
+    arr = zarr.open_array(str(out / "0"), mode="r")
+    assert arr.shape[1:] == (1, 64, 64)
+    assert n <= arr.shape[0] <= loops  # t may be trimmed to what was acquired
+    s = stamps(arr[:, 0, :1, :])
+    np.testing.assert_array_equal(s[:n] - s[0], np.arange(n))
+    assert not arr[n:].any()
+    r = mmzarr("validate", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status: cancelled" in r.stdout
