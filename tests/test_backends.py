@@ -324,7 +324,7 @@ def test_zarr_python_codec_pipeline_is_scoped(use_zarrs: bool, tmp_path: Path) -
     with create_stream(
         path, settings, backend="zarr-python", use_zarrs=use_zarrs
     ) as stream:
-        pipeline = stream._backend._arrays[0].array.async_array.codec_pipeline
+        pipeline = stream._backend._arrays[0].store.async_array.codec_pipeline
         assert (type(pipeline).__name__ == "ZarrsCodecPipeline") is use_zarrs
         for n, event in enumerate(seq):
             stream.append(stamp(n), index=event.index)

@@ -92,8 +92,7 @@ class _ArrayCursor:
         # acquire-zarr writes a "slab" (one shard along the first append axis,
         # everything along the others) when the slab's last frame arrives
         self.slab_frames = math.prod(
-            (self.shard[n] if n == first else int(sizes[n] or 1))
-            for n in append_order
+            (self.shard[n] if n == first else int(sizes[n] or 1)) for n in append_order
         )
 
     def linear(self, index: tuple[int, ...]) -> int:
@@ -202,9 +201,10 @@ class AcquireZarrBackend:
             overwrite=False,
             max_threads=self._max_threads,
         )
-        largest_slab = max(
-            math.prod(c.image.frame_shape) * c.slab_frames for c in self._cursors
-        ) * dtype.itemsize
+        largest_slab = (
+            max(math.prod(c.image.frame_shape) * c.slab_frames for c in self._cursors)
+            * dtype.itemsize
+        )
         own = int(stream_settings.get_maximum_memory_usage())
         self._budget = max(2 * largest_slab, settings.max_buffer_bytes - own)
         try:

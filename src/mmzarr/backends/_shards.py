@@ -1,0 +1,198 @@
+"""Gathering a shard's frames in memory so each shard is written once.
+
+Writing one frame into an existing shard makes tensorstore and zarr-python read,
+decode and rewrite the whole shard; `ShardGatherer` holds a shard's frames until
+every frame the plan acquires in it has arrived, then hands back the block to
+write in one call. Used by the tensorstore and zarr-python backends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mmzarr._settings import ImageSettings
+
+__all__ = ["Block", "GatheredArray", "GatheringBackend", "ShardGatherer"]
+
+
+@dataclass
+class Block:
+    """The frames of one shard gathered so far."""
+
+    start: tuple[int, ...]
+    data: np.ndarray  # shard extent (non-spatial) + (y, x), fill value 0
+    filled: np.ndarray  # bool, shard extent (non-spatial)
+    missing: int  # planned frames not yet received
+
+
+@dataclass
+class ShardGatherer:
+    """Holds frames of one array per shard until the shard is complete.
+
+    A shard is complete when every index the plan acquires in it has a frame
+    (`ImageSettings.is_acquired`); slots the plan skips stay at the fill value.
+    Shards that were written are remembered, so a late frame for one is
+    recognised (the caller then writes it alone).
+    """
+
+    image: ImageSettings
+    dtype: np.dtype[Any]
+    block: tuple[int, ...] = field(init=False)  # shard extent (non-spatial)
+    open: dict[tuple[int, ...], Block] = field(init=False, default_factory=dict)
+    written: set[tuple[int, ...]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.block = tuple(d.shard_size for d in self.image.index_dims)
+
+    @property
+    def active(self) -> bool:
+        """Whether a shard holds more than one frame (else nothing is gathered)."""
+        return math.prod(self.block) > 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of frames held."""
+        return sum(b.data.nbytes for b in self.open.values())
+
+    def key(self, index: tuple[int, ...]) -> tuple[int, ...]:
+        """Grid coordinates of the shard holding `index`."""
+        return tuple(i // b for i, b in zip(index, self.block, strict=True))
+
+    def add(self, index: tuple[int, ...], frame: np.ndarray) -> Block | None:
+        """Copy `frame` into its shard; return the shard once it is complete."""
+        key = self.key(index)
+        blk = self.open.get(key)
+        if blk is None:
+            blk = self.open[key] = self._new(key)
+        local = tuple(i - s for i, s in zip(index, blk.start, strict=True))
+        blk.data[local] = frame
+        if not blk.filled[local]:
+            blk.filled[local] = True
+            if self.image.is_acquired(index):
+                blk.missing -= 1
+        if blk.missing > 0:
+            return None
+        del self.open[key]
+        self.written.add(key)
+        return blk
+
+    def _new(self, key: tuple[int, ...]) -> Block:
+        start = tuple(k * b for k, b in zip(key, self.block, strict=True))
+        extent = tuple(
+            b if d.size is None else min(b, d.size - s)
+            for b, d, s in zip(self.block, self.image.index_dims, start, strict=True)
+        )
+        planned = sum(
+            self.image.is_acquired(
+                tuple(s + o for s, o in zip(start, off, strict=True))
+            )
+            for off in np.ndindex(*extent)
+        )
+        return Block(
+            start=start,
+            data=np.zeros(extent + self.image.frame_shape, dtype=self.dtype),
+            filled=np.zeros(extent, dtype=bool),
+            missing=planned,
+        )
+
+
+@dataclass
+class GatheredArray:
+    """One image's open array (`store`) and its write state."""
+
+    store: Any
+    image: ImageSettings
+    gatherer: ShardGatherer
+    path: Path | None = None
+    t_size: int = 1  # current t extent of an unbounded array
+    t_seen: int = 0  # time points with a frame (received, maybe still buffered)
+
+
+class GatheringBackend:
+    """write/flush/close for backends that write regions of random-access arrays.
+
+    Subclasses open `self._arrays` and implement `_write_region` and
+    `_resize_t`; `_finish` runs per array at close (e.g. fsync).
+    """
+
+    def __init__(self) -> None:
+        self._arrays: list[GatheredArray] = []
+        self._closed = False
+
+    def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Write `frame` now, or copy it into its shard's buffer."""
+        arr = self._arrays[image]
+        if arr.image.unbounded:
+            arr.t_seen = max(arr.t_seen, index[0] + 1)
+        g = arr.gatherer
+        if g.active and g.key(index) not in g.written:
+            blk = g.add(index, frame)
+            if blk is not None:
+                self._put(arr, blk.start, blk.data)
+            return
+        # unsharded, or a late frame for a shard already written (the library
+        # then reads and rewrites that shard once)
+        self._put(arr, index, frame.reshape((1,) * len(index) + frame.shape))
+
+    def flush(self) -> None:
+        """Write the shards still gathering (again, in full, once complete)."""
+        for arr in self._arrays:
+            for blk in arr.gatherer.open.values():
+                self._put(arr, blk.start, blk.data)
+
+    def close(self, t_sizes: dict[int, int] | None = None) -> None:
+        """Write incomplete shards, set the final t sizes (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[Exception] = []
+        for i, arr in enumerate(self._arrays):
+            try:
+                if arr.image.unbounded and t_sizes is not None:
+                    arr.t_seen = t_sizes.get(i, 0)
+                for blk in arr.gatherer.open.values():
+                    self._put(arr, blk.start, blk.data)
+                arr.gatherer.open.clear()
+                if arr.image.unbounded:
+                    self._resize_t(arr, arr.t_seen)
+                self._finish(arr)
+            except Exception as e:  # finish the other arrays, raise the first error
+                errors.append(e)
+        self._arrays = []
+        if errors:
+            raise errors[0]
+
+    def memory_bytes(self) -> int:
+        """Bytes of frames held in shard buffers."""
+        return sum(a.gatherer.nbytes for a in self._arrays)
+
+    def _put(
+        self, arr: GatheredArray, start: tuple[int, ...], data: np.ndarray
+    ) -> None:
+        """Write `data` (non-spatial extent + y, x) at `start`; grow t as needed."""
+        if arr.image.unbounded:
+            # a shard along t may reach past the last time point acquired
+            data = data[: max(0, arr.t_seen - start[0])]
+            if data.shape[0] == 0:
+                return
+            self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
+        region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
+        self._write_region(arr, region, data)
+
+    def _write_region(
+        self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
+    ) -> None:
+        raise NotImplementedError
+
+    def _resize_t(self, arr: GatheredArray, t: int) -> None:
+        raise NotImplementedError
+
+    def _finish(self, arr: GatheredArray) -> None:
+        """Per-array work at close, after the last write."""
