@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,3 +37,18 @@ def core() -> Iterator[UniMMCore]:
     mmc = demo_core(DEMO_CFG)
     yield mmc
     mmc.unloadAllDevices()
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Inside README's test command run by tests/test_readme.py, run a quick subset.
+
+    (The outer run already runs everything; running it all again would recurse.)
+    """
+    if os.environ.get("MMZARR_README_INNER"):
+        keep = [
+            i for i in items if i.path.name in ("test_settings.py", "test_readme.py")
+        ]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep

@@ -113,6 +113,12 @@ def array_documents(root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _have_reader() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) for m in ("tensorstore", "zarr"))
+
+
 def read_array(root: Path, array: str) -> np.ndarray:
     """Read one array in full (tensorstore if installed, else zarr-python)."""
     try:
@@ -277,7 +283,11 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"{report.frames_complete} of {report.frames_logged} logged frames are "
             "complete; run `mmzarr finalize` to make it valid"
         )
-    if read:
+    if read and not _have_reader():
+        report.notes.append(
+            'arrays were not read: install a reader (pip install "mmzarr[tensorstore]")'
+        )
+    elif read:
         for name in docs:
             try:
                 read_array(root, name)
