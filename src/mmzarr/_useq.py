@@ -504,7 +504,10 @@ def settings_from_useq(
         when not given.
     core
         A `CMMCorePlus` (or anything with `getImageHeight`, `getImageWidth`,
-        `getBytesPerPixel`, `getPixelSizeUm`, `getROI`).
+        `getBytesPerPixel`, `getPixelSizeUm`, `getROI`). When it knows the pixel
+        size, grid plans use the camera's field of view (ROI x pixel size), as
+        pymmcore-plus' engine does before it runs the plan; without a core the
+        plan's own `fov_width`/`fov_height` are kept.
     unbounded_t
         Treat time as unbounded: one period of the plan describes a time point and
         `t` grows as frames arrive.
@@ -518,6 +521,9 @@ def settings_from_useq(
     ------
     PlanError
         (a `ValueError`) naming the bad field and value.
+    NotImplementedError
+        For a plan that acquires one storage slot twice (a position's own time
+        plan nested in the sequence's time plan).
     """
     if not isinstance(seq, useq.MDASequence):
         if type(seq).__name__ == "GeneratorMDASequence":

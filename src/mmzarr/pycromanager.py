@@ -754,10 +754,10 @@ def _check_useq_event(ev: useq.MDAEvent) -> None:
             f"event {dict(ev.index)}: action {type(ev.action).__name__} (e.g. an "
             "autofocus_plan) has no Pycro-Manager event equivalent"
         )
-    if ev.slm_image is not None or ev.roi is not None:
+    if ev.slm_image is not None or ev.roi is not None or ev.properties:
         raise NotImplementedError(
-            f"event {dict(ev.index)}: slm_image/roi are not translated to "
-            "Pycro-Manager events"
+            f"event {dict(ev.index)}: slm_image/roi/properties are not translated "
+            "to Pycro-Manager events"
         )
     if (ev.x_pos is None) != (ev.y_pos is None):
         raise PlanError(
@@ -774,8 +774,7 @@ def events_from_useq(
     Each event has ``axes`` (only the axes the plan uses: ``time``, ``position``,
     ``channel``, ``z``), and where the plan sets them ``x``, ``y``, ``z`` (µm),
     ``config_group`` (``[group, preset]``), ``exposure`` (ms), ``min_start_time``
-    (s since the start) and ``properties`` (``[[device, property, value]]``);
-    plain Python numbers, never ``tags``.
+    (s since the start); plain Python numbers, never ``tags``.
 
     ``channel`` is the preset name. ``position`` identifies one mmzarr image (a
     position, or one grid field of a position): it is the image's name (the
@@ -799,7 +798,7 @@ def events_from_useq(
         one of x/y.
     NotImplementedError
         For events Pycro-Manager cannot run (autofocus actions, SLM images,
-        ROIs).
+        ROIs, per-event properties).
 
     Examples
     --------
@@ -820,6 +819,8 @@ def events_from_useq(
     if core is not None and (fov := _engine_fov(core)) is not None:
         seq = _with_fov(seq, fov)
     mda = list(seq)
+    for ev in mda:
+        _check_useq_event(ev)
     infos = _collect(mda, _positions(seq))  # refuses slots acquired twice
     names = [_image_name(info) for info in infos.values()]
     by_name = all(names) and len(set(names)) == len(names)
@@ -831,7 +832,6 @@ def events_from_useq(
     events: list[dict[str, Any]] = []
     offset = last = 0.0
     for n, ev in enumerate(mda):
-        _check_useq_event(ev)
         index = {str(k): int(v) for k, v in ev.index.items()}
         axes: dict[str, int | str] = {}
         for a in [*order, "p"]:
@@ -856,11 +856,6 @@ def events_from_useq(
         if ev.min_start_time is not None:
             last = offset + float(ev.min_start_time)
             out["min_start_time"] = last
-        if ev.properties:
-            out["properties"] = [
-                [p.device_name, p.property_name, p.property_value]
-                for p in ev.properties
-            ]
         events.append(out)
     return events
 
