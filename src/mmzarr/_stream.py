@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmzarr import _layout, _metadata
+from mmzarr._omexml import write_ome_xml
 from mmzarr.backends import SupportsBackpressure, get_backend
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
@@ -123,6 +124,8 @@ def write_group_metadata(
     }
     docs = _layout.group_documents(settings, root_attributes=attrs)
     _metadata.write_groups(root, docs)
+    if settings.layout != "image":
+        write_ome_xml(root, settings)
 
 
 def _default_order(

@@ -1,0 +1,147 @@
+"""`OME/METADATA.ome.xml`: the OME-XML companion of collections and plates.
+
+Built with ome-types from the settings and the frame log: one `Image` per
+series (in series order, so `Image:i` is the image at path `i` of a collection),
+its `Pixels` (sizes, type, physical sizes, `XYZCT` order, `MetadataOnly`),
+`Channel`s and a `Plane` per acquired frame (TheT/TheC/TheZ, DeltaT,
+ExposureTime, PositionX/Y/Z); plates also get `Plate`/`Well`/`WellSample`
+pointing at the images. The file is replaced atomically, so a crash leaves the
+last complete version.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from mmzarr._metadata import read_frame_log
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ome_types import OME
+
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+
+__all__ = ["OME_XML", "build_ome", "write_ome_xml"]
+
+#: Path of the OME-XML file, relative to the dataset root.
+OME_XML = "OME/METADATA.ome.xml"
+
+
+def _plane(image: ImageSettings, rec: dict[str, Any]) -> dict[str, Any]:
+    idx = dict(zip([d.name for d in image.index_dims], rec["index"], strict=True))
+    plane: dict[str, Any] = {
+        "the_t": idx.get("t", 0),
+        "the_c": idx.get("c", 0),
+        "the_z": idx.get("z", 0),
+    }
+    ms = rec.get("runner_time_ms", rec.get("elapsed_ms"))
+    if ms is not None:
+        plane["delta_t"] = float(ms) / 1000
+        plane["delta_t_unit"] = "s"
+    if rec.get("exposure_ms") is not None:
+        plane["exposure_time"] = float(rec["exposure_ms"])
+        plane["exposure_time_unit"] = "ms"
+    stage = rec.get("stage") or {}
+    for axis in ("x", "y", "z"):
+        if stage.get(axis) is not None:
+            plane[f"position_{axis}"] = float(stage[axis])
+            plane[f"position_{axis}_unit"] = "µm"
+    return plane
+
+
+def build_ome(
+    settings: AcquisitionSettings, records: list[dict[str, Any]] | None = None
+) -> OME:
+    """The OME model for a dataset; `records` are its frame-log records."""
+    from ome_types import model as m
+
+    by_image: dict[str, list[dict[str, Any]]] = {im.key: [] for im in settings.images}
+    for rec in records or ():
+        if not rec.get("dropped") and rec.get("image") in by_image:
+            by_image[rec["image"]].append(rec)
+    images = []
+    for i, im in enumerate(settings.images):
+        recs = by_image[im.key]
+        dims = {d.name: d for d in im.dimensions}
+        size_t = dims["t"].size if "t" in dims else 1
+        if size_t is None:  # unbounded: the time points acquired
+            size_t = max((r["index"][0] + 1 for r in recs), default=1)
+        pixels = m.Pixels(
+            id=f"Pixels:{i}",
+            dimension_order="XYZCT",
+            type=settings.dtype,
+            size_x=im.frame_shape[1],
+            size_y=im.frame_shape[0],
+            size_z=dims["z"].size if "z" in dims else 1,
+            size_c=dims["c"].size if "c" in dims else 1,
+            size_t=size_t,
+            physical_size_x=dims["x"].scale,
+            physical_size_y=dims["y"].scale,
+            physical_size_z=dims["z"].scale if "z" in dims else None,
+            channels=[
+                m.Channel(id=f"Channel:{i}:{c}", name=ch.name, samples_per_pixel=1)
+                for c, ch in enumerate(im.channels or ())
+            ]
+            or [m.Channel(id=f"Channel:{i}:0", samples_per_pixel=1)],
+            metadata_only=m.MetadataOnly(),
+            planes=[m.Plane(**_plane(im, r)) for r in recs],
+        )
+        images.append(m.Image(id=f"Image:{i}", name=im.name or im.key, pixels=pixels))
+    ome = m.OME(images=images, creator="mmzarr")
+    if settings.plate is not None:
+        ome.plates = [_plate(settings)]
+    return ome
+
+
+def _plate(settings: AcquisitionSettings) -> Any:
+    from ome_types import model as m
+
+    plate = settings.plate
+    assert plate is not None
+    wells: dict[str, Any] = {}
+    for i, im in enumerate(settings.images):
+        well_path = f"{im.row}/{im.column}"
+        well = wells.get(well_path)
+        if well is None:
+            well = wells[well_path] = m.Well(
+                id=f"Well:{len(wells)}",
+                row=plate.rows.index(str(im.row)),
+                column=plate.columns.index(str(im.column)),
+            )
+        pos = im.stage_position
+        well.well_samples.append(
+            m.WellSample(
+                id=f"WellSample:{i}",
+                index=i,
+                image_ref=m.ImageRef(id=f"Image:{i}"),
+                position_x=pos.x,
+                position_y=pos.y,
+            )
+        )
+    return m.Plate(
+        id="Plate:0",
+        name=plate.name,
+        rows=len(plate.rows),
+        columns=len(plate.columns),
+        row_naming_convention="letter",
+        column_naming_convention="number",
+        wells=list(wells.values()),
+    )
+
+
+def write_ome_xml(root: Path, settings: AcquisitionSettings) -> Path:
+    """Write `OME/METADATA.ome.xml` from the settings and the frame log, atomically."""
+    from ome_types import to_xml
+
+    xml = to_xml(build_ome(settings, read_frame_log(root)))
+    path = root / OME_XML
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(xml)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path

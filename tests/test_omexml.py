@@ -1,0 +1,99 @@
+"""OME/METADATA.ome.xml for collections and plates (issue #11, part 2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import ome_types
+import pytest
+import useq
+
+import mmzarr
+from tests._readback import check_metadata
+from tests.test_mda import run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+
+def test_plate_ome_xml_on_mda(core: UniMMCore, tmp_path: Path) -> None:
+    plan = useq.WellPlatePlan(
+        plate="24-well",
+        a1_center_xy=(0, 0),
+        selected_wells=([0, 1], [1, 3]),
+        well_points_plan=useq.GridRowsColumns(
+            rows=1, columns=2, fov_width=512, fov_height=512
+        ),
+    )
+    seq = useq.MDASequence(
+        stage_positions=plan, channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1}
+    )
+    out = tmp_path / "plate.ome.zarr"
+    _, cap = run(core, seq, out)
+    check_metadata(out)
+    xml = (out / "OME" / "METADATA.ome.xml").read_text()
+    ome = ome_types.from_xml(xml, validate=True)  # against the OME XSD
+    planes = [p for im in ome.images for p in im.pixels.planes]
+    assert len(planes) == len(cap.frames) == 24
+    # each plane's position is where the stage was for that frame (the event)
+    settings = mmzarr.AcquisitionSettings.model_validate_json(
+        (out / "mmzarr/settings.json").read_text()
+    )
+    for event, _ in cap.frames:
+        key, (c, z) = settings.locate(event.index)
+        i = settings.keys.index(key)
+        pix = ome.images[i].pixels
+        (plane,) = [p for p in pix.planes if (p.the_c, p.the_z) == (c, z)]
+        assert plane.position_x == pytest.approx(event.x_pos)
+        assert plane.position_y == pytest.approx(event.y_pos)
+        assert plane.position_z == pytest.approx(event.z_pos)
+        assert plane.exposure_time == pytest.approx(10.0)
+        assert pix.channels[c].name == event.channel.config
+    assert (pix.size_x, pix.size_y, pix.size_z, pix.size_c, pix.size_t) == (
+        512,
+        512,
+        3,
+        2,
+        1,
+    )
+    (plate,) = ome.plates
+    assert len(plate.wells) == 2
+    refs = [ws.image_ref.id for w in plate.wells for ws in w.well_samples]
+    assert refs == [im.id for im in ome.images]
+    assert [(w.row, w.column) for w in plate.wells] == [(0, 1), (1, 3)]
+
+
+def test_collection_ome_xml_series_order(tmp_path: Path) -> None:
+    import numpy as np
+
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 20, 1), (30, 40, 2)],
+        channels=["DAPI"],
+        time_plan={"interval": 1, "loops": 2},
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 10), dtype="uint8", pixel_size_um=0.5
+    )
+    out = tmp_path / "c.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for event in list(seq)[:4]:  # cancelled after 4 frames
+            stream.append(np.zeros((8, 10), "uint8"), index=event.index)
+    ome = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text(), validate=True)
+    assert [im.id for im in ome.images] == ["Image:0", "Image:1", "Image:2"]
+    assert sum(len(im.pixels.planes) for im in ome.images) == 4
+    assert ome.images[0].pixels.physical_size_x == 0.5
+    assert ome.images[0].pixels.type.value == "uint8"
+
+
+def test_single_image_has_no_ome_xml(tmp_path: Path) -> None:
+    import numpy as np
+
+    seq = useq.MDASequence(channels=["DAPI"])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 10), dtype="uint8", pixel_size_um=0.5
+    )
+    with mmzarr.create_stream(tmp_path / "i.ome.zarr", settings) as stream:
+        stream.append(np.zeros((8, 10), "uint8"))
+    assert not (tmp_path / "i.ome.zarr/OME").exists()
