@@ -83,7 +83,7 @@ def image_model(
         translation = []
         for s, d in zip(base_scale, image.dimensions, strict=False):
             t = float(stage.get(d.name) or 0.0)
-            if d.name in ("y", "x") and f > 1:
+            if d.name in ("y", "x") and f > 1 and method == "mean":
                 t += (f - 1) * s / 2
             translation.append(t)
         transforms: list[Any] = [v05.ScaleTransformation(scale=scale)]
@@ -160,15 +160,22 @@ def group_documents(
     settings: AcquisitionSettings,
     *,
     root_attributes: dict[str, Any] | None = None,
-    levels: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """`{group_path: zarr.json document}` for every group of the dataset.
 
     The root is `""`. `root_attributes` are added beside `ome` in the root group.
     """
     docs: dict[str, dict[str, Any]] = {}
+    ds = settings.downsample
     images = {
-        im.key: _group(image_model(im, settings.dtype, levels=levels))
+        im.key: _group(
+            image_model(
+                im,
+                settings.dtype,
+                levels=1 + ds.extra_levels(im.frame_shape) if ds else 1,
+                method=ds.method if ds else "mean",
+            )
+        )
         for im in settings.images
     }
     if settings.layout == "image":

@@ -37,6 +37,7 @@ __all__ = [
     "AcquisitionSettings",
     "Channel",
     "Dimension",
+    "Downsample",
     "ImageSettings",
     "PlateAcquisition",
     "PlateSettings",
@@ -375,6 +376,35 @@ class ImageSettings(FrozenModel):
                 )
 
 
+class Downsample(FrozenModel):
+    """Resolution levels written during acquisition (2x in y and x per level).
+
+    Parameters
+    ----------
+    method
+        `"mean"` (average of each 2x2 block) or `"decimate"` (its top-left pixel).
+    levels
+        Extra levels beyond full resolution, or `"auto"`: halve until the
+        smaller side of a level is <= `min_size`.
+    min_size
+        The side length at which `"auto"` stops.
+    """
+
+    method: Literal["mean", "decimate"] = "mean"
+    levels: PositiveInt | Literal["auto"] = "auto"
+    min_size: PositiveInt = 256
+
+    def extra_levels(self, frame_shape: tuple[int, int]) -> int:
+        """Number of levels below full resolution for frames of `frame_shape`."""
+        if self.levels != "auto":
+            return int(self.levels)
+        n, side = 0, min(frame_shape)
+        while side > self.min_size:
+            side = -(-side // 2)
+            n += 1
+        return n
+
+
 class PlateAcquisition(FrozenModel):
     """One acquisition (run) of a plate."""
 
@@ -447,6 +477,8 @@ class AcquisitionSettings(FrozenModel):
         drop the frame (counted and recorded).
     flush_interval_s
         Upper bound on how long an appended frame may stay only in memory.
+    downsample
+        Extra resolution levels written as frames arrive (`Downsample`).
 
     Examples
     --------
@@ -472,6 +504,7 @@ class AcquisitionSettings(FrozenModel):
     max_buffer_bytes: PositiveInt = 256 * 1024**2
     on_full: OnFull = "block"
     flush_interval_s: PositiveFinite = 1.0
+    downsample: Downsample | None = None
 
     _lookup: dict[frozenset[tuple[str, int]], int] = PrivateAttr(default_factory=dict)
 

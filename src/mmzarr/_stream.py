@@ -22,6 +22,7 @@ import numpy as np
 
 from mmzarr import _layout, _metadata
 from mmzarr._omexml import write_ome_xml
+from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr.backends import SupportsBackpressure, get_backend
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
@@ -171,6 +172,10 @@ class Stream:
         self._lock = threading.RLock()
         self._order = _default_order(settings)
         self._written = [_Written(im) for im in settings.images]
+        self._levels: list[list[int]] = [[] for _ in settings.images]
+        for spec in all_arrays(settings):
+            if spec.level:
+                self._levels[spec.image].append(spec.number)
         self._images = {im.key: i for i, im in enumerate(settings.images)}
         self._latest: dict[str, np.ndarray] = {}
         self._frames = 0
@@ -280,6 +285,8 @@ class Stream:
                 return im.key, sidx
             try:
                 self._backend.write(image, sidx, arr)
+                if self._levels[image]:
+                    self._write_levels(image, sidx, arr)
             except FrameError:
                 raise
             except Exception as e:
@@ -321,6 +328,10 @@ class Stream:
                 return
             self._closed = True
             t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
+            for i, numbers in enumerate(self._levels):
+                for number in numbers:
+                    if i in t_sizes:
+                        t_sizes[number] = t_sizes[i]
             errors: list[BaseException] = []
             try:
                 self._backend.close(t_sizes)
@@ -388,6 +399,14 @@ class Stream:
             p.mkdir(parents=True)
         except OSError as e:
             raise StorageError(f"cannot create output {str(p)!r}: {e}") from e
+
+    def _write_levels(
+        self, image: int, sidx: tuple[int, ...], frame: np.ndarray
+    ) -> None:
+        method = self.settings.downsample.method if self.settings.downsample else ""
+        for number in self._levels[image]:
+            frame = downsample_frame(frame, method)
+            self._backend.write(number, sidx, frame)
 
     def _make_room(self, nbytes: int) -> bool:
         """Apply `on_full` when the backend's buffer is full; False: drop."""

@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 import acquire_zarr as aqz
 import numpy as np
 
-from mmzarr._layout import array_document, array_path
+from mmzarr._layout import array_document
 from mmzarr._metadata import write_json_atomic
+from mmzarr._pyramid import ArraySpec, all_arrays
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mmzarr._settings import AcquisitionSettings, ImageSettings
+    from mmzarr._settings import AcquisitionSettings
 
 __all__ = ["AcquireZarrBackend"]
 
@@ -64,10 +65,11 @@ class _ArrayCursor:
     """Append position of one array, with a reorder buffer for early frames."""
 
     def __init__(
-        self, image: ImageSettings, append_order: tuple[str, ...], max_pending: int
+        self, spec: ArraySpec, append_order: tuple[str, ...], max_pending: int
     ) -> None:
+        image = spec.settings
         self.image = image
-        self.key = array_path(image)
+        self.key = spec.path
         self.order = append_order
         sizes = {d.name: d.size for d in image.index_dims}
         # strides of the linear position over append_order (t may be unbounded:
@@ -149,6 +151,7 @@ class AcquireZarrBackend:
         self._cursors: list[_ArrayCursor] = []
         self._root: Path | None = None
         self._settings: AcquisitionSettings | None = None
+        self._specs: tuple[ArraySpec, ...] = ()
         self._t_sizes: list[int] = []
 
     # ---- protocol -------------------------------------------------------------
@@ -157,14 +160,16 @@ class AcquireZarrBackend:
         arrays = []
         self._cursors = []
         dtype = np.dtype(settings.dtype)
-        for im in settings.images:
+        self._specs = all_arrays(settings)
+        for spec in self._specs:
+            im = spec.settings
             storage = tuple(d.name for d in im.index_dims)
             acq = tuple(im.acquisition_order or storage)
             native = not storage or acq[0] == storage[0]
             order = acq if native else storage
             frame_bytes = math.prod(im.frame_shape) * dtype.itemsize
             cursor = _ArrayCursor(
-                im, order, 0 if native else self._max_reorder // max(frame_bytes, 1)
+                spec, order, 0 if native else self._max_reorder // max(frame_bytes, 1)
             )
             cursor.zero = np.zeros(im.frame_shape, dtype=dtype)
             self._cursors.append(cursor)
@@ -215,14 +220,14 @@ class AcquireZarrBackend:
         # array that got no frame: write it now so a crash or an empty run still
         # leaves readable arrays (acquire-zarr rewrites it, equal, at close).
         self._root, self._settings = root, settings
-        self._t_sizes = [0] * len(settings.images)
-        for i in range(len(settings.images)):
+        self._t_sizes = [0] * len(self._specs)
+        for i in range(len(self._specs)):
             self._write_array_doc(i)
 
     def _write_array_doc(self, image: int) -> None:
         assert self._root is not None
         assert self._settings is not None
-        im = self._settings.images[image]
+        im = self._specs[image].settings
         doc = array_document(
             im,
             self._settings.dtype,
@@ -230,7 +235,8 @@ class AcquireZarrBackend:
             sharded=True,
             t_size=self._t_sizes[image],
         )
-        write_json_atomic(self._root / array_path(im) / "zarr.json", doc, fsync=False)
+        path = self._root / self._specs[image].path / "zarr.json"
+        write_json_atomic(path, doc, fsync=False)
 
     def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
         """Append `frame`, filling any gap before it with zeros."""

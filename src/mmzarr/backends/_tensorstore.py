@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorstore as ts
 
-from mmzarr._layout import array_path, codecs
+from mmzarr._layout import codecs
+from mmzarr._pyramid import all_arrays
 from mmzarr.backends._shards import GatheredArray, GatheringBackend, ShardGatherer
 from mmzarr.errors import PlanError
 
@@ -55,12 +56,13 @@ class TensorStoreBackend(GatheringBackend):
         """Create one zarr3 array per image under `root`."""
         dtype = np.dtype(settings.dtype)
         self._arrays = []
-        for im in settings.images:
+        for spec in all_arrays(settings):
+            im = spec.settings
             sharded = any(d.shard is not None for d in im.dimensions)
             grid = [d.shard_size if sharded else d.chunk_size for d in im.dimensions]
-            spec = {
+            ts_spec = {
                 "driver": "zarr3",
-                "kvstore": {"driver": "file", "path": str(root / array_path(im))},
+                "kvstore": {"driver": "file", "path": str(root / spec.path)},
                 "metadata": {
                     "shape": [1 if d.size is None else d.size for d in im.dimensions],
                     "data_type": dtype.name,
@@ -86,7 +88,7 @@ class TensorStoreBackend(GatheringBackend):
                 "store_data_equal_to_fill_value": True,
             }
             try:
-                store = ts.open(spec, context=self._context).result()
+                store = ts.open(ts_spec, context=self._context).result()
             except ValueError as e:
                 raise PlanError(f"tensorstore rejected image {im.key!r}: {e}") from e
             self._arrays.append(GatheredArray(store, im, ShardGatherer(im, dtype)))

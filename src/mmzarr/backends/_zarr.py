@@ -35,7 +35,7 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
-from mmzarr._layout import array_path
+from mmzarr._pyramid import all_arrays
 from mmzarr.backends._shards import GatheredArray, GatheringBackend, ShardGatherer
 from mmzarr.errors import MissingDependencyError, PlanError
 
@@ -111,9 +111,10 @@ class ZarrPythonBackend(GatheringBackend):
                 )
             ]
         self._arrays = []
-        for im in settings.images:
+        for spec in all_arrays(settings):
+            im = spec.settings
             sharded = any(d.shard is not None for d in im.dimensions)
-            path = root / array_path(im)
+            path = root / spec.path
             try:
                 with self._config():
                     array = zarr.create_array(

@@ -1,0 +1,88 @@
+"""Resolution levels: which arrays exist, and 2x downsampling of frames.
+
+Every image has its full-resolution array (level 0) and, with
+`settings.downsample`, extra levels each halving y and x. `arrays(settings)`
+lists every array the backends create: first level 0 of every image (so array
+number `i` is image `i`), then the lower levels. `downsample_frame` computes a
+level's frame from the level above it as each frame arrives (acquire-zarr 0.10's
+own pyramids also halve z and are not used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmzarr._layout import array_path
+
+if TYPE_CHECKING:
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+
+__all__ = ["ArraySpec", "all_arrays", "downsample_frame", "level_count", "level_image"]
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array to create: image number, level, path and level-sized settings."""
+
+    number: int
+    image: int
+    level: int
+    path: str
+    settings: ImageSettings
+
+
+def level_count(settings: AcquisitionSettings, image: ImageSettings) -> int:
+    """Levels of `image`, full resolution included."""
+    if settings.downsample is None:
+        return 1
+    return 1 + settings.downsample.extra_levels(image.frame_shape)
+
+
+def level_image(image: ImageSettings, level: int) -> ImageSettings:
+    """`image` with y and x halved `level` times (sizes rounded up)."""
+    if level == 0:
+        return image
+    dims = []
+    for d in image.dimensions:
+        if d.name in ("y", "x"):
+            size = -(-int(d.size or 1) // 2**level)
+            d = d.replace(
+                size=size,
+                chunk=min(d.chunk_size, size),
+                shard=None if d.shard is None else min(d.shard_size, size),
+                scale=d.scale * 2**level,
+            )
+        dims.append(d)
+    return image.replace(dimensions=tuple(dims))
+
+
+def all_arrays(settings: AcquisitionSettings) -> tuple[ArraySpec, ...]:
+    """Every array of the dataset: level 0 of each image first, then lower levels."""
+    specs = [
+        ArraySpec(i, i, 0, array_path(im), im) for i, im in enumerate(settings.images)
+    ]
+    for i, im in enumerate(settings.images):
+        for level in range(1, level_count(settings, im)):
+            specs.append(
+                ArraySpec(
+                    len(specs), i, level, array_path(im, level), level_image(im, level)
+                )
+            )
+    return tuple(specs)
+
+
+def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
+    """Halve a (y, x) frame: 2x2 `mean` (edges replicated) or `decimate`."""
+    if method == "decimate":
+        return np.ascontiguousarray(frame[::2, ::2])
+    y, x = frame.shape
+    if y % 2 or x % 2:
+        frame = np.pad(frame, ((0, y % 2), (0, x % 2)), mode="edge")
+    blocks = frame.reshape(frame.shape[0] // 2, 2, frame.shape[1] // 2, 2)
+    mean = blocks.mean(axis=(1, 3), dtype=np.float64)
+    if np.issubdtype(frame.dtype, np.integer):
+        mean = np.floor(mean + 0.5)
+    return mean.astype(frame.dtype)

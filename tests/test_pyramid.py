@@ -1,0 +1,101 @@
+"""Resolution levels written during acquisition (issue #11, part 1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from tests._readback import check_metadata, group_json, read_tensorstore, read_zarr
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def reference_halve(a: np.ndarray, method: str) -> np.ndarray:
+    """Independent 2x reference over the last two axes of a whole array."""
+    if method == "decimate":
+        return a[..., ::2, ::2]
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, a.shape[-2] % 2), (0, a.shape[-1] % 2)]
+    p = np.pad(a, pad, mode="edge").astype(np.float64)
+    s = (
+        p[..., 0::2, 0::2]
+        + p[..., 1::2, 0::2]
+        + p[..., 0::2, 1::2]
+        + p[..., 1::2, 1::2]
+    )
+    return np.floor(s / 4 + 0.5).astype(a.dtype)
+
+
+@pytest.mark.parametrize(
+    ("method", "levels", "shape", "n_levels"),
+    [
+        ("mean", 2, (40, 34), 3),
+        ("decimate", 2, (40, 34), 3),
+        ("mean", "auto", (600, 520), 3),  # 600x520 -> 300x260 -> 150x130 (<= 256)
+    ],
+    ids=["mean-2", "decimate-2", "mean-auto"],
+)
+def test_levels_match_reference(
+    tmp_path: Path,
+    backend: str,
+    method: str,
+    levels: object,
+    shape: tuple,
+    n_levels: int,
+) -> None:
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"],
+        z_plan={"range": 1, "step": 1},
+        time_plan={"interval": 1, "loops": 2},
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq,
+        image_shape=shape,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        downsample={"method": method, "levels": levels},
+    )
+    out = tmp_path / "pyr.ome.zarr"
+    rng = np.random.default_rng(0)
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for event in seq:
+            stream.append(
+                rng.integers(0, 60000, shape).astype("uint16"), index=event.index
+            )
+    check_metadata(out)
+    assert mmzarr.validate(out).ok
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert [d["path"] for d in ms["datasets"]] == [str(k) for k in range(n_levels)]
+    expect = read_zarr(out, "0")
+    for k in range(1, n_levels):
+        expect = reference_halve(expect, method)
+        got = read_zarr(out, str(k))
+        np.testing.assert_array_equal(got, expect, err_msg=f"level {k}")
+        np.testing.assert_array_equal(read_tensorstore(out, str(k)), expect)
+        scale = ms["datasets"][k]["coordinateTransformations"][0]["scale"]
+        assert scale[-2:] == [0.5 * 2**k, 0.5 * 2**k]
+
+
+def test_levels_grow_with_unbounded_t(tmp_path: Path, backend: str) -> None:
+    template = useq.MDASequence(
+        channels=["DAPI"], time_plan={"interval": 1, "loops": 1}
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        template,
+        image_shape=(32, 32),
+        dtype="uint8",
+        pixel_size_um=1,
+        unbounded_t=True,
+        downsample={"levels": 1},
+    )
+    out = tmp_path / "u.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t in range(5):
+            stream.append(np.full((32, 32), t * 10, "uint8"), index={"t": t, "c": 0})
+    assert read_zarr(out, "1").shape == (5, 1, 16, 16)
+    assert read_zarr(out, "1")[4, 0, 0, 0] == 40
+    check_metadata(out)
