@@ -620,11 +620,12 @@ class AcquisitionSettings(FrozenModel):
         FrameError
             If no image matches, or an index value is out of range.
         """
-        i = self._image_number(index)
+        i = self.image_number(index)
         im = self.images[i]
         return im.key, self.storage_index(i, index)
 
-    def _image_number(self, index: Mapping[str, int]) -> int:
+    def image_number(self, index: Mapping[str, int]) -> int:
+        """Number (position in `images`) of the image a useq index selects."""
         coords = {k: v for k, v in index.items() if k not in NON_SPATIAL}
         try:
             return self._lookup[_norm_coords(coords)]

@@ -262,7 +262,7 @@ class Stream:
         with self._lock:
             self._check_open()
             if index is not None:
-                image = self.settings._image_number(index)
+                image = self.settings.image_number(index)
                 sidx = self.settings.storage_index(image, index)
             else:
                 try:
