@@ -20,6 +20,7 @@ events are converted to `useq.MDAEvent` and go through the same machinery as
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import logging
 import re
@@ -97,9 +98,7 @@ def _check_axes(axes: Any, where: str) -> dict[str, int | str]:
         ok_str = name in ("position", "channel") and isinstance(value, str)
         ok_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
         if not (ok_str or ok_int) or (ok_int and int(value) < 0):
-            kind = "an int >= 0" + (
-                " or a str" if name != "time" and name != "z" else ""
-            )
+            kind = "an int >= 0" if name in ("time", "z") else "an int >= 0 or a str"
             raise PlanError(
                 f"{where}: axis {name!r} must be {kind}, got {value!r} "
                 f"(Axes {dict(axes)})"
@@ -480,7 +479,7 @@ class ZarrHook:
                 try:
                     self._write(np.asarray(image), metadata)
                 except Exception as e:
-                    logger.error("mmzarr: image %d: %s", self.frames_received, e)
+                    logger.error("mmzarr: %s", e)
                     self.error = e
                     raise
         return (image, metadata) if self.keep_images else None
@@ -529,10 +528,8 @@ class ZarrHook:
         if exc_type is None:
             self.close()
             return
-        with self._lock:
+        with self._lock:  # an error is on its way already; errors here are logged
             self._finish()
-        if self.error is not None and self.error is not exc:
-            logger.error("mmzarr: %s: %s", self.path, self.error)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -551,9 +548,9 @@ class ZarrHook:
         if not entries:
             raise PlanError("events: the list is empty")
         plan = _build_plan(entries)
-        if plan.t_scale is None and any("time" in e.axes for e in entries):
-            if self.settings is None:
-                warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=3)
+        times = {e.axes["time"] for e in entries if "time" in e.axes}
+        if plan.t_scale is None and len(times) > 1 and self.settings is None:
+            warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=3)
         return plan
 
     def _check_events_fit(self, settings: AcquisitionSettings) -> None:
@@ -711,9 +708,10 @@ class ZarrHook:
         settings = self.stream.settings
         image = self._image_number(axes)
         index = self._index(settings, image, axes)
-        channel = axes.get("channel")
+        value = axes.get("channel")
+        channel = value if isinstance(value, str) else None
         chans = settings.images[image].channels
-        if isinstance(channel, int) and index.get("c", len(chans)) < len(chans):
+        if isinstance(value, int) and index.get("c", len(chans)) < len(chans):
             channel = chans[index["c"]].name
         try:
             self.stream.append(
@@ -922,11 +920,17 @@ def _check_versions() -> None:
 def unicore_backend(core: Any, *, check_versions: bool = True) -> Iterator[Any]:
     """Run ``pycromanager.Acquisition`` on `core` with pycromanager's Python engine.
 
-    ``pycromanager.start_headless(..., python_backend=True)`` always creates its
-    own bare ``pymmcore.CMMCore``; this context manager instead registers `core`
-    (a pymmcore-plus `CMMCorePlus` or `UniMMCore`, e.g. `mmzarr.demo.demo_core`)
-    so that ``Acquisition(...)`` inside it uses pycromanager's Python backend on
-    it. No Java and no Micro-Manager installation are needed.
+    Why it is needed: ``pycromanager.start_headless(..., python_backend=True)``
+    always creates its own bare ``pymmcore.CMMCore`` (mmpycorex/launcher.py:
+    223-235), so an acquisition on it has no camera, and mmpycorex's snake_case
+    core class binds the C++ ``CMMCore`` methods (launcher.py:70-77), which
+    would bypass a `UniMMCore`'s Python devices. This context manager instead
+    registers a snake_case proxy of `core` (a pymmcore-plus `CMMCorePlus` or
+    `UniMMCore`, e.g. `mmzarr.demo.demo_core`), so that ``Acquisition(...)``
+    inside it runs pycromanager's Python engine on it. No Java and no
+    Micro-Manager installation are needed. Do not pass ``directory=`` to
+    ``Acquisition`` under ``-W error``: ndstorage's NDTiff writer leaks a file
+    handle (ResourceWarning).
 
     It relies on private internals of pycromanager 1.0.2 and mmpycorex 0.3.16
     (`TESTED_VERSIONS`; tested with pymmcore-plus 0.18.1):
@@ -956,9 +960,10 @@ def unicore_backend(core: Any, *, check_versions: bool = True) -> Iterator[Any]:
     """
     if check_versions:
         _check_versions()
-    try:
-        import mmpycorex.launcher as launcher
-        from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+    try:  # untyped packages: import_module gives `Any` attributes
+        launcher = importlib.import_module("mmpycorex.launcher")
+        engine_module = "pycromanager.acquisition.acq_eng_py.internal.engine"
+        Engine = importlib.import_module(engine_module).Engine
     except ImportError as e:  # pragma: no cover - covered by _check_versions
         raise MissingDependencyError(
             f'pycromanager is not installed: pip install "mmzarr[pycromanager]" ({e})'

@@ -1,0 +1,962 @@
+"""`mmzarr.pycromanager`: ZarrHook, events_from_useq, unicore_backend.
+
+Unit tests drive `ZarrHook` with (image, metadata) pairs built by pycromanager's
+own code (`pycro_image`), integration tests run a real `pycromanager.Acquisition`
+on the demo rig through pycromanager's Python engine (`unicore_backend`).
+
+Where the metadata keys come from (pycromanager 1.0.2, mmpycorex 0.3.16;
+``P = pycromanager/acquisition``, ``E = P/acq_eng_py``):
+
+* base tags of a snapped image: ``mmpycorex/launcher.py:34-52``
+  (``get_tagged_image``, called at ``E/internal/engine.py:345-346``):
+  ``Camera, Height, Width, PixelType (None), CameraChannelIndex``;
+* base tags on the hardware-sequence path: the core's buffer metadata, every
+  value a str (``launcher.py:28-32``, pymmcore-plus ``_unicore.py:1216-1251``);
+* tags the engine adds (``E/main/acq_eng_metadata.py:57-97``, called at
+  ``engine.py:394-396``): ``PixelSize_um`` (:17, :59), ``ElapsedTime-ms``
+  (:36, :62), ``Time`` (:29, :63), ``Axes`` (:48, :66-70; names
+  ``time/position/channel/z`` at :49-52), ``XPosition_um_Intended`` /
+  ``YPosition_um_Intended`` (:19-20, :73-75), ``PositionName`` (:18, :76-77,
+  only for a str position, ``acquisition_event.py:405-410``),
+  ``ZPosition_um_Intended`` (:21, :79-83), ``Exposure`` (:26, :93; the
+  event's or the core's, ``engine.py:307``);
+* event dicts: ``P/acquisition_superclass.py:421-608``
+  (``multi_d_acquisition_events``) and ``E/main/acquisition_event.py:139-213``
+  (``event_from_json``: the accepted keys).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from mmzarr.demo import CLOCK_ROWS
+from mmzarr.errors import FrameError, PlanError, StorageError
+from mmzarr.pycromanager import (
+    TESTED_VERSIONS,
+    ZarrHook,
+    events_from_useq,
+    unicore_backend,
+)
+from tests._readback import array_of, check_metadata, group_json, read_zarr
+
+pytest.importorskip("pycromanager")
+
+from pycromanager import Acquisition, multi_d_acquisition_events
+
+if TYPE_CHECKING:
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPE = (6, 8)
+JAVA_PORT = 4827  # pyjavaz.DEFAULT_BRIDGE_PORT
+
+
+# ---- metadata exactly as pycromanager's Python engine builds it ----------------------
+class _EngineCore:
+    """The few core calls the metadata code makes (snake_case, as mmpycorex)."""
+
+    def __init__(self, frame: np.ndarray, pixel_size: float) -> None:
+        self.frame = frame
+        self.pixel_size = pixel_size
+
+    def get_image(self) -> np.ndarray:
+        return self.frame
+
+    def get_pixel_size_um(self) -> float:
+        return self.pixel_size
+
+    def get_focus_device(self) -> str:
+        return "Z"
+
+
+def pycro_image(
+    event: dict[str, Any],
+    frame: np.ndarray,
+    *,
+    pixel_size: float = 0.5,
+    elapsed_ms: float = 0.0,
+    core_exposure: float = 10.0,
+    sequence_path: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(image, metadata) as the engine hands them to `image_process_fn`.
+
+    The tags come from pycromanager's and mmpycorex's own functions: base tags
+    from ``get_tagged_image`` (launcher.py:34-52) or, on the sequence path, the
+    str-valued core buffer tags (_unicore.py:1216-1251); then
+    ``AcqEngMetadata.add_image_metadata`` (acq_eng_metadata.py:57-97) with the
+    exposure rule of engine.py:307.
+    """
+    from mmpycorex.launcher import get_tagged_image
+    from pycromanager.acquisition.acq_eng_py.main.acq_eng_metadata import (
+        AcqEngMetadata,
+    )
+    from pycromanager.acquisition.acq_eng_py.main.acquisition_event import (
+        AcquisitionEvent,
+    )
+
+    core = _EngineCore(frame, pixel_size)
+    h, w = frame.shape
+    if sequence_path:
+        tags: dict[str, Any] = {
+            "Binning": "1",
+            "Camera": "Camera",
+            "Height": str(h),
+            "Width": str(w),
+            "ROI-X-start": "0",
+            "ROI-Y-start": "0",
+            "PixelType": "GRAY16",
+            "TimeReceivedByCore": "2026-11-27 16:50:25.123456",
+            "ImageNumber": "0",
+        }
+        pix = frame
+    else:
+        tagged = get_tagged_image(core, 0, "Camera", h, w)
+        tags, pix = tagged.tags, tagged.pix
+    ev = AcquisitionEvent.from_json(event, None)
+    exposure = core_exposure if ev.get_exposure() is None else ev.get_exposure()
+    AcqEngMetadata.add_image_metadata(core, tags, ev, elapsed_ms, exposure)
+    return pix, tags
+
+
+def frame_of(n: int, shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """A frame whose every pixel says which frame it is."""
+    return np.full(shape, 100 + n, dtype="uint16")
+
+
+def feed(
+    hook: ZarrHook, events: list[dict[str, Any]], **kw: Any
+) -> list[tuple[dict[str, Any], np.ndarray, Any]]:
+    """Call the hook like the engine: one image per event, in order."""
+    out = []
+    for n, ev in enumerate(events):
+        img, md = pycro_image(ev, frame_of(n), elapsed_ms=n * 10.0, **kw)
+        out.append((ev, img, hook(img, md)))
+    return out
+
+
+def settings_of(path: Path) -> mmzarr.AcquisitionSettings:
+    return mmzarr.AcquisitionSettings.model_validate_json(
+        (path / "mmzarr/settings.json").read_text()
+    )
+
+
+def test_metadata_helper_matches_the_observed_engine_metadata() -> None:
+    # the first image of REPORT.md section 1 (observed on a real acquisition)
+    observed_keys = {
+        "Camera": str,
+        "Height": int,
+        "Width": int,
+        "PixelType": type(None),
+        "CameraChannelIndex": int,
+        "PixelSize_um": float,
+        "ElapsedTime-ms": float,
+        "Time": str,
+        "Axes": dict,
+        "XPosition_um_Intended": float,
+        "YPosition_um_Intended": float,
+        "ZPosition_um_Intended": float,
+        "Exposure": float,
+    }
+    ev = multi_d_acquisition_events(
+        z_start=0, z_end=1, z_step=1, xy_positions=[[0, 0]], channel_group="Channel",
+        channels=["DAPI"], num_time_points=1,
+    )[0]  # fmt: skip
+    _, md = pycro_image(ev, frame_of(0))
+    assert {k: type(v) for k, v in md.items()} == observed_keys
+    assert md["Axes"] == {"time": 0, "position": 0, "channel": "DAPI", "z": 0}
+    assert md["Time"].endswith(" -")
+
+
+# ---- ZarrHook unit tests -------------------------------------------------------------
+def test_hook_is_a_two_argument_image_process_fn(tmp_path: Path) -> None:
+    # pycromanager dispatches on the parameter count (acquisition_superclass.py:346-362)
+    hook = ZarrHook(tmp_path / "a.ome.zarr")
+    assert len(inspect.signature(hook).parameters) == 2
+    hook.close()
+
+
+def test_events_give_the_full_shape_at_the_first_image(tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(
+        num_time_points=2,
+        time_interval_s=0.5,
+        z_start=0,
+        z_end=2,
+        z_step=1,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+        xy_positions=[[0, 0], [100, 50]],
+    )
+    out = tmp_path / "md.ome.zarr"
+    hook = ZarrHook(out, events=events, keep_images=False)
+    fed = []
+    for n, ev in enumerate(events):
+        img, md = pycro_image(ev, frame_of(n), elapsed_ms=n * 10.0)
+        assert hook(img, md) is None  # keep_images=False: pycromanager drops it
+        if n == 0:  # the whole dataset exists after the first image
+            assert hook.settings is not None
+            assert [im.shape for im in hook.settings.images] == [(2, 2, 3, *SHAPE)] * 2
+        fed.append((ev, img))
+    hook.close()
+    assert hook.frames_written == len(events) == 24
+    check_metadata(out)
+    s = settings_of(out)
+    assert s.layout == "collection"
+    assert s.positions_inside_time  # order "tpcz"
+    for key, (x, y) in (("0", (0, 0)), ("1", (100, 50))):
+        im = s.image(key)
+        assert [c.name for c in im.channels] == ["DAPI", "FITC"]
+        assert [d.scale for d in im.dimensions] == [0.5, 1.0, 1.0, 0.5, 0.5]
+        assert (im.stage_position.x, im.stage_position.y) == (x, y)
+    for ev, img in fed:
+        ax = ev["axes"]
+        data = read_zarr(out, array_of(str(ax["position"])))
+        c = ["DAPI", "FITC"].index(ax["channel"])
+        np.testing.assert_array_equal(data[ax["time"], c, ax["z"]], img)
+    log = [
+        json.loads(x) for x in (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    ]
+    assert log[0]["event_index"] == {"p": 0, "t": 0, "c": 0, "z": 0}
+    assert log[0]["exposure_ms"] == 10.0
+    assert log[0]["pycromanager"]["Axes"] == events[0]["axes"]
+
+
+def test_keep_images_returns_the_image_and_metadata(tmp_path: Path) -> None:
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.1} for t in range(2)]
+    hook = ZarrHook(tmp_path / "k.ome.zarr", events=events)
+    img, md = pycro_image(events[0], frame_of(0))
+    result = hook(img, md)
+    assert result is not None
+    assert result[0] is img
+    assert result[1] is md
+    hook.close()
+
+
+def test_labels_and_settings_from_useq(tmp_path: Path) -> None:
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0, name="left"),
+            useq.Position(
+                x=50,
+                y=50,
+                name="grid",
+                sequence=useq.MDASequence(
+                    grid_plan=useq.GridRowsColumns(
+                        rows=1, columns=2, fov_width=4, fov_height=3
+                    )
+                ),
+            ),
+        ],
+        channels=["DAPI", "Cy5"],
+        z_plan=useq.ZRangeAround(range=1, step=1),
+    )
+    events = events_from_useq(seq)
+    labels = list(dict.fromkeys(ev["axes"]["position"] for ev in events))
+    assert labels == ["left", "grid_g0000", "grid_g0001"]
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "lab.ome.zarr"
+    with ZarrHook(out, settings=settings, events=events) as hook:
+        fed = feed(hook, events)
+    assert hook.frames_written == len(list(seq))
+    check_metadata(out)
+    data = {k: read_zarr(out, array_of(k)) for k in settings.keys}
+    for useq_event, (_, img, _) in zip(seq, fed, strict=True):
+        key, idx = settings.locate(useq_event.index)
+        np.testing.assert_array_equal(data[key][idx], img)
+    # the same settings, with names only (no events): labels are image names
+    out2 = tmp_path / "names.ome.zarr"
+    with ZarrHook(out2, settings=settings) as hook2:
+        feed(hook2, events)
+    assert hook2.frames_written == len(events)
+    for key in settings.keys:
+        np.testing.assert_array_equal(read_zarr(out2, array_of(key)), data[key])
+
+
+def test_sequence_path_string_metadata(tmp_path: Path) -> None:
+    events = [{"axes": {"time": t}} for t in range(3)]  # interval 0: sequenced
+    with pytest.warns(mmzarr.MMZarrWarning, match="time interval is unknown"):
+        hook = ZarrHook(tmp_path / "seq.ome.zarr", events=events)
+    fed = feed(hook, events, sequence_path=True)
+    assert fed[0][2][1]["Height"] == "6"  # the engine hands str values here
+    hook.close()
+    data = read_zarr(tmp_path / "seq.ome.zarr", "0")
+    assert data.shape == (3, *SHAPE)
+    for t, (_, img, _) in enumerate(fed):
+        np.testing.assert_array_equal(data[t], img)
+
+
+def test_no_events_learns_the_first_time_point_and_grows_t(tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(
+        num_time_points=4,
+        time_interval_s=0.25,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+        z_start=0,
+        z_end=1,
+        z_step=1,
+        xy_positions=[[0, 0], [10, 10]],
+        position_labels=["A1", "B2"],
+    )
+    out = tmp_path / "learn.ome.zarr"
+    hook = ZarrHook(out)
+    fed = []
+    for n, ev in enumerate(events):
+        # 250 ms between time points, as ElapsedTime-ms reports it
+        img, md = pycro_image(ev, frame_of(n), elapsed_ms=ev["axes"]["time"] * 250.0)
+        hook(img, md)
+        fed.append((ev, img))
+        # nothing is written until the first image of the next time point
+        assert hook.frames_written == (0 if n < 8 else n + 1)
+    hook.close()
+    check_metadata(out)
+    s = settings_of(out)
+    assert [im.name for im in s.images] == ["A1", "B2"]
+    assert all(im.unbounded for im in s.images)
+    assert s.image("0").dim("t").scale == 0.25
+    for ev, img in fed:
+        ax = ev["axes"]
+        key = str(["A1", "B2"].index(ax["position"]))
+        c = ["DAPI", "FITC"].index(ax["channel"])
+        np.testing.assert_array_equal(
+            read_zarr(out, array_of(key))[ax["time"], c, ax["z"]], img
+        )
+    assert read_zarr(out, "0/0").shape == (4, 2, 2, *SHAPE)
+
+
+def test_no_events_without_time_writes_at_close(tmp_path: Path) -> None:
+    events = [{"axes": {"channel": ch}} for ch in ("DAPI", "FITC")]
+    out = tmp_path / "ct.ome.zarr"
+    with ZarrHook(out) as hook:
+        feed(hook, events)
+        assert hook.frames_written == 0
+    assert hook.frames_written == 2
+    assert read_zarr(out, "0").shape == (2, *SHAPE)
+
+
+def test_no_events_position_after_first_time_point_says_what_to_pass(
+    tmp_path: Path,
+) -> None:
+    # order "pt": position 1 appears only after all time points of position 0
+    events = multi_d_acquisition_events(
+        num_time_points=2,
+        time_interval_s=0.1,
+        xy_positions=[[0, 0], [5, 5]],
+        order="pt",
+    )
+    hook = ZarrHook(tmp_path / "pt.ome.zarr")
+    with pytest.raises(FrameError, match=r"position 1 .*pass events="):
+        feed(hook, events)
+    assert isinstance(hook.error, FrameError)
+    with pytest.raises(FrameError, match="position 1"):
+        hook.close()
+
+
+def test_no_events_buffer_limit(tmp_path: Path) -> None:
+    events = [{"axes": {"z": z}} for z in range(3)]
+    hook = ZarrHook(tmp_path / "big.ome.zarr", max_buffer_bytes=150)
+    with pytest.raises(PlanError, match=r"max_buffer_bytes=150.*pass events="):
+        feed(hook, events)
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        {"time": 0, "angle": 2},
+        {"time": 0, "row": 0, "column": 1},  # pycromanager's tiling axes
+        {"view": "left"},
+    ],
+    ids=["angle", "row-column", "view"],
+)
+def test_custom_axis_is_an_error_at_the_first_such_image(
+    tmp_path: Path, axes: dict[str, Any]
+) -> None:
+    # Axes order is not stable (acquisition_event.py:271-272 returns a set)
+    custom = "|".join(a for a in axes if a not in ("time", "position", "channel", "z"))
+    events = [{"axes": {"time": 0}}, {"axes": axes}]
+    # without events: the first image with the axis raises (pycromanager aborts)
+    out = tmp_path / "custom.ome.zarr"
+    hook = ZarrHook(out)
+    img, md = pycro_image(events[0], frame_of(0))
+    hook(img, md)
+    img, md = pycro_image(events[1], frame_of(1))
+    with pytest.raises(PlanError, match=f"cannot place the axis '({custom})'"):
+        hook(img, md)
+    with pytest.raises(PlanError, match=custom):
+        hook.close()
+    assert not out.exists()  # no dataset that silently lacks the axis
+    # with events: refused before the acquisition starts
+    with pytest.raises(PlanError, match=f"event 1: .*'({custom})'"):
+        ZarrHook(tmp_path / "ev.ome.zarr", events=events)
+
+
+def test_custom_axis_with_settings_fails_the_dataset(tmp_path: Path) -> None:
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=3))
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "fail.ome.zarr"
+    hook = ZarrHook(out, settings=settings)
+    events = [{"axes": {"time": 0}}, {"axes": {"time": 1, "angle": 0}}]
+    with pytest.raises(PlanError, match="'angle'"):
+        feed(hook, events)
+    with pytest.raises(PlanError):
+        hook.close()
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "failed"
+    assert attrs["frames_written"] == 1
+
+
+def test_images_that_do_not_match_the_events(tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(
+        channel_group="Channel", channels=["DAPI"], xy_positions=[[0, 0]]
+    )
+    hook = ZarrHook(tmp_path / "m.ome.zarr", events=events, pixel_size_um=0.5)
+    with pytest.raises(FrameError, match=r"channel 'Cy5' is not a channel"):
+        feed(hook, [{"axes": {"position": 0, "channel": "Cy5"}}])
+    hook2 = ZarrHook(tmp_path / "m2.ome.zarr", events=events)
+    with pytest.raises(FrameError, match=r"position 3 is not one of .*\[0\]"):
+        feed(hook2, [{"axes": {"position": 3, "channel": "DAPI"}}])
+    hook3 = ZarrHook(tmp_path / "m3.ome.zarr", events=events)
+    feed(hook3, events)
+    with pytest.raises(FrameError, match="already written"):
+        feed(hook3, events)
+    for h in (hook, hook2, hook3):
+        with pytest.raises(FrameError):
+            h.close()
+
+
+def test_bad_events_are_refused_up_front(tmp_path: Path) -> None:
+    p = tmp_path / "x.ome.zarr"
+    with pytest.raises(PlanError, match="repeat those of event 0"):
+        ZarrHook(p, events=[{"axes": {"time": 0}}, {"axes": {"time": 0}}])
+    with pytest.raises(PlanError, match="not an iterator"):
+        ZarrHook(p, events=iter([{"axes": {"time": 0}}]))
+    with pytest.raises(PlanError, match="'axes' key"):
+        ZarrHook(p, events=[{"time": 0}])
+    with pytest.raises(PlanError, match="'time' must be an int"):
+        ZarrHook(p, events=[{"axes": {"time": "0"}}])
+    seq = useq.MDASequence(channels=["DAPI"])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=1
+    )
+    with pytest.raises(PlanError, match="event 0 does not fit the settings"):
+        ZarrHook(p, settings=settings, events=[{"axes": {"channel": "FITC"}}])
+    with pytest.raises(TypeError, match="unknown option"):
+        ZarrHook(p, chunk={"t": 2})
+    with pytest.raises(TypeError, match="only without settings"):
+        ZarrHook(p, settings=settings, compression="blosc-zstd")
+    assert not p.exists()
+    p.mkdir()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ZarrHook(p)
+
+
+def test_storage_error_is_kept_and_raised_again_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=5))
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "disk.ome.zarr"
+    hook = ZarrHook(out, settings=settings)
+    assert hook.stream is not None
+    backend_cls = type(hook.stream._backend)
+    original = backend_cls.write
+    calls = {"n": 0}
+
+    def failing_write(self: Any, image: int, index: Any, frame: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("injected: disk on fire")
+        original(self, image, index, frame)
+
+    monkeypatch.setattr(backend_cls, "write", failing_write)
+    events = [{"axes": {"time": t}} for t in range(5)]
+    img, md = pycro_image(events[0], frame_of(0))
+    hook(img, md)
+    hook(*pycro_image(events[1], frame_of(1)))
+    # raising makes pycromanager abort (acquisition_superclass.py:355-356)
+    with pytest.raises(StorageError, match="disk on fire"):
+        hook(*pycro_image(events[2], frame_of(2)))
+    assert isinstance(hook.error, StorageError)
+    # images already queued still arrive; they are ignored, not raised again
+    assert hook(*pycro_image(events[3], frame_of(3))) is not None
+    assert hook.frames_ignored == 1
+    with pytest.raises(StorageError, match="disk on fire"):
+        hook.close()
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "failed"
+    assert attrs["frames_written"] == 2
+
+
+class _Note:
+    def __init__(self, milestone: Any) -> None:
+        self.milestone = milestone
+
+
+def test_notification_callback_closes_on_data_sink_finished(tmp_path: Path) -> None:
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.1} for t in range(2)]
+    out = tmp_path / "n.ome.zarr"
+    hook = ZarrHook(out, events=events)
+    feed(hook, events)
+    # milestones: acq_notification.py:9,36
+    hook.notification_callback(_Note("acq_events_finished"))
+    assert not hook.closed
+    hook.notification_callback(_Note("data_sink_finished"))
+    assert hook.closed
+    assert hook.stream is not None
+    assert hook.stream.closed
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    hook.notification_callback(object())  # anything: never raises
+    hook.close()  # idempotent
+
+
+def test_notification_callback_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.1} for t in range(2)]
+    hook = ZarrHook(tmp_path / "nr.ome.zarr", events=events)
+    feed(hook, events)
+    assert hook.stream is not None
+
+    def broken_close(status: Any = None) -> None:
+        raise OSError("injected: close failed")
+
+    monkeypatch.setattr(hook.stream, "close", broken_close)
+    hook.notification_callback(_Note("data_sink_finished"))  # does not raise
+    assert isinstance(hook.error, OSError)
+    with pytest.raises(OSError, match="close failed"):
+        hook.close()
+    monkeypatch.undo()
+    hook.stream.close()
+
+
+# ---- events_from_useq ----------------------------------------------------------------
+def test_events_from_useq_keys_and_types() -> None:
+    from pycromanager.acquisition.acq_eng_py.main.acquisition_event import (
+        AcquisitionEvent,
+    )
+    from pycromanager.acquisition.acquisition_superclass import _validate_acq_events
+
+    seq = useq.MDASequence(
+        stage_positions=[(10, 20, 3), (30, 40, 4)],
+        time_plan=useq.TIntervalLoops(interval=1.5, loops=2),
+        channels=[useq.Channel(config="DAPI", exposure=5), "FITC"],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+        axis_order="tpczg",
+    )
+    events = events_from_useq(seq)
+    assert len(events) == len(list(seq)) == 24
+    _validate_acq_events(events)  # acquisition_superclass.py:374-415
+    allowed = set(
+        "axes min_start_time config_group exposure z x y properties".split()
+    )  # a subset of acquisition_event.py:139-213; never 'tags' (it hangs, :206)
+    for ev, mda in zip(events, seq, strict=True):
+        assert set(ev) <= allowed
+        assert list(ev["axes"]) == ["time", "position", "channel", "z"]  # axis_order
+        assert ev["axes"]["position"] == mda.index["p"]  # unnamed: image number
+        assert ev["axes"]["channel"] == mda.channel.config
+        assert ev["config_group"] == ["Channel", mda.channel.config]
+        assert ev["min_start_time"] == mda.min_start_time  # seconds
+        assert (ev["x"], ev["y"], ev["z"]) == (mda.x_pos, mda.y_pos, mda.z_pos)
+        for v in (ev["x"], ev["y"], ev["z"], ev["min_start_time"]):
+            assert type(v) is float  # plain Python numbers, no numpy scalars
+        for k in ("time", "position", "z"):
+            assert type(ev["axes"][k]) is int
+        assert ev.get("exposure") == (5.0 if mda.channel.config == "DAPI" else None)
+        converted = AcquisitionEvent.from_json(ev, None)
+        assert converted.get_axis_positions() == ev["axes"]
+        assert converted.get_config_preset() == mda.channel.config
+
+
+def test_events_from_useq_grid_fields_are_distinct_positions() -> None:
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0)],
+        grid_plan=useq.GridRowsColumns(rows=2, columns=1, fov_width=5, fov_height=5),
+        channels=["DAPI"],
+    )
+    events = events_from_useq(seq)
+    # one unnamed position with 2 fields: names Pos0_g0000, Pos0_g0001 (MDAWriter's)
+    assert [e["axes"]["position"] for e in events] == ["Pos0_g0000", "Pos0_g0001"]
+    assert events[0]["y"] != events[1]["y"]
+    same_name = useq.MDASequence(
+        stage_positions=[useq.Position(x=0, y=0, name="a")] * 2, channels=["DAPI"]
+    )
+    assert [e["axes"]["position"] for e in events_from_useq(same_name)] == [0, 1]
+
+
+def test_events_from_useq_grid_uses_the_camera_fov(core: UniMMCore) -> None:
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(
+                x=0,
+                y=0,
+                sequence=useq.MDASequence(
+                    grid_plan=useq.GridRowsColumns(rows=1, columns=2)
+                ),
+            )
+        ],
+    )
+    events = events_from_useq(seq, core=core)
+    # pymmcore-plus' engine uses the camera's field of view for grids
+    width = core.getImageWidth() * core.getPixelSizeUm()
+    assert events[1]["x"] - events[0]["x"] == pytest.approx(width)
+
+
+def test_events_from_useq_refuses_what_pycromanager_cannot_run() -> None:
+    seq = useq.MDASequence(
+        channels=["DAPI"],
+        autofocus_plan=useq.AxesBasedAF(autofocus_device_name="Z", axes=("c",)),
+        stage_positions=[(0, 0, 0)],
+    )
+    with pytest.raises(NotImplementedError, match="autofocus"):
+        events_from_useq(seq)
+    with pytest.raises(PlanError, match="both x and y"):
+        events_from_useq(useq.MDASequence(stage_positions=[useq.Position(x=1)]))
+    with pytest.raises(PlanError, match="useq rejected"):
+        events_from_useq({"channels": 3})
+
+
+# ---- unicore_backend -----------------------------------------------------------------
+def test_unicore_backend_checks_versions(
+    core: UniMMCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "1.1.0" if name == "pycromanager" else real(name),
+    )
+    with (
+        pytest.raises(RuntimeError, match=r"pycromanager==1\.0\.2.*found.*1\.1\.0"),
+        unicore_backend(core),
+    ):
+        pass  # pragma: no cover
+
+
+def test_unicore_backend_is_exclusive_and_cleans_up(core: UniMMCore) -> None:
+    import mmpycorex.launcher as launcher
+    from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+
+    assert TESTED_VERSIONS == {
+        "pycromanager": "1.0.2",
+        "mmpycorex": "0.3.16",
+    }
+    with unicore_backend(core) as proxy:
+        assert launcher.is_pymmcore_active()
+        assert proxy.get_pixel_size_um() == core.getPixelSizeUm()
+        with (
+            pytest.raises(RuntimeError, match="backend is active"),
+            unicore_backend(core),
+        ):
+            pass  # pragma: no cover
+    assert not launcher.is_pymmcore_active()
+    assert Engine.get_instance() is None
+
+
+# ---- real pycromanager acquisitions on the demo rig ----------------------------------
+class Capture:
+    """What the engine delivered, independent of the hook under test."""
+
+    def __init__(self) -> None:
+        self.images: list[tuple[dict[str, Any], np.ndarray]] = []
+        self.milestones: list[str] = []
+
+    def wrap(self, hook: ZarrHook) -> Any:
+        def image_process_fn(image: np.ndarray, metadata: dict[str, Any]) -> Any:
+            self.images.append((json.loads(json.dumps(metadata)), image.copy()))
+            return hook(image, metadata)
+
+        return image_process_fn
+
+    def notes(self, hook: ZarrHook) -> Any:
+        def notification_callback_fn(notification: Any) -> None:
+            self.milestones.append(str(notification.milestone))
+            hook.notification_callback(notification)
+
+        return notification_callback_fn
+
+
+def run_pycro(
+    core: UniMMCore, hook: ZarrHook, events: list[dict[str, Any]]
+) -> tuple[Capture, Any]:
+    cap = Capture()
+    with (
+        unicore_backend(core),
+        Acquisition(
+            image_process_fn=cap.wrap(hook),
+            notification_callback_fn=cap.notes(hook),
+        ) as acq,
+    ):
+        acq.acquire(events)
+    return cap, acq.get_dataset()
+
+
+def test_acquisition_with_events(core: UniMMCore, tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(
+        num_time_points=2,
+        time_interval_s=0.05,
+        z_start=-1,
+        z_end=1,
+        z_step=1,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+        xy_positions=[[0, 0], [64, 32]],
+        position_labels=["left", "right"],
+    )
+    out = tmp_path / "acq.ome.zarr"
+    hook = ZarrHook(out, events=events)
+    cap, dataset = run_pycro(core, hook, events)
+    # the engine swallows some errors: count the images (REPORT.md section 3)
+    assert len(cap.images) == hook.frames_written == len(events) == 24
+    assert hook.closed  # by data_sink_finished, before leaving the `with`
+    assert cap.milestones[-1] == "data_sink_finished"
+    hook.close()
+    assert dataset.axes["position"] == {"left", "right"}  # keep_images=True
+    check_metadata(out)
+    s = settings_of(out)
+    assert [im.name for im in s.images] == ["left", "right"]
+    assert s.image("1").stage_position.x == 64
+    for md, img in cap.images:
+        ax = md["Axes"]
+        key = "01"[["left", "right"].index(ax["position"])]
+        c = ["DAPI", "FITC"].index(ax["channel"])
+        np.testing.assert_array_equal(
+            read_zarr(out, array_of(key))[ax["time"], c, ax["z"]], img
+        )
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+def test_acquisition_on_the_sequence_path(core: UniMMCore, tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(num_time_points=4)  # interval 0: merged
+    out = tmp_path / "seq.ome.zarr"
+    with pytest.warns(mmzarr.MMZarrWarning, match="time interval"):
+        hook = ZarrHook(out, events=events, keep_images=False)
+    cap, dataset = run_pycro(core, hook, events)
+    hook.close()
+    assert len(cap.images) == hook.frames_written == 4
+    assert [md["ImageNumber"] for md, _ in cap.images] == ["0", "1", "2", "3"]
+    assert dataset.axes == {}  # keep_images=False: pycromanager kept nothing
+    data = read_zarr(out, "0")
+    for md, img in cap.images:
+        np.testing.assert_array_equal(data[md["Axes"]["time"]], img)
+
+
+def test_acquisition_without_events_grows_t(core: UniMMCore, tmp_path: Path) -> None:
+    events = multi_d_acquisition_events(
+        num_time_points=3,
+        time_interval_s=0.1,
+        channel_group="Channel",
+        channels=["DAPI", "Cy5"],
+        z_start=0,
+        z_end=1,
+        z_step=1,
+    )
+    out = tmp_path / "grow.ome.zarr"
+    with ZarrHook(out, keep_images=False) as hook:
+        cap, _ = run_pycro(core, hook, events)
+    assert len(cap.images) == hook.frames_written == 12
+    check_metadata(out)
+    s = settings_of(out)
+    assert s.images[0].unbounded
+    # t scale: ElapsedTime-ms between the same (c, z) at t=0 and t=1
+    first = {md["Axes"]["time"]: md["ElapsedTime-ms"] for md, _ in cap.images[::-1]}
+    assert s.images[0].dim("t").scale == round((first[1] - first[0]) / 1000, 3)
+    assert s.images[0].dim("t").scale >= 0.1
+    data = read_zarr(out, "0")
+    assert data.shape[:3] == (3, 2, 2)
+    for md, img in cap.images:
+        ax = md["Axes"]
+        c = ["DAPI", "Cy5"].index(ax["channel"])
+        np.testing.assert_array_equal(data[ax["time"], c, ax["z"]], img)
+
+
+def test_acquisition_with_a_custom_axis_aborts(core: UniMMCore, tmp_path: Path) -> None:
+    events = [{"axes": {"time": t, "angle": a}} for t in range(3) for a in range(2)]
+    out = tmp_path / "angle.ome.zarr"
+    hook = ZarrHook(out)
+    with pytest.raises(Exception, match="cannot place the axis 'angle'"):
+        run_pycro(core, hook, events)
+    assert isinstance(hook.error, PlanError)
+    assert hook.frames_written == 0
+    with pytest.raises(PlanError, match="'angle'"):
+        hook.close()
+    assert not out.exists()
+
+
+# ---- the same plan through Pycro-Manager and through pymmcore-plus -------------------
+PARITY = {
+    "positions-tcz": useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0, z=0, name="a"),
+            useq.Position(x=96, y=-40, z=1, name="b"),
+        ],
+        time_plan=useq.TIntervalLoops(interval=0.02, loops=2),
+        channels=["DAPI", useq.Channel(config="FITC", exposure=20)],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+    ),
+    "grid-subsequence": useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0, z=0, name="a"),
+            useq.Position(
+                x=300,
+                y=-200,
+                z=1,
+                sequence=useq.MDASequence(
+                    grid_plan=useq.GridRowsColumns(rows=1, columns=2),
+                    z_plan=useq.ZRangeAround(range=2, step=2),
+                ),
+            ),
+        ],
+        channels=["DAPI", "Cy5"],
+        z_plan=useq.ZRangeAround(range=1, step=1),
+        time_plan=useq.TIntervalLoops(interval=0.01, loops=2),
+        axis_order="pgczt",  # positions outside time
+    ),
+}
+
+
+def _documents(root: Path) -> dict[str, Any]:
+    docs = {
+        str(p.relative_to(root)): json.loads(p.read_text())
+        for p in root.rglob("zarr.json")
+    }
+    docs["settings"] = json.loads((root / "mmzarr/settings.json").read_text())
+    return docs
+
+
+def _ome_xml(root: Path) -> Any:
+    """The OME-XML companion (collections), timestamps (Plane DeltaT) aside."""
+    from ome_types import from_xml
+
+    path = root / "OME/METADATA.ome.xml"
+    if not path.exists():
+        return None
+    ome = from_xml(path.read_text())
+    for image in ome.images:
+        for plane in image.pixels.planes:
+            plane.delta_t = None
+    return ome.model_dump()
+
+
+def _frame_log(root: Path) -> list[dict[str, Any]]:
+    shared = {"frame", "image", "index", "event_index", "exposure_ms", "camera_device"}
+    shared |= {"pixel_size_um", "channel", "stage"}
+    lines = (root / "mmzarr/frames.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k in shared} for x in lines]
+
+
+@pytest.mark.parametrize("name", list(PARITY))
+@pytest.mark.parametrize("with_settings", [False, True], ids=["events", "settings"])
+def test_same_plan_same_dataset_as_mdawriter(
+    core: UniMMCore, tmp_path: Path, name: str, with_settings: bool
+) -> None:
+    seq = PARITY[name]
+    exposure = core.getExposure()
+    ref = tmp_path / "mda.ome.zarr"
+    writer = mmzarr.MDAWriter(ref, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    core.setExposure(exposure)  # the plan changes it; start both runs alike
+
+    events = events_from_useq(seq, core=core)
+    out = tmp_path / "pycro.ome.zarr"
+    settings = (
+        mmzarr.AcquisitionSettings.from_useq(seq, core=core) if with_settings else None
+    )
+    hook = ZarrHook(out, events=events, settings=settings)
+    cap, _ = run_pycro(core, hook, events)
+    hook.close()
+    assert len(cap.images) == hook.frames_written == writer.frames_written
+
+    want, got = _documents(ref), _documents(out)
+    want_log, got_log = _frame_log(ref), _frame_log(out)
+    if name == "grid-subsequence" and not with_settings:
+        # the only difference: events carry one position per image, so the
+        # image coords are {"p": image number}, not useq's {"p", "g"}
+        for i, im in enumerate(want["settings"]["images"]):
+            assert got["settings"]["images"][i].pop("coords") == {"p": i}
+            im.pop("coords")
+        for log in (got_log, want_log):
+            for record in log:
+                record.pop("event_index")  # {"p": image number} vs {"p", "g"}
+    assert got == want
+    assert got_log == want_log
+    assert _ome_xml(out) == _ome_xml(ref)
+    assert _ome_xml(ref) is not None
+    # every plane shows the same sample (rows below the frame-counter band)
+    a, b = settings_of(ref), settings_of(out)
+    for key in a.keys:
+        ref_data = read_zarr(ref, array_of(key))
+        np.testing.assert_array_equal(
+            read_zarr(out, array_of(b.image(key).key))[..., CLOCK_ROWS:, :],
+            ref_data[..., CLOCK_ROWS:, :],
+        )
+
+
+# ---- Java Micro-Manager (skipped without it) -----------------------------------------
+def _java_running() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", JAVA_PORT), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not _java_running(), reason=f"no Java Micro-Manager on port {JAVA_PORT}"
+)
+def test_java_backend_acquisition(tmp_path: Path) -> None:  # pragma: no cover
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan=useq.TIntervalLoops(interval=0.1, loops=2)
+    )
+    events = events_from_useq(seq)
+    out = tmp_path / "java.ome.zarr"
+    with ZarrHook(out, events=events, keep_images=False) as hook:
+        cap = Capture()
+        with Acquisition(
+            image_process_fn=cap.wrap(hook), notification_callback_fn=cap.notes(hook)
+        ) as acq:
+            acq.acquire(events)
+    assert len(cap.images) == hook.frames_written == 4
+    check_metadata(out)
+
+
+# ---- the example ---------------------------------------------------------------------
+def test_example_runs(tmp_path: Path) -> None:
+    out = tmp_path / "example.ome.zarr"
+    script = REPO / "examples" / "pycromanager_hook.py"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(out),
+            "--backend",
+            "python",
+            "--timepoints",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "24 images" in proc.stdout
+    check_metadata(out)
+    assert read_zarr(out, "0/0").shape == (2, 2, 3, 512, 512)
