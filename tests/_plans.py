@@ -101,7 +101,7 @@ PLANS: list[PlanCase] = [
         t_scale=1.0,
     ),
     PlanCase(
-        "tzc-ctz-order",
+        "tcz-ctz",
         _mda(
             axis_order="ctz",
             time_plan=useq.TIntervalLoops(interval=1, loops=2),

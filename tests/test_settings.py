@@ -278,6 +278,10 @@ def test_locate() -> None:
         s.locate({"p": 2})
     with pytest.raises(FrameError, match="True is not an integer"):
         s.locate({"p": 0, "t": True})
+    with pytest.raises(FrameError, match=r"'x' is not an integer"):
+        s.locate({"p": "x", "t": 0})
+    with pytest.raises(FrameError, match=r"mapping.*\[1, 1, 1\]"):
+        s.locate([1, 1, 1])  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="'9'"):
         s.image("9")
     assert s.keys == ("0", "1")

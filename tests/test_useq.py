@@ -708,3 +708,21 @@ def test_locate_rejects_unknown_images_and_out_of_range() -> None:
 def test_plan_errors_are_value_errors() -> None:
     assert issubclass(PlanError, ValueError)
     assert issubclass(FrameError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shown"),
+    [
+        ({"compression": "gzip"}, r"compression.*'gzip'"),
+        ({"max_buffer_bytes": -1}, r"max_buffer_bytes.*-1"),
+        ({"flush_intervall_s": 1.0}, r"flush_intervall_s"),
+        ({"flush_interval_s": math.nan}, r"flush_interval_s.*nan"),
+        ({"chunks": {"t": 0}}, r"chunks\['t'\].*0"),
+        ({"chunks": {"q": 2}}, r"chunks.*'q'"),
+        ({"shards": [4]}, r"shards.*\[4\]"),
+        ({"chunks": {"t": 2}, "shards": {"t": 3}}, r"shard 3.*chunk 2"),
+    ],
+)
+def test_bad_options_name_field_and_value(kwargs: dict[str, Any], shown: str) -> None:
+    with pytest.raises(PlanError, match=shown):
+        build(PLANS_BY_NAME["t-only"].seq, **kwargs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -29,7 +30,7 @@ from pydantic import (
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
     from typing_extensions import Self
 
@@ -89,7 +90,7 @@ def _check_dtype(value: Any) -> str:
 
 def _check_finite_positive(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"scale must be a finite number > 0, got {value!r}")
+        raise ValueError(f"must be a finite number > 0, got {value!r}")
     return float(value)
 
 
@@ -444,6 +445,20 @@ class PlateSettings(FrozenModel):
         return self
 
 
+def _as_index(index: Any) -> dict[str, int]:
+    """A useq event index as a plain `{axis: int}` dict (FrameError if not one)."""
+    if not isinstance(index, Mapping):
+        raise FrameError(
+            f"index: expected a mapping such as {{'t': 0, 'c': 1}}, got {index!r}"
+        )
+    out: dict[str, int] = {}
+    for k, v in index.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise FrameError(f"index {dict(index)}: {k}={v!r} is not an integer")
+        out[str(k)] = int(v)
+    return out
+
+
 def _norm_coords(coords: Mapping[str, int]) -> frozenset[tuple[str, int]]:
     return frozenset((k, int(v)) for k, v in coords.items() if v != 0)
 
@@ -626,6 +641,7 @@ class AcquisitionSettings(FrozenModel):
 
     def image_number(self, index: Mapping[str, int]) -> int:
         """Number (position in `images`) of the image a useq index selects."""
+        index = _as_index(index)
         coords = {k: v for k, v in index.items() if k not in NON_SPATIAL}
         try:
             return self._lookup[_norm_coords(coords)]
@@ -640,9 +656,8 @@ class AcquisitionSettings(FrozenModel):
         """The storage index in image number `image` for a useq event index."""
         im = self.images[image]
         names = im.dim_names
+        index = _as_index(index)
         for k, v in index.items():
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-                raise FrameError(f"index {dict(index)}: {k}={v!r} is not an integer")
             if k in NON_SPATIAL and k not in names and v != 0:
                 raise FrameError(
                     f"index {dict(index)}: image {im.key!r} has no {k!r} axis "

@@ -13,6 +13,7 @@ import itertools
 import math
 import string
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import useq
 from pydantic import ValidationError
 
 from mmzarr._settings import (
+    NGFF_ORDER,
     NON_SPATIAL,
     AcquisitionSettings,
     Channel,
@@ -34,7 +36,7 @@ from mmzarr._settings import (
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["MMZarrWarning", "row_name", "settings_from_useq"]
 
@@ -100,6 +102,20 @@ def _check_shape(image_shape: Any) -> tuple[int, int]:
         raise PlanError(
             f"image_shape: sizes must be positive integers, got {image_shape!r}"
         ) from None
+
+
+def _check_axis_sizes(name: str, sizes: Any) -> dict[str, int]:
+    """`chunks`/`shards`: a mapping of axis names to positive element counts."""
+    if sizes is None:
+        return {}
+    if not isinstance(sizes, Mapping):
+        raise PlanError(
+            f"{name}: expected a mapping such as {{'y': 512}}, got {sizes!r}"
+        )
+    for k in sizes:
+        if k not in NGFF_ORDER:
+            raise PlanError(f"{name}: unknown axis {k!r}; axes are {NGFF_ORDER}")
+    return {k: _positive_int(f"{name}[{k!r}]", v) for k, v in sizes.items()}
 
 
 def _check_pixel_size(pixel_size_um: Any) -> float:
@@ -576,8 +592,8 @@ def settings_from_useq(
         "unbounded_t": unbounded_t,
         "period": period,
         "preferred_order": "".join(seq.axis_order),
-        "chunks": dict(chunks or {}),
-        "shards": dict(shards or {}),
+        "chunks": _check_axis_sizes("chunks", chunks),
+        "shards": _check_axis_sizes("shards", shards),
     }
     try:
         return _assemble(
@@ -586,12 +602,23 @@ def settings_from_useq(
     except PlanError:
         raise
     except ValidationError as e:
-        msgs = "; ".join(
-            str(err["msg"]).removeprefix("Value error, ") for err in e.errors()
-        )
-        raise PlanError(msgs) from e
+        raise PlanError(_describe_errors(e)) from e
     except ValueError as e:
         raise PlanError(str(e)) from e
+
+
+def _describe_errors(error: ValidationError) -> str:
+    """Pydantic's errors as `field: problem, got value`."""
+    parts = []
+    for err in error.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in err["loc"])
+        if loc and err["type"] == "value_error":
+            msg = f"{loc}: {msg}"  # our validators name the value already
+        elif loc:
+            msg = f"{loc}: {msg}, got {err['input']!r}"
+        parts.append(msg)
+    return "; ".join(parts)
 
 
 def _assemble(
