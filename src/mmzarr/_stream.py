@@ -23,7 +23,7 @@ import numpy as np
 from mmzarr import _layout, _metadata
 from mmzarr._omexml import write_ome_xml
 from mmzarr._pyramid import all_arrays, downsample_frame
-from mmzarr.backends import SupportsBackpressure, get_backend
+from mmzarr.backends import SupportsBackpressure, SupportsFlush, get_backend
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
 if TYPE_CHECKING:
@@ -185,6 +185,8 @@ class Stream:
         self._error: BaseException | None = None
         self.dropped = 0
         self._log: _metadata.FrameLog | None = None
+        self._unflushed = False  # frames written since the last backend flush
+        self._stop_flusher = threading.Event()
         self._prepare_path(overwrite)
         created = True
         try:
@@ -198,6 +200,10 @@ class Stream:
             )
             backend.open(self.path, settings)
             created = False
+            if isinstance(backend, SupportsFlush):
+                threading.Thread(
+                    target=self._flush_loop, name="mmzarr-flush", daemon=True
+                ).start()
         except OSError as e:
             raise StorageError(f"cannot create dataset at {self.path}: {e}") from e
         finally:
@@ -295,6 +301,7 @@ class Stream:
                     f"writing frame {sidx} of image {im.key!r} to {self.path} "
                     f"failed: {e}"
                 ) from e
+            self._unflushed = True
             self._written[image].mark(sidx, im.unbounded)
             self._frames += 1
             self._latest[im.key] = arr
@@ -327,6 +334,7 @@ class Stream:
             if self._closed:
                 return
             self._closed = True
+            self._stop_flusher.set()
             t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
             for i, numbers in enumerate(self._levels):
                 for number in numbers:
@@ -444,7 +452,27 @@ class Stream:
         if metadata:
             record.update(metadata)
         if self._log is not None:
-            self._log.write(record)
+            try:
+                self._log.write(record)
+            except OSError as e:
+                self._error = e
+                raise StorageError(
+                    f"writing the frame log {self._log.path} failed: {e}"
+                ) from e
+
+    def _flush_loop(self) -> None:
+        """Push buffered frames to storage at least every `flush_interval_s`."""
+        while not self._stop_flusher.wait(self.settings.flush_interval_s / 2):
+            with self._lock:
+                if self._closed or self._error is not None or not self._unflushed:
+                    continue
+                try:
+                    self._backend.flush()  # type: ignore[attr-defined]
+                except Exception as e:
+                    self._error = e
+                    logger.error("mmzarr: flushing %s failed: %s", self.path, e)
+                else:
+                    self._unflushed = False
 
     def _check_open(self) -> None:
         if self._closed:
@@ -524,6 +552,13 @@ def create_stream(
     ...     for event in seq:
     ...         _ = stream.append(np.zeros((64, 64), "uint16"), index=event.index)
     """
+    from mmzarr._settings import AcquisitionSettings
+
+    if not isinstance(settings, AcquisitionSettings):
+        raise TypeError(
+            f"settings: expected AcquisitionSettings, got {type(settings).__name__} "
+            f"{settings!r}"
+        )
     return Stream(
         path, settings, get_backend(backend, **backend_options), overwrite=overwrite
     )
