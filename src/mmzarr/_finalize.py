@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmzarr import _layout, _metadata
+from mmzarr._pyramid import all_arrays
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._stream import SETTINGS_FILE, _Written, write_group_metadata
 from mmzarr._validate import (
@@ -167,12 +168,12 @@ def _set_t_sizes(
     """Set each unbounded array's `t` to the time points that hold `frames`."""
     written = _mark(settings, frames)
     docs = array_documents(root)
-    for i, im in enumerate(settings.images):
-        apath = _layout.array_path(im)
-        doc = docs.get(apath)
-        if im.unbounded and doc is not None and doc["shape"][0] != written[i].t_size:
-            doc["shape"][0] = written[i].t_size
-            _metadata.write_json_atomic(root / apath / "zarr.json", doc)
+    for spec in all_arrays(settings):  # every resolution level
+        t_size = written[spec.image].t_size
+        doc = docs.get(spec.path)
+        if spec.settings.unbounded and doc is not None and doc["shape"][0] != t_size:
+            doc["shape"][0] = t_size
+            _metadata.write_json_atomic(root / spec.path / "zarr.json", doc)
 
 
 def _quarantine(

@@ -18,7 +18,9 @@ Upstream quirks handled here:
 from __future__ import annotations
 
 import collections
+import errno
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -275,6 +277,7 @@ class AcquireZarrBackend:
     # ---- helpers --------------------------------------------------------------
     def _append(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
         index = cur.index_of(cur.next)
+        self._check_space(frame.nbytes)
         try:
             self._stream.append(np.ascontiguousarray(frame), key=cur.key)
         except RuntimeError as e:
@@ -284,6 +287,25 @@ class AcquireZarrBackend:
             nbytes = frame.nbytes * cur.slab_frames
             self._in_flight.append((cur.shard_file(index), nbytes))
             self._in_flight_bytes += nbytes
+
+    def _check_space(self, nbytes: int) -> None:
+        """Refuse a frame the disk cannot hold (acquire-zarr reports it late).
+
+        acquire-zarr writes on its own threads and reports a full disk only
+        several frames later, after accepting frames it then loses; counting
+        the bytes still in flight, this refuses the first frame that cannot fit.
+        """
+        st = os.statvfs(self._root) if self._root is not None else None
+        if st is None:
+            return
+        free = st.f_bavail * st.f_frsize
+        needed = nbytes + self._in_flight_bytes
+        if free < needed:
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on device: {free} bytes free, {needed} needed",
+                str(self._root),
+            )
 
     # ---- backpressure (SupportsBackpressure) -------------------------------------
     def buffered_bytes(self) -> int:
