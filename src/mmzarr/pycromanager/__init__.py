@@ -1,0 +1,26 @@
+"""Pycro-Manager front end: stream `pycromanager.Acquisition` images into OME-Zarr.
+
+* `ZarrHook` is an `image_process_fn`: it places each image by its pycromanager
+  ``Axes`` (``time``, ``position``, ``channel``, ``z``) and appends it to a
+  `mmzarr.Stream`.
+* `events_from_useq` turns a useq plan into pycromanager event dicts, so one plan
+  drives both pymmcore-plus (`mmzarr.MDAWriter`) and Pycro-Manager.
+* `unicore_backend` runs pycromanager's Python acquisition engine on a given core
+  (e.g. the `mmzarr.demo` `UniMMCore`) without Java. It relies on private
+  internals of pycromanager and mmpycorex and checks their versions
+  (`TESTED_VERSIONS`).
+
+This module owns the mapping between pycromanager's metadata and event dicts and
+mmzarr's useq-style indices. Dataset shape rules come from `mmzarr._useq` (the
+events are converted to `useq.MDAEvent` and go through the same machinery as
+`AcquisitionSettings.from_useq`); storage is `mmzarr._stream`'s job. Only
+`unicore_backend` imports pycromanager.
+"""
+
+from __future__ import annotations
+
+from mmzarr.pycromanager._backend import TESTED_VERSIONS, unicore_backend
+from mmzarr.pycromanager._events import events_from_useq
+from mmzarr.pycromanager._hook import ZarrHook
+
+__all__ = ["TESTED_VERSIONS", "ZarrHook", "events_from_useq", "unicore_backend"]

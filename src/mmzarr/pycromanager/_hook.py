@@ -1,0 +1,471 @@
+"""`ZarrHook`: a pycromanager `image_process_fn` that streams into OME-Zarr."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmzarr._stream import create_stream
+from mmzarr._useq import (
+    MMZarrWarning,
+)
+from mmzarr.errors import FrameError, PlanError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from mmzarr._settings import AcquisitionSettings
+    from mmzarr._stream import Stream
+from mmzarr.pycromanager._plan import (
+    _DEFAULT_BUFFER,
+    _OPTIONS,
+    _UNKNOWN_T,
+    AXES,
+    DATA_SINK_FINISHED,
+    _build_plan,
+    _check_axes,
+    _entry_from_event,
+    _entry_from_metadata,
+    _float,
+    _frame_record,
+    _Plan,
+    _settings_from_plan,
+)
+
+logger = logging.getLogger("mmzarr")
+
+
+# ---- the hook ---------------------------------------------------------------------
+class ZarrHook:
+    """A pycromanager `image_process_fn` that streams every image into OME-Zarr.
+
+    Each image is placed by its metadata ``Axes``: ``time`` -> t, ``z`` -> z,
+    ``channel`` (a preset name, or an int index) -> c, ``position`` (an int or a
+    label str) -> the image (a position of a collection). Other axes raise
+    `PlanError` (a `ValueError`) at the first image that has one, which makes
+    pycromanager abort the acquisition.
+
+    The dataset's shape comes from, in order of preference:
+
+    * `settings` (e.g. `AcquisitionSettings.from_useq(seq, core=core)`): the
+      dataset is created here. ``position`` ints are image numbers
+      (``settings.images`` order) and labels are image names.
+    * `events` (the list given to ``acq.acquire``): created at the first image,
+      whose shape, dtype and ``PixelSize_um`` it takes. Images are numbered by
+      the first appearance of their ``position`` value; channels are numbered by
+      the first appearance of their name.
+    * neither: the images of the first time point are buffered (at most
+      ``max_buffer_bytes``, default 256 MiB) until the first image of the next
+      time point; they fix the positions, channels and z planes, and ``t`` grows
+      without bound. A position, channel or plane that first appears later is an
+      error naming what to pass instead (``events=`` or ``settings=``).
+
+    Pycro-Manager does not tell an `image_process_fn` that the acquisition has
+    ended: close the hook after the ``with Acquisition`` block (use it as a
+    context manager, or call `close`), or pass `notification_callback` as
+    ``notification_callback_fn`` to close on pycromanager's
+    ``data_sink_finished`` notification.
+
+    Parameters
+    ----------
+    path
+        Output directory.
+    settings
+        The dataset to write.
+    events
+        The event dict(s) the acquisition runs (a list, not a generator).
+    backend
+        Array backend (`"acquire-zarr"`, `"tensorstore"`, `"zarr-python"`).
+    keep_images
+        Return ``(image, metadata)`` so that pycromanager also keeps the image
+        (its own RAM or NDTiff dataset); with False it returns None and
+        pycromanager drops the image.
+    overwrite
+        Replace an existing `path`.
+    **settings_options
+        Without `settings`: `compression`, `chunks`, `shards`, `pixel_size_um`
+        (overrides ``PixelSize_um``), `max_buffer_bytes`, `on_full`,
+        `flush_interval_s`.
+
+    Raises
+    ------
+    PlanError
+        For `events` with axes mmzarr cannot place, repeated axes, or events
+        that do not fit `settings`.
+    FileExistsError
+        If `path` exists and not `overwrite`.
+
+    Examples
+    --------
+    >>> import useq
+    >>> from pycromanager import Acquisition
+    >>> from mmzarr.demo import demo_core
+    >>> from mmzarr.pycromanager import ZarrHook, events_from_useq, unicore_backend
+    >>> seq = useq.MDASequence(
+    ...     channels=["DAPI", "FITC"], time_plan={"interval": 0.1, "loops": 2}
+    ... )
+    >>> core = demo_core()
+    >>> events = events_from_useq(seq, core=core)
+    >>> with unicore_backend(core), ZarrHook("run.ome.zarr", events=events) as hook:
+    ...     with Acquisition(
+    ...         image_process_fn=hook,
+    ...         notification_callback_fn=hook.notification_callback,
+    ...     ) as acq:
+    ...         _ = acq.acquire(events)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        settings: AcquisitionSettings | None = None,
+        events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        backend: str = "acquire-zarr",
+        keep_images: bool = True,
+        overwrite: bool = False,
+        **settings_options: Any,
+    ) -> None:
+        self.path = Path(path)
+        self.backend = backend
+        self.keep_images = keep_images
+        self.overwrite = overwrite
+        unknown = sorted(set(settings_options) - _OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"ZarrHook: unknown option(s) {unknown}; options are {sorted(_OPTIONS)}"
+            )
+        if settings is not None and settings_options:
+            raise TypeError(
+                f"ZarrHook: options {sorted(settings_options)} apply only without "
+                "settings=; put them in the settings"
+            )
+        self.settings_options = settings_options
+        self.settings: AcquisitionSettings | None = settings
+        self.stream: Stream | None = None
+        self.error: BaseException | None = None
+        self.frames_received = 0
+        self.frames_ignored = 0
+        self._lock = threading.RLock()
+        self._closed = False
+        self._plan: _Plan | None = None
+        self._positions: dict[int | str | None, int] = {}
+        self._pending: list[
+            tuple[np.ndarray, dict[str, int | str], dict[str, Any]]
+        ] = []
+        self._pending_bytes = 0
+        self._t0: int | None = None
+        self._learned = False
+        if events is not None:
+            self._plan = self._plan_events(events)
+            self._positions = self._plan.positions
+        if settings is not None:
+            if events is None:
+                self._positions = {i: i for i in range(len(settings.images))}
+                self._positions.update(
+                    {im.name: i for i, im in enumerate(settings.images) if im.name}
+                )
+                if len(settings.images) == 1:
+                    self._positions[None] = 0
+            else:
+                self._check_events_fit(settings)
+            self.stream = create_stream(
+                self.path, settings, backend=backend, overwrite=overwrite
+            )
+        elif self.path.exists() and not overwrite:
+            raise FileExistsError(
+                f"output {str(self.path)!r} already exists; pass overwrite=True to "
+                "replace it"
+            )
+
+    # ---- pycromanager callbacks ----------------------------------------------------
+    def __call__(
+        self, image: np.ndarray, metadata: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """Write one image (pycromanager calls this on its processing thread).
+
+        Returns ``(image, metadata)`` with `keep_images`, else None. Errors are
+        kept in `error` and raised, so that pycromanager aborts the acquisition;
+        images that arrive after an error or `close` are counted in
+        `frames_ignored`.
+        """
+        with self._lock:
+            self.frames_received += 1
+            if self.error is not None or self._closed:
+                self.frames_ignored += 1
+            else:
+                try:
+                    self._write(np.asarray(image), metadata)
+                except Exception as e:
+                    logger.error("mmzarr: %s", e)
+                    self.error = e
+                    raise
+        return (image, metadata) if self.keep_images else None
+
+    def notification_callback(self, notification: Any) -> None:
+        """A ``notification_callback_fn`` that closes the dataset at the end.
+
+        Closes on pycromanager's ``data_sink_finished`` notification (all images
+        have been through the hook by then); never raises (an error is kept in
+        `error` and raised by `close`).
+        """
+        try:
+            if getattr(notification, "milestone", None) == DATA_SINK_FINISHED:
+                with self._lock:
+                    self._finish()
+        except Exception:  # pragma: no cover - _finish keeps its errors
+            logger.exception("mmzarr: closing %s on data_sink_finished", self.path)
+
+    # ---- public ------------------------------------------------------------------
+    def close(self) -> None:
+        """Write what is still buffered, close the dataset, raise any error."""
+        with self._lock:
+            self._finish()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def closed(self) -> bool:
+        """Whether the hook has been closed."""
+        return self._closed
+
+    @property
+    def frames_written(self) -> int:
+        """Images written to the dataset so far."""
+        return self.stream.frames_written if self.stream is not None else 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with self._lock:  # an error is on its way already; errors here are logged
+            self._finish()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ZarrHook {str(self.path)!r} {self.frames_written} frames {state}>"
+
+    # ---- internals -----------------------------------------------------------------
+    def _plan_events(self, events: Any) -> _Plan:
+        if isinstance(events, Mapping):
+            events = [events]
+        elif iter(events) is events:
+            raise PlanError(
+                "events: pass a list (the one given to acq.acquire), not an iterator "
+                "that ZarrHook would consume"
+            )
+        entries = [_entry_from_event(ev, f"event {n}") for n, ev in enumerate(events)]
+        if not entries:
+            raise PlanError("events: the list is empty")
+        plan = _build_plan(entries)
+        times = {e.axes["time"] for e in entries if "time" in e.axes}
+        if plan.t_scale is None and len(times) > 1 and self.settings is None:
+            warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=3)
+        return plan
+
+    def _check_events_fit(self, settings: AcquisitionSettings) -> None:
+        """Refuse events that `settings` cannot place, before anything runs."""
+        assert self._plan is not None
+        n_pos = len(self._plan.positions)
+        if n_pos != len(settings.images):
+            raise PlanError(
+                f"events have {n_pos} positions but settings have "
+                f"{len(settings.images)} images {settings.keys}"
+            )
+        for n, ev in enumerate(self._plan.events):
+            image = int(ev.index.get("p", 0))
+            axes: dict[str, int | str] = {
+                a: ev.index[k] for a, k in AXES.items() if k in ev.index
+            }
+            if ev.channel is not None:
+                axes["channel"] = ev.channel.config
+            try:
+                settings.locate(self._index(settings, image, axes))
+            except FrameError as e:
+                raise PlanError(f"event {n} does not fit the settings: {e}") from e
+
+    def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
+        where = f"image {self.frames_received} (Axes {md.get('Axes')})"
+        axes = _check_axes(md.get("Axes"), where)
+        if self.stream is None:
+            if self._plan is None:
+                if self._buffer(frame, axes, md):
+                    return
+            else:
+                self._open(
+                    _settings_from_plan(self._plan, frame, md, self.settings_options)
+                )
+        self._append(frame, axes, md)
+
+    def _open(self, settings: AcquisitionSettings) -> None:
+        self.settings = settings
+        self.stream = create_stream(
+            self.path, settings, backend=self.backend, overwrite=self.overwrite
+        )
+
+    def _buffer(
+        self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
+    ) -> bool:
+        """Learn mode: keep images of the first time point; False when it ended."""
+        t = axes.get("time")
+        if not self._pending:
+            self._t0 = None if t is None else int(t)
+        if t == self._t0:
+            limit = int(self.settings_options.get("max_buffer_bytes", _DEFAULT_BUFFER))
+            if self._pending_bytes + frame.nbytes > limit:
+                raise PlanError(
+                    f"the first time point is larger than max_buffer_bytes={limit}; "
+                    "ZarrHook cannot learn the dataset's shape: pass events=<the list "
+                    "given to acq.acquire> or settings=AcquisitionSettings(...)"
+                )
+            self._pending.append((frame.copy(), axes, dict(md)))
+            self._pending_bytes += frame.nbytes
+            return True
+        self._flush_pending(next_image=(axes, md))
+        return False
+
+    def _flush_pending(
+        self, next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None = None
+    ) -> None:
+        """Learn mode: fix the shape from the buffered images and write them."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        entries = [_entry_from_metadata(ax, md) for _, ax, md in pending]
+        unbounded = self._t0 is not None or (
+            next_image is not None and "time" in next_image[0]
+        )
+        plan = _build_plan(entries, unbounded_t=unbounded, order="t")
+        plan.t_scale = self._measured_t_scale(pending, next_image)
+        self._plan = plan
+        self._learned = True
+        self._positions = plan.positions
+        self._open(
+            _settings_from_plan(
+                plan, pending[0][0], pending[0][2], self.settings_options
+            )
+        )
+        for frame, axes, md in pending:
+            self._append(frame, axes, md)
+
+    def _measured_t_scale(
+        self,
+        pending: Sequence[tuple[np.ndarray, dict[str, int | str], dict[str, Any]]],
+        next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None,
+    ) -> float | None:
+        """Seconds per time point from ``ElapsedTime-ms`` (learn mode)."""
+        if next_image is None or self._t0 is None or "time" not in next_image[0]:
+            return None
+        axes, md = next_image
+        same = [m for _, a, m in pending if {**a, "time": 0} == {**axes, "time": 0}]
+        e0 = _float((same or [pending[0][2]])[0].get("ElapsedTime-ms"))
+        e1 = _float(md.get("ElapsedTime-ms"))
+        dt = int(axes["time"]) - self._t0
+        if e0 is None or e1 is None or dt <= 0 or e1 <= e0:
+            warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=2)
+            return None
+        return round((e1 - e0) / 1000 / dt, 3)
+
+    def _hint(self) -> str:
+        if self._learned:
+            return (
+                " (ZarrHook learned the dataset's shape from the first time point; "
+                "pass events=<the list given to acq.acquire> or settings= to "
+                "describe the whole acquisition)"
+            )
+        return ""
+
+    def _image_number(self, axes: Mapping[str, int | str]) -> int:
+        value = axes.get("position")
+        try:
+            return self._positions[value]
+        except KeyError:
+            known = [k for k in self._positions if k is not None]
+            if value is None:
+                raise FrameError(
+                    f"Axes {dict(axes)} have no 'position' but the dataset has "
+                    f"positions {known}"
+                ) from None
+            raise FrameError(
+                f"position {value!r} is not one of the dataset's positions "
+                f"{known}{self._hint()}"
+            ) from None
+
+    def _index(
+        self, settings: AcquisitionSettings, image: int, axes: Mapping[str, int | str]
+    ) -> dict[str, int]:
+        im = settings.images[image]
+        index = dict(im.coords)
+        for name in ("time", "z"):
+            if name in axes:
+                index[AXES[name]] = int(axes[name])
+        channel = axes.get("channel")
+        if isinstance(channel, str):
+            names = [c.name for c in im.channels]
+            if "c" in im.dim_names and channel not in names:
+                raise FrameError(
+                    f"channel {channel!r} is not a channel of image {im.key!r} "
+                    f"{names}{self._hint()}"
+                )
+            if "c" in im.dim_names:
+                index["c"] = names.index(channel)
+        elif channel is not None:
+            index["c"] = int(channel)
+        return index
+
+    def _append(
+        self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
+    ) -> None:
+        assert self.stream is not None
+        settings = self.stream.settings
+        image = self._image_number(axes)
+        index = self._index(settings, image, axes)
+        value = axes.get("channel")
+        channel = value if isinstance(value, str) else None
+        chans = settings.images[image].channels
+        if isinstance(value, int) and index.get("c", len(chans)) < len(chans):
+            channel = chans[index["c"]].name
+        try:
+            self.stream.append(
+                frame, index=index, metadata=_frame_record(index, channel, md)
+            )
+        except FrameError as e:
+            hint = self._hint()
+            if not hint:
+                raise
+            raise FrameError(f"{e}{hint}") from e
+
+    def _finish(self) -> None:
+        """Close once: write buffered images, close the stream, keep errors."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.stream is None and self._pending and self.error is None:
+            try:
+                self._flush_pending()
+            except Exception as e:
+                self.error = e
+                logger.error("mmzarr: writing %s failed: %s", self.path, e)
+        stream = self.stream
+        if stream is None or stream.closed:
+            return
+        try:
+            stream.close("failed" if self.error is not None else None)
+        except Exception as e:
+            if self.error is None:
+                self.error = e
+            logger.error("mmzarr: closing %s failed: %s", self.path, e)
