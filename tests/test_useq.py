@@ -726,3 +726,23 @@ def test_plan_errors_are_value_errors() -> None:
 def test_bad_options_name_field_and_value(kwargs: dict[str, Any], shown: str) -> None:
     with pytest.raises(PlanError, match=shown):
         build(PLANS_BY_NAME["t-only"].seq, **kwargs)
+
+
+def test_autofocus_events_are_not_frames() -> None:
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 10, 0)],
+        channels=["DAPI"],
+        z_plan={"range": 2, "step": 1},
+        autofocus_plan=useq.AxesBasedAF(
+            autofocus_device_name="Z", autofocus_motor_offset=0, axes=("p",)
+        ),
+    )
+    frames = [e for e in seq if type(e.action).__name__ == "AcquireImage"]
+    assert len(frames) < len(list(seq))  # useq emits autofocus events too
+    settings = AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 10), dtype="uint8", pixel_size_um=1
+    )
+    assert settings.frames_planned == len(frames)
+    assert {settings.locate(e.index) for e in frames} == {
+        (str(e.index["p"]), (e.index["c"], e.index["z"])) for e in frames
+    }

@@ -269,11 +269,19 @@ def _positions(seq: useq.MDASequence) -> list[useq.Position]:
     return list(seq.stage_positions)
 
 
+def _acquires_image(event: useq.MDAEvent) -> bool:
+    """Whether `event` produces a frame (autofocus and custom actions do not)."""
+    action = getattr(event, "action", None)
+    return action is None or getattr(action, "type", "acquire_image") == "acquire_image"
+
+
 def _collect(
     events: Iterable[useq.MDAEvent], positions: Sequence[useq.Position]
 ) -> dict[frozenset[tuple[str, int]], _ImageEvents]:
     images: dict[frozenset[tuple[str, int]], _ImageEvents] = {}
     for ev in events:
+        if not _acquires_image(ev):
+            continue  # e.g. a hardware-autofocus event: no frame
         # useq's keys are `Axis` str-enums; keep plain strings
         index = {str(k): int(v) for k, v in ev.index.items()}
         coords = {k: v for k, v in index.items() if k not in NON_SPATIAL}
