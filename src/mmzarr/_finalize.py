@@ -221,9 +221,10 @@ def _check_other_chunks(
     moved: list[str] = []
     for i, im in enumerate(settings.images):
         apath = _layout.array_path(im)
-        doc = docs.get(apath)
-        if doc is None:
+        found = docs.get(apath)
+        if found is None:
             continue
+        doc = found
         shape = doc["shape"]
         grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
         for f in sorted((root / apath).rglob("*")):

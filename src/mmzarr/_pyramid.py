@@ -85,4 +85,5 @@ def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
     mean = blocks.mean(axis=(1, 3), dtype=np.float64)
     if np.issubdtype(frame.dtype, np.integer):
         mean = np.floor(mean + 0.5)
-    return mean.astype(frame.dtype)
+    out: np.ndarray = mean.astype(frame.dtype)
+    return out

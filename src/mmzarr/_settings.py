@@ -85,7 +85,7 @@ def _check_dtype(value: Any) -> str:
         raise ValueError(
             f"dtype: {value!r} is not supported; use one of {_SUPPORTED_DTYPES}"
         )
-    return name
+    return str(name)
 
 
 def _check_finite_positive(value: float) -> float:

@@ -208,7 +208,7 @@ class Stream:
             raise StorageError(f"cannot create dataset at {self.path}: {e}") from e
         finally:
             if created:  # nothing acquired yet: leave no half-made dataset
-                if getattr(self, "_log", None) is not None:
+                if self._log is not None:
                     self._log.close()
                 shutil.rmtree(self.path, ignore_errors=True)
 

@@ -235,7 +235,7 @@ def raw_chunk_bytes(doc: dict[str, Any]) -> int | None:
     if [c.get("name") for c in codecs] != ["bytes"]:
         return None
     itemsize = np.dtype(doc["data_type"]).itemsize
-    return math.prod(doc["chunk_grid"]["configuration"]["chunk_shape"]) * itemsize
+    return int(math.prod(doc["chunk_grid"]["configuration"]["chunk_shape"]) * itemsize)
 
 
 def validate(path: str | Path, *, read: bool = True) -> ValidationReport:

@@ -35,7 +35,7 @@ from mmzarr.errors import FrameError, PlanError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mmzarr._settings import AcquisitionSettings
+    from mmzarr._settings import AcquisitionSettings, Dimension
 
 __all__ = ["AcquireZarrBackend"]
 
@@ -73,7 +73,7 @@ class _ArrayCursor:
         self.image = image
         self.key = spec.path
         self.order = append_order
-        sizes = {d.name: d.size for d in image.index_dims}
+        sizes: dict[str, int | None] = {d.name: d.size for d in image.index_dims}
         # strides of the linear position over append_order (t may be unbounded:
         # it is always outermost, so its size is never needed)
         self.strides: dict[str, int] = {}
@@ -82,21 +82,24 @@ class _ArrayCursor:
             self.strides[name] = stride
             stride *= int(sizes[name] or 1)
         self.sizes = sizes
-        self.storage_names = tuple(d.name for d in image.index_dims)
+        self.storage_names: tuple[str, ...] = tuple(d.name for d in image.index_dims)
         self.next = 0
         self.pending: dict[int, np.ndarray] = {}
         self.max_pending = max_pending
         self.zero = np.zeros(image.frame_shape, dtype=np.uint8)  # re-typed on open
-        dims = {d.name: d for d in image.dimensions}
-        self.shard = {n: dims[n].shard_size for n in self.storage_names}
+        dims: dict[str, Dimension] = {d.name: d for d in image.dimensions}
+        self.shard: dict[str, int] = {n: dims[n].shard_size for n in self.storage_names}
         ny = math.ceil(image.frame_shape[0] / dims["y"].shard_size)
         nx = math.ceil(image.frame_shape[1] / dims["x"].shard_size)
         self.yx_tail = f"{ny - 1}/{nx - 1}"
         first = append_order[0] if append_order else None
         # acquire-zarr writes a "slab" (one shard along the first append axis,
         # everything along the others) when the slab's last frame arrives
-        self.slab_frames = math.prod(
-            (self.shard[n] if n == first else int(sizes[n] or 1)) for n in append_order
+        self.slab_frames: int = math.prod(
+            [
+                (self.shard[n] if n == first else int(sizes[n] or 1))
+                for n in append_order
+            ]
         )
 
     def linear(self, index: tuple[int, ...]) -> int:
@@ -175,7 +178,7 @@ class AcquireZarrBackend:
             )
             cursor.zero = np.zeros(im.frame_shape, dtype=dtype)
             self._cursors.append(cursor)
-            dims = {d.name: d for d in im.dimensions}
+            dims: dict[str, Dimension] = {d.name: d for d in im.dimensions}
             aq_dims = []
             for name in (*order, "y", "x"):
                 d = dims[name]

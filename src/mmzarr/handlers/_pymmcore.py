@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._stream import Stream, create_stream
+from mmzarr._stream import Status, Stream, create_stream
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class MDAWriter:
         stream = self.stream
         if stream is None or stream.closed:
             return
-        status = None
+        status: Status | None = None
         if self.error is not None:
             status = "failed"
         elif self._canceled:

@@ -19,8 +19,9 @@ events are converted to `useq.MDAEvent` and go through the same machinery as
 
 from __future__ import annotations
 
-from mmzarr.pycromanager._backend import TESTED_VERSIONS, unicore_backend
+from mmzarr.pycromanager._backend import unicore_backend
 from mmzarr.pycromanager._events import events_from_useq
 from mmzarr.pycromanager._hook import ZarrHook
+from mmzarr.pycromanager._plan import TESTED_VERSIONS
 
 __all__ = ["TESTED_VERSIONS", "ZarrHook", "events_from_useq", "unicore_backend"]
