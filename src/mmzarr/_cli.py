@@ -82,7 +82,7 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     """Read a useq plan from a YAML or JSON file (one-line errors)."""
     import pydantic
     import useq
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     p = Path(path)
     if not p.is_file():
