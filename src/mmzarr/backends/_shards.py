@@ -9,6 +9,7 @@ write in one call. Used by the tensorstore and zarr-python backends.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,13 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import ImageSettings
 
-__all__ = ["Block", "GatheredArray", "GatheringBackend", "ShardGatherer"]
+__all__ = [
+    "Block",
+    "GatheredArray",
+    "GatheringBackend",
+    "ShardGatherer",
+    "fsync_tree",
+]
 
 
 @dataclass
@@ -196,3 +203,17 @@ class GatheringBackend:
 
     def _finish(self, arr: GatheredArray) -> None:
         """Per-array work at close, after the last write."""
+
+
+def fsync_tree(path: Path) -> None:
+    """Call fsync on every file and directory under `path` (directories: POSIX only)."""
+    for dirpath, _, files in os.walk(path):
+        names = [os.path.join(dirpath, f) for f in files]
+        if os.name != "nt":
+            names.append(dirpath)
+        for name in names:
+            fd = os.open(name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

@@ -13,8 +13,9 @@ unsharded chunk holds several frames) and each shard is written once, when its
 last planned frame arrives or at `close`: a frame written into an existing shard
 would make tensorstore read, decode and rewrite the whole shard. When a shard
 (chunk) holds one frame, frames go straight to storage. Every write waits for its
-commit and the context has `file_io_sync`, so data is on disk when `write` (or
-`close`, for buffered shards) returns. Gathering lives in `_shards.py`.
+commit, so data is in the OS cache when `write` returns (safe from a killed
+process); `close` fsyncs every file (safe from power loss). Gathering lives in
+`_shards.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ import tensorstore as ts
 
 from mmzarr._layout import codecs
 from mmzarr._pyramid import all_arrays
-from mmzarr.backends._shards import GatheredArray, GatheringBackend, ShardGatherer
+from mmzarr.backends._shards import (
+    GatheredArray,
+    GatheringBackend,
+    ShardGatherer,
+    fsync_tree,
+)
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -43,13 +49,17 @@ class TensorStoreBackend(GatheringBackend):
     Parameters
     ----------
     file_io_sync
-        fsync every write (tensorstore's `file_io_sync` context option); turn off
-        only for scratch data.
+        fsync every write (tensorstore's `file_io_sync` context option). Off by
+        default: written frames are in the OS cache at once (safe from a killed
+        process) and every file is fsynced at `close` (safe from power loss).
+    fsync
+        fsync the arrays' files at `close`; turn off only for scratch data.
     """
 
-    def __init__(self, *, file_io_sync: bool = True) -> None:
+    def __init__(self, *, file_io_sync: bool = False, fsync: bool = True) -> None:
         super().__init__()
         self._context = ts.Context({"file_io_sync": file_io_sync})
+        self._fsync = fsync and not file_io_sync
 
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
@@ -91,13 +101,21 @@ class TensorStoreBackend(GatheringBackend):
                 store = ts.open(ts_spec, context=self._context).result()
             except ValueError as e:
                 raise PlanError(f"tensorstore rejected image {im.key!r}: {e}") from e
-            self._arrays.append(GatheredArray(store, im, ShardGatherer(im, dtype)))
+            self._arrays.append(
+                GatheredArray(
+                    store, im, ShardGatherer(im, dtype), path=root / spec.path
+                )
+            )
 
     # ---- helpers ----------------------------------------------------------------
     def _write_region(
         self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
     ) -> None:
         arr.store[region].write(data).result()
+
+    def _finish(self, arr: GatheredArray) -> None:
+        if self._fsync and arr.path is not None:
+            fsync_tree(arr.path)
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:
         if t == arr.t_size:

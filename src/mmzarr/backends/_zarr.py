@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -36,7 +35,12 @@ from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
 from mmzarr._pyramid import all_arrays
-from mmzarr.backends._shards import GatheredArray, GatheringBackend, ShardGatherer
+from mmzarr.backends._shards import (
+    GatheredArray,
+    GatheringBackend,
+    ShardGatherer,
+    fsync_tree,
+)
 from mmzarr.errors import MissingDependencyError, PlanError
 
 if TYPE_CHECKING:
@@ -52,20 +56,6 @@ _BLOSC_CNAME: dict[str, Literal["lz4", "zstd"]] = {
     "blosc-zstd": "zstd",
 }
 _ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
-
-
-def _fsync_tree(path: Path) -> None:
-    """Call fsync on every file and directory under `path` (directories: POSIX only)."""
-    for dirpath, _, files in os.walk(path):
-        names = [os.path.join(dirpath, f) for f in files]
-        if os.name != "nt":
-            names.append(dirpath)
-        for name in names:
-            fd = os.open(name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 class ZarrPythonBackend(GatheringBackend):
@@ -160,7 +150,7 @@ class ZarrPythonBackend(GatheringBackend):
 
     def _finish(self, arr: GatheredArray) -> None:
         if self._fsync and arr.path is not None:
-            _fsync_tree(arr.path)
+            fsync_tree(arr.path)
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:
         shape = arr.store.shape
