@@ -140,8 +140,8 @@ class AcquireZarrBackend:
     (`StreamSettings.get_maximum_memory_usage()`). This backend counts the bytes
     of completed shards it appended whose files are not yet on disk; `Stream`
     holds the producer (or raises, or drops) while they exceed what
-    `max_buffer_bytes` leaves after acquire-zarr's own buffers (at least two
-    shards).
+    `max_buffer_bytes` leaves after acquire-zarr's own buffers (at least six
+    slabs).
     """
 
     def __init__(
@@ -216,7 +216,9 @@ class AcquireZarrBackend:
             * dtype.itemsize
         )
         own = int(stream_settings.get_maximum_memory_usage())
-        self._budget = max(2 * largest_slab, settings.max_buffer_bytes - own)
+        # at least 6 slabs in flight keep the disk busy (measured: 2 slabs gave
+        # ~360-410 MB/s, 6 gave ~510 MB/s for 8 MB frames, RSS +356 MB)
+        self._budget = max(6 * largest_slab, settings.max_buffer_bytes - own)
         try:
             self._stream = aqz.ZarrStream(stream_settings)
         except RuntimeError as e:
@@ -343,7 +345,7 @@ class AcquireZarrBackend:
                     f"({self._in_flight_bytes} bytes waiting)"
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.01)
+            delay = min(delay * 2, 0.002)
         return True
 
     def _drain(self, cur: _ArrayCursor, *, force: bool) -> None:
