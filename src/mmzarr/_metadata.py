@@ -3,7 +3,11 @@
 Owns the files mmzarr writes itself (array data belongs to the backends):
 every group's `zarr.json`, written atomically (temp file + rename, so a crash
 leaves the old or the new document, never half of one), and the append-only
-per-frame metadata log `mmzarr/frames.jsonl` inside the dataset.
+per-frame metadata log `mmzarr/frames.jsonl` inside the dataset. On object
+storage (S3), where nothing can be appended, the log is a series of segment
+objects `mmzarr/frames/000000.jsonl`, ... (`SegmentedFrameLog`): the current
+segment is rewritten at most every `flush_interval_s` and a new one started every
+`SEGMENT_RECORDS` records; `read_frame_log` reads either form.
 """
 
 from __future__ import annotations
@@ -12,15 +16,21 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mmzarr._storage import Location, as_location
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
 __all__ = [
     "FRAMES_LOG",
+    "FRAME_SEGMENTS",
+    "SEGMENT_RECORDS",
     "FrameLog",
+    "SegmentedFrameLog",
+    "dumps_json",
     "read_frame_log",
     "read_json",
     "write_groups",
@@ -29,6 +39,16 @@ __all__ = [
 
 #: Path of the per-frame metadata log, relative to the dataset root.
 FRAMES_LOG = "mmzarr/frames.jsonl"
+#: Key prefix of the frame log's segments on object storage.
+FRAME_SEGMENTS = "mmzarr/frames/"
+#: Records per segment of a `SegmentedFrameLog`.
+SEGMENT_RECORDS = 1000
+
+
+def dumps_json(doc: Any) -> bytes:
+    """`doc` as the indented UTF-8 JSON mmzarr writes."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default)
+    return text.encode("utf-8")
 
 
 def write_json_atomic(path: Path, doc: Any, *, fsync: bool = True) -> None:
@@ -49,10 +69,16 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-def write_groups(root: Path, docs: Mapping[str, Mapping[str, Any]]) -> None:
+def write_groups(root: Path | Location, docs: Mapping[str, Mapping[str, Any]]) -> None:
     """Write every group document (`{group_path: zarr.json}`) under `root`."""
-    for key, doc in docs.items():
-        write_json_atomic(root / key / "zarr.json" if key else root / "zarr.json", doc)
+    if isinstance(root, Path):
+        for key, doc in docs.items():
+            path = root / key / "zarr.json" if key else root / "zarr.json"
+            write_json_atomic(path, doc)
+        return
+    # children first: a reader that finds the root finds its children
+    for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):
+        root.write_bytes(f"{key}/zarr.json" if key else "zarr.json", dumps_json(doc))
 
 
 def _json_default(obj: Any) -> Any:
@@ -99,16 +125,78 @@ class FrameLog:
             self._f.close()
 
 
-def read_frame_log(root: Path) -> list[dict[str, Any]]:
-    """Records of a dataset's frame log (a torn last line is ignored)."""
-    path = root / FRAMES_LOG
-    if not path.exists():
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+class SegmentedFrameLog:
+    """The frame log on object storage: segment objects rewritten as they grow.
+
+    Records are kept in memory and the current segment is uploaded when
+    `flush_interval_s` has passed since the last upload (checked on `write` and
+    `flush`) and at `close`; every `SEGMENT_RECORDS` records a new segment starts,
+    so no upload grows without bound.
+    """
+
+    def __init__(self, location: Location, *, flush_interval_s: float = 1.0) -> None:
+        self.location = location
+        self.path = f"{location.url}/{FRAME_SEGMENTS}"
+        self._interval = flush_interval_s
+        self._segment = 0
+        self._lines: list[str] = []
+        self._dirty = False
+        self._last = time.monotonic()
+        self._closed = False
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Add one record (uploaded at most `flush_interval_s` later)."""
+        self._lines.append(
+            json.dumps(record, ensure_ascii=False, default=_json_default)
+        )
+        self._dirty = True
+        if len(self._lines) >= SEGMENT_RECORDS:
+            self._upload()
+            self._segment += 1
+            self._lines = []
+        elif time.monotonic() - self._last >= self._interval:
+            self._upload()
+
+    def flush(self) -> None:
+        """Upload the current segment if it changed."""
+        if self._dirty:
+            self._upload()
+
+    def close(self) -> None:
+        """Upload what is left (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.flush()
+
+    def _upload(self) -> None:
+        data = "".join(line + "\n" for line in self._lines).encode("utf-8")
+        self.location.write_bytes(f"{FRAME_SEGMENTS}{self._segment:06d}.jsonl", data)
+        self._dirty = False
+        self._last = time.monotonic()
+
+
+def _parse_lines(text: str, records: list[dict[str, Any]]) -> None:
+    for line in text.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+
+
+def read_frame_log(root: Path | Location) -> list[dict[str, Any]]:
+    """Records of a dataset's frame log (a torn last line is ignored).
+
+    Reads `mmzarr/frames.jsonl` and then the segments `mmzarr/frames/*.jsonl`
+    (object storage), whichever exist.
+    """
+    loc = as_location(root)
+    records: list[dict[str, Any]] = []
+    data = loc.read_bytes(FRAMES_LOG)
+    if data is not None:
+        _parse_lines(data.decode("utf-8", errors="replace"), records)
+    for key in loc.list(FRAME_SEGMENTS):
+        if key.endswith(".jsonl"):
+            seg = loc.read_bytes(key)
+            if seg is not None:
+                _parse_lines(seg.decode("utf-8", errors="replace"), records)
     return records

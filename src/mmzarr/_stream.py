@@ -5,29 +5,35 @@ writes every group's metadata before the first frame (so a crash leaves a
 readable dataset), checks each frame (shape, dtype, index), routes it to its
 image and storage index, hands it to the backend, logs its metadata, and on close
 restores the group metadata and records what was acquired. Storage itself is the
-backend's job (`mmzarr.backends`).
+backend's job (`mmzarr.backends`); where the dataset lives (a local directory or
+an `s3://` prefix) is `_storage.Location`'s.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import shutil
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from mmzarr import _layout, _metadata
-from mmzarr._omexml import write_ome_xml
+from mmzarr._omexml import OME_XML, build_ome, write_ome_xml
 from mmzarr._pyramid import all_arrays, downsample_frame
+from mmzarr._storage import (
+    Location,
+    SupportsObjectStorage,
+    as_location,
+    parse_location,
+)
 from mmzarr.backends import SupportsBackpressure, SupportsFlush, get_backend
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+    from pathlib import Path
     from types import TracebackType
 
     from typing_extensions import Self
@@ -101,7 +107,7 @@ def _image_status(
 
 
 def write_group_metadata(
-    root: Path,
+    root: Path | Location,
     settings: AcquisitionSettings,
     written: list[_Written],
     *,
@@ -124,9 +130,18 @@ def write_group_metadata(
         }
     }
     docs = _layout.group_documents(settings, root_attributes=attrs)
-    _metadata.write_groups(root, docs)
+    loc = as_location(root)
+    if loc.path is not None:
+        _metadata.write_groups(loc.path, docs)
+        if settings.layout != "image":
+            write_ome_xml(loc.path, settings)
+        return
+    _metadata.write_groups(loc, docs)
     if settings.layout != "image":
-        write_ome_xml(root, settings)
+        from ome_types import to_xml
+
+        xml = to_xml(build_ome(settings, _metadata.read_frame_log(loc)))
+        loc.write_bytes(OME_XML, xml.encode("utf-8"))
 
 
 def _default_order(
@@ -164,8 +179,21 @@ class Stream:
         backend: ArrayBackend,
         *,
         overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.location = parse_location(path, storage_options)
+        #: The local directory, or the `s3://` URL, of the dataset.
+        self.path: Path | str = (
+            self.location.path if self.location.path is not None else self.location.url
+        )
+        if not self.location.is_local and not isinstance(
+            backend, SupportsObjectStorage
+        ):
+            raise NotImplementedError(
+                f"backend {type(backend).__name__} cannot write to object storage "
+                f"({self.location.url}); use backend='acquire-zarr', 'tensorstore' or "
+                "'zarr-python'"
+            )
         self.settings = settings
         self.backend_name = type(backend).__name__
         self._backend = backend
@@ -177,30 +205,39 @@ class Stream:
             if spec.level:
                 self._levels[spec.image].append(spec.number)
         self._images = {im.key: i for i, im in enumerate(settings.images)}
-        self._latest: dict[str, np.ndarray] = {}
+        self._latest: dict[str, np.ndarray] = {}  # own buffers, reused
         self._frames = 0
         self._t0 = time.monotonic()
         self._status: Status = "acquiring"
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
-        self._log: _metadata.FrameLog | None = None
+        self._log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
         self._unflushed = False  # frames written since the last backend flush
+        self._flushed = 0  # frames known to be readable from storage
         self._stop_flusher = threading.Event()
         self._prepare_path(overwrite)
+        loc = self.location
         created = True
         try:
-            _metadata.write_json_atomic(
-                self.path / SETTINGS_FILE, settings.model_dump(mode="json")
+            loc.write_bytes(
+                SETTINGS_FILE, _metadata.dumps_json(settings.model_dump(mode="json"))
             )
             self._write_groups()
-            self._log = _metadata.FrameLog(
-                self.path / _metadata.FRAMES_LOG,
-                fsync_interval_s=settings.flush_interval_s,
-            )
-            backend.open(self.path, settings)
+            if loc.path is not None:
+                self._log = _metadata.FrameLog(
+                    loc.path / _metadata.FRAMES_LOG,
+                    fsync_interval_s=settings.flush_interval_s,
+                )
+                backend.open(loc.path, settings)
+            else:
+                self._log = _metadata.SegmentedFrameLog(
+                    loc, flush_interval_s=settings.flush_interval_s
+                )
+                assert isinstance(backend, SupportsObjectStorage)
+                backend.open_location(loc, settings)
             created = False
-            if isinstance(backend, SupportsFlush):
+            if isinstance(backend, SupportsFlush) or not loc.is_local:
                 threading.Thread(
                     target=self._flush_loop, name="mmzarr-flush", daemon=True
                 ).start()
@@ -208,15 +245,29 @@ class Stream:
             raise StorageError(f"cannot create dataset at {self.path}: {e}") from e
         finally:
             if created:  # nothing acquired yet: leave no half-made dataset
-                if self._log is not None:
+                if self._log is not None and loc.is_local:
                     self._log.close()
-                shutil.rmtree(self.path, ignore_errors=True)
+                try:
+                    loc.delete()
+                except OSError:
+                    logger.warning("mmzarr: could not remove %s", self.path)
 
     # ---- public API -----------------------------------------------------------
     @property
     def frames_written(self) -> int:
         """Frames written so far."""
         return self._frames
+
+    @property
+    def frames_flushed(self) -> int:
+        """Frames known to be readable from storage by another process.
+
+        Updated every `flush_interval_s` while acquiring (the frames written
+        before the last flush of buffered shards), all frames after `close`.
+        acquire-zarr writes shards in place on its own threads and does not say
+        when one is complete, so with it this stays 0 until `close`.
+        """
+        return self._flushed
 
     @property
     def status(self) -> Status:
@@ -229,8 +280,14 @@ class Stream:
         return self._closed
 
     def latest(self, key: str = "") -> np.ndarray | None:
-        """The last frame appended to image `key` (for live display), or None."""
-        return self._latest.get(key)
+        """A copy of the last frame appended to image `key`, or None.
+
+        For a live display: it never touches storage, and the copy stays valid
+        while later frames arrive (and after the caller reused its buffer).
+        """
+        with self._lock:
+            frame = self._latest.get(key)
+            return None if frame is None else frame.copy()
 
     def append(
         self,
@@ -304,7 +361,11 @@ class Stream:
             self._unflushed = True
             self._written[image].mark(sidx, im.unbounded)
             self._frames += 1
-            self._latest[im.key] = arr
+            buf = self._latest.get(im.key)
+            if buf is None:
+                self._latest[im.key] = arr.copy()
+            else:
+                np.copyto(buf, arr)
             self._log_frame(im.key, sidx, metadata)
             return im.key, sidx
 
@@ -360,6 +421,8 @@ class Stream:
                 self._write_groups()
             except OSError as e:
                 errors.append(e)
+            if not errors:
+                self._flushed = self._frames
             if errors:
                 raise StorageError(
                     f"closing dataset {self.path} failed: {errors[0]}"
@@ -392,21 +455,19 @@ class Stream:
 
     # ---- internals ------------------------------------------------------------
     def _prepare_path(self, overwrite: bool) -> None:
-        p = self.path
-        if p.exists() or p.is_symlink():
+        loc = self.location
+        # on S3 the preflight (put + delete a probe) comes first, so wrong
+        # credentials or a missing bucket are reported as such
+        if not loc.is_local:
+            loc.check_writable()
+        if loc.exists():
             if not overwrite:
                 raise FileExistsError(
-                    f"output {str(p)!r} already exists; pass overwrite=True to "
+                    f"output {loc.url!r} already exists; pass overwrite=True to "
                     "replace it"
                 )
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        try:
-            p.mkdir(parents=True)
-        except OSError as e:
-            raise StorageError(f"cannot create output {str(p)!r}: {e}") from e
+            loc.delete()
+        loc.create()
 
     def _write_levels(
         self, image: int, sidx: tuple[int, ...], frame: np.ndarray
@@ -464,15 +525,19 @@ class Stream:
         """Push buffered frames to storage at least every `flush_interval_s`."""
         while not self._stop_flusher.wait(self.settings.flush_interval_s / 2):
             with self._lock:
-                if self._closed or self._error is not None or not self._unflushed:
+                if self._closed or self._error is not None:
                     continue
                 try:
-                    self._backend.flush()  # type: ignore[attr-defined]
+                    if isinstance(self._backend, SupportsFlush):
+                        if self._unflushed:
+                            self._backend.flush()
+                        self._unflushed = False
+                        self._flushed = self._frames
+                    if isinstance(self._log, _metadata.SegmentedFrameLog):
+                        self._log.flush()
                 except Exception as e:
                     self._error = e
                     logger.error("mmzarr: flushing %s failed: %s", self.path, e)
-                else:
-                    self._unflushed = False
 
     def _check_open(self) -> None:
         if self._closed:
@@ -506,7 +571,7 @@ class Stream:
 
     def _write_groups(self) -> None:
         write_group_metadata(
-            self.path,
+            self.location,
             self.settings,
             self._written,
             status=self._status,
@@ -521,6 +586,7 @@ def create_stream(
     *,
     backend: str = "acquire-zarr",
     overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
     **backend_options: Any,
 ) -> Stream:
     """Open a new OME-Zarr dataset at `path` for the frames `settings` describe.
@@ -528,13 +594,19 @@ def create_stream(
     Parameters
     ----------
     path
-        Output directory (conventionally ending in `.ome.zarr`).
+        Output directory (conventionally ending in `.ome.zarr`), or an S3 URL
+        `s3://bucket/prefix/run.ome.zarr`; endpoint, region and credentials then
+        come from `storage_options` or the AWS environment variables
+        (`AWS_ENDPOINT_URL[_S3]`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+        `AWS_SECRET_ACCESS_KEY`). Needs the `s3` extra.
     settings
         What will be written (`AcquisitionSettings.from_useq` or by hand).
     backend
         `"acquire-zarr"` (default), `"tensorstore"` or `"zarr-python"`.
     overwrite
         Replace an existing `path`; otherwise it is a `FileExistsError`.
+    storage_options
+        For S3: `endpoint_url`, `region`, `key`, `secret`, `token`.
     **backend_options
         Passed to the backend's constructor.
 
@@ -560,5 +632,9 @@ def create_stream(
             f"{settings!r}"
         )
     return Stream(
-        path, settings, get_backend(backend, **backend_options), overwrite=overwrite
+        path,
+        settings,
+        get_backend(backend, **backend_options),
+        overwrite=overwrite,
+        storage_options=storage_options,
     )

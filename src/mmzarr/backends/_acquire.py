@@ -13,6 +13,12 @@ Upstream quirks handled here:
   rewrites all group metadata after `close`.
 - `ZarrStream.skip` cannot address one array of a multi-array stream ("Array key
   not found"), so gaps are filled by appending zero frames.
+
+On S3 (`open_location`) acquire-zarr's own S3 sink writes the arrays
+(`StreamSettings.s3`: endpoint, bucket, region; credentials from the
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment variables). Its buffer is
+then bounded only by acquire-zarr itself: which shards have reached S3 is not
+tracked (a listing per frame would cost more than it saves).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import acquire_zarr as aqz
 import numpy as np
 
 from mmzarr._layout import array_document
-from mmzarr._metadata import write_json_atomic
+from mmzarr._metadata import dumps_json
 from mmzarr._pyramid import ArraySpec, all_arrays
+from mmzarr._storage import Location
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -155,6 +162,7 @@ class AcquireZarrBackend:
         self._stream: Any = None
         self._cursors: list[_ArrayCursor] = []
         self._root: Path | None = None
+        self._location: Location | None = None
         self._settings: AcquisitionSettings | None = None
         self._specs: tuple[ArraySpec, ...] = ()
         self._t_sizes: list[int] = []
@@ -162,6 +170,22 @@ class AcquireZarrBackend:
     # ---- protocol -------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
         """Create one acquire-zarr array per image."""
+        self.open_location(Location(path=root), settings)
+
+    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
+        """Create one acquire-zarr array per image under `location` (local or S3)."""
+        store: dict[str, Any] = {"store_path": str(location.path)}
+        if location.s3 is not None:
+            s3 = location.s3
+            s3.export_env("acquire-zarr")  # its S3 client reads the environment
+            store = {
+                "store_path": s3.prefix,
+                "s3": aqz.S3Settings(
+                    endpoint=s3.endpoint_url or "",
+                    bucket_name=s3.bucket,
+                    region=s3.region or "",
+                ),
+            }
         arrays = []
         self._cursors = []
         dtype = np.dtype(settings.dtype)
@@ -206,7 +230,7 @@ class AcquireZarrBackend:
                 )
             )
         stream_settings = aqz.StreamSettings(
-            store_path=str(root),
+            **store,
             arrays=arrays,
             overwrite=False,
             max_threads=self._max_threads,
@@ -215,10 +239,14 @@ class AcquireZarrBackend:
             max(math.prod(c.image.frame_shape) * c.slab_frames for c in self._cursors)
             * dtype.itemsize
         )
-        own = int(stream_settings.get_maximum_memory_usage())
-        # at least 6 slabs in flight keep the disk busy (measured: 2 slabs gave
-        # ~360-410 MB/s, 6 gave ~510 MB/s for 8 MB frames, RSS +356 MB)
-        self._budget = max(6 * largest_slab, settings.max_buffer_bytes - own)
+        # acquire-zarr reserves buffers of its own (StreamSettings.
+        # get_maximum_memory_usage(): ~256 MiB whatever the frame size; peak RSS
+        # grew ~270-310 MiB with almost nothing in flight). A quarter of
+        # max_buffer_bytes, and at least six slabs, stays in flight: measured at
+        # 2048^2 2 slabs gave ~360-410 MB/s, 6 ~510 MB/s; at 512^2 six frames
+        # made the producer wait on every fsync. Peak RSS growth stays below
+        # max_buffer_bytes + 128 MiB (benchmarks/run.py).
+        self._budget = max(6 * largest_slab, settings.max_buffer_bytes // 4)
         try:
             self._stream = aqz.ZarrStream(stream_settings)
         except RuntimeError as e:
@@ -226,13 +254,13 @@ class AcquireZarrBackend:
         # acquire-zarr writes array metadata only at close, and not at all for an
         # array that got no frame: write it now so a crash or an empty run still
         # leaves readable arrays (acquire-zarr rewrites it, equal, at close).
-        self._root, self._settings = root, settings
+        self._root, self._location, self._settings = location.path, location, settings
         self._t_sizes = [0] * len(self._specs)
         for i in range(len(self._specs)):
             self._write_array_doc(i)
 
     def _write_array_doc(self, image: int) -> None:
-        assert self._root is not None
+        assert self._location is not None
         assert self._settings is not None
         im = self._specs[image].settings
         doc = array_document(
@@ -242,8 +270,8 @@ class AcquireZarrBackend:
             sharded=True,
             t_size=self._t_sizes[image],
         )
-        path = self._root / self._specs[image].path / "zarr.json"
-        write_json_atomic(path, doc, fsync=False)
+        key = f"{self._specs[image].path}/zarr.json"
+        self._location.write_bytes(key, dumps_json(doc), fsync=False)
 
     def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
         """Append `frame`, filling any gap before it with zeros."""
@@ -315,7 +343,10 @@ class AcquireZarrBackend:
     # ---- backpressure (SupportsBackpressure) -------------------------------------
     def buffered_bytes(self) -> int:
         """Bytes of completed shards handed to acquire-zarr but not yet on disk."""
-        assert self._root is not None
+        if self._root is None:  # S3: not tracked (see the module docstring)
+            self._in_flight.clear()
+            self._in_flight_bytes = 0
+            return 0
         while self._in_flight and (self._root / self._in_flight[0][0]).exists():
             self._in_flight_bytes -= self._in_flight.popleft()[1]
         return self._in_flight_bytes

@@ -1,4 +1,4 @@
-"""tensorstore backend: one zarr3 TensorStore (file kvstore) per image.
+"""tensorstore backend: one zarr3 TensorStore (file or s3 kvstore) per image.
 
 Owns the array `zarr.json` and chunk/shard files of each image, created with the
 codecs acquire-zarr writes (bytes little-endian, blosc level 1 with byte shuffle,
@@ -15,12 +15,14 @@ would make tensorstore read, decode and rewrite the whole shard. When a shard
 (chunk) holds one frame, frames go straight to storage. Every write waits for its
 commit, so data is in the OS cache when `write` returns (safe from a killed
 process); `close` fsyncs every file (safe from power loss). Gathering lives in
-`_shards.py`.
+`_shards.py`. On S3 (`open_location`) the s3 kvstore driver writes each shard
+as one object; endpoint and region come from the `Location`, credentials from
+the AWS environment variables (tensorstore's default credential chain).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorstore as ts
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mmzarr._settings import AcquisitionSettings
+    from mmzarr._storage import Location
 
 __all__ = ["TensorStoreBackend"]
 
@@ -64,6 +67,37 @@ class TensorStoreBackend(GatheringBackend):
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
         """Create one zarr3 array per image under `root`."""
+        self._open(settings, lambda p: {"driver": "file", "path": str(root / p)}, root)
+
+    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
+        """Create one zarr3 array per image under `location` (local or S3)."""
+        if location.path is not None:
+            self.open(location.path, settings)
+            return
+        s3 = location.s3
+        assert s3 is not None
+        s3.export_env("tensorstore")  # its S3 client reads the environment
+
+        def kvstore(path: str) -> dict[str, Any]:
+            spec: dict[str, Any] = {
+                "driver": "s3",
+                "bucket": s3.bucket,
+                "path": "/".join(p for p in (s3.prefix, path) if p) + "/",
+            }
+            if s3.endpoint_url:
+                spec["endpoint"] = s3.endpoint_url
+            if s3.region:
+                spec["aws_region"] = s3.region
+            return spec
+
+        self._open(settings, kvstore, None)
+
+    def _open(
+        self,
+        settings: AcquisitionSettings,
+        kvstore: Any,
+        root: Path | None,
+    ) -> None:
         dtype = np.dtype(settings.dtype)
         self._arrays = []
         for spec in all_arrays(settings):
@@ -72,7 +106,7 @@ class TensorStoreBackend(GatheringBackend):
             grid = [d.shard_size if sharded else d.chunk_size for d in im.dimensions]
             ts_spec = {
                 "driver": "zarr3",
-                "kvstore": {"driver": "file", "path": str(root / spec.path)},
+                "kvstore": kvstore(spec.path),
                 "metadata": {
                     "shape": [1 if d.size is None else d.size for d in im.dimensions],
                     "data_type": dtype.name,
@@ -103,7 +137,10 @@ class TensorStoreBackend(GatheringBackend):
                 raise PlanError(f"tensorstore rejected image {im.key!r}: {e}") from e
             self._arrays.append(
                 GatheredArray(
-                    store, im, ShardGatherer(im, dtype), path=root / spec.path
+                    store,
+                    im,
+                    ShardGatherer(im, dtype),
+                    path=None if root is None else root / spec.path,
                 )
             )
 

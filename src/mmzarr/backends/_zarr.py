@@ -20,19 +20,20 @@ reads, decodes and rewrites the whole shard. When a shard (chunk) holds one
 frame, frames go straight to storage. zarr-python and zarrs do not fsync, so
 `close` fsyncs every file and directory of the arrays. An unbounded `t` starts
 at 1, grows as frames arrive and ends at the count `close` receives. Gathering lives
-in `_shards.py`.
+in `_shards.py`. On S3 (`open_location`) each array gets an `FsspecStore` over
+s3fs (the `s3` extra) with the `Location`'s endpoint, region and credentials.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec
-from zarr.storage import LocalStore
+from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._pyramid import all_arrays
 from mmzarr.backends._shards import (
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mmzarr._settings import AcquisitionSettings
+    from mmzarr._storage import Location
 
 __all__ = ["ZarrPythonBackend"]
 
@@ -88,6 +90,28 @@ class ZarrPythonBackend(GatheringBackend):
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
         """Create one zarr v3 array per image under `root`."""
+        self._open(settings, lambda p: (LocalStore(root / p), root / p))
+
+    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
+        """Create one zarr v3 array per image under `location` (local or S3)."""
+        if location.path is not None:
+            self.open(location.path, settings)
+            return
+        s3 = location.s3
+        assert s3 is not None
+        if importlib.util.find_spec("s3fs") is None:
+            raise MissingDependencyError(
+                'zarr-python on S3 needs s3fs: pip install "mmzarr[s3]"'
+            )
+        opts = s3.storage_options()
+
+        def store(path: str) -> tuple[Any, None]:
+            url = f"{s3.url}/{path}"
+            return FsspecStore.from_url(url, storage_options=opts), None
+
+        self._open(settings, store)
+
+    def _open(self, settings: AcquisitionSettings, make_store: Any) -> None:
         dtype = np.dtype(settings.dtype)
         compressors: list[BloscCodec] | None = None
         if settings.compression != "none":
@@ -104,11 +128,11 @@ class ZarrPythonBackend(GatheringBackend):
         for spec in all_arrays(settings):
             im = spec.settings
             sharded = any(d.shard is not None for d in im.dimensions)
-            path = root / spec.path
+            store, path = make_store(spec.path)
             try:
                 with self._config():
                     array = zarr.create_array(
-                        LocalStore(path),
+                        store,
                         shape=tuple(d.size or 1 for d in im.dimensions),
                         chunks=tuple(d.chunk_size for d in im.dimensions),
                         shards=(

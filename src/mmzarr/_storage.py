@@ -1,0 +1,353 @@
+"""Where a dataset lives: a local directory or an S3 prefix (`Location`).
+
+Owns parsing an output path (`/data/run.ome.zarr`, `s3://bucket/prefix/run.ome.zarr`)
+and the few object operations mmzarr does itself besides the arrays: writing the
+group documents, settings, frame log and OME-XML (`write_bytes`, atomic on a local
+disk; a PUT is atomic on S3), existence and overwrite (`exists`, `delete`), and a
+preflight (`check_writable`) that puts and deletes a probe object so wrong
+credentials or a missing bucket fail before the first frame. Arrays are the
+backends' job; they read the endpoint, region and bucket from `Location.s3`.
+
+S3 settings come from `storage_options` (`endpoint_url`, `region`, `key`,
+`secret`, `token`) or the usual environment variables (`AWS_ENDPOINT_URL_S3` /
+`AWS_ENDPOINT_URL`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
+`AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). mmzarr's own objects go through
+s3fs (the `s3` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mmzarr.errors import MissingDependencyError, StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mmzarr._settings import AcquisitionSettings
+
+__all__ = [
+    "Location",
+    "S3Config",
+    "SupportsObjectStorage",
+    "as_location",
+    "parse_location",
+]
+
+_S3_OPTIONS = ("endpoint_url", "region", "key", "secret", "token")
+_PROBE = "mmzarr/.write-probe"
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Bucket, key prefix, endpoint, region and credentials of an S3 dataset."""
+
+    bucket: str
+    prefix: str  # no leading or trailing "/"
+    endpoint_url: str | None = None
+    region: str | None = None
+    key: str | None = None
+    secret: str | None = None
+    token: str | None = None
+
+    @property
+    def url(self) -> str:
+        """`s3://bucket/prefix`."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def env(self) -> dict[str, str]:
+        """Credentials and region as AWS environment variables (for C++ clients)."""
+        pairs = {
+            "AWS_ACCESS_KEY_ID": self.key,
+            "AWS_SECRET_ACCESS_KEY": self.secret,
+            "AWS_SESSION_TOKEN": self.token,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+        return {k: v for k, v in pairs.items() if v}
+
+    def export_env(self, backend: str) -> None:
+        """Put explicit credentials/region into `os.environ` for a C++ S3 client.
+
+        tensorstore and acquire-zarr read credentials from the environment only.
+        Variables already set are kept; a different explicit value is an error
+        (the backend would use the environment's, mmzarr's own objects these).
+
+        Raises
+        ------
+        ValueError
+            When `storage_options` and the environment disagree.
+        """
+        for name, value in self.env().items():
+            current = os.environ.get(name)
+            if current is None:
+                os.environ[name] = value
+            elif current != value:
+                raise ValueError(
+                    f"backend {backend!r} reads S3 credentials and region from the "
+                    f"environment, where {name} differs from storage_options; "
+                    "unset it or pass the same value"
+                )
+
+    def storage_options(self) -> dict[str, Any]:
+        """s3fs / fsspec keyword arguments."""
+        opts: dict[str, Any] = {}
+        if self.endpoint_url:
+            opts["endpoint_url"] = self.endpoint_url
+        if self.region:
+            opts["client_kwargs"] = {"region_name": self.region}
+        if self.key:
+            opts["key"] = self.key
+        if self.secret:
+            opts["secret"] = self.secret
+        if self.token:
+            opts["token"] = self.token
+        return opts
+
+
+@runtime_checkable
+class SupportsObjectStorage(Protocol):
+    """A backend that can write its arrays to S3 (`open` takes a local path)."""
+
+    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
+        """Create the arrays of every image under `location`."""
+
+
+class Location:
+    """A dataset root: a local directory (`path`) or an S3 prefix (`s3`)."""
+
+    def __init__(self, path: Path | None = None, s3: S3Config | None = None) -> None:
+        if (path is None) == (s3 is None):
+            raise ValueError("Location: give exactly one of path and s3")
+        self.path = path
+        self.s3 = s3
+        self._fs: Any = None
+        self._fs_lock = threading.Lock()
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the dataset is on the local file system."""
+        return self.path is not None
+
+    @property
+    def url(self) -> str:
+        """The path or `s3://` URL, for messages."""
+        return str(self.path) if self.path is not None else self._s3.url
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"Location({self.url!r})"
+
+    # ---- object operations ----------------------------------------------------
+    def write_bytes(self, key: str, data: bytes, *, fsync: bool = True) -> None:
+        """Write the object `key` (relative to the root); atomic on a local disk."""
+        if self.path is not None:
+            _write_file_atomic(self.path / key, data, fsync=fsync)
+            return
+        self._call("writing", key, lambda: self.fs.pipe_file(self._key(key), data))
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The object `key`, or None when it does not exist."""
+        if self.path is not None:
+            try:
+                return (self.path / key).read_bytes()
+            except FileNotFoundError:
+                return None
+        try:
+            return bytes(self.fs.cat_file(self._key(key)))
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys (relative to the root) of objects whose key starts with `prefix`."""
+        if self.path is not None:
+            parent = (self.path / prefix).parent
+            if not parent.is_dir():
+                return []
+            rel = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+            local = [rel + child.name for child in parent.iterdir()]
+            return sorted(k for k in local if k.startswith(prefix))
+        base = self._key("")
+        folder = self._key(prefix).rsplit("/", 1)[0]
+        try:
+            names = self.fs.ls(folder, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        keys = [n[len(base) :] for n in names]
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def exists(self) -> bool:
+        """Whether anything exists at the root."""
+        if self.path is not None:
+            return self.path.exists() or self.path.is_symlink()
+        try:
+            return bool(self.fs.ls(self._key("").rstrip("/"), refresh=True))
+        except FileNotFoundError:
+            return False
+
+    def delete(self) -> None:
+        """Delete the root and everything under it."""
+        if self.path is not None:
+            import shutil
+
+            p = self.path
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+            return
+        if self.exists():
+            self._call(
+                "deleting", "", lambda: self.fs.rm(self._key(""), recursive=True)
+            )
+
+    def create(self) -> None:
+        """Create the root directory (nothing to create on S3)."""
+        if self.path is not None:
+            try:
+                self.path.mkdir(parents=True)
+            except OSError as e:
+                raise StorageError(
+                    f"cannot create output {str(self.path)!r}: {e}"
+                ) from e
+
+    def check_writable(self) -> None:
+        """Put and delete a probe object: a clear error for bad credentials/bucket.
+
+        Raises
+        ------
+        StorageError
+            When the bucket does not exist, the credentials are refused or the
+            endpoint cannot be reached.
+        """
+        if self.path is not None:
+            return
+        self.write_bytes(_PROBE, b"")
+        self._call("deleting", _PROBE, lambda: self.fs.rm_file(self._key(_PROBE)))
+
+    # ---- helpers ----------------------------------------------------------------
+    @property
+    def _s3(self) -> S3Config:
+        assert self.s3 is not None
+        return self.s3
+
+    def _key(self, key: str) -> str:
+        s3 = self._s3
+        return "/".join(p for p in (s3.bucket, s3.prefix, key) if p) + (
+            "/" if not key else ""
+        )
+
+    @property
+    def fs(self) -> Any:
+        """The s3fs file system (created on first use)."""
+        with self._fs_lock:
+            if self._fs is None:
+                try:
+                    import s3fs  # type: ignore[import-untyped]
+                except ImportError as e:
+                    raise MissingDependencyError(
+                        'writing to S3 needs s3fs: pip install "mmzarr[s3]"'
+                    ) from e
+                self._fs = s3fs.S3FileSystem(
+                    skip_instance_cache=True,
+                    use_listings_cache=False,
+                    **self._s3.storage_options(),
+                )
+            return self._fs
+
+    def _call(self, what: str, key: str, fn: Any) -> None:
+        try:
+            fn()
+        except (OSError, ValueError) as e:
+            raise StorageError(
+                f"{what} {self._s3.url}/{key} failed: {type(e).__name__}: {e} "
+                f"(endpoint {self._s3.endpoint_url or 'AWS default'}, bucket "
+                f"{self._s3.bucket!r}; check the bucket exists and the credentials "
+                "in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage_options)"
+            ) from e
+        except Exception as e:  # botocore errors that s3fs does not translate
+            raise StorageError(
+                f"{what} {self._s3.url}/{key} failed: {type(e).__name__}: {e}"
+            ) from e
+
+
+def _write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _env(*names: str) -> str | None:
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return None
+
+
+def parse_location(
+    path: str | os.PathLike[str] | Location,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Location:
+    """A `Location` for a local path or an `s3://bucket/prefix` URL.
+
+    `s3:/bucket/prefix` (an S3 URL that went through `pathlib.Path`) is accepted
+    too. `storage_options` (S3 only) override the environment variables.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `storage_options` key, options for a local path, or an
+        S3 URL without a bucket.
+    """
+    if isinstance(path, Location):
+        return path
+    text = os.fspath(path)
+    opts = dict(storage_options or {})
+    unknown = sorted(set(opts) - set(_S3_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"storage_options: unknown keys {unknown}; allowed: {list(_S3_OPTIONS)}"
+        )
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme != "s3":
+        if "://" in text and len(scheme) > 1:
+            raise ValueError(
+                f"output {text!r}: unsupported scheme {scheme!r}; use a local path "
+                "or s3://bucket/prefix"
+            )
+        if opts:
+            raise ValueError("storage_options apply to s3:// paths only")
+        return Location(path=Path(text))
+    rest = text.split(":", 1)[1].lstrip("/")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"output {text!r}: no bucket (s3://bucket/prefix)")
+    return Location(
+        s3=S3Config(
+            bucket=bucket,
+            prefix=prefix.strip("/"),
+            endpoint_url=opts.get("endpoint_url")
+            or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region=opts.get("region") or _env("AWS_REGION", "AWS_DEFAULT_REGION"),
+            key=opts.get("key") or _env("AWS_ACCESS_KEY_ID"),
+            secret=opts.get("secret") or _env("AWS_SECRET_ACCESS_KEY"),
+            token=opts.get("token") or _env("AWS_SESSION_TOKEN"),
+        )
+    )
+
+
+def as_location(root: Path | Location) -> Location:
+    """`root` as a `Location` (a `Path` is a local directory)."""
+    return root if isinstance(root, Location) else Location(path=root)

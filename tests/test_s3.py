@@ -1,0 +1,389 @@
+"""Streaming to S3: every backend and layout against a local S3 server (moto).
+
+The server (moto's standalone server, from the test extra) runs on 127.0.0.1 in
+this process; each test gets its own key prefix and the AWS environment
+variables pointing at it. Everything is read back through the S3 API only:
+boto3 for objects, zarr-python (s3fs) and tensorstore (s3 driver) for pixels,
+yaozarrs for metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from tests._readback import array_of
+from tests.test_live_read import live_check, live_settings
+from tests.test_mda import Capture
+from tests.test_stream import COLLECTION, PLATE, TCZYX, frame_for, write_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+BUCKET = "mmzarr-test"
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (a free port) with the test bucket."""
+    pytest.importorskip("moto.server", reason="moto[server] (test extra) not installed")
+    pytest.importorskip("s3fs", reason="s3fs (s3 extra) not installed")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh `s3://` prefix, with the AWS environment set for the server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}/run.ome.zarr"
+
+
+# ---- read-back helpers: S3 API only ------------------------------------------------
+def _client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _prefix(url: str) -> str:
+    return url.removeprefix(f"s3://{BUCKET}/")
+
+
+def s3_keys(endpoint: str, url: str) -> list[str]:
+    pages = _client(endpoint).get_paginator("list_objects_v2")
+    prefix = _prefix(url) + "/"
+    return [
+        o["Key"][len(prefix) :]
+        for page in pages.paginate(Bucket=BUCKET, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+
+
+def s3_json(endpoint: str, url: str, key: str) -> Any:
+    obj = _client(endpoint).get_object(Bucket=BUCKET, Key=f"{_prefix(url)}/{key}")
+    return json.loads(obj["Body"].read())
+
+
+def zarr_store(endpoint: str, url: str) -> Any:
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(
+        url,
+        read_only=True,
+        storage_options={
+            "endpoint_url": endpoint,
+            "key": "testing",
+            "secret": "testing",
+            "use_listings_cache": False,
+        },
+    )
+
+
+def read_zarr_s3(endpoint: str, url: str, array: str) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(zarr_store(endpoint, f"{url}/{array}"))[...])
+
+
+def read_tensorstore_s3(endpoint: str, url: str, array: str) -> np.ndarray:
+    import tensorstore as ts
+
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {
+            "driver": "s3",
+            "bucket": BUCKET,
+            "path": f"{_prefix(url)}/{array}/",
+            "endpoint": endpoint,
+            "aws_region": REGION,
+        },
+    }
+    return np.asarray(ts.open(spec, open=True).result().read().result())
+
+
+def check_metadata_s3(endpoint: str, url: str) -> None:
+    """yaozarrs accepts the dataset, read over S3 (fsspec)."""
+    import yaozarrs
+
+    opts = {
+        "endpoint_url": endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "anon": False,  # yaozarrs defaults s3:// to anonymous
+    }
+    group = yaozarrs.open_group(url, storage_options=opts)
+    yaozarrs.validate_zarr_store(group)
+
+
+def assert_frames_s3(
+    endpoint: str, url: str, frames: dict[tuple[str, tuple[int, ...]], np.ndarray]
+) -> None:
+    """Every appended frame reads back over S3 with zarr-python AND tensorstore."""
+    for key in {k for k, _ in frames}:
+        a = read_zarr_s3(endpoint, url, array_of(key))
+        b = read_tensorstore_s3(endpoint, url, array_of(key))
+        np.testing.assert_array_equal(a, b)
+        for (k, idx), frame in frames.items():
+            if k == key:
+                np.testing.assert_array_equal(a[idx], frame, err_msg=f"{k} {idx}")
+
+
+# ---- streams ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seq", "layout", "n_images"),
+    [(TCZYX, "image", 1), (COLLECTION, "collection", 3), (PLATE, "plate", 8)],
+    ids=["image", "collection", "plate"],
+)
+def test_layouts_roundtrip_s3(
+    s3_endpoint: str,
+    s3_url: str,
+    backend: str,
+    seq: useq.MDASequence,
+    layout: str,
+    n_images: int,
+) -> None:
+    frames = write_plan(s3_url, seq, backend)  # type: ignore[arg-type]
+    check_metadata_s3(s3_endpoint, s3_url)
+    keys = s3_keys(s3_endpoint, s3_url)
+    assert "mmzarr/settings.json" in keys
+    assert (layout != "image") == ("OME/METADATA.ome.xml" in keys)
+    root = s3_json(s3_endpoint, s3_url, "zarr.json")["attributes"]
+    assert root["mmzarr"]["status"] == "complete"
+    assert root["mmzarr"]["frames_written"] == len(frames)
+    assert len(root["mmzarr"]["images"]) == n_images
+    assert not any(k.startswith("mmzarr/.write-probe") for k in keys)
+    log = mmzarr._metadata.read_frame_log(mmzarr._storage.parse_location(s3_url))
+    assert len(log) == len(frames)
+    assert_frames_s3(s3_endpoint, s3_url, frames)
+
+
+def test_existing_s3_output_needs_overwrite(
+    s3_endpoint: str, s3_url: str, backend: str
+) -> None:
+    write_plan(s3_url, TCZYX, backend)  # type: ignore[arg-type]
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        TCZYX, image_shape=(8, 10), dtype="uint16", pixel_size_um=0.5
+    )
+    with pytest.raises(FileExistsError, match="already exists"):
+        mmzarr.create_stream(s3_url, settings, backend=backend)
+    with mmzarr.create_stream(s3_url, settings, backend=backend, overwrite=True) as s:
+        s.append(frame_for(99), index={"t": 0, "c": 0, "z": 0})
+    data = read_zarr_s3(s3_endpoint, s3_url, "0")
+    np.testing.assert_array_equal(data[0, 0, 0], frame_for(99))
+    # the old run's frames are gone (acquire-zarr ends t at the last frame)
+    assert not any(k.startswith("0/c/1/") for k in s3_keys(s3_endpoint, s3_url))
+    assert not data[1:].any()
+
+
+def test_storage_options_override_environment(
+    s3_endpoint: str, s3_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing there
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 2}),
+        image_shape=(8, 10),
+        dtype="uint16",
+        pixel_size_um=0.5,
+    )
+    opts = {"endpoint_url": s3_endpoint, "region": REGION}
+    with mmzarr.create_stream(
+        s3_url, settings, backend=backend, storage_options=opts
+    ) as s:
+        for t in range(2):
+            s.append(frame_for(t), index={"t": t})
+    data = read_zarr_s3(s3_endpoint, s3_url, "0")
+    np.testing.assert_array_equal(data[1], frame_for(1))
+
+
+# ---- errors before the first frame ------------------------------------------------
+def _tiny_settings() -> mmzarr.AcquisitionSettings:
+    return mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 2}),
+        image_shape=(8, 10),
+        dtype="uint16",
+        pixel_size_um=0.5,
+    )
+
+
+def test_missing_bucket_fails_at_create(s3_url: str, backend: str) -> None:
+    url = s3_url.replace(BUCKET, "no-such-bucket-mmzarr")
+    with pytest.raises(mmzarr.StorageError, match="no-such-bucket-mmzarr"):
+        mmzarr.create_stream(url, _tiny_settings(), backend=backend)
+
+
+def test_wrong_credentials_fail_at_create(
+    s3_endpoint: str, s3_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import settings as moto_settings
+
+    # make the in-process moto server check access keys (it accepts any by default)
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(mmzarr.StorageError, match="credentials"):
+        mmzarr.create_stream(s3_url, _tiny_settings(), backend=backend)
+    monkeypatch.undo()
+    assert s3_keys(s3_endpoint, s3_url) == []
+
+
+def test_unreachable_endpoint_fails_at_create(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(mmzarr.StorageError, match=str(port)):
+        mmzarr.create_stream(s3_url, _tiny_settings(), backend="zarr-python")
+
+
+def test_backend_without_object_storage_refuses_s3(s3_url: str) -> None:
+    class LocalOnly:
+        def open(self, root: Any, settings: Any) -> None:
+            raise AssertionError("not reached")
+
+        def write(self, image: int, index: Any, frame: Any) -> None: ...
+
+        def close(self, t_sizes: Any = None) -> None: ...
+
+    with pytest.raises(NotImplementedError, match="LocalOnly cannot write to object"):
+        mmzarr.Stream(s3_url, _tiny_settings(), LocalOnly())
+
+
+@pytest.mark.parametrize("backend", ["acquire-zarr", "tensorstore"])
+def test_explicit_credentials_must_match_environment(s3_url: str, backend: str) -> None:
+    """These backends' S3 clients read the environment: a conflict is an error."""
+    with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID differs"):
+        mmzarr.create_stream(
+            s3_url, _tiny_settings(), backend=backend, storage_options={"key": "x"}
+        )
+
+
+def test_bad_s3_urls() -> None:
+    with pytest.raises(ValueError, match="no bucket"):
+        mmzarr._storage.parse_location("s3://")
+    with pytest.raises(ValueError, match="unknown keys"):
+        mmzarr._storage.parse_location("s3://b/p", {"endpoint": "x"})
+    with pytest.raises(ValueError, match="unsupported scheme"):
+        mmzarr._storage.parse_location("gs://b/p")
+    loc = mmzarr._storage.parse_location("s3:/bucket/a/b.ome.zarr")  # via Path
+    assert loc.url == "s3://bucket/a/b.ome.zarr"
+
+
+# ---- MDAs ---------------------------------------------------------------------
+MDA_PLANS = {
+    "image": useq.MDASequence(
+        time_plan=useq.TIntervalLoops(interval=0.01, loops=2),
+        channels=["DAPI", "FITC"],
+        z_plan=useq.ZRangeAround(range=2, step=1),
+    ),
+    "collection": useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 10, 1)],
+        channels=["DAPI", "FITC"],
+    ),
+    "plate": useq.MDASequence(
+        stage_positions=useq.WellPlatePlan(
+            plate="24-well",
+            a1_center_xy=(0, 0),
+            selected_wells=([0, 1], [1, 3]),
+        ),
+        channels=["DAPI"],
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(MDA_PLANS))
+def test_mda_s3(
+    core: UniMMCore, s3_endpoint: str, s3_url: str, backend: str, layout: str
+) -> None:
+    seq = MDA_PLANS[layout]
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(s3_url, core=core, backend=backend)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert len(cap.frames) == len(list(seq)) == writer.frames_written
+    check_metadata_s3(s3_endpoint, s3_url)
+    root = s3_json(s3_endpoint, s3_url, "zarr.json")["attributes"]
+    assert root["mmzarr"]["status"] == "complete"
+    settings = mmzarr.AcquisitionSettings.model_validate(
+        s3_json(s3_endpoint, s3_url, "mmzarr/settings.json")
+    )
+    assert settings.layout == layout
+    arrays: dict[str, np.ndarray] = {}
+    for event, img in cap.frames:
+        key, idx = settings.locate(event.index)
+        if key not in arrays:
+            arrays[key] = read_zarr_s3(s3_endpoint, s3_url, array_of(key))
+        np.testing.assert_array_equal(arrays[key][idx], img, err_msg=str(event.index))
+
+
+# ---- read while acquiring ------------------------------------------------------
+
+
+def test_read_while_acquiring_s3(s3_endpoint: str, s3_url: str, backend: str) -> None:
+    import yaozarrs
+    import zarr
+
+    stream = mmzarr.create_stream(s3_url, live_settings(), backend=backend)
+
+    def check_meta() -> dict[str, Any]:
+        opts = {
+            "endpoint_url": s3_endpoint,
+            "key": "testing",
+            "secret": "testing",
+            "anon": False,
+        }
+        yaozarrs.validate_zarr_store(yaozarrs.open_group(s3_url, storage_options=opts))
+        group = zarr.open_group(zarr_store(s3_endpoint, s3_url), mode="r")
+        # the frame log is uploaded with each flush
+        log = mmzarr._metadata.read_frame_log(mmzarr._storage.parse_location(s3_url))
+        assert len(log) >= stream.frames_flushed
+        return dict(group.attrs)
+
+    try:
+        live_check(
+            stream,
+            backend,
+            lambda: read_zarr_s3(s3_endpoint, s3_url, "0"),
+            check_meta,
+        )
+    finally:
+        stream.close()
