@@ -69,12 +69,21 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-def write_groups(root: Path | Location, docs: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write every group document (`{group_path: zarr.json}`) under `root`."""
+def write_groups(
+    root: Path | Location,
+    docs: Mapping[str, Mapping[str, Any]],
+    *,
+    fsync_all: bool = True,
+) -> None:
+    """Write every group document (`{group_path: zarr.json}`) under `root`.
+
+    Each file is replaced atomically; all are fsynced, or (`fsync_all=False`)
+    only the root's, written last.
+    """
     if isinstance(root, Path):
-        for key, doc in docs.items():
+        for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):
             path = root / key / "zarr.json" if key else root / "zarr.json"
-            write_json_atomic(path, doc)
+            write_json_atomic(path, doc, fsync=fsync_all or not key)
         return
     # children first: a reader that finds the root finds its children
     for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):

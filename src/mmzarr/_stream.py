@@ -114,8 +114,15 @@ def write_group_metadata(
     status: str,
     backend: str,
     dropped: int = 0,
+    ome_xml: bool = True,
+    durable: bool = True,
 ) -> None:
-    """Write every group's `zarr.json`, with the `mmzarr` status in the root."""
+    """Write every group's `zarr.json`, with the `mmzarr` status in the root.
+
+    `ome_xml`: also write `OME/METADATA.ome.xml` (collections and plates).
+    `durable`: fsync every document; otherwise only the root's (the others are
+    rewritten with the same content, e.g. after acquire-zarr's close).
+    """
     attrs = {
         "mmzarr": {
             "version": _format_version(),
@@ -132,12 +139,12 @@ def write_group_metadata(
     docs = _layout.group_documents(settings, root_attributes=attrs)
     loc = as_location(root)
     if loc.path is not None:
-        _metadata.write_groups(loc.path, docs)
-        if settings.layout != "image":
+        _metadata.write_groups(loc.path, docs, fsync_all=durable)
+        if ome_xml and settings.layout != "image":
             write_ome_xml(loc.path, settings)
         return
     _metadata.write_groups(loc, docs)
-    if settings.layout != "image":
+    if ome_xml and settings.layout != "image":
         from ome_types import to_xml
 
         xml = to_xml(build_ome(settings, _metadata.read_frame_log(loc)))
@@ -570,6 +577,9 @@ class Stream:
         return bool(mask[idx])
 
     def _write_groups(self) -> None:
+        # at open: the layout (no OME-XML yet, nothing to make durable); at
+        # close: everything, with the root's status fsynced
+        closing = self._closed
         write_group_metadata(
             self.location,
             self.settings,
@@ -577,6 +587,8 @@ class Stream:
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
+            ome_xml=closing,
+            durable=False,
         )
 
 
