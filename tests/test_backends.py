@@ -247,6 +247,7 @@ def test_shards_written_once(gathering_backend: str, tmp_path: Path) -> None:
     with create_stream(array.parent, settings, backend=gathering_backend) as stream:
         for n, event in enumerate(seq):
             stream.append(stamp(n), index=event.index)
+            stream._backend.wait_for_writes()  # tensorstore commits in background
             z = event.index["z"]
             stats = shard_stats(array)
             # a shard file appears with the shard's last frame, then never changes

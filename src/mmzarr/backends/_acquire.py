@@ -24,9 +24,7 @@ tracked (a listing per frame would cost more than it saves).
 from __future__ import annotations
 
 import collections
-import errno
 import math
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +35,7 @@ from mmzarr._layout import array_document
 from mmzarr._metadata import dumps_json
 from mmzarr._pyramid import ArraySpec, all_arrays
 from mmzarr._storage import Location
+from mmzarr.backends._base import ensure_free_space
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -310,7 +309,8 @@ class AcquireZarrBackend:
     # ---- helpers --------------------------------------------------------------
     def _append(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
         index = cur.index_of(cur.next)
-        self._check_space(frame.nbytes)
+        if self._root is not None:
+            ensure_free_space(self._root, frame.nbytes + self._in_flight_bytes)
         try:
             self._stream.append(np.ascontiguousarray(frame), key=cur.key)
         except RuntimeError as e:
@@ -320,25 +320,6 @@ class AcquireZarrBackend:
             nbytes = frame.nbytes * cur.slab_frames
             self._in_flight.append((cur.shard_file(index), nbytes))
             self._in_flight_bytes += nbytes
-
-    def _check_space(self, nbytes: int) -> None:
-        """Refuse a frame the disk cannot hold (acquire-zarr reports it late).
-
-        acquire-zarr writes on its own threads and reports a full disk only
-        several frames later, after accepting frames it then loses; counting
-        the bytes still in flight, this refuses the first frame that cannot fit.
-        """
-        st = os.statvfs(self._root) if self._root is not None else None
-        if st is None:
-            return
-        free = st.f_bavail * st.f_frsize
-        needed = nbytes + self._in_flight_bytes
-        if free < needed:
-            raise OSError(
-                errno.ENOSPC,
-                f"no space left on device: {free} bytes free, {needed} needed",
-                str(self._root),
-            )
 
     # ---- backpressure (SupportsBackpressure) -------------------------------------
     def buffered_bytes(self) -> int:

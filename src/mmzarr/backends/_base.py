@@ -9,6 +9,8 @@ protocols.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -18,7 +20,12 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
 
-__all__ = ["ArrayBackend", "SupportsBackpressure", "SupportsFlush"]
+__all__ = [
+    "ArrayBackend",
+    "SupportsBackpressure",
+    "SupportsFlush",
+    "ensure_free_space",
+]
 
 
 @runtime_checkable
@@ -60,3 +67,21 @@ class SupportsBackpressure(Protocol):
 
     def wait_for_room(self, nbytes: int, timeout: float | None = None) -> bool:
         """Block until `nbytes` more fit (True) or `timeout` passes (False)."""
+
+
+def ensure_free_space(root: Path, needed: int) -> None:
+    """Raise `OSError(ENOSPC)` naming `root` when fewer than `needed` bytes are free.
+
+    Backends that write on background threads (acquire-zarr, tensorstore with
+    writes in flight) learn of a full disk only after accepting frames they
+    then lose; checking first, with the bytes still in flight, refuses the first
+    frame that cannot fit instead.
+    """
+    st = os.statvfs(root)
+    free = st.f_bavail * st.f_frsize
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: {free} bytes free, {needed} needed",
+            str(root),
+        )

@@ -176,6 +176,9 @@ class GatheringBackend:
         if errors:
             raise errors[0]
 
+    def wait_for_writes(self) -> None:
+        """Block until every write handed to storage has completed."""
+
     def memory_bytes(self) -> int:
         """Bytes of frames held in shard buffers."""
         return sum(a.gatherer.nbytes for a in self._arrays)

@@ -12,9 +12,10 @@ Frames are gathered in memory per shard (`ShardGatherer`; per chunk when an
 unsharded chunk holds several frames) and each shard is written once, when its
 last planned frame arrives or at `close`: a frame written into an existing shard
 would make tensorstore read, decode and rewrite the whole shard. When a shard
-(chunk) holds one frame, frames go straight to storage. Every write waits for its
-commit, so data is in the OS cache when `write` returns (safe from a killed
-process); `close` fsyncs every file (safe from power loss). Gathering lives in
+(chunk) holds one frame, frames go straight to storage. Writes stay in flight (at
+most `max_buffer_bytes` of them); `flush`, which `Stream` calls every
+`flush_interval_s`, and `close` wait for them, and tensorstore fsyncs every file
+(`file_io_sync`). Gathering lives in
 `_shards.py`. On S3 (`open_location`) the s3 kvstore driver writes each shard
 as one object; endpoint and region come from the `Location`, credentials from
 the AWS environment variables (tensorstore's default credential chain).
@@ -22,6 +23,7 @@ the AWS environment variables (tensorstore's default credential chain).
 
 from __future__ import annotations
 
+import collections
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,11 +31,11 @@ import tensorstore as ts
 
 from mmzarr._layout import codecs
 from mmzarr._pyramid import all_arrays
+from mmzarr.backends._base import ensure_free_space
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
     ShardGatherer,
-    fsync_tree,
 )
 from mmzarr.errors import PlanError
 
@@ -52,17 +54,24 @@ class TensorStoreBackend(GatheringBackend):
     Parameters
     ----------
     file_io_sync
-        fsync every write (tensorstore's `file_io_sync` context option). Off by
-        default: written frames are in the OS cache at once (safe from a killed
-        process) and every file is fsynced at `close` (safe from power loss).
-    fsync
-        fsync the arrays' files at `close`; turn off only for scratch data.
+        fsync every written file on tensorstore's own threads (its
+        `file_io_sync` context option; default). Turn off only for scratch data.
+
+    Notes
+    -----
+    Writes stay in flight: `write` returns once tensorstore has copied the frame
+    (the caller may reuse its buffer) and the commit completes in the
+    background. At most `max_buffer_bytes` of commits are pending; `flush` and
+    `close` wait for all of them. Measured against waiting for every commit:
+    2048x2048 uncompressed ~560 -> ~1100 MB/s (benchmarks/run.py).
     """
 
-    def __init__(self, *, file_io_sync: bool = False, fsync: bool = True) -> None:
+    def __init__(self, *, file_io_sync: bool = True) -> None:
         super().__init__()
         self._context = ts.Context({"file_io_sync": file_io_sync})
-        self._fsync = fsync and not file_io_sync
+        self._pending: collections.deque[tuple[Any, int]] = collections.deque()
+        self._pending_bytes = 0
+        self._max_pending = 256 * 1024**2
 
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
@@ -100,6 +109,7 @@ class TensorStoreBackend(GatheringBackend):
     ) -> None:
         dtype = np.dtype(settings.dtype)
         self._arrays = []
+        self._max_pending = settings.max_buffer_bytes
         for spec in all_arrays(settings):
             im = spec.settings
             sharded = any(d.shard is not None for d in im.dimensions)
@@ -145,18 +155,45 @@ class TensorStoreBackend(GatheringBackend):
             )
 
     # ---- helpers ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Write the shards still gathering and wait for every pending commit."""
+        super().flush()
+        self._wait(0)
+
     def _write_region(
         self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
     ) -> None:
-        arr.store[region].write(data).result()
+        if arr.path is not None:  # local disk: refuse what cannot fit
+            ensure_free_space(arr.path, data.nbytes + self._pending_bytes)
+        future = arr.store[region].write(data)
+        future.copy.result()  # `data` may be reused from here on
+        self._pending.append((future.commit, data.nbytes))
+        self._pending_bytes += data.nbytes
+        self._wait(self._max_pending)
+
+    def wait_for_writes(self) -> None:
+        """Block until every pending commit has completed (raise if one failed)."""
+        self._wait(0)
+
+    def _wait(self, limit: int) -> None:
+        """Wait for pending commits until at most `limit` bytes are pending.
+
+        Completed commits are collected first; a failed commit raises here.
+        """
+        while self._pending and (
+            self._pending_bytes > limit or self._pending[0][0].done()
+        ):
+            commit, nbytes = self._pending.popleft()
+            self._pending_bytes -= nbytes
+            commit.result()
 
     def _finish(self, arr: GatheredArray) -> None:
-        if self._fsync and arr.path is not None:
-            fsync_tree(arr.path)
+        self._wait(0)
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:
         if t == arr.t_size:
             return
+        self._wait(0)  # no resize under writes in flight
         # metadata only: nothing is ever written past the final t
         arr.store = arr.store.resize(
             exclusive_max=[t] + [None] * (arr.store.rank - 1),
