@@ -504,6 +504,24 @@ def _plate_layout(
     return plate, placements
 
 
+def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
+    """`seq` as a `useq.MDASequence` (a dict is validated); `PlanError` otherwise.
+
+    An event generator's `GeneratorMDASequence` has no fixed list of events:
+    it is refused with `generator_hint`.
+    """
+    if isinstance(seq, useq.MDASequence):
+        return seq
+    if type(seq).__name__ == "GeneratorMDASequence":
+        raise PlanError(
+            f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
+        )
+    try:
+        return useq.MDASequence.model_validate(seq)
+    except Exception as e:
+        raise PlanError(f"plan: useq rejected it: {e}") from e
+
+
 def settings_from_useq(
     seq: useq.MDASequence | Mapping[str, Any],
     *,
@@ -549,16 +567,11 @@ def settings_from_useq(
         For a plan that acquires one storage slot twice (a position's own time
         plan nested in the sequence's time plan).
     """
-    if not isinstance(seq, useq.MDASequence):
-        if type(seq).__name__ == "GeneratorMDASequence":
-            raise PlanError(
-                "plan: a GeneratorMDASequence has no fixed shape; pass a template "
-                "MDASequence for one time point with unbounded_t=True"
-            )
-        try:
-            seq = useq.MDASequence.model_validate(seq)
-        except Exception as e:
-            raise PlanError(f"plan: useq rejected it: {e}") from e
+    seq = as_sequence(
+        seq,
+        generator_hint="pass a template MDASequence for one time point with "
+        "unbounded_t=True",
+    )
 
     core_shape, core_dtype, core_px = (None, None, None)
     fov = None

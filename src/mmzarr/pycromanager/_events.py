@@ -13,6 +13,7 @@ from mmzarr._useq import (
     _image_name,
     _positions,
     _with_fov,
+    as_sequence,
 )
 from mmzarr.errors import PlanError
 
@@ -79,16 +80,7 @@ def events_from_useq(
     >>> events_from_useq(seq)[1]
     {'axes': {'time': 1, 'channel': 'DAPI'}, 'config_group': ['Channel', 'DAPI'], 'min_start_time': 1.0}
     """  # noqa: E501
-    if not isinstance(seq, useq.MDASequence):
-        if type(seq).__name__ == "GeneratorMDASequence":
-            raise PlanError(
-                "plan: a GeneratorMDASequence has no fixed list of events; build "
-                "the event dicts yourself"
-            )
-        try:
-            seq = useq.MDASequence.model_validate(seq)
-        except Exception as e:
-            raise PlanError(f"plan: useq rejected it: {e}") from e
+    seq = as_sequence(seq, generator_hint="build the event dicts yourself")
     if core is not None and (fov := _engine_fov(core)) is not None:
         seq = _with_fov(seq, fov)
     mda = list(seq)
