@@ -349,10 +349,11 @@ def run_mmzarr(
     n: int,
     backend: str,
     compression: str,
+    **options: Any,
 ) -> Run:
     from mmzarr import create_stream
 
-    settings = mmzarr_settings(ring[0].shape[0], n, compression)
+    settings = mmzarr_settings(ring[0].shape[0], n, compression, **options)
 
     def open_() -> Any:
         return create_stream(path, settings, backend=backend)
@@ -579,6 +580,46 @@ def summarize_streams(streams: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # 4: pymmcore-plus MDA on the demo camera
 # ---------------------------------------------------------------------------
+
+
+def bench_pyramids(cfg: Config, scratch: Path) -> dict[str, Any]:
+    """What writing resolution levels during acquisition costs (issue #11).
+
+    The largest stream of the config, uncompressed, per backend: throughput of
+    level-0 bytes with `downsample={"levels": "auto"}` (halving until a side is
+    <= 256) over the same stream without levels, interleaved.
+    """
+    side, n = max(cfg.streams)
+    ring = make_ring(side)
+    log(f"\n-- pyramids {side}x{side} uint16, {n} frames/run, {cfg.reps} rounds --")
+    cases = {
+        (b, lv): CaseResult("mmzarr", b, "none", side, n)
+        for b in BACKENDS
+        for lv in ("none", "auto")
+    }
+    for rep in range(cfg.reps):
+        for b in BACKENDS:
+            order = ["none", "auto"] if rep % 2 == 0 else ["auto", "none"]
+            for lv in order:
+                opts = {} if lv == "none" else {"downsample": {"levels": "auto"}}
+                cases[(b, lv)].runs.append(
+                    run_mmzarr(scratch / "pyr.ome.zarr", ring, n, b, "none", **opts)
+                )
+    rows = []
+    head = f"{'backend':<13} {'no levels':>10} {'levels':>8} {'ratio':>6}"
+    log(f"{head}  (MB/s of level 0)")
+    for b in BACKENDS:
+        plain, pyr = cases[(b, "none")].mbps, cases[(b, "auto")].mbps
+        rows.append(
+            {
+                "backend": b,
+                "plain_mbps": plain,
+                "pyramid_mbps": pyr,
+                "ratio": pyr / plain,
+            }
+        )
+        log(f"{b:<13} {plain:>10.0f} {pyr:>8.0f} {pyr / plain:>6.2f}")
+    return {"side": side, "frames": n, "rows": rows}
 
 
 def bench_mda(cfg: Config, scratch: Path) -> dict[str, Any]:
@@ -1308,6 +1349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         streams = bench_streams(cfg, scratch)
         results["streams"] = summarize_streams(streams)
         sections["streams"] = time.perf_counter() - t
+        t = time.perf_counter()
+        results["pyramids"] = bench_pyramids(cfg, scratch)
+        sections["pyramids"] = time.perf_counter() - t
         t = time.perf_counter()
         results["mda"] = bench_mda(cfg, scratch)
         sections["mda"] = time.perf_counter() - t

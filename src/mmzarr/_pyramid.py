@@ -75,15 +75,37 @@ def all_arrays(settings: AcquisitionSettings) -> tuple[ArraySpec, ...]:
 
 
 def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
-    """Halve a (y, x) frame: 2x2 `mean` (edges replicated) or `decimate`."""
+    """Halve a (y, x) frame: 2x2 `mean` (edges replicated) or `decimate`.
+
+    Integer means round half up (`(a + b + c + d + 2) // 4`), computed in a
+    wider integer type; float means are computed in float64.
+    """
     if method == "decimate":
         return np.ascontiguousarray(frame[::2, ::2])
     y, x = frame.shape
     if y % 2 or x % 2:
         frame = np.pad(frame, ((0, y % 2), (0, x % 2)), mode="edge")
-    blocks = frame.reshape(frame.shape[0] // 2, 2, frame.shape[1] // 2, 2)
-    mean = blocks.mean(axis=(1, 3), dtype=np.float64)
-    if np.issubdtype(frame.dtype, np.integer):
-        mean = np.floor(mean + 0.5)
-    out: np.ndarray = mean.astype(frame.dtype)
+    dt = frame.dtype
+    if np.issubdtype(dt, np.integer):
+        wide = np.dtype(
+            np.uint32
+            if dt.itemsize <= 2 and dt.kind == "u"
+            else np.int64
+            if dt.kind == "i" or dt.itemsize <= 4
+            else np.uint64
+        )
+        acc = frame[0::2, 0::2].astype(wide)
+        acc += frame[1::2, 0::2]
+        acc += frame[0::2, 1::2]
+        acc += frame[1::2, 1::2]
+        acc += 2
+        acc //= 4
+        out: np.ndarray = acc.astype(dt)
+        return out
+    acc64 = frame[0::2, 0::2].astype(np.float64)
+    acc64 += frame[1::2, 0::2]
+    acc64 += frame[0::2, 1::2]
+    acc64 += frame[1::2, 1::2]
+    acc64 /= 4
+    out = acc64.astype(dt)
     return out
