@@ -204,6 +204,8 @@ class Stream:
         self.settings = settings
         self.backend_name = type(backend).__name__
         self._backend = backend
+        # checked once: a runtime Protocol isinstance is slow on the per-frame path
+        self._pressure = backend if isinstance(backend, SupportsBackpressure) else None
         self._lock = threading.RLock()
         self._order = _default_order(settings)
         self._written = [_Written(im) for im in settings.images]
@@ -486,8 +488,8 @@ class Stream:
 
     def _make_room(self, nbytes: int) -> bool:
         """Apply `on_full` when the backend's buffer is full; False: drop."""
-        backend = self._backend
-        if not isinstance(backend, SupportsBackpressure) or backend.has_room(nbytes):
+        backend = self._pressure
+        if backend is None or backend.has_room(nbytes):
             return True
         policy = self.settings.on_full
         if policy == "block":
