@@ -11,6 +11,7 @@ import pytest
 import useq
 
 import mmzarr
+from tests._faults import fail_on_write
 from tests._readback import array_of, check_metadata, group_json, read_zarr
 
 if TYPE_CHECKING:
@@ -212,16 +213,7 @@ def test_backend_failure_cancels_and_reaches_caller(
 ) -> None:
     from mmzarr.backends._acquire import AcquireZarrBackend
 
-    original = AcquireZarrBackend.write
-    calls = {"n": 0}
-
-    def failing_write(self: Any, image: int, index: Any, frame: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise OSError("injected: disk on fire")
-        original(self, image, index, frame)
-
-    monkeypatch.setattr(AcquireZarrBackend, "write", failing_write)
+    fail_on_write(monkeypatch, AcquireZarrBackend, 5, "injected: disk on fire")
     seq = useq.MDASequence(
         channels=["DAPI", "FITC"],
         time_plan=useq.TIntervalLoops(interval=0.05, loops=20),

@@ -48,6 +48,7 @@ from mmzarr.pycromanager import (
     events_from_useq,
     unicore_backend,
 )
+from tests._faults import fail_on_write
 from tests._readback import array_of, check_metadata, group_json, read_zarr
 
 pytest.importorskip("pycromanager")
@@ -474,16 +475,7 @@ def test_storage_error_is_kept_and_raised_again_by_close(
     hook = ZarrHook(out, settings=settings)
     assert hook.stream is not None
     backend_cls = type(hook.stream._backend)
-    original = backend_cls.write
-    calls = {"n": 0}
-
-    def failing_write(self: Any, image: int, index: Any, frame: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("injected: disk on fire")
-        original(self, image, index, frame)
-
-    monkeypatch.setattr(backend_cls, "write", failing_write)
+    fail_on_write(monkeypatch, backend_cls, 3, "injected: disk on fire")
     events = [{"axes": {"time": t}} for t in range(5)]
     img, md = pycro_image(events[0], frame_of(0))
     hook(img, md)
