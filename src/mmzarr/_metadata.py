@@ -46,17 +46,21 @@ SEGMENT_RECORDS = 1000
 
 
 def dumps_json(doc: Any) -> bytes:
-    """`doc` as the indented UTF-8 JSON mmzarr writes."""
-    text = json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default)
-    return text.encode("utf-8")
+    """`doc` as the UTF-8 JSON mmzarr writes (one line and a newline).
+
+    Not indented: only unindented output uses json's C encoder, which is ~10x
+    faster (a 96-well plate's 489 group documents: ~0.5 s -> ~0.05 s).
+    """
+    text = json.dumps(doc, ensure_ascii=False, default=_json_default)
+    return (text + "\n").encode("utf-8")
 
 
 def write_json_atomic(path: Path, doc: Any, *, fsync: bool = True) -> None:
     """Write `doc` as JSON to `path` via a temporary file and `os.replace`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, ensure_ascii=False, default=_json_default)
+    with open(tmp, "wb") as f:
+        f.write(dumps_json(doc))
         f.flush()
         if fsync:
             os.fsync(f.fileno())

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
-__all__ = ["OME_XML", "build_ome", "write_ome_xml"]
+__all__ = ["OME_XML", "build_ome", "render_ome_xml", "write_ome_xml"]
 
 #: Path of the OME-XML file, relative to the dataset root.
 OME_XML = "OME/METADATA.ome.xml"
@@ -131,11 +131,21 @@ def _plate(settings: AcquisitionSettings) -> Any:
     )
 
 
-def write_ome_xml(root: Path, settings: AcquisitionSettings) -> Path:
-    """Write `OME/METADATA.ome.xml` from the settings and the frame log, atomically."""
+def render_ome_xml(
+    settings: AcquisitionSettings, records: list[dict[str, Any]] | None = None
+) -> str:
+    """The OME-XML text of a dataset; `records` are its frame-log records."""
     from ome_types import to_xml
 
-    xml = to_xml(build_ome(settings, read_frame_log(root)))
+    return to_xml(build_ome(settings, records))
+
+
+def write_ome_xml(
+    root: Path, settings: AcquisitionSettings, xml: str | None = None
+) -> Path:
+    """Write `OME/METADATA.ome.xml` atomically: `xml`, or rendered from the log."""
+    if xml is None:
+        xml = render_ome_xml(settings, read_frame_log(root))
     path = root / OME_XML
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

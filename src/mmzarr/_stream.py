@@ -15,12 +15,13 @@ import itertools
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from mmzarr import _layout, _metadata
-from mmzarr._omexml import OME_XML, build_ome, write_ome_xml
+from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._storage import (
     Location,
@@ -114,14 +115,17 @@ def write_group_metadata(
     status: str,
     backend: str,
     dropped: int = 0,
-    ome_xml: bool = True,
+    ome_xml: bool | str = True,
     durable: bool = True,
+    root_only: bool = False,
 ) -> None:
     """Write every group's `zarr.json`, with the `mmzarr` status in the root.
 
-    `ome_xml`: also write `OME/METADATA.ome.xml` (collections and plates).
+    `ome_xml`: also write `OME/METADATA.ome.xml` (collections and plates), from
+    the frame log, or this text when it is a string (rendered beforehand).
     `durable`: fsync every document; otherwise only the root's (the others are
     rewritten with the same content, e.g. after acquire-zarr's close).
+    `root_only`: write only the root document (the others exist, unchanged).
     """
     attrs = {
         "mmzarr": {
@@ -137,18 +141,21 @@ def write_group_metadata(
         }
     }
     docs = _layout.group_documents(settings, root_attributes=attrs)
+    if root_only:
+        docs = {"": docs[""]}
     loc = as_location(root)
     if loc.path is not None:
         _metadata.write_groups(loc.path, docs, fsync_all=durable)
-        if ome_xml and settings.layout != "image":
-            write_ome_xml(loc.path, settings)
+    else:
+        _metadata.write_groups(loc, docs)
+    if not ome_xml or settings.layout == "image":
         return
-    _metadata.write_groups(loc, docs)
-    if ome_xml and settings.layout != "image":
-        from ome_types import to_xml
-
-        xml = to_xml(build_ome(settings, _metadata.read_frame_log(loc)))
-        loc.write_bytes(OME_XML, xml.encode("utf-8"))
+    if not isinstance(ome_xml, str):
+        ome_xml = render_ome_xml(settings, _metadata.read_frame_log(loc))
+    if loc.path is not None:
+        write_ome_xml(loc.path, settings, ome_xml)
+    else:
+        loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
 
 
 def _default_order(
@@ -411,6 +418,9 @@ class Stream:
                     if i in t_sizes:
                         t_sizes[number] = t_sizes[i]
             errors: list[BaseException] = []
+            # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
+            # backend writes its last frames: every frame is logged by now
+            xml = self._render_ome_xml_async()
             try:
                 self._backend.close(t_sizes)
             except Exception as e:
@@ -427,7 +437,7 @@ class Stream:
             try:
                 if self._log is not None:
                     self._log.close()
-                self._write_groups()
+                self._write_groups(ome_xml=True if xml is None else xml.result())
             except OSError as e:
                 errors.append(e)
             if not errors:
@@ -578,10 +588,12 @@ class Stream:
             return False
         return bool(mask[idx])
 
-    def _write_groups(self) -> None:
-        # at open: the layout (no OME-XML yet, nothing to make durable); at
-        # close: everything, with the root's status fsynced
-        closing = self._closed
+    def _write_groups(self, *, ome_xml: bool | str = False) -> None:
+        """Write the group documents (all at open; the root and OME-XML at close).
+
+        At close every group is written again only when the backend overwrote
+        them (`rewrites_groups`: acquire-zarr).
+        """
         write_group_metadata(
             self.location,
             self.settings,
@@ -589,9 +601,22 @@ class Stream:
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
-            ome_xml=closing,
+            ome_xml=ome_xml if self._closed else False,
             durable=False,
+            root_only=self._closed
+            and not getattr(self._backend, "rewrites_groups", False),
         )
+
+    def _render_ome_xml_async(self) -> Future[str] | None:
+        """Start rendering the OME-XML on a thread (local collections and plates)."""
+        root = self.location.path
+        if root is None or self.settings.layout == "image":
+            return None
+        records = _metadata.read_frame_log(root)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
+        future = pool.submit(render_ome_xml, self.settings, records)
+        pool.shutdown(wait=False)
+        return future
 
 
 def create_stream(

@@ -150,6 +150,10 @@ class AcquireZarrBackend:
     slabs).
     """
 
+    #: acquire-zarr rewrites the parent groups' `zarr.json` on close (issue #186):
+    #: `Stream` writes every group document again after `close`.
+    rewrites_groups = True
+
     def __init__(
         self, *, max_threads: int = 0, max_reorder_bytes: int = 256 * 1024**2
     ) -> None:
