@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import acquire_zarr as aqz
 import numpy as np
 
-from mmzarr._layout import array_document
+from mmzarr._layout import BLOSC_CLEVEL, array_document
 from mmzarr._metadata import dumps_json
 from mmzarr._pyramid import ArraySpec, all_arrays
 from mmzarr._storage import Location
@@ -65,7 +65,10 @@ def _compression(name: str) -> aqz.CompressionSettings | None:
         "blosc-zstd": aqz.CompressionCodec.BLOSC_ZSTD,
     }[name]
     return aqz.CompressionSettings(
-        compressor=aqz.Compressor.BLOSC1, codec=codec, level=1, shuffle=1
+        compressor=aqz.Compressor.BLOSC1,
+        codec=codec,
+        level=BLOSC_CLEVEL[name],
+        shuffle=1,
     )
 
 

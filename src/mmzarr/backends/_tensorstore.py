@@ -1,24 +1,25 @@
 """tensorstore backend: one zarr3 TensorStore (file or s3 kvstore) per image.
 
 Owns the array `zarr.json` and chunk/shard files of each image, created with the
-codecs acquire-zarr writes (bytes little-endian, blosc level 1 with byte shuffle,
-`sharding_indexed` with a crc32c index at the end) so arrays from either backend
-have the same metadata (tensorstore leaves out default fields such as
-`index_location`; parsed, the documents are equal). Group documents, routing and
-frame validation stay in `Stream`. An unbounded `t` starts at 1, grows by
-metadata-only resizes as frames arrive and ends at the count `close` receives.
+codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL` with
+byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays from
+either backend have the same metadata (tensorstore leaves out default fields
+such as `index_location`; parsed, the documents are equal). Group documents,
+routing and frame validation stay in `Stream`. An unbounded `t` starts at 1,
+grows by metadata-only resizes as frames arrive and ends at the count `close`
+receives.
 
 Frames are gathered in memory per shard (`ShardGatherer`; per chunk when an
 unsharded chunk holds several frames) and each shard is written once, when its
 last planned frame arrives or at `close`: a frame written into an existing shard
 would make tensorstore read, decode and rewrite the whole shard. When a shard
-(chunk) holds one frame, frames go straight to storage. Writes stay in flight (at
-most `max_buffer_bytes` of them); `flush`, which `Stream` calls every
+(chunk) holds one frame, frames go straight to storage. Writes stay in flight
+(at most `max_buffer_bytes` of them); `flush`, which `Stream` calls every
 `flush_interval_s`, and `close` wait for them, and tensorstore fsyncs every file
-(`file_io_sync`). Gathering lives in
-`_shards.py`. On S3 (`open_location`) the s3 kvstore driver writes each shard
-as one object; endpoint and region come from the `Location`, credentials from
-the AWS environment variables (tensorstore's default credential chain).
+(`file_io_sync`). Gathering lives in `_shards.py`. On S3 (`open_location`) the
+s3 kvstore driver writes each shard as one object; endpoint and region come from
+the `Location`, credentials from the AWS environment variables (tensorstore's
+default credential chain).
 """
 
 from __future__ import annotations

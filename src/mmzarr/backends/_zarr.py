@@ -1,11 +1,11 @@
 """zarr-python backend: one zarr v3 array per image, optionally through zarrs.
 
 Owns the array `zarr.json` and chunk/shard files of each image, created with the
-codecs acquire-zarr writes (bytes little-endian, blosc level 1 with byte shuffle,
-`sharding_indexed` with a crc32c index at the end) so arrays from either backend
-have the same metadata. Group documents, routing and frame validation stay in
-`Stream`; each array gets its own `LocalStore`, so zarr-python never writes
-(implicit) parent groups.
+codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL` with
+byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays from
+either backend have the same metadata. Group documents, routing and frame
+validation stay in `Stream`; each array gets its own `LocalStore`, so zarr-
+python never writes (implicit) parent groups.
 
 When the `zarrs` package is importable, array I/O runs through its Rust codec
 pipeline. zarr-python picks the pipeline from its global config when an array
@@ -19,9 +19,10 @@ last planned frame arrives or at `close`: writing a frame into an existing shard
 reads, decodes and rewrites the whole shard. When a shard (chunk) holds one
 frame, frames go straight to storage. zarr-python and zarrs do not fsync, so
 `close` fsyncs every file and directory of the arrays. An unbounded `t` starts
-at 1, grows as frames arrive and ends at the count `close` receives. Gathering lives
-in `_shards.py`. On S3 (`open_location`) each array gets an `FsspecStore` over
-s3fs (the `s3` extra) with the `Location`'s endpoint, region and credentials.
+at 1, grows as frames arrive and ends at the count `close` receives. Gathering
+lives in `_shards.py`. On S3 (`open_location`) each array gets an `FsspecStore`
+over s3fs (the `s3` extra) with the `Location`'s endpoint, region and
+credentials.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import FsspecStore, LocalStore
 
+from mmzarr._layout import BLOSC_CLEVEL
 from mmzarr._pyramid import all_arrays
 from mmzarr.backends._shards import (
     GatheredArray,
@@ -118,7 +120,7 @@ class ZarrPythonBackend(GatheringBackend):
             compressors = [
                 BloscCodec(
                     cname=_BLOSC_CNAME[settings.compression],
-                    clevel=1,
+                    clevel=BLOSC_CLEVEL[settings.compression],
                     shuffle="shuffle",
                     typesize=dtype.itemsize,
                     blocksize=0,
