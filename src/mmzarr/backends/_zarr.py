@@ -4,8 +4,8 @@ Owns the array `zarr.json` and chunk/shard files of each image, created with the
 codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL` with
 byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays from
 either backend have the same metadata. Group documents, routing and frame
-validation stay in `Stream`; each array gets its own `LocalStore`, so zarr-
-python never writes (implicit) parent groups.
+validation stay in `Stream`; each array gets its own `LocalStore`, so
+zarr-python never writes (implicit) parent groups.
 
 When the `zarrs` package is importable, array I/O runs through its Rust codec
 pipeline. zarr-python picks the pipeline from its global config when an array
