@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,6 +257,27 @@ def test_mda_time_burst(core: UniMMCore) -> None:
     frames = run_and_collect(core, seq)
     assert len(frames) == 5
     assert len({digest(img) for img, _ in frames}) == 5
+
+
+def test_timing_exposure_paces_frames(core: UniMMCore) -> None:
+    """`Timing=exposure` takes the exposure time per frame; `instant` does not."""
+    assert core.getProperty("Camera", "Timing") == "instant"
+    core.setProperty("Camera", "SensorWidth", "64")
+    core.setProperty("Camera", "SensorHeight", "64")
+    core.setExposure(40)
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=0, loops=5))
+    t0 = time.perf_counter()
+    run_and_collect(core, seq)
+    instant = time.perf_counter() - t0
+    core.setProperty("Camera", "Timing", "exposure")
+    t0 = time.perf_counter()
+    frames = run_and_collect(core, seq)
+    paced = time.perf_counter() - t0
+    assert len(frames) == 5
+    assert paced >= 5 * 0.040  # a lower bound only: never flaky on a busy machine
+    assert instant < paced
+    with pytest.raises(ValueError, match="not allowed"):
+        core.setProperty("Camera", "Timing", "slow")
 
 
 # ---------------------------------------------------------------- config files

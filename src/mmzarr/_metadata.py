@@ -12,6 +12,7 @@ segment is rewritten at most every `flush_interval_s` and a new one started ever
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -116,15 +117,21 @@ class FrameLog:
     def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")
+        # unbuffered: each record is one write(2), in the OS cache when this
+        # returns (a killed process keeps it)
+        self._f = open(path, "ab", buffering=0)
         self._interval = fsync_interval_s
         self._last_sync = time.monotonic()
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record."""
         line = json.dumps(record, ensure_ascii=False, default=_json_default)
-        self._f.write(line + "\n")
-        self._f.flush()
+        data = memoryview((line + "\n").encode("utf-8"))
+        while data:
+            n = self._f.write(data)
+            if not n:
+                raise OSError(errno.EIO, "the frame log accepted no bytes", self.path)
+            data = data[n:]
         now = time.monotonic()
         if now - self._last_sync >= self._interval:
             os.fsync(self._f.fileno())
@@ -133,7 +140,6 @@ class FrameLog:
     def close(self) -> None:
         """Flush, fsync and close (idempotent)."""
         if not self._f.closed:
-            self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
 

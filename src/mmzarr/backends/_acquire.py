@@ -340,7 +340,15 @@ class AcquireZarrBackend:
         return self._in_flight_bytes
 
     def has_room(self, nbytes: int) -> bool:
-        """Whether `nbytes` more fit in the buffer budget."""
+        """Whether `nbytes` more fit in the buffer budget.
+
+        The count of bytes in flight only shrinks when shard files are found on
+        disk, so while it has room the disk is not looked at (a `stat` per frame
+        cost ~0.3 ms under load).
+        """
+        used = self._in_flight_bytes
+        if used + nbytes <= self._budget:
+            return True
         used = self.buffered_bytes()
         return used == 0 or used + nbytes <= self._budget
 

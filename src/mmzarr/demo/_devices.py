@@ -45,6 +45,7 @@ Synthetic image
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
@@ -281,9 +282,15 @@ class DemoCamera(SimpleCameraDevice):
     reset the counter).  Changing binning or sensor size clears the ROI.
     Software ROI is supported through `SimpleCameraDevice` (the ROI crops the
     full frame, so a ROI below the top `CLOCK_ROWS` rows loses the frame
-    stamp).  There is no exposure delay: frames are returned immediately.
-    See the module docstring for how the image depends on the rig state.
+    stamp).  ``Timing``: ``instant`` (default) returns each frame as soon as
+    it is rendered; ``exposure`` takes the exposure time per frame, as a real
+    camera (and Micro-Manager's C++ DemoCamera) does, so ``Exposure`` sets the
+    frame rate. See the module docstring for how the image depends on the rig
+    state.
     """
+
+    #: values of the ``Timing`` property
+    TIMINGS = ("instant", "exposure")
 
     def __init__(self) -> None:
         self._exposure_ms = _REFERENCE_EXPOSURE_MS
@@ -292,6 +299,7 @@ class DemoCamera(SimpleCameraDevice):
         self._width = 512
         self._height = 512
         self._frame = 0
+        self._timing = "instant"
         super().__init__()
         self.set_property_limits(Keyword.Exposure, (0.0, 10_000.0))
         self.set_property_allowed_values(Keyword.Binning, _IntChoices(_BINNINGS))
@@ -343,6 +351,21 @@ class DemoCamera(SimpleCameraDevice):
             self.register_property(
                 name, getter=getter, setter=setter, limits=limits, property_type=int
             )
+        self.register_property(
+            "Timing",
+            getter=cls._get_timing,
+            setter=cls._set_timing,
+            allowed_values=cls.TIMINGS,
+            property_type=str,
+        )
+
+    def _get_timing(self) -> str:
+        return self._timing
+
+    def _set_timing(self, value: str) -> None:
+        if value not in self.TIMINGS:
+            raise ValueError(f"Timing must be one of {self.TIMINGS}, got {value!r}.")
+        self._timing = value
 
     def _get_bit_depth(self) -> int:
         return self._bit_depth
@@ -374,6 +397,7 @@ class DemoCamera(SimpleCameraDevice):
 
     def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
         """Render the next frame into `buffer` (full binned sensor shape)."""
+        t0 = time.perf_counter()
         frame, self._frame = self._frame, self._frame + 1
         rig = _rig_state(self)
         full_scale = float(2**self._bit_depth - 1)
@@ -388,6 +412,10 @@ class DemoCamera(SimpleCameraDevice):
         y0, x0 = round(rig.y_um / step), round(rig.x_um / step)
         _copy_window(buffer, sample.reshape(period_y // b, period_x // b), y0, x0)
         _stamp_clock(buffer, frame, marker=int(full_scale) // 2)
+        if self._timing == "exposure":  # the sensor integrates for the exposure
+            rest = t0 + self._exposure_ms / 1000 - time.perf_counter()
+            if rest > 0:
+                time.sleep(rest)
         return {"DemoFrameIndex": str(frame)}
 
 
