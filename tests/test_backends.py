@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -352,3 +353,39 @@ def test_unbounded_image_without_frames(gathering_backend: str, tmp_path: Path) 
     # no time point of position 1 was acquired (acquire-zarr writes no array)
     assert read_zarr(path, "1/0").shape == (0, 1, *SHAPE)
     check_metadata(path)
+
+
+def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -> None:
+    """acquire-zarr gets frames in batches; a partial batch is handed over by the
+    flush thread, so frames are on disk while the stream is still open."""
+    from mmzarr.backends import _acquire
+
+    settings = AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 40}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        flush_interval_s=0.2,
+    )
+    assert _acquire.BATCH_BYTES // stamp(0).nbytes > 4  # these frames batch
+    out = tmp_path / "batched.ome.zarr"
+    stream = create_stream(out, settings, backend="acquire-zarr")
+    try:
+        buf = np.empty(SHAPE, "uint16")
+        for n in range(4):
+            buf[:] = stamp(n)
+            stream.append(buf)
+            buf[:] = 0  # reused at once: the batch holds a copy
+        deadline = time.monotonic() + 15
+        while True:
+            data = zarr.open_array(str(out / "0"), mode="r")[:4]
+            if all((data[n] == stamp(n)).all() for n in range(4)):
+                break
+            assert time.monotonic() < deadline, "batched frames never reached disk"
+            time.sleep(0.1)
+        assert stream.status == "acquiring"
+    finally:
+        stream.close()
+    np.testing.assert_array_equal(
+        read_tensorstore(out, "0")[:4], np.stack([stamp(n) for n in range(4)])
+    )

@@ -551,7 +551,8 @@ class Stream:
                         if self._unflushed:
                             self._backend.flush()
                         self._unflushed = False
-                        self._flushed = self._frames
+                        if getattr(self._backend, "flush_makes_readable", True):
+                            self._flushed = self._frames
                     if isinstance(self._log, _metadata.SegmentedFrameLog):
                         self._log.flush()
                 except Exception as e:

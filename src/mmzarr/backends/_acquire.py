@@ -47,6 +47,12 @@ __all__ = ["AcquireZarrBackend"]
 
 #: Seconds without any write reaching the disk before a full buffer is an error.
 STALL_S = 120.0
+#: Frames of one array are handed to acquire-zarr in batches of about this many
+#: bytes. acquire-zarr 0.10 spends CPU after every `append` call (its threads
+#: spin a few ms waiting for the next frame): 512x512 uint16 frames every 5 ms
+#: cost 8.3 ms of CPU each appended one by one, 2.3 ms in batches of 8 (4 MiB),
+#: which left a 2-core machine's simulated camera starved of CPU.
+BATCH_BYTES = 4 * 1024**2
 
 _KINDS = {
     "t": aqz.DimensionType.TIME,
@@ -93,9 +99,13 @@ class _ArrayCursor:
         self.sizes = sizes
         self.storage_names: tuple[str, ...] = tuple(d.name for d in image.index_dims)
         self.next = 0
+        #: frames accepted but not yet handed to acquire-zarr (`batch[:batched]`)
+        self.batch: np.ndarray | None = None
+        self.batched = 0
         self.pending: dict[int, np.ndarray] = {}
         self.max_pending = max_pending
         self.zero = np.zeros(image.frame_shape, dtype=np.uint8)  # re-typed on open
+        self.frame_bytes = 0  # set on open
         dims: dict[str, Dimension] = {d.name: d for d in image.dimensions}
         self.shard: dict[str, int] = {n: dims[n].shard_size for n in self.storage_names}
         ny = math.ceil(image.frame_shape[0] / dims["y"].shard_size)
@@ -144,6 +154,11 @@ class AcquireZarrBackend:
 
     Notes
     -----
+    Frames are handed to acquire-zarr in batches of up to `BATCH_BYTES` per
+    array (fewer when frames alternate between arrays); `flush`, which `Stream`
+    calls every `flush_interval_s`, hands over a partial batch, so a frame
+    waits at most that long before acquire-zarr writes it.
+
     acquire-zarr queues frames without bound when the disk is slower than the
     producer, and preallocates buffers of its own
     (`StreamSettings.get_maximum_memory_usage()`). This backend counts the bytes
@@ -156,6 +171,8 @@ class AcquireZarrBackend:
     #: acquire-zarr rewrites the parent groups' `zarr.json` on close (issue #186):
     #: `Stream` writes every group document again after `close`.
     rewrites_groups = True
+    #: `flush` hands frames to acquire-zarr; it cannot say when they are on disk
+    flush_makes_readable = False
 
     def __init__(
         self, *, max_threads: int = 0, max_reorder_bytes: int = 256 * 1024**2
@@ -164,6 +181,7 @@ class AcquireZarrBackend:
         self._max_reorder = max_reorder_bytes
         self._in_flight: collections.deque[tuple[str, int]] = collections.deque()
         self._in_flight_bytes = 0
+        self._batching: list[_ArrayCursor] = []  # arrays with batched frames
         self._budget = 0
         self._stream: Any = None
         self._cursors: list[_ArrayCursor] = []
@@ -207,6 +225,7 @@ class AcquireZarrBackend:
                 spec, order, 0 if native else self._max_reorder // max(frame_bytes, 1)
             )
             cursor.zero = np.zeros(im.frame_shape, dtype=dtype)
+            cursor.frame_bytes = frame_bytes
             self._cursors.append(cursor)
             dims: dict[str, Dimension] = {d.name: d for d in im.dimensions}
             aq_dims = []
@@ -305,9 +324,16 @@ class AcquireZarrBackend:
         try:
             for cur in self._cursors:
                 self._drain(cur, force=True)
+            self.flush()
         finally:
             stream, self._stream = self._stream, None
             stream.close()
+
+    def flush(self) -> None:
+        """Hand every batched frame to acquire-zarr (which writes it soon after)."""
+        for cur in self._batching:
+            self._push(cur)
+        self._batching.clear()
 
     def memory_bytes(self) -> int:
         """Bytes acquire-zarr currently holds."""
@@ -318,15 +344,43 @@ class AcquireZarrBackend:
         index = cur.index_of(cur.next)
         if self._root is not None:
             ensure_free_space(self._root, frame.nbytes + self._in_flight_bytes)
-        try:
-            self._stream.append(np.ascontiguousarray(frame), key=cur.key)
-        except RuntimeError as e:
-            raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
+        if cur.batch is None:
+            n = max(1, BATCH_BYTES // max(cur.frame_bytes, 1))
+            cur.batch = np.empty((n, *frame.shape), frame.dtype)
+        if cur not in self._batching:
+            # one batch in the making at a time, except across pyramid levels
+            # (whose frames alternate): beyond BATCH_BYTES, earlier ones go first
+            if self._batched_bytes() + frame.nbytes > BATCH_BYTES:
+                self.flush()
+            self._batching.append(cur)
+        cur.batch[cur.batched] = frame
+        cur.batched += 1
+        if cur.batched == len(cur.batch):
+            self._push(cur)
+            self._batching.remove(cur)
         cur.next += 1
         if cur.next % cur.slab_frames == 0:
             nbytes = frame.nbytes * cur.slab_frames
             self._in_flight.append((cur.shard_file(index), nbytes))
             self._in_flight_bytes += nbytes
+
+    def _batched_bytes(self) -> int:
+        """Bytes of the frames batched in every array."""
+        return sum(c.batched * c.frame_bytes for c in self._batching)
+
+    def _push(self, cur: _ArrayCursor) -> None:
+        """Append `cur`'s batched frames to acquire-zarr (it copies them)."""
+        if not cur.batched or cur.batch is None:
+            return
+        full = cur.batched == len(cur.batch)
+        frames = cur.batch[: cur.batched]
+        cur.batched = 0
+        try:
+            self._stream.append(frames if len(frames) > 1 else frames[0], key=cur.key)
+        except RuntimeError as e:
+            raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
+        if not full:  # an array that rarely fills a batch keeps no buffer
+            cur.batch = None
 
     # ---- backpressure (SupportsBackpressure) -------------------------------------
     def buffered_bytes(self) -> int:
@@ -357,6 +411,7 @@ class AcquireZarrBackend:
 
         Raises `OSError` when nothing reaches the disk for `STALL_S` seconds.
         """
+        self.flush()  # batched frames count as in flight: let them reach the disk
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0005
         last_used, last_progress = self._in_flight_bytes, time.monotonic()

@@ -237,6 +237,21 @@ def _focus_weights(z_um: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def _weighted_sum(weights: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """``weights @ layers`` on the calling thread only.
+
+    A matmul goes through multithreaded BLAS, whose threads spin on every other
+    core: the simulated camera then took ~1.5 cores and starved the writer it
+    is meant to test.
+    """
+    out = layers[0] * weights[0]
+    tmp = np.empty_like(out)
+    for weight, layer in zip(weights[1:], layers[1:], strict=True):
+        np.multiply(layer, weight, out=tmp)
+        out += tmp
+    return out
+
+
 def _copy_window(dst: np.ndarray, src: np.ndarray, y0: int, x0: int) -> None:
     """Copy the periodic window ``src[y0 + i, x0 + j]`` (wrapping) into `dst`.
 
@@ -405,7 +420,7 @@ class DemoCamera(SimpleCameraDevice):
         b = self._binning
         period_y, period_x = _sample_period(self._height), _sample_period(self._width)
         layers = _binned_layers(rig.channel, period_y, period_x, b)
-        sample = (_focus_weights(rig.z_um) * np.float32(gain)) @ layers
+        sample = _weighted_sum(_focus_weights(rig.z_um) * np.float32(gain), layers)
         sample += np.float32(_BACKGROUND * full_scale)
         np.minimum(sample, full_scale, out=sample)
         step = PIXEL_SIZE_UM * b
