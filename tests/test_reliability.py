@@ -751,3 +751,44 @@ def test_close_while_appending(tmp_path: Path, backend: str) -> None:
     assert attrs["frames_written"] == len(accepted) < len(events)
     assert mmzarr.validate(out).ok
     assert_frames(out, accepted)
+
+
+def test_free_space_guard_measures_only_when_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statvfs while far from full; one per write near full; refuses at full."""
+    from mmzarr.backends._base import FreeSpaceGuard
+
+    free = {"bytes": 10 * 1024**3}
+    calls: list[str] = []
+
+    class _St:
+        f_frsize = 1
+
+        @property
+        def f_bavail(self) -> int:
+            return free["bytes"]
+
+    def statvfs(path: Any) -> _St:
+        calls.append(str(path))
+        return _St()
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    guard = FreeSpaceGuard(tmp_path, margin=1024**2, max_age_s=60)
+    for _ in range(100):
+        guard.check(1024, in_flight=4096)
+    assert calls == [str(tmp_path)]  # far from full: measured once
+    free["bytes"] = 3 * 1024**2
+    guard = FreeSpaceGuard(tmp_path, margin=1024**2, max_age_s=60)
+    calls.clear()
+    accepted = 0
+    while free["bytes"] >= 512 * 1024:
+        guard.check(512 * 1024)
+        free["bytes"] -= 512 * 1024  # the write lands
+        accepted += 1
+    with pytest.raises(OSError, match="No space left") as info:
+        guard.check(512 * 1024)
+    assert accepted == 6
+    assert info.value.errno == errno.ENOSPC
+    assert str(tmp_path) in str(info.value)
+    assert 2 < len(calls) <= accepted  # measured again within `margin` of full

@@ -35,7 +35,7 @@ from mmzarr._layout import BLOSC_CLEVEL, array_document
 from mmzarr._metadata import dumps_json
 from mmzarr._pyramid import ArraySpec, all_arrays
 from mmzarr._storage import Location
-from mmzarr.backends._base import ensure_free_space
+from mmzarr.backends._base import FreeSpaceGuard
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -186,6 +186,7 @@ class AcquireZarrBackend:
         self._stream: Any = None
         self._cursors: list[_ArrayCursor] = []
         self._root: Path | None = None
+        self._space: FreeSpaceGuard | None = None
         self._location: Location | None = None
         self._settings: AcquisitionSettings | None = None
         self._specs: tuple[ArraySpec, ...] = ()
@@ -280,6 +281,7 @@ class AcquireZarrBackend:
         # array that got no frame: write it now so a crash or an empty run still
         # leaves readable arrays (acquire-zarr rewrites it, equal, at close).
         self._root, self._location, self._settings = location.path, location, settings
+        self._space = None if location.path is None else FreeSpaceGuard(location.path)
         self._t_sizes = [0] * len(self._specs)
         for i in range(len(self._specs)):
             self._write_array_doc(i)
@@ -342,8 +344,8 @@ class AcquireZarrBackend:
     # ---- helpers --------------------------------------------------------------
     def _append(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
         index = cur.index_of(cur.next)
-        if self._root is not None:
-            ensure_free_space(self._root, frame.nbytes + self._in_flight_bytes)
+        if self._space is not None:
+            self._space.check(frame.nbytes, self._in_flight_bytes)
         if cur.batch is None:
             n = max(1, BATCH_BYTES // max(cur.frame_bytes, 1))
             cur.batch = np.empty((n, *frame.shape), frame.dtype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArrayBackend",
+    "FreeSpaceGuard",
     "SupportsBackpressure",
     "SupportsFlush",
-    "ensure_free_space",
 ]
 
 
@@ -69,19 +70,45 @@ class SupportsBackpressure(Protocol):
         """Block until `nbytes` more fit (True) or `timeout` passes (False)."""
 
 
-def ensure_free_space(root: Path, needed: int) -> None:
-    """Raise `OSError(ENOSPC)` naming `root` when fewer than `needed` bytes are free.
+class FreeSpaceGuard:
+    """Refuse a write that cannot fit on the disk, without a `statvfs` per frame.
 
     Backends that write on background threads (acquire-zarr, tensorstore with
     writes in flight) learn of a full disk only after accepting frames they
     then lose; checking first, with the bytes still in flight, refuses the first
-    frame that cannot fit instead.
+    frame that cannot fit instead (`OSError(ENOSPC)` naming the root).
+
+    The free space measured last, minus the bytes accepted since, is a lower
+    bound while nothing else writes to the disk. The disk is measured again when
+    that bound comes within `margin` bytes of what is needed, or after `max_age_s`
+    (other writers): so a nearly full disk is measured for every frame, and the
+    first frame that cannot fit is still refused.
     """
-    st = os.statvfs(root)
-    free = st.f_bavail * st.f_frsize
-    if free < needed:
-        raise OSError(
-            errno.ENOSPC,
-            f"No space left on device: {free} bytes free, {needed} needed",
-            str(root),
-        )
+
+    def __init__(
+        self, root: Path, *, margin: int = 64 * 1024**2, max_age_s: float = 0.25
+    ) -> None:
+        self.root = root
+        self._margin = margin
+        self._max_age = max_age_s
+        self._free = -1
+        self._since = 0
+        self._at = 0.0
+
+    def check(self, nbytes: int, in_flight: int = 0) -> None:
+        """Accept `nbytes` more (with `in_flight` bytes not yet on disk) or raise."""
+        needed = nbytes + in_flight
+        now = time.monotonic()
+        if self._free - self._since < needed + self._margin or (
+            now - self._at > self._max_age
+        ):
+            st = os.statvfs(self.root)
+            self._free, self._since, self._at = st.f_bavail * st.f_frsize, 0, now
+            if self._free < needed:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"No space left on device: {self._free} bytes free, "
+                    f"{needed} needed",
+                    str(self.root),
+                )
+        self._since += nbytes

@@ -32,7 +32,7 @@ import tensorstore as ts
 
 from mmzarr._layout import codecs
 from mmzarr._pyramid import ArraySpec, all_arrays
-from mmzarr.backends._base import ensure_free_space
+from mmzarr.backends._base import FreeSpaceGuard
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
@@ -73,10 +73,12 @@ class TensorStoreBackend(GatheringBackend):
         self._pending: collections.deque[tuple[Any, int]] = collections.deque()
         self._pending_bytes = 0
         self._max_pending = 256 * 1024**2
+        self._space: FreeSpaceGuard | None = None  # local disk only
 
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
         """Create one zarr3 array per image under `root`."""
+        self._space = FreeSpaceGuard(root)
         self._open(settings, lambda p: {"driver": "file", "path": str(root / p)}, root)
 
     def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
@@ -179,8 +181,8 @@ class TensorStoreBackend(GatheringBackend):
     def _write_region(
         self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
     ) -> None:
-        if arr.path is not None:  # local disk: refuse what cannot fit
-            ensure_free_space(arr.path, data.nbytes + self._pending_bytes)
+        if self._space is not None:  # local disk: refuse what cannot fit
+            self._space.check(data.nbytes, self._pending_bytes)
         future = arr.store[region].write(data)
         future.copy.result()  # `data` may be reused from here on
         self._pending.append((future.commit, data.nbytes))

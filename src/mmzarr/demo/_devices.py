@@ -244,7 +244,7 @@ def _weighted_sum(weights: np.ndarray, layers: np.ndarray) -> np.ndarray:
     core: the simulated camera then took ~1.5 cores and starved the writer it
     is meant to test.
     """
-    out = layers[0] * weights[0]
+    out: np.ndarray = layers[0] * weights[0]
     tmp = np.empty_like(out)
     for weight, layer in zip(weights[1:], layers[1:], strict=True):
         np.multiply(layer, weight, out=tmp)
