@@ -746,3 +746,16 @@ def test_autofocus_events_are_not_frames() -> None:
     assert {settings.locate(e.index) for e in frames} == {
         (str(e.index["p"]), (e.index["c"], e.index["z"])) for e in frames
     }
+
+
+@cases
+def test_root_only_group_document_is_the_full_ones_root(case: PlanCase) -> None:
+    """`Stream.close` rewrites only the root: it must be the same document."""
+    from mmzarr._layout import group_documents
+
+    settings = build(case.seq)
+    attrs = {"mmzarr": {"status": "complete"}}
+    full = group_documents(settings, root_attributes=attrs)
+    assert group_documents(settings, root_attributes=attrs, root_only=True) == {
+        "": full[""]
+    }

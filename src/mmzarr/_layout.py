@@ -160,10 +160,12 @@ def group_documents(
     settings: AcquisitionSettings,
     *,
     root_attributes: dict[str, Any] | None = None,
+    root_only: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """`{group_path: zarr.json document}` for every group of the dataset.
 
     The root is `""`. `root_attributes` are added beside `ome` in the root group.
+    `root_only`: just the root's document.
     """
     docs: dict[str, dict[str, Any]] = {}
     ds = settings.downsample
@@ -177,6 +179,7 @@ def group_documents(
             )
         )
         for im in settings.images
+        if not (root_only and im.key)
     }
     if settings.layout == "image":
         docs[""] = images[""]
@@ -186,6 +189,8 @@ def group_documents(
         docs[""] = _group(
             v05.Bf2Raw.model_validate({"bioformats2raw.layout": 3}), root_attributes
         )
+        if root_only:
+            return docs
         docs["OME"] = _group(v05.Series(series=list(settings.keys)))
         docs.update(images)
         return docs
@@ -193,6 +198,8 @@ def group_documents(
     # NGFF 0.5 text says the plate MUST carry a version (its JSON schema and
     # yaozarrs do not); ome-zarr-models rejects a plate without one.
     docs[""]["attributes"]["ome"]["plate"]["version"] = "0.5"
+    if root_only:
+        return docs
     acq = settings.plate.acquisitions[0].id if settings.plate else 0
     by_well: dict[str, list[ImageSettings]] = {}
     for im in settings.images:

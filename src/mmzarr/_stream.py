@@ -140,9 +140,7 @@ def write_group_metadata(
             "images": _image_status(settings, written),
         }
     }
-    docs = _layout.group_documents(settings, root_attributes=attrs)
-    if root_only:
-        docs = {"": docs[""]}
+    docs = _layout.group_documents(settings, root_attributes=attrs, root_only=root_only)
     loc = as_location(root)
     if loc.path is not None:
         _metadata.write_groups(loc.path, docs, fsync_all=durable)
