@@ -389,3 +389,48 @@ def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -
     np.testing.assert_array_equal(
         read_tensorstore(out, "0")[:4], np.stack([stamp(n) for n in range(4)])
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # one frame per chunk
+        {"chunks": {"y": 4, "x": 5}},  # tiles
+        {"shards": {"t": 4}},  # multi-frame shards
+    ],
+    ids=["frame", "tiles", "shards"],
+)
+def test_zarr_python_fsyncs_chunk_files_while_acquiring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+) -> None:
+    """Every chunk file zarr-python wrote is fsynced by `flush`, before close."""
+    from mmzarr.backends import _zarr
+
+    synced: list[str] = []
+    real = _zarr.fsync_files
+
+    def record(paths: Any, *, missing_ok: bool = False) -> None:
+        synced.extend(paths)
+        real(paths, missing_ok=missing_ok)
+
+    monkeypatch.setattr(_zarr, "fsync_files", record)
+    settings = AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 8}, channels=["DAPI"]),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        flush_interval_s=60,  # no flush thread interference: flush by hand
+        **options,
+    )
+    out = tmp_path / "synced.ome.zarr"
+    stream = create_stream(out, settings, backend="zarr-python")
+    try:
+        for n in range(8):
+            stream.append(stamp(n))
+        stream._backend.flush()  # what the flush thread does
+        stream._backend._syncs[-1].result()
+    finally:
+        stream.close()
+    on_disk = {str(p) for p in (out / "0" / "c").rglob("*") if p.is_file()}
+    assert on_disk
+    assert set(synced) == on_disk

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from mmzarr._settings import ImageSettings
@@ -25,6 +26,7 @@ __all__ = [
     "GatheredArray",
     "GatheringBackend",
     "ShardGatherer",
+    "fsync_files",
     "fsync_tree",
 ]
 
@@ -208,15 +210,28 @@ class GatheringBackend:
         """Per-array work at close, after the last write."""
 
 
+def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:
+    """Call fsync on each path (file or, on POSIX, directory).
+
+    `missing_ok`: skip a path that no longer exists.
+    """
+    for name in paths:
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            if missing_ok:
+                continue
+            raise
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def fsync_tree(path: Path) -> None:
     """Call fsync on every file and directory under `path` (directories: POSIX only)."""
     for dirpath, _, files in os.walk(path):
         names = [os.path.join(dirpath, f) for f in files]
         if os.name != "nt":
             names.append(dirpath)
-        for name in names:
-            fd = os.open(name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_files(names)
