@@ -48,10 +48,10 @@ __all__ = ["AcquireZarrBackend"]
 #: Seconds without any write reaching the disk before a full buffer is an error.
 STALL_S = 120.0
 #: Frames of one array are handed to acquire-zarr in batches of about this many
-#: bytes. acquire-zarr 0.10 spends CPU after every `append` call (its threads
-#: spin a few ms waiting for the next frame): 512x512 uint16 frames every 5 ms
-#: cost 8.3 ms of CPU each appended one by one, 2.3 ms in batches of 8 (4 MiB),
-#: which left a 2-core machine's simulated camera starved of CPU.
+#: bytes: each `append` call has a cost of its own. 512x512 uint16 frames every
+#: 5 ms cost 1.75 ms of CPU each appended one by one, 0.9-1.3 ms in batches of
+#: 4-16; with libgomp's default active waiting (see `mmzarr/__init__.py`),
+#: 8.3 ms and 2.3 ms.
 BATCH_BYTES = 4 * 1024**2
 
 _KINDS = {
