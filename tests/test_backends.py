@@ -434,3 +434,27 @@ def test_zarr_python_fsyncs_chunk_files_while_acquiring(
     on_disk = {str(p) for p in (out / "0" / "c").rglob("*") if p.is_file()}
     assert on_disk
     assert set(synced) == on_disk
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")]
+)
+def test_openmp_waits_passively_unless_the_user_says(
+    given: str | None, expected: str
+) -> None:
+    """acquire-zarr's libgomp must not spin idle threads (a user's choice wins)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, mmzarr, acquire_zarr; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == expected
