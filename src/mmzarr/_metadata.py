@@ -15,12 +15,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmzarr._storage import Location, as_location
+from mmzarr._storage import Location, as_location, write_file_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -58,14 +57,7 @@ def dumps_json(doc: Any) -> bytes:
 
 def write_json_atomic(path: Path, doc: Any, *, fsync: bool = True) -> None:
     """Write `doc` as JSON to `path` via a temporary file and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(dumps_json(doc))
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_file_atomic(path, dumps_json(doc), fsync=fsync)
 
 
 def read_json(path: Path) -> Any:

@@ -36,6 +36,7 @@ __all__ = [
     "SupportsObjectStorage",
     "as_location",
     "parse_location",
+    "write_file_atomic",
 ]
 
 _S3_OPTIONS = ("endpoint_url", "region", "key", "secret", "token")
@@ -148,7 +149,7 @@ class Location:
     def write_bytes(self, key: str, data: bytes, *, fsync: bool = True) -> None:
         """Write the object `key` (relative to the root); atomic on a local disk."""
         if self.path is not None:
-            _write_file_atomic(self.path / key, data, fsync=fsync)
+            write_file_atomic(self.path / key, data, fsync=fsync)
             return
         self._call("writing", key, lambda: self.fs.pipe_file(self._key(key), data))
 
@@ -277,7 +278,11 @@ class Location:
             ) from e
 
 
-def _write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
+def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
+    """Write `data` to `path` via a temporary file and `os.replace`.
+
+    A crash leaves the old or the new content, never part of one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:

@@ -48,10 +48,10 @@ __all__ = ["AcquireZarrBackend"]
 #: Seconds without any write reaching the disk before a full buffer is an error.
 STALL_S = 120.0
 #: Frames of one array are handed to acquire-zarr in batches of about this many
-#: bytes: each `append` call has a cost of its own. 512x512 uint16 frames every
-#: 5 ms cost 1.75 ms of CPU each appended one by one, 0.9-1.3 ms in batches of
-#: 4-16; with libgomp's default active waiting (see `mmzarr/__init__.py`),
-#: 8.3 ms and 2.3 ms.
+#: bytes (a frame larger than half of it goes alone, uncopied): each `append`
+#: call has a cost of its own. 512x512 uint16 frames every 5 ms cost 1.75 ms of
+#: CPU each appended one by one, 0.9-1.3 ms in batches of 4-16; with libgomp's
+#: default active waiting (see `mmzarr/__init__.py`), 8.3 ms and 2.3 ms.
 BATCH_BYTES = 4 * 1024**2
 
 _KINDS = {
@@ -346,8 +346,20 @@ class AcquireZarrBackend:
         index = cur.index_of(cur.next)
         if self._space is not None:
             self._space.check(frame.nbytes, self._in_flight_bytes)
+        if 2 * cur.frame_bytes > BATCH_BYTES:  # a frame alone fills a batch
+            self._append_now(cur, np.ascontiguousarray(frame))
+        else:
+            self._batch(cur, frame)
+        cur.next += 1
+        if cur.next % cur.slab_frames == 0:
+            nbytes = frame.nbytes * cur.slab_frames
+            self._in_flight.append((cur.shard_file(index), nbytes))
+            self._in_flight_bytes += nbytes
+
+    def _batch(self, cur: _ArrayCursor, frame: np.ndarray) -> None:
+        """Copy `frame` into `cur`'s batch; hand the batch over when full."""
         if cur.batch is None:
-            n = max(1, BATCH_BYTES // max(cur.frame_bytes, 1))
+            n = BATCH_BYTES // max(cur.frame_bytes, 1)
             cur.batch = np.empty((n, *frame.shape), frame.dtype)
         if cur not in self._batching:
             # one batch in the making at a time, except across pyramid levels
@@ -360,11 +372,6 @@ class AcquireZarrBackend:
         if cur.batched == len(cur.batch):
             self._push(cur)
             self._batching.remove(cur)
-        cur.next += 1
-        if cur.next % cur.slab_frames == 0:
-            nbytes = frame.nbytes * cur.slab_frames
-            self._in_flight.append((cur.shard_file(index), nbytes))
-            self._in_flight_bytes += nbytes
 
     def _batched_bytes(self) -> int:
         """Bytes of the frames batched in every array."""
@@ -377,12 +384,16 @@ class AcquireZarrBackend:
         full = cur.batched == len(cur.batch)
         frames = cur.batch[: cur.batched]
         cur.batched = 0
-        try:
-            self._stream.append(frames if len(frames) > 1 else frames[0], key=cur.key)
-        except RuntimeError as e:
-            raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
+        self._append_now(cur, frames if len(frames) > 1 else frames[0])
         if not full:  # an array that rarely fills a batch keeps no buffer
             cur.batch = None
+
+    def _append_now(self, cur: _ArrayCursor, data: np.ndarray) -> None:
+        """Append frames to acquire-zarr (which copies them before returning)."""
+        try:
+            self._stream.append(data, key=cur.key)
+        except RuntimeError as e:
+            raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
 
     # ---- backpressure (SupportsBackpressure) -------------------------------------
     def buffered_bytes(self) -> int:
