@@ -21,6 +21,8 @@ from tests._readback import read_zarr
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pytest
+
 SHAPE = (8, 10)
 SEQ = useq.MDASequence(
     time_plan=useq.TIntervalLoops(interval=1, loops=6), channels=["DAPI", "FITC"]
@@ -138,3 +140,31 @@ def test_read_while_acquiring_local(tmp_path: Path, backend: str) -> None:
         stream.close()
     records = mmzarr._metadata.read_frame_log(out)
     assert [r["frame"] for r in records] == list(range(len(list(SEQ))))
+
+
+def test_latest_keeps_only_the_most_recent_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`latest` copies stay within LATEST_BYTES: a plate keeps its last fields'."""
+    from mmzarr import _stream
+
+    monkeypatch.setattr(_stream, "LATEST_BYTES", 3 * 2 * SHAPE[0] * SHAPE[1])
+    seq = useq.MDASequence(stage_positions=[(i, 0, 0) for i in range(6)])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    assert len(settings.images) == 6
+    with mmzarr.create_stream(tmp_path / "p.ome.zarr", settings) as stream:
+        buf = np.empty(SHAPE, "uint16")
+        for n, event in enumerate(seq):
+            buf[:] = frame_for(n)
+            stream.append(buf, index=event.index)
+        keys = [im.key for im in settings.images]
+        for n, key in enumerate(keys):
+            got = stream.latest(key)
+            if n < 3:
+                assert got is None, key  # evicted: written longer ago
+            else:
+                assert got is not None, key
+                np.testing.assert_array_equal(got, frame_for(n))
+        assert sum(b.nbytes for b in stream._latest.values()) <= _stream.LATEST_BYTES

@@ -11,6 +11,7 @@ an `s3://` prefix) is `_storage.Location`'s.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
@@ -48,6 +49,9 @@ logger = logging.getLogger("mmzarr")
 
 #: The settings a dataset was written with, relative to its root.
 SETTINGS_FILE = "mmzarr/settings.json"
+#: Bytes of last-frame copies `Stream.latest` keeps (at least one frame): a
+#: 96-well plate's 384 images would otherwise keep 384 frames.
+LATEST_BYTES = 64 * 1024**2
 Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
 _MAX_LISTED_MISSING = 10_000
 
@@ -219,7 +223,10 @@ class Stream:
             if spec.level:
                 self._levels[spec.image].append(spec.number)
         self._images = {im.key: i for i, im in enumerate(settings.images)}
-        self._latest: dict[str, np.ndarray] = {}  # own buffers, reused
+        # own copies of the last frames, most recent image last (`_keep_latest`)
+        self._latest: collections.OrderedDict[str, np.ndarray] = (
+            collections.OrderedDict()
+        )
         self._frames = 0
         self._t0 = time.monotonic()
         self._status: Status = "acquiring"
@@ -297,7 +304,10 @@ class Stream:
         """A copy of the last frame appended to image `key`, or None.
 
         For a live display: it never touches storage, and the copy stays valid
-        while later frames arrive (and after the caller reused its buffer).
+        while later frames arrive (and after the caller reused its buffer). The
+        last frames of the most recently written images are kept, up to
+        `LATEST_BYTES` (at least one frame): for an image written longer ago,
+        e.g. an early field of a plate, this is None.
         """
         with self._lock:
             frame = self._latest.get(key)
@@ -375,11 +385,7 @@ class Stream:
             self._unflushed = True
             self._written[image].mark(sidx, im.unbounded)
             self._frames += 1
-            buf = self._latest.get(im.key)
-            if buf is None:
-                self._latest[im.key] = arr.copy()
-            else:
-                np.copyto(buf, arr)
+            self._keep_latest(im.key, arr)
             self._log_frame(im.key, sidx, metadata)
             return im.key, sidx
 
@@ -493,6 +499,25 @@ class Stream:
         for number in self._levels[image]:
             frame = downsample_frame(frame, method)
             self._backend.write(number, sidx, frame)
+
+    def _keep_latest(self, key: str, frame: np.ndarray) -> None:
+        """Copy `frame` as image `key`'s latest frame.
+
+        The copies of the least recently written images beyond `LATEST_BYTES`
+        are dropped (a buffer of the right shape is reused).
+        """
+        latest = self._latest
+        buf = latest.pop(key, None)
+        kept = sum(b.nbytes for b in latest.values())
+        while buf is None and latest and kept + frame.nbytes > LATEST_BYTES:
+            _, old = latest.popitem(last=False)
+            kept -= old.nbytes
+            if old.shape == frame.shape and old.dtype == frame.dtype:
+                buf = old
+        if buf is None:
+            buf = np.empty_like(frame)
+        np.copyto(buf, frame)
+        latest[key] = buf
 
     def _make_room(self, nbytes: int) -> bool:
         """Apply `on_full` when the backend's buffer is full; False: drop."""
