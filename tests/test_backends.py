@@ -458,3 +458,29 @@ def test_openmp_waits_passively_unless_the_user_says(
         check=True,
     )
     assert out.stdout.strip() == expected
+
+
+def test_all_zero_frames_are_stored(backend: str, tmp_path: Path) -> None:
+    """A frame equal to the fill value is a chunk file like any other (a missing
+    chunk would look like a frame never written)."""
+    settings = AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 3}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+    )
+    out = tmp_path / "zeros.ome.zarr"
+    with create_stream(out, settings, backend=backend) as stream:
+        stream.append(np.zeros(SHAPE, "uint16"))
+        stream.append(stamp(1))
+        stream.append(np.zeros(SHAPE, "uint16"))
+    chunks = {
+        p.relative_to(out / "0" / "c").parts[0]
+        for p in (out / "0" / "c").rglob("*")
+        if p.is_file()
+    }
+    assert chunks == {"0", "1", "2"}
+    data = read_tensorstore(out, "0")
+    np.testing.assert_array_equal(data[1], stamp(1))
+    assert not data[0].any()
+    assert not data[2].any()

@@ -759,3 +759,18 @@ def test_root_only_group_document_is_the_full_ones_root(case: PlanCase) -> None:
     assert group_documents(settings, root_attributes=attrs, root_only=True) == {
         "": full[""]
     }
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in PLANS if c.layout == "plate"], ids=lambda c: c.name
+)
+def test_plate_metadata_has_what_strict_ngff_wants(case: PlanCase) -> None:
+    """NGFF's strict plate schema (SHOULD): a plate name, acquisition names."""
+    from mmzarr._layout import group_documents
+
+    settings = build(case.seq)
+    plate = group_documents(settings, root_only=True)[""]["attributes"]["ome"]["plate"]
+    assert plate["name"]
+    for acq in plate["acquisitions"]:
+        assert acq["name"]
+        assert acq["maximumfieldcount"] >= 1

@@ -138,7 +138,10 @@ def plate_model(settings: AcquisitionSettings) -> v05.Plate:
             wells=wells,
             acquisitions=[
                 v05.Acquisition(
-                    id=a.id, name=a.name, maximumfieldcount=max(fields.values())
+                    id=a.id,
+                    # the strict NGFF schema wants a name (SHOULD)
+                    name=a.name or f"acquisition {a.id}",
+                    maximumfieldcount=max(fields.values()),
                 )
                 for a in plate.acquisitions
             ],

@@ -185,8 +185,16 @@ class ZarrPythonBackend(GatheringBackend):
     def _write_region(
         self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
     ) -> None:
-        with self._config():
-            arr.store[region] = data
+        # zarrs 0.2 leaves out chunks equal to the fill value (0) even with
+        # write_empty_chunks; acquire-zarr and tensorstore store them, and a
+        # missing chunk cannot be told from a frame never written: such a
+        # region goes through zarr-python's own pipeline
+        if self._use_zarrs and data.flat[0] == 0 and not data.any():
+            # built outside the zarrs config: zarr-python's own pipeline
+            arr.store.with_config({"write_empty_chunks": True})[region] = data
+        else:
+            with self._config():
+                arr.store[region] = data
         if self._fsync and arr.path is not None:
             self._dirty.update(_chunk_files(arr, region))
 
