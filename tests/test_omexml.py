@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import ome_types
 import pytest
 import useq
@@ -97,3 +98,36 @@ def test_single_image_has_no_ome_xml(tmp_path: Path) -> None:
     with mmzarr.create_stream(tmp_path / "i.ome.zarr", settings) as stream:
         stream.append(np.zeros((8, 10), "uint8"))
     assert not (tmp_path / "i.ome.zarr/OME").exists()
+
+
+def test_close_survives_a_failed_early_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OME-XML rendered during close failing once: groups and status are
+    still written, and the XML is rendered again."""
+    from mmzarr import _stream
+    from mmzarr._omexml import OME_XML
+
+    real = _stream.render_ome_xml
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_stream, "render_ome_xml", flaky)
+    seq = useq.MDASequence(stage_positions=[(0, 0, 0), (5, 5, 0)])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "c.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for event in seq:
+            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    assert stream.status == "complete"
+    assert len(calls) == 2
+    ome = ome_types.from_xml((out / OME_XML).read_text())
+    assert len(ome.images) == 2
+    assert mmzarr.validate(out).ok

@@ -441,7 +441,7 @@ class Stream:
             try:
                 if self._log is not None:
                     self._log.close()
-                self._write_groups(ome_xml=True if xml is None else xml.result())
+                self._write_groups(ome_xml=_rendered(xml))
             except OSError as e:
                 errors.append(e)
             if not errors:
@@ -636,11 +636,25 @@ class Stream:
         root = self.location.path
         if root is None or self.settings.layout == "image":
             return None
-        records = _metadata.read_frame_log(root)
+        try:
+            records = _metadata.read_frame_log(root)
+        except OSError:  # rendered after the groups, where errors are reported
+            return None
         pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
         future = pool.submit(render_ome_xml, self.settings, records)
         pool.shutdown(wait=False)
         return future
+
+
+def _rendered(xml: Future[str] | None) -> bool | str:
+    """The OME-XML text rendered ahead, or True: render it (again) when needed."""
+    if xml is None:
+        return True
+    try:
+        return xml.result()
+    except Exception:  # rendered again after the groups; an error raises there
+        logger.warning("mmzarr: rendering the OME-XML ahead failed", exc_info=True)
+        return True
 
 
 def create_stream(
