@@ -11,10 +11,10 @@ last complete version.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._metadata import read_frame_log
+from mmzarr._storage import write_file_atomic
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -152,11 +152,5 @@ def write_ome_xml(
     if xml is None:
         xml = render_ome_xml(settings, read_frame_log(root))
     path = root / OME_XML
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(xml)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_file_atomic(path, xml.encode("utf-8"), fsync=True)
     return path

@@ -316,6 +316,14 @@ class ImageSettings(FrozenModel):
         return (int(self.dim("y").size or 0), int(self.dim("x").size or 0))
 
     @property
+    def sharded(self) -> bool:
+        """Whether any dimension has shards (the array then uses `sharding_indexed`).
+
+        Either way each dimension's chunk file holds `shard_size` elements.
+        """
+        return any(d.shard is not None for d in self.dimensions)
+
+    @property
     def unbounded(self) -> bool:
         """Whether the leading `t` is unbounded."""
         return self.dimensions[0].size is None

@@ -1,10 +1,11 @@
 """tensorstore backend: one zarr3 TensorStore (file or s3 kvstore) per image.
 
-Owns the array `zarr.json` and chunk/shard files of each image, created with the
-codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL` with
-byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays from
-either backend have the same metadata (tensorstore leaves out default fields
-such as `index_location`; parsed, the documents are equal). Group documents,
+Owns the array `zarr.json` and chunk/shard files of each image, created from
+`_layout.array_document`, the document of acquire-zarr's arrays (bytes
+little-endian, blosc at `BLOSC_CLEVEL` with byte shuffle, `sharding_indexed`
+with a crc32c index at the end when sharded), so arrays from either backend have
+the same metadata (tensorstore leaves out default fields such as
+`index_location`; parsed, the documents are equal). Group documents,
 routing and frame validation stay in `Stream`. An unbounded `t` starts at 1,
 grows by metadata-only resizes as frames arrive and ends at the count `close`
 receives.
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorstore as ts
 
-from mmzarr._layout import codecs
+from mmzarr._layout import array_document
 from mmzarr._pyramid import ArraySpec, all_arrays
 from mmzarr.backends._base import FreeSpaceGuard
 from mmzarr.backends._shards import (
@@ -145,28 +146,12 @@ class TensorStoreBackend(GatheringBackend):
     ) -> dict[str, Any]:
         """The tensorstore spec that creates the zarr3 array of `spec`."""
         im = spec.settings
-        sharded = any(d.shard is not None for d in im.dimensions)
-        grid = [d.shard_size if sharded else d.chunk_size for d in im.dimensions]
         return {
             "driver": "zarr3",
             "kvstore": kvstore(spec.path),
-            "metadata": {
-                "shape": [1 if d.size is None else d.size for d in im.dimensions],
-                "data_type": np.dtype(settings.dtype).name,
-                "chunk_grid": {
-                    "name": "regular",
-                    "configuration": {"chunk_shape": grid},
-                },
-                "chunk_key_encoding": {
-                    "name": "default",
-                    "configuration": {"separator": "/"},
-                },
-                "fill_value": 0,
-                "codecs": codecs(
-                    im, settings.dtype, settings.compression, sharded=sharded
-                ),
-                "dimension_names": list(im.dim_names),
-            },
+            "metadata": array_document(
+                im, settings.dtype, settings.compression, sharded=im.sharded, t_size=1
+            ),
             "create": True,
             # all-zero chunks are stored too, as acquire-zarr does
             "store_data_equal_to_fill_value": True,

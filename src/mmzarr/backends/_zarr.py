@@ -143,7 +143,7 @@ class ZarrPythonBackend(GatheringBackend):
         self._arrays = []
         for spec in all_arrays(settings):
             im = spec.settings
-            sharded = any(d.shard is not None for d in im.dimensions)
+            sharded = im.sharded
             store, path = make_store(spec.path)
             try:
                 with self._config():
@@ -232,9 +232,7 @@ class ZarrPythonBackend(GatheringBackend):
 def _chunk_files(arr: GatheredArray, region: tuple[slice, ...]) -> list[str]:
     """Paths of the chunk (shard) files that `region` (non-spatial axes) touches."""
     assert arr.path is not None
-    dims = arr.image.dimensions
-    sharded = any(d.shard is not None for d in dims)
-    grid = [d.shard_size if sharded else d.chunk_size for d in dims]
+    grid = [d.shard_size for d in arr.image.dimensions]  # elements per file
     spans = [
         range(r.start // g, -(-r.stop // g)) for r, g in zip(region, grid, strict=False)
     ]
