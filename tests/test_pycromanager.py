@@ -614,7 +614,7 @@ def test_events_from_useq_refuses_what_pycromanager_cannot_run() -> None:
         autofocus_plan=useq.AxesBasedAF(autofocus_device_name="Z", axes=("c",)),
         stage_positions=[(0, 0, 0)],
     )
-    with pytest.raises(NotImplementedError, match="autofocus"):
+    with pytest.raises(mmzarr.PlanError, match="autofocus"):
         events_from_useq(seq)
     with pytest.raises(PlanError, match="both x and y"):
         events_from_useq(useq.MDASequence(stage_positions=[useq.Position(x=1)]))

@@ -284,7 +284,7 @@ def test_backend_without_object_storage_refuses_s3(s3_url: str) -> None:
 
         def close(self, t_sizes: Any = None) -> None: ...
 
-    with pytest.raises(NotImplementedError, match="LocalOnly cannot write to object"):
+    with pytest.raises(mmzarr.PlanError, match="LocalOnly cannot write to object"):
         mmzarr.Stream(s3_url, _tiny_settings(), LocalOnly())
 
 

@@ -665,9 +665,79 @@ def test_mixing_plate_and_plain_positions() -> None:
         build(seq)
 
 
-def test_duplicate_channel_names() -> None:
-    seq = useq.MDASequence(channels=["DAPI", "DAPI"])
-    with pytest.raises(ValueError, match=r"duplicate channel names.*'DAPI'"):
+@pytest.mark.parametrize(
+    ("channels", "labels"),
+    [
+        # useq-schema's own tests use one config at two exposures
+        (
+            [{"config": "DAPI", "exposure": 10}, {"config": "DAPI", "exposure": 30}],
+            ["DAPI", "DAPI (30 ms)"],
+        ),
+        (["DAPI", "DAPI", "FITC"], ["DAPI", "DAPI (2)", "FITC"]),
+        (
+            [
+                {"config": "DAPI", "exposure": 30},
+                {"config": "DAPI", "exposure": 30},
+                {"config": "DAPI", "exposure": 5},
+            ],
+            ["DAPI", "DAPI (2)", "DAPI (5 ms)"],
+        ),
+    ],
+)
+def test_repeated_channel_config_gets_unique_labels(
+    channels: list[Any], labels: list[str]
+) -> None:
+    seq = useq.MDASequence(channels=channels)
+    im = build(seq).images[0]
+    assert [c.name for c in im.channels] == labels
+    assert [c.config for c in im.channels] == [ch.config for ch in seq.channels]
+    assert [c.exposure_ms for c in im.channels] == [ch.exposure for ch in seq.channels]
+
+
+def test_repeated_position_names_give_unique_image_names() -> None:
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, name="A"),
+            useq.Position(x=1, name="A"),
+            useq.Position(x=2, name="A_2"),
+            useq.Position(x=3, name="B"),
+        ]
+    )
+    assert [im.name for im in build(seq).images] == ["A", "A_3", "A_2", "B"]
+
+
+@pytest.mark.parametrize(
+    "time_plan",
+    [{"interval": 0, "loops": 3}, {"duration": 0, "loops": 3}],
+)
+def test_several_images_with_interval_0(time_plan: dict[str, Any]) -> None:
+    # was TypeError: _image_settings() got an unexpected keyword 't_unknown'
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (1, 1, 0), (2, 2, 0)], time_plan=time_plan
+    )
+    with pytest.warns(MMZarrWarning, match="time interval is unknown"):
+        s = build(seq)
+    loops = len(list(seq.time_plan))  # type: ignore[arg-type]
+    assert [im.shape for im in s.images] == [(loops, *IMAGE_SHAPE)] * 3
+
+
+def test_interval_0_with_a_duration_is_a_plan_error() -> None:
+    seq = useq.MDASequence(time_plan={"interval": 0, "duration": 1})
+    with pytest.raises(PlanError, match=r"time_plan: interval 0 with duration 1"):
+        build(seq)
+
+
+def test_plan_error_names_the_sub_sequence_time_plan() -> None:
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(
+                x=0, sequence=useq.MDASequence(time_plan={"interval": 0, "duration": 2})
+            )
+        ]
+    )
+    with pytest.raises(
+        PlanError, match=r"stage_positions\[0\]\.sequence\.time_plan: interval 0"
+    ):
         build(seq)
 
 
@@ -689,7 +759,7 @@ def test_plan_that_repeats_a_slot_is_refused() -> None:
     )
     idx = [_index(ev) for ev in seq]
     assert len({tuple(sorted(i.items())) for i in idx}) < len(idx)
-    with pytest.raises(NotImplementedError, match=r"more than once"):
+    with pytest.raises(PlanError, match=r"position p=1: the plan acquires.*more than"):
         build(seq)
 
 

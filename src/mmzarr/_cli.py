@@ -187,10 +187,14 @@ def run_acquisition(
     settings = _settings(seq, core, backend)
     _check_channels(seq, core)
     writer = MDAWriter(out, backend=backend, overwrite=overwrite, core=core)
-    pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
-    frame_bytes = pixels * settings.itemsize
-    with _progress(settings.frames_planned, frame_bytes) as progress:
-        task = progress.add_task("frames", total=settings.frames_planned)
+    if settings is not None:
+        pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
+        frame_bytes, total = pixels * settings.itemsize, settings.frames_planned
+    else:
+        frame_bytes = core.getImageWidth() * core.getImageHeight()
+        frame_bytes, total = frame_bytes * core.getBytesPerPixel(), None
+    with _progress(total, frame_bytes) as progress:
+        task = progress.add_task("frames", total=total)
         core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
         cancelled, error = _run_mda(core, seq, writer)
     try:
@@ -256,9 +260,17 @@ def _run_mda(
     return cancelled, errors[0] if errors else None
 
 
-def _settings(seq: useq.MDASequence, core: Any, backend: str) -> AcquisitionSettings:
+def _settings(
+    seq: useq.MDASequence, core: Any, backend: str
+) -> AcquisitionSettings | None:
+    """The settings for `seq`, or None when the plan cannot be mapped.
+
+    An unmappable plan is still acquired: `MDAWriter` keeps every frame in the
+    fallback layout, and the user is told why.
+    """
     from mmzarr._settings import AcquisitionSettings
     from mmzarr.backends import BACKENDS
+    from mmzarr.errors import PlanError
 
     if backend not in BACKENDS:
         raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -268,8 +280,15 @@ def _settings(seq: useq.MDASequence, core: Any, backend: str) -> AcquisitionSett
         raise CLIError(f"backend {backend!r} is not installed: {hint}")
     try:
         return AcquisitionSettings.from_useq(seq, core=core)
-    except (ValueError, NotImplementedError) as e:
-        raise CLIError(f"plan cannot be written: {_one_line(e)}") from e
+    except PlanError as e:
+        _say(
+            f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "
+            f"({_one_line(e)}); every frame is kept in arrival order in the "
+            "fallback layout (one image, the index of each frame in "
+            "mmzarr/frames.jsonl)",
+            err_console,
+        )
+        return None
 
 
 def print_settings(settings: AcquisitionSettings) -> None:
@@ -452,7 +471,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         seq = load_plan(args.plan)
         if args.dry_run:
             core = _load_core(args.config)
-            print_settings(_settings(seq, core, args.backend))
+            settings = _settings(seq, core, args.backend)
+            if settings is not None:
+                print_settings(settings)
             _check_channels(seq, core)
             note = ""
             if args.out.exists() and not args.overwrite:
@@ -494,6 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"mmzarr: warning: {text}", err_console)
 
     with warnings.catch_warnings():
+        # the CLI shows every warning as one line, whatever filters are set
+        warnings.simplefilter("always")
         warnings.showwarning = show_warning
         try:
             return _dispatch(args)

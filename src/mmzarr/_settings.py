@@ -187,10 +187,25 @@ class Dimension(FrozenModel):
 
 
 class Channel(FrozenModel):
-    """A channel of an image: its name and display color (hex RRGGBB)."""
+    """A channel of an image.
+
+    Parameters
+    ----------
+    name
+        The label shown to users; unique within the image.
+    color
+        Display color (hex RRGGBB).
+    config
+        The channel config (preset) that acquired it, when the plan says;
+        several channels may share one (e.g. DAPI at two exposures).
+    exposure_ms
+        The plan's exposure for this channel, if it sets one.
+    """
 
     name: str = Field(min_length=1)
     color: HexColor = "FFFFFF"
+    config: str | None = None
+    exposure_ms: float | None = None
 
 
 class StagePosition(FrozenModel):
@@ -502,6 +517,10 @@ class AcquisitionSettings(FrozenModel):
         Upper bound on how long an appended frame may stay only in memory.
     downsample
         Extra resolution levels written as frames arrive (`Downsample`).
+    fallback_reason
+        Set on settings made by `AcquisitionSettings.fallback`: why the plan
+        could not be mapped. Frames then go to `t` in arrival order, whatever
+        their index, and each frame's index is kept in the frame log.
 
     Examples
     --------
@@ -528,6 +547,7 @@ class AcquisitionSettings(FrozenModel):
     on_full: OnFull = "block"
     flush_interval_s: PositiveFinite = 1.0
     downsample: Downsample | None = None
+    fallback_reason: str | None = None
 
     _lookup: dict[frozenset[tuple[str, int]], int] = PrivateAttr(default_factory=dict)
 
@@ -676,6 +696,50 @@ class AcquisitionSettings(FrozenModel):
         return idx
 
     # ---- constructors ---------------------------------------------------------
+    @classmethod
+    def fallback(
+        cls,
+        reason: str,
+        *,
+        image_shape: tuple[int, int],
+        dtype: str,
+        pixel_size_um: float | None = None,
+        **options: Any,
+    ) -> AcquisitionSettings:
+        """Settings that keep every frame of a plan mmzarr cannot map.
+
+        One image whose `t` grows by one per frame, in arrival order; each
+        frame's own index (position, channel, z...) goes to the frame log and
+        the dataset's root metadata says `fallback: reason`.
+
+        Parameters
+        ----------
+        reason
+            Why the plan could not be mapped (shown to users).
+        image_shape, dtype, pixel_size_um
+            Frame (height, width), pixel type and pixel size (µm, 1 if unknown).
+        **options
+            Other fields (`compression`, `max_buffer_bytes`, ...).
+        """
+        px = pixel_size_um if pixel_size_um and pixel_size_um > 0 else 1.0
+        height, width = (int(n) for n in image_shape)
+        image = ImageSettings(
+            key="",
+            name="fallback",
+            dimensions=(
+                Dimension(name="t", size=None, unit="second"),
+                Dimension(name="y", size=height, unit="micrometer", scale=px),
+                Dimension(name="x", size=width, unit="micrometer", scale=px),
+            ),
+        )
+        return cls(
+            layout="image",
+            images=(image,),
+            dtype=dtype,
+            fallback_reason=reason or "the plan could not be mapped",
+            **options,
+        )
+
     @classmethod
     def from_useq(cls, seq: Any, **kwargs: Any) -> AcquisitionSettings:
         """Settings for a useq `MDASequence` (see `mmzarr._useq.settings_from_useq`).

@@ -31,7 +31,7 @@ from mmzarr._storage import (
     parse_location,
 )
 from mmzarr.backends import SupportsBackpressure, SupportsFlush, get_backend
-from mmzarr.errors import BufferFullError, FrameError, StorageError
+from mmzarr.errors import BufferFullError, FrameError, PlanError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -144,6 +144,8 @@ def write_group_metadata(
             "images": _image_status(settings, written),
         }
     }
+    if settings.fallback_reason is not None:
+        attrs["mmzarr"]["fallback"] = settings.fallback_reason
     docs = _layout.group_documents(settings, root_attributes=attrs, root_only=root_only)
     loc = as_location(root)
     if loc.path is not None:
@@ -205,7 +207,7 @@ class Stream:
         if not self.location.is_local and not isinstance(
             backend, SupportsObjectStorage
         ):
-            raise NotImplementedError(
+            raise PlanError(
                 f"backend {type(backend).__name__} cannot write to object storage "
                 f"({self.location.url}); use backend='acquire-zarr', 'tensorstore' or "
                 "'zarr-python'"
@@ -348,7 +350,11 @@ class Stream:
         """
         with self._lock:
             self._check_open()
-            if index is not None:
+            fallback = self.settings.fallback_reason is not None
+            if fallback and index is not None:
+                # arrival order; the frame's own index is kept in the log
+                metadata = {"event_index": dict(index), **(metadata or {})}
+            if index is not None and not fallback:
                 image = self.settings.image_number(index)
                 sidx = self.settings.storage_index(image, index)
             else:

@@ -58,6 +58,14 @@ def row_name(i: int) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class _ChannelUse:
+    """A channel config as one `c` index of the plan acquires it."""
+
+    config: str
+    exposure: float | None
+
+
 @dataclass
 class _ImageEvents:
     """Everything the events of one image tell about it."""
@@ -67,7 +75,7 @@ class _ImageEvents:
     first: useq.MDAEvent
     axes: list[str] = field(default_factory=list)
     acquired: list[tuple[int, ...]] = field(default_factory=list)
-    channels: dict[int, str] = field(default_factory=dict)
+    channels: dict[int, _ChannelUse] = field(default_factory=dict)
     z_by_index: dict[int, float] = field(default_factory=dict)
 
 
@@ -245,7 +253,9 @@ def _from_plan(
         "t_scale": t_scale or 1.0,
         "t_unknown": t_scale is None and (unbounded_t or "t" in info.axes),
         "z_scale": _z_scale(_plan_of(seq, pos, "z_plan")),
-        "fallback_channels": dict(enumerate(c.config for c in channels)),
+        "fallback_channels": {
+            i: _ChannelUse(c.config, c.exposure) for i, c in enumerate(channels)
+        },
     }
 
 
@@ -296,7 +306,9 @@ def _collect(
                 info.axes.append(ax)
         info.acquired.append(tuple(int(index.get(a, 0)) for a in NON_SPATIAL))
         if ev.channel is not None and "c" in index:
-            info.channels.setdefault(int(index["c"]), ev.channel.config)
+            info.channels.setdefault(
+                int(index["c"]), _ChannelUse(ev.channel.config, ev.exposure)
+            )
         if ev.z_pos is not None:
             info.z_by_index.setdefault(int(index.get("z", 0)), float(ev.z_pos))
     for info in images.values():
@@ -314,7 +326,7 @@ def _check_no_repeats(info: _ImageEvents) -> None:
             slot = {
                 a: v for a, v in zip(NON_SPATIAL, idx, strict=True) if a in info.axes
             }
-            raise NotImplementedError(
+            raise PlanError(
                 f"{_describe(info)}: the plan acquires {slot} more than "
                 "once (e.g. a position sub-sequence time plan inside the main time "
                 "plan), so frames would overwrite each other; give the time plan "
@@ -365,7 +377,7 @@ def _image_settings(
     unbounded_t: bool,
     period: int,
     preferred_order: str,
-    fallback_channels: Mapping[int, str],
+    fallback_channels: Mapping[int, _ChannelUse],
     chunks: Mapping[str, int],
     shards: Mapping[str, int],
     row: str | None = None,
@@ -414,13 +426,10 @@ def _image_settings(
         )
     channels: tuple[Channel, ...] = ()
     if "c" in axes:
-        names = [
-            info.channels.get(i) or fallback_channels.get(i) or f"Channel {i}"
-            for i in range(sizes["c"])
+        found = [
+            info.channels.get(i) or fallback_channels.get(i) for i in range(sizes["c"])
         ]
-        channels = tuple(
-            Channel(name=n, color=default_color(n, i)) for i, n in enumerate(names)
-        )
+        channels = _channels(found)
     first = info.first
     z0 = info.z_by_index.get(0, first.z_pos)
     return ImageSettings(
@@ -437,6 +446,56 @@ def _image_settings(
         skipped=skipped,
         skip_period=period if unbounded_t else None,
     )
+
+
+def _channels(found: Sequence[_ChannelUse | None]) -> tuple[Channel, ...]:
+    """Channels with unique labels; each keeps its config and exposure.
+
+    A config used once is its own label. A config used at several `c` indices
+    (e.g. DAPI at 10 ms and at 30 ms) is labelled by its exposure when that tells
+    them apart (`DAPI`, `DAPI (30 ms)`), else numbered (`DAPI`, `DAPI (2)`).
+    """
+    configs = [ch.config if ch is not None else None for ch in found]
+    labels: list[str] = []
+    for i, ch in enumerate(found):
+        if ch is None:
+            labels.append(f"Channel {i}")
+            continue
+        same = [j for j, c in enumerate(configs) if c == ch.config]
+        exposures = [u.exposure for j in same if (u := found[j]) is not None]
+        if same[0] == i:
+            labels.append(ch.config)
+        elif ch.exposure is not None and exposures.count(ch.exposure) == 1:
+            labels.append(f"{ch.config} ({ch.exposure:g} ms)")
+        else:
+            labels.append(f"{ch.config} ({same.index(i) + 1})")
+    return tuple(
+        Channel(
+            name=label,
+            color=default_color(ch.config if ch else label, i),
+            config=ch.config if ch is not None else None,
+            exposure_ms=ch.exposure if ch is not None else None,
+        )
+        for i, (label, ch) in enumerate(zip(unique_names(labels), found, strict=True))
+    )
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """`names` with repeats made unique by a suffix (`a`, `a_2`, `a_3`).
+
+    The first occurrence keeps its name; a suffix never collides with a name
+    already in the list.
+    """
+    taken = set(names)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        new, k = name, 2
+        while new in seen or (new != name and new in taken):
+            new, k = f"{name}_{k}", k + 1
+        seen.add(new)
+        out.append(new)
+    return out
 
 
 def _plate_geometry(
@@ -504,6 +563,71 @@ def _plate_layout(
     return plate, placements
 
 
+def _unique_image_names(images: list[ImageSettings]) -> list[ImageSettings]:
+    """Images whose names repeat (two positions called `A`) get a suffix."""
+    named = [im.name for im in images if im.name is not None]
+    fresh = iter(unique_names(named))
+    return [
+        im
+        if im.name is None
+        else (im if (n := next(fresh)) == im.name else im.replace(name=n))
+        for im in images
+    ]
+
+
+def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
+    """A copy of `seq` that shares no object with it.
+
+    Some plan parts keep state while they are iterated (useq's autofocus plans
+    remember the previous event), and pymmcore-plus' runner iterates the user's
+    object on its own thread while a handler describes the plan: iterating a
+    shared object from two threads corrupts both iterations.
+    """
+    try:
+        return type(seq).model_validate(seq.model_dump())
+    except Exception:  # a subclass that does not round-trip: a deep copy
+        return seq.model_copy(deep=True)
+
+
+def _frame_events(seq: useq.MDASequence) -> list[useq.MDAEvent]:
+    """Every event useq yields for `seq`; a plan useq cannot iterate is a PlanError."""
+    _check_time_plans(seq)
+    try:
+        return list(seq)
+    except PlanError:
+        raise
+    except Exception as e:
+        raise PlanError(
+            f"plan: useq cannot iterate it ({type(e).__name__}: {e})"
+        ) from e
+
+
+def _check_time_plans(seq: useq.MDASequence) -> None:
+    """Time plans useq would iterate forever or divide by zero on."""
+    plans = [("time_plan", seq.time_plan)]
+    for i, p in enumerate(_positions(seq)):
+        if p.sequence is not None:
+            plans.append(
+                (f"stage_positions[{i}].sequence.time_plan", p.sequence.time_plan)
+            )
+    for where, plan in plans:
+        phases = plan.phases if isinstance(plan, useq.MultiPhaseTimePlan) else [plan]
+        for k, phase in enumerate(phases):
+            name = f"{where}.phases[{k}]" if len(phases) > 1 else where
+            interval = getattr(phase, "interval", None)
+            duration = getattr(phase, "duration", None)
+            if (
+                isinstance(phase, useq.TIntervalDuration)
+                and interval is not None
+                and interval.total_seconds() == 0
+            ):
+                seconds = duration.total_seconds() if duration is not None else None
+                raise PlanError(
+                    f"{name}: interval 0 with duration {seconds:g} s has no number "
+                    "of time points; give loops (TIntervalLoops) or an interval > 0"
+                )
+
+
 def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
     """`seq` as a `useq.MDASequence` (a dict is validated); `PlanError` otherwise.
 
@@ -511,7 +635,7 @@ def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
     it is refused with `generator_hint`.
     """
     if isinstance(seq, useq.MDASequence):
-        return seq
+        return _independent_copy(seq)
     if type(seq).__name__ == "GeneratorMDASequence":
         raise PlanError(
             f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
@@ -562,10 +686,9 @@ def settings_from_useq(
     Raises
     ------
     PlanError
-        (a `ValueError`) naming the bad field and value.
-    NotImplementedError
-        For a plan that acquires one storage slot twice (a position's own time
-        plan nested in the sequence's time plan).
+        (a `ValueError`) naming the bad field and value; also for a plan useq
+        cannot iterate and one that acquires one storage slot twice (a
+        position's own time plan nested in the sequence's time plan).
     """
     seq = as_sequence(
         seq,
@@ -593,14 +716,16 @@ def settings_from_useq(
             update={"time_plan": useq.TIntervalLoops(interval=0, loops=period)}
         )
     positions = _positions(iter_seq)
-    infos = list(_collect(iter_seq, positions).values())
+    infos = list(_collect(_frame_events(iter_seq), positions).values())
     if not infos:
         raise PlanError(
             f"plan: the MDASequence is empty (it yields no events): {seq!r}"
         )
 
     per_image = [_from_plan(seq, info, unbounded_t=unbounded_t) for info in infos]
-    if any(p.pop("t_unknown") for p in per_image):
+    # pop from every image (a generator inside any() would stop at the first)
+    unknown = [p.pop("t_unknown") for p in per_image]
+    if any(unknown):
         warnings.warn(
             "time interval is unknown or 0: writing a t scale of 1 second",
             MMZarrWarning,
@@ -680,6 +805,7 @@ def _assemble(
             _image_settings(info, key=str(i), **sc, **common)
             for i, (info, sc) in enumerate(zip(infos, per_image, strict=True))
         ]
+    images = _unique_image_names(images)
     order = "".join(seq.axis_order)
     inside = "t" not in order or "p" not in order or order.index("t") < order.index("p")
     return AcquisitionSettings(

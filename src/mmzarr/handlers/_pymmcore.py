@@ -3,8 +3,14 @@
 `core.mda.run(seq, output=MDAWriter("run.ome.zarr"))`. pymmcore-plus calls the
 handler's `sequenceStarted`, `frameReady`, `sequenceCanceled` and
 `sequenceFinished` from one relay thread; an exception there would end that
-thread silently and lose every later frame, so nothing escapes a callback: an
-error is logged, the MDA is cancelled, what was written is closed cleanly, and
+thread silently and lose every later frame, so nothing escapes a callback.
+
+A writer problem never costs the user the acquisition: a plan mmzarr cannot
+map is written in the fallback layout (`AcquisitionSettings.fallback`: every
+frame in arrival order, its index in the frame log), and a frame that does not
+fit the mapped dataset goes to a sibling `<name>.unplaced.ome.zarr` in the same
+layout. Only a storage failure (or an output that exists without `overwrite`)
+cancels the MDA: the error is logged, what was written is closed cleanly, and
 the error is kept in `writer.error` and raised again by `writer.close()`.
 """
 
@@ -17,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._stream import Status, Stream, create_stream
-from mmzarr.errors import PlanError
+from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["MDAWriter"]
 
 logger = logging.getLogger("mmzarr")
+
+#: settings options that apply to a fallback dataset too
+_STORAGE_OPTIONS = ("compression", "max_buffer_bytes", "on_full", "flush_interval_s")
 
 
 def _running_core() -> Any:
@@ -112,6 +121,10 @@ class MDAWriter:
         self.core = core
         self.settings_options = settings_options
         self.stream: Stream | None = None
+        #: frames that did not fit the mapped dataset (see `unplaced_path`)
+        self.unplaced: Stream | None = None
+        #: why the plan could not be mapped (then `stream` is a fallback)
+        self.fallback_reason: str | None = None
         self.error: BaseException | None = None
         self.frames_ignored = 0
         self._canceled = False
@@ -121,12 +134,28 @@ class MDAWriter:
     def sequenceStarted(
         self, sequence: useq.MDASequence, meta: dict[str, Any] | None = None
     ) -> None:
-        """Build the settings from the plan and the camera; open the dataset."""
+        """Build the settings from the plan and the camera; open the dataset.
+
+        A plan that cannot be mapped is written in the fallback layout, opened
+        at the first frame (whose shape and dtype it takes).
+        """
         with self._lock:
             self._canceled = False
             self.error = None
+            self.fallback_reason = None
+            self.stream = self.unplaced = None
             try:
                 settings = self.settings or self._settings_for(sequence, meta or {})
+            except Exception as e:  # a plan we cannot map: keep every frame
+                self.fallback_reason = f"{type(e).__name__}: {e}"
+                logger.warning(
+                    "mmzarr: cannot map the plan (%s); writing every frame in "
+                    "arrival order to the fallback layout at %s",
+                    self.fallback_reason,
+                    self.path,
+                )
+                return
+            try:
                 self.stream = create_stream(
                     self.path, settings, backend=self.backend, overwrite=self.overwrite
                 )
@@ -138,13 +167,23 @@ class MDAWriter:
     ) -> None:
         """Write one frame where its `event.index` says."""
         with self._lock:
-            if self.stream is None or self.error is not None:
+            if self.error is not None or (
+                self.stream is None and self.fallback_reason is None
+            ):
                 self.frames_ignored += 1
                 return
+            metadata = _frame_metadata(event, meta)
             try:
-                self.stream.append(
-                    img, index=event.index, metadata=_frame_metadata(event, meta)
-                )
+                if self.stream is None:
+                    self.stream = self._open_fallback(
+                        self.path, self.fallback_reason or "", img, meta
+                    )
+                    self.stream.append(img, index=event.index, metadata=metadata)
+                    return
+                try:
+                    self.stream.append(img, index=event.index, metadata=metadata)
+                except FrameError as e:  # does not fit: keep it beside
+                    self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
                 self._fail(e, f"frame {dict(event.index)} could not be written")
 
@@ -167,8 +206,15 @@ class MDAWriter:
 
     @property
     def frames_written(self) -> int:
-        """Frames written so far."""
-        return self.stream.frames_written if self.stream is not None else 0
+        """Frames written so far (into the dataset and beside it, unplaced)."""
+        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
+
+    @property
+    def unplaced_path(self) -> str:
+        """Where frames that do not fit the mapped dataset go (created on need)."""
+        text = str(self.path)
+        stem = text.removesuffix("/").removesuffix(".zarr").removesuffix(".ome")
+        return f"{stem}.unplaced.ome.zarr"
 
     # ---- internals ------------------------------------------------------------------
     def _settings_for(
@@ -199,6 +245,48 @@ class MDAWriter:
             options["unbounded_t"] = True
         return AcquisitionSettings.from_useq(plan, **options)
 
+    def _open_fallback(
+        self, path: str | Path, reason: str, img: np.ndarray, meta: dict[str, Any]
+    ) -> Stream:
+        options = {
+            k: v for k, v in self.settings_options.items() if k in _STORAGE_OPTIONS
+        }
+        settings = AcquisitionSettings.fallback(
+            reason,
+            image_shape=img.shape[-2:],
+            dtype=str(img.dtype),
+            pixel_size_um=meta.get("pixel_size_um"),
+            **options,
+        )
+        return create_stream(
+            path, settings, backend=self.backend, overwrite=self.overwrite
+        )
+
+    def _keep_unplaced(
+        self,
+        img: np.ndarray,
+        event: useq.MDAEvent,
+        meta: dict[str, Any],
+        metadata: dict[str, Any],
+        error: FrameError,
+    ) -> None:
+        if self.unplaced is None:
+            logger.warning(
+                "mmzarr: frame %s does not fit %s (%s); keeping it and any other "
+                "such frame in %s",
+                dict(event.index),
+                self.path,
+                error,
+                self.unplaced_path,
+            )
+            self.unplaced = self._open_fallback(
+                self.unplaced_path,
+                f"frames that did not fit {self.path}: {error}",
+                img,
+                meta,
+            )
+        self.unplaced.append(img, index=event.index, metadata=metadata)
+
     def _core(self) -> Any:
         return self.core if self.core is not None else _running_core()
 
@@ -213,17 +301,17 @@ class MDAWriter:
                 logger.exception("mmzarr: could not cancel the MDA")
 
     def _close_stream(self) -> None:
-        stream = self.stream
-        if stream is None or stream.closed:
-            return
         status: Status | None = None
         if self.error is not None:
             status = "failed"
         elif self._canceled:
             status = "cancelled"
-        try:
-            stream.close(status)
-        except Exception as e:
-            if self.error is None:
-                self.error = e
-            logger.error("mmzarr: closing %s failed: %s", self.path, e)
+        for stream in (self.stream, self.unplaced):
+            if stream is None or stream.closed:
+                continue
+            try:
+                stream.close(status if stream is self.stream else None)
+            except Exception as e:
+                if self.error is None:
+                    self.error = e
+                logger.error("mmzarr: closing %s failed: %s", stream.path, e)

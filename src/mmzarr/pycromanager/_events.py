@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 # ---- useq plan -> pycromanager events ---------------------------------------------
 def _check_useq_event(ev: useq.MDAEvent) -> None:
     if not isinstance(ev.action, useq.AcquireImage):
-        raise NotImplementedError(
+        raise PlanError(
             f"event {dict(ev.index)}: action {type(ev.action).__name__} (e.g. an "
             "autofocus_plan) has no Pycro-Manager event equivalent"
         )
     if ev.slm_image is not None or ev.roi is not None or ev.properties:
-        raise NotImplementedError(
+        raise PlanError(
             f"event {dict(ev.index)}: slm_image/roi/properties are not translated "
             "to Pycro-Manager events"
         )
@@ -70,9 +70,8 @@ def events_from_useq(
     PlanError
         For a plan useq rejects, an event generator, or a position with only
         one of x/y.
-    NotImplementedError
-        For events Pycro-Manager cannot run (autofocus actions, SLM images,
-        ROIs, per-event properties).
+        Also for events Pycro-Manager cannot run (autofocus actions, SLM
+        images, ROIs, per-event properties).
 
     Examples
     --------

@@ -15,6 +15,7 @@ import useq
 from mmzarr._settings import NON_SPATIAL, AcquisitionSettings
 from mmzarr._useq import (
     MMZarrWarning,
+    _ChannelUse,
     _collect,
     _image_settings,
 )
@@ -91,6 +92,7 @@ class _Entry:
     z: float | None = None
     group: str | None = None
     start_s: float | None = None
+    exposure: float | None = None
 
 
 @dataclass
@@ -117,6 +119,7 @@ def _entry_from_event(event: Any, where: str) -> _Entry:
         z=_float(event.get("z")),
         group=str(group[0]) if group else None,
         start_s=_float(event.get("min_start_time")),
+        exposure=_float(event.get("exposure")),
     )
 
 
@@ -183,6 +186,7 @@ def _build_plan(
                 if isinstance(ax.get("position"), str)
                 else None,
                 min_start_time=e.start_s,
+                exposure=e.exposure,
             )
         )
     t_scale = None
@@ -221,7 +225,7 @@ def _settings_from_plan(
         )
         px = 1.0
     infos = list(_collect(plan.events, []).values())
-    fallback = {c: name for name, c in plan.channels.items()}
+    fallback = {c: _ChannelUse(name, None) for name, c in plan.channels.items()}
     images = []
     for n, info in enumerate(infos):
         z0, z1 = info.z_by_index.get(0), info.z_by_index.get(1)
