@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -41,7 +42,7 @@ import useq
 
 import mmzarr
 from mmzarr.demo import CLOCK_ROWS
-from mmzarr.errors import FrameError, PlanError, StorageError
+from mmzarr.errors import PlanError, StorageError
 from mmzarr.pycromanager import (
     TESTED_VERSIONS,
     ZarrHook,
@@ -346,7 +347,14 @@ def test_no_events_without_time_writes_at_close(tmp_path: Path) -> None:
     assert read_zarr(out, "0").shape == (2, *SHAPE)
 
 
-def test_no_events_position_after_first_time_point_says_what_to_pass(
+def _kept(root: Path) -> tuple[str, np.ndarray, list[dict[str, Any]]]:
+    """A fallback dataset: its reason, its frames (zarr-python), its frame log."""
+    reason = group_json(root)["attributes"]["mmzarr"]["fallback"]
+    lines = (root / "mmzarr/frames.jsonl").read_text().splitlines()
+    return reason, read_zarr(root, "0"), [json.loads(line) for line in lines]
+
+
+def test_no_events_position_after_first_time_point_is_kept_beside(
     tmp_path: Path,
 ) -> None:
     # order "pt": position 1 appears only after all time points of position 0
@@ -356,19 +364,36 @@ def test_no_events_position_after_first_time_point_says_what_to_pass(
         xy_positions=[[0, 0], [5, 5]],
         order="pt",
     )
-    hook = ZarrHook(tmp_path / "pt.ome.zarr")
-    with pytest.raises(FrameError, match=r"position 1 .*pass events="):
-        feed(hook, events)
-    assert isinstance(hook.error, FrameError)
-    with pytest.raises(FrameError, match="position 1"):
-        hook.close()
+    out = tmp_path / "pt.ome.zarr"
+    hook = ZarrHook(out)
+    feed(hook, events)  # nothing raised: pycromanager goes on
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_written == 4
+    data = read_zarr(out, "0")
+    assert data.shape == (2, *SHAPE)  # position 0, learned from t=0
+    assert [data[t, 0, 0] for t in range(2)] == [100, 101]
+    reason, kept, log = _kept(tmp_path / "pt.unplaced.ome.zarr")
+    assert hook.unplaced_path == str(tmp_path / "pt.unplaced.ome.zarr")
+    assert "position 1" in reason
+    assert "pass events=" in reason
+    assert [int(kept[k, 0, 0]) for k in range(2)] == [102, 103]
+    assert [r["pycromanager"]["Axes"] for r in log] == [
+        {"position": 1, "time": 0},
+        {"position": 1, "time": 1},
+    ]
 
 
-def test_no_events_buffer_limit(tmp_path: Path) -> None:
+def test_no_events_buffer_limit_keeps_every_image(tmp_path: Path) -> None:
     events = [{"axes": {"z": z}} for z in range(3)]
-    hook = ZarrHook(tmp_path / "big.ome.zarr", max_buffer_bytes=150)
-    with pytest.raises(PlanError, match=r"max_buffer_bytes=150.*pass events="):
-        feed(hook, events)
+    out = tmp_path / "big.ome.zarr"
+    hook = ZarrHook(out, max_buffer_bytes=150)
+    feed(hook, events)
+    hook.close()
+    reason, kept, log = _kept(out)
+    assert "max_buffer_bytes=150" in reason
+    assert [int(kept[k, 0, 0]) for k in range(3)] == [100, 101, 102]
+    assert [r["pycromanager"]["Axes"] for r in log] == [{"z": z} for z in range(3)]
 
 
 @pytest.mark.parametrize(
@@ -380,29 +405,28 @@ def test_no_events_buffer_limit(tmp_path: Path) -> None:
     ],
     ids=["angle", "row-column", "view"],
 )
-def test_custom_axis_is_an_error_at_the_first_such_image(
+def test_custom_axis_keeps_every_image_in_the_fallback(
     tmp_path: Path, axes: dict[str, Any]
 ) -> None:
     # Axes order is not stable (acquisition_event.py:271-272 returns a set)
     custom = "|".join(a for a in axes if a not in ("time", "position", "channel", "z"))
     events = [{"axes": {"time": 0}}, {"axes": axes}]
-    # without events: the first image with the axis raises (pycromanager aborts)
+    # without events: the first image with the axis turns the dataset into a
+    # fallback that keeps both images, never a dataset that silently lacks it
     out = tmp_path / "custom.ome.zarr"
     hook = ZarrHook(out)
-    img, md = pycro_image(events[0], frame_of(0))
-    hook(img, md)
-    img, md = pycro_image(events[1], frame_of(1))
-    with pytest.raises(PlanError, match=f"cannot place the axis '({custom})'"):
-        hook(img, md)
-    with pytest.raises(PlanError, match=custom):
-        hook.close()
-    assert not out.exists()  # no dataset that silently lacks the axis
+    feed(hook, events)
+    hook.close()
+    reason, kept, log = _kept(out)
+    assert re.search(f"cannot place the axis '({custom})'", reason)
+    assert [int(kept[k, 0, 0]) for k in range(2)] == [100, 101]
+    assert log[1]["pycromanager"]["Axes"] == axes
     # with events: refused before the acquisition starts
     with pytest.raises(PlanError, match=f"event 1: .*'({custom})'"):
         ZarrHook(tmp_path / "ev.ome.zarr", events=events)
 
 
-def test_custom_axis_with_settings_fails_the_dataset(tmp_path: Path) -> None:
+def test_custom_axis_with_settings_is_kept_beside(tmp_path: Path) -> None:
     seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=3))
     settings = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
@@ -410,32 +434,33 @@ def test_custom_axis_with_settings_fails_the_dataset(tmp_path: Path) -> None:
     out = tmp_path / "fail.ome.zarr"
     hook = ZarrHook(out, settings=settings)
     events = [{"axes": {"time": 0}}, {"axes": {"time": 1, "angle": 0}}]
-    with pytest.raises(PlanError, match="'angle'"):
-        feed(hook, events)
-    with pytest.raises(PlanError):
-        hook.close()
+    feed(hook, events)
+    hook.close()
     attrs = group_json(out)["attributes"]["mmzarr"]
-    assert attrs["status"] == "failed"
+    assert attrs["status"] == "cancelled"  # 1 of 3 planned frames
     assert attrs["frames_written"] == 1
+    reason, kept, _ = _kept(tmp_path / "fail.unplaced.ome.zarr")
+    assert "'angle'" in reason
+    assert int(kept[0, 0, 0]) == 101
 
 
-def test_images_that_do_not_match_the_events(tmp_path: Path) -> None:
+def test_images_that_do_not_match_the_events_are_kept_beside(tmp_path: Path) -> None:
     events = multi_d_acquisition_events(
         channel_group="Channel", channels=["DAPI"], xy_positions=[[0, 0]]
     )
-    hook = ZarrHook(tmp_path / "m.ome.zarr", events=events, pixel_size_um=0.5)
-    with pytest.raises(FrameError, match=r"channel 'Cy5' is not a channel"):
-        feed(hook, [{"axes": {"position": 0, "channel": "Cy5"}}])
-    hook2 = ZarrHook(tmp_path / "m2.ome.zarr", events=events)
-    with pytest.raises(FrameError, match=r"position 3 is not one of .*\[0\]"):
-        feed(hook2, [{"axes": {"position": 3, "channel": "DAPI"}}])
-    hook3 = ZarrHook(tmp_path / "m3.ome.zarr", events=events)
-    feed(hook3, events)
-    with pytest.raises(FrameError, match="already written"):
-        feed(hook3, events)
-    for h in (hook, hook2, hook3):
-        with pytest.raises(FrameError):
-            h.close()
+    cases = [
+        ([{"axes": {"position": 0, "channel": "Cy5"}}], r"channel 'Cy5' is not a"),
+        ([{"axes": {"position": 3, "channel": "DAPI"}}], r"position 3 is not one of"),
+        (events + events, "already written"),
+    ]
+    for n, (images, why) in enumerate(cases):
+        out = tmp_path / f"m{n}.ome.zarr"
+        hook = ZarrHook(out, events=events, pixel_size_um=0.5)
+        feed(hook, images)
+        hook.close()
+        reason, kept, _ = _kept(tmp_path / f"m{n}.unplaced.ome.zarr")
+        assert re.search(why, reason), reason
+        assert int(kept[0, 0, 0]) == 100 + len(images) - 1
 
 
 def test_bad_events_are_refused_up_front(tmp_path: Path) -> None:
@@ -778,17 +803,23 @@ def test_acquisition_without_events_grows_t(core: UniMMCore, tmp_path: Path) -> 
         np.testing.assert_array_equal(data[ax["time"], c, ax["z"]], img)
 
 
-def test_acquisition_with_a_custom_axis_aborts(core: UniMMCore, tmp_path: Path) -> None:
+def test_acquisition_with_a_custom_axis_keeps_every_image(
+    core: UniMMCore, tmp_path: Path
+) -> None:
     events = [{"axes": {"time": t, "angle": a}} for t in range(3) for a in range(2)]
     out = tmp_path / "angle.ome.zarr"
     hook = ZarrHook(out)
-    with pytest.raises(Exception, match="cannot place the axis 'angle'"):
-        run_pycro(core, hook, events)
-    assert isinstance(hook.error, PlanError)
-    assert hook.frames_written == 0
-    with pytest.raises(PlanError, match="'angle'"):
-        hook.close()
-    assert not out.exists()
+    run_pycro(core, hook, events)
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_written == 6
+    reason, kept, log = _kept(out)
+    assert "'angle'" in reason
+    assert kept.shape[0] == 6
+    assert sorted(
+        (r["pycromanager"]["Axes"]["time"], r["pycromanager"]["Axes"]["angle"])
+        for r in log
+    ) == [(t, a) for t in range(3) for a in range(2)]
 
 
 # ---- the same plan through Pycro-Manager and through pymmcore-plus -------------------

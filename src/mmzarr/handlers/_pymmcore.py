@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._fallback import open_fallback, unplaced_path
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._stream import Status, Stream, create_stream
 from mmzarr.errors import FrameError, PlanError
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["MDAWriter"]
 
 logger = logging.getLogger("mmzarr")
-
-#: settings options that apply to a fallback dataset too
-_STORAGE_OPTIONS = ("compression", "max_buffer_bytes", "on_full", "flush_interval_s")
 
 
 def _running_core() -> Any:
@@ -212,9 +210,7 @@ class MDAWriter:
     @property
     def unplaced_path(self) -> str:
         """Where frames that do not fit the mapped dataset go (created on need)."""
-        text = str(self.path)
-        stem = text.removesuffix("/").removesuffix(".zarr").removesuffix(".ome")
-        return f"{stem}.unplaced.ome.zarr"
+        return unplaced_path(self.path)
 
     # ---- internals ------------------------------------------------------------------
     def _settings_for(
@@ -248,18 +244,14 @@ class MDAWriter:
     def _open_fallback(
         self, path: str | Path, reason: str, img: np.ndarray, meta: dict[str, Any]
     ) -> Stream:
-        options = {
-            k: v for k, v in self.settings_options.items() if k in _STORAGE_OPTIONS
-        }
-        settings = AcquisitionSettings.fallback(
+        return open_fallback(
+            path,
             reason,
-            image_shape=img.shape[-2:],
-            dtype=str(img.dtype),
+            img,
+            backend=self.backend,
+            overwrite=self.overwrite,
+            options=self.settings_options,
             pixel_size_um=meta.get("pixel_size_um"),
-            **options,
-        )
-        return create_stream(
-            path, settings, backend=self.backend, overwrite=self.overwrite
         )
 
     def _keep_unplaced(

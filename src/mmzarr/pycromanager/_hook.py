@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmzarr._fallback import open_fallback, unplaced_path
 from mmzarr._stream import create_stream
 from mmzarr._useq import (
     MMZarrWarning,
@@ -151,6 +152,10 @@ class ZarrHook:
         self.settings_options = settings_options
         self.settings: AcquisitionSettings | None = settings
         self.stream: Stream | None = None
+        #: images that did not fit the dataset (at `unplaced_path`)
+        self.unplaced: Stream | None = None
+        #: why the images could not be mapped (then `stream` is a fallback)
+        self.fallback_reason: str | None = None
         self.error: BaseException | None = None
         self.frames_received = 0
         self.frames_ignored = 0
@@ -239,8 +244,8 @@ class ZarrHook:
 
     @property
     def frames_written(self) -> int:
-        """Images written to the dataset so far."""
-        return self.stream.frames_written if self.stream is not None else 0
+        """Images written so far (into the dataset and beside it, unplaced)."""
+        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
 
     def __enter__(self) -> Self:
         return self
@@ -302,16 +307,91 @@ class ZarrHook:
 
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
-        axes = _check_axes(md.get("Axes"), where)
+        if self.fallback_reason is not None and self.stream is not None:
+            self.stream.append(frame, metadata={"pycromanager": dict(md)})
+            return
+        try:
+            axes = _check_axes(md.get("Axes"), where)
+            if self.stream is None:
+                if self._plan is None:
+                    if self._buffer(frame, axes, md):
+                        return
+                else:
+                    self._open(
+                        _settings_from_plan(
+                            self._plan, frame, md, self.settings_options
+                        )
+                    )
+        except PlanError as e:
+            self._keep(frame, md, e)
+            return
+        self._place(frame, axes, md)
+
+    def _place(
+        self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
+    ) -> None:
+        """Append where `axes` say; an image that does not fit is kept beside."""
+        try:
+            self._append(frame, axes, md)
+        except (FrameError, PlanError) as e:
+            self._keep(frame, md, e)
+
+    def _keep(self, frame: np.ndarray, md: Mapping[str, Any], error: Exception) -> None:
+        """Keep an image mmzarr cannot place, in the fallback layout.
+
+        Before the dataset exists, it becomes a fallback dataset (with any
+        images buffered to learn the shape); after, the image goes to
+        `unplaced_path`. Either way a warning names the error.
+        """
+        reason = f"{type(error).__name__}: {error}"
+        record = {"pycromanager": dict(md), "not_placed": reason}
         if self.stream is None:
-            if self._plan is None:
-                if self._buffer(frame, axes, md):
-                    return
-            else:
-                self._open(
-                    _settings_from_plan(self._plan, frame, md, self.settings_options)
-                )
-        self._append(frame, axes, md)
+            self.fallback_reason = reason
+            logger.warning(
+                "mmzarr: cannot map the images (%s); writing every image in arrival "
+                "order to the fallback layout at %s",
+                reason,
+                self.path,
+            )
+            pending, self._pending, self._pending_bytes = self._pending, [], 0
+            self.stream = self._open_fallback(self.path, reason, frame, md)
+            for old, _, old_md in pending:
+                self.stream.append(old, metadata={"pycromanager": old_md})
+        elif self.unplaced is None:
+            logger.warning(
+                "mmzarr: an image does not fit %s (%s); keeping it and any other "
+                "such image in %s",
+                self.path,
+                reason,
+                self.unplaced_path,
+            )
+            self.unplaced = self._open_fallback(
+                self.unplaced_path,
+                f"images that did not fit {self.path}: {reason}",
+                frame,
+                md,
+            )
+        target = self.unplaced if self.unplaced is not None else self.stream
+        target.append(frame, metadata=record)
+
+    def _open_fallback(
+        self, path: str | Path, reason: str, frame: np.ndarray, md: Mapping[str, Any]
+    ) -> Stream:
+        return open_fallback(
+            path,
+            reason,
+            frame,
+            backend=self.backend,
+            overwrite=self.overwrite,
+            options=self.settings_options,
+            pixel_size_um=self.settings_options.get("pixel_size_um")
+            or md.get("PixelSize_um"),
+        )
+
+    @property
+    def unplaced_path(self) -> str:
+        """Where images that do not fit the dataset go (created on need)."""
+        return unplaced_path(self.path)
 
     def _open(self, settings: AcquisitionSettings) -> None:
         self.settings = settings
@@ -344,23 +424,23 @@ class ZarrHook:
         self, next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None = None
     ) -> None:
         """Learn mode: fix the shape from the buffered images and write them."""
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        pending = self._pending
         entries = [_entry_from_metadata(ax, md) for _, ax, md in pending]
         unbounded = self._t0 is not None or (
             next_image is not None and "time" in next_image[0]
         )
         plan = _build_plan(entries, unbounded_t=unbounded, order="t")
         plan.t_scale = self._measured_t_scale(pending, next_image)
+        settings = _settings_from_plan(
+            plan, pending[0][0], pending[0][2], self.settings_options
+        )
         self._plan = plan
         self._learned = True
         self._positions = plan.positions
-        self._open(
-            _settings_from_plan(
-                plan, pending[0][0], pending[0][2], self.settings_options
-            )
-        )
+        self._open(settings)
+        self._pending, self._pending_bytes = [], 0
         for frame, axes, md in pending:
-            self._append(frame, axes, md)
+            self._place(frame, axes, md)
 
     def _measured_t_scale(
         self,
@@ -456,16 +536,20 @@ class ZarrHook:
         self._closed = True
         if self.stream is None and self._pending and self.error is None:
             try:
-                self._flush_pending()
+                try:
+                    self._flush_pending()
+                except PlanError as e:
+                    self._keep(*self._pending.pop()[::2], e)
             except Exception as e:
                 self.error = e
                 logger.error("mmzarr: writing %s failed: %s", self.path, e)
-        stream = self.stream
-        if stream is None or stream.closed:
-            return
-        try:
-            stream.close("failed" if self.error is not None else None)
-        except Exception as e:
-            if self.error is None:
-                self.error = e
-            logger.error("mmzarr: closing %s failed: %s", self.path, e)
+        for stream in (self.stream, self.unplaced):
+            if stream is None or stream.closed:
+                continue
+            try:
+                failed = self.error is not None and stream is self.stream
+                stream.close("failed" if failed else None)
+            except Exception as e:
+                if self.error is None:
+                    self.error = e
+                logger.error("mmzarr: closing %s failed: %s", stream.path, e)
