@@ -319,3 +319,20 @@ def test_mmconfig_demo_with_cpp_adapters() -> None:
         assert len(run_and_collect(mmc, seq)) == len(list(seq))
     finally:
         mmc.unloadAllDevices()
+
+
+def test_demo_core_prints_nothing_alarming(capfd: pytest.CaptureFixture[str]) -> None:
+    # the Python rig needs no Micro-Manager: no red "run 'mmcore install'"
+    from mmzarr.demo import demo_core
+
+    if pymmcore_plus.find_micromanager() is not None:
+        pytest.skip("a Micro-Manager installation exists: nothing to quiet")
+    capfd.readouterr()
+    core = demo_core()
+    try:
+        captured = capfd.readouterr()
+        assert "Could not find a compatible Micro-Manager" not in captured.err
+        assert "ERROR" not in captured.err
+        assert core.getCameraDevice() == "Camera"
+    finally:
+        core.unloadAllDevices()

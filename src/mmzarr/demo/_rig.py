@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from pymmcore_plus import DeviceType
+from pymmcore_plus import DeviceType, find_micromanager
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmzarr.demo._devices import PIXEL_SIZE_UM
@@ -48,7 +49,7 @@ def demo_core(config: str | Path | None = None) -> UniMMCore:
     >>> core = demo_core()
     >>> core.mda.run(useq.MDASequence(channels=["DAPI", "FITC"]))
     """
-    core = UniMMCore()
+    core = UniMMCore(mm_path=_micromanager_or_none())
     core.loadSystemConfiguration(Path(config if config is not None else DEMO_CONFIG))
     _assign_roles(core)
     if not core.getShutterDevice():
@@ -57,6 +58,26 @@ def demo_core(config: str | Path | None = None) -> UniMMCore:
     _prime_channel(core)
     core.updateSystemStateCache()
     return core
+
+
+def _drop_not_found(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Could not find a compatible Micro-Manager")
+
+
+def _micromanager_or_none() -> str:
+    """A Micro-Manager folder for C++ adapters, or the demo's own folder.
+
+    The Python demo rig needs no Micro-Manager: pymmcore-plus' search for one
+    would log a red "Could not find ... run 'mmcore install'" error, which is
+    not a problem here; a folder without adapters keeps it from searching.
+    """
+    log = logging.getLogger("pymmcore-plus")
+    log.addFilter(_drop_not_found)
+    try:
+        found = find_micromanager()
+    finally:
+        log.removeFilter(_drop_not_found)
+    return found or str(DEMO_CONFIG.parent)
 
 
 def _first_device(core: UniMMCore, device_type: DeviceType) -> str:
