@@ -47,6 +47,8 @@ def test_readme_has_the_two_setup_commands() -> None:
     assert "pytest" in tests
     ci = (REPO / ".ci" / "run").read_text()
     assert tests in ci, ".ci/run must run exactly README's test command"
+    assert demo in ci, ".ci/run must run exactly README's demo command"
+    assert "--upgrade pip" not in ci, "README's commands must work with venv's pip"
 
 
 @pytest.fixture(scope="module")
