@@ -233,10 +233,16 @@ CASES: list[Any] = [
     Case("two-positions-one-field", plan(TWO_CLAIM_A1), PE, "name='f'"),
     Case("well-outside-plate", plan(OUTSIDE_PLATE), PE, "plate_row=-1"),
     Case(
-        "duplicate-channels",
-        plan(PLAN.replace(channels=["DAPI", "DAPI"])),
+        "slot-acquired-twice",
+        plan(
+            PLAN.replace(
+                stage_positions=[
+                    useq.Position(x=0, sequence={"time_plan": PLAN.time_plan})
+                ]
+            )
+        ),
         PE,
-        "['DAPI']",
+        "the plan acquires {'t': 0, 'c': 0, 'z': 0} more than once",
     ),
     Case("shard-not-multiple", plan(chunks={"t": 2}, shards={"t": 3}), PE, "shard 3"),
     Case("flush-interval-nan", plan(flush_interval_s=math.nan), PE, "nan"),
@@ -332,7 +338,7 @@ def test_unicode_names_round_trip(ctx: Ctx, backend: str) -> None:
     raw = (out / "zarr.json").read_bytes().decode("utf-8")
     assert "\\u" not in raw  # stored as UTF-8, not escaped
     log = (out / "mmzarr/frames.jsonl").read_text(encoding="utf-8").splitlines()
-    names = {json.loads(x)["position_name"] for x in log}
+    names = {json.loads(x)["metadata"]["position_name"] for x in log}
     assert names == {"Zelle ü", "細胞 2 ✓"}
-    assert json.loads(log[0])["note"] == "μm ✓"
+    assert json.loads(log[0])["metadata"]["note"] == "μm ✓"
     assert_undamaged(ctx)

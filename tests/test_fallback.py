@@ -136,7 +136,9 @@ def test_writer_never_iterates_the_runners_sequence(tmp_path: Path) -> None:
     seq = _CountingSequence(
         stage_positions=[
             useq.Position(x=0, y=0),
-            useq.Position(x=1, y=1, sequence=useq.MDASequence(z_plan={"range": 2, "step": 1})),
+            useq.Position(
+                x=1, y=1, sequence=useq.MDASequence(z_plan={"range": 2, "step": 1})
+            ),
         ],
         channels=["DAPI"],
         autofocus_plan=useq.AxesBasedAF(autofocus_device_name="Z", axes=("p",)),

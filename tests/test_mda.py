@@ -85,10 +85,11 @@ def test_single_tczyx(core: UniMMCore, tmp_path: Path) -> None:
     assert len(log) == 12
     rec = json.loads(log[0])
     assert rec["event_index"] == dict(cap.frames[0][0].index)
-    assert rec["exposure_ms"] == pytest.approx(10.0)
-    assert rec["camera_device"] == "Camera"
-    assert isinstance(rec["runner_time_ms"], float)
-    assert set(rec["stage"]) == {"x", "y", "z"}
+    meta = rec["metadata"]  # what the handler logs, beside the writer's own keys
+    assert meta["exposure_ms"] == pytest.approx(10.0)
+    assert meta["camera_device"] == "Camera"
+    assert isinstance(meta["runner_time_ms"], float)
+    assert set(meta["stage"]) == {"x", "y", "z"}
 
 
 def test_positions_with_subsequence(core: UniMMCore, tmp_path: Path) -> None:

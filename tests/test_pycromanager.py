@@ -229,8 +229,8 @@ def test_events_give_the_full_shape_at_the_first_image(tmp_path: Path) -> None:
         json.loads(x) for x in (out / "mmzarr/frames.jsonl").read_text().splitlines()
     ]
     assert log[0]["event_index"] == {"p": 0, "t": 0, "c": 0, "z": 0}
-    assert log[0]["exposure_ms"] == 10.0
-    assert log[0]["pycromanager"]["Axes"] == events[0]["axes"]
+    assert log[0]["metadata"]["exposure_ms"] == 10.0
+    assert log[0]["metadata"]["pycromanager"]["Axes"] == events[0]["axes"]
 
 
 def test_keep_images_returns_the_image_and_metadata(tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ def test_no_events_position_after_first_time_point_is_kept_beside(
     assert "position 1" in reason
     assert "pass events=" in reason
     assert [int(kept[k, 0, 0]) for k in range(2)] == [102, 103]
-    assert [r["pycromanager"]["Axes"] for r in log] == [
+    assert [r["metadata"]["pycromanager"]["Axes"] for r in log] == [
         {"position": 1, "time": 0},
         {"position": 1, "time": 1},
     ]
@@ -393,7 +393,9 @@ def test_no_events_buffer_limit_keeps_every_image(tmp_path: Path) -> None:
     reason, kept, log = _kept(out)
     assert "max_buffer_bytes=150" in reason
     assert [int(kept[k, 0, 0]) for k in range(3)] == [100, 101, 102]
-    assert [r["pycromanager"]["Axes"] for r in log] == [{"z": z} for z in range(3)]
+    assert [r["metadata"]["pycromanager"]["Axes"] for r in log] == [
+        {"z": z} for z in range(3)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -420,7 +422,7 @@ def test_custom_axis_keeps_every_image_in_the_fallback(
     reason, kept, log = _kept(out)
     assert re.search(f"cannot place the axis '({custom})'", reason)
     assert [int(kept[k, 0, 0]) for k in range(2)] == [100, 101]
-    assert log[1]["pycromanager"]["Axes"] == axes
+    assert log[1]["metadata"]["pycromanager"]["Axes"] == axes
     # with events: refused before the acquisition starts
     with pytest.raises(PlanError, match=f"event 1: .*'({custom})'"):
         ZarrHook(tmp_path / "ev.ome.zarr", events=events)
@@ -817,7 +819,10 @@ def test_acquisition_with_a_custom_axis_keeps_every_image(
     assert "'angle'" in reason
     assert kept.shape[0] == 6
     assert sorted(
-        (r["pycromanager"]["Axes"]["time"], r["pycromanager"]["Axes"]["angle"])
+        (
+            r["metadata"]["pycromanager"]["Axes"]["time"],
+            r["metadata"]["pycromanager"]["Axes"]["angle"],
+        )
         for r in log
     ) == [(t, a) for t in range(3) for a in range(2)]
 
@@ -878,10 +883,18 @@ def _ome_xml(root: Path) -> Any:
 
 
 def _frame_log(root: Path) -> list[dict[str, Any]]:
-    shared = {"frame", "image", "index", "event_index", "exposure_ms", "camera_device"}
-    shared |= {"pixel_size_um", "channel", "stage"}
-    lines = (root / "mmzarr/frames.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k in shared} for x in lines]
+    """Each record's writer keys and the metadata both front ends log alike."""
+    shared = {"frame", "image", "index", "event_index"}
+    alike = {"exposure_ms", "camera_device", "pixel_size_um", "channel", "stage"}
+    out = []
+    for line in (root / "mmzarr/frames.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        meta = rec.get("metadata", {})
+        out.append(
+            {k: v for k, v in rec.items() if k in shared}
+            | {k: v for k, v in meta.items() if k in alike}
+        )
+    return out
 
 
 @pytest.mark.parametrize("name", list(PARITY))

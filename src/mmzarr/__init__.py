@@ -27,12 +27,19 @@ from mmzarr._settings import (
 from mmzarr._stream import Stream, create_stream
 from mmzarr._useq import MMZarrWarning
 from mmzarr._validate import ValidationReport, validate
-from mmzarr.errors import FrameError, MMZarrError, PlanError, StorageError
+from mmzarr.errors import (
+    DatasetLockedError,
+    FrameError,
+    MMZarrError,
+    PlanError,
+    StorageError,
+)
 from mmzarr.handlers import MDAWriter
 
 __all__ = [
     "AcquisitionSettings",
     "Channel",
+    "DatasetLockedError",
     "Dimension",
     "Downsample",
     "FrameError",

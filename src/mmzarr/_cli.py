@@ -78,8 +78,49 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+#: The largest plan file `load_plan` reads (a plan is a few KB).
+MAX_PLAN_BYTES = 1024**2
+#: Errors about a plan are cut to this many characters.
+MAX_MESSAGE = 500
+
+
+def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _plan_loader() -> type:
+    """A YAML SafeLoader that refuses aliases (`*name`).
+
+    An alias repeats a node without its text: nine nested lists of aliases
+    ("billion laughs") make a few hundred bytes expand to gigabytes when the
+    plan is validated. Plans have no use for them.
+    """
+    import yaml
+
+    class PlanLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"YAML aliases (*{event.anchor}) are not allowed in a plan",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return PlanLoader
+
+
 def load_plan(path: str | Path) -> useq.MDASequence:
-    """Read a useq plan from a YAML or JSON file (one-line errors)."""
+    """Read a useq plan from a YAML or JSON file (one-line errors).
+
+    At most `MAX_PLAN_BYTES`; YAML aliases are refused; error messages are cut
+    to `MAX_MESSAGE` characters.
+    """
     import pydantic
     import useq
     import yaml
@@ -87,15 +128,26 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"plan file not found: {str(p)!r}")
+    size = p.stat().st_size
+    if size > MAX_PLAN_BYTES:
+        raise CLIError(
+            f"plan {str(p)!r} is {size} bytes, more than the {MAX_PLAN_BYTES} "
+            "bytes a plan file may have"
+        )
     try:
         text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        if p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader
+    except RecursionError as e:
+        raise CLIError(f"plan {str(p)!r} is nested too deeply") from e
     except (ValueError, yaml.YAMLError) as e:
         reason = _one_line(e)
         mark = getattr(e, "problem_mark", None)
         if isinstance(e, yaml.MarkedYAMLError) and mark is not None:
             reason = f"{e.problem} (line {mark.line + 1}, column {mark.column + 1})"
-        raise CLIError(f"plan {str(p)!r} is not valid YAML/JSON: {reason}") from e
+        raise CLIError(_cut(f"plan {str(p)!r} is not valid YAML/JSON: {reason}")) from e
     if not isinstance(data, dict):
         raise CLIError(f"plan {str(p)!r} must be a mapping, got {type(data).__name__}")
     try:
@@ -103,11 +155,13 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "plan"
-        reason = first["msg"].removeprefix("Value error, ")
+        reason = _cut(first["msg"].removeprefix("Value error, "), 300)
         got = repr(first.get("input"))
         if first["loc"] and len(got) <= 80:
             reason += f" (got {got})"
-        raise CLIError(f"useq rejected plan {str(p)!r}: {loc}: {reason}") from e
+        raise CLIError(_cut(f"useq rejected plan {str(p)!r}: {loc}: {reason}")) from e
+    except RecursionError as e:
+        raise CLIError(f"plan {str(p)!r} is nested too deeply") from e
 
 
 class _RateColumn(ProgressColumn):
@@ -156,16 +210,20 @@ def _check_channels(seq: useq.MDASequence, core: Any) -> None:
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
-    if not (out.exists() or out.is_symlink()):
-        return
-    if not overwrite:
-        raise CLIError(f"output {str(out)!r} already exists; use --overwrite")
-    real_dir = out.is_dir() and not out.is_symlink()
-    if real_dir and not (out / "zarr.json").is_file() and any(out.iterdir()):
-        raise CLIError(
-            f"refusing to replace {str(out)!r}: a non-empty directory that is not a "
-            "zarr dataset (no zarr.json)"
-        )
+    """Fail before the rig loads where the writer could not start (same rule)."""
+    from mmzarr._storage import check_output
+    from mmzarr.errors import DatasetLockedError
+
+    try:
+        check_output(out, overwrite)
+    except DatasetLockedError as e:
+        raise CLIError(str(e)) from e
+    except FileExistsError as e:
+        if not overwrite:
+            raise CLIError(
+                f"output {str(out)!r} already exists; use --overwrite"
+            ) from e
+        raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
 
 
 def run_acquisition(
@@ -521,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _dispatch(args)
         except CLIError as e:
-            _say(f"mmzarr: error: {e}", err_console)
+            _say(f"mmzarr: error: {_cut(str(e), 2 * MAX_MESSAGE)}", err_console)
             return e.code
         except KeyboardInterrupt:
             _say("mmzarr: interrupted", err_console)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from mmzarr import _layout, _metadata
 from mmzarr._pyramid import all_arrays
 from mmzarr._settings import AcquisitionSettings
+from mmzarr._storage import DatasetLock, lock_holder
 from mmzarr._stream import SETTINGS_FILE, _Written, write_group_metadata
 from mmzarr._validate import (
     LOST_FRAMES,
@@ -29,9 +30,11 @@ from mmzarr._validate import (
     array_documents,
     chunk_paths,
     frame_is_complete,
+    frame_key,
     raw_chunk_bytes,
     validate,
 )
+from mmzarr.errors import DatasetLockedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -47,12 +50,16 @@ Frame = tuple[int, tuple[int, ...]]  # (image number, storage index)
 def finalize(path: str | Path) -> ValidationReport:
     """Make a crashed mmzarr dataset valid; returns the validation afterwards.
 
-    Idempotent: finalizing again finds the same frames.
+    Idempotent: finalizing again finds the same frames. The dataset is locked
+    meanwhile, as a writer locks it, so no writer starts on it.
 
     Raises
     ------
     FileNotFoundError
         If `path` has no mmzarr settings (not written by mmzarr).
+    DatasetLockedError
+        (a `StorageError`) If a live writer (or another `finalize`) holds the
+        dataset's lock; the message names it.
     """
     root = Path(path)
     settings_file = root / SETTINGS_FILE
@@ -61,6 +68,30 @@ def finalize(path: str | Path) -> ValidationReport:
             f"{str(settings_file)!r} not found: only datasets written by mmzarr can "
             "be finalized"
         )
+    lock = _lock(root)
+    try:
+        return _finalize(root, settings_file)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock(root: Path) -> DatasetLock | None:
+    """Lock `root` as a writer would; None where no lock file can be made."""
+    try:
+        return DatasetLock.acquire(root, purpose="finalizing")
+    except DatasetLockedError:
+        raise
+    except OSError:  # e.g. a read-only parent: still refuse a live writer's
+        holder = lock_holder(root)
+        if holder is not None:
+            raise DatasetLockedError(
+                f"{str(root)!r} is locked by another writer: {holder}", holder
+            ) from None
+        return None
+
+
+def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     settings = AcquisitionSettings.model_validate_json(
         settings_file.read_text(encoding="utf-8")
     )
@@ -72,9 +103,12 @@ def finalize(path: str | Path) -> ValidationReport:
     logged: list[Frame] = []
     index_of = {im.key: i for i, im in enumerate(settings.images)}
     for rec in _metadata.read_frame_log(root):
-        i = index_of.get(rec.get("image", ""))
-        if i is not None and not rec.get("dropped"):
-            logged.append((i, tuple(int(v) for v in rec.get("index", []))))
+        key = frame_key(rec)  # None: not a frame record (an old, clobbered log)
+        i = index_of.get(key[0]) if key is not None else None
+        if key is None or i is None or rec.get("dropped"):
+            continue
+        if len(key[1]) == len(settings.images[i].index_dims):
+            logged.append((i, key[1]))
 
     damaged: list[str] = []
     kept, reasons = _on_disk(root, settings, logged, damaged)
@@ -102,7 +136,7 @@ def finalize(path: str | Path) -> ValidationReport:
     _metadata.write_json_atomic(
         root / LOST_FRAMES,
         {
-            "finalized": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
             "status_before": status,
             "frames_logged": len(logged),
             "frames_kept": sum(w.count for w in written),

@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmzarr._storage import Location, as_location, write_file_atomic
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = [
     "FRAMES_LOG",
     "FRAME_SEGMENTS",
+    "RECORD_FIELDS",
     "SEGMENT_RECORDS",
     "FrameLog",
     "SegmentedFrameLog",
     "dumps_json",
+    "frame_metadata",
     "read_frame_log",
     "read_json",
     "write_groups",
@@ -48,11 +49,42 @@ SEGMENT_RECORDS = 1000
 def dumps_json(doc: Any) -> bytes:
     """`doc` as the UTF-8 JSON mmzarr writes (one line and a newline).
 
-    Not indented: only unindented output uses json's C encoder, which is ~10x
+    Standard JSON: NaN and infinities are written as null (`_dumps`). Not
+    indented: only unindented output uses json's C encoder, which is ~10x
     faster (a 96-well plate's 489 group documents: ~0.5 s -> ~0.05 s).
     """
-    text = json.dumps(doc, ensure_ascii=False, default=_json_default)
-    return (text + "\n").encode("utf-8")
+    return _encode(_dumps(doc) + "\n")
+
+
+def _dumps(doc: Any) -> str:
+    """`doc` as one line of standard JSON: NaN and +-Infinity become null.
+
+    Python's json writes them as the non-standard `NaN`/`Infinity`, which other
+    JSON readers refuse; a camera property or a lost stage position can be NaN.
+    """
+    try:
+        return json.dumps(
+            doc, ensure_ascii=False, allow_nan=False, default=_json_default
+        )
+    except ValueError:
+        # rare: encode as Python would, read back, replace the non-finite floats
+        plain = json.loads(json.dumps(doc, ensure_ascii=False, default=_json_default))
+        return json.dumps(_finite(plain), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8; a lone surrogate (not UTF-8) becomes its JSON escape (backslash-u)."""
+    return text.encode("utf-8", errors="backslashreplace")
 
 
 def write_json_atomic(path: Path, doc: Any, *, fsync: bool = True) -> None:
@@ -100,8 +132,11 @@ def _json_default(obj: Any) -> Any:
 class FrameLog:
     """Append-only JSON-lines log of per-frame metadata, flushed as it goes.
 
-    Each line is one frame: image key, storage index and whatever metadata the
-    front end gave (event index, timestamps, stage positions, properties...).
+    Each line is one frame, standard JSON: the writer's fields (`frame`,
+    `image`, `index`, `elapsed_ms`, `dropped`, `event_index`) and, under
+    `metadata`, whatever the front end gave (timestamps, stage positions,
+    properties...). Older logs have the front end's keys at the top level
+    (`frame_metadata` reads both).
     The file is flushed to the OS on every line and fsynced at most every
     `fsync_interval_s`, so a killed process loses at most that much.
     """
@@ -117,8 +152,7 @@ class FrameLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record."""
-        line = json.dumps(record, ensure_ascii=False, default=_json_default)
-        data = memoryview((line + "\n").encode("utf-8"))
+        data = memoryview(_encode(_dumps(record) + "\n"))
         while data:
             n = self._f.write(data)
             if not n:
@@ -157,9 +191,7 @@ class SegmentedFrameLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Add one record (uploaded at most `flush_interval_s` later)."""
-        self._lines.append(
-            json.dumps(record, ensure_ascii=False, default=_json_default)
-        )
+        self._lines.append(_dumps(record))
         self._dirty = True
         if len(self._lines) >= SEGMENT_RECORDS:
             self._upload()
@@ -180,18 +212,35 @@ class SegmentedFrameLog:
             self.flush()
 
     def _upload(self) -> None:
-        data = "".join(line + "\n" for line in self._lines).encode("utf-8")
+        data = _encode("".join(line + "\n" for line in self._lines))
         self.location.write_bytes(f"{FRAME_SEGMENTS}{self._segment:06d}.jsonl", data)
         self._dirty = False
         self._last = time.monotonic()
 
 
+#: The writer's own fields of a frame-log record (the caller's are in `metadata`).
+RECORD_FIELDS = ("frame", "image", "index", "elapsed_ms", "dropped", "event_index")
+
+
+def frame_metadata(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The front end's metadata of a frame-log record (`record["metadata"]`).
+
+    Older logs kept it at the top level, beside the writer's fields.
+    """
+    meta = record.get("metadata")
+    if isinstance(meta, Mapping):
+        return meta
+    return {k: v for k, v in record.items() if k not in RECORD_FIELDS}
+
+
 def _parse_lines(text: str, records: list[dict[str, Any]]) -> None:
     for line in text.splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             break
+        if isinstance(record, dict):
+            records.append(record)
 
 
 def read_frame_log(root: Path | Location) -> list[dict[str, Any]]:

@@ -4,16 +4,18 @@ Built with ome-types from the settings and the frame log: one `Image` per
 series (in series order, so `Image:i` is the image at path `i` of a collection),
 its `Pixels` (sizes, type, physical sizes, `XYZCT` order, `MetadataOnly`),
 `Channel`s and a `Plane` per acquired frame (TheT/TheC/TheZ, DeltaT,
-ExposureTime, PositionX/Y/Z); plates also get `Plate`/`Well`/`WellSample`
-pointing at the images. The file is replaced atomically, so a crash leaves the
-last complete version.
+ExposureTime, PositionX/Y/Z, from the front end's `runner_time_ms`,
+`exposure_ms` and `stage` in each record's `metadata`); plates also get
+`Plate`/`Well`/`WellSample` pointing at the images. The file is replaced
+atomically, so a crash leaves the last complete version.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from mmzarr._metadata import read_frame_log
+from mmzarr._metadata import frame_metadata, read_frame_log
 from mmzarr._storage import write_file_atomic
 
 if TYPE_CHECKING:
@@ -29,6 +31,13 @@ __all__ = ["OME_XML", "build_ome", "render_ome_xml", "write_ome_xml"]
 OME_XML = "OME/METADATA.ome.xml"
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a finite float, or None (missing or not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _plane(image: ImageSettings, rec: dict[str, Any]) -> dict[str, Any]:
     idx = dict(zip([d.name for d in image.index_dims], rec["index"], strict=True))
     plane: dict[str, Any] = {
@@ -36,19 +45,35 @@ def _plane(image: ImageSettings, rec: dict[str, Any]) -> dict[str, Any]:
         "the_c": idx.get("c", 0),
         "the_z": idx.get("z", 0),
     }
-    ms = rec.get("runner_time_ms", rec.get("elapsed_ms"))
+    meta = frame_metadata(rec)
+    ms = _number(meta.get("runner_time_ms"))
+    if ms is None:
+        ms = _number(rec.get("elapsed_ms"))
     if ms is not None:
-        plane["delta_t"] = float(ms) / 1000
+        plane["delta_t"] = ms / 1000
         plane["delta_t_unit"] = "s"
-    if rec.get("exposure_ms") is not None:
-        plane["exposure_time"] = float(rec["exposure_ms"])
+    exposure = _number(meta.get("exposure_ms"))
+    if exposure is not None:
+        plane["exposure_time"] = exposure
         plane["exposure_time_unit"] = "ms"
-    stage = rec.get("stage") or {}
+    stage = meta.get("stage")
     for axis in ("x", "y", "z"):
-        if stage.get(axis) is not None:
-            plane[f"position_{axis}"] = float(stage[axis])
+        value = _number(stage.get(axis)) if isinstance(stage, dict) else None
+        if value is not None:
+            plane[f"position_{axis}"] = value
             plane[f"position_{axis}_unit"] = "µm"
     return plane
+
+
+def _is_plane(image: ImageSettings, rec: dict[str, Any]) -> bool:
+    """Whether `rec` is a frame-log record of a frame of `image` (not dropped)."""
+    index = rec.get("index")
+    return (
+        not rec.get("dropped")
+        and isinstance(index, list)
+        and len(index) == len(image.index_dims)
+        and all(isinstance(v, int) and v >= 0 for v in index)
+    )
 
 
 def build_ome(
@@ -58,9 +83,12 @@ def build_ome(
     from ome_types import model as m
 
     by_image: dict[str, list[dict[str, Any]]] = {im.key: [] for im in settings.images}
+    images_by_key = {im.key: im for im in settings.images}
     for rec in records or ():
-        if not rec.get("dropped") and rec.get("image") in by_image:
-            by_image[rec["image"]].append(rec)
+        key = rec.get("image")
+        im = images_by_key.get(key) if isinstance(key, str) else None
+        if im is not None and _is_plane(im, rec):
+            by_image[im.key].append(rec)
     images = []
     for i, im in enumerate(settings.images):
         recs = by_image[im.key]

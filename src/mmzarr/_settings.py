@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
+    ValidationInfo,
     model_validator,
 )
 
@@ -31,8 +33,7 @@ from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "AcquisitionSettings",
@@ -71,6 +72,13 @@ _SUPPORTED_DTYPES = (
     "float64",
 )
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+#: The largest frame side (y or x, in pixels) mmzarr writes.
+MAX_FRAME_SIDE = 65536
+#: The largest frame (bytes) mmzarr writes: 2 GiB, beyond any camera, so a
+#: mistyped shape fails here rather than as a MemoryError in a backend.
+MAX_FRAME_BYTES = 2**31
+#: The shortest `flush_interval_s`: shorter keeps a core busy flushing.
+MIN_FLUSH_INTERVAL_S = 0.01
 
 
 def _check_dtype(value: Any) -> str:
@@ -101,9 +109,48 @@ def _check_color(value: str) -> str:
     return value
 
 
+def _check_flush_interval(value: float) -> float:
+    value = _check_finite_positive(value)
+    if value < MIN_FLUSH_INTERVAL_S:
+        raise ValueError(
+            f"must be at least {MIN_FLUSH_INTERVAL_S} s (shorter keeps a core busy "
+            f"flushing), got {value!r}"
+        )
+    return value
+
+
+def _check_name(value: str, info: ValidationInfo) -> str:
+    """A name shown to users and written to OME-XML: no control characters.
+
+    Refused: C0/C1 control characters (terminal escapes, NUL; XML 1.0 forbids
+    most), lone surrogates (not UTF-8) and the non-characters U+FFFE/U+FFFF.
+    """
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs") or ch in "\ufffe\uffff":
+            model = (info.config or {}).get("title") or ""
+            what = f"{_MODEL_NOUNS.get(model, model)} {info.field_name}".strip()
+            raise ValueError(
+                f"{what} {value!r} contains the control character "
+                f"U+{ord(ch):04X}; use printable characters"
+            )
+    return value
+
+
+_MODEL_NOUNS = {
+    "Channel": "channel",
+    "ImageSettings": "image",
+    "PlateSettings": "plate",
+    "PlateAcquisition": "plate acquisition",
+}
+
+
 DTypeStr = Annotated[str, BeforeValidator(_check_dtype)]
 PositiveFinite = Annotated[float, AfterValidator(_check_finite_positive)]
+FlushInterval = Annotated[float, AfterValidator(_check_flush_interval)]
 HexColor = Annotated[str, AfterValidator(_check_color)]
+#: A user-visible name (image, channel, plate): printable characters only.
+Name = Annotated[str, AfterValidator(_check_name)]
 
 _CHANNEL_COLORS = {
     "dapi": "0000FF",
@@ -165,6 +212,11 @@ class Dimension(FrozenModel):
             )
         if self.size is None and self.name != "t":
             raise ValueError(f"dimension {self.name!r}: only 't' may be unbounded")
+        if self.name in ("y", "x") and (self.size or 0) > MAX_FRAME_SIDE:
+            raise ValueError(
+                f"dimension {self.name!r}: a frame side of {self.size} px is more "
+                f"than the {MAX_FRAME_SIDE} px mmzarr writes; check the image shape"
+            )
         if self.chunk is None:
             chunk = self.size if self.name in ("y", "x") else 1
             object.__setattr__(self, "chunk", chunk)
@@ -202,9 +254,9 @@ class Channel(FrozenModel):
         The plan's exposure for this channel, if it sets one.
     """
 
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     color: HexColor = "FFFFFF"
-    config: str | None = None
+    config: Name | None = None
     exposure_ms: float | None = None
 
 
@@ -240,7 +292,7 @@ class ImageSettings(FrozenModel):
     """
 
     key: str
-    name: str | None = None
+    name: Name | None = None
     dimensions: tuple[Dimension, ...]
     acquisition_order: tuple[str, ...] | None = None
     channels: tuple[Channel, ...] = ()
@@ -433,7 +485,7 @@ class PlateAcquisition(FrozenModel):
     """One acquisition (run) of a plate."""
 
     id: int = Field(default=0, ge=0)
-    name: str | None = None
+    name: Name | None = None
 
 
 class PlateSettings(FrozenModel):
@@ -442,7 +494,7 @@ class PlateSettings(FrozenModel):
     `wells` are `"row/column"` paths such as `"A/1"`.
     """
 
-    name: str | None = None
+    name: Name | None = None
     rows: tuple[str, ...] = Field(min_length=1)
     columns: tuple[str, ...] = Field(min_length=1)
     wells: tuple[str, ...] = Field(min_length=1)
@@ -514,7 +566,8 @@ class AcquisitionSettings(FrozenModel):
         What `append` does when that buffer is full: block (default), raise, or
         drop the frame (counted and recorded).
     flush_interval_s
-        Upper bound on how long an appended frame may stay only in memory.
+        Upper bound on how long an appended frame may stay only in memory (at
+        least `MIN_FLUSH_INTERVAL_S`, 0.01 s).
     downsample
         Extra resolution levels written as frames arrive (`Downsample`).
     fallback_reason
@@ -545,7 +598,7 @@ class AcquisitionSettings(FrozenModel):
     positions_inside_time: bool = True
     max_buffer_bytes: PositiveInt = 256 * 1024**2
     on_full: OnFull = "block"
-    flush_interval_s: PositiveFinite = 1.0
+    flush_interval_s: FlushInterval = 1.0
     downsample: Downsample | None = None
     fallback_reason: str | None = None
 
@@ -560,6 +613,16 @@ class AcquisitionSettings(FrozenModel):
         for k in keys:
             if k and not _KEY_RE.match(k):
                 raise ValueError(f"image key {k!r} is not a valid zarr path")
+        itemsize = np.dtype(self.dtype).itemsize
+        for im in self.images:
+            nbytes = math.prod(im.frame_shape) * itemsize
+            if nbytes > MAX_FRAME_BYTES:
+                raise ValueError(
+                    f"image {im.key!r}: a {im.frame_shape[0]}x{im.frame_shape[1]} "
+                    f"{self.dtype} frame is {nbytes} bytes, more than the "
+                    f"{MAX_FRAME_BYTES} bytes (2 GiB) mmzarr writes per frame; "
+                    "check the image shape"
+                )
         if self.layout == "image":
             if len(self.images) != 1 or keys[0] != "":
                 raise ValueError(

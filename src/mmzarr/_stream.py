@@ -1,10 +1,12 @@
 """`Stream`: frames in, an OME-Zarr dataset out.
 
-The stream owns the dataset's lifecycle: it refuses to clobber existing output,
-writes every group's metadata before the first frame (so a crash leaves a
-readable dataset), checks each frame (shape, dtype, index), routes it to its
-image and storage index, hands it to the backend, logs its metadata, and on close
-restores the group metadata and records what was acquired. Storage itself is the
+The stream owns the dataset's lifecycle: it claims the output
+(`Location.claim`: the writer's lock, what `overwrite` may replace, an old
+dataset kept until the new one has opened), writes every group's metadata
+before the first frame (so a crash leaves a readable dataset), checks each
+frame (shape, dtype, index), routes it to its image and storage index, hands it
+to the backend, logs its metadata, and on close restores the group metadata and
+records what was acquired. Storage itself is the
 backend's job (`mmzarr.backends`); where the dataset lives (a local directory or
 an `s3://` prefix) is `_storage.Location`'s.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +29,7 @@ from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._storage import (
     Location,
+    S3Config,
     SupportsObjectStorage,
     as_location,
     parse_location,
@@ -37,8 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
     from types import TracebackType
-
-    from typing_extensions import Self
+    from typing import Self
 
     from mmzarr._settings import AcquisitionSettings, ImageSettings
     from mmzarr.backends import ArrayBackend
@@ -239,9 +242,10 @@ class Stream:
         self._unflushed = False  # frames written since the last backend flush
         self._flushed = 0  # frames known to be readable from storage
         self._stop_flusher = threading.Event()
-        self._prepare_path(overwrite)
+        # lock the output, move an old dataset aside (FileExistsError when it
+        # may not be replaced); undone below if the new dataset does not open
+        self._claim = self.location.claim(overwrite)
         loc = self.location
-        created = True
         try:
             loc.write_bytes(
                 SETTINGS_FILE, _metadata.dumps_json(settings.model_dump(mode="json"))
@@ -258,22 +262,28 @@ class Stream:
                     loc, flush_interval_s=settings.flush_interval_s
                 )
                 assert isinstance(backend, SupportsObjectStorage)
-                backend.open_location(loc, settings)
-            created = False
+                # credentials a backend exports for its S3 client are removed
+                # from the environment once it has opened
+                with S3Config.environment():
+                    backend.open_location(loc, settings)
             if isinstance(backend, SupportsFlush) or not loc.is_local:
                 threading.Thread(
                     target=self._flush_loop, name="mmzarr-flush", daemon=True
                 ).start()
-        except OSError as e:
-            raise StorageError(f"cannot create dataset at {self.path}: {e}") from e
-        finally:
-            if created:  # nothing acquired yet: leave no half-made dataset
-                if self._log is not None and loc.is_local:
-                    self._log.close()
+        except BaseException as e:
+            # nothing acquired yet: remove what was made, put the old data back
+            if isinstance(self._log, _metadata.FrameLog):
                 try:
-                    loc.delete()
+                    self._log.close()
                 except OSError:
-                    logger.warning("mmzarr: could not remove %s", self.path)
+                    pass
+            self._claim.abort()
+            if isinstance(e, OSError) and not isinstance(e, StorageError):
+                raise StorageError(
+                    f"cannot create dataset at {self._where}: {e}"
+                ) from e
+            raise
+        self._claim.commit()
 
     # ---- public API -----------------------------------------------------------
     @property
@@ -301,6 +311,12 @@ class Stream:
     def closed(self) -> bool:
         """Whether `close` has been called."""
         return self._closed
+
+    @property
+    def _where(self) -> str:
+        """The full path (or URL) of the dataset, for messages."""
+        loc = self.location
+        return os.path.abspath(loc.path) if loc.path is not None else loc.url
 
     def latest(self, key: str = "") -> np.ndarray | None:
         """A copy of the last frame appended to image `key`, or None.
@@ -333,7 +349,10 @@ class Stream:
             A useq-style index (`{"p": 1, "t": 0, "c": 2, "z": 5}`); without one,
             frames go in acquisition order.
         metadata
-            Per-frame metadata, logged to `mmzarr/frames.jsonl`.
+            Per-frame metadata (JSON-able), logged to `mmzarr/frames.jsonl` as
+            the record's `metadata`; the writer's own fields (`frame`, `image`,
+            `index`, `elapsed_ms`, `dropped`, `event_index`: the `index` given)
+            stay beside it. Non-finite numbers are logged as null.
 
         Returns
         -------
@@ -350,10 +369,9 @@ class Stream:
         """
         with self._lock:
             self._check_open()
+            # a fallback dataset takes frames in arrival order; the frame's own
+            # index is kept in the log (`event_index`)
             fallback = self.settings.fallback_reason is not None
-            if fallback and index is not None:
-                # arrival order; the frame's own index is kept in the log
-                metadata = {"event_index": dict(index), **(metadata or {})}
             if index is not None and not fallback:
                 image = self.settings.image_number(index)
                 sidx = self.settings.storage_index(image, index)
@@ -374,7 +392,7 @@ class Stream:
                 )
             if not self._make_room(arr.nbytes):
                 self.dropped += 1
-                self._log_frame(im.key, sidx, metadata, dropped=True)
+                self._log_frame(im.key, sidx, index, metadata, dropped=True)
                 return im.key, sidx
             try:
                 self._backend.write(image, sidx, arr)
@@ -385,14 +403,14 @@ class Stream:
             except Exception as e:
                 self._error = e
                 raise StorageError(
-                    f"writing frame {sidx} of image {im.key!r} to {self.path} "
+                    f"writing frame {sidx} of image {im.key!r} to {self._where} "
                     f"failed: {e}"
                 ) from e
             self._unflushed = True
             self._written[image].mark(sidx, im.unbounded)
             self._frames += 1
             self._keep_latest(im.key, arr)
-            self._log_frame(im.key, sidx, metadata)
+            self._log_frame(im.key, sidx, index, metadata)
             return im.key, sidx
 
     def skip(self, n: int = 1) -> None:
@@ -422,40 +440,46 @@ class Stream:
                 return
             self._closed = True
             self._stop_flusher.set()
-            t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
-            for i, numbers in enumerate(self._levels):
-                for number in numbers:
-                    if i in t_sizes:
-                        t_sizes[number] = t_sizes[i]
-            errors: list[BaseException] = []
-            # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
-            # backend writes its last frames: every frame is logged by now
-            xml = self._render_ome_xml_async()
             try:
-                self._backend.close(t_sizes)
-            except Exception as e:
-                errors.append(e)
-            planned = self.settings.frames_planned
-            if status is None:
-                if self._error is not None or errors:
-                    status = "failed"
-                elif planned is not None and self._frames < planned:
-                    status = "cancelled"
-                else:
-                    status = "complete"
-            self._status = status
-            try:
-                if self._log is not None:
-                    self._log.close()
-                self._write_groups(ome_xml=_rendered(xml))
-            except OSError as e:
-                errors.append(e)
-            if not errors:
-                self._flushed = self._frames
-            if errors:
-                raise StorageError(
-                    f"closing dataset {self.path} failed: {errors[0]}"
-                ) from errors[0]
+                self._close(status)
+            finally:
+                self._claim.release()  # another writer may take the path now
+
+    def _close(self, status: Status | None) -> None:
+        t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
+        for i, numbers in enumerate(self._levels):
+            for number in numbers:
+                if i in t_sizes:
+                    t_sizes[number] = t_sizes[i]
+        errors: list[BaseException] = []
+        # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
+        # backend writes its last frames: every frame is logged by now
+        xml = self._render_ome_xml_async()
+        try:
+            self._backend.close(t_sizes)
+        except Exception as e:
+            errors.append(e)
+        planned = self.settings.frames_planned
+        if status is None:
+            if self._error is not None or errors:
+                status = "failed"
+            elif planned is not None and self._frames < planned:
+                status = "cancelled"
+            else:
+                status = "complete"
+        self._status = status
+        try:
+            if self._log is not None:
+                self._log.close()
+            self._write_groups(ome_xml=_rendered(xml))
+        except OSError as e:
+            errors.append(e)
+        if not errors:
+            self._flushed = self._frames
+        if errors:
+            raise StorageError(
+                f"closing dataset {self._where} failed: {errors[0]}"
+            ) from errors[0]
 
     def __enter__(self) -> Self:
         return self
@@ -483,21 +507,6 @@ class Stream:
         )
 
     # ---- internals ------------------------------------------------------------
-    def _prepare_path(self, overwrite: bool) -> None:
-        loc = self.location
-        # on S3 the preflight (put + delete a probe) comes first, so wrong
-        # credentials or a missing bucket are reported as such
-        if not loc.is_local:
-            loc.check_writable()
-        if loc.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"output {loc.url!r} already exists; pass overwrite=True to "
-                    "replace it"
-                )
-            loc.delete()
-        loc.create()
-
     def _write_levels(
         self, image: int, sidx: tuple[int, ...], frame: np.ndarray
     ) -> None:
@@ -546,10 +555,12 @@ class Stream:
         self,
         key: str,
         sidx: tuple[int, ...],
+        index: Mapping[str, int] | None,
         metadata: Mapping[str, Any] | None,
         *,
         dropped: bool = False,
     ) -> None:
+        """Log one frame: the writer's fields, the caller's under `metadata`."""
         record: dict[str, Any] = {
             "frame": self._frames - (0 if dropped else 1),
             "image": key,
@@ -558,8 +569,10 @@ class Stream:
         }
         if dropped:
             record["dropped"] = True
+        if index is not None:
+            record["event_index"] = dict(index)
         if metadata:
-            record.update(metadata)
+            record["metadata"] = metadata
         if self._log is not None:
             try:
                 self._log.write(record)
@@ -687,11 +700,27 @@ def create_stream(
     backend
         `"acquire-zarr"` (default), `"tensorstore"` or `"zarr-python"`.
     overwrite
-        Replace an existing `path`; otherwise it is a `FileExistsError`.
+        Replace an existing `path`; otherwise it is a `FileExistsError`. Only a
+        dataset (a root `zarr.json` that is a zarr v3 group with `ome` or
+        `mmzarr` attributes) or an empty directory is replaced; never a file, a
+        symbolic link, another directory, the current working directory or one
+        containing it. A local dataset is moved aside and deleted only once the
+        new one has opened: if opening fails, it is put back unchanged.
     storage_options
         For S3: `endpoint_url`, `region`, `key`, `secret`, `token`.
     **backend_options
         Passed to the backend's constructor.
+
+    Raises
+    ------
+    DatasetLockedError
+        (a `StorageError` and `FileExistsError`) when another writer (or
+        `mmzarr finalize`) holds the local `path`'s lock, whatever `overwrite`
+        says; the message names the holder (pid, host, start time).
+    FileExistsError
+        When `path` exists and not `overwrite`, or it may not be replaced.
+    StorageError
+        (an `OSError`) when the dataset cannot be created, naming the full path.
 
     Examples
     --------

@@ -7,9 +7,11 @@ Three independent kinds of check, each reported as a problem line:
    file that holds it exists, and an uncompressed unsharded chunk has its full
    size;
 3. reads: every array is read in full (tensorstore, else zarr-python).
-A dataset whose writer never closed (status `acquiring`: the process died) is
-reported as incomplete, with the number of frames that are on disk (and, when
-reading, decode). Frames that `finalize` recorded as lost (`LOST_FRAMES`) are
+A dataset whose writer never closed (status `acquiring`: the process died, or
+it still runs: it holds the dataset's lock) is reported as incomplete, with the
+number of frames that are on disk (and, when reading, decode). Frame-log
+records that name no frame (an old log whose fields a front end overwrote) are
+problems, not crashes. Frames that `finalize` recorded as lost (`LOST_FRAMES`) are
 not problems of a finalized dataset; they are counted in a note.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mmzarr._metadata import read_frame_log
+from mmzarr._storage import lock_holder
 
 __all__ = [
     "LOST_FRAMES",
@@ -33,6 +36,7 @@ __all__ = [
     "array_documents",
     "chunk_paths",
     "frame_is_complete",
+    "frame_key",
     "lost_frames",
     "raw_chunk_bytes",
     "read_array",
@@ -186,6 +190,22 @@ def _has_zarr() -> bool:
     return importlib.util.find_spec("zarr") is not None
 
 
+def frame_key(record: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
+    """(image key, storage index) of a frame-log record, or None if it has none.
+
+    A record whose writer fields were overwritten by a front end's metadata (an
+    old log: `append(metadata={"index": ...})`) has none.
+    """
+    image, index = record.get("image"), record.get("index")
+    if not isinstance(image, str) or not isinstance(index, list):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in index):
+        return None
+    if any(v < 0 for v in index):
+        return None
+    return image, tuple(index)
+
+
 def lost_frames(root: Path) -> set[tuple[str, tuple[int, ...]]]:
     """(image key, storage index) of the frames `finalize` recorded as lost."""
     path = root / LOST_FRAMES
@@ -277,7 +297,14 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
     reader = FrameReader(root) if read and report.incomplete else None
     _check_frames(root, docs, report, reader)
-    if report.incomplete:
+    holder = lock_holder(root) if report.incomplete else None
+    if holder is not None:
+        report.problems.append(
+            f"incomplete: still being written by {holder}; "
+            f"{report.frames_complete} of {report.frames_logged} logged frames "
+            "are complete so far"
+        )
+    elif report.incomplete:
         report.problems.append(
             f"incomplete: the writer never closed this dataset (crash?); "
             f"{report.frames_complete} of {report.frames_logged} logged frames are "
@@ -345,7 +372,17 @@ def _check_frames(
 
     `reader`: also decode each complete frame inside its array's shape.
     """
-    records = [r for r in read_frame_log(root) if not r.get("dropped")]
+    records = []
+    for n, rec in enumerate(read_frame_log(root)):
+        if rec.get("dropped"):
+            continue
+        if frame_key(rec) is None:
+            report.problems.append(
+                f"frame log record {n}: not a frame (image {rec.get('image')!r}, "
+                f"index {rec.get('index')!r})"
+            )
+            continue
+        records.append(rec)
     report.frames_logged = len(records)
     problems: list[str] | None = None if report.incomplete else report.problems
     lost = lost_frames(root)
@@ -367,6 +404,12 @@ def _check_frames(
             missing_arrays.add(array)
             continue
         index = tuple(rec.get("index", []))
+        if len(index) != len(doc.get("shape", ())) - 2:
+            report.problems.append(
+                f"array {array!r}: logged frame {list(index)} does not fit its "
+                f"shape {doc.get('shape')}"
+            )
+            continue
         ok = frame_is_complete(root, array, doc, index, report.incomplete, problems)
         inside = all(i < s for i, s in zip(index, doc["shape"], strict=False))
         if ok and reader is not None and reader.available and inside:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BufferFullError",
+    "DatasetLockedError",
     "FrameError",
     "MMZarrError",
     "MissingDependencyError",
@@ -38,3 +39,14 @@ class MissingDependencyError(MMZarrError, ImportError):
 
 class BufferFullError(MMZarrError, BufferError):
     """Storage fell behind and `on_full="raise"`: the frame was not accepted."""
+
+
+class DatasetLockedError(StorageError, FileExistsError):
+    """Another writer (or `finalize`) holds the dataset's lock.
+
+    `holder` says who (pid, host, since when), as recorded in the lock file.
+    """
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder

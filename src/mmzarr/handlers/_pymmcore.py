@@ -48,7 +48,6 @@ def _running_core() -> Any:
 def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
     """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
     out: dict[str, Any] = {
-        "event_index": dict(event.index),
         "runner_time_ms": meta.get("runner_time_ms"),
         "exposure_ms": meta.get("exposure_ms", event.exposure),
         "camera_device": meta.get("camera_device"),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._storage import check_output
 from mmzarr._stream import create_stream
 from mmzarr._useq import (
     MMZarrWarning,
@@ -21,8 +22,7 @@ from mmzarr.errors import FrameError, PlanError
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
-
-    from typing_extensions import Self
+    from typing import Self
 
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._stream import Stream
@@ -91,7 +91,8 @@ class ZarrHook:
         (its own RAM or NDTiff dataset); with False it returns None and
         pycromanager drops the image.
     overwrite
-        Replace an existing `path`.
+        Replace an existing dataset at `path` (only a dataset or an empty
+        directory; see `mmzarr.create_stream`).
     **settings_options
         Without `settings`: `compression`, `chunks`, `shards`, `pixel_size_um`
         (overrides ``PixelSize_um``), `max_buffer_bytes`, `on_full`,
@@ -103,7 +104,9 @@ class ZarrHook:
         For `events` with axes mmzarr cannot place, repeated axes, or events
         that do not fit `settings`.
     FileExistsError
-        If `path` exists and not `overwrite`.
+        If `path` exists and not `overwrite`, or is not a dataset or an empty
+        directory that `overwrite` may replace; a `DatasetLockedError` when
+        another writer holds its lock.
 
     Examples
     --------
@@ -185,11 +188,8 @@ class ZarrHook:
             self.stream = create_stream(
                 self.path, settings, backend=backend, overwrite=overwrite
             )
-        elif self.path.exists() and not overwrite:
-            raise FileExistsError(
-                f"output {str(self.path)!r} already exists; pass overwrite=True to "
-                "replace it"
-            )
+        else:  # created at the first image: fail now where it could not be
+            check_output(self.path, overwrite)
 
     # ---- pycromanager callbacks ----------------------------------------------------
     def __call__(

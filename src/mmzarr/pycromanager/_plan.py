@@ -270,7 +270,6 @@ def _frame_record(
 ) -> dict[str, Any]:
     """Per-frame metadata, with the keys `MDAWriter` uses where they mean the same."""
     record: dict[str, Any] = {
-        "event_index": dict(index),
         "runner_time_ms": _float(md.get("ElapsedTime-ms")),
         "exposure_ms": _float(md.get("Exposure")),
         "camera_device": md.get("Camera"),

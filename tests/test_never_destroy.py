@@ -1,0 +1,582 @@
+"""Never destroy what is not ours; never lose what we accepted (issue #22).
+
+One section per item of the issue; each test reproduces the problem and fails
+without the fix:
+
+1. `overwrite=True` replaces only a dataset or an empty directory (never the
+   working directory, a parent of it, a file, a symlink, a thesis folder), in
+   `create_stream`, `MDAWriter`, the Pycro-Manager hook and the CLI alike.
+2. An old dataset is kept until the new one has opened: a failing open leaves
+   it byte-identical; an absurd frame size is a `PlanError` before anything.
+3. A dataset being written is locked: a second writer (this process or
+   another) and `finalize` are refused, naming the holder.
+10. Caller metadata lives under `metadata` in the frame log; the writer's own
+    fields cannot be overwritten; old logs still validate, finalize and render.
+11. Control characters in names are refused when the settings are built.
+12. Plan files: size limit, no YAML aliases, short errors.
+13. `flush_interval_s` minimum, read-only targets, NaN in the frame log.
+14. S3 credentials never stay in `os.environ` nor appear in a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from mmzarr._cli import CLIError, load_plan, main
+from mmzarr._storage import lock_path
+from mmzarr.backends import BACKENDS, get_backend
+from mmzarr.errors import DatasetLockedError
+from tests import test_s3
+from tests._readback import assert_frames
+from tests.test_stream import SHAPE, frame_for, settings_for, write_plan
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+TWO_T = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+TC = useq.MDASequence(time_plan={"interval": 1, "loops": 2}, channels=["DAPI", "FITC"])
+#: The backend of tests whose behaviour does not depend on it.
+ANY_BACKEND = next(
+    b
+    for b in ("tensorstore", "zarr-python", "acquire-zarr")
+    if BACKENDS[b].is_available()
+)
+
+
+# the S3 server and a fresh prefix (fixtures of tests/test_s3.py)
+s3_endpoint = test_s3.s3_endpoint
+s3_url = test_s3.s3_url
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes); symlinks as their target."""
+    out: dict[str, bytes] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            out[rel] = f"-> {os.readlink(p)}".encode()
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+    return out
+
+
+def listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+# ---- 1. what overwrite may replace ---------------------------------------------------
+@pytest.mark.parametrize("path", ["", "."])
+def test_overwrite_refuses_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    (tmp_path / "thesis.tex").write_text("years of work")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileExistsError, match="current working directory") as info:
+        mmzarr.create_stream(path, settings_for(TWO_T), overwrite=True)
+    assert str(tmp_path) in str(info.value)
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
+    assert listing(tmp_path) == {"thesis.tex"}
+
+
+def test_overwrite_refuses_a_parent_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "keep.txt").write_text("keep")
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(FileExistsError, match="contains the current working"):
+        mmzarr.create_stream("..", settings_for(TWO_T), overwrite=True)
+    assert (tmp_path / "keep.txt").read_text() == "keep"
+
+
+def _thesis(tmp_path: Path) -> Path:
+    thesis = tmp_path / "thesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "chapters" / "1.tex").write_text("introduction")
+    return thesis
+
+
+NOT_DATASETS = {
+    "folder": lambda p: _thesis(p),
+    "file": lambda p: (p / "notes.txt", (p / "notes.txt").write_text("x"))[0],
+    "zarr-group-not-ome": lambda p: (
+        p / "plain.zarr",
+        (p / "plain.zarr").mkdir(),
+        (p / "plain.zarr" / "zarr.json").write_text(
+            '{"zarr_format": 3, "node_type": "group", "attributes": {"mine": 1}}'
+        ),
+        (p / "plain.zarr" / "data.bin").write_bytes(b"123"),
+    )[0],
+    "zarr-v2": lambda p: (
+        p / "v2.zarr",
+        (p / "v2.zarr").mkdir(),
+        (p / "v2.zarr" / ".zgroup").write_text('{"zarr_format": 2}'),
+    )[0],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_DATASETS))
+def test_overwrite_refuses_what_is_not_a_dataset(tmp_path: Path, kind: str) -> None:
+    target = NOT_DATASETS[kind](tmp_path)
+    before, names = snapshot(tmp_path), listing(tmp_path)
+    with pytest.raises(FileExistsError, match="refusing to replace") as info:
+        mmzarr.create_stream(target, settings_for(TWO_T), overwrite=True)
+    assert str(target) in str(info.value)
+    assert snapshot(tmp_path) == before
+    assert listing(tmp_path) == names  # no lock file or temp dir left
+
+
+def test_overwrite_refuses_a_symlink_and_keeps_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real.ome.zarr"
+    frames = write_plan(real, TWO_T, ANY_BACKEND)
+    link = tmp_path / "link.ome.zarr"
+    link.symlink_to(real)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        mmzarr.create_stream(link, settings_for(TWO_T), overwrite=True)
+    assert link.is_symlink()
+    assert_frames(real, frames)
+
+
+def test_overwrite_replaces_datasets_and_empty_dirs_only_inside(
+    tmp_path: Path,
+) -> None:
+    """A dataset is replaced; a symlink inside it is removed, not followed."""
+    outside = _thesis(tmp_path)
+    before = snapshot(outside)
+    out = tmp_path / "run.ome.zarr"
+    write_plan(out, TWO_T, ANY_BACKEND)
+    (out / "escape").symlink_to(outside, target_is_directory=True)
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(7))
+    assert not (out / "escape").exists()
+    assert snapshot(outside) == before
+    assert listing(tmp_path) == {"run.ome.zarr", "thesis"}  # no .mmzarr-old-*
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with mmzarr.create_stream(empty, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(8))
+    assert_frames(empty, {("", (0,)): frame_for(8)})
+
+
+def test_mdawriter_hook_and_cli_use_the_same_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmzarr.pycromanager import ZarrHook
+
+    thesis = _thesis(tmp_path)
+    before = snapshot(thesis)
+    writer = mmzarr.MDAWriter(thesis, overwrite=True, settings=settings_for(TWO_T))
+    writer.sequenceStarted(TWO_T)
+    assert isinstance(writer.error, FileExistsError)
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        writer.close()
+    # the hook creates its dataset at the first image: it refuses at once
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        ZarrHook(thesis, overwrite=True)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("time_plan: {interval: 0, loops: 2}\n")
+    assert main(["acquire", str(plan), str(thesis), "--overwrite"]) == 1
+    assert "refusing to replace" in capsys.readouterr().err
+    assert snapshot(thesis) == before
+
+
+# ---- 2. the old dataset is kept until the new one has opened -------------------------
+def test_absurd_frame_size_is_a_plan_error() -> None:
+    with pytest.raises(mmzarr.PlanError, match="200000 px"):
+        mmzarr.AcquisitionSettings.from_useq(
+            TWO_T, image_shape=(200000, 200000), dtype="uint16", pixel_size_um=1
+        )
+    with pytest.raises(mmzarr.PlanError, match="7200000000 bytes"):
+        mmzarr.AcquisitionSettings.from_useq(
+            TWO_T, image_shape=(60000, 60000), dtype="uint16", pixel_size_um=1
+        )
+    with pytest.raises(ValueError, match="65536"):
+        mmzarr.Dimension(name="x", size=65537)
+
+
+@pytest.mark.parametrize("when", ["before-open", "after-open"])
+def test_failing_open_keeps_the_old_dataset(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    out = tmp_path / "run.ome.zarr"
+    frames = write_plan(out, TC, backend)
+    before, names = snapshot(out), listing(tmp_path)
+    cls = type(get_backend(backend))
+    real_open = cls.open
+
+    def failing_open(self: Any, root: Path, settings: Any) -> None:
+        if when == "after-open":  # files of the new dataset exist by now
+            real_open(self, root, settings)
+            self.close({})
+            raise OSError("the disk caught fire")
+        raise MemoryError("cannot allocate the frame buffers")
+
+    monkeypatch.setattr(cls, "open", failing_open)
+    exc = MemoryError if when == "before-open" else mmzarr.StorageError
+    with pytest.raises(exc) as info:
+        mmzarr.create_stream(out, settings_for(TC), backend=backend, overwrite=True)
+    if when == "after-open":
+        assert str(out) in str(info.value)
+    assert snapshot(out) == before  # byte-identical
+    assert listing(tmp_path) == names  # no lock file, no moved-aside copy
+    monkeypatch.undo()
+    assert mmzarr.validate(out).ok
+    assert_frames(out, frames)
+
+
+def test_failing_open_of_a_new_output_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = type(get_backend(ANY_BACKEND))
+
+    def failing_open(self: Any, root: Path, settings: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(cls, "open", failing_open)
+    out = tmp_path / "new" / "deeper" / "run.ome.zarr"
+    with pytest.raises(RuntimeError, match="injected"):
+        mmzarr.create_stream(out, settings_for(TWO_T), backend=ANY_BACKEND)
+    assert listing(tmp_path) == set()  # the parents it made are gone too
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="injected"):
+        mmzarr.create_stream(
+            empty, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+        )
+    assert listing(tmp_path) == {"empty"}
+    assert listing(empty) == set()  # emptied of what it wrote, kept
+
+
+# ---- 3. one writer per dataset -------------------------------------------------------
+def test_second_writer_is_refused_naming_the_holder(
+    tmp_path: Path, backend: str
+) -> None:
+    out = tmp_path / "run.ome.zarr"
+    first = mmzarr.create_stream(out, settings_for(TC), backend=backend)
+    frames = {first.append(frame_for(0)): frame_for(0)}
+    for overwrite in (True, False):
+        with pytest.raises(DatasetLockedError, match=f"pid {os.getpid()}") as info:
+            mmzarr.create_stream(
+                out, settings_for(TC), backend=backend, overwrite=overwrite
+            )
+        assert str(out) in str(info.value)
+        assert isinstance(info.value, FileExistsError)
+    with pytest.raises(DatasetLockedError, match=f"pid {os.getpid()}"):
+        mmzarr.finalize(out)
+    frames[first.append(frame_for(1))] = frame_for(1)
+    first.close()
+    assert mmzarr.validate(out).ok
+    assert_frames(out, frames)
+    assert not lock_path(out).exists()  # removed at close
+    with mmzarr.create_stream(out, settings_for(TC), backend=backend, overwrite=True):
+        pass  # free again
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, useq, mmzarr
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    s = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 10), dtype="uint16", pixel_size_um=0.5
+    )
+    stream = mmzarr.create_stream(sys.argv[1], s, backend=sys.argv[2])
+    stream.append(np.full((8, 10), 7, "uint16"))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    stream.append(np.full((8, 10), 8, "uint16"))
+    stream.close()
+    print("closed", flush=True)
+    """
+)
+
+
+def _holder(out: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out), ANY_BACKEND],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_writer_in_another_process_holds_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run.ome.zarr"
+    proc = _holder(out)
+    try:
+        with pytest.raises(DatasetLockedError, match=f"pid {proc.pid}"):
+            mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+        with pytest.raises(DatasetLockedError, match=f"pid {proc.pid}"):
+            mmzarr.finalize(out)
+        assert main(["finalize", str(out)]) == 1
+        assert f"pid {proc.pid}" in capsys.readouterr().err
+        report = mmzarr.validate(out)
+        assert any("still being written" in p for p in report.problems)
+    finally:
+        out_text, _ = proc.communicate("\n", timeout=60)
+    assert "closed" in out_text
+    expected = {("", (0,)): np.full(SHAPE, 7, "uint16")}
+    expected[("", (1,))] = np.full(SHAPE, 8, "uint16")
+    assert mmzarr.validate(out).ok
+    assert_frames(out, expected)
+
+
+def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
+    out = tmp_path / "run.ome.zarr"
+    proc = _holder(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)  # waits, closes the pipes
+    assert lock_path(out).exists()  # stale file, but the kernel dropped the flock
+    report = mmzarr.finalize(out)
+    assert report.ok, report.format()
+    assert not lock_path(out).exists()
+
+
+# ---- 10. caller metadata cannot overwrite the frame log's fields ---------------------
+CLOBBER = {
+    "index": "oops",
+    "frame": -1,
+    "image": ["not", "a", "key"],
+    "elapsed_ms": "later",
+    "dropped": True,
+    "event_index": 5,
+}
+
+
+def test_metadata_keeps_its_own_namespace(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "run.ome.zarr"
+    with mmzarr.create_stream(out, settings_for(TWO_T), backend=backend) as s:
+        s.append(frame_for(0), index={"t": 0}, metadata=CLOBBER)
+        s.append(frame_for(1), index={"t": 1}, metadata={"note": "fine"})
+    lines = (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    first, second = (json.loads(x) for x in lines)
+    assert (first["frame"], first["image"], first["index"]) == (0, "", [0])
+    assert first["event_index"] == {"t": 0}
+    assert "dropped" not in first
+    assert first["metadata"] == CLOBBER
+    assert second["metadata"] == {"note": "fine"}
+    assert second["event_index"] == {"t": 1}
+    assert mmzarr.validate(out).ok
+    report = mmzarr.finalize(out)
+    assert report.ok, report.format()
+    lost = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert lost["frames_kept"] == 2
+
+
+def test_old_clobbered_logs_do_not_crash_validate_or_finalize(tmp_path: Path) -> None:
+    out = tmp_path / "run.ome.zarr"
+    write_plan(out, TWO_T, ANY_BACKEND)
+    log = out / "mmzarr/frames.jsonl"
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    # what an old writer logged for metadata=CLOBBER (without "dropped")
+    records[1].update({k: v for k, v in CLOBBER.items() if k != "dropped"})
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = mmzarr.validate(out)
+    assert any("record 1: not a frame" in p for p in report.problems)
+    mmzarr.finalize(out)  # no crash
+    lost = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert lost["frames_logged"] == 1
+
+
+def test_ome_xml_reads_metadata_and_old_top_level_keys() -> None:
+    from mmzarr._omexml import render_ome_xml
+
+    settings = settings_for(
+        useq.MDASequence(stage_positions=[(0, 0, 0), (1, 1, 0)], channels=["DAPI"])
+    )
+    new = {"frame": 0, "image": "0", "index": [0], "elapsed_ms": 1.0}
+    new["metadata"] = {"exposure_ms": 12.5, "stage": {"x": 3.0}, "index": "oops"}
+    old = {"frame": 1, "image": "1", "index": [0], "exposure_ms": 20.0}
+    xml = render_ome_xml(settings, [new, old])
+    assert 'ExposureTime="12.5"' in xml
+    assert 'ExposureTime="20.0"' in xml
+    assert 'PositionX="3.0"' in xml
+
+
+# ---- 11. control characters in names -------------------------------------------------
+BAD_NAMES = ["pos\x1b[31m", "\x00", "tab\there", "c1\x9b"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_control_characters_in_names_are_refused(name: str) -> None:
+    pos = useq.MDASequence(stage_positions=[useq.Position(x=0, y=0, name=name)])
+    with pytest.raises(mmzarr.PlanError, match="image name") as info:
+        settings_for(pos)
+    assert repr(name) in str(info.value)
+    with pytest.raises(ValueError, match="channel name") as err:
+        mmzarr.Channel(name=name)
+    assert repr(name) in str(err.value)
+    with pytest.raises(ValueError, match="plate name"):
+        mmzarr.PlateSettings(name=name, rows=("A",), columns=("1",), wells=("A/1",))
+
+
+# ---- 12. plan files ------------------------------------------------------------------
+def _bomb(levels: int) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    lines.append(f"channels: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    plan = tmp_path / "small-bomb.yaml"
+    plan.write_text(_bomb(5))  # 59049 strings; printed a 4.3 MB error
+    t0 = time.monotonic()
+    with pytest.raises(CLIError, match="aliases") as info:
+        load_plan(plan)
+    assert time.monotonic() - t0 < 5
+    assert len(str(info.value)) <= 600
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    plan = tmp_path / "bomb.yaml"
+    plan.write_text(_bomb(9))
+    assert plan.stat().st_size < 1000
+    code = "import sys; from mmzarr._cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run(
+        [sys.executable, "-c", code, "acquire", str(plan), "o", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,  # took 88 s and 5.6 GB before
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "aliases" in r.stderr
+    assert len(r.stderr) < 1000
+
+
+def test_plan_size_and_error_length_are_bounded(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200_000)
+    with pytest.raises(CLIError, match="more than the 1048576 bytes"):
+        load_plan(big)
+    long_value = tmp_path / "long.json"
+    long_value.write_text(json.dumps({"stage_positions": [[1, 2, "x" * 200_000]]}))
+    with pytest.raises(CLIError, match="useq rejected") as info:
+        load_plan(long_value)
+    assert len(str(info.value)) <= 600
+
+
+# ---- 13. flush interval, read-only targets, NaN --------------------------------------
+def test_flush_interval_has_a_minimum() -> None:
+    with pytest.raises(mmzarr.PlanError, match=r"flush_interval_s.*1e-09"):
+        settings_for(TWO_T, flush_interval_s=1e-9)
+    assert settings_for(TWO_T, flush_interval_s=0.01).flush_interval_s == 0.01
+
+
+def test_read_only_target_names_the_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(ro)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mount.stderr.strip()}")
+    try:
+        frames = write_plan(ro / "run.ome.zarr", TWO_T, ANY_BACKEND)
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        before = snapshot(ro)
+        monkeypatch.chdir(tmp_path)  # a relative path: the message has it in full
+        with pytest.raises(mmzarr.StorageError) as info:
+            mmzarr.create_stream("ro/run.ome.zarr", settings_for(TWO_T), overwrite=True)
+        assert str(ro / "run.ome.zarr") in str(info.value)
+        assert type(info.value) is mmzarr.StorageError
+        assert snapshot(ro) == before
+        assert_frames(ro / "run.ome.zarr", frames)
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_frame_log_is_standard_json(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "run.ome.zarr"
+    meta = {
+        "x": math.nan,
+        "stage": {"z": np.float32("nan"), "y": [math.inf, -math.inf, 1.5]},
+        "name": "ok",
+    }
+    with mmzarr.create_stream(out, settings_for(TWO_T), backend=backend) as s:
+        s.append(frame_for(0), metadata=meta)
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    line = (out / "mmzarr/frames.jsonl").read_text().splitlines()[0]
+    record = json.loads(line, parse_constant=refuse)
+    assert record["metadata"] == {
+        "x": None,
+        "stage": {"z": None, "y": [None, None, 1.5]},
+        "name": "ok",
+    }
+
+
+# ---- 14. S3 credentials --------------------------------------------------------------
+def test_s3_config_repr_hides_credentials() -> None:
+    loc = mmzarr._storage.parse_location(
+        "s3://bucket/run.ome.zarr",
+        {"key": "AKIAEXAMPLEKEY", "secret": "s3cr3t-value", "token": "t0ken-value"},
+    )
+    for text in (repr(loc), repr(loc.s3), str(loc)):
+        for secret in ("AKIAEXAMPLEKEY", "s3cr3t-value", "t0ken-value"):
+            assert secret not in text
+    assert loc.s3 is not None
+    assert loc.s3.redact("a s3cr3t-value b") == "a *** b"
+
+
+def test_s3_credentials_do_not_stay_in_the_environment(
+    s3_endpoint: str, s3_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    opts = {"key": "AKIAEXAMPLEKEY", "secret": "s3cr3t-value"}
+    with mmzarr.create_stream(
+        s3_url, settings_for(TWO_T), backend=backend, storage_options=opts
+    ) as s:
+        assert "AWS_SECRET_ACCESS_KEY" not in os.environ
+        assert "AWS_ACCESS_KEY_ID" not in os.environ
+        assert "s3cr3t-value" not in repr(s) + repr(s.location) + repr(s.location.s3)
+        s.append(frame_for(0))
+        s.append(frame_for(1))
+    assert "AWS_SECRET_ACCESS_KEY" not in os.environ
+    data = test_s3.read_zarr_s3(s3_endpoint, s3_url, "0")
+    np.testing.assert_array_equal(data[1], frame_for(1))
+
+
+def test_s3_overwrite_refuses_a_prefix_that_is_not_a_dataset(
+    s3_endpoint: str, s3_url: str
+) -> None:
+    key = f"{s3_url.removeprefix(f's3://{test_s3.BUCKET}/')}/notes.txt"
+    test_s3._client(s3_endpoint).put_object(
+        Bucket=test_s3.BUCKET, Key=key, Body=b"keep me"
+    )
+    with pytest.raises(FileExistsError, match="not a zarr dataset"):
+        mmzarr.create_stream(
+            s3_url, settings_for(TWO_T), backend="zarr-python", overwrite=True
+        )
+    assert test_s3.s3_keys(s3_endpoint, s3_url) == ["notes.txt"]
