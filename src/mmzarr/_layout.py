@@ -159,6 +159,40 @@ def _group(ome: Any | None, extra: dict[str, Any] | None = None) -> dict[str, An
     return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
 
 
+#: mmzarr's own files (settings, frame log, set-aside chunks) live in this folder
+OWN_FOLDER = "mmzarr"
+
+
+def file_folder(description: str) -> dict[str, Any]:
+    """The `zarr.json` of a folder that holds files, not zarr nodes.
+
+    zarr-python warns that an object "is not recognized as a component of a
+    Zarr hierarchy" for every file or folder inside a group that is not a zarr
+    node, each time the dataset is listed. It never lists the inside of an
+    array, so such a folder is declared an empty array (shape `[0]`, so it has
+    no chunks) whose attributes say what it holds; OME-Zarr readers follow the
+    OME metadata and ignore it.
+    """
+    return {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [0],
+        "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "bytes"}],
+        "attributes": {"mmzarr": {"contents": description}},
+    }
+
+
+def is_file_folder(doc: Any) -> bool:
+    """Whether a `zarr.json` document is a `file_folder`, not an image array."""
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    mm = attrs.get("mmzarr") if isinstance(attrs, dict) else None
+    return isinstance(mm, dict) and "contents" in mm
+
+
 def group_documents(
     settings: AcquisitionSettings,
     *,
@@ -184,6 +218,10 @@ def group_documents(
         for im in settings.images
         if not (root_only and im.key)
     }
+    if not root_only:
+        docs[OWN_FOLDER] = file_folder(
+            "mmzarr's files: settings.json, frames.jsonl (one JSON record per frame)"
+        )
     if settings.layout == "image":
         docs[""] = images[""]
         docs[""]["attributes"].update(root_attributes or {})
@@ -203,6 +241,7 @@ def group_documents(
     docs[""]["attributes"]["ome"]["plate"]["version"] = "0.5"
     if root_only:
         return docs
+    docs["OME"] = file_folder("the dataset as OME-XML: METADATA.ome.xml")
     acq = settings.plate.acquisitions[0].id if settings.plate else 0
     by_well: dict[str, list[ImageSettings]] = {}
     for im in settings.images:

@@ -341,6 +341,8 @@ def _acquisition_order(
     """The axis order (outermost first) in which `acquired` strictly increases."""
     pos = {a: i for i, a in enumerate(axes)}
     pref = tuple(a for a in preferred if a in axes)
+    # a sub-sequence may add an axis the main axis_order leaves out
+    pref += tuple(a for a in axes if a not in pref)
     candidates = [pref, *itertools.permutations(axes)]
     for order in candidates:
         keys = [tuple(idx[pos[a]] for a in order) for idx in acquired]

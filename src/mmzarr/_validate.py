@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mmzarr._layout import is_file_folder
 from mmzarr._metadata import read_frame_log
 from mmzarr._storage import lock_holder
 
@@ -105,14 +106,22 @@ class ValidationReport:
 
 
 def array_documents(root: Path) -> dict[str, dict[str, Any]]:
-    """`{array_path: zarr.json}` for every array under `root`."""
+    """`{array_path: zarr.json}` for every image array under `root`.
+
+    The folders of mmzarr's own files (`mmzarr/`, a plate's `OME/`) are
+    declared as empty arrays (`_layout.file_folder`): they are left out.
+    """
     out: dict[str, dict[str, Any]] = {}
     for zj in sorted(root.rglob("zarr.json")):
         try:
             doc = json.loads(zj.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(doc, dict) and doc.get("node_type") == "array":
+        if (
+            isinstance(doc, dict)
+            and doc.get("node_type") == "array"
+            and not is_file_folder(doc)
+        ):
             out[zj.parent.relative_to(root).as_posix()] = doc
     return out
 
