@@ -52,3 +52,32 @@ def pytest_collection_modifyitems(
         ]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+# ---- hypothesis profiles (tests/test_plan_space.py, tests/_strategies.py) -------
+# "ci" (default): derandomized, the example counts set per test, no example
+# database. "sweep": `pytest --hypothesis-profile=sweep tests/test_plan_space.py`
+# draws 1000 random plans per test (per-test counts defer to it, see
+# `tests._strategies.examples`).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# writing plans to disk is slow for hypothesis' taste; tests that reuse a
+# fixture across examples say so themselves (function_scoped_fixture)
+_SLOW_OK = [HealthCheck.too_slow]
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_OK,
+)
+settings.register_profile(
+    "sweep",
+    max_examples=1000,
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_OK,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,365 @@
+"""Every plan, every path: drawn useq plans against an oracle from useq's iteration.
+
+Expectations come from `tests._oracle` (useq's events and the layout rules),
+never from mmzarr. Stream path: `AcquisitionSettings.from_useq` + `create_stream`
+on every backend, read back with zarr-python and tensorstore. MDA path: the
+plan runs on the demo rig through `MDAWriter`; what the camera produced
+(``frameReady``) must read back at the oracle's places, or, for a plan that
+cannot be mapped to arrays, in the fallback layout (every frame along ``t``).
+
+``pytest --hypothesis-profile=sweep tests/test_plan_space.py`` draws 1000 plans
+per test instead of the CI profile's few dozen.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import hypothesis
+import numpy as np
+import pytest
+import useq
+from hypothesis import HealthCheck, example, given, settings
+
+import mmzarr
+from tests._oracle import (
+    USEQ_ITERATION_ERRORS,
+    Oracle,
+    build_oracle,
+    frame_events,
+    plain_index,
+)
+from tests._readback import (
+    array_of,
+    check_metadata,
+    group_json,
+    read_tensorstore,
+    read_zarr,
+)
+from tests._strategies import IMAGE_SHAPE, PIXEL_SIZE_UM, examples, mda_sequences
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+DTYPE = "uint16"
+#: camera frames of the MDA path (the demo camera's smallest sensor)
+MDA_SHAPE: tuple[int, int] = (64, 64)
+_IGNORE_MMZARR_WARNINGS = pytest.mark.filterwarnings(
+    # unknown/zero time interval: expected for drawn plans, not what is tested
+    "ignore::mmzarr.MMZarrWarning"
+)
+
+
+# ---- regression plans ------------------------------------------------------------
+def _mda(**kwargs: Any) -> useq.MDASequence:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return useq.MDASequence(**kwargs)
+
+
+#: plans that once broke mmzarr (name -> plan)
+REGRESSIONS: dict[str, useq.MDASequence] = {
+    # TypeError 't_unknown' for >= 2 images with interval 0
+    "two positions, interval 0": _mda(
+        stage_positions=[(0.0, 0.0), (10.0, 10.0)],
+        time_plan={"interval": 0, "loops": 3},
+    ),
+    # useq cannot iterate it (ZeroDivisionError): a PlanError, not a crash
+    "interval 0 with a duration": _mda(time_plan={"interval": 0, "duration": 1}),
+    "one channel twice, two exposures": _mda(
+        channels=[
+            {"config": "DAPI", "exposure": 10.0},
+            {"config": "DAPI", "exposure": 30.0},
+        ],
+        z_plan={"range": 1, "step": 1},
+    ),
+    "two positions, one name": _mda(
+        stage_positions=[
+            useq.Position(x=0.0, y=0.0, name="A"),
+            useq.Position(x=5.0, y=5.0, name="A"),
+        ],
+        channels=["DAPI"],
+    ),
+    # found by the sweep profile: PlanError "acquisition_order () must be a
+    # permutation of ('t',)" (a sub-sequence axis missing from axis_order)
+    "sub-sequence t, axis_order without t": _mda(
+        axis_order="p",
+        stage_positions=[
+            useq.Position(
+                sequence=useq.MDASequence(time_plan={"interval": 0, "loops": 1})
+            )
+        ],
+    ),
+    # useq's tests/fixtures/mda.yaml, smaller: autofocus on c, a position whose
+    # sub-sequence has its own grid and z plan, DAPI every 3rd t and unstacked
+    "useq fixture: autofocus + position z sub-plan": _mda(
+        autofocus_plan=useq.AxesBasedAF(
+            autofocus_device_name="Z", autofocus_motor_offset=50.0, axes=("c",)
+        ),
+        channels=[
+            {"config": "Cy5", "exposure": 5.0},
+            {"config": "FITC", "exposure": 1.0},
+            {"config": "DAPI", "acquire_every": 3, "do_stack": False},
+        ],
+        grid_plan=useq.GridRowsColumns(rows=2, columns=1, fov_width=5, fov_height=4),
+        stage_positions=[
+            useq.Position(x=10.0, y=20.0),
+            useq.Position(
+                name="test_name",
+                x=10.0,
+                y=20.0,
+                z=50.0,
+                sequence=useq.MDASequence(
+                    grid_plan=useq.GridRowsColumns(
+                        rows=2, columns=3, fov_width=5, fov_height=4
+                    ),
+                    z_plan=useq.ZAboveBelow(above=2.0, below=0.0, step=1.0),
+                ),
+            ),
+        ],
+        time_plan=useq.MultiPhaseTimePlan(
+            phases=[
+                useq.TIntervalLoops(interval=0.01, loops=2),
+                useq.TIntervalDuration(interval=0.01, duration=0.01),
+            ]
+        ),
+        z_plan=useq.ZRangeAround(range=1.0, step=0.5),
+    ),
+}
+
+
+def with_regressions(
+    *, skip: Sequence[str] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add every `REGRESSIONS` plan (but `skip`) as an explicit ``@example``."""
+
+    def decorate(test: Callable[..., None]) -> Callable[..., None]:
+        for name, seq in reversed(REGRESSIONS.items()):
+            if name not in skip:
+                test = example(seq=seq).via(name)(test)
+        return test
+
+    return decorate
+
+
+# ---- checks shared with tests/test_peer_plans.py ----------------------------------
+def stamp(k: int, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
+    """Frame `k` of a stream: ``(k + 1) * 100 + 10 * y + x`` (unique, never 0)."""
+    assert k < 650, "stamp would overflow uint16"
+    assert shape[0] <= 10, "stamp would collide"
+    assert shape[1] <= 10, "stamp would collide"
+    y, x = np.indices(shape)
+    return ((k + 1) * 100 + 10 * y + x).astype(DTYPE)
+
+
+def settings_for(seq: useq.MDASequence) -> mmzarr.AcquisitionSettings:
+    return mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=IMAGE_SHAPE, dtype=DTYPE, pixel_size_um=PIXEL_SIZE_UM
+    )
+
+
+def check_channel_labels(
+    labels: Sequence[str], configs: Sequence[str | None], key: str
+) -> None:
+    """Rule 8: a label per c index; the config, or unique and starting with it."""
+    assert len(labels) == len(configs), (key, labels, configs)
+    assert len(set(labels)) == len(labels), f"{key!r}: labels {labels} not unique"
+    for label, config in zip(labels, configs, strict=True):
+        if config is None:  # no event has this c: the rules say nothing
+            continue
+        # an unfilled c slot may hold the same config (useq skipped all its
+        # events, e.g. do_stack=False): then this label may need a suffix too
+        if configs.count(config) == 1 and None not in configs:
+            assert label == config, (key, labels, configs)
+        else:
+            assert label.startswith(config), (key, labels, configs)
+
+
+def check_names(names: Sequence[str | None], oracle: Oracle) -> None:
+    """Rule 9: the oracle's name, unique; on a collision, prefixed by the base."""
+    given_names = [n for n in names if n is not None]
+    assert len(set(given_names)) == len(given_names), f"names not unique: {names}"
+    expected = [i.name for i in oracle.images]
+    for got, img in zip(names, oracle.images, strict=True):
+        if img.name is None:  # no base and no g: any name (or none) will do
+            continue
+        if expected.count(img.name) == 1:
+            assert got == img.name, (img.key, names, expected)
+        else:
+            prefix = img.base or (f"Pos{img.p}" if img.g is not None else "")
+            assert got is not None, (img.key, names)
+            assert got.startswith(prefix), (img.key, names)
+
+
+def check_settings(s: mmzarr.AcquisitionSettings, oracle: Oracle) -> None:
+    """Layout, keys, axes, shapes, channel labels and names match the oracle."""
+    assert s.layout == oracle.layout
+    assert tuple(s.keys) == oracle.keys
+    assert len(s.images) == len(oracle.images)
+    for img, exp in zip(s.images, oracle.images, strict=True):
+        assert tuple(img.dim_names) == exp.dim_names, exp.key
+        assert tuple(img.shape) == exp.shape, exp.key
+        if "c" in exp.axes:
+            labels = [c.name for c in img.channels]
+            check_channel_labels(labels, exp.channels, exp.key)
+    check_names([img.name for img in s.images], oracle)
+
+
+READERS: tuple[Callable[[Path, str], np.ndarray], ...] = (read_zarr, read_tensorstore)
+
+
+def check_arrays(root: Path, oracle: Oracle, frames: Sequence[np.ndarray]) -> None:
+    """Every image reads back (zarr-python and tensorstore) as the oracle says.
+
+    Frame ``k`` is at ``oracle.placements[k]``; every other plane is 0.
+    """
+    expected: dict[str, np.ndarray] = {
+        img.key: np.zeros(img.shape, DTYPE) for img in oracle.images
+    }
+    for place, frame in zip(oracle.placements, frames, strict=True):
+        expected[place.key][place.index] = frame
+    for key, want in expected.items():
+        for read in READERS:
+            got = read(root, array_of(key))
+            assert got.shape == want.shape, (read.__name__, key)
+            if np.array_equal(got, want):
+                continue
+            for idx in np.ndindex(want.shape[:-2]):
+                np.testing.assert_array_equal(
+                    got[idx], want[idx], err_msg=f"{read.__name__}: {key!r} {idx}"
+                )
+
+
+def check_stream_plan(seq: useq.MDASequence, backend: str) -> str:
+    """Stream every frame of `seq` and compare the dataset with the oracle.
+
+    A plan useq cannot iterate, without frames, or whose images repeat a
+    storage index must be refused by `from_useq` with a `PlanError`. Returns
+    what was checked (for hypothesis' statistics).
+    """
+    try:
+        events = list(seq)
+    except USEQ_ITERATION_ERRORS:
+        with pytest.raises(mmzarr.PlanError):
+            settings_for(seq)
+        return "PlanError: useq cannot iterate the plan"
+    oracle = build_oracle(events, seq.stage_positions, IMAGE_SHAPE)
+    if oracle.repeats or not oracle.events:
+        with pytest.raises(mmzarr.PlanError):
+            settings_for(seq)
+        return "PlanError: " + ("repeats" if oracle.repeats else "no frames")
+    s = settings_for(seq)
+    check_settings(s, oracle)
+    frames = [stamp(k) for k in range(len(oracle.events))]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "plan.ome.zarr"
+        with mmzarr.create_stream(root, s, backend=backend, overwrite=True) as stream:
+            for event, frame in zip(oracle.events, frames, strict=True):
+                stream.append(frame, index=event.index)
+        assert "fallback" not in group_json(root)["attributes"].get("mmzarr", {})
+        check_metadata(root)
+        check_arrays(root, oracle, frames)
+    return f"written: {oracle.layout}"
+
+
+_LAYOUT_ATTR = {
+    "image": "multiscales",
+    "collection": "bioformats2raw.layout",
+    "plate": "plate",
+}
+
+
+def check_fallback(
+    root: Path, frames: Sequence[tuple[useq.MDAEvent, np.ndarray]]
+) -> None:
+    """An unmappable plan: one image, frame k at t=k, the reason and a frame log."""
+    attrs = group_json(root)["attributes"]
+    assert "multiscales" in attrs["ome"], attrs["ome"].keys()
+    reason = attrs.get("mmzarr", {}).get("fallback")
+    assert isinstance(reason, str), attrs.get("mmzarr")
+    assert reason, "empty fallback reason"
+    for read in READERS:
+        got = read(root, "0")
+        assert got.shape == (len(frames), *MDA_SHAPE), read.__name__
+        for k, (event, img) in enumerate(frames):
+            np.testing.assert_array_equal(
+                got[k], img, err_msg=f"{read.__name__}: frame {k} {dict(event.index)}"
+            )
+    lines = (root / "mmzarr" / "frames.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, filter(None, lines)) if "event_index" in r]
+    assert [r["event_index"] for r in records] == [plain_index(e) for e, _ in frames]
+    check_metadata(root)
+
+
+def check_mda_plan(
+    seq: useq.MDASequence, core: UniMMCore, backend: str = "acquire-zarr"
+) -> str:
+    """Run `seq` on the demo rig through `MDAWriter`; compare with the camera.
+
+    Returns what was checked (for hypothesis' statistics).
+    """
+    # the engine sets the grid plans' FOV in place: keep the caller's plan as is
+    seq = seq.model_copy(deep=True)
+    core.setProperty("Camera", "SensorWidth", str(MDA_SHAPE[1]))
+    core.setProperty("Camera", "SensorHeight", str(MDA_SHAPE[0]))
+    frames: list[tuple[useq.MDAEvent, np.ndarray]] = []
+
+    def on_frame(img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        frames.append((event, np.array(img, copy=True)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "mda.ome.zarr"
+        writer = mmzarr.MDAWriter(root, core=core, backend=backend)
+        core.mda.events.frameReady.connect(on_frame)
+        try:
+            core.mda.run(seq, output=writer)
+        finally:
+            core.mda.events.frameReady.disconnect(on_frame)
+        writer.close()  # raises what went wrong during the run
+        assert writer.error is None
+        # not cancelled: every frame event of the plan was acquired, in order
+        # (iterated after the run: the engine set the grids' FOV from the camera)
+        planned = [plain_index(e) for e in frame_events(seq)]
+        assert [plain_index(e) for e, _ in frames] == planned
+        oracle = build_oracle([e for e, _ in frames], seq.stage_positions, MDA_SHAPE)
+        if oracle.repeats:
+            check_fallback(root, frames)
+            return "fallback"
+        attrs = group_json(root)["attributes"]
+        # a plan that can be mapped is not written in the fallback layout
+        assert "fallback" not in attrs.get("mmzarr", {}), attrs["mmzarr"]["fallback"]
+        assert _LAYOUT_ATTR[oracle.layout] in attrs["ome"], oracle.layout
+        check_metadata(root)
+        check_arrays(root, oracle, [img for _, img in frames])
+    return f"written: {oracle.layout}"
+
+
+# ---- the tests ----------------------------------------------------------------------
+@_IGNORE_MMZARR_WARNINGS
+@settings(
+    max_examples=examples(15),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(seq=mda_sequences())
+@with_regressions()
+def test_stream_plan(seq: useq.MDASequence, backend: str) -> None:
+    """Drawn plan -> settings, every frame streamed -> read back as useq says."""
+    hypothesis.event(check_stream_plan(seq, backend))
+
+
+@_IGNORE_MMZARR_WARNINGS
+@settings(
+    max_examples=examples(10),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(seq=mda_sequences())
+@with_regressions(skip=["interval 0 with a duration"])  # the runner cannot run it
+def test_mda_plan(seq: useq.MDASequence, core: UniMMCore) -> None:
+    """Drawn plan run on the demo rig -> what the camera produced, where useq says."""
+    hypothesis.event(check_mda_plan(seq, core))
