@@ -324,6 +324,24 @@ BAD_INPUTS = [
         "channel 'GFP'",
     ),
     BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
+    BadInput(
+        "demo-unknown-backend",
+        {},
+        ("demo", "o", "--backend", "foo"),
+        "unknown backend 'foo'; choose one of",
+    ),
+    BadInput(
+        "misspelled-key",
+        {"p.yaml": "chanels: [DAPI]\n"},
+        ("acquire", "p.yaml", "o"),
+        "plan 'p.yaml': unknown key 'chanels' (did you mean 'channels'?)",
+    ),
+    BadInput(
+        "misspelled-key-dry-run",
+        {"p.yaml": "channels: [DAPI]\nz_plan: {rnage: 2}\n"},
+        ("acquire", "p.yaml", "o", "--dry-run"),
+        "plan 'p.yaml': unknown key 'z_plan.rnage' (did you mean 'range'?)",
+    ),
 ]
 
 
@@ -340,7 +358,29 @@ def test_bad_input(tmp_path: Path, case: BadInput) -> None:
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("mmzarr: error:")
     assert case.message in lines[0]
+    assert r.stdout == ""  # no banner, table or summary before the error
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_progress_off_a_terminal_is_one_unwrapped_line(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN_YAML)
+    cfg = small_config(tmp_path)
+    cmd = [sys.executable, "-m", "mmzarr", "acquire", "plan.yaml", "o.ome.zarr"]
+    r = subprocess.run(
+        [*cmd, "--config", str(cfg)],
+        cwd=tmp_path,
+        env={**ENV, "COLUMNS": "80"},  # rich's width for a pipe
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    progress = [line for line in r.stderr.splitlines() if "frames/s" in line]
+    assert len(progress) == 1, r.stderr
+    assert progress[0].startswith("acquired 6/6 frames in ")
+    assert progress[0].endswith(" MB/s")
+    assert "━" not in r.stderr  # no bar drawn into a log
 
 
 # ---- Ctrl-C ----------------------------------------------------------------------

@@ -105,10 +105,10 @@ def test_close_survives_a_failed_early_render(
 ) -> None:
     """The OME-XML rendered during close failing once: groups and status are
     still written, and the XML is rendered again."""
-    from mmzarr import _stream
+    from mmzarr import _dataset
     from mmzarr._omexml import OME_XML
 
-    real = _stream.render_ome_xml
+    real = _dataset.render_ome_xml
     calls: list[int] = []
 
     def flaky(*args: Any, **kwargs: Any) -> str:
@@ -117,7 +117,7 @@ def test_close_survives_a_failed_early_render(
             raise RuntimeError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_stream, "render_ome_xml", flaky)
+    monkeypatch.setattr(_dataset, "render_ome_xml", flaky)
     seq = useq.MDASequence(stage_positions=[(0, 0, 0), (5, 5, 0)])
     settings = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=0.5

@@ -275,7 +275,9 @@ def test_unreachable_endpoint_fails_at_create(
         mmzarr.create_stream(s3_url, _tiny_settings(), backend="zarr-python")
 
 
-def test_backend_without_object_storage_refuses_s3(s3_url: str) -> None:
+def test_backend_without_object_storage_refuses_s3(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class LocalOnly:
         def open(self, root: Any, settings: Any) -> None:
             raise AssertionError("not reached")
@@ -284,8 +286,11 @@ def test_backend_without_object_storage_refuses_s3(s3_url: str) -> None:
 
         def close(self, t_sizes: Any = None) -> None: ...
 
+    from mmzarr import _stream
+
+    monkeypatch.setattr(_stream, "get_backend", lambda name, **kw: LocalOnly())
     with pytest.raises(mmzarr.PlanError, match="LocalOnly cannot write to object"):
-        mmzarr.Stream(s3_url, _tiny_settings(), LocalOnly())
+        mmzarr.create_stream(s3_url, _tiny_settings())
 
 
 @pytest.mark.parametrize("backend", ["acquire-zarr", "tensorstore"])

@@ -3,7 +3,8 @@
 Owns argument parsing, progress display, Ctrl-C (cancel the MDA, close the
 dataset, exit 130) and turning errors into one-line messages with a non-zero
 exit. The work itself is done by the library (`AcquisitionSettings`,
-`MDAWriter`, `validate`, `finalize`).
+`MDAWriter`, `validate`, `finalize`); plan files are read and checked by
+`mmzarr._planfile`.
 """
 
 from __future__ import annotations
@@ -78,90 +79,31 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-#: The largest plan file `load_plan` reads (a plan is a few KB).
-MAX_PLAN_BYTES = 1024**2
-#: Errors about a plan are cut to this many characters.
-MAX_MESSAGE = 500
+#: Error lines are cut to this many characters.
+MAX_ERROR = 1000
 
 
-def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
+def _cut(text: str, limit: int = MAX_ERROR) -> str:
     """`text`, cut to `limit` characters with a note of how much was left out."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
-def _plan_loader() -> type:
-    """A YAML SafeLoader that refuses aliases (`*name`).
-
-    An alias repeats a node without its text: nine nested lists of aliases
-    ("billion laughs") make a few hundred bytes expand to gigabytes when the
-    plan is validated. Plans have no use for them.
-    """
-    import yaml
-
-    class PlanLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"YAML aliases (*{event.anchor}) are not allowed in a plan",
-                    event.start_mark,
-                )
-            return super().compose_node(parent, index)
-
-    return PlanLoader
+def _count(n: int, noun: str) -> str:
+    """`1 image`, `2 images`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def load_plan(path: str | Path) -> useq.MDASequence:
-    """Read a useq plan from a YAML or JSON file (one-line errors).
+    """Read and check a useq plan file (see `mmzarr._planfile.load_plan`)."""
+    from mmzarr._planfile import load_plan as load
+    from mmzarr.errors import PlanError
 
-    At most `MAX_PLAN_BYTES`; YAML aliases are refused; error messages are cut
-    to `MAX_MESSAGE` characters.
-    """
-    import pydantic
-    import useq
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"plan file not found: {str(p)!r}")
-    size = p.stat().st_size
-    if size > MAX_PLAN_BYTES:
-        raise CLIError(
-            f"plan {str(p)!r} is {size} bytes, more than the {MAX_PLAN_BYTES} "
-            "bytes a plan file may have"
-        )
     try:
-        text = p.read_text(encoding="utf-8")
-        if p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader
-    except RecursionError as e:
-        raise CLIError(f"plan {str(p)!r} is nested too deeply") from e
-    except (ValueError, yaml.YAMLError) as e:
-        reason = _one_line(e)
-        mark = getattr(e, "problem_mark", None)
-        if isinstance(e, yaml.MarkedYAMLError) and mark is not None:
-            reason = f"{e.problem} (line {mark.line + 1}, column {mark.column + 1})"
-        raise CLIError(_cut(f"plan {str(p)!r} is not valid YAML/JSON: {reason}")) from e
-    if not isinstance(data, dict):
-        raise CLIError(f"plan {str(p)!r} must be a mapping, got {type(data).__name__}")
-    try:
-        return useq.MDASequence.model_validate(data)
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "plan"
-        reason = _cut(first["msg"].removeprefix("Value error, "), 300)
-        got = repr(first.get("input"))
-        if first["loc"] and len(got) <= 80:
-            reason += f" (got {got})"
-        raise CLIError(_cut(f"useq rejected plan {str(p)!r}: {loc}: {reason}")) from e
-    except RecursionError as e:
-        raise CLIError(f"plan {str(p)!r} is nested too deeply") from e
+        return load(path)
+    except PlanError as e:
+        raise CLIError(str(e)) from e
 
 
 class _RateColumn(ProgressColumn):
@@ -240,6 +182,7 @@ def run_acquisition(
     """
     from mmzarr.handlers import MDAWriter
 
+    _check_backend(backend)
     _check_output(out, overwrite)
     core = _load_core(config)
     settings = _settings(seq, core, backend)
@@ -251,20 +194,45 @@ def run_acquisition(
     else:
         frame_bytes = core.getImageWidth() * core.getImageHeight()
         frame_bytes, total = frame_bytes * core.getBytesPerPixel(), None
-    with _progress(total, frame_bytes) as progress:
-        task = progress.add_task("frames", total=total)
-        core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
-        cancelled, error = _run_mda(core, seq, writer)
+    cancelled, error = _run_with_progress(core, seq, writer, total, frame_bytes)
     try:
         writer.close()
     except Exception as e:
         raise CLIError(f"acquisition failed: {_one_line(e)}") from e
     if error is not None:
         raise CLIError(
-            f"acquisition failed after {writer.frames_written} frames: "
+            f"acquisition failed after {_count(writer.frames_written, 'frame')}: "
             f"{_one_line(error)}"
         ) from error
     return writer.frames_written, cancelled
+
+
+def _run_with_progress(
+    core: Any, seq: useq.MDASequence, writer: Any, total: int | None, frame_bytes: int
+) -> tuple[bool, BaseException | None]:
+    """`_run_mda` with a live progress bar on a terminal, else one final line.
+
+    Off a terminal (a pipe, a log file) rich draws no live display, only the
+    bar's last state, wrapped at its 80 columns: a plain line says the same.
+    """
+    if err_console.is_terminal:
+        with _progress(total, frame_bytes) as progress:
+            task = progress.add_task("frames", total=total)
+            core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
+            return _run_mda(core, seq, writer)
+    frames: list[None] = []
+    core.mda.events.frameReady.connect(lambda *_: frames.append(None))
+    t0 = time.perf_counter()
+    result = _run_mda(core, seq, writer)
+    dt = time.perf_counter() - t0
+    rate = len(frames) / dt if dt > 0 else 0.0
+    done = f"{len(frames)}/{total}" if total else str(len(frames))
+    _say(
+        f"acquired {done} frames in {dt:.1f} s, {rate:.1f} frames/s, "
+        f"{rate * frame_bytes / 1e6:.1f} MB/s",
+        err_console,
+    )
+    return result
 
 
 def _run_mda(
@@ -318,6 +286,18 @@ def _run_mda(
     return cancelled, errors[0] if errors else None
 
 
+def _check_backend(backend: str) -> None:
+    """Fail before anything is printed or loaded when `backend` cannot be used."""
+    from mmzarr.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if not BACKENDS[backend].is_available():
+        extra = BACKENDS[backend].extra
+        hint = f'pip install "mmzarr[{extra}]"' if extra else "reinstall mmzarr"
+        raise CLIError(f"backend {backend!r} is not installed: {hint}")
+
+
 def _settings(
     seq: useq.MDASequence, core: Any, backend: str
 ) -> AcquisitionSettings | None:
@@ -327,15 +307,8 @@ def _settings(
     fallback layout, and the user is told why.
     """
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr.backends import BACKENDS
     from mmzarr.errors import PlanError
 
-    if backend not in BACKENDS:
-        raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if not BACKENDS[backend].is_available():
-        extra = BACKENDS[backend].extra
-        hint = f'pip install "mmzarr[{extra}]"' if extra else "reinstall mmzarr"
-        raise CLIError(f"backend {backend!r} is not installed: {hint}")
     try:
         return AcquisitionSettings.from_useq(seq, core=core)
     except PlanError as e:
@@ -372,7 +345,8 @@ def print_settings(settings: AcquisitionSettings) -> None:
     nbytes = settings.bytes_planned
     total = "unbounded" if nbytes is None else f"{nbytes / 1e6:.1f} MB"
     _say(
-        f"{len(settings.images)} images, {settings.frames_planned or '∞'} frames, "
+        f"{_count(len(settings.images), 'image')}, "
+        f"{settings.frames_planned or '∞'} frames, "
         f"expected {total} uncompressed, compression {settings.compression}"
     )
 
@@ -455,6 +429,8 @@ def _cmd_finalize(out: Path) -> int:
 
 
 def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
+    _check_backend(backend)  # before the banner: a mistake is the only output
+    _check_output(out, overwrite)
     seq = demo_plan()
     _say(
         f"mmzarr demo: a 3-well plate (2x2 fields, 2 channels, 3 z, 3 time points) "
@@ -464,7 +440,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     n, cancelled = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
     dt = time.perf_counter() - t0
     where = out.resolve()
-    _say(f"wrote {n} frames in {dt:.1f} s to {where}")
+    _say(f"wrote {_count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
     _say(
         "open it with:\n"
@@ -478,8 +454,8 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
 def _cancelled(n: int, out: Path) -> int:
     """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
     _say(
-        f"mmzarr: cancelled (Ctrl-C) after {n} frames; {str(out)!r} is a valid "
-        "dataset of what was acquired",
+        f"mmzarr: cancelled (Ctrl-C) after {_count(n, 'frame')}; {str(out)!r} is "
+        "a valid dataset of what was acquired",
         err_console,
     )
     return 130
@@ -526,6 +502,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _cmd_demo(args.out, args.backend, args.overwrite)
     if args.command == "acquire":
+        _check_backend(args.backend)
         seq = load_plan(args.plan)
         if args.dry_run:
             core = _load_core(args.config)
@@ -548,7 +525,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             backend=args.backend,
             overwrite=args.overwrite,
         )
-        _say(f"wrote {n} frames to {args.out}")
+        _say(f"wrote {_count(n, 'frame')} to {args.out}")
         return _cancelled(n, args.out) if cancelled else 0
     if args.command == "info":
         info(args.out)
@@ -579,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _dispatch(args)
         except CLIError as e:
-            _say(f"mmzarr: error: {_cut(str(e), 2 * MAX_MESSAGE)}", err_console)
+            _say(f"mmzarr: error: {_cut(str(e))}", err_console)
             return e.code
         except KeyboardInterrupt:
             _say("mmzarr: interrupted", err_console)

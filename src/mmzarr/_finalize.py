@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmzarr import _layout, _metadata
+from mmzarr._dataset import SETTINGS_FILE, write_group_metadata
 from mmzarr._pyramid import all_arrays
+from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import DatasetLock, lock_holder
-from mmzarr._stream import SETTINGS_FILE, _Written, write_group_metadata
 from mmzarr._validate import (
     LOST_FRAMES,
     FrameReader,
@@ -189,10 +190,10 @@ def _on_disk(
     return kept, reasons
 
 
-def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[_Written]:
-    written = [_Written(im) for im in settings.images]
+def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[Ledger]:
+    written = [Ledger(im) for im in settings.images]
     for i, index in frames:
-        written[i].mark(index, settings.images[i].unbounded)
+        written[i].mark(index)
     return written
 
 

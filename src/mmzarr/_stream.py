@@ -1,190 +1,60 @@
 """`Stream`: frames in, an OME-Zarr dataset out.
 
-The stream owns the dataset's lifecycle: it claims the output
+`create_stream` does the I/O of opening: it claims the output
 (`Location.claim`: the writer's lock, what `overwrite` may replace, an old
-dataset kept until the new one has opened), writes every group's metadata
-before the first frame (so a crash leaves a readable dataset), checks each
-frame (shape, dtype, index), routes it to its image and storage index, hands it
-to the backend, logs its metadata, and on close restores the group metadata and
-records what was acquired. Storage itself is the
-backend's job (`mmzarr.backends`); where the dataset lives (a local directory or
-an `s3://` prefix) is `_storage.Location`'s.
+dataset kept until the new one has opened), writes the settings and every
+group's metadata before the first frame (so a crash leaves a readable
+dataset), opens the frame log and the backend. `Stream` then coordinates each
+frame: checks it (shape, dtype), asks the `Router` where it goes, applies the
+`on_full` policy, hands it (and its resolution levels) to the backend and logs
+its metadata; on close it records what was acquired (`_dataset`). Storage
+itself is the backend's job (`mmzarr.backends`); where the dataset lives (a
+local directory or an `s3://` prefix) is `_storage.Location`'s.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mmzarr import _layout, _metadata
-from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
-from mmzarr._pyramid import all_arrays, downsample_frame
-from mmzarr._storage import (
-    Location,
-    S3Config,
-    SupportsObjectStorage,
-    as_location,
-    parse_location,
+from mmzarr import _metadata
+from mmzarr._dataset import (
+    render_ome_xml_ahead,
+    rendered,
+    write_group_metadata,
+    write_settings,
 )
+from mmzarr._pyramid import all_arrays, downsample_frame
+from mmzarr._routing import Router
+from mmzarr._storage import S3Config, SupportsObjectStorage, parse_location
 from mmzarr.backends import SupportsBackpressure, SupportsFlush, get_backend
 from mmzarr.errors import BufferFullError, FrameError, PlanError, StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
     from types import TracebackType
     from typing import Self
 
+    from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings, ImageSettings
+    from mmzarr._storage import Location, OutputClaim
     from mmzarr.backends import ArrayBackend
 
-__all__ = ["SETTINGS_FILE", "Status", "Stream", "create_stream"]
+__all__ = ["Status", "Stream", "create_stream"]
 
 logger = logging.getLogger("mmzarr")
 
-#: The settings a dataset was written with, relative to its root.
-SETTINGS_FILE = "mmzarr/settings.json"
 #: Bytes of last-frame copies `Stream.latest` keeps (at least one frame): a
 #: 96-well plate's 384 images would otherwise keep 384 frames.
 LATEST_BYTES = 64 * 1024**2
 Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
-_MAX_LISTED_MISSING = 10_000
-
-
-def _format_version() -> str:
-    from mmzarr import __version__
-
-    return __version__
-
-
-class _Written:
-    """Which storage slots of one image hold a frame (grows along unbounded t)."""
-
-    def __init__(self, image: ImageSettings) -> None:
-        shape = [d.size if d.size is not None else 16 for d in image.index_dims]
-        self.mask = np.zeros(shape or [1], dtype=bool)
-        self.count = 0
-        self.t_size = 0
-
-    def mark(self, index: tuple[int, ...], unbounded: bool) -> bool:
-        """Mark `index`; False if it was already written."""
-        if not index:
-            index = (0,)
-        if unbounded and index[0] >= self.mask.shape[0]:
-            grow = max(index[0] + 1, self.mask.shape[0] * 2)
-            pad = [(0, grow - self.mask.shape[0])] + [(0, 0)] * (self.mask.ndim - 1)
-            self.mask = np.pad(self.mask, pad)
-        if self.mask[index]:
-            return False
-        self.mask[index] = True
-        self.count += 1
-        if unbounded:
-            self.t_size = max(self.t_size, index[0] + 1)
-        return True
-
-
-def _image_status(
-    settings: AcquisitionSettings, written: list[_Written]
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for im, w in zip(settings.images, written, strict=True):
-        entry: dict[str, Any] = {"frames_written": w.count}
-        if im.unbounded:
-            entry["t_size"] = w.t_size
-        else:
-            missing = []
-            if w.count < (im.frames_planned or 0):
-                missing = [
-                    [int(v) for v in idx]
-                    for idx in zip(*np.nonzero(~w.mask), strict=True)
-                    if im.is_acquired(tuple(int(v) for v in idx))
-                ]
-            entry["missing_count"] = len(missing)
-            if len(missing) <= _MAX_LISTED_MISSING:
-                entry["missing"] = missing
-        out[im.key] = entry
-    return out
-
-
-def write_group_metadata(
-    root: Path | Location,
-    settings: AcquisitionSettings,
-    written: list[_Written],
-    *,
-    status: str,
-    backend: str,
-    dropped: int = 0,
-    ome_xml: bool | str = True,
-    durable: bool = True,
-    root_only: bool = False,
-) -> None:
-    """Write every group's `zarr.json`, with the `mmzarr` status in the root.
-
-    `ome_xml`: also write `OME/METADATA.ome.xml` (collections and plates), from
-    the frame log, or this text when it is a string (rendered beforehand).
-    `durable`: fsync every document; otherwise only the root's (the others are
-    rewritten with the same content, e.g. after acquire-zarr's close).
-    `root_only`: write only the root document (the others exist, unchanged).
-    """
-    attrs = {
-        "mmzarr": {
-            "version": _format_version(),
-            "status": status,
-            "backend": backend,
-            "frames_written": sum(w.count for w in written),
-            "frames_planned": settings.frames_planned,
-            "frames_dropped": dropped,
-            "frame_metadata": _metadata.FRAMES_LOG,
-            "settings": SETTINGS_FILE,
-            "images": _image_status(settings, written),
-        }
-    }
-    if settings.fallback_reason is not None:
-        attrs["mmzarr"]["fallback"] = settings.fallback_reason
-    docs = _layout.group_documents(settings, root_attributes=attrs, root_only=root_only)
-    loc = as_location(root)
-    if loc.path is not None:
-        _metadata.write_groups(loc.path, docs, fsync_all=durable)
-    else:
-        _metadata.write_groups(loc, docs)
-    if not ome_xml or settings.layout == "image":
-        return
-    if not isinstance(ome_xml, str):
-        ome_xml = render_ome_xml(settings, _metadata.read_frame_log(loc))
-    if loc.path is not None:
-        write_ome_xml(loc.path, settings, ome_xml)
-    else:
-        loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
-
-
-def _default_order(
-    settings: AcquisitionSettings,
-) -> Iterator[tuple[int, tuple[int, ...]]]:
-    """(image number, storage index) of every planned frame, in acquisition order."""
-    images = settings.images
-    t_first = all(im.dim_names[0] == "t" for im in images)
-    if t_first and (settings.positions_inside_time or settings.unbounded):
-        for t in itertools.count():
-            sizes = [im.dimensions[0].size for im in images]
-            if all(s is not None and t >= s for s in sizes):
-                return
-            for i, im in enumerate(images):
-                size = im.dimensions[0].size
-                if size is None or t < size:
-                    for idx in im.iter_indices(range(t, t + 1)):
-                        yield i, idx
-        return  # pragma: no cover
-    for i, im in enumerate(images):
-        for idx in im.iter_indices():
-            yield i, idx
 
 
 class Stream:
@@ -195,39 +65,31 @@ class Stream:
 
     def __init__(
         self,
-        path: str | Path,
+        location: Location,
         settings: AcquisitionSettings,
         backend: ArrayBackend,
         *,
-        overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
+        claim: OutputClaim,
+        log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None,
     ) -> None:
-        self.location = parse_location(path, storage_options)
+        self.location = location
         #: The local directory, or the `s3://` URL, of the dataset.
         self.path: Path | str = (
-            self.location.path if self.location.path is not None else self.location.url
+            location.path if location.path is not None else location.url
         )
-        if not self.location.is_local and not isinstance(
-            backend, SupportsObjectStorage
-        ):
-            raise PlanError(
-                f"backend {type(backend).__name__} cannot write to object storage "
-                f"({self.location.url}); use backend='acquire-zarr', 'tensorstore' or "
-                "'zarr-python'"
-            )
         self.settings = settings
         self.backend_name = type(backend).__name__
         self._backend = backend
+        self._claim = claim
+        self._log = log
         # checked once: a runtime Protocol isinstance is slow on the per-frame path
         self._pressure = backend if isinstance(backend, SupportsBackpressure) else None
         self._lock = threading.RLock()
-        self._order = _default_order(settings)
-        self._written = [_Written(im) for im in settings.images]
+        self._router = Router(settings)
         self._levels: list[list[int]] = [[] for _ in settings.images]
         for spec in all_arrays(settings):
             if spec.level:
                 self._levels[spec.image].append(spec.number)
-        self._images = {im.key: i for i, im in enumerate(settings.images)}
         # own copies of the last frames, most recent image last (`_keep_latest`)
         self._latest: collections.OrderedDict[str, np.ndarray] = (
             collections.OrderedDict()
@@ -238,52 +100,19 @@ class Stream:
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
-        self._log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
         self._unflushed = False  # frames written since the last backend flush
         self._flushed = 0  # frames known to be readable from storage
         self._stop_flusher = threading.Event()
-        # lock the output, move an old dataset aside (FileExistsError when it
-        # may not be replaced); undone below if the new dataset does not open
-        self._claim = self.location.claim(overwrite)
-        loc = self.location
-        try:
-            loc.write_bytes(
-                SETTINGS_FILE, _metadata.dumps_json(settings.model_dump(mode="json"))
-            )
-            self._write_groups()
-            if loc.path is not None:
-                self._log = _metadata.FrameLog(
-                    loc.path / _metadata.FRAMES_LOG,
-                    fsync_interval_s=settings.flush_interval_s,
-                )
-                backend.open(loc.path, settings)
-            else:
-                self._log = _metadata.SegmentedFrameLog(
-                    loc, flush_interval_s=settings.flush_interval_s
-                )
-                assert isinstance(backend, SupportsObjectStorage)
-                # credentials a backend exports for its S3 client are removed
-                # from the environment once it has opened
-                with S3Config.environment():
-                    backend.open_location(loc, settings)
-            if isinstance(backend, SupportsFlush) or not loc.is_local:
-                threading.Thread(
-                    target=self._flush_loop, name="mmzarr-flush", daemon=True
-                ).start()
-        except BaseException as e:
-            # nothing acquired yet: remove what was made, put the old data back
-            if isinstance(self._log, _metadata.FrameLog):
-                try:
-                    self._log.close()
-                except OSError:
-                    pass
-            self._claim.abort()
-            if isinstance(e, OSError) and not isinstance(e, StorageError):
-                raise StorageError(
-                    f"cannot create dataset at {self._where}: {e}"
-                ) from e
-            raise
-        self._claim.commit()
+
+    def start(self) -> None:
+        """Start flushing buffered frames (and an S3 frame log) in the background.
+
+        `create_stream` calls it once the dataset has opened.
+        """
+        if isinstance(self._backend, SupportsFlush) or not self.location.is_local:
+            threading.Thread(
+                target=self._flush_loop, name="mmzarr-flush", daemon=True
+            ).start()
 
     # ---- public API -----------------------------------------------------------
     @property
@@ -371,47 +200,36 @@ class Stream:
             self._check_open()
             # a fallback dataset takes frames in arrival order; the frame's own
             # index is kept in the log (`event_index`)
-            fallback = self.settings.fallback_reason is not None
-            if index is not None and not fallback:
-                image = self.settings.image_number(index)
-                sidx = self.settings.storage_index(image, index)
-            else:
-                try:
-                    image, sidx = next(self._order)
-                except StopIteration:
-                    raise FrameError(
-                        f"frame {self._frames + 1} is one more than the plan holds "
-                        f"({self.settings.frames_planned} frames)"
-                    ) from None
-            im = self.settings.images[image]
+            where = self._router.place(index)
+            im = self.settings.images[where.image]
             arr = self._check_frame(frame, im)
-            if self._is_written(image, sidx):
+            if self._router.is_written(where):
                 raise FrameError(
-                    f"image {im.key!r}: index {sidx} ({dict(index or {})}) was "
-                    "already written"
+                    f"image {im.key!r}: index {where.index} ({dict(index or {})}) "
+                    "was already written"
                 )
             if not self._make_room(arr.nbytes):
                 self.dropped += 1
-                self._log_frame(im.key, sidx, index, metadata, dropped=True)
-                return im.key, sidx
+                self._log_frame(where, index, metadata, dropped=True)
+                return where.key, where.index
             try:
-                self._backend.write(image, sidx, arr)
-                if self._levels[image]:
-                    self._write_levels(image, sidx, arr)
+                self._backend.write(where.image, where.index, arr)
+                if self._levels[where.image]:
+                    self._write_levels(where, arr)
             except FrameError:
                 raise
             except Exception as e:
                 self._error = e
                 raise StorageError(
-                    f"writing frame {sidx} of image {im.key!r} to {self._where} "
-                    f"failed: {e}"
+                    f"writing frame {where.index} of image {im.key!r} to "
+                    f"{self._where} failed: {e}"
                 ) from e
             self._unflushed = True
-            self._written[image].mark(sidx, im.unbounded)
+            self._router.mark(where)
             self._frames += 1
             self._keep_latest(im.key, arr)
-            self._log_frame(im.key, sidx, index, metadata)
-            return im.key, sidx
+            self._log_frame(where, index, metadata)
+            return where.key, where.index
 
     def skip(self, n: int = 1) -> None:
         """Advance the default acquisition order by `n` frames without writing.
@@ -420,14 +238,7 @@ class Stream:
         """
         with self._lock:
             self._check_open()
-            for _ in range(n):
-                try:
-                    next(self._order)
-                except StopIteration:
-                    raise FrameError(
-                        f"skip({n}) goes past the end of the plan "
-                        f"({self.settings.frames_planned} frames)"
-                    ) from None
+            self._router.skip(n)
 
     def close(self, status: Status | None = None) -> None:
         """Flush and close (idempotent); the metadata records what was acquired.
@@ -446,7 +257,7 @@ class Stream:
                 self._claim.release()  # another writer may take the path now
 
     def _close(self, status: Status | None) -> None:
-        t_sizes = {i: w.t_size for i, w in enumerate(self._written) if w.t_size}
+        t_sizes = self._router.t_sizes()
         for i, numbers in enumerate(self._levels):
             for number in numbers:
                 if i in t_sizes:
@@ -454,7 +265,7 @@ class Stream:
         errors: list[BaseException] = []
         # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
         # backend writes its last frames: every frame is logged by now
-        xml = self._render_ome_xml_async()
+        xml = render_ome_xml_ahead(self.location, self.settings)
         try:
             self._backend.close(t_sizes)
         except Exception as e:
@@ -471,7 +282,7 @@ class Stream:
         try:
             if self._log is not None:
                 self._log.close()
-            self._write_groups(ome_xml=_rendered(xml))
+            self._write_groups(ome_xml=rendered(xml))
         except OSError as e:
             errors.append(e)
         if not errors:
@@ -507,13 +318,11 @@ class Stream:
         )
 
     # ---- internals ------------------------------------------------------------
-    def _write_levels(
-        self, image: int, sidx: tuple[int, ...], frame: np.ndarray
-    ) -> None:
+    def _write_levels(self, where: Placement, frame: np.ndarray) -> None:
         method = self.settings.downsample.method if self.settings.downsample else ""
-        for number in self._levels[image]:
+        for number in self._levels[where.image]:
             frame = downsample_frame(frame, method)
-            self._backend.write(number, sidx, frame)
+            self._backend.write(number, where.index, frame)
 
     def _keep_latest(self, key: str, frame: np.ndarray) -> None:
         """Copy `frame` as image `key`'s latest frame.
@@ -553,8 +362,7 @@ class Stream:
 
     def _log_frame(
         self,
-        key: str,
-        sidx: tuple[int, ...],
+        where: Placement,
         index: Mapping[str, int] | None,
         metadata: Mapping[str, Any] | None,
         *,
@@ -563,8 +371,8 @@ class Stream:
         """Log one frame: the writer's fields, the caller's under `metadata`."""
         record: dict[str, Any] = {
             "frame": self._frames - (0 if dropped else 1),
-            "image": key,
-            "index": list(sidx),
+            "image": where.key,
+            "index": list(where.index),
             "elapsed_ms": round((time.monotonic() - self._t0) * 1000, 3),
         }
         if dropped:
@@ -624,13 +432,6 @@ class Stream:
             )
         return arr
 
-    def _is_written(self, image: int, sidx: tuple[int, ...]) -> bool:
-        mask = self._written[image].mask
-        idx = sidx or (0,)
-        if idx[0] >= mask.shape[0]:
-            return False
-        return bool(mask[idx])
-
     def _write_groups(self, *, ome_xml: bool | str = False) -> None:
         """Write the group documents (all at open; the root and OME-XML at close).
 
@@ -640,7 +441,7 @@ class Stream:
         write_group_metadata(
             self.location,
             self.settings,
-            self._written,
+            self._router.ledgers,
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
@@ -649,31 +450,6 @@ class Stream:
             root_only=self._closed
             and not getattr(self._backend, "rewrites_groups", False),
         )
-
-    def _render_ome_xml_async(self) -> Future[str] | None:
-        """Start rendering the OME-XML on a thread (local collections and plates)."""
-        root = self.location.path
-        if root is None or self.settings.layout == "image":
-            return None
-        try:
-            records = _metadata.read_frame_log(root)
-        except OSError:  # rendered after the groups, where errors are reported
-            return None
-        pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
-        future = pool.submit(render_ome_xml, self.settings, records)
-        pool.shutdown(wait=False)
-        return future
-
-
-def _rendered(xml: Future[str] | None) -> bool | str:
-    """The OME-XML text rendered ahead, or True: render it (again) when needed."""
-    if xml is None:
-        return True
-    try:
-        return xml.result()
-    except Exception:  # rendered again after the groups; an error raises there
-        logger.warning("mmzarr: rendering the OME-XML ahead failed", exc_info=True)
-        return True
 
 
 def create_stream(
@@ -743,10 +519,61 @@ def create_stream(
             f"settings: expected AcquisitionSettings, got {type(settings).__name__} "
             f"{settings!r}"
         )
-    return Stream(
-        path,
-        settings,
-        get_backend(backend, **backend_options),
-        overwrite=overwrite,
-        storage_options=storage_options,
-    )
+    location = parse_location(path, storage_options)
+    array_backend = get_backend(backend, **backend_options)
+    if not location.is_local and not isinstance(array_backend, SupportsObjectStorage):
+        raise PlanError(
+            f"backend {type(array_backend).__name__} cannot write to object storage "
+            f"({location.url}); use backend='acquire-zarr', 'tensorstore' or "
+            "'zarr-python'"
+        )
+    # lock the output, move an old dataset aside (FileExistsError when it may
+    # not be replaced); undone below if the new dataset does not open
+    claim = location.claim(overwrite)
+    log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
+    try:
+        write_settings(location, settings)
+        write_group_metadata(
+            location,
+            settings,
+            Router(settings).ledgers,
+            status="acquiring",
+            backend=type(array_backend).__name__,
+            ome_xml=False,
+            durable=False,
+        )
+        if location.path is not None:
+            log = _metadata.FrameLog(
+                location.path / _metadata.FRAMES_LOG,
+                fsync_interval_s=settings.flush_interval_s,
+            )
+            array_backend.open(location.path, settings)
+        else:
+            log = _metadata.SegmentedFrameLog(
+                location, flush_interval_s=settings.flush_interval_s
+            )
+            assert isinstance(array_backend, SupportsObjectStorage)
+            # credentials a backend exports for its S3 client are removed
+            # from the environment once it has opened
+            with S3Config.environment():
+                array_backend.open_location(location, settings)
+    except BaseException as e:
+        # nothing acquired yet: remove what was made, put the old data back
+        if isinstance(log, _metadata.FrameLog):
+            try:
+                log.close()
+            except OSError:
+                pass
+        claim.abort()
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            where = (
+                os.path.abspath(location.path)
+                if location.path is not None
+                else location.url
+            )
+            raise StorageError(f"cannot create dataset at {where}: {e}") from e
+        raise
+    claim.commit()
+    stream = Stream(location, settings, array_backend, claim=claim, log=log)
+    stream.start()
+    return stream

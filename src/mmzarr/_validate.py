@@ -94,7 +94,8 @@ class ValidationReport:
 
     def format(self) -> str:
         """A human-readable summary."""
-        head = "valid" if self.ok else f"INVALID ({len(self.problems)} problems)"
+        n = len(self.problems)
+        head = "valid" if self.ok else f"INVALID ({n} problem{'' if n == 1 else 's'})"
         lines = [f"{self.path}: {head}"]
         if self.layout:
             lines.append(f"  layout: {self.layout}, {len(self.arrays)} arrays")

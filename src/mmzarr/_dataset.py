@@ -1,0 +1,159 @@
+"""The dataset's documents: settings, group metadata with the status, OME-XML.
+
+Everything beside the pixels that makes a dataset readable and says what it
+holds: `mmzarr/settings.json`, every group's `zarr.json` (the root's carries
+the `mmzarr` status: frames written and missing per image, the reason of a
+fallback), and `OME/METADATA.ome.xml`. `Stream` writes them at open and close,
+`finalize` rewrites them for a dataset whose writer was killed. The frame log
+itself is `_metadata`'s; group models are `_layout`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from mmzarr import _layout, _metadata
+from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
+from mmzarr._storage import as_location
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from mmzarr._routing import Ledger
+    from mmzarr._settings import AcquisitionSettings
+    from mmzarr._storage import Location
+
+__all__ = [
+    "SETTINGS_FILE",
+    "image_status",
+    "render_ome_xml_ahead",
+    "write_group_metadata",
+    "write_settings",
+]
+
+logger = logging.getLogger("mmzarr")
+
+#: The settings a dataset was written with, relative to its root.
+SETTINGS_FILE = "mmzarr/settings.json"
+#: Missing slots listed per image in the status (the count is always there).
+MAX_LISTED_MISSING = 10_000
+
+
+def format_version() -> str:
+    """The mmzarr version recorded in datasets."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmzarr")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def write_settings(root: Location, settings: AcquisitionSettings) -> None:
+    """Write `SETTINGS_FILE`: what `finalize` and readers rebuild a dataset from."""
+    root.write_bytes(
+        SETTINGS_FILE, _metadata.dumps_json(settings.model_dump(mode="json"))
+    )
+
+
+def image_status(
+    settings: AcquisitionSettings, ledgers: Sequence[Ledger]
+) -> dict[str, Any]:
+    """`{image key: {frames_written, missing_count, missing | t_size}}`."""
+    out: dict[str, Any] = {}
+    for im, ledger in zip(settings.images, ledgers, strict=True):
+        entry: dict[str, Any] = {"frames_written": ledger.count}
+        if im.unbounded:
+            entry["t_size"] = ledger.t_size
+        else:
+            missing = ledger.missing(im)
+            entry["missing_count"] = len(missing)
+            if len(missing) <= MAX_LISTED_MISSING:
+                entry["missing"] = missing
+        out[im.key] = entry
+    return out
+
+
+def write_group_metadata(
+    root: Path | Location,
+    settings: AcquisitionSettings,
+    ledgers: Sequence[Ledger],
+    *,
+    status: str,
+    backend: str,
+    dropped: int = 0,
+    ome_xml: bool | str = True,
+    durable: bool = True,
+    root_only: bool = False,
+) -> None:
+    """Write every group's `zarr.json`, with the `mmzarr` status in the root.
+
+    `ome_xml`: also write `OME/METADATA.ome.xml` (collections and plates), from
+    the frame log, or this text when it is a string (rendered beforehand).
+    `durable`: fsync every document; otherwise only the root's (the others are
+    rewritten with the same content, e.g. after acquire-zarr's close).
+    `root_only`: write only the root document (the others exist, unchanged).
+    """
+    attrs: dict[str, Any] = {
+        "version": format_version(),
+        "status": status,
+        "backend": backend,
+        "frames_written": sum(ledger.count for ledger in ledgers),
+        "frames_planned": settings.frames_planned,
+        "frames_dropped": dropped,
+        "frame_metadata": _metadata.FRAMES_LOG,
+        "settings": SETTINGS_FILE,
+        "images": image_status(settings, ledgers),
+    }
+    if settings.fallback_reason is not None:
+        attrs["fallback"] = settings.fallback_reason
+    docs = _layout.group_documents(
+        settings, root_attributes={"mmzarr": attrs}, root_only=root_only
+    )
+    loc = as_location(root)
+    if loc.path is not None:
+        _metadata.write_groups(loc.path, docs, fsync_all=durable)
+    else:
+        _metadata.write_groups(loc, docs)
+    if not ome_xml or settings.layout == "image":
+        return
+    if not isinstance(ome_xml, str):
+        ome_xml = render_ome_xml(settings, _metadata.read_frame_log(loc))
+    if loc.path is not None:
+        write_ome_xml(loc.path, settings, ome_xml)
+    else:
+        loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
+
+
+def render_ome_xml_ahead(
+    root: Location, settings: AcquisitionSettings
+) -> Future[str] | None:
+    """Start rendering the OME-XML on a thread (local collections and plates).
+
+    `Stream.close` renders it while the backend writes its last frames; pass
+    `rendered(future)` as `ome_xml` to `write_group_metadata`.
+    """
+    if root.path is None or settings.layout == "image":
+        return None
+    try:
+        records = _metadata.read_frame_log(root.path)
+    except OSError:  # rendered after the groups, where errors are reported
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
+    future = pool.submit(render_ome_xml, settings, records)
+    pool.shutdown(wait=False)
+    return future
+
+
+def rendered(xml: Future[str] | None) -> bool | str:
+    """The OME-XML text rendered ahead, or True: render it (again) when needed."""
+    if xml is None:
+        return True
+    try:
+        return xml.result()
+    except Exception:  # rendered again after the groups; an error raises there
+        logger.warning("mmzarr: rendering the OME-XML ahead failed", exc_info=True)
+        return True

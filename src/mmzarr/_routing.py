@@ -1,0 +1,175 @@
+"""Where each frame goes: the routing core, with no I/O.
+
+`Router` turns a useq-style index (or none: the next frame in acquisition
+order) into an image number and a storage index, keeps the ledger of the
+slots already written, and knows the default order and its skips. The mapping
+of one index lives in `AcquisitionSettings` (`image_number`,
+`storage_index`); storage is the backend's, documents are `_dataset`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmzarr.errors import FrameError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from mmzarr._settings import AcquisitionSettings, ImageSettings
+
+__all__ = ["Ledger", "Placement", "Router", "default_order"]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one frame goes: image number and key, storage index."""
+
+    image: int
+    key: str
+    index: tuple[int, ...]
+
+
+class Ledger:
+    """Which storage slots of one image hold a frame (grows along unbounded t)."""
+
+    def __init__(self, image: ImageSettings) -> None:
+        shape = [d.size if d.size is not None else 16 for d in image.index_dims]
+        self.mask = np.zeros(shape or [1], dtype=bool)
+        self.unbounded = image.unbounded
+        #: frames marked
+        self.count = 0
+        #: 1 + the largest `t` marked (unbounded images)
+        self.t_size = 0
+
+    def has(self, index: tuple[int, ...]) -> bool:
+        """Whether `index` was marked."""
+        idx = index or (0,)
+        if idx[0] >= self.mask.shape[0]:
+            return False
+        return bool(self.mask[idx])
+
+    def mark(self, index: tuple[int, ...]) -> bool:
+        """Mark `index`; False if it was already marked."""
+        if not index:
+            index = (0,)
+        if self.unbounded and index[0] >= self.mask.shape[0]:
+            grow = max(index[0] + 1, self.mask.shape[0] * 2)
+            pad = [(0, grow - self.mask.shape[0])] + [(0, 0)] * (self.mask.ndim - 1)
+            self.mask = np.pad(self.mask, pad)
+        if self.mask[index]:
+            return False
+        self.mask[index] = True
+        self.count += 1
+        if self.unbounded:
+            self.t_size = max(self.t_size, index[0] + 1)
+        return True
+
+    def missing(self, image: ImageSettings) -> list[list[int]]:
+        """Planned slots of a bounded image that hold no frame, in storage order."""
+        if image.unbounded or self.count >= (image.frames_planned or 0):
+            return []
+        return [
+            [int(v) for v in idx]
+            for idx in zip(*np.nonzero(~self.mask), strict=True)
+            if image.is_acquired(tuple(int(v) for v in idx))
+        ]
+
+
+def default_order(
+    settings: AcquisitionSettings,
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(image number, storage index) of every planned frame, in acquisition order.
+
+    Time outermost (every image at each time point) when the settings say
+    positions are inside time or `t` is unbounded; else one image after another.
+    """
+    images = settings.images
+    t_first = all(im.dim_names[0] == "t" for im in images)
+    if t_first and (settings.positions_inside_time or settings.unbounded):
+        for t in itertools.count():
+            sizes = [im.dimensions[0].size for im in images]
+            if all(s is not None and t >= s for s in sizes):
+                return
+            for i, im in enumerate(images):
+                size = im.dimensions[0].size
+                if size is None or t < size:
+                    for idx in im.iter_indices(range(t, t + 1)):
+                        yield i, idx
+        return  # pragma: no cover
+    for i, im in enumerate(images):
+        for idx in im.iter_indices():
+            yield i, idx
+
+
+class Router:
+    """Places frames for one dataset and keeps the ledger of written slots.
+
+    Not thread-safe: `Stream` serializes calls.
+    """
+
+    def __init__(self, settings: AcquisitionSettings) -> None:
+        self.settings = settings
+        self.ledgers = [Ledger(im) for im in settings.images]
+        self._order = default_order(settings)
+        self._fallback = settings.fallback_reason is not None
+        self._taken = 0  # frames taken from the default order
+
+    @property
+    def frames(self) -> int:
+        """Frames marked written, over all images."""
+        return sum(ledger.count for ledger in self.ledgers)
+
+    def place(self, index: Mapping[str, int] | None = None) -> Placement:
+        """Where a frame with `index` goes; without one, the next planned slot.
+
+        A fallback dataset (`AcquisitionSettings.fallback`) takes every frame
+        in arrival order, whatever its index.
+
+        Raises
+        ------
+        FrameError
+            For an index no image has, a value out of range, or a frame past
+            the end of the plan. A slot already written is not checked here
+            (`is_written`).
+        """
+        settings = self.settings
+        if index is not None and not self._fallback:
+            image = settings.image_number(index)
+            sidx = settings.storage_index(image, index)
+        else:
+            image, sidx = self._next("frame")
+        return Placement(image, settings.images[image].key, sidx)
+
+    def skip(self, n: int = 1) -> None:
+        """Advance the default order by `n` slots without writing them."""
+        for _ in range(n):
+            self._next(f"skip({n})")
+
+    def is_written(self, placement: Placement) -> bool:
+        """Whether the slot of `placement` already holds a frame."""
+        return self.ledgers[placement.image].has(placement.index)
+
+    def mark(self, placement: Placement) -> None:
+        """Record the slot of `placement` as written."""
+        self.ledgers[placement.image].mark(placement.index)
+
+    def t_sizes(self) -> dict[int, int]:
+        """`{image number: t size}` of the unbounded images with frames."""
+        return {i: w.t_size for i, w in enumerate(self.ledgers) if w.t_size}
+
+    def _next(self, what: str) -> tuple[int, tuple[int, ...]]:
+        try:
+            nxt = next(self._order)
+        except StopIteration:
+            planned = self.settings.frames_planned
+            raise FrameError(
+                f"{what}: frame {self._taken + 1} is one more than the plan holds "
+                f"({planned} frames)"
+            ) from None
+        self._taken += 1
+        return nxt

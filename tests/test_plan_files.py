@@ -1,0 +1,405 @@
+"""Plan files (issue #19): every key is checked, problems are one line, samples run.
+
+useq ignores keys it does not know, so a misspelled key used to run a plan
+without what it named. `mmzarr acquire` (and `--dry-run`) now stops with exit 1
+and one line naming the key's path, the closest valid key and what that kind of
+plan takes. The sample plans in `examples/plans/` run on the demo rig.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+import mmzarr
+from mmzarr._cli import main
+from mmzarr._planfile import check_keys, load_plan
+from tests._peer_plans import PEER_PLANS
+from tests._readback import check_metadata, group_json
+
+PLANS = Path(__file__).resolve().parent.parent / "examples" / "plans"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- misspelled and unknown keys -------------------------------------------------
+@dataclass(frozen=True)
+class Misspelled:
+    name: str
+    plan: str  # YAML
+    key: str  # the path the message names
+    closest: str | None  # the suggestion, if any
+    takes: tuple[str, ...] = ()  # what the message says that kind takes
+
+
+MISSPELLED = [
+    Misspelled(
+        "top-level",
+        "chanels: [DAPI, FITC]\n",
+        "chanels",
+        "channels",
+        ("MDASequence takes:", "time_plan", "z_plan"),
+    ),
+    Misspelled(
+        "z-plan",
+        "channels: [DAPI]\nz_plan: {rnage: 2}\n",
+        "z_plan.rnage",
+        "range",
+        ("ZRangeAround (range, step)", "ZTopBottom (top, bottom, step)"),
+    ),
+    Misspelled(
+        "time-plan",
+        "time_plan: {interval: 0.1, lops: 2}\n",
+        "time_plan.lops",
+        "loops",
+        ("TIntervalLoops (interval, loops)", "MultiPhaseTimePlan (phases)"),
+    ),
+    Misspelled(
+        "time-plan-alone",
+        "time_plan: {lops: 2}\n",
+        "time_plan.lops",
+        "loops",
+        ("TDurationLoops (duration, loops)",),
+    ),
+    Misspelled(
+        "time-phase",
+        "time_plan:\n- {interval: 0.1, loops: 2}\n- {interval: 1, lops: 2}\n",
+        "time_plan[1].lops",
+        "loops",
+        ("TIntervalLoops (interval, loops)",),
+    ),
+    Misspelled(
+        "grid-plan",
+        "grid_plan: {rows: 2, colums: 2}\n",
+        "grid_plan.colums",
+        "columns",
+        ("GridRowsColumns (", "GridFromEdges (", "RandomPoints ("),
+    ),
+    Misspelled(
+        "position",
+        "stage_positions:\n- {x: 0, y: 0, nmae: left}\n",
+        "stage_positions[0].nmae",
+        "name",
+        ("AbsolutePosition takes:", "sequence"),
+    ),
+    Misspelled(
+        "position-sequence",
+        "stage_positions:\n- {x: 0, y: 0}\n"
+        "- {x: 10, y: 0, sequence: {chanels: [DAPI]}}\n",
+        "stage_positions[1].sequence.chanels",
+        "channels",
+        ("MDASequence takes:",),
+    ),
+    Misspelled(
+        "position-sequence-z-plan",
+        "stage_positions:\n- x: 10\n  sequence: {z_plan: {range: 2, stpe: 1}}\n",
+        "stage_positions[0].sequence.z_plan.stpe",
+        "step",
+        ("ZRangeAround (range, step)",),
+    ),
+    Misspelled(
+        "channel",
+        "channels: [DAPI, {config: FITC, exposrue: 5}]\n",
+        "channels[1].exposrue",
+        "exposure",
+        ("Channel takes:", "config", "acquire_every"),
+    ),
+    Misspelled(
+        "well-plate",
+        "stage_positions:\n  plate: 96-well\n  a1_center_xy: [0, 0]\n"
+        "  selected_well: [[0], [0]]\n",
+        "stage_positions.selected_well",
+        "selected_wells",
+        ("WellPlatePlan takes:", "well_points_plan", "rotation"),
+    ),
+    Misspelled(
+        "well-points",
+        "stage_positions:\n  plate: 96-well\n  a1_center_xy: [0, 0]\n"
+        "  well_points_plan: {rows: 1, colums: 2}\n",
+        "stage_positions.well_points_plan.colums",
+        "columns",
+        ("GridRowsColumns (",),
+    ),
+    Misspelled(
+        "plate-definition",
+        "stage_positions:\n  plate: {rows: 2, columns: 3, well_spasing: 9}\n"
+        "  a1_center_xy: [0, 0]\n",
+        "stage_positions.plate.well_spasing",
+        "well_spacing",
+        ("WellPlate takes:",),
+    ),
+    Misspelled(
+        "autofocus",
+        "autofocus_plan: {autofocus_device_name: Z, autofocus_motor_offset: 1, "
+        "axis: [p]}\n",
+        "autofocus_plan.axis",
+        "axes",
+        ("AxesBasedAF takes:",),
+    ),
+    Misspelled(
+        "nothing-close",
+        "channels: [DAPI]\nwhatever: 1\n",
+        "whatever",
+        None,
+        ("MDASequence takes:",),
+    ),
+]
+
+
+def _write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
+    plan = tmp_path / name
+    plan.write_text(text)
+    return plan
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["acquire", "dry-run"])
+@pytest.mark.parametrize("case", MISSPELLED, ids=lambda c: c.name)
+def test_misspelled_key_is_an_error(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: Misspelled,
+    dry_run: bool,
+) -> None:
+    plan = _write(tmp_path, case.plan)
+    out = tmp_path / "out.ome.zarr"
+    extra = ["--dry-run"] if dry_run else []
+    code, stdout, stderr = run(capsys, "acquire", plan, out, *extra)
+    assert code == 1, stdout + stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith(f"mmzarr: error: plan {str(plan)!r}: unknown key ")
+    assert f"unknown key {case.key!r}" in line
+    if case.closest is None:
+        assert "did you mean" not in line
+    else:
+        assert f"(did you mean {case.closest!r}?)" in line
+    for text in case.takes:
+        assert text in line
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert "dry run" not in stdout
+
+
+def test_misspelled_key_in_a_subprocess(tmp_path: Path) -> None:
+    _write(tmp_path, "chanels: [DAPI]\n")
+    for extra in ([], ["--dry-run"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "mmzarr", "acquire", "plan.yaml", "o", *extra],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stderr.splitlines() == [
+            "mmzarr: error: plan 'plan.yaml': unknown key 'chanels' (did you mean "
+            "'channels'?); MDASequence takes: metadata, axis_order, "
+            "stage_positions, grid_plan, channels, time_plan, z_plan, "
+            "autofocus_plan, setup, keep_shutter_open_across"
+        ]
+        assert not (tmp_path / "o").exists()
+
+
+# ---- other plan problems: one short line each ------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    text: str
+    message: str  # the line after "mmzarr: error: " (a prefix of it)
+    file: str = "plan.yaml"
+
+
+PROBLEMS = [
+    Problem(
+        "bad-number",
+        "z_plan: {range: 2, step: x}\n",
+        "useq rejected plan 'plan.yaml': z_plan.step: Input should be a valid "
+        "number, unable to parse string as a number (got 'x')",
+    ),
+    Problem(
+        "bad-value-in-channel",
+        "channels: [DAPI, {config: FITC, exposure: -1}]\n",
+        "useq rejected plan 'plan.yaml': channels[1].exposure: Input should be "
+        "greater than 0 (got -1)",
+    ),
+    Problem(
+        "bad-value-in-position",
+        "stage_positions: [{x: 0}, {x: 1, y: north}]\n",
+        "useq rejected plan 'plan.yaml': stage_positions[1].y: Input should be "
+        "a valid number",
+    ),
+    Problem(
+        "bad-value-in-phase",
+        "time_plan: [{interval: 0.1, loops: 2}, {interval: 1, loops: many}]\n",
+        "useq rejected plan 'plan.yaml': time_plan[1].loops: Input should be a "
+        "valid integer",
+    ),
+    Problem(
+        "z-plan-incomplete",
+        "z_plan: {step: 1}\n",
+        "plan 'plan.yaml': z_plan: missing keys: ZTopBottom needs 'top', "
+        "'bottom'; ZAboveBelow needs 'above', 'below'; ZRangeAround needs 'range'",
+    ),
+    Problem(
+        "channel-incomplete",
+        "channels: [{exposure: 10}]\n",
+        "plan 'plan.yaml': channels[0]: missing keys: Channel needs 'config'",
+    ),
+    Problem(
+        "two-kinds-mixed",
+        "z_plan: {range: 2, step: 1, top: 3}\n",
+        "plan 'plan.yaml': z_plan: no kind takes all of 'range', 'step', 'top'; "
+        "kinds: ZTopBottom (top, bottom, step);",
+    ),
+    Problem(
+        "not-a-mapping", "- DAPI\n", "plan 'plan.yaml' must be a mapping, got list"
+    ),
+    Problem("empty", "", "plan 'plan.yaml' is empty"),
+    Problem(
+        "bad-yaml",
+        "channels: [DAPI\n  z: :\n",
+        "plan 'plan.yaml' is not valid YAML/JSON:",
+    ),
+    Problem(
+        "misspelled-json",
+        json.dumps({"channels": ["DAPI"], "z_plan": {"range": 2, "setp": 1}}),
+        "plan 'plan.json': unknown key 'z_plan.setp' (did you mean 'step'?)",
+        file="plan.json",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PROBLEMS, ids=lambda c: c.name)
+def test_plan_problem_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: Problem
+) -> None:
+    _write(tmp_path, case.text, case.file)
+    code, stdout, stderr = run(
+        capsys, "acquire", tmp_path / case.file, tmp_path / "o", "--dry-run"
+    )
+    assert code == 1, stdout + stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    expected = case.message.replace("'plan.", f"'{tmp_path}/plan.")
+    assert lines[0].startswith(f"mmzarr: error: {expected}"), lines[0]
+
+
+def test_empty_plans_are_useqs_none() -> None:
+    # useq reads an empty z or time plan as none: not an incomplete one
+    assert check_keys({"z_plan": {}, "time_plan": {}, "channels": ["DAPI"]}) is None
+
+
+def test_long_unknown_key_is_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = _write(tmp_path, json.dumps({"x" * 100_000: 1}), "plan.json")
+    code, _, stderr = run(capsys, "acquire", plan, tmp_path / "o", "--dry-run")
+    assert code == 1
+    assert len(stderr) < 1200
+    assert "unknown key 'xxxx" in stderr
+
+
+# ---- what useq reads is accepted -------------------------------------------------
+@pytest.mark.parametrize("plan", PEER_PLANS, ids=lambda p: p.id)
+def test_plans_useq_writes_pass_the_key_check(plan: Any) -> None:
+    """Plans of other projects' tests, as useq dumps them, have no unknown key."""
+    for dumped in (
+        json.loads(plan.seq.model_dump_json()),
+        json.loads(plan.seq.model_dump_json(exclude_unset=False)),
+        yaml.safe_load(plan.seq.yaml()),
+    ):
+        assert check_keys(dumped) is None
+
+
+def test_keys_useq_renames_are_accepted() -> None:
+    # a string is a channel, a list a multi-phase time plan, `row` a grid_row
+    plan = {
+        "channels": ["DAPI", {"config": "FITC"}],
+        "time_plan": [{"interval": 0.1, "loops": 2}],
+        "stage_positions": [{"x": 0, "row": 1, "col": 2}],
+        "metadata": {"anything": {"goes": [1]}},
+    }
+    assert check_keys(plan) is None
+
+
+class _Aliased(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(populate_by_name=True)
+    exposure_ms: float = pydantic.Field(alias="exposureMs")
+    gain: int = pydantic.Field(0, validation_alias=pydantic.AliasChoices("g", "Gain"))
+    nested: _Free | None = None
+
+
+class _Free(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+    a: int = 0
+
+
+_Aliased.model_rebuild()
+
+
+def test_valid_keys_come_from_the_model() -> None:
+    assert check_keys({"exposureMs": 1, "Gain": 2}, _Aliased) is None
+    assert check_keys({"exposure_ms": 1, "g": 2, "nested": {"b": 1}}, _Aliased) is None
+    problem = check_keys({"exposureMs": 1, "gian": 2}, _Aliased)
+    assert problem is not None
+    assert problem.startswith("unknown key 'gian' (did you mean 'gain'?)")
+    assert "_Aliased takes: exposure_ms, exposureMs, gain, g, Gain, nested" in problem
+
+
+# ---- the sample plans ------------------------------------------------------------
+SAMPLES = ["grid.yaml", "multi_position_z.yaml", "plate_fields.yaml", "timelapse.yaml"]
+
+
+def test_every_sample_plan_is_tested() -> None:
+    assert sorted(p.name for p in PLANS.glob("*.yaml")) == SAMPLES
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_sample_plan_dry_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / "out.ome.zarr"
+    code, stdout, stderr = run(capsys, "acquire", PLANS / name, out, "--dry-run")
+    assert code == 0, stdout + stderr
+    assert "dry run: nothing acquired" in stdout
+    assert "warning" not in stderr  # mapped, not the fallback layout
+    assert not out.exists()
+    channels = {"DAPI", "FITC", "TRITC", "Cy5"}  # the demo rig's (configs/demo.cfg)
+    seq = load_plan(PLANS / name)
+    assert {c.config for c in seq.channels} <= channels
+    assert 0 < len(list(seq)) <= 60
+
+
+def test_sample_plate_plan_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plate.ome.zarr"
+    code, stdout, stderr = run(capsys, "acquire", PLANS / "plate_fields.yaml", out)
+    assert code == 0, stdout + stderr
+    assert "wrote 24 frames" in stdout  # 3 wells x 2 fields x 2 t x 2 c
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    check_metadata(out)
+    attrs = group_json(out)["attributes"]
+    assert attrs["mmzarr"]["frames_written"] == 24
+    assert attrs["mmzarr"]["status"] == "complete"
+    wells = [w["path"] for w in attrs["ome"]["plate"]["wells"]]
+    assert wells == ["A/1", "A/2", "B/2"]
+    for well in wells:
+        fields = group_json(out, well)["attributes"]["ome"]["well"]["images"]
+        assert [f["path"] for f in fields] == ["0", "1"]
