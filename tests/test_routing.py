@@ -1,0 +1,168 @@
+"""The routing core: literal tables of where frames go (no I/O, no useq).
+
+Settings are written by hand; every expected placement is a literal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from mmzarr import AcquisitionSettings, Dimension, FrameError, ImageSettings
+from mmzarr._routing import Ledger, Placement, Router
+
+YX = (Dimension(name="y", size=4), Dimension(name="x", size=5))
+
+
+def image(key: str, coords: dict[str, int], **sizes: int | None) -> ImageSettings:
+    dims = [Dimension(name=a, size=n) for a, n in sizes.items()]  # type: ignore[arg-type]
+    return ImageSettings(key=key, coords=coords, dimensions=(*dims, *YX))
+
+
+def settings(*images: ImageSettings, **kw: Any) -> AcquisitionSettings:
+    layout = "image" if len(images) == 1 else "collection"
+    return AcquisitionSettings(layout=layout, images=images, dtype="uint16", **kw)
+
+
+TC = settings(image("", {}, t=2, c=2))
+TWO_POS = (image("0", {"p": 0}, t=2, c=1), image("1", {"p": 1}, t=2, c=1))
+
+
+@dataclass(frozen=True)
+class OrderCase:
+    name: str
+    settings: AcquisitionSettings
+    order: list[tuple[str, tuple[int, ...]]]
+
+
+ORDER_CASES = [
+    OrderCase("tc", TC, [("", (0, 0)), ("", (0, 1)), ("", (1, 0)), ("", (1, 1))]),
+    OrderCase(
+        "positions-inside-time",
+        settings(*TWO_POS, positions_inside_time=True),
+        [("0", (0, 0)), ("1", (0, 0)), ("0", (1, 0)), ("1", (1, 0))],
+    ),
+    OrderCase(
+        "positions-outside-time",
+        settings(*TWO_POS, positions_inside_time=False),
+        [("0", (0, 0)), ("0", (1, 0)), ("1", (0, 0)), ("1", (1, 0))],
+    ),
+    OrderCase(
+        "acquisition-order-cz-inside-t",
+        settings(
+            ImageSettings(
+                key="",
+                dimensions=(
+                    Dimension(name="c", size=2),
+                    Dimension(name="z", size=2),
+                    *YX,
+                ),
+                acquisition_order=("z", "c"),
+            )
+        ),
+        [("", (0, 0)), ("", (1, 0)), ("", (0, 1)), ("", (1, 1))],
+    ),
+    OrderCase(
+        "skipped-slots",
+        settings(
+            ImageSettings(
+                key="",
+                dimensions=(
+                    Dimension(name="t", size=2),
+                    Dimension(name="c", size=2),
+                    *YX,
+                ),
+                skipped=((1, 1),),
+            )
+        ),
+        [("", (0, 0)), ("", (0, 1)), ("", (1, 0))],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ORDER_CASES, ids=lambda c: c.name)
+def test_default_order(case: OrderCase) -> None:
+    router = Router(case.settings)
+    got = [(p.key, p.index) for p in (router.place() for _ in case.order)]
+    assert got == case.order
+    with pytest.raises(FrameError, match=r"one more than the plan holds"):
+        router.place()
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        ({"t": 1, "c": 0}, Placement(0, "", (1, 0))),
+        ({"c": 1}, Placement(0, "", (0, 1))),
+        ({"t": 0, "c": 1, "p": 0}, Placement(0, "", (0, 1))),
+    ],
+)
+def test_place_by_index(index: dict[str, int], expected: Placement) -> None:
+    assert Router(TC).place(index) == expected
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ({"t": 2, "c": 0}, r"t=2 is out of range \[0, 2\)"),
+        ({"t": 0, "z": 1}, r"has no 'z' axis"),
+        ({"p": 3, "t": 0}, r"no image has coords \{'p': 3\}"),
+        ({"t": -1}, r"t=-1 is out of range"),
+    ],
+)
+def test_place_rejects(index: dict[str, int], message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        Router(settings(*TWO_POS) if "p" in index else TC).place(index)
+
+
+def test_collection_placement_by_position() -> None:
+    router = Router(settings(*TWO_POS))
+    assert router.place({"p": 1, "t": 1, "c": 0}) == Placement(1, "1", (1, 0))
+    assert router.place({"p": 0, "t": 0, "c": 0}) == Placement(0, "0", (0, 0))
+
+
+def test_skip_advances_the_default_order() -> None:
+    router = Router(TC)
+    router.skip(3)
+    assert router.place() == Placement(0, "", (1, 1))
+    with pytest.raises(FrameError, match=r"skip\(1\): frame 5 is one more"):
+        router.skip(1)
+
+
+def test_ledger_marks_once_and_lists_missing() -> None:
+    router = Router(TC)
+    first = router.place({"t": 0, "c": 1})
+    assert not router.is_written(first)
+    router.mark(first)
+    assert router.is_written(first)
+    assert router.frames == 1
+    assert router.ledgers[0].missing(TC.images[0]) == [[0, 0], [1, 0], [1, 1]]
+
+
+def test_unbounded_t_grows_and_reports_its_size() -> None:
+    s = settings(image("", {}, t=None, c=2))
+    router = Router(s)
+    for t in (0, 20, 5):
+        router.mark(router.place({"t": t, "c": 1}))
+    assert router.t_sizes() == {0: 21}
+    assert router.is_written(Placement(0, "", (20, 1)))
+    assert not router.is_written(Placement(0, "", (20, 0)))
+    assert not router.is_written(Placement(0, "", (99, 1)))
+
+
+def test_fallback_takes_frames_in_arrival_order_whatever_their_index() -> None:
+    s = AcquisitionSettings.fallback("test", image_shape=(4, 5), dtype="uint16")
+    router = Router(s)
+    got = [router.place({"p": 7, "t": 3, "c": 1}).index for _ in range(3)]
+    assert got == [(0,), (1,), (2,)]
+
+
+def test_ledger_of_an_image_without_index_axes() -> None:
+    yx = ImageSettings(key="", dimensions=YX)
+    ledger = Ledger(yx)
+    assert ledger.mark(())
+    assert not ledger.mark(())
+    assert ledger.has(())
+    assert ledger.count == 1
