@@ -2,17 +2,25 @@
 
 Use with ``@pytest.mark.parametrize("case", PLANS, ids=lambda c: c.name)``.
 Frames are tiny (`IMAGE_SHAPE`) and every plan yields at most ~200 events, so a
-test may write every case to disk. The expectations stored here are only the ones
-useq cannot tell (the layout the issue asks for); everything else should be
-computed from useq's own iteration of ``case.seq``.
+test may write every case to disk.
+
+Layout, keys, shapes, storage indices, names and channel configs come from
+`tests._oracle` (useq's own iteration of ``case.seq``). The expectations stored
+here are what the oracle does not give: scales, stage positions, acquisition
+order, skipped slots and the plate. They are literals worked out by hand from
+each plan (useq's z plans, grid and well-plate geometry), never by running
+mmzarr; where useq draws random points the x/y are left out (None).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import useq
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 IMAGE_SHAPE: tuple[int, int] = (8, 10)
 PIXEL_SIZE_UM: float = 0.5
@@ -20,6 +28,32 @@ DTYPE = "uint16"
 # one camera field of view in µm, as a grid plan should use it
 FOV_W = IMAGE_SHAPE[1] * PIXEL_SIZE_UM
 FOV_H = IMAGE_SHAPE[0] * PIXEL_SIZE_UM
+
+
+#: Expected stage position (x, y, z) of one image, in µm.
+XYZ = tuple[float | None, float | None, float | None]
+
+
+@dataclass(frozen=True)
+class PlateCase:
+    """What the plate metadata of a plate plan must say.
+
+    Parameters
+    ----------
+    name
+        Plate name (a `WellPlatePlan`'s plate; None for loose positions).
+    rows
+        Row names, one letter each, in order.
+    columns
+        Number of columns (named ``"1"`` to ``str(columns)``).
+    wells
+        ``"<row>/<column>"`` of the wells imaged, in plan order.
+    """
+
+    name: str | None
+    rows: str
+    columns: int
+    wells: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -35,9 +69,24 @@ class PlanCase:
     layout
         Expected `AcquisitionSettings.layout`.
     t_scale
-        Expected seconds per time point (None: the plan has no time axis).
+        Expected seconds per time point of every image with a ``t`` axis (None:
+        no image has one).
     ragged
         Whether images of the plan differ in shape (sub-sequences).
+    z_scale
+        Expected µm between planes of every image with a ``z`` axis (None: no
+        image has one).
+    positions
+        Expected stage position of each image, in image (key) order: x/y of its
+        frames, z of its plane 0. An entry is None where useq draws the x/y at
+        random (`RandomPoints`).
+    acquisition_order
+        Expected ``acquisition_order`` (outermost axis first) of every image, or
+        per image key when images differ.
+    skipped
+        Expected ``skipped`` slots per image key (images not listed skip none).
+    plate
+        Expected plate metadata (None: not a plate).
     """
 
     name: str
@@ -45,6 +94,11 @@ class PlanCase:
     layout: Literal["image", "collection", "plate"]
     t_scale: float | None = None
     ragged: bool = False
+    z_scale: float | None = None
+    positions: tuple[XYZ | None, ...] = ()
+    acquisition_order: tuple[str, ...] | Mapping[str, tuple[str, ...]] | None = None
+    skipped: Mapping[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
+    plate: PlateCase | None = None
 
 
 def _mda(**kwargs: object) -> useq.MDASequence:
@@ -65,8 +119,16 @@ PLANS: list[PlanCase] = [
         _mda(time_plan=useq.TIntervalLoops(interval=0.5, loops=4)),
         "image",
         t_scale=0.5,
+        acquisition_order=("t",),
+        positions=((None, None, None),),
     ),
-    PlanCase("c-only", _mda(channels=TWO_CH), "image"),
+    PlanCase(
+        "c-only",
+        _mda(channels=TWO_CH),
+        "image",
+        acquisition_order=("c",),
+        positions=((None, None, None),),
+    ),
     PlanCase(
         "tcz-tpgcz",
         _mda(
@@ -77,6 +139,9 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=2.0,
+        acquisition_order=("t", "c", "z"),
+        z_scale=1.0,
+        positions=((None, None, -1.0),),
     ),
     PlanCase(
         "tcz-tpgzc",
@@ -88,6 +153,9 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=2.0,
+        acquisition_order=("t", "z", "c"),
+        z_scale=0.7,
+        positions=((None, None, -0.7),),
     ),
     PlanCase(
         "tcz-tpcz",
@@ -99,6 +167,9 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=1.0,
+        acquisition_order=("t", "c", "z"),
+        z_scale=1.5,
+        positions=((None, None, 0.0),),
     ),
     PlanCase(
         "tcz-ctz",
@@ -110,18 +181,25 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=1.0,
+        acquisition_order=("c", "t", "z"),
+        z_scale=0.5,
+        positions=((None, None, -0.5),),
     ),
     PlanCase(
         "duration-loops",
         _mda(time_plan=useq.TDurationLoops(duration=3, loops=4), channels=["DAPI"]),
         "image",
         t_scale=1.0,
+        acquisition_order=("t", "c"),
+        positions=((None, None, None),),
     ),
     PlanCase(
         "interval-duration",
         _mda(time_plan=useq.TIntervalDuration(interval=0.25, duration=1)),
         "image",
         t_scale=0.25,
+        acquisition_order=("t",),
+        positions=((None, None, None),),
     ),
     PlanCase(
         "multiphase",
@@ -136,6 +214,8 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=0.5,
+        acquisition_order=("t", "c"),
+        positions=((None, None, None),),
     ),
     PlanCase(
         "multiphase-zero-first",
@@ -149,21 +229,32 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=2.0,
+        acquisition_order=("t",),
+        positions=((None, None, None),),
     ),
     PlanCase(
         "z-above-below",
         _mda(z_plan=useq.ZAboveBelow(above=1, below=0.5, step=0.5), channels=TWO_CH),
         "image",
+        acquisition_order=("c", "z"),
+        z_scale=0.5,
+        positions=((None, None, -0.5),),
     ),
     PlanCase(
         "z-top-bottom-down",
         _mda(z_plan=useq.ZTopBottom(top=2, bottom=0, step=0.5, go_up=False)),
         "image",
+        acquisition_order=("z",),
+        z_scale=0.5,
+        positions=((None, None, 2.0),),
     ),
     PlanCase(
         "z-range-around-down",
         _mda(z_plan=useq.ZRangeAround(range=3, step=0.75, go_up=False)),
         "image",
+        acquisition_order=("z",),
+        z_scale=0.75,
+        positions=((None, None, 1.5),),
     ),
     PlanCase(
         "z-absolute",
@@ -172,6 +263,9 @@ PLANS: list[PlanCase] = [
             channels=["DAPI"],
         ),
         "image",
+        acquisition_order=("c", "z"),
+        z_scale=0.5,
+        positions=((None, None, 10.0),),
     ),
     PlanCase(
         "z-relative-with-position",
@@ -181,6 +275,9 @@ PLANS: list[PlanCase] = [
             channels=TWO_CH,
         ),
         "image",
+        acquisition_order=("c", "z"),
+        z_scale=0.5,
+        positions=((5.0, 6.0, 99.5),),
     ),
     PlanCase(
         "do-stack-false",
@@ -193,6 +290,11 @@ PLANS: list[PlanCase] = [
             z_plan=useq.ZRangeAround(range=4, step=1),
         ),
         "image",
+        acquisition_order=("c", "z"),
+        z_scale=1.0,
+        positions=((None, None, -2.0),),
+        # FITC only on the middle plane
+        skipped={"": ((1, 0), (1, 1), (1, 3), (1, 4))},
     ),
     PlanCase(
         "do-stack-false-zc",
@@ -207,6 +309,11 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=1.0,
+        acquisition_order=("t", "z", "c"),
+        z_scale=1.0,
+        positions=((None, None, -1.0),),
+        # DAPI only on the middle plane
+        skipped={"": ((0, 0, 0), (0, 0, 2), (1, 0, 0), (1, 0, 2))},
     ),
     PlanCase(
         "acquire-every-2",
@@ -219,6 +326,10 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=1.0,
+        acquisition_order=("t", "c"),
+        positions=((None, None, None),),
+        # FITC only on even time points
+        skipped={"": ((1, 1), (3, 1))},
     ),
     PlanCase(
         "acquire-every-3-z",
@@ -233,6 +344,11 @@ PLANS: list[PlanCase] = [
         ),
         "image",
         t_scale=1.0,
+        acquisition_order=("t", "z", "c"),
+        z_scale=1.0,
+        positions=((None, None, -0.5),),
+        # DAPI only at t=0 and t=3
+        skipped={"": ((1, 0, 0), (1, 0, 1), (2, 0, 0), (2, 0, 1))},
     ),
     PlanCase(
         "unicode-names",
@@ -241,6 +357,8 @@ PLANS: list[PlanCase] = [
             channels=["GFP-λ", "mCherry-β"],
         ),
         "image",
+        acquisition_order=("c",),
+        positions=((1.0, 2.0, None),),
     ),
     PlanCase(
         "one-position-z",
@@ -249,6 +367,9 @@ PLANS: list[PlanCase] = [
             z_plan=useq.ZRangeAround(range=1, step=0.5),
         ),
         "image",
+        acquisition_order=("z",),
+        z_scale=0.5,
+        positions=((10.0, 20.0, 29.5),),
     ),
     # ---- collections --------------------------------------------------------
     PlanCase(
@@ -262,6 +383,9 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         t_scale=1.0,
+        acquisition_order=("t", "c", "z"),
+        z_scale=1.0,
+        positions=((0.0, 0.0, 0.5), (100.0, -50.0, 1.5), (200.0, 25.0, 2.5)),
     ),
     PlanCase(
         "positions-ptgcz",
@@ -274,6 +398,9 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         t_scale=1.0,
+        acquisition_order=("t", "c", "z"),
+        z_scale=1.0,
+        positions=((0.0, 0.0, 0.5), (100.0, -50.0, 1.5), (200.0, 25.0, 2.5)),
     ),
     PlanCase(
         "positions-tpzc",
@@ -286,11 +413,16 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         t_scale=0.1,
+        acquisition_order=("t", "z", "c"),
+        z_scale=1.0,
+        positions=((0.0, 0.0, 0.0), (100.0, -50.0, 1.0)),
     ),
     PlanCase(
         "positions-only",
         _mda(stage_positions=[(0.0, 0.0), (10.0, 10.0), (20.0, 0.0, 5.0)]),
         "collection",
+        acquisition_order=(),
+        positions=((0.0, 0.0, None), (10.0, 10.0, None), (20.0, 0.0, 5.0)),
     ),
     PlanCase(
         "positions-unicode",
@@ -302,6 +434,8 @@ PLANS: list[PlanCase] = [
             channels=["Señal"],
         ),
         "collection",
+        acquisition_order=("c",),
+        positions=((0.0, 0.0, None), (1.0, 1.0, None)),
     ),
     PlanCase(
         "grid-rows-columns",
@@ -312,6 +446,16 @@ PLANS: list[PlanCase] = [
             channels=TWO_CH,
         ),
         "collection",
+        acquisition_order=("c",),
+        # row-wise snake around (0, 0), 5 x 4 µm steps
+        positions=(
+            (-5.0, 2.0, None),
+            (0.0, 2.0, None),
+            (5.0, 2.0, None),
+            (5.0, -2.0, None),
+            (0.0, -2.0, None),
+            (-5.0, -2.0, None),
+        ),
     ),
     PlanCase(
         "grid-rows-columns-overlap-positions",
@@ -326,6 +470,18 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         t_scale=1.0,
+        acquisition_order=("t", "c"),
+        # 10 % overlap: 4.5 x 3.6 µm steps around each position
+        positions=(
+            (-2.25, 1.8, 1.0),
+            (2.25, 1.8, 1.0),
+            (2.25, -1.8, 1.0),
+            (-2.25, -1.8, 1.0),
+            (97.75, -48.2, 2.0),
+            (102.25, -48.2, 2.0),
+            (102.25, -51.8, 2.0),
+            (97.75, -51.8, 2.0),
+        ),
     ),
     PlanCase(
         "grid-from-edges",
@@ -336,6 +492,15 @@ PLANS: list[PlanCase] = [
             z_plan=useq.ZRangeAround(range=1, step=1),
         ),
         "collection",
+        acquisition_order=("z",),
+        z_scale=1.0,
+        # 2 x 2 fields of 6 x 4 µm from the top-left corner
+        positions=(
+            (3.0, -2.0, -0.5),
+            (9.0, -2.0, -0.5),
+            (9.0, -6.0, -0.5),
+            (3.0, -6.0, -0.5),
+        ),
     ),
     PlanCase(
         "random-points",
@@ -346,6 +511,8 @@ PLANS: list[PlanCase] = [
             channels=TWO_CH,
         ),
         "collection",
+        acquisition_order=("c",),
+        positions=(None, None, None, None),
     ),
     PlanCase(
         "subseq-grid-rows-columns",
@@ -368,6 +535,8 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         t_scale=1.0,
+        acquisition_order=("t", "c"),
+        positions=((-2.5, 0.0, None), (2.5, 0.0, None), (500.0, 500.0, None)),
     ),
     PlanCase(
         "subseq-grid-from-edges",
@@ -391,6 +560,14 @@ PLANS: list[PlanCase] = [
             channels=["DAPI"],
         ),
         "collection",
+        acquisition_order=("c",),
+        positions=(
+            (3.0, 3.0, None),
+            (2.5, 7.5, None),
+            (7.5, 7.5, None),
+            (7.5, 2.5, None),
+            (2.5, 2.5, None),
+        ),
     ),
     PlanCase(
         "subseq-random-points",
@@ -414,6 +591,9 @@ PLANS: list[PlanCase] = [
             z_plan=useq.ZRangeAround(range=1, step=1),
         ),
         "collection",
+        acquisition_order=("z",),
+        z_scale=1.0,
+        positions=(None, None, None, (0.0, 0.0, -0.5)),
     ),
     PlanCase(
         "subseq-channels-and-z",
@@ -439,6 +619,9 @@ PLANS: list[PlanCase] = [
         "collection",
         t_scale=1.0,
         ragged=True,
+        acquisition_order={"0": ("t", "c"), "1": ("t", "c", "z"), "2": ("t", "c")},
+        z_scale=1.0,
+        positions=((0.0, 0.0, 0.0), (10.0, 10.0, 4.0), (20.0, 20.0, 5.0)),
     ),
     PlanCase(
         "subseq-z-only-tpzc",
@@ -459,6 +642,9 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         ragged=True,
+        acquisition_order={"0": ("c",), "1": ("c", "z")},
+        z_scale=1.0,
+        positions=((0.0, 0.0, 0.0), (10.0, 10.0, 1.0)),
     ),
     PlanCase(
         "subseq-fewer-channels",
@@ -477,6 +663,9 @@ PLANS: list[PlanCase] = [
         ),
         "collection",
         ragged=True,
+        acquisition_order={"0": ("c", "z"), "1": ("c",)},
+        z_scale=1.0,
+        positions=((1.0, 1.0, -0.5), (2.0, 2.0, None)),
     ),
     PlanCase(
         "subseq-acquire-every-ptgcz",
@@ -502,6 +691,10 @@ PLANS: list[PlanCase] = [
         "collection",
         t_scale=1.0,
         ragged=True,
+        acquisition_order={"0": ("c",), "1": ("t", "c")},
+        positions=((0.0, 0.0, None), (1.0, 1.0, None)),
+        # Cy5 only on even time points of position b
+        skipped={"1": ((1, 1),)},
     ),
     # ---- plates -------------------------------------------------------------
     PlanCase(
@@ -518,6 +711,18 @@ PLANS: list[PlanCase] = [
             channels=TWO_CH,
         ),
         "plate",
+        acquisition_order=("c",),
+        # wells 9 mm apart, y down the rows; two fields 5 µm apart per well; a well
+        # point is a RelativePosition, whose z (0) becomes the position's
+        positions=(
+            (-2.5, 0.0, 0.0),
+            (2.5, 0.0, 0.0),
+            (8997.5, 0.0, 0.0),
+            (9002.5, 0.0, 0.0),
+            (-2.5, -9000.0, 0.0),
+            (2.5, -9000.0, 0.0),
+        ),
+        plate=PlateCase("96-well", "ABCDEFGH", 12, ("A/1", "A/2", "B/1")),
     ),
     PlanCase(
         "plate-random-tpzc",
@@ -536,6 +741,10 @@ PLANS: list[PlanCase] = [
         ),
         "plate",
         t_scale=3.0,
+        acquisition_order=("t", "z"),
+        z_scale=1.0,
+        positions=(None,) * 6,
+        plate=PlateCase("24-well", "ABCD", 6, ("B/3", "D/6")),
     ),
     PlanCase(
         "plate-center-only",
@@ -548,6 +757,17 @@ PLANS: list[PlanCase] = [
             channels=["DAPI"],
         ),
         "plate",
+        acquisition_order=("c",),
+        # wells 4.5 mm apart
+        positions=(
+            (0.0, -63000.0, 0.0),
+            (4500.0, -63000.0, 0.0),
+            (0.0, -67500.0, 0.0),
+            (4500.0, -67500.0, 0.0),
+        ),
+        plate=PlateCase(
+            "384-well", "ABCDEFGHIJKLMNOP", 24, ("O/1", "O/2", "P/1", "P/2")
+        ),
     ),
     PlanCase(
         "plate-with-grid-plan",
@@ -564,6 +784,9 @@ PLANS: list[PlanCase] = [
             channels=["DAPI"],
         ),
         "plate",
+        acquisition_order=("c",),
+        positions=((27000.0, -17998.0, 0.0), (27000.0, -18002.0, 0.0)),
+        plate=PlateCase("96-well", "ABCDEFGH", 12, ("C/4",)),
     ),
     PlanCase(
         "plate-positions",
@@ -577,6 +800,15 @@ PLANS: list[PlanCase] = [
             channels=["DAPI"],
         ),
         "plate",
+        acquisition_order=("c",),
+        positions=(
+            (0.0, 0.0, None),
+            (1.0, 0.0, None),
+            (2.0, 0.0, None),
+            (3.0, 0.0, None),
+        ),
+        # rows/columns up to the last one used
+        plate=PlateCase(None, "AB", 3, ("B/3", "A/1")),
     ),
     PlanCase(
         "plate-positions-grid-fields",
@@ -596,6 +828,9 @@ PLANS: list[PlanCase] = [
         ),
         "plate",
         t_scale=1.0,
+        acquisition_order=("t",),
+        positions=((0.0, 0.0, None), (5.0, 0.0, None), (90.0, 0.0, None)),
+        plate=PlateCase(None, "A", 2, ("A/1", "A/2")),
     ),
     PlanCase(
         "plate-subseq-channels",
@@ -618,6 +853,10 @@ PLANS: list[PlanCase] = [
         ),
         "plate",
         ragged=True,
+        acquisition_order={"A/1/0": ("c",), "A/2/0": ("c", "z")},
+        z_scale=1.0,
+        positions=((0.0, 0.0, None), (9.0, 0.0, -0.5)),
+        plate=PlateCase(None, "A", 2, ("A/1", "A/2")),
     ),
 ]
 

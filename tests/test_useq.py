@@ -1,97 +1,27 @@
 """`AcquisitionSettings.from_useq` and `locate` checked against useq's own events.
 
-Every expectation here is computed from iterating the plan with useq (indices,
-positions, channel configs, z positions) or from the plan objects themselves,
-never from what mmzarr returned.
+Layout, image keys, shapes, storage indices, names and channel configs are those
+of `tests._oracle` (built from iterating the plan with useq); scales, stage
+positions, acquisition order, skipped slots and plate metadata are the literals of
+each `tests._plans.PlanCase`. Nothing here is computed from what mmzarr returned.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import string
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import useq
 
 from mmzarr import AcquisitionSettings, FrameError, MMZarrWarning, PlanError
+from tests._oracle import Oracle, oracle_for, plain_index
 from tests._plans import DTYPE, IMAGE_SHAPE, PIXEL_SIZE_UM, PLANS, PLANS_BY_NAME
 
 if TYPE_CHECKING:
+    from tests._oracle import ImageOracle
     from tests._plans import PlanCase
-
-NS = ("t", "c", "z")
-
-
-# ---- what useq says -------------------------------------------------------------
-def _index(ev: useq.MDAEvent) -> dict[str, int]:
-    return {str(k): int(v) for k, v in ev.index.items()}
-
-
-@dataclass
-class UseqImage:
-    """The events of one image (one value of the non-t/c/z axes), per useq."""
-
-    coords: dict[str, int]
-    events: list[useq.MDAEvent] = field(default_factory=list)
-
-    @property
-    def axes(self) -> tuple[str, ...]:
-        present = {k for ev in self.events for k in _index(ev)}
-        return tuple(a for a in NS if a in present)
-
-    @property
-    def slots(self) -> list[tuple[int, ...]]:
-        """Each event's (t, c, z) values, for the axes the image has, in order."""
-        out = []
-        for ev in self.events:
-            idx = _index(ev)
-            assert all(a in idx for a in self.axes), "plan table: ragged index keys"
-            out.append(tuple(idx[a] for a in self.axes))
-        return out
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        slots = self.slots
-        return tuple(max(s[i] for s in slots) + 1 for i in range(len(self.axes)))
-
-    def position(self, seq: useq.MDASequence) -> useq.Position | None:
-        p = self.coords.get("p")
-        return None if p is None else list(seq.stage_positions)[p]
-
-
-def useq_images(seq: useq.MDASequence) -> list[UseqImage]:
-    """Images in plan order (order of their first event)."""
-    images: dict[tuple[tuple[str, int], ...], UseqImage] = {}
-    for ev in seq:
-        coords = {k: v for k, v in _index(ev).items() if k not in NS}
-        key = tuple(sorted(coords.items()))
-        images.setdefault(key, UseqImage(coords)).events.append(ev)
-    return list(images.values())
-
-
-def expected_layout(seq: useq.MDASequence) -> tuple[str, list[str]]:
-    """Layout and image keys the issue's rules give for `seq`."""
-    images = useq_images(seq)
-    positions = [im.position(seq) for im in images]
-    if any(p is not None and p.plate_row is not None for p in positions):
-        fields: Counter[tuple[int, int]] = Counter()
-        keys = []
-        for p in positions:
-            assert p is not None
-            assert p.plate_row is not None
-            assert p.plate_col is not None
-            well = (p.plate_row, p.plate_col)
-            row = string.ascii_uppercase[p.plate_row]
-            keys.append(f"{row}/{p.plate_col + 1}/{fields[well]}")
-            fields[well] += 1
-        return "plate", keys
-    if len(images) == 1:
-        return "image", [""]
-    return "collection", [str(i) for i in range(len(images))]
 
 
 def build(seq: useq.MDASequence, **kwargs: Any) -> AcquisitionSettings:
@@ -101,14 +31,28 @@ def build(seq: useq.MDASequence, **kwargs: Any) -> AcquisitionSettings:
     return AcquisitionSettings.from_useq(seq, **kwargs)
 
 
-def _pairs(case: PlanCase) -> list[tuple[UseqImage, Any]]:
-    """(useq image, mmzarr image) pairs, matched by `locate` of the first event."""
+def oracle(case: PlanCase) -> Oracle:
+    """What useq's iteration of the plan says the dataset must be."""
+    o = oracle_for(case.seq, IMAGE_SHAPE)
+    # the table holds no autofocus or custom actions: every event is a frame
+    assert len(o.events) == len(list(case.seq)), case.name
+    assert not o.repeats, case.name
+    return o
+
+
+def frames_of(o: Oracle, key: str) -> list[tuple[useq.MDAEvent, tuple[int, ...]]]:
+    """(event, storage index) of each frame of image `key`, in acquisition order."""
+    return [
+        (ev, at.index)
+        for ev, at in zip(o.events, o.placements, strict=True)
+        if at.key == key
+    ]
+
+
+def pairs(case: PlanCase) -> list[tuple[ImageOracle, Any]]:
+    """(oracle image, mmzarr image) pairs, by key."""
     s = build(case.seq)
-    out = []
-    for im in useq_images(case.seq):
-        key, _ = s.locate(im.events[0].index)
-        out.append((im, s.image(key)))
-    return out
+    return [(want, s.image(want.key)) for want in oracle(case).images]
 
 
 cases = pytest.mark.parametrize("case", PLANS, ids=lambda c: c.name)
@@ -161,137 +105,118 @@ def test_plan_table_is_small_and_covers_every_kind() -> None:
 @cases
 def test_layout_and_keys(case: PlanCase) -> None:
     s = build(case.seq)
-    layout, keys = expected_layout(case.seq)
-    assert s.layout == case.layout == layout
-    assert s.keys == tuple(keys)
-    assert (s.plate is not None) == (layout == "plate")
+    o = oracle(case)
+    assert s.layout == case.layout == o.layout
+    assert s.keys == o.keys
+    assert (s.plate is not None) == (case.layout == "plate")
 
 
 @cases
 def test_shapes_and_storage_order(case: PlanCase) -> None:
     s = build(case.seq)
-    shapes = set()
-    for im, image in _pairs(case):
+    for want, image in pairs(case):
         # NGFF order whatever the acquisition axis_order
-        assert image.dim_names == (*im.axes, "y", "x")
-        assert image.shape == (*im.sizes, *IMAGE_SHAPE)
+        assert image.dim_names == want.dim_names
+        assert image.shape == want.shape
         assert image.frame_shape == IMAGE_SHAPE
-        shapes.add(image.shape)
     assert s.dtype == DTYPE
-    assert (len(shapes) > 1) == case.ragged
+    assert (len({im.shape for im in s.images}) > 1) == case.ragged
 
 
 @cases
 def test_locate_every_event(case: PlanCase) -> None:
     s = build(case.seq)
-    _, keys = expected_layout(case.seq)
-    seen = set()
-    n = 0
-    for key, im in zip(keys, useq_images(case.seq), strict=True):
-        for ev, slot in zip(im.events, im.slots, strict=True):
-            loc = s.locate(ev.index)
-            assert loc == (key, slot), dict(ev.index)
-            # plain-str keys give the same answer as useq's Axis keys
-            assert s.locate(_index(ev)) == loc
-            seen.add(loc)
-            n += 1
-    assert n == len(list(case.seq))
-    assert len(seen) == n, "two events share a storage slot"
+    o = oracle(case)
+    for ev, at in zip(o.events, o.placements, strict=True):
+        loc = s.locate(ev.index)
+        assert loc == (at.key, at.index), dict(ev.index)
+        # plain-str keys give the same answer as useq's Axis keys
+        assert s.locate(plain_index(ev)) == loc
 
 
 @cases
 def test_acquired_slots_and_skipped(case: PlanCase) -> None:
     s = build(case.seq)
-    for im, image in _pairs(case):
-        acquired = set(im.slots)
-        full = set(itertools.product(*(range(n) for n in im.sizes)))
-        assert set(image.skipped) == full - acquired
-        assert len(image.skipped) == len(set(image.skipped))
-        assert {i for i in full if image.is_acquired(i)} == acquired
-        assert image.frames_planned == len(im.events)
+    o = oracle(case)
+    for want, image in pairs(case):
+        slots = [idx for _, idx in frames_of(o, want.key)]
+        full = set(itertools.product(*(range(n) for n in want.shape[:-2])))
+        assert set(image.skipped) == full - set(slots)
+        assert {i for i in full if image.is_acquired(i)} == set(slots)
+        assert image.frames_planned == len(slots)
         # appending in acquisition order visits exactly useq's events, in order
-        assert list(image.iter_indices()) == im.slots
-    assert s.frames_planned == len(list(case.seq))
-    total = len(list(case.seq)) * math.prod(IMAGE_SHAPE) * 2
-    assert s.bytes_planned == total
+        assert list(image.iter_indices()) == slots
+    assert {im.key: im.skipped for im in s.images if im.skipped} == case.skipped
+    assert s.frames_planned == len(o.events)
+    assert s.bytes_planned == len(o.events) * math.prod(IMAGE_SHAPE) * 2
+
+
+@cases
+def test_acquisition_order(case: PlanCase) -> None:
+    s = build(case.seq)
+    want = case.acquisition_order
+    assert want is not None, "plan table: give the acquisition order"
+    if isinstance(want, tuple):
+        want = dict.fromkeys(oracle(case).keys, want)
+    assert {im.key: im.acquisition_order for im in s.images} == want
 
 
 @cases
 def test_scales_and_units(case: PlanCase) -> None:
-    for im, image in _pairs(case):
+    ps = pairs(case)
+    # a literal for an axis no image has would never be checked
+    assert (case.t_scale is not None) == any("t" in w.axes for w, _ in ps)
+    assert (case.z_scale is not None) == any("z" in w.axes for w, _ in ps)
+    for want, image in ps:
         for ax in ("y", "x"):
             assert image.dim(ax).scale == PIXEL_SIZE_UM
             assert image.dim(ax).unit == "micrometer"
-        if "t" in im.axes:
+        if "t" in want.axes:
             t = image.dim("t")
             assert t.unit == "second"
             assert t.type == "time"
-            assert case.t_scale is not None
             assert t.scale == pytest.approx(case.t_scale)
-        if "c" in im.axes:
+        if "c" in want.axes:
             assert image.dim("c").type == "channel"
             assert image.dim("c").scale == 1
-        if "z" in im.axes:
+        if "z" in want.axes:
             z = image.dim("z")
             assert z.unit == "micrometer"
-            assert z.scale == pytest.approx(_z_step(im))
-
-
-def _z_step(im: UseqImage) -> float:
-    """Distance between planes 0 and 1 of one (t, c) stack, from useq's z_pos."""
-    by_stack: dict[tuple[int, ...], dict[int, float]] = {}
-    for ev in im.events:
-        idx = _index(ev)
-        stack = tuple(idx.get(a, 0) for a in ("t", "c"))
-        by_stack.setdefault(stack, {})[idx["z"]] = float(ev.z_pos or 0)
-    for planes in by_stack.values():
-        if 0 in planes and 1 in planes:
-            return abs(planes[1] - planes[0])
-    return 1.0  # a single plane: nothing to measure
+            assert z.scale == pytest.approx(case.z_scale)
 
 
 @cases
 def test_positions_and_names(case: PlanCase) -> None:
-    for im, image in _pairs(case):
-        xy = {(ev.x_pos, ev.y_pos) for ev in im.events}
-        assert len(xy) == 1, "plan table: an image moves in x/y"
-        ((x, y),) = xy
-        assert image.stage_position.x == pytest.approx(x)
-        assert image.stage_position.y == pytest.approx(y)
-        # z of the first plane (when the plan acquires plane 0 at all)
-        planes0 = [ev for ev in im.events if _index(ev).get("z", 0) == 0]
-        if planes0 and planes0[0].z_pos is None:
-            assert image.stage_position.z is None
-        elif planes0:
-            assert image.stage_position.z == pytest.approx(planes0[0].z_pos)
-        assert image.coords == im.coords
-        names = {ev.pos_name for ev in im.events}
-        assert len(names) == 1
-        (pos_name,) = names
-        if pos_name is not None:
-            assert image.name is not None
-            if "g" in im.coords:
-                assert image.name.startswith(pos_name)
-            else:
-                assert image.name == pos_name
+    o = oracle(case)
+    ps = pairs(case)
+    assert len(case.positions) == len(ps), "plan table: one position per image"
+    for (want, image), xyz in zip(ps, case.positions, strict=True):
+        pos = image.stage_position
+        if xyz is not None:
+            assert (pos.x, pos.y, pos.z) == pytest.approx(xyz)
+        frames = frames_of(o, want.key)
+        # every frame of the image is taken where the image is (useq's events)
+        for ev, _ in frames:
+            assert (ev.x_pos, ev.y_pos) == pytest.approx((pos.x, pos.y))
+        first, _ = frames[0]
+        assert image.coords == {
+            k: v for k, v in plain_index(first).items() if k not in ("t", "c", "z")
+        }
+        assert image.name == want.name
 
 
 @cases
 def test_channel_names(case: PlanCase) -> None:
-    for im, image in _pairs(case):
-        if "c" not in im.axes:
+    for want, image in pairs(case):
+        if "c" not in want.axes:
             assert len(image.channels) <= 1
             continue
-        expected: dict[int, str] = {}
-        for ev in im.events:
-            assert ev.channel is not None
-            expected.setdefault(_index(ev)["c"], ev.channel.config)
-        n_c = im.sizes[im.axes.index("c")]
-        assert len(image.channels) == n_c
-        for i in range(n_c):
-            # a channel slot useq never fills (do_stack=False quirks) gets a name
-            # too, but only the acquired ones can be checked
-            assert image.channels[i].name == expected.get(i, image.channels[i].name)
+        assert len(image.channels) == len(want.channels)
+        for ch, config in zip(image.channels, want.channels, strict=True):
+            # a channel slot useq never fills gets a name too, but only the
+            # acquired ones can be checked (no config repeats in the table)
+            if config is not None:
+                assert ch.name == ch.config == config
         for ch in image.channels:
             assert len(ch.color) == 6
             int(ch.color, 16)
@@ -300,42 +225,23 @@ def test_channel_names(case: PlanCase) -> None:
 @cases
 def test_plate(case: PlanCase) -> None:
     s = build(case.seq)
-    if case.layout != "plate":
+    assert (case.plate is not None) == (case.layout == "plate")
+    if case.plate is None:
         assert s.plate is None
         for image in s.images:
             assert image.row is image.column is image.field is None
         return
+    want = case.plate
     assert s.plate is not None
-    sp = case.seq.stage_positions
-    wells = []
-    for im, image in _pairs(case):
-        pos = im.position(case.seq)
-        assert pos is not None
-        assert pos.plate_row is not None
-        assert pos.plate_col is not None
-        row = string.ascii_uppercase[pos.plate_row]
-        col = str(pos.plate_col + 1)
-        assert (image.row, image.column) == (row, col)
-        assert image.key == f"{row}/{col}/{image.field}"
-        if f"{row}/{col}" not in wells:
-            wells.append(f"{row}/{col}")
-        assert row in s.plate.rows
-        assert col in s.plate.columns
-    assert s.plate.wells == tuple(wells)
-    # fields are numbered 0, 1, ... in plan order inside each well
-    by_well: dict[str, list[int]] = {}
-    for image in s.images:
-        by_well.setdefault(f"{image.row}/{image.column}", []).append(image.field)
-    assert all(f == list(range(len(f))) for f in by_well.values())
-    if isinstance(sp, useq.WellPlatePlan):
-        letters = string.ascii_uppercase
-        assert s.plate.rows == tuple(letters[i] for i in range(sp.plate.rows))
-        assert s.plate.columns == tuple(str(i + 1) for i in range(sp.plate.columns))
-        names = [w.replace("/", "") for w in s.plate.wells]
-        assert names == [str(n) for n in sp.selected_well_names]
-        assert s.plate.name == sp.plate.name
-        fields = sp.num_points_per_well * max(1, case.seq.sizes.get("g", 0))
-        assert all(len(f) == fields for f in by_well.values())
+    assert s.plate.name == want.name
+    assert s.plate.rows == tuple(want.rows)
+    assert s.plate.columns == tuple(str(i + 1) for i in range(want.columns))
+    assert s.plate.wells == want.wells
+    assert [(a.id, a.name) for a in s.plate.acquisitions] == [(0, None)]
+    for key in oracle(case).keys:
+        row, column, field = key.split("/")
+        image = s.image(key)
+        assert (image.row, image.column, image.field) == (row, column, int(field))
 
 
 # ---- specific plans ----------------------------------------------------------------
@@ -352,9 +258,9 @@ def test_do_stack_false_slots_listed() -> None:
     case = PLANS_BY_NAME["do-stack-false"]
     s = build(case.seq)
     (image,) = s.images
-    n_z = case.seq.z_plan.num_positions()
-    mid = n_z // 2
-    assert image.skipped == tuple((1, z) for z in range(n_z) if z != mid)
+    # FITC (c=1) only on the middle of the 5 planes
+    assert image.dim_names == ("c", "z", "y", "x")
+    assert image.skipped == ((1, 0), (1, 1), (1, 3), (1, 4))
 
 
 def test_ragged_subsequence_shapes() -> None:
@@ -437,7 +343,7 @@ def test_unbounded_t_matches_a_long_useq_run() -> None:
     )
     emitted: dict[str, set[tuple[int, ...]]] = {k: set() for k in s.keys}
     for ev in long:
-        idx = _index(ev)
+        idx = plain_index(ev)
         key, storage = s.locate(ev.index)
         assert key == str(idx["p"])
         assert storage == (idx["t"], idx["c"], idx["z"])
@@ -757,7 +663,7 @@ def test_plan_that_repeats_a_slot_is_refused() -> None:
         ],
         time_plan=useq.TIntervalLoops(interval=1, loops=2),
     )
-    idx = [_index(ev) for ev in seq]
+    idx = [plain_index(ev) for ev in seq]
     assert len({tuple(sorted(i.items())) for i in idx}) < len(idx)
     with pytest.raises(PlanError, match=r"position p=1: the plan acquires.*more than"):
         build(seq)
