@@ -153,7 +153,7 @@ def _check_channels(seq: useq.MDASequence, core: Any) -> None:
 
 def _check_output(out: Path, overwrite: bool) -> None:
     """Fail before the rig loads where the writer could not start (same rule)."""
-    from mmzarr._storage import check_output
+    from mmzarr._claim import check_output
     from mmzarr.errors import DatasetLockedError
 
     try:

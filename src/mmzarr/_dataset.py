@@ -11,6 +11,7 @@ itself is `_metadata`'s; group models are `_layout`'s.
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,15 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    import numpy as np
+
     from mmzarr._routing import Ledger
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
 
 __all__ = [
     "SETTINGS_FILE",
+    "ChannelRanges",
     "image_status",
     "render_ome_xml_ahead",
     "write_group_metadata",
@@ -50,6 +54,50 @@ def format_version() -> str:
         return version("mmzarr")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "unknown"
+
+
+#: Pixels sampled per frame for the display range (a strided grid).
+RANGE_SAMPLES = 4096
+
+
+class ChannelRanges:
+    """The lowest and highest value acquired per image and channel.
+
+    Sampled on a strided grid of about `RANGE_SAMPLES` pixels per frame, which
+    costs microseconds; it sets each channel's display window so that viewers
+    open the data with a useful contrast.
+    """
+
+    def __init__(self, settings: AcquisitionSettings) -> None:
+        self._c_axis = [
+            im.dim_names.index("c") if "c" in im.dim_names else None
+            for im in settings.images
+        ]
+        self._keys = [im.key for im in settings.images]
+        self._ranges: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def update(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Take `frame` (written at storage `index` of image number `image`) in."""
+        h, w = frame.shape[-2:]
+        step = max(1, math.isqrt(h * w // RANGE_SAMPLES))
+        sample = frame[::step, ::step]
+        lo, hi = float(sample.min()), float(sample.max())
+        c_axis = self._c_axis[image]
+        c = index[c_axis] if c_axis is not None else 0
+        old = self._ranges.get((image, c))
+        if old is not None:
+            lo, hi = min(lo, old[0]), max(hi, old[1])
+        if math.isfinite(lo) and math.isfinite(hi):
+            self._ranges[(image, c)] = (lo, hi)
+
+    def by_key(self) -> dict[str, list[tuple[float, float] | None]]:
+        """`{image key: [range of channel 0, 1, ...]}` (None: nothing acquired)."""
+        out: dict[str, list[tuple[float, float] | None]] = {}
+        for (image, c), rng in self._ranges.items():
+            channels = out.setdefault(self._keys[image], [])
+            channels.extend([None] * (c + 1 - len(channels)))
+            channels[c] = rng
+        return out
 
 
 def write_settings(root: Location, settings: AcquisitionSettings) -> None:
@@ -88,6 +136,7 @@ def write_group_metadata(
     ome_xml: bool | str = True,
     durable: bool = True,
     root_only: bool = False,
+    ranges: dict[str, list[tuple[float, float] | None]] | None = None,
 ) -> None:
     """Write every group's `zarr.json`, with the `mmzarr` status in the root.
 
@@ -96,6 +145,8 @@ def write_group_metadata(
     `durable`: fsync every document; otherwise only the root's (the others are
     rewritten with the same content, e.g. after acquire-zarr's close).
     `root_only`: write only the root document (the others exist, unchanged).
+    `ranges`: the values acquired per image and channel (`ChannelRanges`), for
+    the display windows.
     """
     attrs: dict[str, Any] = {
         "version": format_version(),
@@ -111,7 +162,10 @@ def write_group_metadata(
     if settings.fallback_reason is not None:
         attrs["fallback"] = settings.fallback_reason
     docs = _layout.group_documents(
-        settings, root_attributes={"mmzarr": attrs}, root_only=root_only
+        settings,
+        root_attributes={"mmzarr": attrs},
+        root_only=root_only,
+        ranges=ranges,
     )
     loc = as_location(root)
     if loc.path is not None:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmzarr import _layout, _metadata
-from mmzarr._dataset import SETTINGS_FILE, write_group_metadata
+from mmzarr._claim import DatasetLock, lock_holder
+from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import DatasetLock, lock_holder
 from mmzarr._validate import (
     LOST_FRAMES,
     FrameReader,
@@ -115,13 +115,16 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     kept, reasons = _on_disk(root, settings, logged, damaged)
     _set_t_sizes(root, settings, kept)
     reader = FrameReader(root)
+    ranges = ChannelRanges(settings)  # display windows from the frames kept
     if reader.available:
         for i, index in kept:
             apath = _layout.array_path(settings.images[i])
-            error = reader.error(apath, index)
+            pixels, error = reader.read(apath, index)
             if error is not None:
                 damaged += _quarantine(root, apath, index)
                 reasons[(i, index)] = f"does not decode ({error})"
+            elif pixels is not None:
+                ranges.update(i, index, pixels)
         damaged += _check_other_chunks(root, settings, kept, reader)
         if damaged:  # frames sharing a moved file are gone too
             kept, more = _on_disk(root, settings, kept, damaged)
@@ -155,6 +158,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         status=status,
         backend=old.get("backend", "unknown"),
         dropped=int(old.get("frames_dropped", 0)),
+        ranges=ranges.by_key(),
     )
     report = validate(root)
     if not reader.available:

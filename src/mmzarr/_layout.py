@@ -15,6 +15,8 @@ import numpy as np
 from yaozarrs import v05
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
 __all__ = [
@@ -47,14 +49,26 @@ def _axes(image: ImageSettings) -> list[Any]:
     return axes
 
 
-def _window(dtype: str) -> v05.OmeroWindow:
+def _window(dtype: str, seen: tuple[float, float] | None = None) -> v05.OmeroWindow:
+    """A channel's display window: the data's range within the dtype's.
+
+    `seen` is the (lowest, highest) value acquired in the channel; without it
+    (nothing acquired yet) the window spans the dtype. Viewers (napari,
+    ome-zarr-py) show `start`..`end`; a 12-bit camera's 0-4095 in a uint16
+    0-65535 window would look black.
+    """
     dt = np.dtype(dtype)
     if np.issubdtype(dt, np.integer):
         info = np.iinfo(dt)
         lo, hi = float(info.min), float(info.max)
     else:
         lo, hi = 0.0, 1.0
-    return v05.OmeroWindow(start=lo, end=hi, min=lo, max=hi)
+    start, end = lo, hi
+    if seen is not None:
+        start, end = float(seen[0]), float(seen[1])
+        if end <= start:  # a flat channel: a window around its one value
+            end = start + 1
+    return v05.OmeroWindow(start=start, end=end, min=min(lo, start), max=max(hi, end))
 
 
 def image_model(
@@ -64,11 +78,14 @@ def image_model(
     levels: int = 1,
     factor: int = 2,
     method: str = "mean",
+    ranges: Sequence[tuple[float, float] | None] = (),
 ) -> v05.Image:
     """The `ome` attributes of an image group (multiscales + omero).
 
     Each level `k` scales y and x by `factor**k`; the translation is the stage
     position of the image's first plane (and the pixel-center shift of a level).
+    `ranges[c]` is the (lowest, highest) value acquired in channel `c`, for its
+    display window.
     """
     pos = image.stage_position
     base_scale = [d.scale for d in image.dimensions]
@@ -101,13 +118,15 @@ def image_model(
     )
     omero = None
     if image.channels and "c" in image.dim_names:
-        window = _window(dtype)
         omero = v05.Omero(
             channels=[
                 v05.OmeroChannel(
-                    label=c.name, color=c.color, window=window, active=True
+                    label=c.name,
+                    color=c.color,
+                    window=_window(dtype, ranges[i] if i < len(ranges) else None),
+                    active=True,
                 )
-                for c in image.channels
+                for i, c in enumerate(image.channels)
             ]
         )
     return v05.Image(multiscales=[multiscale], omero=omero)
@@ -198,11 +217,13 @@ def group_documents(
     *,
     root_attributes: dict[str, Any] | None = None,
     root_only: bool = False,
+    ranges: Mapping[str, Sequence[tuple[float, float] | None]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`{group_path: zarr.json document}` for every group of the dataset.
 
     The root is `""`. `root_attributes` are added beside `ome` in the root group.
-    `root_only`: just the root's document.
+    `root_only`: just the root's document. `ranges`: per image key, the values
+    acquired in each channel (`image_model`).
     """
     docs: dict[str, dict[str, Any]] = {}
     ds = settings.downsample
@@ -213,6 +234,7 @@ def group_documents(
                 settings.dtype,
                 levels=1 + ds.extra_levels(im.frame_shape) if ds else 1,
                 method=ds.method if ds else "mean",
+                ranges=(ranges or {}).get(im.key, ()),
             )
         )
         for im in settings.images

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmzarr import _metadata
+from mmzarr._claim import claim as claim_output
 from mmzarr._dataset import (
+    ChannelRanges,
     render_ome_xml_ahead,
     rendered,
     write_group_metadata,
@@ -42,9 +44,10 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from mmzarr._claim import OutputClaim
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings, ImageSettings
-    from mmzarr._storage import Location, OutputClaim
+    from mmzarr._storage import Location
     from mmzarr.backends import ArrayBackend
 
 __all__ = ["Status", "Stream", "create_stream"]
@@ -86,6 +89,7 @@ class Stream:
         self._pressure = backend if isinstance(backend, SupportsBackpressure) else None
         self._lock = threading.RLock()
         self._router = Router(settings)
+        self._ranges = ChannelRanges(settings)
         self._levels: list[list[int]] = [[] for _ in settings.images]
         for spec in all_arrays(settings):
             if spec.level:
@@ -226,6 +230,7 @@ class Stream:
                 ) from e
             self._unflushed = True
             self._router.mark(where)
+            self._ranges.update(where.image, where.index, arr)
             self._frames += 1
             self._keep_latest(im.key, arr)
             self._log_frame(where, index, metadata)
@@ -435,9 +440,11 @@ class Stream:
     def _write_groups(self, *, ome_xml: bool | str = False) -> None:
         """Write the group documents (all at open; the root and OME-XML at close).
 
-        At close every group is written again only when the backend overwrote
-        them (`rewrites_groups`: acquire-zarr).
+        At close every group is written again when the backend overwrote them
+        (`rewrites_groups`: acquire-zarr) or when images have channels, whose
+        display windows now span the data acquired; else only the root.
         """
+        has_windows = any("c" in im.dim_names for im in self.settings.images)
         write_group_metadata(
             self.location,
             self.settings,
@@ -448,7 +455,9 @@ class Stream:
             ome_xml=ome_xml if self._closed else False,
             durable=False,
             root_only=self._closed
+            and not has_windows
             and not getattr(self._backend, "rewrites_groups", False),
+            ranges=self._ranges.by_key(),
         )
 
 
@@ -529,7 +538,7 @@ def create_stream(
         )
     # lock the output, move an old dataset aside (FileExistsError when it may
     # not be replaced); undone below if the new dataset does not open
-    claim = location.claim(overwrite)
+    claim = claim_output(location, overwrite)
     log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
     try:
         write_settings(location, settings)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from mmzarr._claim import lock_holder
 from mmzarr._layout import is_file_folder
 from mmzarr._metadata import read_frame_log
-from mmzarr._storage import lock_holder
 
 __all__ = [
     "LOST_FRAMES",
@@ -170,17 +170,21 @@ class FrameReader:
 
     def error(self, array: str, index: tuple[int | slice, ...]) -> str | None:
         """Why `array[index]` (a frame, or a region) cannot be read, or None."""
+        return self.read(array, index)[1]
+
+    def read(
+        self, array: str, index: tuple[int | slice, ...]
+    ) -> tuple[np.ndarray | None, str | None]:
+        """`(array[index], None)`, or `(None, why it cannot be read)`."""
         try:
             arr = self._arrays.get(array)
             if arr is None:
                 arr = self._arrays[array] = self._open(array)
             if self.engine == "tensorstore":
-                arr[index].read().result()
-            else:
-                np.asarray(arr[index])
+                return np.asarray(arr[index].read().result()), None
+            return np.asarray(arr[index]), None
         except Exception as e:
-            return f"{type(e).__name__}: {e}"
-        return None
+            return None, f"{type(e).__name__}: {e}"
 
     def _open(self, array: str) -> Any:
         path = self.root / array

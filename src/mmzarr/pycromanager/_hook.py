@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmzarr._fallback import open_fallback, unplaced_path
-from mmzarr._storage import check_output
+from mmzarr._claim import check_output
 from mmzarr._stream import create_stream
 from mmzarr._useq import (
     MMZarrWarning,

@@ -1,0 +1,575 @@
+"""What a writer may take over, and the lock while it writes.
+
+The one rule for output paths (`claim`, `check_output`), used by
+`create_stream`, the front ends and the CLI:
+
+- `overwrite=True` replaces only a dataset (`dataset_problem`: a directory whose
+  root `zarr.json` is a zarr v3 group with `ome` or `mmzarr` attributes, or
+  that holds `mmzarr/settings.json`) or an empty directory; never a file, a
+  symbolic link, the current working directory or a directory containing it.
+  Anything else is a `FileExistsError` saying why.
+- A local dataset being written is locked: an exclusive `flock` on the file
+  `.NAME.mmzarr-lock` beside it (beside, because the dataset directory itself
+  is replaced), which records the holder (pid, host, start time). A second
+  writer or `finalize` gets a `DatasetLockedError` naming the holder, whatever
+  `overwrite` says. The kernel drops the lock when its process dies, so a
+  crash leaves at most a stale, unlocked file. S3 has no lock.
+- An old local dataset is moved aside (`.NAME.mmzarr-old-XXXXXXXX`, a rename)
+  and deleted only once the new one has opened (`OutputClaim.commit`); if the
+  open fails, what this writer created is removed and the old dataset renamed
+  back (`OutputClaim.abort`). On S3 the old objects are deleted first (there is
+  no rename), but only under a prefix that holds a dataset.
+
+Where a dataset lives and how its objects are written is `_storage`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from mmzarr._storage import Location, as_location, parse_location
+from mmzarr.errors import DatasetLockedError, StorageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locking
+    fcntl = None  # type: ignore[assignment]
+
+
+__all__ = [
+    "LOCK_SUFFIX",
+    "DatasetLock",
+    "OutputClaim",
+    "check_output",
+    "check_replaceable",
+    "claim",
+    "dataset_problem",
+    "delete_dataset",
+    "lock_holder",
+    "lock_path",
+]
+
+logger = logging.getLogger("mmzarr")
+
+#: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
+LOCK_SUFFIX = ".mmzarr-lock"
+_ASIDE = ".mmzarr-old-"
+_SETTINGS = "mmzarr/settings.json"
+
+
+def check_replaceable(loc: Location) -> None:
+    """Raise unless `overwrite=True` may replace what is at the root.
+
+    Replaceable: nothing, an empty directory, or a dataset (see
+    `dataset_problem`). Never a file, a symbolic link, the current working
+    directory or a directory containing it.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the path and why it is not replaced.
+    """
+    if loc.path is None:
+        if not loc.exists():
+            return
+        problem = _dataset_problem(loc.read_bytes)
+        if problem is not None:
+            raise FileExistsError(
+                f"refusing to replace {loc.url!r}: {problem}; overwrite=True "
+                "replaces only an mmzarr/OME-Zarr dataset"
+            )
+        return
+    problem = _local_problem(loc.path)
+    if problem is not None:
+        raise FileExistsError(
+            f"refusing to replace {_full(loc.path)!r}: {problem}; "
+            "overwrite=True replaces only an mmzarr/OME-Zarr dataset or an "
+            "empty directory"
+        )
+
+
+def claim(loc: Location, overwrite: bool) -> OutputClaim:
+    """Make the root an empty dataset directory that this writer owns.
+
+    Local: lock it (`DatasetLock`), then create it, or reuse an empty
+    directory, or (`overwrite`) move the dataset there aside; the returned
+    claim deletes the old dataset (`commit`) or undoes everything
+    (`abort`). S3: check the bucket is writable and (`overwrite`) delete the
+    dataset there.
+
+    Raises
+    ------
+    DatasetLockedError
+        When another writer holds the lock (whatever `overwrite` says).
+    FileExistsError
+        When the root exists and not `overwrite`, or it is not replaceable.
+    StorageError
+        When the root, its parents or the lock file cannot be created.
+    """
+    if loc.path is None:
+        # the preflight (put + delete a probe) comes first, so wrong
+        # credentials or a missing bucket are reported as such
+        loc.check_writable()
+        if loc.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"output {loc.url!r} already exists; pass overwrite=True "
+                    "to replace it"
+                )
+            delete_dataset(loc)
+        return OutputClaim(loc)
+    return _claim_local(loc, overwrite)
+
+
+def delete_dataset(loc: Location) -> None:
+    """Delete the dataset at `loc`, if `overwrite` may replace it.
+
+    Raises
+    ------
+    FileExistsError
+        When the root is not replaceable (`check_replaceable`).
+    """
+    check_replaceable(loc)
+    loc.delete()
+
+
+# ---- what overwrite may replace ------------------------------------------------------
+def _full(path: Path) -> str:
+    """`path` made absolute (not resolved), for messages."""
+    return os.path.abspath(path)
+
+
+def _canonical(path: Path) -> Path:
+    """`path` with its parent resolved (the last component is kept, even a link)."""
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.parent.resolve() / path.name
+
+
+def dataset_problem(root: Path | Location) -> str | None:
+    """Why `root` is not an mmzarr/OME-Zarr dataset, or None when it is one.
+
+    A dataset's root `zarr.json` is a zarr v3 group whose attributes have `ome`
+    or `mmzarr`; a dataset whose writer died before its first group document
+    holds `mmzarr/settings.json`.
+    """
+    return _dataset_problem(as_location(root).read_bytes)
+
+
+def _dataset_problem(read: Any) -> str | None:
+    try:
+        doc = read("zarr.json")
+    except OSError as e:
+        return f"its zarr.json cannot be read ({e})"
+    if doc is None:
+        try:
+            settings = read(_SETTINGS)
+        except OSError:
+            settings = None
+        if settings is not None and _json_object(settings) is not None:
+            return None
+        return "it is not a zarr dataset (no zarr.json)"
+    parsed = _json_object(doc)
+    if parsed is None:
+        return "its zarr.json is not a JSON object"
+    if parsed.get("zarr_format") != 3 or parsed.get("node_type") != "group":
+        return "its zarr.json is not a zarr v3 group"
+    attrs = parsed.get("attributes")
+    if not isinstance(attrs, dict) or not ({"ome", "mmzarr"} & set(attrs)):
+        return "its zarr.json has no 'ome' or 'mmzarr' attributes"
+    return None
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _local_problem(path: Path) -> str | None:
+    """Why the local `path` may not be replaced, or None (see `check_replaceable`)."""
+    if path.is_symlink():
+        return (
+            f"it is a symbolic link (to {os.readlink(path)!r}); write to the "
+            "target or remove the link"
+        )
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return "it is a file, not a dataset directory"
+    real, cwd = path.resolve(), Path.cwd().resolve()
+    if real == cwd:
+        return "it is the current working directory"
+    if real in cwd.parents:
+        return f"it contains the current working directory {str(cwd)!r}"
+    try:
+        if not any(path.iterdir()):
+            return None
+    except OSError as e:
+        return f"it cannot be listed ({e})"
+    problem = _dataset_problem(lambda key: _read_local(path / key))
+    return None if problem is None else f"a non-empty directory: {problem}"
+
+
+def _read_local(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+# ---- the writer's lock -----------------------------------------------------------
+def lock_path(dataset: Path) -> Path:
+    """The lock file of a local dataset: `.NAME.mmzarr-lock` beside it."""
+    canon = _canonical(dataset)
+    name = canon.name
+    if len(name) > 200:  # keep within NAME_MAX
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
+        name = f"{name[:180]}-{digest}"
+    return canon.parent / f".{name}{LOCK_SUFFIX}"
+
+
+def _holder_text(data: bytes) -> str:
+    doc = _json_object(data)
+    if doc is None:
+        return "another process (its lock file names none)"
+    return (
+        f"pid {doc.get('pid')} on host {doc.get('host')!r} "
+        f"({doc.get('purpose', 'writing')} since {doc.get('started')})"
+    )
+
+
+class DatasetLock:
+    """An exclusive `flock` on a dataset's lock file, held while writing.
+
+    The lock file lives beside the dataset (`lock_path`) and records the holder.
+    `release` deletes it; a process that dies releases the lock with it (the
+    kernel drops the `flock`), leaving an unlocked file the next writer reuses.
+    """
+
+    def __init__(self, path: Path, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, dataset: Path, purpose: str = "writing") -> DatasetLock:
+        """Lock `dataset` (its parent directory must exist); never blocks long.
+
+        Without `fcntl` (Windows) nothing is locked.
+
+        Raises
+        ------
+        DatasetLockedError
+            When another writer (or `finalize`) holds the lock.
+        OSError
+            When the lock file cannot be created.
+        """
+        path = lock_path(dataset)
+        if fcntl is None:  # pragma: no cover
+            return cls(path, None)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if not _flock_exclusive(fd):
+                    holder = _holder_text(os.pread(fd, 4096, 0))
+                    raise DatasetLockedError(
+                        f"{_full(dataset)!r} is locked by another writer: "
+                        f"{holder} (lock file {str(path)!r})",
+                        holder,
+                    )
+                # the previous holder may have deleted the file we opened
+                same = os.fstat(fd)
+                try:
+                    now = os.stat(path)
+                except FileNotFoundError:
+                    now = None
+                if now is None or (now.st_ino, now.st_dev) != (
+                    same.st_ino,
+                    same.st_dev,
+                ):
+                    os.close(fd)
+                    continue
+                record = {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": datetime.datetime.now(datetime.UTC)
+                    .isoformat(timespec="seconds")
+                    .replace("+00:00", "Z"),
+                    "purpose": purpose,
+                    "path": str(_canonical(dataset)),
+                }
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            return cls(path, fd)
+
+    def release(self) -> None:
+        """Delete the lock file and drop the lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            same = os.fstat(fd)
+            now = os.stat(self.path)
+            if (now.st_ino, now.st_dev) == (same.st_ino, same.st_dev):
+                self.path.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _flock_exclusive(fd: int) -> bool:
+    """Take an exclusive `flock` on `fd`; False when another process holds one.
+
+    Tries a few times over ~0.1 s: `lock_holder` (a probe) holds a shared lock
+    for microseconds, which must not fail a writer that starts meanwhile.
+    """
+    assert fcntl is not None
+    for attempt in range(5):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < 4:
+                time.sleep(0.02)
+    return False
+
+
+def lock_holder(dataset: Path) -> str | None:
+    """Who holds the lock of the local `dataset`, or None (creates nothing)."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    try:
+        fd = os.open(lock_path(dataset), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder_text(os.pread(fd, 4096, 0))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """Fail early, without touching anything, where a writer could not start.
+
+    For front ends that create the dataset later (at the first frame): the
+    same checks as `Location.claim`, without taking the lock.
+
+    Raises
+    ------
+    DatasetLockedError
+        When a writer holds the dataset's lock.
+    FileExistsError
+        When `path` exists and not `overwrite`, or is not replaceable.
+    """
+    loc = parse_location(path)
+    if loc.path is None:
+        return
+    holder = lock_holder(loc.path)
+    if holder is not None:
+        raise DatasetLockedError(
+            f"{_full(loc.path)!r} is locked by another writer: {holder}", holder
+        )
+    if loc.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"output {str(loc.path)!r} already exists; pass overwrite=True to "
+                "replace it"
+            )
+        check_replaceable(loc)
+
+
+# ---- claiming a local output ---------------------------------------------------------
+class OutputClaim:
+    """What `Location.claim` did to make the root this writer's, to finish or undo.
+
+    `commit` once the new dataset has opened (deletes the old one, moved
+    aside); `abort` if it did not (removes what this writer created and puts
+    the old dataset back); `release` at close (drops the lock).
+    """
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        root: Path | None = None,
+        lock: DatasetLock | None = None,
+        parents: list[Path] | None = None,
+    ) -> None:
+        self.location = location
+        #: the local root, its parent resolved (see `_canonical`)
+        self.root = root
+        self.lock = lock
+        #: parent directories this writer created, outermost first
+        self.parents = parents or []
+        #: the old dataset, moved aside until `commit`
+        self.aside: Path | None = None
+        #: this writer created the root
+        self.made_root = False
+        #: the root is an empty directory that existed before
+        self.reused = False
+
+    def commit(self) -> None:
+        """Delete the old dataset moved aside (a failure is logged, not raised)."""
+        aside, self.aside = self.aside, None
+        if aside is not None:
+            try:
+                shutil.rmtree(aside)
+            except OSError as e:
+                logger.warning(
+                    "mmzarr: could not delete the replaced dataset %s: %s", aside, e
+                )
+
+    def abort(self) -> None:
+        """Undo the claim: remove what this writer created, restore the old dataset.
+
+        Best effort: failures are logged (the caller is raising already).
+        """
+        loc = self.location
+        try:
+            root = self.root
+            if root is None:  # S3: every object there is this writer's
+                loc.delete()
+                return
+            if self.made_root:
+                shutil.rmtree(root)
+            elif self.reused:  # it was empty: everything in it is ours
+                for child in list(root.iterdir()):
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            if self.aside is not None:
+                if root.exists():  # a backend thread wrote on: its files too
+                    shutil.rmtree(root)
+                os.rename(self.aside, root)
+                self.aside = None
+            self.release()  # before the parents: the lock file sits there
+            _remove_empty(self.parents)
+        except Exception as e:
+            logger.warning(
+                "mmzarr: could not undo the creation of %s: %s%s",
+                loc.url,
+                e,
+                f" (the old dataset is at {self.aside})" if self.aside else "",
+            )
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """Create `path` and its missing parents; those created, outermost first."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue
+        made.append(d)
+    return made
+
+
+def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
+    root = loc.path
+    assert root is not None
+    full = _full(root)
+    exists = loc.exists()
+    if exists and not overwrite:
+        holder = lock_holder(root)
+        if holder is not None:
+            raise DatasetLockedError(
+                f"{full!r} is locked by another writer: {holder}", holder
+            )
+        raise FileExistsError(
+            f"output {str(root)!r} already exists; pass overwrite=True to replace it"
+        )
+    if exists:
+        check_replaceable(loc)  # before anything is created or locked
+    canon = _canonical(root)
+    try:
+        made = _make_dirs(canon.parent)
+    except OSError as e:
+        raise StorageError(f"cannot create output {full!r}: {e}") from e
+    try:
+        lock = DatasetLock.acquire(root)
+    except DatasetLockedError:
+        _remove_empty(made)
+        raise
+    except OSError as e:
+        _remove_empty(made)
+        raise StorageError(
+            f"cannot create output {full!r}: its lock file cannot be created ({e})"
+        ) from e
+    claim = OutputClaim(loc, root=canon, lock=lock, parents=made)
+    try:
+        # again, under the lock: another writer may have finished meanwhile
+        empty = False
+        if loc.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"output {str(root)!r} already exists; pass overwrite=True to "
+                    "replace it"
+                )
+            check_replaceable(loc)
+            empty = claim.reused = not any(canon.iterdir())
+            if not empty:
+                aside = canon.parent / f".{canon.name[:200]}{_ASIDE}"
+                aside = aside.with_name(aside.name + secrets.token_hex(4))
+                try:
+                    os.rename(canon, aside)
+                except OSError as e:
+                    raise StorageError(
+                        f"cannot replace {full!r}: moving it aside to "
+                        f"{str(aside)!r} failed ({e})"
+                    ) from e
+                claim.aside = aside
+        if not empty:
+            try:
+                canon.mkdir()
+            except OSError as e:
+                raise StorageError(f"cannot create output {full!r}: {e}") from e
+            claim.made_root = True
+    except BaseException:
+        claim.abort()
+        raise
+    return claim
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for d in reversed(dirs):
+        with contextlib.suppress(OSError):
+            d.rmdir()

@@ -1,0 +1,88 @@
+"""Datasets open with a useful contrast: display windows span the data (issue #19)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import useq
+
+import mmzarr
+from tests._readback import check_metadata, group_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SEQ = useq.MDASequence(channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 2})
+#: (t, c) -> the frame's value range: channel 0 spans 100-250, channel 1 1000-3000
+VALUES = {
+    (0, 0): (100, 200),
+    (1, 0): (120, 250),
+    (0, 1): (1000, 3000),
+    (1, 1): (1500, 2000),
+}
+
+
+def _frame(lo: int, hi: int) -> np.ndarray:
+    frame = np.full((64, 80), lo, "uint16")
+    frame[10, 10] = hi  # one pixel: on the sampled grid (every 1st)
+    return frame
+
+
+def _windows(root: Path, key: str = "") -> list[dict[str, float]]:
+    channels = group_json(root, key)["attributes"]["ome"]["omero"]["channels"]
+    return [c["window"] for c in channels]
+
+
+def _write(path: Path, backend: str, *, close: bool = True) -> mmzarr.Stream:
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        SEQ, image_shape=(64, 80), dtype="uint16", pixel_size_um=1
+    )
+    stream = mmzarr.create_stream(path, settings, backend=backend)
+    for event in SEQ:
+        t, c = event.index["t"], event.index["c"]
+        stream.append(_frame(*VALUES[(t, c)]), index=event.index)
+    if close:
+        stream.close()
+    return stream
+
+
+def test_window_spans_the_acquired_values(tmp_path: Path, backend: str) -> None:
+    out = tmp_path / "w.ome.zarr"
+    _write(out, backend)
+    windows = _windows(out)
+    assert [(w["start"], w["end"]) for w in windows] == [(100, 250), (1000, 3000)]
+    assert all((w["min"], w["max"]) == (0, 65535) for w in windows)
+    check_metadata(out)
+
+
+def test_window_before_any_frame_spans_the_dtype(tmp_path: Path) -> None:
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        SEQ, image_shape=(8, 8), dtype="uint8", pixel_size_um=1
+    )
+    out = tmp_path / "empty.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend="tensorstore"):
+        windows = _windows(out)
+    assert [(w["start"], w["end"]) for w in windows] == [(0, 255), (0, 255)]
+
+
+def test_finalize_sets_windows_from_the_frames_on_disk(tmp_path: Path) -> None:
+    # a copy of a dataset whose writer is still running stands for one whose
+    # writer was killed: its documents are those written at open
+    out = tmp_path / "live.ome.zarr"
+    stream = _write(out, "tensorstore", close=False)
+    deadline = time.monotonic() + 30
+    while stream.frames_flushed < 4:  # the writer says the frames are on disk
+        assert time.monotonic() < deadline, "frames never flushed"
+        time.sleep(0.05)
+    killed = tmp_path / "killed.ome.zarr"
+    shutil.copytree(out, killed)
+    stream.close()
+    assert [(w["start"], w["end"]) for w in _windows(killed)] == [(0, 65535)] * 2
+    mmzarr.finalize(killed)
+    assert [(w["start"], w["end"]) for w in _windows(killed)] == [
+        (100, 250),
+        (1000, 3000),
+    ]
