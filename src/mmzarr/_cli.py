@@ -407,6 +407,47 @@ def info(out: Path) -> None:
             f" channels={chans} frames={written}"
         )
     console.print(tree)
+    for line in _microscope(out):
+        _say(line)
+
+
+def _microscope(out: Path) -> list[str]:
+    """Key facts of the microscope's state at the start (`mmzarr/summary.json`)."""
+    from mmzarr._dataset import SUMMARY_FILE
+
+    try:
+        summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(summary, dict):
+        return []
+    devices = {d.get("label"): d for d in summary.get("devices") or ()}
+    lines = []
+    for info in summary.get("image_infos") or ():
+        label = info.get("camera_label")
+        cam = devices.get(label, {})
+        props = {p.get("name"): p.get("value") for p in cam.get("properties") or ()}
+        lines.append(
+            f"camera: {label} ({cam.get('library', '?')} {cam.get('name', '?')}), "
+            f"{info.get('width')}x{info.get('height')} {info.get('dtype')}, "
+            f"exposure {props.get('Exposure', '?')} ms"
+        )
+        lines.append(
+            f"pixel size: {info.get('pixel_size_um')} µm "
+            f"(config {info.get('pixel_size_config_name') or 'none'})"
+        )
+    seq = summary.get("mda_sequence") or {}
+    channels = [
+        f"{c.get('config')}"
+        + (f" {c['exposure']:g} ms" if c.get("exposure") is not None else "")
+        for c in seq.get("channels") or ()
+        if isinstance(c, dict)
+    ]
+    if channels:
+        lines.append("channels: " + ", ".join(channels))
+    if summary.get("datetime"):
+        lines.append(f"started: {summary['datetime']}")
+    return lines
 
 
 def _cmd_validate(out: Path) -> int:

@@ -10,6 +10,7 @@ itself is `_metadata`'s; group models are `_layout`'s.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,7 @@ from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
 from mmzarr._storage import as_location
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     import numpy as np
@@ -31,17 +32,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SETTINGS_FILE",
+    "SUMMARY_FILE",
     "ChannelRanges",
     "image_status",
+    "read_summary",
     "render_ome_xml_ahead",
     "write_group_metadata",
     "write_settings",
+    "write_summary",
 ]
 
 logger = logging.getLogger("mmzarr")
 
 #: The settings a dataset was written with, relative to its root.
 SETTINGS_FILE = "mmzarr/settings.json"
+#: The microscope's state when the run started (pymmcore-plus' summary
+#: metadata: devices and properties, config groups, pixel size, the plan).
+SUMMARY_FILE = "mmzarr/summary.json"
 #: Missing slots listed per image in the status (the count is always there).
 MAX_LISTED_MISSING = 10_000
 
@@ -98,6 +105,25 @@ class ChannelRanges:
             channels.extend([None] * (c + 1 - len(channels)))
             channels[c] = rng
         return out
+
+
+def write_summary(root: Location, summary: Mapping[str, Any]) -> None:
+    """Write `SUMMARY_FILE` (atomically): JSON of the front end's summary.
+
+    Objects JSON cannot hold are converted (a useq plan to its dict, numpy
+    values to numbers, anything else to its text).
+    """
+    root.write_bytes(SUMMARY_FILE, _metadata.dumps_json(dict(summary)))
+
+
+def read_summary(root: Location) -> dict[str, Any] | None:
+    """The dataset's `SUMMARY_FILE`, or None (none written, or unreadable)."""
+    try:
+        data = root.read_bytes(SUMMARY_FILE)
+        doc = json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def write_settings(root: Location, settings: AcquisitionSettings) -> None:
@@ -175,9 +201,11 @@ def write_group_metadata(
     if not ome_xml or settings.layout == "image":
         return
     if not isinstance(ome_xml, str):
-        ome_xml = render_ome_xml(settings, _metadata.read_frame_log(loc))
+        ome_xml = render_ome_xml(
+            settings, _metadata.read_frame_log(loc), read_summary(loc)
+        )
     if loc.path is not None:
-        write_ome_xml(loc.path, settings, ome_xml)
+        write_ome_xml(loc.path, ome_xml)
     else:
         loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
 
@@ -197,7 +225,7 @@ def render_ome_xml_ahead(
     except OSError:  # rendered after the groups, where errors are reported
         return None
     pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
-    future = pool.submit(render_ome_xml, settings, records)
+    future = pool.submit(render_ome_xml, settings, records, read_summary(root))
     pool.shutdown(wait=False)
     return future
 

@@ -44,11 +44,13 @@ def open_fallback(
     overwrite: bool,
     options: Mapping[str, Any],
     pixel_size_um: Any = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> Stream:
     """Open a fallback-layout dataset at `path` for frames like `frame`.
 
     `options` may hold any settings options; those that apply to the fallback
-    (`STORAGE_OPTIONS`) are used.
+    (`STORAGE_OPTIONS`) are used; `summary` is the front end's summary
+    metadata (`create_stream`).
     """
     try:
         px = float(pixel_size_um) if pixel_size_um is not None else None
@@ -61,4 +63,6 @@ def open_fallback(
         pixel_size_um=px,
         **{k: v for k, v in options.items() if k in STORAGE_OPTIONS},
     )
-    return create_stream(path, settings, backend=backend, overwrite=overwrite)
+    return create_stream(
+        path, settings, backend=backend, overwrite=overwrite, summary=summary
+    )

@@ -31,6 +31,7 @@ from mmzarr._dataset import (
     rendered,
     write_group_metadata,
     write_settings,
+    write_summary,
 )
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._routing import Router
@@ -468,6 +469,7 @@ def create_stream(
     backend: str = "acquire-zarr",
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
     **backend_options: Any,
 ) -> Stream:
     """Open a new OME-Zarr dataset at `path` for the frames `settings` describe.
@@ -493,6 +495,10 @@ def create_stream(
         new one has opened: if opening fails, it is put back unchanged.
     storage_options
         For S3: `endpoint_url`, `region`, `key`, `secret`, `token`.
+    summary
+        The microscope's state at the start, e.g. pymmcore-plus' summary
+        metadata (`MDAWriter` passes it): written to `mmzarr/summary.json`
+        before the first frame and mapped into the OME-XML (instrument).
     **backend_options
         Passed to the backend's constructor.
 
@@ -542,6 +548,8 @@ def create_stream(
     log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
     try:
         write_settings(location, settings)
+        if summary is not None:
+            write_summary(location, summary)
         write_group_metadata(
             location,
             settings,

@@ -125,6 +125,7 @@ class MDAWriter:
         self.error: BaseException | None = None
         self.frames_ignored = 0
         self._canceled = False
+        self._summary: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     # ---- pymmcore-plus callbacks -------------------------------------------------
@@ -141,6 +142,7 @@ class MDAWriter:
             self.error = None
             self.fallback_reason = None
             self.stream = self.unplaced = None
+            self._summary = meta or None
             try:
                 settings = self.settings or self._settings_for(sequence, meta or {})
             except Exception as e:  # a plan we cannot map: keep every frame
@@ -154,7 +156,11 @@ class MDAWriter:
                 return
             try:
                 self.stream = create_stream(
-                    self.path, settings, backend=self.backend, overwrite=self.overwrite
+                    self.path,
+                    settings,
+                    backend=self.backend,
+                    overwrite=self.overwrite,
+                    summary=self._summary,
                 )
             except Exception as e:
                 self._fail(e, "could not start writing")
@@ -251,6 +257,7 @@ class MDAWriter:
             overwrite=self.overwrite,
             options=self.settings_options,
             pixel_size_um=meta.get("pixel_size_um"),
+            summary=self._summary,
         )
 
     def _keep_unplaced(
