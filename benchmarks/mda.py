@@ -1,0 +1,204 @@
+"""How much an mmzarr writer slows down a pymmcore-plus MDA on the demo camera.
+
+A time plan at interval 0 on `mmzarr.demo.demo_core()`, with a paced camera
+(`Timing` `exposure`, as a real camera) and an instant one (`Timing` `instant`,
+exposure 0: frames as fast as it renders them, ~1 core). Variants, interleaved:
+no output, `MDAWriter` per backend, pymmcore-plus' own ``.ome.zarr`` output
+(ome-writers), and, as context, a raw durable write of the same bytes.
+
+Run alone: ``python benchmarks/mda.py [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from _harness import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    MB,
+    MIB,
+    Config,
+    Target,
+    alternate,
+    log,
+    make_ring,
+    median,
+    remove,
+    run_raw,
+    settle,
+)
+from _session import Section, run_alone
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+TARGET_MDA = 1.10
+NO_OUTPUT = "no output"
+OME_OUTPUT = "pymmcore-plus output=.ome.zarr (ome-writers)"
+#: context, not a target: durably writing the MDA's bytes takes this long even
+#: with nothing else to do (the floor for any writer on this disk)
+RAW_WRITE = "raw write of the same bytes (tofile+fsync)"
+#: variant name -> backend of the `MDAWriter` variants
+WRITER_BACKEND = {f"MDAWriter {b}": b for b in BACKENDS}
+
+
+def bench_mda(cfg: Config, scratch: Path, *, exposure_ms: float) -> dict[str, Any]:
+    """The MDA with and without outputs; the camera takes `exposure_ms` per frame.
+
+    `exposure_ms=0`: the demo camera's `Timing` is `instant`; otherwise
+    `exposure`.
+    """
+    import useq
+
+    from mmzarr import MDAWriter
+    from mmzarr.demo import demo_core
+
+    logging.getLogger("pymmcore-plus").setLevel(logging.ERROR)
+    core = demo_core()
+    cam = core.getCameraDevice()
+    core.setProperty(cam, "SensorWidth", cfg.mda_side)
+    core.setProperty(cam, "SensorHeight", cfg.mda_side)
+    core.setProperty(cam, "Timing", "exposure" if exposure_ms else "instant")
+    core.setExposure(exposure_ms)
+    seq = useq.MDASequence(time_plan={"interval": 0, "loops": cfg.mda_frames})
+    core.mda.run(useq.MDASequence(time_plan={"interval": 0, "loops": 5}))  # warm up
+
+    names = [NO_OUTPUT, *WRITER_BACKEND, OME_OUTPUT, RAW_WRITE]
+    variants: dict[str, list[float]] = {name: [] for name in names}
+    ring = make_ring(cfg.mda_side)
+    errors: dict[str, str] = {}
+    path = scratch / "mda.ome.zarr"
+    reps = cfg.mda_reps if not exposure_ms else max(1, cfg.mda_reps - 2)
+
+    def run_variant(name: str) -> None:
+        remove(path)
+        settle()
+        if name == RAW_WRITE:
+            seconds = run_raw(scratch / "raw.bin", ring, cfg.mda_frames).seconds
+        elif name in WRITER_BACKEND:
+            writer = MDAWriter(path, backend=WRITER_BACKEND[name])
+            t0 = time.perf_counter()
+            core.mda.run(seq, output=writer)
+            writer.close()
+            seconds = time.perf_counter() - t0
+            if writer.frames_written != cfg.mda_frames:
+                errors[name] = f"wrote {writer.frames_written}/{cfg.mda_frames} frames"
+        else:  # no output, or pymmcore-plus' own .ome.zarr writer
+            output: dict[str, Any] = (
+                {} if name == NO_OUTPUT else {"output": str(path), "overwrite": True}
+            )
+            t0 = time.perf_counter()
+            core.mda.run(seq, **output)
+            seconds = time.perf_counter() - t0
+        variants[name].append(seconds)
+        remove(path)
+
+    for rep in range(reps):
+        # the baseline leads every round; the other variants alternate order
+        for name in names[:1] + alternate(names[1:], rep):
+            if name in errors and not variants[name]:
+                continue
+            try:
+                run_variant(name)
+            except Exception as e:  # report, keep benchmarking
+                errors[name] = f"{type(e).__name__}: {e}"
+    base = median(variants[NO_OUTPUT])
+    timing = f"exposure {exposure_ms:g} ms, paced" if exposure_ms else "instant"
+    log(
+        f"\n== MDA on the demo camera ({timing}): {cfg.mda_side}x{cfg.mda_side} "
+        f"uint16, {cfg.mda_frames} frames, interval 0, median of {reps} =="
+    )
+    log(f"{'variant':<46} {'wall s':>7} {'x no output':>12}  runs")
+    rows = []
+    for name, times in variants.items():
+        med = median(times)
+        ratio = med / base
+        rows.append({"variant": name, "wall_s": med, "ratio": ratio, "runs": times})
+        note = f"  ERROR {errors[name]}" if name in errors else ""
+        log(
+            f"{name:<46} {med:7.2f} {ratio:12.2f}  "
+            f"{', '.join(f'{t:.2f}' for t in times)}{note}"
+        )
+    return {
+        "side": cfg.mda_side,
+        "frames": cfg.mda_frames,
+        "exposure_ms": exposure_ms,
+        "timing": timing,
+        "rows": rows,
+        "errors": errors,
+        "no_output_s": base,
+        "raw_write_s": median(variants[RAW_WRITE]),
+    }
+
+
+def run(cfg: Config, scratch: Path) -> dict[str, Any]:
+    return {
+        "paced": bench_mda(cfg, scratch, exposure_ms=cfg.mda_exposure_ms),
+        "instant": bench_mda(cfg, scratch, exposure_ms=0),
+    }
+
+
+def _targets_of(m: dict[str, Any]) -> list[Target]:
+    """The MDA targets of one camera timing (paced or instant)."""
+    mda = {r["variant"]: r for r in m["rows"]}
+    mda_bytes = m["frames"] * m["side"] ** 2 * 2
+    rate = mda_bytes / m["no_output_s"] / MB
+    note = (
+        f"the camera delivers {rate:.0f} MB/s; a raw durable write of the same "
+        f"{mda_bytes / MIB:.0f} MiB alone takes {m['raw_write_s']:.2f} s "
+        f"({m['raw_write_s'] / m['no_output_s']:.2f}x the MDA without output)"
+    )
+    if not m["exposure_ms"]:
+        note += (
+            "; the instant camera renders on one core and the writer needs the "
+            "other: CPU-bound on 2 cores"
+        )
+    out = []
+    for name, b in WRITER_BACKEND.items():
+        r = mda[name]
+        default = " (default backend)" if b == DEFAULT_BACKEND else ""
+        out.append(
+            Target.check(
+                f"MDA ({m['timing']}, {rate:.0f} MB/s) with MDAWriter {b}{default}: "
+                f"<= {TARGET_MDA}x no output",
+                f"{r['ratio']:.2f}x ({r['wall_s']:.2f} vs {m['no_output_s']:.2f} s)",
+                r["ratio"],
+                TARGET_MDA,
+                at_most=True,
+                note=note,
+                short=f"MDA {'paced' if m['exposure_ms'] else 'instant'} {b}",
+            )
+        )
+    return out
+
+
+def targets(mda: dict[str, Any], cfg: Config) -> list[Target]:
+    """MDAWriter on each backend vs no output, for each camera timing."""
+    return [t for m in mda.values() for t in _targets_of(m)]
+
+
+def draw(ax: Any, mda: dict[str, Any]) -> None:
+    """Wall time / no output per variant, paced and instant side by side."""
+    labels = [r["variant"] for r in mda["paced"]["rows"]]
+    y = np.arange(len(labels))
+    for k, (kind, m) in enumerate(mda.items()):
+        ratios = [r["ratio"] for r in m["rows"]]
+        ax.barh(y + (k - 0.5) * 0.4, ratios, 0.4, label=f"{kind}: {m['timing']}")
+    ax.axvline(TARGET_MDA, color="k", ls=":", label=f"{TARGET_MDA}x")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("wall time / MDA without output (median)")
+    paced = mda["paced"]
+    ax.set_title(f"MDA, demo camera {paced['side']}^2, {paced['frames']} frames")
+    ax.legend(fontsize=8)
+    ax.invert_yaxis()
+
+
+SECTION = Section("mda", run, targets)
+
+if __name__ == "__main__":
+    sys.exit(run_alone(SECTION, __doc__ or ""))

@@ -1,0 +1,67 @@
+"""What writing resolution levels during acquisition costs (issue #11).
+
+The largest stream of the config, uncompressed, per backend: throughput of
+level-0 bytes with `downsample={"levels": "auto"}` (halving until a side is
+<= 256) over the same stream without levels, interleaved. Reported, not a
+target.
+
+Run alone: ``python benchmarks/pyramids.py [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from _harness import BACKENDS, CaseResult, Config, alternate, log, make_ring
+from _session import Section, run_alone
+from streams import run_mmzarr
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: downsample option of each case
+LEVELS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "auto": {"downsample": {"levels": "auto"}},
+}
+
+
+def run(cfg: Config, scratch: Path) -> dict[str, Any]:
+    side, n = max(cfg.streams)
+    ring = make_ring(side)
+    log(f"\n-- pyramids {side}x{side} uint16, {n} frames/run, {cfg.reps} rounds --")
+    cases = {
+        (b, lv): CaseResult("mmzarr", b, "none", side, n)
+        for b in BACKENDS
+        for lv in LEVELS
+    }
+    for rep in range(cfg.reps):
+        for b in BACKENDS:
+            for lv in alternate(list(LEVELS), rep):
+                cases[(b, lv)].runs.append(
+                    run_mmzarr(
+                        scratch / "pyr.ome.zarr", ring, n, b, "none", **LEVELS[lv]
+                    )
+                )
+    rows = []
+    head = f"{'backend':<13} {'no levels':>10} {'levels':>8} {'ratio':>6}"
+    log(f"{head}  (MB/s of level 0)")
+    for b in BACKENDS:
+        plain, pyr = cases[(b, "none")].mbps, cases[(b, "auto")].mbps
+        rows.append(
+            {
+                "backend": b,
+                "plain_mbps": plain,
+                "pyramid_mbps": pyr,
+                "ratio": pyr / plain,
+            }
+        )
+        log(f"{b:<13} {plain:>10.0f} {pyr:>8.0f} {pyr / plain:>6.2f}")
+    return {"side": side, "frames": n, "rows": rows}
+
+
+SECTION = Section("pyramids", run)
+
+if __name__ == "__main__":
+    sys.exit(run_alone(SECTION, __doc__ or ""))
