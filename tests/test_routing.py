@@ -82,10 +82,17 @@ ORDER_CASES = [
 ]
 
 
+def written(router: Router, index: dict[str, int] | None = None) -> Placement:
+    """Place a frame and mark it written, as `Stream.append` does."""
+    where = router.place(index)
+    router.mark(where)
+    return where
+
+
 @pytest.mark.parametrize("case", ORDER_CASES, ids=lambda c: c.name)
 def test_default_order(case: OrderCase) -> None:
     router = Router(case.settings)
-    got = [(p.key, p.index) for p in (router.place() for _ in case.order)]
+    got = [(p.key, p.index) for p in (written(router) for _ in case.order)]
     assert got == case.order
     with pytest.raises(FrameError, match=r"one more than the plan holds"):
         router.place()
@@ -126,7 +133,7 @@ def test_collection_placement_by_position() -> None:
 def test_skip_advances_the_default_order() -> None:
     router = Router(TC)
     router.skip(3)
-    assert router.place() == Placement(0, "", (1, 1))
+    assert written(router) == Placement(0, "", (1, 1))
     with pytest.raises(FrameError, match=r"skip\(1\): frame 5 is one more"):
         router.skip(1)
 
@@ -145,7 +152,7 @@ def test_unbounded_t_grows_and_reports_its_size() -> None:
     s = settings(image("", {}, t=None, c=2))
     router = Router(s)
     for t in (0, 20, 5):
-        router.mark(router.place({"t": t, "c": 1}))
+        written(router, {"t": t, "c": 1})
     assert router.t_sizes() == {0: 21}
     assert router.is_written(Placement(0, "", (20, 1)))
     assert not router.is_written(Placement(0, "", (20, 0)))
@@ -155,7 +162,7 @@ def test_unbounded_t_grows_and_reports_its_size() -> None:
 def test_fallback_takes_frames_in_arrival_order_whatever_their_index() -> None:
     s = AcquisitionSettings.fallback("test", image_shape=(4, 5), dtype="uint16")
     router = Router(s)
-    got = [router.place({"p": 7, "t": 3, "c": 1}).index for _ in range(3)]
+    got = [written(router, {"p": 7, "t": 3, "c": 1}).index for _ in range(3)]
     assert got == [(0,), (1,), (2,)]
 
 
@@ -166,3 +173,14 @@ def test_ledger_of_an_image_without_index_axes() -> None:
     assert not ledger.mark(())
     assert ledger.has(())
     assert ledger.count == 1
+
+
+def test_a_refused_frame_keeps_its_default_slot() -> None:
+    router = Router(TC)
+    first = router.place()
+    assert router.place() == first  # not taken until written
+    router.mark(first)
+    second = router.place()
+    assert second == Placement(0, "", (0, 1))
+    router.drop(second)  # a dropped frame gives its slot up
+    assert router.place() == Placement(0, "", (1, 0))

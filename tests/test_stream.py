@@ -361,3 +361,21 @@ def test_unknown_backend_names_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"'nope'.*acquire-zarr"):
         mmzarr.create_stream(tmp_path / "x", settings_for(TCZYX), backend="nope")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_refused_frame_leaves_no_gap_in_the_default_order(
+    tmp_path: Path, backend: str
+) -> None:
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 3})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 6), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "gap.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        assert stream.append(np.full((4, 6), 1, "uint16")) == ("", (0,))
+        with pytest.raises(mmzarr.FrameError, match=r"shape \(5, 6\)"):
+            stream.append(np.full((5, 6), 9, "uint16"))
+        assert stream.append(np.full((4, 6), 2, "uint16")) == ("", (1,))
+        assert stream.append(np.full((4, 6), 3, "uint16")) == ("", (2,))
+    data = read_zarr(out, "0")
+    assert [int(data[t, 0, 0]) for t in range(3)] == [1, 2, 3]

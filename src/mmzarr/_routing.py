@@ -118,6 +118,8 @@ class Router:
         self._order = default_order(settings)
         self._fallback = settings.fallback_reason is not None
         self._taken = 0  # frames taken from the default order
+        # the next slot of the default order, placed but not yet written
+        self._peeked: tuple[int, tuple[int, ...]] | None = None
 
     @property
     def frames(self) -> int:
@@ -128,7 +130,8 @@ class Router:
         """Where a frame with `index` goes; without one, the next planned slot.
 
         A fallback dataset (`AcquisitionSettings.fallback`) takes every frame
-        in arrival order, whatever its index.
+        in arrival order, whatever its index. A slot of the default order is
+        taken only by `mark` (a frame refused in between keeps it free).
 
         Raises
         ------
@@ -142,21 +145,36 @@ class Router:
             image = settings.image_number(index)
             sidx = settings.storage_index(image, index)
         else:
-            image, sidx = self._next("frame")
+            if self._peeked is None:
+                self._peeked = self._next("frame")
+            image, sidx = self._peeked
         return Placement(image, settings.images[image].key, sidx)
 
     def skip(self, n: int = 1) -> None:
         """Advance the default order by `n` slots without writing them."""
         for _ in range(n):
-            self._next(f"skip({n})")
+            if self._peeked is not None:
+                self._peeked = None
+            else:
+                self._next(f"skip({n})")
 
     def is_written(self, placement: Placement) -> bool:
         """Whether the slot of `placement` already holds a frame."""
         return self.ledgers[placement.image].has(placement.index)
 
     def mark(self, placement: Placement) -> None:
-        """Record the slot of `placement` as written."""
+        """Record the slot of `placement` as written (and taken from the order)."""
+        if self._peeked == (placement.image, placement.index):
+            self._peeked = None
         self.ledgers[placement.image].mark(placement.index)
+
+    def drop(self, placement: Placement) -> None:
+        """Give up the slot of `placement` unwritten (a dropped frame).
+
+        A slot of the default order is then taken: the next frame goes on.
+        """
+        if self._peeked == (placement.image, placement.index):
+            self._peeked = None
 
     def t_sizes(self) -> dict[int, int]:
         """`{image number: t size}` of the unbounded images with frames."""

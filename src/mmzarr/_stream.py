@@ -214,6 +214,7 @@ class Stream:
                     "was already written"
                 )
             if not self._make_room(arr.nbytes):
+                self._router.drop(where)
                 self.dropped += 1
                 self._log_frame(where, index, metadata, dropped=True)
                 return where.key, where.index
