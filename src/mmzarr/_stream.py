@@ -36,7 +36,12 @@ from mmzarr._dataset import (
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._routing import Router
 from mmzarr._storage import S3Config, SupportsObjectStorage, parse_location
-from mmzarr.backends import SupportsBackpressure, SupportsFlush, get_backend
+from mmzarr.backends import (
+    SupportsBackpressure,
+    SupportsFlush,
+    SupportsReadable,
+    get_backend,
+)
 from mmzarr.errors import BufferFullError, FrameError, PlanError, StorageError
 
 if TYPE_CHECKING:
@@ -88,6 +93,7 @@ class Stream:
         self._log = log
         # checked once: a runtime Protocol isinstance is slow on the per-frame path
         self._pressure = backend if isinstance(backend, SupportsBackpressure) else None
+        self._readable = backend if isinstance(backend, SupportsReadable) else None
         self._lock = threading.RLock()
         self._router = Router(settings)
         self._ranges = ChannelRanges(settings)
@@ -131,8 +137,9 @@ class Stream:
 
         Updated every `flush_interval_s` while acquiring (the frames written
         before the last flush of buffered shards), all frames after `close`.
-        acquire-zarr writes shards in place on its own threads and does not say
-        when one is complete, so with it this stays 0 until `close`.
+        With acquire-zarr, which writes shards on its own threads, it counts
+        the complete time points whose shards are on disk (checked by their
+        shard index); on S3 it stays 0 until `close`.
         """
         return self._flushed
 
@@ -408,7 +415,12 @@ class Stream:
                         if self._unflushed:
                             self._backend.flush()
                         self._unflushed = False
-                        if getattr(self._backend, "flush_makes_readable", True):
+                        if self._readable is not None:
+                            readable = self._readable.frames_readable()
+                            self._flushed = max(
+                                self._flushed, min(readable, self._frames)
+                            )
+                        elif getattr(self._backend, "flush_makes_readable", True):
                             self._flushed = self._frames
                     if isinstance(self._log, _metadata.SegmentedFrameLog):
                         self._log.flush()

@@ -11,7 +11,12 @@ import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from mmzarr.backends._base import ArrayBackend, SupportsBackpressure, SupportsFlush
+from mmzarr.backends._base import (
+    ArrayBackend,
+    SupportsBackpressure,
+    SupportsFlush,
+    SupportsReadable,
+)
 from mmzarr.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -23,6 +28,7 @@ __all__ = [
     "BackendName",
     "SupportsBackpressure",
     "SupportsFlush",
+    "SupportsReadable",
     "available_backends",
     "get_backend",
 ]

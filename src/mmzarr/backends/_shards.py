@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmzarr.backends._base import FreeSpaceGuard, file_disk_bytes, tiles_per_frame
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
@@ -28,6 +30,7 @@ __all__ = [
     "ShardGatherer",
     "fsync_files",
     "fsync_tree",
+    "shard_disk_bytes",
 ]
 
 
@@ -122,6 +125,8 @@ class GatheredArray:
     path: Path | None = None
     t_size: int = 1  # current t extent of an unbounded array
     t_seen: int = 0  # time points with a frame (received, maybe still buffered)
+    #: disk space of one shard (chunk) at its largest, every y/x tile file
+    disk: int = 0
 
 
 class GatheringBackend:
@@ -129,32 +134,71 @@ class GatheringBackend:
 
     Subclasses open `self._arrays` and implement `_write_region` and
     `_resize_t`; `_finish` runs per array at close (e.g. fsync).
+
+    Free space (`self._space`, local disks): a frame is accepted only when the
+    disk can take the files it will be written to, with everything accepted
+    before and not yet on disk: a shard's files are reserved, at their largest,
+    when its first frame arrives (the partial writes of `flush` stay within
+    them) and released once the complete shard is written
+    (`_disk_in_flight` adds the subclass' writes still in flight).
     """
 
     def __init__(self) -> None:
         self._arrays: list[GatheredArray] = []
         self._closed = False
+        self._space: FreeSpaceGuard | None = None
+        self._reserved = 0  # disk bytes of the shards gathering
 
     def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Write `frame` now, or copy it into its shard's buffer."""
+        """Write `frame` now, or copy it into its shard's buffer.
+
+        Raises `OSError(ENOSPC)`, having accepted nothing, when the frame's files
+        may not fit on the disk.
+        """
         arr = self._arrays[image]
-        if arr.image.unbounded:
-            arr.t_seen = max(arr.t_seen, index[0] + 1)
         g = arr.gatherer
         if g.active and g.key(index) not in g.written:
+            if g.key(index) not in g.open:  # a new shard: reserve its files
+                self._check_space(arr.disk)
+                self._reserved += arr.disk
+            self._see(arr, index)
             blk = g.add(index, frame)
             if blk is not None:
-                self._put(arr, blk.start, blk.data)
+                self._reserved -= arr.disk
+                self._put(arr, blk.start, blk.data, arr.disk)
             return
         # unsharded, or a late frame for a shard already written (the library
         # then reads and rewrites that shard once)
-        self._put(arr, index, frame.reshape((1,) * len(index) + frame.shape))
+        self._check_space(arr.disk)
+        self._see(arr, index)
+        self._put(arr, index, frame.reshape((1,) * len(index) + frame.shape), arr.disk)
 
     def flush(self) -> None:
         """Write the shards still gathering (again, in full, once complete)."""
         for arr in self._arrays:
             for blk in arr.gatherer.open.values():
                 self._put(arr, blk.start, blk.data)
+
+    @staticmethod
+    def _see(arr: GatheredArray, index: tuple[int, ...]) -> None:
+        if arr.image.unbounded:
+            arr.t_seen = max(arr.t_seen, index[0] + 1)
+
+    def _check_space(self, nbytes: int) -> None:
+        """Raise `OSError(ENOSPC)` unless `nbytes` more can reach the disk."""
+        if self._space is not None:
+            self._space.check(
+                nbytes,
+                self._reserved + self._disk_in_flight(refresh=False),
+                lambda: self._reserved + self._disk_in_flight(refresh=True),
+            )
+
+    def _disk_in_flight(self, *, refresh: bool) -> int:
+        """Disk bytes of writes handed to the library but not yet complete.
+
+        `refresh`: collect the writes that completed first.
+        """
+        return 0
 
     def close(self, t_sizes: dict[int, int] | None = None) -> None:
         """Write incomplete shards, set the final t sizes (idempotent)."""
@@ -168,6 +212,7 @@ class GatheringBackend:
                     arr.t_seen = t_sizes.get(i, 0)
                 for blk in arr.gatherer.open.values():
                     self._put(arr, blk.start, blk.data)
+                    self._reserved -= arr.disk
                 arr.gatherer.open.clear()
                 if arr.image.unbounded:
                     self._resize_t(arr, arr.t_seen)
@@ -186,9 +231,16 @@ class GatheringBackend:
         return sum(a.gatherer.nbytes for a in self._arrays)
 
     def _put(
-        self, arr: GatheredArray, start: tuple[int, ...], data: np.ndarray
+        self,
+        arr: GatheredArray,
+        start: tuple[int, ...],
+        data: np.ndarray,
+        disk: int = 0,
     ) -> None:
-        """Write `data` (non-spatial extent + y, x) at `start`; grow t as needed."""
+        """Write `data` (non-spatial extent + y, x) at `start`; grow t as needed.
+
+        `disk`: the reservation the write takes over (0: still held elsewhere).
+        """
         if arr.image.unbounded:
             # a shard along t may reach past the last time point acquired
             data = data[: max(0, arr.t_seen - start[0])]
@@ -196,11 +248,16 @@ class GatheringBackend:
                 return
             self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
         region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
-        self._write_region(arr, region, data)
+        self._write_region(arr, region, data, disk)
 
     def _write_region(
-        self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
+        self,
+        arr: GatheredArray,
+        region: tuple[slice, ...],
+        data: np.ndarray,
+        disk: int,
     ) -> None:
+        """Write `data` at `region`; `disk` bytes stay reserved until it completes."""
         raise NotImplementedError
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:
@@ -208,6 +265,14 @@ class GatheringBackend:
 
     def _finish(self, arr: GatheredArray) -> None:
         """Per-array work at close, after the last write."""
+
+
+def shard_disk_bytes(image: ImageSettings, itemsize: int, *, compressed: bool) -> int:
+    """Disk space of one shard (chunk when unsharded) of `image`: all its tiles."""
+    per_file = file_disk_bytes(
+        image, itemsize, compressed=compressed, sharded=image.sharded
+    )
+    return tiles_per_frame(image) * per_file
 
 
 def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:

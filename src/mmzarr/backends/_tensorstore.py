@@ -38,6 +38,7 @@ from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
     ShardGatherer,
+    shard_disk_bytes,
 )
 from mmzarr.errors import PlanError
 
@@ -71,10 +72,11 @@ class TensorStoreBackend(GatheringBackend):
     def __init__(self, *, file_io_sync: bool = True) -> None:
         super().__init__()
         self._context = ts.Context({"file_io_sync": file_io_sync})
-        self._pending: collections.deque[tuple[Any, int]] = collections.deque()
+        #: commits in flight: (future, bytes of frames, disk bytes reserved)
+        self._pending: collections.deque[tuple[Any, int, int]] = collections.deque()
         self._pending_bytes = 0
+        self._pending_disk = 0
         self._max_pending = 256 * 1024**2
-        self._space: FreeSpaceGuard | None = None  # local disk only
 
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
@@ -137,6 +139,9 @@ class TensorStoreBackend(GatheringBackend):
                     im,
                     ShardGatherer(im, dtype),
                     path=None if root is None else root / spec.path,
+                    disk=shard_disk_bytes(
+                        im, dtype.itemsize, compressed=settings.compression != "none"
+                    ),
                 )
             )
 
@@ -164,15 +169,24 @@ class TensorStoreBackend(GatheringBackend):
         self._wait(0)
 
     def _write_region(
-        self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
+        self,
+        arr: GatheredArray,
+        region: tuple[slice, ...],
+        data: np.ndarray,
+        disk: int,
     ) -> None:
-        if self._space is not None:  # local disk: refuse what cannot fit
-            self._space.check(data.nbytes, self._pending_bytes)
         future = arr.store[region].write(data)
         future.copy.result()  # `data` may be reused from here on
-        self._pending.append((future.commit, data.nbytes))
+        self._pending.append((future.commit, data.nbytes, disk))
         self._pending_bytes += data.nbytes
+        self._pending_disk += disk
         self._wait(self._max_pending)
+
+    def _disk_in_flight(self, *, refresh: bool) -> int:
+        if refresh:
+            while self._pending and self._pending[0][0].done():
+                self._collect()
+        return self._pending_disk
 
     def wait_for_writes(self) -> None:
         """Block until every pending commit has completed (raise if one failed)."""
@@ -186,9 +200,14 @@ class TensorStoreBackend(GatheringBackend):
         while self._pending and (
             self._pending_bytes > limit or self._pending[0][0].done()
         ):
-            commit, nbytes = self._pending.popleft()
-            self._pending_bytes -= nbytes
-            commit.result()
+            self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the oldest commit (raise if it failed)."""
+        commit, nbytes, disk = self._pending.popleft()
+        self._pending_bytes -= nbytes
+        self._pending_disk -= disk
+        commit.result()
 
     def _finish(self, arr: GatheredArray) -> None:
         self._wait(0)

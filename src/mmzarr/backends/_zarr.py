@@ -40,12 +40,14 @@ from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._layout import BLOSC_CLEVEL
 from mmzarr._pyramid import all_arrays
+from mmzarr.backends._base import FreeSpaceGuard
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
     ShardGatherer,
     fsync_files,
     fsync_tree,
+    shard_disk_bytes,
 )
 from mmzarr.errors import MissingDependencyError, PlanError
 
@@ -106,6 +108,7 @@ class ZarrPythonBackend(GatheringBackend):
     # ---- protocol ---------------------------------------------------------------
     def open(self, root: Path, settings: AcquisitionSettings) -> None:
         """Create one zarr v3 array per image under `root`."""
+        self._space = FreeSpaceGuard(root)
         self._open(settings, lambda p: (LocalStore(root / p), root / p))
 
     def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
@@ -169,7 +172,15 @@ class ZarrPythonBackend(GatheringBackend):
             except (ValueError, TypeError) as e:
                 raise PlanError(f"zarr-python rejected image {im.key!r}: {e}") from e
             self._arrays.append(
-                GatheredArray(array, im, ShardGatherer(im, dtype), path=path)
+                GatheredArray(
+                    array,
+                    im,
+                    ShardGatherer(im, dtype),
+                    path=path,
+                    disk=shard_disk_bytes(
+                        im, dtype.itemsize, compressed=compressors is not None
+                    ),
+                )
             )
 
     # ---- helpers ----------------------------------------------------------------
@@ -183,8 +194,13 @@ class ZarrPythonBackend(GatheringBackend):
             yield
 
     def _write_region(
-        self, arr: GatheredArray, region: tuple[slice, ...], data: np.ndarray
+        self,
+        arr: GatheredArray,
+        region: tuple[slice, ...],
+        data: np.ndarray,
+        disk: int,
     ) -> None:
+        # synchronous: the disk space is taken when this returns
         # zarrs 0.2 leaves out chunks equal to the fill value (0) even with
         # write_empty_chunks; acquire-zarr and tensorstore store them, and a
         # missing chunk cannot be told from a frame never written: such a
