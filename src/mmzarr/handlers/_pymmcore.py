@@ -12,15 +12,33 @@ fit the mapped dataset goes to a sibling `<name>.unplaced.ome.zarr` in the same
 layout. Only a storage failure (or an output that exists without `overwrite`)
 cancels the MDA: the error is logged, what was written is closed cleanly, and
 the error is kept in `writer.error` and raised again by `writer.close()`.
+
+Several cameras (one frame per camera and event, `event.index["cam"]`): the
+settings come from `_cameras.camera_layout`, and each frame's index is
+translated (`CameraLayout.index`) and its pixels upcast to the dataset's dtype
+(`CameraLayout.frame`) before it is appended.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._cameras import (
+    CAMERA_AXIS,
+    CAMERA_MODES,
+    Camera,
+    CameraLayout,
+    CameraMode,
+    camera_layout,
+    cameras_from_summary,
+    common_dtype,
+    upcast,
+)
 from mmzarr._fallback import open_fallback, unplaced_path
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._stream import Status, Stream, create_stream
@@ -57,6 +75,8 @@ def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any
     }
     if event.pos_name:
         out["position_name"] = event.pos_name
+    if CAMERA_AXIS in event.index:  # which camera (its label: camera_device)
+        out[CAMERA_AXIS] = event.index[CAMERA_AXIS]
     for key in ("position", "property_values", "camera_metadata", "hardware_triggered"):
         if key in meta:
             out[key] = meta[key]
@@ -82,9 +102,44 @@ class MDAWriter:
     core
         The core running the MDA (to cancel it on error); defaults to the
         global `CMMCorePlus` instance.
+    cameras
+        How the frames of several cameras are written (pymmcore-plus emits one
+        frame per camera and event, its index carrying `cam`; the cameras and
+        their frame shapes and dtypes come from the summary metadata's
+        `image_infos`):
+
+        - `"channels"`: the cameras are channels of the same image, channel-major:
+          plan channel `c` of camera `cam` is channel `c * n_cameras + cam`
+          (`DAPI / Camera-1`, `DAPI / Camera-2`, `FITC / Camera-1`, ...; labels
+          `"<channel> / <camera label>"`, each keeps its config and exposure).
+          An image without a `c` axis gets one, labelled with the camera labels.
+          Needs one frame shape for every camera.
+        - `"images"`: each image of the plan becomes one image per camera,
+          adjacent, named `"<name> / <camera label>"`, with that camera's frame
+          shape and pixel size: a single image becomes a collection (`0`, `1`,
+          ...), a collection is renumbered, and in a plate field `f` becomes
+          fields `f * n_cameras + cam` of its well.
+        - `"auto"` (default): `"channels"` when every camera has the same frame
+          shape and dtype, else `"images"`.
+
+        A dataset has one dtype: when the cameras' differ, it is the narrowest
+        that holds each exactly (`uint8` + `uint16`: `uint16`) and the other
+        cameras' frames are upcast losslessly. With one camera this changes
+        nothing; with `settings=`, frames keep their index, `cam` included
+        (give images `coords={"cam": k}` to place camera `k`).
     **settings_options
         Passed to `AcquisitionSettings.from_useq` (`compression`, `chunks`,
-        `shards`, `unbounded_t`, `max_buffer_bytes`, ...).
+        `shards`, `unbounded_t`, `max_buffer_bytes`, ...). `image_shape`,
+        `dtype` and `pixel_size_um` apply to every camera.
+
+    Notes
+    -----
+    With `"channels"` and a plan whose channel is not its innermost axis
+    (useq's default `"tpgcz"` takes a z-stack per channel), camera 1's planes of
+    a channel arrive before camera 0's last plane of it, ahead of their place in
+    append order; with acquire-zarr the writer widens the backend's reorder
+    window (`max_reorder_bytes`) to hold them (one channel's planes per extra
+    camera and image), so that memory is used while a channel is acquired.
 
     Examples
     --------
@@ -108,14 +163,18 @@ class MDAWriter:
         settings: AcquisitionSettings | None = None,
         template: useq.MDASequence | None = None,
         core: Any = None,
+        cameras: CameraMode = "auto",
         **settings_options: Any,
     ) -> None:
+        if cameras not in CAMERA_MODES:
+            raise ValueError(f"cameras: {cameras!r} is not one of {CAMERA_MODES}")
         self.path = Path(path)
         self.backend = backend
         self.overwrite = overwrite
         self.settings = settings
         self.template = template
         self.core = core
+        self.cameras: CameraMode = cameras
         self.settings_options = settings_options
         self.stream: Stream | None = None
         #: frames that did not fit the mapped dataset (see `unplaced_path`)
@@ -126,16 +185,21 @@ class MDAWriter:
         self.frames_ignored = 0
         self._canceled = False
         self._summary: dict[str, Any] | None = None
+        #: where each camera's frames go (None: frames are appended as they come)
+        self.camera_layout: CameraLayout | None = None
+        self._fallback_dtype: str | None = None  # several cameras, fallback layout
         self._lock = threading.Lock()
 
     # ---- pymmcore-plus callbacks -------------------------------------------------
     def sequenceStarted(
         self, sequence: useq.MDASequence, meta: dict[str, Any] | None = None
     ) -> None:
-        """Build the settings from the plan and the camera; open the dataset.
+        """Build the settings from the plan and the camera(s); open the dataset.
 
         A plan that cannot be mapped is written in the fallback layout, opened
-        at the first frame (whose shape and dtype it takes).
+        at the first frame (whose shape and dtype it takes); with several
+        cameras, frames are upcast to the dtype that holds them all, and those
+        of another frame shape go to the unplaced sibling.
         """
         with self._lock:
             self._canceled = False
@@ -143,8 +207,17 @@ class MDAWriter:
             self.fallback_reason = None
             self.stream = self.unplaced = None
             self._summary = meta or None
+            self.camera_layout = None
+            self._fallback_dtype = None
+            backend_options: dict[str, Any] = {}
             try:
-                settings = self.settings or self._settings_for(sequence, meta or {})
+                if self.settings is not None:
+                    settings = self.settings
+                else:
+                    cameras = self._cameras(meta or {})
+                    self.camera_layout = self._layout_for(sequence, cameras)
+                    settings = self.camera_layout.settings
+                    backend_options = self._backend_options(self.camera_layout)
             except Exception as e:  # a plan we cannot map: keep every frame
                 self.fallback_reason = f"{type(e).__name__}: {e}"
                 logger.warning(
@@ -153,6 +226,7 @@ class MDAWriter:
                     self.fallback_reason,
                     self.path,
                 )
+                self._fallback_dtype = self._common_dtype(meta or {})
                 return
             try:
                 self.stream = create_stream(
@@ -161,6 +235,7 @@ class MDAWriter:
                     backend=self.backend,
                     overwrite=self.overwrite,
                     summary=self._summary,
+                    **backend_options,
                 )
             except Exception as e:
                 self._fail(e, "could not start writing")
@@ -176,15 +251,27 @@ class MDAWriter:
                 self.frames_ignored += 1
                 return
             metadata = _frame_metadata(event, meta)
+            index: dict[str, int] = dict(event.index)
+            layout = self.camera_layout
+            if layout is not None and layout.mode != "single":
+                index = layout.index(index)
+                img = layout.frame(img)
+            elif self._fallback_dtype is not None:
+                img = upcast(img, self._fallback_dtype)
             try:
                 if self.stream is None:
                     self.stream = self._open_fallback(
                         self.path, self.fallback_reason or "", img, meta
                     )
-                    self.stream.append(img, index=event.index, metadata=metadata)
+                elif self.fallback_reason is not None and (
+                    why := _misfit(self.stream, img)
+                ):
+                    # another camera's format: refused by the stream, it would
+                    # still take the next slot of the arrival order
+                    self._keep_unplaced(img, event, meta, metadata, FrameError(why))
                     return
                 try:
-                    self.stream.append(img, index=event.index, metadata=metadata)
+                    self.stream.append(img, index=index, metadata=metadata)
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
@@ -218,20 +305,31 @@ class MDAWriter:
         return unplaced_path(self.path)
 
     # ---- internals ------------------------------------------------------------------
-    def _settings_for(
-        self, sequence: useq.MDASequence, meta: dict[str, Any]
-    ) -> AcquisitionSettings:
-        infos = meta.get("image_infos") or ()
+    def _cameras(self, meta: dict[str, Any]) -> tuple[Camera, ...]:
+        """The cameras whose frames come: the summary's, else the core's.
+
+        `image_shape`, `dtype` and `pixel_size_um` options apply to each.
+        """
+        cameras = cameras_from_summary(meta) or _cameras_of_core(self._core())
+        opts = self.settings_options
+        changes: dict[str, Any] = {}
+        if opts.get("image_shape") is not None:
+            changes["shape"] = tuple(int(n) for n in opts["image_shape"])
+        if opts.get("dtype") is not None:
+            changes["dtype"] = str(opts["dtype"])
+        if opts.get("pixel_size_um") is not None:
+            changes["pixel_size_um"] = float(opts["pixel_size_um"])
+        return tuple(dataclasses.replace(c, **changes) for c in cameras)
+
+    def _layout_for(
+        self, sequence: useq.MDASequence, cameras: tuple[Camera, ...]
+    ) -> CameraLayout:
         options = dict(self.settings_options)
-        if infos:
-            if len(infos) > 1:
-                raise PlanError(
-                    f"{len(infos)} cameras: mmzarr writes one camera per dataset"
-                )
-            info = infos[0]
-            options.setdefault("image_shape", tuple(info["plane_shape"][:2]))
-            options.setdefault("dtype", info["dtype"])
-            options.setdefault("pixel_size_um", info.get("pixel_size_um") or None)
+        if cameras:
+            first = cameras[0]
+            options["image_shape"] = first.shape
+            options["dtype"] = first.dtype
+            options["pixel_size_um"] = first.pixel_size_um
         elif self._core() is not None:
             options.setdefault("core", self._core())
         plan: Any = sequence
@@ -244,7 +342,36 @@ class MDAWriter:
                 )
             plan = self.template
             options["unbounded_t"] = True
-        return AcquisitionSettings.from_useq(plan, **options)
+        settings = AcquisitionSettings.from_useq(plan, **options)
+        return camera_layout(settings, cameras, self.cameras)
+
+    def _backend_options(self, layout: CameraLayout) -> dict[str, Any]:
+        """A reorder window for the frames cameras send ahead (acquire-zarr)."""
+        if self.backend != "acquire-zarr" or not layout.held_frames:
+            return {}
+        settings = layout.settings
+        frame = max(math.prod(im.frame_shape) for im in settings.images)
+        need = (layout.held_frames + 1) * frame * settings.itemsize
+        if need <= settings.max_buffer_bytes // 4:  # the backend's default
+            return {}
+        logger.info(
+            "mmzarr: %d cameras as channels: holding up to %d frames (%d bytes) "
+            "that arrive ahead of their slot",
+            len(layout.cameras),
+            layout.held_frames,
+            need,
+        )
+        return {"max_reorder_bytes": need}
+
+    def _common_dtype(self, meta: dict[str, Any]) -> str | None:
+        """The dtype that holds every camera's frames (several cameras), or None."""
+        try:
+            cameras = self._cameras(meta)
+            return (
+                common_dtype([c.dtype for c in cameras]) if len(cameras) > 1 else None
+            )
+        except Exception:
+            return None
 
     def _open_fallback(
         self, path: str | Path, reason: str, img: np.ndarray, meta: dict[str, Any]
@@ -313,3 +440,36 @@ class MDAWriter:
                 if self.error is None:
                     self.error = e
                 logger.error("mmzarr: closing %s failed: %s", stream.path, e)
+
+
+def _misfit(stream: Stream, img: np.ndarray) -> str | None:
+    """Why `img` is not a frame of `stream`'s first image (format only), or None."""
+    settings = stream.settings
+    shape = settings.images[0].frame_shape
+    if img.dtype != settings.dtype or img.shape != shape:
+        return (
+            f"a {img.shape} {img.dtype} frame in a dataset of {shape} "
+            f"{settings.dtype} frames"
+        )
+    return None
+
+
+def _cameras_of_core(core: Any) -> tuple[Camera, ...]:
+    """The camera channels of `core`'s selected camera when it has several.
+
+    For runs without summary metadata. Micro-Manager's Multi Camera adapter
+    requires one frame shape for all its cameras, so each has the core's.
+    """
+    try:
+        n = int(core.getNumberOfCameraChannels()) if core is not None else 1
+        if n <= 1:
+            return ()
+        shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+        dtype = f"uint{int(core.getBytesPerPixel()) * 8}"
+        px = float(core.getPixelSizeUm()) or None
+        return tuple(
+            Camera(str(core.getPhysicalCameraDevice(k)), shape, dtype, px)
+            for k in range(n)
+        )
+    except Exception:  # a core without these: one camera, as before
+        return ()
