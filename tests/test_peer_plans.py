@@ -8,7 +8,10 @@ frames, only the rig's channel presets, at most `MDA_MAX_FRAMES` frames and
 plans that cannot be mapped) through `MDAWriter` (acquire-zarr), compared
 pixel for pixel with what the camera produced, or with the fallback layout.
 The other plans (channel presets the rig lacks, seconds-long time plans, the
-empty plan, 176-384 frames) run on the stream path only.
+empty plan, 176-384 frames) run on the stream path only. Pycro-Manager path:
+every plan's `events_from_useq` events drive ``ZarrHook(events=...)``
+(`tests.test_plan_space.check_hook_plan`); plans whose events Pycro-Manager
+cannot run (autofocus, ...) are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import pytest
 from tests._oracle import USEQ_ITERATION_ERRORS, build_oracle, frame_events
 from tests._peer_plans import PEER_PLANS, PeerPlan
 from tests._strategies import CHANNEL_GROUP, CHANNELS
-from tests.test_plan_space import MDA_SHAPE, check_mda_plan, check_stream_plan
+from tests.test_plan_space import (
+    MDA_SHAPE,
+    check_hook_plan,
+    check_mda_plan,
+    check_stream_plan,
+)
 
 if TYPE_CHECKING:
     import useq
@@ -85,3 +93,12 @@ def test_peer_plan_stream(plan: PeerPlan, backend: str) -> None:
 def test_peer_plan_mda(plan: PeerPlan, core: UniMMCore) -> None:
     """Run on the demo rig -> the camera's frames where useq says (or fallback)."""
     check_mda_plan(plan.seq, core)
+
+
+@pytest.mark.filterwarnings("ignore::mmzarr.MMZarrWarning")
+@pytest.mark.parametrize("plan", PEER_PLANS, ids=lambda p: p.id)
+def test_peer_plan_hook(plan: PeerPlan) -> None:
+    """events_from_useq -> ZarrHook -> the oracle's (and from_useq's) dataset."""
+    checked = check_hook_plan(plan.seq)
+    if checked.startswith("skipped: "):
+        pytest.skip(f"Pycro-Manager events cannot say it: {checked[9:]}")

@@ -6,6 +6,10 @@ on every backend, read back with zarr-python and tensorstore. MDA path: the
 plan runs on the demo rig through `MDAWriter`; what the camera produced
 (``frameReady``) must read back at the oracle's places, or, for a plan that
 cannot be mapped to arrays, in the fallback layout (every frame along ``t``).
+Pycro-Manager path: the plan's `events_from_useq` events drive
+``ZarrHook(events=...)`` with (image, metadata) pairs built by pycromanager's
+own code (`tests.test_pycromanager.pycro_image`), one per event; the dataset
+must match the oracle and be the one `from_useq` (so `MDAWriter`) describes.
 
 ``pytest --hypothesis-profile=sweep tests/test_plan_space.py`` draws 1000 plans
 per test instead of the CI profile's few dozen.
@@ -340,6 +344,70 @@ def check_mda_plan(
     return f"written: {oracle.layout}"
 
 
+#: what `events_from_useq` refuses because Pycro-Manager events cannot say it
+PYCRO_REFUSALS = (
+    "has no Pycro-Manager event equivalent",  # autofocus (and custom) actions
+    "slm_image/roi/properties are not translated",
+    "moves the XY stage only when an event has both x and y",
+)
+
+
+def check_hook_plan(seq: useq.MDASequence, backend: str = "acquire-zarr") -> str:
+    """Drive ``ZarrHook(events=events_from_useq(seq))`` as pycromanager's engine does.
+
+    One image per event, its metadata made by pycromanager's own code; the
+    dataset must read back as the oracle says and be described exactly as
+    `from_useq` describes the plan (layout, keys, names, shapes, scales,
+    channels, plate, stage positions). Plans `from_useq` refuses must be
+    refused by `events_from_useq` too; those Pycro-Manager events cannot say
+    (`PYCRO_REFUSALS`) are skipped with the reason. Returns what was checked.
+    """
+    pytest.importorskip("pycromanager")
+    from mmzarr.pycromanager import ZarrHook, events_from_useq
+    from tests.test_pycromanager import pycro_image
+
+    try:
+        oracle = build_oracle(list(seq), seq.stage_positions, IMAGE_SHAPE)
+    except USEQ_ITERATION_ERRORS:
+        oracle = None
+    if oracle is None or oracle.repeats or not oracle.events:
+        with pytest.raises(mmzarr.PlanError):
+            events_from_useq(seq)
+        return "PlanError"
+    try:
+        events = events_from_useq(seq)
+    except mmzarr.PlanError as e:
+        refusal = next((r for r in PYCRO_REFUSALS if r in str(e)), None)
+        if refusal is None:
+            raise
+        return f"skipped: {refusal}"
+    want = settings_for(seq)
+    frames = [stamp(k) for k in range(len(oracle.events))]
+    assert len(events) == len(frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "hook.ome.zarr"
+        hook = ZarrHook(root, events=events, backend=backend, keep_images=False)
+        for event, frame in zip(events, frames, strict=True):
+            hook(*pycro_image(event, frame, pixel_size=PIXEL_SIZE_UM))
+        hook.close()
+        assert hook.fallback_reason is None, hook.fallback_reason
+        assert hook.unplaced is None, "images kept beside the dataset"
+        got = mmzarr.AcquisitionSettings.model_validate_json(
+            (root / "mmzarr" / "settings.json").read_text()
+        )
+        check_settings(got, oracle)
+        got_doc, want_doc = got.model_dump(mode="json"), want.model_dump(mode="json")
+        if want_doc != settings_for(seq).model_dump(mode="json"):
+            # random points: each copy of the plan draws its own
+            for doc in (got_doc, want_doc):
+                for im in doc["images"]:
+                    im.pop("stage_position")
+        assert got_doc == want_doc
+        check_metadata(root)
+        check_arrays(root, oracle, frames)
+    return f"written: {oracle.layout}"
+
+
 # ---- the tests ----------------------------------------------------------------------
 @_IGNORE_MMZARR_WARNINGS
 @settings(
@@ -363,3 +431,15 @@ def test_stream_plan(seq: useq.MDASequence, backend: str) -> None:
 def test_mda_plan(seq: useq.MDASequence, core: UniMMCore) -> None:
     """Drawn plan run on the demo rig -> what the camera produced, where useq says."""
     hypothesis.event(check_mda_plan(seq, core))
+
+
+@_IGNORE_MMZARR_WARNINGS
+@settings(
+    max_examples=examples(15),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(seq=mda_sequences())
+@with_regressions()
+def test_hook_plan(seq: useq.MDASequence) -> None:
+    """Drawn plan -> events_from_useq -> ZarrHook -> the oracle's dataset."""
+    hypothesis.event(check_hook_plan(seq))

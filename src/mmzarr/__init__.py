@@ -24,8 +24,8 @@ from mmzarr._settings import (
     PlateSettings,
     StagePosition,
 )
+from mmzarr._slots import MMZarrWarning
 from mmzarr._stream import Stream, create_stream
-from mmzarr._useq import MMZarrWarning
 from mmzarr._validate import ValidationReport, validate
 from mmzarr.errors import (
     DatasetLockedError,

@@ -10,18 +10,17 @@
   internals of pycromanager and mmpycorex and checks their versions
   (`TESTED_VERSIONS`).
 
-This module owns the mapping between pycromanager's metadata and event dicts and
-mmzarr's useq-style indices. Dataset shape rules come from `mmzarr._useq` (the
-events are converted to `useq.MDAEvent` and go through the same machinery as
-`AcquisitionSettings.from_useq`); storage is `mmzarr._stream`'s job. Only
-`unicore_backend` imports pycromanager.
+This package owns the mapping between pycromanager's event dicts and image
+metadata and mmzarr's frame slots (`_plan.py`), and the ``"mmzarr"`` entry of
+event dicts (`_events.py`). Dataset shape rules come from `mmzarr._plan` (the
+same steps as `AcquisitionSettings.from_useq`); storage is `mmzarr._stream`'s
+job. Only `unicore_backend` imports pycromanager.
 """
 
 from __future__ import annotations
 
-from mmzarr.pycromanager._backend import unicore_backend
+from mmzarr.pycromanager._backend import TESTED_VERSIONS, unicore_backend
 from mmzarr.pycromanager._events import events_from_useq
 from mmzarr.pycromanager._hook import ZarrHook
-from mmzarr.pycromanager._plan import TESTED_VERSIONS
 
 __all__ = ["TESTED_VERSIONS", "ZarrHook", "events_from_useq", "unicore_backend"]

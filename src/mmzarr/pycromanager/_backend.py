@@ -13,14 +13,17 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from mmzarr.errors import MissingDependencyError
-from mmzarr.pycromanager._plan import TESTED_VERSIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+#: The versions `unicore_backend` was tested with: it relies on their private
+#: internals, so it refuses others unless ``check_versions=False``.
+TESTED_VERSIONS: dict[str, str] = {"pycromanager": "1.0.2", "mmpycorex": "0.3.16"}
+
 
 # ---- pycromanager's Python engine on any core -------------------------------------
-def _camel_to_snake(name: str) -> str:  # the same as mmpycorex/launcher.py:54-59
+def _camel_to_snake(name: str) -> str:  # as mmpycorex.launcher does
     s1 = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z0-9])([A-Z])", r"\1_\2", s1).lower()
 
@@ -45,7 +48,7 @@ class _SnakeCaseCore:
         )
 
     def prepare_sequence_acquisition(self, camera_label: str) -> None:
-        """No-op (engine.py:629).
+        """No-op (the engine calls it before a hardware sequence).
 
         MMCore ignores it since 11.13 and `UniMMCore` deprecates it; its
         DeprecationWarning, raised in the engine thread under
@@ -82,9 +85,9 @@ def unicore_backend(core: Any, *, check_versions: bool = True) -> Iterator[Any]:
     """Run ``pycromanager.Acquisition`` on `core` with pycromanager's Python engine.
 
     Why it is needed: ``pycromanager.start_headless(..., python_backend=True)``
-    always creates its own bare ``pymmcore.CMMCore`` (mmpycorex/launcher.py:
-    223-235), so an acquisition on it has no camera, and mmpycorex's snake_case
-    core class binds the C++ ``CMMCore`` methods (launcher.py:70-77), which
+    always creates its own bare ``pymmcore.CMMCore`` (mmpycorex's
+    ``create_core_instance``), so an acquisition on it has no camera, and
+    mmpycorex's snake_case core class binds the C++ ``CMMCore`` methods, which
     would bypass a `UniMMCore`'s Python devices. This context manager instead
     registers a snake_case proxy of `core` (a pymmcore-plus `CMMCorePlus` or
     `UniMMCore`, e.g. `mmzarr.demo.demo_core`), so that ``Acquisition(...)``
@@ -129,7 +132,7 @@ def unicore_backend(core: Any, *, check_versions: bool = True) -> Iterator[Any]:
         raise MissingDependencyError(
             f'pycromanager is not installed: pip install "mmzarr[pycromanager]" ({e})'
         ) from e
-    pymmcores = launcher._PYMMCORES  # noqa: SLF001 - the registry (launcher.py:88)
+    pymmcores = launcher._PYMMCORES  # noqa: SLF001 - mmpycorex's core registry
     if Engine.get_instance() is not None or pymmcores:
         raise RuntimeError(
             "another pycromanager Python backend is active (start_headless or "

@@ -11,13 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmzarr._fallback import open_fallback, unplaced_path
 from mmzarr._claim import check_output
+from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._slots import MMZarrWarning
 from mmzarr._stream import create_stream
-from mmzarr._useq import (
-    MMZarrWarning,
-)
 from mmzarr.errors import FrameError, PlanError
+from mmzarr.pycromanager._plan import (
+    UNKNOWN_T,
+    EventPlan,
+    Place,
+    axes_key,
+    check_axes,
+    check_events_fit,
+    entry_from_event,
+    entry_from_metadata,
+    frame_record,
+    measured_t_scale,
+    place_by_axes,
+    plan_events,
+    plan_images,
+    settings_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,23 +40,23 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._stream import Stream
-from mmzarr.pycromanager._plan import (
-    _DEFAULT_BUFFER,
-    _OPTIONS,
-    _UNKNOWN_T,
-    AXES,
-    DATA_SINK_FINISHED,
-    _build_plan,
-    _check_axes,
-    _entry_from_event,
-    _entry_from_metadata,
-    _float,
-    _frame_record,
-    _Plan,
-    _settings_from_plan,
-)
 
 logger = logging.getLogger("mmzarr")
+
+#: Milestone of pycromanager's last notification (``AcqNotification``).
+DATA_SINK_FINISHED = "data_sink_finished"
+_OPTIONS = frozenset(
+    {
+        "chunks",
+        "compression",
+        "flush_interval_s",
+        "max_buffer_bytes",
+        "on_full",
+        "pixel_size_um",
+        "shards",
+    }
+)
+_DEFAULT_BUFFER = 256 * 1024**2
 
 
 # ---- the hook ---------------------------------------------------------------------
@@ -50,10 +64,12 @@ class ZarrHook:
     """A pycromanager `image_process_fn` that streams every image into OME-Zarr.
 
     Each image is placed by its metadata ``Axes``: ``time`` -> t, ``z`` -> z,
-    ``channel`` (a preset name, or an int index) -> c, ``position`` (an int or a
-    label str) -> the image (a position of a collection). Other axes raise
-    `PlanError` (a `ValueError`) at the first image that has one, which makes
-    pycromanager abort the acquisition.
+    ``channel`` (a channel name, or an int index) -> c, ``position`` (an int or
+    a label str) -> the image. Given `events`, the image goes where the event
+    with the same ``axes`` says; events made by `events_from_useq` carry their
+    useq index and their image's facts (``"mmzarr"``), so the dataset is the
+    one `mmzarr.MDAWriter` writes for the same plan: plate, wells and fields,
+    grid cells, sub-sequences, names, scales and channels.
 
     The dataset's shape comes from, in order of preference:
 
@@ -61,14 +77,20 @@ class ZarrHook:
       dataset is created here. ``position`` ints are image numbers
       (``settings.images`` order) and labels are image names.
     * `events` (the list given to ``acq.acquire``): created at the first image,
-      whose shape, dtype and ``PixelSize_um`` it takes. Images are numbered by
-      the first appearance of their ``position`` value; channels are numbered by
-      the first appearance of their name.
+      whose shape, dtype and ``PixelSize_um`` it takes. Events written by hand
+      (pycromanager's ``{"axes": {...}, "z": ..., "config_group": [...]}``
+      dicts) make one image per ``position`` value and one channel per
+      ``channel`` name, numbered by first appearance.
     * neither: the images of the first time point are buffered (at most
       ``max_buffer_bytes``, default 256 MiB) until the first image of the next
       time point; they fix the positions, channels and z planes, and ``t`` grows
-      without bound. A position, channel or plane that first appears later is an
-      error naming what to pass instead (``events=`` or ``settings=``).
+      without bound.
+
+    An image the hook cannot place (an axis other than those four, a position
+    or channel the dataset lacks, a slot already written) is never lost: it is
+    kept with a warning that names the `PlanError` or `FrameError`, in a
+    fallback-layout dataset at `path` if the dataset's shape is not known yet,
+    else beside it at `unplaced_path`.
 
     Pycro-Manager does not tell an `image_process_fn` that the acquisition has
     ended: close the hook after the ``with Acquisition`` block (use it as a
@@ -101,8 +123,9 @@ class ZarrHook:
     Raises
     ------
     PlanError
-        For `events` with axes mmzarr cannot place, repeated axes, or events
-        that do not fit `settings`.
+        For `events` with axes mmzarr cannot place, repeated axes, a malformed
+        ``"mmzarr"`` entry (or one on some events only), or events that do not
+        fit `settings`.
     FileExistsError
         If `path` exists and not `overwrite`, or is not a dataset or an empty
         directory that `overwrite` may replace; a `DatasetLockedError` when
@@ -164,8 +187,12 @@ class ZarrHook:
         self.frames_ignored = 0
         self._lock = threading.RLock()
         self._closed = False
-        self._plan: _Plan | None = None
-        self._positions: dict[int | str | None, int] = {}
+        self._plan: EventPlan | None = None
+        self._positions: Mapping[int | str | None, int] = {}
+        #: each event's place, by its axes
+        self._places: Mapping[frozenset[tuple[str, int | str]], Place] = {}
+        #: whether the places' indices are those of the dataset (made from them)
+        self._own_places = settings is None
         self._pending: list[
             tuple[np.ndarray, dict[str, int | str], dict[str, Any]]
         ] = []
@@ -175,16 +202,20 @@ class ZarrHook:
         if events is not None:
             self._plan = self._plan_events(events)
             self._positions = self._plan.positions
+            self._places = self._plan.places
         if settings is not None:
-            if events is None:
-                self._positions = {i: i for i in range(len(settings.images))}
-                self._positions.update(
+            if self._plan is None:
+                positions: dict[int | str | None, int] = {
+                    i: i for i in range(len(settings.images))
+                }
+                positions.update(
                     {im.name: i for i, im in enumerate(settings.images) if im.name}
                 )
                 if len(settings.images) == 1:
-                    self._positions[None] = 0
+                    positions[None] = 0
+                self._positions = positions
             else:
-                self._check_events_fit(settings)
+                check_events_fit(settings, self._plan)
             self.stream = create_stream(
                 self.path, settings, backend=backend, overwrite=overwrite
             )
@@ -267,7 +298,7 @@ class ZarrHook:
         return f"<ZarrHook {str(self.path)!r} {self.frames_written} frames {state}>"
 
     # ---- internals -----------------------------------------------------------------
-    def _plan_events(self, events: Any) -> _Plan:
+    def _plan_events(self, events: Any) -> EventPlan:
         if isinstance(events, Mapping):
             events = [events]
         elif iter(events) is events:
@@ -275,35 +306,11 @@ class ZarrHook:
                 "events: pass a list (the one given to acq.acquire), not an iterator "
                 "that ZarrHook would consume"
             )
-        entries = [_entry_from_event(ev, f"event {n}") for n, ev in enumerate(events)]
-        if not entries:
-            raise PlanError("events: the list is empty")
-        plan = _build_plan(entries)
-        times = {e.axes["time"] for e in entries if "time" in e.axes}
-        if plan.t_scale is None and len(times) > 1 and self.settings is None:
-            warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=3)
+        entries = [entry_from_event(ev, f"event {n}") for n, ev in enumerate(events)]
+        plan = plan_events(entries)
+        if plan.t_unknown and self.settings is None:
+            warnings.warn(UNKNOWN_T, MMZarrWarning, stacklevel=3)
         return plan
-
-    def _check_events_fit(self, settings: AcquisitionSettings) -> None:
-        """Refuse events that `settings` cannot place, before anything runs."""
-        assert self._plan is not None
-        n_pos = len(self._plan.positions)
-        if n_pos != len(settings.images):
-            raise PlanError(
-                f"events have {n_pos} positions but settings have "
-                f"{len(settings.images)} images {settings.keys}"
-            )
-        for n, ev in enumerate(self._plan.events):
-            image = int(ev.index.get("p", 0))
-            axes: dict[str, int | str] = {
-                a: ev.index[k] for a, k in AXES.items() if k in ev.index
-            }
-            if ev.channel is not None:
-                axes["channel"] = ev.channel.config
-            try:
-                settings.locate(self._index(settings, image, axes))
-            except FrameError as e:
-                raise PlanError(f"event {n} does not fit the settings: {e}") from e
 
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
@@ -311,16 +318,14 @@ class ZarrHook:
             self.stream.append(frame, metadata={"pycromanager": dict(md)})
             return
         try:
-            axes = _check_axes(md.get("Axes"), where)
+            axes = check_axes(md.get("Axes"), where)
             if self.stream is None:
                 if self._plan is None:
                     if self._buffer(frame, axes, md):
                         return
                 else:
                     self._open(
-                        _settings_from_plan(
-                            self._plan, frame, md, self.settings_options
-                        )
+                        settings_for(self._plan, frame, md, self.settings_options)
                     )
         except PlanError as e:
             self._keep(frame, md, e)
@@ -425,40 +430,26 @@ class ZarrHook:
     ) -> None:
         """Learn mode: fix the shape from the buffered images and write them."""
         pending = self._pending
-        entries = [_entry_from_metadata(ax, md) for _, ax, md in pending]
+        entries = [entry_from_metadata(ax, md) for _, ax, md in pending]
         unbounded = self._t0 is not None or (
             next_image is not None and "time" in next_image[0]
         )
-        plan = _build_plan(entries, unbounded_t=unbounded, order="t")
-        plan.t_scale = self._measured_t_scale(pending, next_image)
-        settings = _settings_from_plan(
+        t_scale = None
+        if next_image is not None and self._t0 is not None:
+            first = [(axes, md) for _, axes, md in pending]
+            t_scale = measured_t_scale(first, self._t0, *next_image)
+        plan = plan_images(entries, unbounded_t=unbounded, t_scale=t_scale)
+        settings = settings_for(
             plan, pending[0][0], pending[0][2], self.settings_options
         )
         self._plan = plan
         self._learned = True
+        # places by axes would be those of the first time point only
         self._positions = plan.positions
         self._open(settings)
         self._pending, self._pending_bytes = [], 0
         for frame, axes, md in pending:
             self._place(frame, axes, md)
-
-    def _measured_t_scale(
-        self,
-        pending: Sequence[tuple[np.ndarray, dict[str, int | str], dict[str, Any]]],
-        next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None,
-    ) -> float | None:
-        """Seconds per time point from ``ElapsedTime-ms`` (learn mode)."""
-        if next_image is None or self._t0 is None or "time" not in next_image[0]:
-            return None
-        axes, md = next_image
-        same = [m for _, a, m in pending if {**a, "time": 0} == {**axes, "time": 0}]
-        e0 = _float((same or [pending[0][2]])[0].get("ElapsedTime-ms"))
-        e1 = _float(md.get("ElapsedTime-ms"))
-        dt = int(axes["time"]) - self._t0
-        if e0 is None or e1 is None or dt <= 0 or e1 <= e0:
-            warnings.warn(_UNKNOWN_T, MMZarrWarning, stacklevel=2)
-            return None
-        return round((e1 - e0) / 1000 / dt, 3)
 
     def _hint(self) -> str:
         if self._learned:
@@ -469,59 +460,32 @@ class ZarrHook:
             )
         return ""
 
-    def _image_number(self, axes: Mapping[str, int | str]) -> int:
-        value = axes.get("position")
-        try:
-            return self._positions[value]
-        except KeyError:
-            known = [k for k in self._positions if k is not None]
-            if value is None:
-                raise FrameError(
-                    f"Axes {dict(axes)} have no 'position' but the dataset has "
-                    f"positions {known}"
-                ) from None
-            raise FrameError(
-                f"position {value!r} is not one of the dataset's positions "
-                f"{known}{self._hint()}"
-            ) from None
-
-    def _index(
-        self, settings: AcquisitionSettings, image: int, axes: Mapping[str, int | str]
-    ) -> dict[str, int]:
-        im = settings.images[image]
-        index = dict(im.coords)
-        for name in ("time", "z"):
-            if name in axes:
-                index[AXES[name]] = int(axes[name])
-        channel = axes.get("channel")
-        if isinstance(channel, str):
-            names = [c.name for c in im.channels]
-            if "c" in im.dim_names and channel not in names:
-                raise FrameError(
-                    f"channel {channel!r} is not a channel of image {im.key!r} "
-                    f"{names}{self._hint()}"
-                )
-            if "c" in im.dim_names:
-                index["c"] = names.index(channel)
-        elif channel is not None:
-            index["c"] = int(channel)
-        return index
-
     def _append(
         self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
     ) -> None:
         assert self.stream is not None
         settings = self.stream.settings
-        image = self._image_number(axes)
-        index = self._index(settings, image, axes)
+        place = self._places.get(axes_key(axes))
+        if place is not None and self._own_places:  # the image of a known event
+            image, index = place.image, dict(place.index)
+        else:
+            image, index = place_by_axes(settings, self._positions, axes, self._hint())
+            if self._own_places and self._places:  # a dataset made from events
+                raise FrameError(
+                    f"Axes {dict(axes)} are those of no event given to "
+                    "ZarrHook(events=...); not written to the dataset made from them"
+                )
         value = axes.get("channel")
         channel = value if isinstance(value, str) else None
-        chans = settings.images[image].channels
-        if isinstance(value, int) and index.get("c", len(chans)) < len(chans):
-            channel = chans[index["c"]].name
+        if place is not None:
+            channel = place.channel  # the config the event acquires
+        elif isinstance(value, int):
+            chans = settings.images[image].channels
+            if index.get("c", len(chans)) < len(chans):
+                channel = chans[index["c"]].name
         try:
             self.stream.append(
-                frame, index=index, metadata=_frame_record(index, channel, md)
+                frame, index=index, metadata=frame_record(index, channel, md)
             )
         except FrameError as e:
             hint = self._hint()

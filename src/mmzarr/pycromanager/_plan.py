@@ -1,55 +1,63 @@
-"""Pycromanager axes and events -> mmzarr placement and settings."""
+"""Pycro-Manager events and image metadata -> frame slots, image places, settings.
+
+`plan_events` reads the events list given to ``ZarrHook(events=...)``:
+
+* events made by `events_from_useq` carry their useq index and their image's
+  facts (``"mmzarr"``, see `_events.py`): the slots, and so the dataset, are
+  those `AcquisitionSettings.from_useq` makes for the plan (plate, grid cells,
+  sub-sequences, names, scales);
+* events written by hand (pycromanager's documented
+  ``{"axes": {...}, "x": ..., "config_group": [...]}`` dicts, or
+  ``multi_d_acquisition_events``) are read by their axes: ``position`` -> an
+  image, numbered by first appearance (named by a str value), ``time`` -> t,
+  ``z`` -> z, ``channel`` -> c (named by a str value, numbered by first
+  appearance);
+
+and `plan_images` does the same for the metadata of the images buffered in
+learn mode. Each event's `Place` is keyed by its ``axes``: pycromanager copies
+them into the image metadata (``Axes``), so the hook finds the event of each
+image there. The dataset shape rules are `mmzarr._plan`'s.
+"""
 
 from __future__ import annotations
 
 import itertools
-import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import useq
 
-from mmzarr._settings import NON_SPATIAL, AcquisitionSettings
-from mmzarr._useq import (
+from mmzarr._models import NON_SPATIAL
+from mmzarr._plan import settings_from_slots
+from mmzarr._settings import AcquisitionSettings
+from mmzarr._slots import (
+    ChannelUse,
+    FrameSlot,
+    ImageFacts,
     MMZarrWarning,
-    _ChannelUse,
-    _collect,
-    _image_settings,
+    PlanFacts,
+    frame_format,
 )
-from mmzarr.errors import PlanError
+from mmzarr.errors import FrameError, PlanError
+from mmzarr.pycromanager._events import read_facts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from mmzarr._slots import ImageId
+    from mmzarr.pycromanager._events import EventFacts
 
-logger = logging.getLogger("mmzarr")
-
-#: pycromanager axis name (acq_eng_metadata.py:49-52) -> useq index key.
+#: pycromanager axis name (``AcqEngMetadata``'s axes) -> useq index key.
 AXES: dict[str, str] = {"time": "t", "position": "p", "channel": "c", "z": "z"}
-#: Versions `unicore_backend` was tested with (it uses their private internals).
-TESTED_VERSIONS: dict[str, str] = {"pycromanager": "1.0.2", "mmpycorex": "0.3.16"}
-#: Milestone of pycromanager's last notification (acq_notification.py:36).
-DATA_SINK_FINISHED = "data_sink_finished"
-_OPTIONS = frozenset(
-    {
-        "chunks",
-        "compression",
-        "flush_interval_s",
-        "max_buffer_bytes",
-        "on_full",
-        "pixel_size_um",
-        "shards",
-    }
-)
-_DEFAULT_BUFFER = 256 * 1024**2
-_UNKNOWN_T = "time interval is unknown or 0: writing a t scale of 1 second"
+UNKNOWN_T = "time interval is unknown or 0: writing a t scale of 1 second"
+#: ``Axes`` of an image (or an event's ``axes``), hashable.
+AxesKey = frozenset[tuple[str, int | str]]
+PositionValue = int | str | None
 
 
-# ---- pycromanager axes ----------------------------------------------------------
-def _check_axes(axes: Any, where: str) -> dict[str, int | str]:
+def check_axes(axes: Any, where: str) -> dict[str, int | str]:
     """Return pycromanager `Axes` as a plain dict; PlanError for unplaceable axes."""
     if axes is None:
         return {}
@@ -74,7 +82,12 @@ def _check_axes(axes: Any, where: str) -> dict[str, int | str]:
     return out
 
 
-def _float(value: Any) -> float | None:
+def axes_key(axes: Mapping[str, int | str]) -> AxesKey:
+    """`axes` as a dict key."""
+    return frozenset(axes.items())
+
+
+def as_float(value: Any) -> float | None:
     """A number from pycromanager metadata (str on the sequence path) or None."""
     try:
         return None if value is None else float(value)
@@ -82,133 +95,326 @@ def _float(value: Any) -> float | None:
         return None
 
 
-@dataclass
-class _Entry:
-    """What one event (or one image's metadata) says about where it belongs."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What one event (or one image's metadata) says about its frame."""
 
     axes: dict[str, int | str]
     x: float | None = None
     y: float | None = None
     z: float | None = None
-    group: str | None = None
+    config: str | None = None
     start_s: float | None = None
     exposure: float | None = None
+    facts: EventFacts | None = None
 
 
-@dataclass
-class _Plan:
-    """Events as useq events plus the maps from pycromanager values to indices."""
-
-    events: list[useq.MDAEvent]
-    positions: dict[int | str | None, int]
-    channels: dict[str, int]
-    t_scale: float | None
-    order: str
-    inside: bool
-    unbounded_t: bool = False
-
-
-def _entry_from_event(event: Any, where: str) -> _Entry:
+def entry_from_event(event: Any, where: str) -> Entry:
+    """An event dict's `Entry` (PlanError for what mmzarr cannot place)."""
     if not isinstance(event, Mapping) or "axes" not in event:
         raise PlanError(f"{where}: expected a dict with an 'axes' key, got {event!r}")
     group = event.get("config_group")
-    return _Entry(
-        axes=_check_axes(event["axes"], where),
-        x=_float(event.get("x")),
-        y=_float(event.get("y")),
-        z=_float(event.get("z")),
-        group=str(group[0]) if group else None,
-        start_s=_float(event.get("min_start_time")),
-        exposure=_float(event.get("exposure")),
+    return Entry(
+        axes=check_axes(event["axes"], where),
+        x=as_float(event.get("x")),
+        y=as_float(event.get("y")),
+        z=as_float(event.get("z")),
+        config=str(group[1]) if group and len(group) > 1 else None,
+        start_s=as_float(event.get("min_start_time")),
+        exposure=as_float(event.get("exposure")),
+        facts=read_facts(event, where),
     )
 
 
-def _entry_from_metadata(axes: dict[str, int | str], md: Mapping[str, Any]) -> _Entry:
-    # keys: acq_eng_metadata.py:17-21,36 (see tests/test_pycromanager.py)
-    elapsed = _float(md.get("ElapsedTime-ms"))
-    return _Entry(
+def entry_from_metadata(axes: dict[str, int | str], md: Mapping[str, Any]) -> Entry:
+    """An image's `Entry` from the metadata pycromanager's engine gives it.
+
+    Keys: ``AcqEngMetadata.add_image_metadata`` (see tests/test_pycromanager.py).
+    """
+    elapsed = as_float(md.get("ElapsedTime-ms"))
+    return Entry(
         axes=axes,
-        x=_float(md.get("XPosition_um_Intended")),
-        y=_float(md.get("YPosition_um_Intended")),
-        z=_float(md.get("ZPosition_um_Intended")),
+        x=as_float(md.get("XPosition_um_Intended")),
+        y=as_float(md.get("YPosition_um_Intended")),
+        z=as_float(md.get("ZPosition_um_Intended")),
         start_s=None if elapsed is None else elapsed / 1000,
     )
 
 
-def _build_plan(
-    entries: Sequence[_Entry], *, unbounded_t: bool = False, order: str | None = None
-) -> _Plan:
-    """Convert entries to useq events; image number = order of first position."""
-    positions: dict[int | str | None, int] = {}
-    channels: dict[str, int] = {}
-    has_p = any("position" in e.axes for e in entries)
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the image of one event goes: image number and useq-style index.
+
+    `channel` is the channel config it is acquired with (for the frame log).
+    """
+
+    image: int
+    index: Mapping[str, int]
+    channel: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """The slots of the events, and how to find each image's place.
+
+    `positions` maps a ``position`` axis value to its image number, `places`
+    an event's ``axes`` to its `Place`; `t_unknown` says that several time
+    points have no known interval.
+    """
+
+    slots: tuple[FrameSlot, ...]
+    plan: PlanFacts
+    positions: Mapping[PositionValue, int]
+    places: Mapping[AxesKey, Place]
+    t_unknown: bool = False
+
+
+def _check_unique_axes(entries: Sequence[Entry]) -> None:
+    seen: dict[AxesKey, int] = {}
+    for n, e in enumerate(entries):
+        key = axes_key(e.axes)
+        if key in seen:
+            raise PlanError(
+                f"event {n}: Axes {e.axes} repeat those of event {seen[key]}; every "
+                "image needs its own axes or it would overwrite another"
+            )
+        seen[key] = n
+
+
+def plan_events(entries: Sequence[Entry]) -> EventPlan:
+    """The plan of an events list (`events_from_useq`'s, or written by hand)."""
+    if not entries:
+        raise PlanError("events: the list is empty")
+    _check_unique_axes(entries)
+    with_facts = sum(e.facts is not None for e in entries)
+    if with_facts == 0:
+        return _by_axes(entries, unbounded_t=False)
+    if with_facts != len(entries):
+        raise PlanError(
+            f"events: {with_facts} of {len(entries)} events have an 'mmzarr' entry "
+            "(made by events_from_useq); pass events_from_useq's list whole, or "
+            "events without it"
+        )
+    return _from_facts(entries)
+
+
+def _from_facts(entries: Sequence[Entry]) -> EventPlan:
+    """Slots of `events_from_useq`'s events: their useq index and facts."""
+    slots: list[FrameSlot] = []
+    places: dict[AxesKey, Place] = {}
+    positions: dict[PositionValue, int] = {}
+    numbers: dict[frozenset[tuple[str, int]], int] = {}
+    for e in entries:
+        assert e.facts is not None
+        index = e.facts.index
+        image: ImageId = tuple((k, v) for k, v in index.items() if k not in NON_SPATIAL)
+        n = numbers.setdefault(frozenset(image), len(numbers))
+        positions.setdefault(e.axes.get("position"), n)
+        places[axes_key(e.axes)] = Place(n, index, e.config)
+        slots.append(
+            FrameSlot(
+                image=image,
+                t=index.get("t"),
+                c=index.get("c"),
+                z=index.get("z"),
+                channel=ChannelUse(e.config, e.exposure) if e.config else None,
+                x_um=e.x,
+                y_um=e.y,
+                z_um=e.z,
+                facts=e.facts.image,
+            )
+        )
+    timed = {s.facts for s in slots if s.t is not None}
+    return EventPlan(
+        slots=tuple(slots),
+        plan=entries[0].facts.plan if entries[0].facts else PlanFacts(),
+        positions=positions,
+        places=places,
+        t_unknown=any(f.t_scale is None for f in timed)
+        and len({s.t for s in slots}) > 1,
+    )
+
+
+def _by_axes(
+    entries: Sequence[Entry], *, unbounded_t: bool, t_scale: float | None = None
+) -> EventPlan:
+    """Slots of events (or image metadata) read by their axes alone.
+
+    With `unbounded_t` the entries are one time point (`t` = 0 for all) and
+    `t_scale` is what was measured; otherwise it comes from the events'
+    ``min_start_time`` (`t_unknown` when that does not say).
+    """
     kinds = {type(e.axes["channel"]) for e in entries if "channel" in e.axes}
     if len(kinds) > 1:
         raise PlanError("channel axis values mix names (str) and indices (int)")
-    events: list[useq.MDAEvent] = []
-    seen: dict[tuple[int, ...], int] = {}
+    has_p = any("position" in e.axes for e in entries)
+    positions: dict[PositionValue, int] = {}
+    channels: dict[str, int] = {}
+    indices: list[dict[str, int]] = []
     starts: dict[int, dict[int, float]] = {}
     times: list[int] = []
-    for n, e in enumerate(entries):
+    for e in entries:
         ax = e.axes
         p = positions.setdefault(ax.get("position"), len(positions))
         index: dict[str, int] = {"p": p} if has_p else {}
         if "time" in ax:
             index["t"] = 0 if unbounded_t else int(ax["time"])
             times.append(int(ax["time"]))
+            if e.start_s is not None:
+                starts.setdefault(p, {}).setdefault(int(ax["time"]), e.start_s)
+        c = ax.get("channel")
+        if c is not None:
+            index["c"] = (
+                channels.setdefault(c, len(channels)) if isinstance(c, str) else int(c)
+            )
         if "z" in ax:
             index["z"] = int(ax["z"])
-        channel = None
-        if "channel" in ax:
-            c = ax["channel"]
-            if isinstance(c, str):
-                index["c"] = channels.setdefault(c, len(channels))
-                channel = {"config": c, "group": e.group or "Channel"}
-            else:
-                index["c"] = int(c)
-        slot = (p, *(index.get(a, -1) for a in NON_SPATIAL))
-        if slot in seen:
-            raise PlanError(
-                f"event {n}: Axes {ax} repeat those of event {seen[slot]}; every "
-                "image needs its own axes or it would overwrite another"
-            )
-        seen[slot] = n
-        if "time" in ax and e.start_s is not None:
-            starts.setdefault(p, {}).setdefault(int(ax["time"]), e.start_s)
-        events.append(
-            useq.MDAEvent(
-                index=index,
-                channel=channel,
-                x_pos=e.x,
-                y_pos=e.y,
-                z_pos=e.z,
-                pos_name=ax["position"]
-                if isinstance(ax.get("position"), str)
-                else None,
-                min_start_time=e.start_s,
-                exposure=e.exposure,
+        indices.append(index)
+    if not unbounded_t:
+        t_scale = _t_scale(starts)
+    names = {n: v for v, n in positions.items() if isinstance(v, str)}
+    facts = {
+        n: ImageFacts(name=names.get(n), t_scale=t_scale) for n in positions.values()
+    }
+    slots = []
+    places: dict[AxesKey, Place] = {}
+    for e, index in zip(entries, indices, strict=True):
+        n = index.get("p", 0)
+        label = e.axes.get("channel")
+        config = label if isinstance(label, str) else None
+        places[axes_key(e.axes)] = Place(n, index, config)
+        slots.append(
+            FrameSlot(
+                image=(("p", n),) if has_p else (),
+                t=index.get("t"),
+                c=index.get("c"),
+                z=index.get("z"),
+                channel=ChannelUse(config, e.exposure) if config else None,
+                x_um=e.x,
+                y_um=e.y,
+                z_um=e.z,
+                facts=facts[n],
             )
         )
-    t_scale = None
-    for ts in starts.values():
-        if 0 in ts and 1 in ts and ts[1] > ts[0]:
-            t_scale = round(ts[1] - ts[0], 9)
-            break
-    first = entries[0].axes if entries else {}
+    first = entries[0].axes
     inside = not (has_p and times) or all(a <= b for a, b in itertools.pairwise(times))
-    return _Plan(
-        events=events,
+    return EventPlan(
+        slots=tuple(slots),
+        plan=PlanFacts(
+            axis_order="t" if unbounded_t else "".join(AXES[a] for a in first),
+            positions_inside_time=inside,
+            unbounded_t=unbounded_t,
+        ),
         positions=positions,
-        channels=channels,
-        t_scale=t_scale,
-        order=order if order is not None else "".join(AXES[a] for a in first),
-        inside=inside,
-        unbounded_t=unbounded_t,
+        places=places,
+        t_unknown=t_scale is None and len(set(times)) > 1,
     )
 
 
-def _settings_from_plan(
-    plan: _Plan,
+def _t_scale(starts: Mapping[int, Mapping[int, float]]) -> float | None:
+    """Seconds between the first two time points of the first image with both."""
+    for ts in starts.values():
+        if 0 in ts and 1 in ts and ts[1] > ts[0]:
+            return round(ts[1] - ts[0], 9)
+    return None
+
+
+def plan_images(
+    entries: Sequence[Entry], *, unbounded_t: bool, t_scale: float | None
+) -> EventPlan:
+    """The plan learned from the images of one time point (their metadata)."""
+    return _by_axes(entries, unbounded_t=unbounded_t, t_scale=t_scale)
+
+
+def measured_t_scale(
+    first: Sequence[tuple[Mapping[str, int | str], Mapping[str, Any]]],
+    t0: int,
+    axes: Mapping[str, int | str],
+    md: Mapping[str, Any],
+) -> float | None:
+    """Seconds per time point from ``ElapsedTime-ms`` (learn mode).
+
+    `first` are the (axes, metadata) of the first time point `t0`, `axes` and
+    `md` those of the first image after it; None (and a warning) when they
+    do not tell.
+    """
+    if "time" not in axes:
+        return None
+    same = [m for a, m in first if {**a, "time": 0} == {**axes, "time": 0}]
+    e0 = as_float((same or [first[0][1]])[0].get("ElapsedTime-ms"))
+    e1 = as_float(md.get("ElapsedTime-ms"))
+    dt = int(axes["time"]) - t0
+    if e0 is None or e1 is None or dt <= 0 or e1 <= e0:
+        warnings.warn(UNKNOWN_T, MMZarrWarning, stacklevel=3)
+        return None
+    return round((e1 - e0) / 1000 / dt, 3)
+
+
+def place_by_axes(
+    settings: AcquisitionSettings,
+    positions: Mapping[PositionValue, int],
+    axes: Mapping[str, int | str],
+    hint: str = "",
+) -> tuple[int, dict[str, int]]:
+    """The image number and useq-style index that `axes` name in `settings`.
+
+    ``position`` values are looked up in `positions`, a ``channel`` name among
+    the image's channel names. `hint` ends the messages.
+
+    Raises
+    ------
+    FrameError
+        For a position or channel the dataset does not have.
+    """
+    value = axes.get("position")
+    if value not in positions:
+        known = [k for k in positions if k is not None]
+        if value is None:
+            raise FrameError(
+                f"Axes {dict(axes)} have no 'position' but the dataset has "
+                f"positions {known}"
+            )
+        raise FrameError(
+            f"position {value!r} is not one of the dataset's positions {known}{hint}"
+        )
+    image = positions[value]
+    im = settings.images[image]
+    index = dict(im.coords)
+    for name in ("time", "z"):
+        if name in axes:
+            index[AXES[name]] = int(axes[name])
+    channel = axes.get("channel")
+    if isinstance(channel, str) and "c" in im.dim_names:
+        names = [c.name for c in im.channels]
+        if channel not in names:
+            raise FrameError(
+                f"channel {channel!r} is not a channel of image {im.key!r} "
+                f"{names}{hint}"
+            )
+        index["c"] = names.index(channel)
+    elif isinstance(channel, int):
+        index["c"] = channel
+    return image, index
+
+
+def check_events_fit(settings: AcquisitionSettings, plan: EventPlan) -> None:
+    """Refuse events that `settings` cannot place, before anything runs."""
+    n_pos = len(set(plan.positions.values()))
+    if n_pos != len(settings.images):
+        raise PlanError(
+            f"events have {n_pos} positions but settings have "
+            f"{len(settings.images)} images {settings.keys}"
+        )
+    for n, key in enumerate(plan.places):
+        try:
+            _, index = place_by_axes(settings, plan.positions, dict(key))
+            settings.locate(index)
+        except FrameError as e:
+            raise PlanError(f"event {n} does not fit the settings: {e}") from e
+
+
+def settings_for(
+    plan: EventPlan,
     frame: np.ndarray,
     md: Mapping[str, Any],
     options: Mapping[str, Any],
@@ -216,69 +422,39 @@ def _settings_from_plan(
     """`AcquisitionSettings` for `plan`, with shape/dtype/pixel size of `frame`."""
     if frame.ndim != 2:
         raise PlanError(f"images must be 2D (y, x), got shape {frame.shape}")
-    px = _float(options.get("pixel_size_um")) or _float(md.get("PixelSize_um"))
-    if not px or px <= 0:
-        warnings.warn(
-            "pixel_size_um is unknown: writing a y/x scale of 1 micrometer",
-            MMZarrWarning,
-            stacklevel=2,
-        )
-        px = 1.0
-    infos = list(_collect(plan.events, []).values())
-    fallback = {c: _ChannelUse(name, None) for name, c in plan.channels.items()}
-    images = []
-    for n, info in enumerate(infos):
-        z0, z1 = info.z_by_index.get(0), info.z_by_index.get(1)
-        z_scale = round(abs(z1 - z0), 9) if z0 is not None and z1 is not None else None
-        images.append(
-            _image_settings(
-                info,
-                key="" if len(infos) == 1 else str(n),
-                shape=(int(frame.shape[0]), int(frame.shape[1])),
-                pixel_size=px,
-                t_scale=plan.t_scale or 1.0,
-                z_scale=z_scale or None,
-                unbounded_t=plan.unbounded_t,
-                period=1,
-                preferred_order=plan.order,
-                fallback_channels=fallback,
-                chunks=dict(options.get("chunks") or {}),
-                shards=dict(options.get("shards") or {}),
-            )
-        )
-    extra = {
-        k: v
-        for k, v in options.items()
-        if k not in ("chunks", "shards", "pixel_size_um")
-    }
-    try:
-        return AcquisitionSettings(
-            layout="image" if len(images) == 1 else "collection",
-            images=tuple(images),
-            dtype=frame.dtype.name,
-            positions_inside_time=plan.inside,
-            **extra,
-        )
-    except ValueError as e:
-        raise PlanError(str(e)) from e
+    px = as_float(options.get("pixel_size_um")) or as_float(md.get("PixelSize_um"))
+    fmt = frame_format(frame.shape, frame.dtype, px if px and px > 0 else None)
+    return settings_from_slots(
+        AcquisitionSettings,
+        plan.slots,
+        plan=plan.plan,
+        frame=fmt,
+        chunks=options.get("chunks"),
+        shards=options.get("shards"),
+        **{
+            k: v
+            for k, v in options.items()
+            if k not in ("chunks", "shards", "pixel_size_um")
+        },
+    )
 
 
-def _frame_record(
+def frame_record(
     index: Mapping[str, int],
     channel: str | None,
     md: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Per-frame metadata, with the keys `MDAWriter` uses where they mean the same."""
     record: dict[str, Any] = {
-        "runner_time_ms": _float(md.get("ElapsedTime-ms")),
-        "exposure_ms": _float(md.get("Exposure")),
+        "runner_time_ms": as_float(md.get("ElapsedTime-ms")),
+        "exposure_ms": as_float(md.get("Exposure")),
         "camera_device": md.get("Camera"),
-        "pixel_size_um": _float(md.get("PixelSize_um")),
+        "pixel_size_um": as_float(md.get("PixelSize_um")),
         "channel": channel,
         "stage": {
-            "x": _float(md.get("XPosition_um_Intended")),
-            "y": _float(md.get("YPosition_um_Intended")),
-            "z": _float(md.get("ZPosition_um_Intended")),
+            "x": as_float(md.get("XPosition_um_Intended")),
+            "y": as_float(md.get("YPosition_um_Intended")),
+            "z": as_float(md.get("ZPosition_um_Intended")),
         },
     }
     if md.get("PositionName"):

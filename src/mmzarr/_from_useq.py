@@ -1,0 +1,423 @@
+"""useq `MDASequence` (+ camera facts) -> settings, in typed steps.
+
+1. `as_sequence`: the plan as an independent `MDASequence` (a dict is validated);
+2. camera facts: frame shape, dtype and pixel size (given, or from a core), and
+   the camera's field of view, which grid plans use as pymmcore-plus' engine
+   does (`camera_fov`, `with_fov`);
+3. `useq_plan`: useq iterates the plan, so every ragged case (sub-sequences,
+   `do_stack=False`, `acquire_every`, grids inside positions, well-plate fields)
+   is described by exactly the events useq emits; each frame event becomes a
+   `FrameSlot` whose `ImageFacts` come from the (sub-)plan that governs its
+   image (name, time and z steps, channels, well, grid cell);
+4. `_plan.settings_from_slots` builds the settings through the class it is
+   given (`AcquisitionSettings.from_useq` passes itself).
+
+It imports `_models`, `_slots` and `_plan`, never `_settings` (no import cycle)
+nor pymmcore-plus (a `core` is duck-typed). It does no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import useq
+
+from mmzarr._models import NON_SPATIAL
+from mmzarr._plan import settings_from_slots
+from mmzarr._slots import (
+    ChannelUse,
+    FrameSlot,
+    ImageFacts,
+    MMZarrWarning,
+    PlanFacts,
+    PlateFacts,
+    frame_format,
+)
+from mmzarr.errors import PlanError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from mmzarr._models import Compression
+    from mmzarr._slots import ImageId
+
+__all__ = [
+    "UseqPlan",
+    "acquires_image",
+    "as_sequence",
+    "camera_fov",
+    "settings_from_useq",
+    "useq_plan",
+    "with_fov",
+]
+
+S = TypeVar("S")
+_GRIDS = (useq.GridRowsColumns, useq.GridFromEdges, useq.GridWidthHeight)
+
+
+# ---- step 1: the plan ------------------------------------------------------------
+def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
+    """A copy of `seq` that shares no object with it.
+
+    Some plan parts keep state while they are iterated (useq's autofocus plans
+    remember the previous event), and pymmcore-plus' runner iterates the user's
+    object on its own thread while a handler describes the plan: iterating a
+    shared object from two threads corrupts both iterations.
+    """
+    try:
+        return type(seq).model_validate(seq.model_dump())
+    except Exception:  # a subclass that does not round-trip: a deep copy
+        return seq.model_copy(deep=True)
+
+
+def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
+    """`seq` as a `useq.MDASequence` (a dict is validated); `PlanError` otherwise.
+
+    An event generator's `GeneratorMDASequence` has no fixed list of events:
+    it is refused with `generator_hint`.
+    """
+    if isinstance(seq, useq.MDASequence):
+        return _independent_copy(seq)
+    if type(seq).__name__ == "GeneratorMDASequence":
+        raise PlanError(
+            f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
+        )
+    try:
+        return useq.MDASequence.model_validate(seq)
+    except Exception as e:
+        raise PlanError(f"plan: useq rejected it: {e}") from e
+
+
+# ---- step 2: camera facts ----------------------------------------------------------
+def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
+    shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+    nbytes = int(core.getBytesPerPixel())
+    dtype = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}.get(nbytes, "uint16")
+    px = float(core.getPixelSizeUm())
+    return shape, dtype, (px if px > 0 else None)
+
+
+def camera_fov(core: Any) -> tuple[float, float] | None:
+    """The field of view (width, height) in µm pymmcore-plus gives grid plans.
+
+    Its engine overwrites every grid plan's `fov_width`/`fov_height` with the
+    camera ROI times the pixel size before it iterates the plan (and leaves them
+    alone when the pixel size is unknown), so the positions it visits are those.
+    """
+    px = float(core.getPixelSizeUm())
+    if not px > 0:
+        return None
+    *_, w, h = core.getROI()
+    return float(w) * px, float(h) * px
+
+
+def _grid_with_fov(plan: Any, fov: tuple[float, float]) -> Any:
+    return plan.model_copy(update={"fov_width": fov[0], "fov_height": fov[1]})
+
+
+def with_fov(seq: useq.MDASequence, fov: tuple[float, float]) -> useq.MDASequence:
+    """A copy of `seq` whose grid plans use the camera's field of view."""
+    update: dict[str, Any] = {}
+    if seq.grid_plan is not None and hasattr(seq.grid_plan, "fov_width"):
+        update["grid_plan"] = _grid_with_fov(seq.grid_plan, fov)
+    if not isinstance(seq.stage_positions, useq.WellPlatePlan):
+        positions = list(seq.stage_positions)
+        for i, p in enumerate(positions):
+            sub = p.sequence
+            if sub is not None and sub.grid_plan is not None:
+                grid = _grid_with_fov(sub.grid_plan, fov)
+                sub = sub.model_copy(update={"grid_plan": grid})
+                positions[i] = p.model_copy(update={"sequence": sub})
+                update["stage_positions"] = tuple(positions)
+    return seq.model_copy(update=update) if update else seq
+
+
+# ---- step 3: slots -----------------------------------------------------------------
+def _time_scale(plan: Any) -> float | None:
+    """Seconds between time points, or None when the plan does not say."""
+    if plan is None:
+        return None
+    if isinstance(plan, useq.MultiPhaseTimePlan):
+        for phase in plan.phases:
+            s = _time_scale(phase)
+            if s:
+                return s
+        return None
+    if isinstance(plan, useq.TDurationLoops):
+        if plan.loops < 2:
+            return None
+        return plan.duration.total_seconds() / (plan.loops - 1) or None
+    interval = getattr(plan, "interval", None)
+    if isinstance(interval, timedelta):
+        return interval.total_seconds() or None
+    return None
+
+
+def _z_scale(plan: Any) -> float | None:
+    """Distance between planes (µm) of a z plan, or None when it has no step."""
+    if plan is None:
+        return None
+    step = getattr(plan, "step", None)
+    if step:
+        return abs(float(step))
+    zs = list(plan)
+    if len(zs) > 1 and zs[1] != zs[0]:
+        return abs(float(zs[1]) - float(zs[0]))
+    return None
+
+
+def _plan_of(seq: useq.MDASequence, position: useq.Position | None, attr: str) -> Any:
+    """The `time_plan`/`z_plan`/`grid_plan` that governs the images of `position`."""
+    sub = position.sequence if position is not None else None
+    if sub is not None and getattr(sub, attr) is not None:
+        return getattr(sub, attr)
+    return getattr(seq, attr)
+
+
+def _skip_period(seq: useq.MDASequence) -> int:
+    everies = [c.acquire_every for c in seq.channels]
+    for p in seq.stage_positions:
+        if p.sequence is not None:
+            everies += [c.acquire_every for c in p.sequence.channels]
+    return math.lcm(*everies) if everies else 1
+
+
+def acquires_image(event: useq.MDAEvent) -> bool:
+    """Whether `event` produces a frame (autofocus and custom actions do not)."""
+    action = getattr(event, "action", None)
+    return action is None or getattr(action, "type", "acquire_image") == "acquire_image"
+
+
+def _check_time_plans(seq: useq.MDASequence) -> None:
+    """Time plans useq would iterate forever or divide by zero on."""
+    plans = [("time_plan", seq.time_plan)]
+    for i, p in enumerate(seq.stage_positions):
+        if p.sequence is not None:
+            plans.append(
+                (f"stage_positions[{i}].sequence.time_plan", p.sequence.time_plan)
+            )
+    for where, plan in plans:
+        phases = plan.phases if isinstance(plan, useq.MultiPhaseTimePlan) else [plan]
+        for k, phase in enumerate(phases):
+            name = f"{where}.phases[{k}]" if len(phases) > 1 else where
+            interval = getattr(phase, "interval", None)
+            duration = getattr(phase, "duration", None)
+            if (
+                isinstance(phase, useq.TIntervalDuration)
+                and interval is not None
+                and interval.total_seconds() == 0
+            ):
+                seconds = duration.total_seconds() if duration is not None else None
+                raise PlanError(
+                    f"{name}: interval 0 with duration {seconds:g} s has no number "
+                    "of time points; give loops (TIntervalLoops) or an interval > 0"
+                )
+
+
+def _events(seq: useq.MDASequence) -> list[useq.MDAEvent]:
+    """Every event useq yields for `seq`; a plan useq cannot iterate is a PlanError."""
+    _check_time_plans(seq)
+    try:
+        return list(seq)
+    except PlanError:
+        raise
+    except Exception as e:
+        raise PlanError(
+            f"plan: useq cannot iterate it ({type(e).__name__}: {e})"
+        ) from e
+
+
+@dataclass(frozen=True, slots=True)
+class UseqPlan:
+    """A useq plan as slots: every event useq yields, and the slot of each frame.
+
+    `slots[k]` describes `events[k]`, or is None for an event that acquires
+    no frame (an autofocus action).
+    """
+
+    events: tuple[useq.MDAEvent, ...]
+    slots: tuple[FrameSlot | None, ...]
+    plan: PlanFacts
+
+    @property
+    def frame_slots(self) -> list[FrameSlot]:
+        """The slots of the events that acquire a frame."""
+        return [s for s in self.slots if s is not None]
+
+
+class _Facts:
+    """`ImageFacts` of each image of a plan, made at its first frame event."""
+
+    def __init__(self, seq: useq.MDASequence) -> None:
+        self.seq = seq
+        self.positions = list(seq.stage_positions)
+        self.known: dict[frozenset[tuple[str, int]], ImageFacts] = {}
+        self.grid_cells: dict[int, list[Any]] = {}
+
+    def of(self, image: ImageId, event: useq.MDAEvent) -> ImageFacts:
+        key = frozenset(image)
+        facts = self.known.get(key)
+        if facts is None:
+            facts = self.known[key] = self._make(dict(image), event)
+        return facts
+
+    def _make(self, coords: dict[str, int], event: useq.MDAEvent) -> ImageFacts:
+        seq, p, g = self.seq, coords.get("p"), coords.get("g")
+        pos = self.positions[p] if p is not None and p < len(self.positions) else None
+        base = event.pos_name or (pos.name if pos is not None else None)
+        name: str | None = base
+        if g is not None:
+            name = f"{base or 'Pos' + str(coords.get('p', 0))}_g{g:04d}"
+        sub = pos.sequence if pos is not None else None
+        channels = sub.channels if sub is not None and sub.channels else seq.channels
+        cell = pos
+        if g is not None:
+            cell = self._grid_cell(_plan_of(seq, pos, "grid_plan"), g)
+        return ImageFacts(
+            name=name,
+            t_scale=_time_scale(_plan_of(seq, pos, "time_plan")),
+            z_scale=_z_scale(_plan_of(seq, pos, "z_plan")),
+            channels=tuple(ChannelUse(c.config, c.exposure) for c in channels),
+            plate_row=getattr(pos, "plate_row", None),
+            plate_col=getattr(pos, "plate_col", None),
+            grid_row=getattr(cell, "grid_row", None),
+            grid_col=getattr(cell, "grid_col", None),
+        )
+
+    def _grid_cell(self, grid: Any, g: int) -> Any:
+        """Cell `g` of a grid plan (random points have no cells)."""
+        if not isinstance(grid, _GRIDS):
+            return None
+        cells = self.grid_cells.setdefault(id(grid), list(grid))
+        return cells[g] if g < len(cells) else None
+
+
+def _slot(event: useq.MDAEvent, facts: _Facts) -> FrameSlot:
+    # useq's keys are `Axis` str-enums; keep plain strings
+    index = {str(k): int(v) for k, v in event.index.items()}
+    image = tuple((k, v) for k, v in index.items() if k not in NON_SPATIAL)
+    channel = event.channel
+    return FrameSlot(
+        image=image,
+        t=index.get("t"),
+        c=index.get("c"),
+        z=index.get("z"),
+        channel=ChannelUse(channel.config, event.exposure) if channel else None,
+        x_um=event.x_pos,
+        y_um=event.y_pos,
+        z_um=event.z_pos,
+        facts=facts.of(image, event),
+    )
+
+
+def useq_plan(seq: useq.MDASequence, *, unbounded_t: bool = False) -> UseqPlan:
+    """Iterate `seq` with useq; its events, their slots and the plan's facts.
+
+    With `unbounded_t`, one period of the plan's channel `acquire_every`
+    pattern is iterated (time then grows as frames arrive).
+
+    Raises
+    ------
+    PlanError
+        For a plan useq cannot iterate, or that acquires no frame.
+    """
+    period = _skip_period(seq)
+    iterated = seq
+    if unbounded_t:
+        time = useq.TIntervalLoops(interval=0, loops=period)
+        iterated = seq.model_copy(update={"time_plan": time})
+    events = _events(iterated)
+    facts = _Facts(seq)
+    slots = tuple(_slot(e, facts) if acquires_image(e) else None for e in events)
+    if not any(slots):
+        raise PlanError(
+            f"plan: the MDASequence is empty (it yields no events): {seq!r}"
+        )
+    order = "".join(seq.axis_order)
+    plate = seq.stage_positions
+    return UseqPlan(
+        events=tuple(events),
+        slots=slots,
+        plan=PlanFacts(
+            axis_order=order,
+            positions_inside_time="t" not in order
+            or "p" not in order
+            or order.index("t") < order.index("p"),
+            plate=PlateFacts(
+                plate.plate.name, int(plate.plate.rows), int(plate.plate.columns)
+            )
+            if isinstance(plate, useq.WellPlatePlan)
+            else None,
+            unbounded_t=unbounded_t,
+            period=period,
+        ),
+    )
+
+
+def _warn_unknown_interval(plan: UseqPlan) -> None:
+    timed = [
+        s.facts for s in plan.frame_slots if s.t is not None or plan.plan.unbounded_t
+    ]
+    if any(f.t_scale is None for f in timed):
+        warnings.warn(
+            "time interval is unknown or 0: writing a t scale of 1 second",
+            MMZarrWarning,
+            stacklevel=4,
+        )
+
+
+# ---- all steps ---------------------------------------------------------------------
+def settings_from_useq(
+    make: Callable[..., S],
+    seq: useq.MDASequence | Mapping[str, Any],
+    *,
+    image_shape: Sequence[int] | None = None,
+    dtype: Any = None,
+    pixel_size_um: float | None = None,
+    core: Any = None,
+    unbounded_t: bool = False,
+    compression: Compression = "none",
+    chunks: Mapping[str, int] | None = None,
+    shards: Mapping[str, int] | None = None,
+    **options: Any,
+) -> S:
+    """Settings for a useq plan, built by `make` (see `AcquisitionSettings.from_useq`).
+
+    Raises
+    ------
+    PlanError
+        Naming the bad field and value; for a plan useq cannot iterate, without
+        frames, or that acquires one storage slot twice.
+    """
+    seq = as_sequence(
+        seq,
+        generator_hint="pass a template MDASequence for one time point with "
+        "unbounded_t=True",
+    )
+    core_shape, core_dtype, core_px = (None, None, None)
+    if core is not None:
+        core_shape, core_dtype, core_px = _from_core(core)
+    frame = frame_format(
+        image_shape if image_shape is not None else core_shape,
+        dtype if dtype is not None else core_dtype or "uint16",
+        pixel_size_um if pixel_size_um is not None else core_px,
+    )
+    if core is not None and (fov := camera_fov(core)) is not None:
+        seq = with_fov(seq, fov)
+    plan = useq_plan(seq, unbounded_t=unbounded_t)
+    settings = settings_from_slots(
+        make,
+        plan.frame_slots,
+        plan=plan.plan,
+        frame=frame,
+        chunks=chunks,
+        shards=shards,
+        compression=compression,
+        **options,
+    )
+    _warn_unknown_interval(plan)
+    return settings

@@ -1,0 +1,477 @@
+"""Frame slots -> settings: layout, keys, shapes, names, channels, in small steps.
+
+`settings_from_slots` turns the typed description of an acquisition
+(`_slots.py`: one `FrameSlot` per frame, `PlanFacts`, `FrameFormat`) into
+settings:
+
+1. `group_slots`: what the slots of each image say (`ImageSlots`: axes,
+   acquired slots, channels, z positions); a slot acquired twice is refused;
+2. `place_images`: layout, image keys and the plate (wells, fields);
+3. `image_settings`: each image's dimensions, channels and acquisition order;
+4. the settings class it is given (`AcquisitionSettings`) validates the whole.
+
+It imports only `_models` and `_slots`: the settings class is passed in, so
+`_settings.py` (through `_from_useq.py`) uses this module without an import
+cycle. It knows no plan library.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from mmzarr._models import (
+    NON_SPATIAL,
+    Channel,
+    Dimension,
+    ImageSettings,
+    PlateSettings,
+    StagePosition,
+    default_color,
+)
+from mmzarr._slots import PlateFacts, axis_sizes
+from mmzarr.errors import PlanError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from mmzarr._slots import (
+        ChannelUse,
+        FrameFormat,
+        FrameSlot,
+        ImageFacts,
+        ImageId,
+        PlanFacts,
+    )
+
+__all__ = [
+    "ImageSlots",
+    "Placement",
+    "group_slots",
+    "image_settings",
+    "place_images",
+    "row_name",
+    "settings_from_slots",
+    "unique_names",
+]
+
+S = TypeVar("S")
+Layout = Literal["image", "collection", "plate"]
+_UNITS = {"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"}
+
+
+# ---- names -----------------------------------------------------------------------
+def row_name(i: int) -> str:
+    """Plate row letters: 0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
+    letters = string.ascii_uppercase
+    name = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        name = letters[r] + name
+    return name
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """`names` with repeats made unique by a suffix (`a`, `a_2`, `a_3`).
+
+    The first occurrence keeps its name; a suffix never collides with a name
+    already in the list.
+    """
+    taken = set(names)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        new, k = name, 2
+        while new in seen or (new != name and new in taken):
+            new, k = f"{name}_{k}", k + 1
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+def _describe(image: ImageId, facts: ImageFacts) -> str:
+    """`position p=1 ('name')` for error messages."""
+    coords = ", ".join(f"{k}={v}" for k, v in image) or "(none)"
+    return f"position {coords}" + (f" ({facts.name!r})" if facts.name else "")
+
+
+# ---- step 1: the slots of each image ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ImageSlots:
+    """What the slots of one image say about it.
+
+    `acquired` holds each slot's `(t, c, z)` in acquisition order; `channels`
+    the first `ChannelUse` per `c` index; `z_um` the first z position per `z`
+    index.
+    """
+
+    image: ImageId
+    facts: ImageFacts
+    axes: tuple[str, ...]
+    acquired: tuple[tuple[int, int, int], ...]
+    channels: Mapping[int, ChannelUse]
+    z_um: Mapping[int, float]
+    first: FrameSlot
+
+    def check_no_repeats(self) -> None:
+        """Refuse an image one of whose slots the plan acquires twice."""
+        if len(set(self.acquired)) == len(self.acquired):
+            return
+        seen: set[tuple[int, ...]] = set()
+        for idx in self.acquired:
+            if idx in seen:
+                slot = {
+                    a: v
+                    for a, v in zip(NON_SPATIAL, idx, strict=True)
+                    if a in self.axes
+                }
+                raise PlanError(
+                    f"{_describe(self.image, self.facts)}: the plan acquires {slot} "
+                    "more than once (e.g. a position sub-sequence time plan inside "
+                    "the main time plan), so frames would overwrite each other; give "
+                    "the time plan either to the sequence or to its positions"
+                )
+            seen.add(idx)
+
+
+def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
+    """The images of `slots`, in order of first appearance (`PlanError` on repeats)."""
+    members: dict[frozenset[tuple[str, int]], list[FrameSlot]] = {}
+    for slot in slots:
+        members.setdefault(frozenset(slot.image), []).append(slot)
+    out = []
+    for group in members.values():
+        channels: dict[int, ChannelUse] = {}
+        z_um: dict[int, float] = {}
+        for s in group:
+            if s.c is not None and s.channel is not None:
+                channels.setdefault(s.c, s.channel)
+            if s.z_um is not None:
+                z_um.setdefault(s.z or 0, s.z_um)
+        first = group[0]
+        image = ImageSlots(
+            image=first.image,
+            facts=first.facts,
+            axes=tuple(
+                a for i, a in enumerate(NON_SPATIAL) if any(_has(s, i) for s in group)
+            ),
+            acquired=tuple(s.index for s in group),
+            channels=channels,
+            z_um=z_um,
+            first=first,
+        )
+        image.check_no_repeats()
+        out.append(image)
+    return tuple(out)
+
+
+def _has(slot: FrameSlot, axis: int) -> bool:
+    return (slot.t, slot.c, slot.z)[axis] is not None
+
+
+# ---- step 2: layout, keys, plate -------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an image goes: its key and, in a plate, its well and field."""
+
+    key: str
+    row: str | None = None
+    column: str | None = None
+    field: int | None = None
+
+
+def place_images(
+    images: Sequence[ImageSlots], plate: PlateFacts | None = None
+) -> tuple[Layout, tuple[Placement, ...], PlateSettings | None]:
+    """Layout, one `Placement` per image and the plate (for layout `"plate"`).
+
+    Images in wells (`plate_row`) make a plate; otherwise one image is the
+    root and several are a collection `0`, `1`, ...
+    """
+    if any(im.facts.plate_row is not None for im in images):
+        placements, plate_settings = _plate_placements(images, plate)
+        return "plate", placements, plate_settings
+    if len(images) == 1:
+        return "image", (Placement(""),), None
+    return "collection", tuple(Placement(str(i)) for i in range(len(images))), None
+
+
+def _plate_placements(
+    images: Sequence[ImageSlots], plate: PlateFacts | None
+) -> tuple[tuple[Placement, ...], PlateSettings]:
+    if plate is None:
+        rows = [im.facts.plate_row for im in images if im.facts.plate_row is not None]
+        cols = [im.facts.plate_col for im in images if im.facts.plate_col is not None]
+        plate = PlateFacts(None, max(rows) + 1, max(cols, default=0) + 1)
+    placements: list[Placement] = []
+    wells: dict[str, int] = {}  # well -> fields so far
+    claims: dict[tuple[str, str], int] = {}
+    for im in images:
+        f = im.facts
+        where = _describe(im.image, f)
+        if f.plate_row is None or f.plate_col is None:
+            raise PlanError(
+                f"{where}: some positions of the plan are in plate wells "
+                f"(plate_row/plate_col) but this one is not (plate_row="
+                f"{f.plate_row!r}, plate_col={f.plate_col!r})"
+            )
+        r, c = f.plate_row, f.plate_col
+        if not (0 <= r < plate.rows and 0 <= c < plate.columns):
+            raise PlanError(
+                f"{where}: well plate_row={r}, plate_col={c} is outside the "
+                f"{plate.rows}x{plate.columns} plate (rows 0-{plate.rows - 1}, "
+                f"columns 0-{plate.columns - 1})"
+            )
+        well = f"{row_name(r)}/{c + 1}"
+        _claim(claims, well, im)
+        n = wells.setdefault(well, 0)
+        wells[well] = n + 1
+        fld = f.field if f.field is not None else n
+        placements.append(Placement(f"{well}/{fld}", row_name(r), str(c + 1), fld))
+    plate_settings = PlateSettings(
+        name=plate.name,
+        rows=tuple(row_name(i) for i in range(plate.rows)),
+        columns=tuple(str(i + 1) for i in range(plate.columns)),
+        wells=tuple(wells),
+    )
+    return tuple(placements), plate_settings
+
+
+def _claim(claims: dict[tuple[str, str], int], well: str, im: ImageSlots) -> None:
+    """Refuse two positions (not grid cells) that name the same field of a well."""
+    coords = dict(im.image)
+    if "g" in coords:
+        return
+    f = im.facts
+    identity = None
+    if f.name:
+        identity = f"name={f.name!r}"
+    elif f.grid_row is not None and f.grid_col is not None:
+        identity = f"grid_row={f.grid_row}, grid_col={f.grid_col}"
+    if identity is None:
+        return
+    if (well, identity) in claims:
+        raise PlanError(
+            f"positions p={claims[(well, identity)]} and p={coords.get('p')} both "
+            f"claim the field with {identity} of well {well.replace('/', '')}; "
+            "give them distinct names"
+        )
+    claims[(well, identity)] = int(coords.get("p", 0))
+
+
+# ---- step 3: one image -----------------------------------------------------------
+def image_settings(
+    image: ImageSlots,
+    placement: Placement,
+    *,
+    frame: FrameFormat,
+    plan: PlanFacts,
+    chunks: Mapping[str, int],
+    shards: Mapping[str, int],
+) -> ImageSettings:
+    """The settings of one image: dimensions, channels, order, skipped slots."""
+    axes = list(image.axes)
+    if plan.unbounded_t and "t" not in axes:
+        axes.insert(0, "t")
+    pos = [NON_SPATIAL.index(a) for a in axes]
+    acquired = [tuple(idx[i] for i in pos) for idx in image.acquired]
+    sizes = {a: max(idx[i] for idx in acquired) + 1 for i, a in enumerate(axes)}
+    if plan.unbounded_t:
+        sizes["t"] = plan.period
+    full = set(itertools.product(*(range(sizes[a]) for a in axes)))
+    scales = {"t": image.facts.t_scale or 1.0, "c": 1.0, "z": _z_scale(image, sizes)}
+    dims = [
+        Dimension(
+            name=a,
+            size=None if (a == "t" and plan.unbounded_t) else sizes[a],
+            chunk=chunks.get(a, 1),
+            shard=shards.get(a),
+            unit=_UNITS.get(a),
+            scale=scales[a],
+        )
+        for a in axes
+    ]
+    for a, n in zip(("y", "x"), frame.shape, strict=True):
+        dims.append(
+            Dimension(
+                name=a,
+                size=n,
+                chunk=min(chunks.get(a, n), n),
+                shard=shards.get(a),
+                unit="micrometer",
+                scale=frame.pixel_size_um,
+            )
+        )
+    first = image.first
+    return ImageSettings(
+        key=placement.key,
+        name=image.facts.name,
+        dimensions=tuple(dims),
+        acquisition_order=_acquisition_order(axes, acquired, plan.axis_order),
+        channels=_channels(image, sizes["c"]) if "c" in axes else (),
+        stage_position=StagePosition(
+            x=first.x_um, y=first.y_um, z=image.z_um.get(0, first.z_um)
+        ),
+        coords=dict(image.image),
+        row=placement.row,
+        column=placement.column,
+        field=placement.field,
+        skipped=tuple(sorted(full - set(acquired))),
+        skip_period=plan.period if plan.unbounded_t else None,
+    )
+
+
+def _z_scale(image: ImageSlots, sizes: Mapping[str, int]) -> float:
+    """The plan's z step, else the distance of the first two planes, else 1."""
+    if image.facts.z_scale:
+        return image.facts.z_scale
+    z0, z1 = image.z_um.get(0), image.z_um.get(1)
+    if sizes.get("z", 0) > 1 and z0 is not None and z1 is not None and z1 != z0:
+        return round(abs(z1 - z0), 9)
+    return 1.0
+
+
+def _acquisition_order(
+    axes: Sequence[str], acquired: Sequence[tuple[int, ...]], preferred: str
+) -> tuple[str, ...]:
+    """The axis order (outermost first) in which `acquired` strictly increases."""
+    pos = {a: i for i, a in enumerate(axes)}
+    pref = tuple(a for a in preferred if a in axes)
+    # a sub-sequence may add an axis the main axis_order leaves out
+    pref += tuple(a for a in axes if a not in pref)
+    for order in [pref, *itertools.permutations(axes)]:
+        keys = [tuple(idx[pos[a]] for a in order) for idx in acquired]
+        if all(a < b for a, b in itertools.pairwise(keys)):
+            return tuple(order)
+    # not appendable in any order (e.g. a repeated index): storage order
+    return tuple(a for a in NON_SPATIAL if a in axes)
+
+
+def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
+    """Channels with unique labels; each keeps its config and exposure.
+
+    A config used once is its own label. A config used at several `c` indices
+    (e.g. DAPI at 10 ms and at 30 ms) is labelled by its exposure when that tells
+    them apart (`DAPI`, `DAPI (30 ms)`), else numbered (`DAPI`, `DAPI (2)`).
+    """
+    plan = image.facts.channels
+    found = [
+        image.channels.get(i) or (plan[i] if i < len(plan) else None)
+        for i in range(size)
+    ]
+    configs = [ch.config if ch is not None else None for ch in found]
+    labels: list[str] = []
+    for i, ch in enumerate(found):
+        if ch is None:
+            labels.append(f"Channel {i}")
+            continue
+        same = [j for j, c in enumerate(configs) if c == ch.config]
+        exposures = [u.exposure for j in same if (u := found[j]) is not None]
+        if same[0] == i:
+            labels.append(ch.config)
+        elif ch.exposure is not None and exposures.count(ch.exposure) == 1:
+            labels.append(f"{ch.config} ({ch.exposure:g} ms)")
+        else:
+            labels.append(f"{ch.config} ({same.index(i) + 1})")
+    return tuple(
+        Channel(
+            name=label,
+            color=default_color(ch.config if ch else label, i),
+            config=ch.config if ch is not None else None,
+            exposure_ms=ch.exposure if ch is not None else None,
+        )
+        for i, (label, ch) in enumerate(zip(unique_names(labels), found, strict=True))
+    )
+
+
+def _unique_image_names(images: list[ImageSettings]) -> list[ImageSettings]:
+    """Images whose names repeat (two positions called `A`) get a suffix."""
+    named = [im.name for im in images if im.name is not None]
+    fresh = iter(unique_names(named))
+    return [
+        im
+        if im.name is None
+        else (im if (n := next(fresh)) == im.name else im.replace(name=n))
+        for im in images
+    ]
+
+
+# ---- all steps -------------------------------------------------------------------
+def settings_from_slots(
+    make: Callable[..., S],
+    slots: Iterable[FrameSlot],
+    *,
+    plan: PlanFacts,
+    frame: FrameFormat,
+    chunks: Mapping[str, int] | None = None,
+    shards: Mapping[str, int] | None = None,
+    **options: Any,
+) -> S:
+    """Settings for the frames `slots` describe, built by `make`.
+
+    Parameters
+    ----------
+    make
+        The settings class (`AcquisitionSettings`), called with `layout`,
+        `images`, `dtype`, `plate`, `positions_inside_time` and `options`.
+    slots
+        One `FrameSlot` per frame, in acquisition order.
+    plan, frame
+        What the plan says as a whole, and the camera's frames.
+    chunks, shards
+        Element counts per axis name (`{"t": 4}`).
+    **options
+        Other settings fields (`compression`, `max_buffer_bytes`, ...).
+
+    Raises
+    ------
+    PlanError
+        For no slots, a slot acquired twice, wells outside the plate or two
+        positions claiming one field, and any invalid settings value (named).
+    """
+    images = group_slots(slots)
+    if not images:
+        raise PlanError("plan: it acquires no frames")
+    chunk_sizes = axis_sizes("chunks", chunks)
+    shard_sizes = axis_sizes("shards", shards)
+    try:
+        layout, placements, plate = place_images(images, plan.plate)
+        built = [
+            image_settings(
+                im, p, frame=frame, plan=plan, chunks=chunk_sizes, shards=shard_sizes
+            )
+            for im, p in zip(images, placements, strict=True)
+        ]
+        return make(
+            layout=layout,
+            images=tuple(_unique_image_names(built)),
+            dtype=frame.dtype,
+            plate=plate,
+            positions_inside_time=plan.positions_inside_time,
+            **options,
+        )
+    except PlanError:
+        raise
+    except ValidationError as e:
+        raise PlanError(_describe_errors(e)) from e
+    except ValueError as e:
+        raise PlanError(str(e)) from e
+
+
+def _describe_errors(error: ValidationError) -> str:
+    """Pydantic's errors as `field: problem, got value`."""
+    parts = []
+    for err in error.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in err["loc"])
+        if loc and err["type"] == "value_error":
+            msg = f"{loc}: {msg}"  # our validators name the value already
+        elif loc:
+            msg = f"{loc}: {msg}, got {err['input']!r}"
+        parts.append(msg)
+    return "; ".join(parts)
