@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os as _os
 
-__version__ = "0.1.0"
-
 # acquire-zarr bundles an OpenMP runtime (libgomp) whose idle threads spin for
 # a few ms after every task by default: writing 800 512x512 frames took 3.6 s of
 # CPU for 2.0 s wall, 1.8 s for 1.2 s with passive waiting, and the spinning
@@ -27,6 +25,7 @@ from mmzarr._settings import (
 from mmzarr._slots import MMZarrWarning
 from mmzarr._stream import Stream, create_stream
 from mmzarr._validate import ValidationReport, validate
+from mmzarr._version import __version__
 from mmzarr.errors import (
     DatasetLockedError,
     FrameError,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mmzarr import _layout, _metadata
 from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
 from mmzarr._storage import as_location
+from mmzarr._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -51,16 +52,6 @@ SETTINGS_FILE = "mmzarr/settings.json"
 SUMMARY_FILE = "mmzarr/summary.json"
 #: Missing slots listed per image in the status (the count is always there).
 MAX_LISTED_MISSING = 10_000
-
-
-def format_version() -> str:
-    """The mmzarr version recorded in datasets."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mmzarr")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
 
 
 #: Pixels sampled per frame for the display range (a strided grid).
@@ -175,7 +166,7 @@ def write_group_metadata(
     the display windows.
     """
     attrs: dict[str, Any] = {
-        "version": format_version(),
+        "version": __version__,
         "status": status,
         "backend": backend,
         "frames_written": sum(ledger.count for ledger in ledgers),
