@@ -284,11 +284,10 @@ def group_documents(
     return docs
 
 
-#: blosc level per compression, measured on camera-like uint16 frames (c-blosc,
-#: byte shuffle, one thread; benchmarks/run.py's `make_ring`): lz4 runs at the
-#: same speed at every level (2048^2: 1163 MB/s at 1, 1210 at 5) and level 5
-#: stores less (ratio 1.78 -> 1.81); zstd halves its speed from level 1 to 3
-#: (397 -> 202 MB/s) for 2% fewer bytes (2.16 -> 2.21).
+#: blosc level per compression, chosen on camera-like uint16 frames (byte
+#: shuffle, one thread; measurements in benchmarks/README.md): lz4 runs at the
+#: same speed at every level, so the level that stores less; zstd's speed
+#: halves from level 1 to 3 for a few percent fewer bytes, so level 1.
 BLOSC_CLEVEL: dict[str, int] = {"blosc-lz4": 5, "blosc-zstd": 1}
 
 

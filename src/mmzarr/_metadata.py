@@ -51,7 +51,7 @@ def dumps_json(doc: Any) -> bytes:
 
     Standard JSON: NaN and infinities are written as null (`_dumps`). Not
     indented: only unindented output uses json's C encoder, which is ~10x
-    faster (a 96-well plate's 489 group documents: ~0.5 s -> ~0.05 s).
+    faster (a plate writes hundreds of group documents).
     """
     return _encode(_dumps(doc) + "\n")
 
