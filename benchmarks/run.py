@@ -7,9 +7,10 @@ matplotlib installed)::
     python benchmarks/run.py --quick    # small sizes, < 2 min (smoke test)
     python benchmarks/run.py --out DIR  # write latest.json / latest.png to DIR
 
-Runs every section module (`streams`, `pyramids`, `mda`, `plate`, `memory`) in
-that order, checks their targets and writes `latest.json` and `latest.png`;
-each section module also runs alone. Every measurement writes real data to a
+Runs every section module (`streams`, `pyramids`, `mda`, `burst`, `plate`,
+`memory`) in that order, checks their targets and writes `latest.json` and
+`latest.png`; each section module also runs alone (`frame_profile.py`, the per-frame
+profile, runs only alone). Every measurement writes real data to a
 scratch directory on the same disk as the repository (never /tmp when that is
 tmpfs) and deletes it afterwards. All timings include opening and closing the
 dataset, and every number counts only durable data: mmzarr's backends fsync at
@@ -26,6 +27,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+import burst
 import mda
 import memory
 import plate
@@ -42,11 +44,12 @@ SECTIONS = (
     streams.SECTION,
     pyramids.SECTION,
     mda.SECTION,
+    burst.SECTION,
     plate.SECTION,
     memory.SECTION,
 )
 #: order of the targets in the report and the JSON
-TARGET_ORDER = ("streams", "memory", "mda", "plate")
+TARGET_ORDER = ("streams", "memory", "mda", "burst", "plate")
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
