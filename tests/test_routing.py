@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 from mmzarr import AcquisitionSettings, Dimension, FrameError, ImageSettings
@@ -184,3 +185,37 @@ def test_a_refused_frame_keeps_its_default_slot() -> None:
     assert second == Placement(0, "", (0, 1))
     router.drop(second)  # a dropped frame gives its slot up
     assert router.place() == Placement(0, "", (1, 0))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"t": 1, "c": 0},
+        {"t": 0, "c": 1, "p": 0},
+        {"c": 1},
+        {"t": np.int64(1), "c": np.int64(1)},
+    ],
+    ids=str,
+)
+def test_table_lookup_agrees_with_the_settings(index: dict[str, int]) -> None:
+    # the fast path and the settings' own mapping give the same placement
+    router = Router(TC)
+    image = TC.image_number(index)
+    assert router.place(index) == Placement(image, "", TC.storage_index(image, index))
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ({"t": 1, "z": 1, "c": -1}, r"has no 'z' axis"),
+        ({"t": 1, "c": 5}, r"c=5 is out of range"),
+        ({"t": True}, r"is not an integer"),
+    ],
+)
+def test_table_lookup_leaves_bad_indices_to_the_checks(
+    index: dict[str, int], message: str
+) -> None:
+    router = Router(TC)
+    router.place({"t": 0, "c": 0})  # the image is in the table now
+    with pytest.raises(FrameError, match=message):
+        router.place(index)

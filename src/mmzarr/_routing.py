@@ -120,6 +120,17 @@ class Router:
         self._taken = 0  # frames taken from the default order
         # the next slot of the default order, placed but not yet written
         self._peeked: tuple[int, tuple[int, ...]] | None = None
+        # lookup tables of `_fast_place`: image by its non-t/c/z coordinates,
+        # and per image its index axes, their sizes and its key
+        self._images: dict[tuple[tuple[str, int], ...], int] = {}
+        self._axes = [
+            (
+                tuple(d.name for d in im.index_dims),
+                tuple(d.size for d in im.index_dims),
+                im.key,
+            )
+            for im in settings.images
+        ]
 
     @property
     def frames(self) -> int:
@@ -142,6 +153,9 @@ class Router:
         """
         settings = self.settings
         if index is not None and not self._fallback:
+            fast = self._fast_place(index)
+            if fast is not None:
+                return fast
             image = settings.image_number(index)
             sidx = settings.storage_index(image, index)
         else:
@@ -149,6 +163,45 @@ class Router:
                 self._peeked = self._next("frame")
             image, sidx = self._peeked
         return Placement(image, settings.images[image].key, sidx)
+
+    def _fast_place(self, index: Mapping[str, int]) -> Placement | None:
+        """The placement of a valid index by table lookup, or None.
+
+        None (anything unusual: not a dict of plain ints, an image not seen
+        yet, a value out of range) sends the index to the settings' own
+        checks, which name what is wrong.
+        """
+        try:
+            coords = []
+            ts = cs = zs = 0
+            for k, v in index.items():
+                if type(v) is not int:
+                    return None
+                if k == "t":
+                    ts = v
+                elif k == "c":
+                    cs = v
+                elif k == "z":
+                    zs = v
+                elif v:
+                    coords.append((k, v))
+        except AttributeError:
+            return None
+        key = tuple(sorted(coords))
+        image = self._images.get(key)
+        if image is None:
+            image = self.settings.image_number(index)  # raises for unknown coords
+            self._images[key] = image
+        values = {"t": ts, "c": cs, "z": zs}
+        names, sizes, key_str = self._axes[image]
+        for name, v in values.items():
+            if v and name not in names:  # a t/c/z value the image lacks
+                return None
+        sidx = tuple(values[n] for n in names)
+        for v, size in zip(sidx, sizes, strict=True):
+            if v < 0 or (size is not None and v >= size):
+                return None
+        return Placement(image, key_str, sidx)
 
     def skip(self, n: int = 1) -> None:
         """Advance the default order by `n` slots without writing them."""
