@@ -9,7 +9,7 @@ the instrument into the OME-XML. Expectations come from pymmcore-plus' own
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ome_types
 import useq
@@ -33,17 +33,20 @@ def test_summary_in_the_dataset_and_the_ome_xml(
     core: UniMMCore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run.ome.zarr"
-    writer = mmzarr.MDAWriter(out, core=core)
-    seen: list[int] = []
+    seen: list[bool] = []
 
-    def on_frame(*_: object) -> None:  # the summary exists before any frame
-        seen.append(int((out / "mmzarr/summary.json").is_file()))
+    class Checking(mmzarr.MDAWriter):
+        """Notes, at each frame it is handed, whether the summary is written."""
 
-    core.mda.events.frameReady.connect(on_frame)
+        def frameReady(self, *args: Any) -> None:
+            seen.append((out / "mmzarr/summary.json").is_file())
+            super().frameReady(*args)
+
+    writer = Checking(out, core=core)
     core.mda.run(SEQ, output=writer)
     writer.close()
-    assert seen
-    assert all(seen)
+    assert len(seen) == len(list(SEQ))
+    assert all(seen)  # written before the first frame reached the writer
 
     summary = json.loads((out / "mmzarr/summary.json").read_text())
     assert summary["format"] == "summary-dict"
