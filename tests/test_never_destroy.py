@@ -217,10 +217,10 @@ def test_failing_open_keeps_the_old_dataset(
     cls = type(get_backend(backend))
     real_open = cls.open
 
-    def failing_open(self: Any, root: Path, settings: Any) -> None:
+    def failing_open(self: Any, location: Any, arrays: Any, limits: Any) -> None:
         if when == "after-open":  # files of the new dataset exist by now
-            real_open(self, root, settings)
-            self.close({})
+            real_open(self, location, arrays, limits)
+            self.flush(final=True)
             raise OSError("the disk caught fire")
         raise MemoryError("cannot allocate the frame buffers")
 
@@ -242,7 +242,7 @@ def test_failing_open_of_a_new_output_leaves_nothing(
 ) -> None:
     cls = type(get_backend(ANY_BACKEND))
 
-    def failing_open(self: Any, root: Path, settings: Any) -> None:
+    def failing_open(self: Any, location: Any, arrays: Any, limits: Any) -> None:
         raise RuntimeError("injected")
 
     monkeypatch.setattr(cls, "open", failing_open)

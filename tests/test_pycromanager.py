@@ -41,6 +41,7 @@ import pytest
 import useq
 
 import mmzarr
+from mmzarr.backends import get_backend
 from mmzarr.demo import CLOCK_ROWS
 from mmzarr.errors import PlanError, StorageError
 from mmzarr.pycromanager import (
@@ -503,7 +504,7 @@ def test_storage_error_is_kept_and_raised_again_by_close(
     out = tmp_path / "disk.ome.zarr"
     hook = ZarrHook(out, settings=settings)
     assert hook.stream is not None
-    backend_cls = type(hook.stream._backend)
+    backend_cls = type(get_backend(hook.backend))
     fail_on_write(monkeypatch, backend_cls, 3, "injected: disk on fire")
     events = [{"axes": {"time": t}} for t in range(5)]
     img, md = pycro_image(events[0], frame_of(0))

@@ -7,9 +7,9 @@
   after `finalize`; a frame may be lost (its chunk torn by the kill, moved to
   `mmzarr/damaged/`) only if it was not yet reported flushed. No clock decides
   what is flushed.
-- What acquire-zarr has on disk: `frames_readable` counts only frames whose
-  shard files are complete and whose time point is inside the array's shape on
-  disk, never those of an open shard.
+- What acquire-zarr has on disk: the frames its flush reports readable are
+  only those whose shard files are complete and whose time point is inside the
+  array's shape on disk, never those of an open shard.
 - finalize on a hand-damaged dataset: torn, missing and never-written chunks.
 - Disk full: a small tmpfs (mounted by the test; needs root) fills up mid-run;
   every frame whose `append` returned reads back after `finalize`.
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
+#: A core dependency: always installed.
+ANY_BACKEND = "acquire-zarr"
 DEMO_CFG = REPO / "configs" / "demo.cfg"
 FLUSH_S = 0.25
 SHAPE = (16, 24)
@@ -139,6 +141,9 @@ def _child(variant: str, backend: str, out: str) -> None:
     if variant == "mda":
         _child_mda(backend, Path(out))
         return
+    if variant == "killed-in-close":
+        _child_killed_in_close(out)
+        return
     settings = mmzarr.AcquisitionSettings.from_useq(
         TEMPLATE,
         image_shape=SHAPE,
@@ -201,6 +206,35 @@ def _child_mda(backend: str, out: Path) -> None:
                 )
 
     core.mda.run(events(), output=writer)
+
+
+def _child_killed_in_close(out: str) -> None:
+    """A plate on acquire-zarr, killed right after acquire-zarr's close: the
+    moment its bare group documents would be in the dataset (issue #186)."""
+    import acquire_zarr as aqz
+
+    real = aqz.ZarrStream.close
+
+    def close(self: Any) -> None:
+        real(self)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    aqz.ZarrStream.close = close  # type: ignore[method-assign]
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        PLATE_SEQ, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    stream = mmzarr.create_stream(out, settings, backend="acquire-zarr")
+    for n, event in enumerate(PLATE_SEQ):
+        stream.append(frame_for(n), index=event.index)
+    stream.close()
+
+
+PLATE_SEQ = useq.MDASequence(
+    channels=["DAPI"],
+    stage_positions=useq.WellPlatePlan(
+        plate=96, a1_center_xy=(0, 0), selected_wells=([0, 0], [0, 1])
+    ),
+)
 
 
 # ---- the parent ---------------------------------------------------------------
@@ -392,6 +426,42 @@ def test_sigkill_keeps_flushed_frames(
     assert mmzarr.validate(out).ok
 
 
+def test_killed_inside_acquire_zarr_close_stays_valid(tmp_path: Path) -> None:
+    """Killed right after acquire-zarr's close, before mmzarr wrote anything
+    more: every group document still has its metadata (acquire-zarr wrote its
+    bare groups to the hidden sibling), and finalize makes it valid (issue
+    #22, item 8)."""
+    out = tmp_path / "plate.ome.zarr"
+    hidden = tmp_path / ".plate.ome.zarr.mmzarr-acquire-zarr"
+    with open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, "killed-in-close", "acquire-zarr", str(out)],
+            cwd=REPO,
+            stderr=err,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "err.txt").read_text()
+    check_metadata(out)  # the plate, its wells and images, as written at open
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "acquiring"
+    assert hidden.is_dir()  # left by the killed writer: links only
+    assert mmzarr.validate(out).incomplete
+    report = mmzarr.finalize(out)
+    assert report.ok, report.format()
+    assert not hidden.exists()
+    assert json.loads((out / "mmzarr/finalize.json").read_text())["lost"] == []
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        PLATE_SEQ, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    assert_frames(
+        out,
+        {
+            settings.locate(event.index): frame_for(n)
+            for n, event in enumerate(PLATE_SEQ)
+        },
+    )
+
+
 # ---- what acquire-zarr has on disk ----------------------------------------------
 #: (name, storage options, frames written of a 5 t x 2 c plan, frames readable):
 #: readable are the frames whose shard is complete on disk AND whose time point
@@ -418,7 +488,9 @@ def test_acquire_zarr_counts_only_readable_frames(
 ) -> None:
     import zarr
 
-    from mmzarr.backends._acquire import AcquireZarrBackend, shard_on_disk
+    from mmzarr._storage import Location
+    from mmzarr.backends import Arrays, Limits, get_backend
+    from mmzarr.backends._acquire_disk import shard_on_disk
 
     seq = useq.MDASequence(
         channels=["DAPI", "FITC"], time_plan={"interval": 0.1, "loops": 5}
@@ -426,25 +498,22 @@ def test_acquire_zarr_counts_only_readable_frames(
     settings = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, **options
     )
-    backend = AcquireZarrBackend()
-    backend.open(tmp_path, settings)
+    backend = get_backend("acquire-zarr")
+    backend.open(Location(path=tmp_path), Arrays.of(settings), Limits())
     events = list(seq)[:written]
     for n, event in enumerate(events):
         backend.write(0, (event.index["t"], event.index["c"]), frame_for(n))
-    assert backend.frames_readable() <= readable
-    backend.flush()
     deadline = time.monotonic() + 30
-    while (now := backend.frames_readable()) < readable:
+    while (now := backend.flush().readable) < readable:
         assert time.monotonic() < deadline, f"{now} frames readable"
         time.sleep(0.01)
     assert now == readable  # never a frame of an open shard, or outside the shape
-    assert backend.flush_makes_readable is (readable == written)
     data = zarr.open_array(str(tmp_path / "0"), mode="r")
     for n, event in enumerate(events[:readable]):
         idx = (event.index["t"], event.index["c"])
         np.testing.assert_array_equal(data[idx], frame_for(n), err_msg=str(idx))
-    backend.close()
-    assert backend.frames_readable() == written
+    assert backend.flush(final=True).readable == written
+    assert backend.flush(final=True).readable == written  # idempotent
     # the check recognises every shard file acquire-zarr wrote, the partial
     # ones it completes at close included
     files = [p for p in (tmp_path / "0" / "c").rglob("*") if p.is_file()]
@@ -462,7 +531,7 @@ def test_acquire_zarr_counts_only_readable_frames(
 def test_crc32c_matches_the_reference() -> None:
     google_crc32c = pytest.importorskip("google_crc32c")
 
-    from mmzarr.backends._acquire import crc32c
+    from mmzarr.backends._acquire_disk import crc32c
 
     for data in (b"", b"123456789", bytes(range(256)) * 3):
         want = int.from_bytes(google_crc32c.Checksum(data).digest(), "big")
@@ -761,6 +830,146 @@ def test_disk_full_mda_cancels(tmp_path: Path, backend: str, core: Any) -> None:
             np.testing.assert_array_equal(data[event.index["t"], 0], img)
 
 
+def _fill(small: Path) -> None:
+    """Fill the tmpfs at `small` to the last byte (another process' file)."""
+    with open(small / "filler", "wb", buffering=0) as f:
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+
+
+def _temp_files(root: Path) -> list[str]:
+    return [p.name for p in root.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+
+
+def test_close_after_disk_full_records_failed(tmp_path: Path, backend: str) -> None:
+    """Another process fills the disk mid-run: the stream fails, and `close`
+    still records `failed` (in the space the stream kept for it), leaving no
+    temporary file (issue #22, item 5)."""
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (1, 0, 0)],
+        channels=["DAPI", "FITC"],
+        time_plan={"interval": 0.1, "loops": 64},
+    )
+    shape = (128, 128)
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=shape, dtype="uint16", pixel_size_um=0.5
+    )
+    with _tmpfs(tmp_path / "small", "4m") as small:
+        out = small / "run.ome.zarr"
+        stream = mmzarr.create_stream(out, settings, backend=backend)
+        events = iter(seq)
+        for n in range(6):
+            stream.append(frame_for(n, shape), index=next(events).index)
+        _fill(small)
+
+        def go_on() -> None:
+            for n, event in enumerate(events, start=6):
+                stream.append(frame_for(n, shape), index=event.index)
+
+        with pytest.raises(mmzarr.StorageError, match=re.escape(str(out))):
+            go_on()
+        with contextlib.suppress(mmzarr.StorageError):
+            stream.close()
+        assert stream.status == "failed"
+        assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
+        assert _temp_files(out) == []
+        # finalize can still make it valid once there is space again
+        (small / "filler").unlink()
+        report = mmzarr.finalize(out)
+        assert report.ok, report.format()
+        assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
+
+
+def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
+    """A dataset whose writer "died": status acquiring, one torn chunk (1, 1)."""
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        TEMPLATE,
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        unbounded_t=True,
+        compression="blosc-lz4",
+    )
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n in range(6):
+            t, c = divmod(n, 2)
+            frames[(t, c)] = frame_for(n)
+            stream.append(frames[(t, c)], index={"t": t, "c": c})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
+    torn = out / "0" / "c" / "1" / "1" / "0" / "0"
+    torn.write_bytes(torn.read_bytes()[:10])
+    return frames
+
+
+def test_finalize_on_a_full_disk_changes_nothing(tmp_path: Path, backend: str) -> None:
+    """finalize records each step before it does it: on a full disk it fails
+    having moved nothing and left no temporary file; with space again it
+    moves and lists the torn chunk (issue #22, item 5)."""
+    with _tmpfs(tmp_path / "small", "4m") as small:
+        out = small / "crashed.ome.zarr"
+        _crashed(out, backend)
+        before = _chunk_files(out)
+        _fill(small)
+        with pytest.raises(OSError, match="No space left"):
+            mmzarr.finalize(out)
+        assert _chunk_files(out) == before
+        assert not (out / "mmzarr" / "damaged").exists()
+        assert _temp_files(out) == []
+        (small / "filler").unlink()
+        assert mmzarr.finalize(out).ok
+        record = json.loads((out / "mmzarr/finalize.json").read_text())
+        assert record["state"] == "done"
+        assert record["damaged_files"] == ["mmzarr/damaged/0/c/1/1/0/0"]
+        assert {tuple(x["index"]) for x in record["lost"]} == {(1, 1)}
+
+
+def test_interrupted_finalize_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finalize that stops after moving a chunk aside (here: an error right
+    after the move) left a record saying so; the next one finishes the job and
+    still lists the file it moved."""
+    from mmzarr import _finalize
+
+    out = tmp_path / "crashed.ome.zarr"
+    frames = _crashed(out, ANY_BACKEND)
+    calls = {"n": 0}
+    real = _finalize._set_t_sizes
+
+    def stop_after_moving(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first sets t to read, the second after moving
+            raise OSError("injected: killed")
+        real(*args)
+
+    monkeypatch.setattr(_finalize, "_set_t_sizes", stop_after_moving)
+    with pytest.raises(OSError, match="injected"):
+        mmzarr.finalize(out)
+    monkeypatch.undo()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["state"] == "in progress"
+    assert record["damaged_files"] == ["mmzarr/damaged/0/c/1/1/0/0"]
+    assert (out / "mmzarr/damaged/0/c/1/1/0/0").is_file()
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "acquiring"
+
+    assert mmzarr.finalize(out).ok
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["state"] == "done"
+    assert record["status_before"] == "acquiring"
+    assert record["damaged_files"] == ["mmzarr/damaged/0/c/1/1/0/0"]
+    assert {tuple(x["index"]) for x in record["lost"]} == {(1, 1)}
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "interrupted"
+    kept = {k: v for k, v in frames.items() if k != (1, 1)}
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        for (t, c), frame in kept.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+
+
 def test_frame_log_failure_is_a_storage_error(
     tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -976,7 +1185,7 @@ def test_free_space_guard_measures_only_when_needed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One statvfs while far from full; one per write near full; refuses at full."""
-    from mmzarr.backends._base import FreeSpaceGuard
+    from mmzarr.backends._space import FreeSpaceGuard
 
     free = {"bytes": 10 * 1024**3}
     calls: list[str] = []
@@ -1018,7 +1227,7 @@ def test_free_space_guard_keeps_a_reserve_and_counts_in_flight_bytes(
 ) -> None:
     """Bytes in flight count as used; `refresh` gives the current count; a
     reserve stays free for metadata."""
-    from mmzarr.backends._base import FreeSpaceGuard
+    from mmzarr.backends._space import FreeSpaceGuard
 
     class _St:
         f_frsize = 4096

@@ -10,7 +10,9 @@ yaozarrs for metadata.
 from __future__ import annotations
 
 import json
+import re
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ import pytest
 import useq
 
 import mmzarr
+from mmzarr.errors import StorageError
 from tests._readback import array_of
 from tests.test_live_read import live_check, live_settings
 from tests.test_mda import Capture
@@ -278,13 +281,18 @@ def test_unreachable_endpoint_fails_at_create(
 def test_backend_without_object_storage_refuses_s3(
     s3_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mmzarr.backends import Capabilities, Progress
+
     class LocalOnly:
-        def open(self, root: Any, settings: Any) -> None:
+        capabilities = Capabilities(object_storage=False)
+
+        def open(self, location: Any, arrays: Any, limits: Any) -> None:
             raise AssertionError("not reached")
 
-        def write(self, image: int, index: Any, frame: Any) -> None: ...
+        def write(self, array: int, index: Any, frame: Any) -> None: ...
 
-        def close(self, t_sizes: Any = None) -> None: ...
+        def flush(self, *, final: bool = False) -> Progress:
+            return Progress()
 
     from mmzarr import _stream
 
@@ -392,3 +400,77 @@ def test_read_while_acquiring_s3(s3_endpoint: str, s3_url: str, backend: str) ->
         )
     finally:
         stream.close()
+
+
+# ---- a server that goes away ------------------------------------------------------
+#: README ("Crash safety"): with the server gone, `append` fails within this long.
+FAILS_WITHIN_S = 25
+
+
+@pytest.fixture
+def dying_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """A moto server of this test's own (its URL, the server to stop)."""
+    pytest.importorskip("moto.server", reason="moto[server] (test extra) not installed")
+    pytest.importorskip("s3fs", reason="s3fs (s3 extra) not installed")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    _client(endpoint).create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    stopped = False
+
+    class Server:
+        def stop(self) -> None:
+            nonlocal stopped
+            server.stop()
+            stopped = True
+
+    yield f"s3://{BUCKET}/{uuid.uuid4().hex}/run.ome.zarr", Server()
+    if not stopped:
+        server.stop()
+
+
+def test_server_gone_fails_append_in_bounded_time(
+    dying_s3: tuple[str, Any], backend: str
+) -> None:
+    """The server stops mid-run: `append` raises a `StorageError` naming the URL
+    within `FAILS_WITHIN_S` on every backend (issue #22, item 9); close too."""
+    url, server = dying_s3
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 0.01, "loops": 10_000}),
+        image_shape=(64, 64),
+        dtype="uint16",
+        pixel_size_um=0.5,
+        flush_interval_s=0.1,
+    )
+    stream = mmzarr.create_stream(url, settings, backend=backend)
+    frame = np.ones((64, 64), "uint16")
+    for _ in range(5):
+        stream.append(frame)
+    server.stop()
+    t0 = time.monotonic()
+    error: StorageError | None = None
+    while time.monotonic() - t0 < FAILS_WITHIN_S + 5:
+        try:
+            stream.append(frame)
+        except StorageError as e:
+            error = e
+            break
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    assert error is not None, f"append still accepted frames after {took:.0f} s"
+    assert took < FAILS_WITHIN_S, took
+    assert url in str(error)
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match=re.escape(url)):
+        stream.close()
+    assert time.monotonic() - t0 < FAILS_WITHIN_S + 5
+    assert stream.status == "failed"

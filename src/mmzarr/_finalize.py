@@ -8,15 +8,28 @@ every logged frame whose chunks are on disk and decode, sets unbounded arrays'
 `t` to the time points that hold data, moves chunk files that do not decode to
 `mmzarr/damaged/` (never deletes them), records the frames it could not keep in
 `mmzarr/finalize.json` (`LOST_FRAMES`) and rewrites the group metadata with
-status `interrupted` and the frames that are there. Only metadata is rewritten;
-no intact chunk is touched.
+status `interrupted` (a `failed` status stays). Only metadata is rewritten; no
+intact chunk is touched.
+
+Every step is recorded before it is done, and each is idempotent: the record
+(`finalize.json`, `"state": "in progress"`) is written first, with the chunk
+files about to be moved, and completed last (`"state": "done"`). A finalize
+that cannot write its record (a full disk) changes nothing but what the writer
+left for it (the space it kept, its temporary files); one interrupted after
+moving files is finished by the next, which still lists them. The writer's
+leftovers are removed first: its reserved space (`_storage.RESERVE_FILE`), its
+half-written documents (`.NAME.PID.TID.tmp`) and acquire-zarr's hidden sibling
+(`.NAME.mmzarr-acquire-zarr`, links only).
 """
 
 from __future__ import annotations
 
 import datetime
+import json
+import logging
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
 from mmzarr._claim import DatasetLock, lock_holder
@@ -24,6 +37,7 @@ from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings
+from mmzarr._storage import as_location
 from mmzarr._validate import (
     LOST_FRAMES,
     FrameReader,
@@ -35,6 +49,7 @@ from mmzarr._validate import (
     raw_chunk_bytes,
     validate,
 )
+from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
 from mmzarr.errors import DatasetLockedError
 
 if TYPE_CHECKING:
@@ -42,8 +57,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DAMAGED_DIR", "finalize"]
 
+logger = logging.getLogger("mmzarr")
+
 #: Where chunk files that do not decode are moved, relative to the dataset root.
 DAMAGED_DIR = "mmzarr/damaged"
+#: `write_file_atomic`'s temporary files: `.NAME.PID.THREAD.tmp`.
+_TEMP = re.compile(r"^\..+\.\d+\.\d+\.tmp$")
 
 Frame = tuple[int, tuple[int, ...]]  # (image number, storage index)
 
@@ -61,6 +80,8 @@ def finalize(path: str | Path) -> ValidationReport:
     DatasetLockedError
         (a `StorageError`) If a live writer (or another `finalize`) holds the
         dataset's lock; the message names it.
+    OSError
+        When its record cannot be written (a full disk): nothing was changed.
     """
     root = Path(path)
     settings_file = root / SETTINGS_FILE
@@ -92,6 +113,44 @@ def _lock(root: Path) -> DatasetLock | None:
         return None
 
 
+class _Record:
+    """`finalize.json`: written before each step, completed at the end."""
+
+    def __init__(self, root: Path, status: str) -> None:
+        self.path = root / LOST_FRAMES
+        earlier = _read_json(self.path)
+        interrupted = earlier.get("state") == "in progress"
+        # files an interrupted finalize moved are listed again (where they are)
+        self.moved: list[str] = [
+            f
+            for f in (earlier.get("damaged_files", []) if interrupted else [])
+            if isinstance(f, str) and (root / f).is_file()
+        ]
+        self.doc: dict[str, Any] = {
+            "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
+            "state": "in progress",
+            "status_before": (
+                earlier.get("status_before", status) if interrupted else status
+            ),
+        }
+
+    def write(self, **fields: Any) -> None:
+        """Record `fields` (and the files moved so far); raise if it cannot."""
+        self.doc.update(fields)
+        self.doc["damaged_files"] = self.moved + [
+            f for f in fields.get("damaged_files", []) if f not in self.moved
+        ]
+        _metadata.write_json_atomic(self.path, self.doc)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     settings = AcquisitionSettings.model_validate_json(
         settings_file.read_text(encoding="utf-8")
@@ -99,7 +158,16 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     root_attrs = _metadata.read_json(root / "zarr.json").get("attributes", {})
     old = root_attrs.get("mmzarr", {})
     status = old.get("status", "acquiring")
+    # what the writer left for this: the space it kept, its half-written
+    # documents, acquire-zarr's links (nothing of the dataset's content)
+    as_location(root).release_space()
     _remove_stale_temp_files(root)
+    try:
+        remove_sibling(sibling_path(root))
+    except OSError as e:  # not ours after all: keep it, say so
+        logger.warning("mmzarr: %s", e)
+    record = _Record(root, status)
+    record.write(step="reading")  # raises on a full disk: nothing changed yet
 
     logged: list[Frame] = []
     index_of = {im.key: i for i, im in enumerate(settings.images)}
@@ -111,43 +179,48 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         if len(key[1]) == len(settings.images[i].index_dims):
             logged.append((i, key[1]))
 
-    damaged: list[str] = []
-    kept, reasons = _on_disk(root, settings, logged, damaged)
-    _set_t_sizes(root, settings, kept)
+    moves: set[str] = set()  # chunk files to move aside
+    kept, reasons = _on_disk(root, settings, logged, moves)
+    _set_t_sizes(root, settings, kept)  # metadata only: to read what is kept
     reader = FrameReader(root)
     ranges = ChannelRanges(settings)  # display windows from the frames kept
     if reader.available:
+        decoded: list[Frame] = []
         for i, index in kept:
             apath = _layout.array_path(settings.images[i])
             pixels, error = reader.read(apath, index)
             if error is not None:
-                damaged += _quarantine(root, apath, index)
+                moves.update(_chunk_files(root, apath, index))
                 reasons[(i, index)] = f"does not decode ({error})"
-            elif pixels is not None:
-                ranges.update(i, index, pixels)
-        damaged += _check_other_chunks(root, settings, kept, reader)
-        if damaged:  # frames sharing a moved file are gone too
-            kept, more = _on_disk(root, settings, kept, damaged)
-            for frame, why in more.items():
-                reasons.setdefault(frame, why)
-            _set_t_sizes(root, settings, kept)
-    written = _mark(settings, kept)
+            else:
+                decoded.append((i, index))
+                if pixels is not None:
+                    ranges.update(i, index, pixels)
+        kept = decoded
+        moves.update(_other_chunks(root, settings, kept, reader))
+        # frames sharing a file moved aside are gone too
+        kept, gone = _split(root, settings, kept, moves)
+        for frame, why in gone.items():
+            reasons.setdefault(frame, why)
 
-    lost = [
-        {"image": settings.images[i].key, "index": list(idx), "reason": why}
-        for (i, idx), why in reasons.items()
-    ]
-    _metadata.write_json_atomic(
-        root / LOST_FRAMES,
-        {
-            "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
-            "status_before": status,
-            "frames_logged": len(logged),
-            "frames_kept": sum(w.count for w in written),
-            "reader": reader.engine,
-            "lost": lost,
-            "damaged_files": damaged,
-        },
+    planned = {src: _destination(root, src) for src in sorted(moves)}
+    record.write(step="moving", damaged_files=sorted(planned.values()))
+    for src, dst in planned.items():
+        (root / dst).parent.mkdir(parents=True, exist_ok=True)
+        (root / src).replace(root / dst)
+    _set_t_sizes(root, settings, kept)
+    written = _mark(settings, kept)
+    record.write(
+        step="done",
+        state="done",
+        frames_logged=len(logged),
+        frames_kept=sum(w.count for w in written),
+        reader=reader.engine,
+        lost=[
+            {"image": settings.images[i].key, "index": list(idx), "reason": why}
+            for (i, idx), why in reasons.items()
+        ],
+        damaged_files=sorted(planned.values()),
     )
     if status == "acquiring":
         status = "interrupted"
@@ -170,11 +243,11 @@ def _on_disk(
     root: Path,
     settings: AcquisitionSettings,
     frames: Iterable[Frame],
-    damaged: list[str],
+    moves: set[str],
 ) -> tuple[list[Frame], dict[Frame, str]]:
     """Split `frames` into those whose chunk files are all there, and the others.
 
-    Truncated chunk files of the others are moved away (added to `damaged`).
+    Truncated chunk files of the others are to be moved (added to `moves`).
     """
     docs = array_documents(root)
     kept: list[Frame] = []
@@ -190,8 +263,34 @@ def _on_disk(
             kept.append((i, index))
         else:
             reasons[(i, index)] = "; ".join(problems)
-            damaged += _quarantine(root, apath, index, truncated_only=True)
+            moves.update(_chunk_files(root, apath, index, truncated_only=True))
     return kept, reasons
+
+
+def _split(
+    root: Path,
+    settings: AcquisitionSettings,
+    frames: Iterable[Frame],
+    moves: set[str],
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Frames none of whose chunk files is to be moved, and why the others go."""
+    docs = array_documents(root)
+    kept: list[Frame] = []
+    gone: dict[Frame, str] = {}
+    for i, index in frames:
+        apath = _layout.array_path(settings.images[i])
+        doc = docs[apath]
+        shape = list(doc["shape"])
+        shape[0] = max(shape[0], index[0] + 1)
+        files = [
+            f"{apath}/{rel}" for rel in chunk_paths({**doc, "shape": shape}, index)
+        ]
+        moved = [f for f in files if f in moves]
+        if moved:
+            gone[(i, index)] = f"its chunk file {moved[0]} does not decode"
+        else:
+            kept.append((i, index))
+    return kept, gone
 
 
 def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[Ledger]:
@@ -215,10 +314,10 @@ def _set_t_sizes(
             _metadata.write_json_atomic(root / spec.path / "zarr.json", doc)
 
 
-def _quarantine(
+def _chunk_files(
     root: Path, array: str, index: tuple[int, ...], *, truncated_only: bool = False
 ) -> list[str]:
-    """Move the chunk files of frame `index` to `DAMAGED_DIR`; their new paths.
+    """The chunk files of frame `index` that exist, relative to the root.
 
     `truncated_only`: only files that are empty or shorter than an uncompressed
     chunk.
@@ -227,27 +326,34 @@ def _quarantine(
     shape = list(doc["shape"])
     shape[0] = max(shape[0], index[0] + 1)
     exact = raw_chunk_bytes(doc)
-    moved = []
+    out = []
     for rel in chunk_paths({**doc, "shape": shape}, index):
         src = root / array / rel
         if not src.is_file():
             continue
         size = src.stat().st_size
         if not truncated_only or size == 0 or (exact is not None and size != exact):
-            dst = root / DAMAGED_DIR / array / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            src.replace(dst)
-            moved.append(dst.relative_to(root).as_posix())
-    return moved
+            out.append(f"{array}/{rel}")
+    return out
 
 
-def _check_other_chunks(
+def _destination(root: Path, src: str) -> str:
+    """Where chunk file `src` goes in `DAMAGED_DIR` (never over another file)."""
+    dst = f"{DAMAGED_DIR}/{src}"
+    n = 0
+    while (root / dst).exists():
+        n += 1
+        dst = f"{DAMAGED_DIR}/{src}.{n}"
+    return dst
+
+
+def _other_chunks(
     root: Path,
     settings: AcquisitionSettings,
     kept: Iterable[Frame],
     reader: FrameReader,
 ) -> list[str]:
-    """Move chunk files that hold no kept frame and do not decode; their paths.
+    """Chunk files that hold no kept frame and do not decode (to be moved).
 
     A writer that died (or failed: disk full) mid-write can leave a torn chunk
     of a frame it never logged; readers of the whole array would fail on it.
@@ -257,15 +363,14 @@ def _check_other_chunks(
     for i, index in kept:
         doc = docs[_layout.array_path(settings.images[i])]
         holding.setdefault(i, set()).update(chunk_paths(doc, index))
-    moved: list[str] = []
+    found: list[str] = []
     for i, im in enumerate(settings.images):
         apath = _layout.array_path(im)
-        found = docs.get(apath)
-        if found is None:
+        found_doc = docs.get(apath)
+        if found_doc is None:
             continue
-        doc = found
-        shape = doc["shape"]
-        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        shape = found_doc["shape"]
+        grid = found_doc["chunk_grid"]["configuration"]["chunk_shape"]
         for f in sorted((root / apath).rglob("*")):
             rel = f.relative_to(root / apath).as_posix()
             parts = rel.split("/")
@@ -285,14 +390,12 @@ def _check_other_chunks(
                 for s0, g, n in zip(start, grid, shape, strict=True)
             )
             if reader.error(apath, region) is not None:
-                dst = root / DAMAGED_DIR / apath / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                f.replace(dst)
-                moved.append(dst.relative_to(root).as_posix())
-    return moved
+                found.append(f"{apath}/{rel}")
+    return found
 
 
 def _remove_stale_temp_files(root: Path) -> None:
-    """Delete half-written `zarr.json` temp files a killed writer left behind."""
-    for tmp in root.rglob(".zarr.json.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """Delete the half-written documents a killed writer left behind."""
+    for tmp in root.rglob(".*.tmp"):
+        if _TEMP.match(tmp.name) and tmp.is_file():
+            tmp.unlink(missing_ok=True)

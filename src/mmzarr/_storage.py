@@ -3,9 +3,10 @@
 Owns parsing an output path (`/data/run.ome.zarr`, `s3://bucket/prefix/run.ome.zarr`)
 and the few object operations mmzarr does itself besides the arrays: writing the
 group documents, settings, frame log and OME-XML (`write_bytes`, atomic on a local
-disk; a PUT is atomic on S3), existence, and a preflight (`check_writable`) that
+disk; a PUT is atomic on S3), existence, a preflight (`check_writable`) that
 puts and deletes a probe object so wrong credentials or a missing bucket fail
-before the first frame. Arrays are the backends' job; they read the endpoint,
+before the first frame, and the disk space kept for the documents written at
+close (`reserve_space`). Arrays are the backends' job; they read the endpoint,
 region and bucket from `Location.s3`.
 
 What a writer may take over, and its lock, are `_claim`'s.
@@ -26,24 +27,17 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from mmzarr.errors import MissingDependencyError, StorageError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no locking
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from mmzarr._settings import AcquisitionSettings
-
 __all__ = [
+    "RESERVE_FILE",
     "Location",
     "S3Config",
-    "SupportsObjectStorage",
     "as_location",
     "parse_location",
     "write_file_atomic",
@@ -53,10 +47,11 @@ logger = logging.getLogger("mmzarr")
 
 _S3_OPTIONS = ("endpoint_url", "region", "key", "secret", "token")
 _PROBE = "mmzarr/.write-probe"
-#: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
-LOCK_SUFFIX = ".mmzarr-lock"
-_ASIDE = ".mmzarr-old-"
-_SETTINGS = "mmzarr/settings.json"
+#: Disk space a local dataset keeps allocated while it is written, released at
+#: close for the final documents: a full disk then still takes the status.
+RESERVE_FILE = "mmzarr/.space-reserve"
+#: The least space reserved (more for a larger root document).
+MIN_RESERVE = 256 * 1024
 #: Serializes the AWS variables set around a backend's open (`S3Config.environment`).
 _ENV_LOCK = threading.RLock()
 _env_block = threading.local()
@@ -167,14 +162,6 @@ class S3Config:
         return opts
 
 
-@runtime_checkable
-class SupportsObjectStorage(Protocol):
-    """A backend that can write its arrays to S3 (`open` takes a local path)."""
-
-    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
-        """Create the arrays of every image under `location`."""
-
-
 class Location:
     """A dataset root: a local directory (`path`) or an S3 prefix (`s3`)."""
 
@@ -195,6 +182,11 @@ class Location:
     def url(self) -> str:
         """The path or `s3://` URL, for messages."""
         return str(self.path) if self.path is not None else self._s3.url
+
+    @property
+    def where(self) -> str:
+        """The absolute path or the `s3://` URL, for messages."""
+        return os.path.abspath(self.path) if self.path is not None else self._s3.url
 
     def __str__(self) -> str:
         return self.url
@@ -239,6 +231,48 @@ class Location:
             return []
         keys = [n[len(base) :] for n in names]
         return sorted(k for k in keys if k.startswith(prefix))
+
+    def size_of(self, key: str) -> int:
+        """Bytes of the local file `key` (0: none, or on S3)."""
+        if self.path is None:
+            return 0
+        try:
+            return (self.path / key).stat().st_size
+        except OSError:
+            return 0
+
+    def reserve_space(self, nbytes: int) -> None:
+        """Keep disk space for the documents written at close (local only).
+
+        Allocates `RESERVE_FILE` with room for twice `nbytes` (a document and
+        its replacement) and at least `MIN_RESERVE`; `release_space` frees it.
+
+        Raises
+        ------
+        OSError
+            When the disk cannot take it (nothing is left allocated).
+        """
+        if self.path is None:
+            return
+        size = max(MIN_RESERVE, -(-2 * nbytes // 4096) * 4096)
+        path = self.path / RESERVE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "wb") as f:
+                try:
+                    os.posix_fallocate(f.fileno(), 0, size)
+                except (AttributeError, OSError):  # no fallocate here: write it
+                    f.write(bytes(size))
+                    f.flush()
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def release_space(self) -> None:
+        """Free the space `reserve_space` kept (idempotent)."""
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                (self.path / RESERVE_FILE).unlink(missing_ok=True)
 
     def exists(self) -> bool:
         """Whether anything exists at the root."""
@@ -330,16 +364,22 @@ class Location:
 def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
     """Write `data` to `path` via a temporary file and `os.replace`.
 
-    A crash leaves the old or the new content, never part of one.
+    A crash leaves the old or the new content, never part of one; a failure
+    (a full disk) leaves the old content and no temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: leave no temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _env(*names: str) -> str | None:

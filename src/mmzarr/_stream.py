@@ -1,22 +1,25 @@
 """`Stream`: frames in, an OME-Zarr dataset out.
 
 `create_stream` does the I/O of opening: it claims the output
-(`Location.claim`: the writer's lock, what `overwrite` may replace, an old
+(`_claim.claim`: the writer's lock, what `overwrite` may replace, an old
 dataset kept until the new one has opened), writes the settings and every
 group's metadata before the first frame (so a crash leaves a readable
-dataset), opens the frame log and the backend. `Stream` then coordinates each
-frame: checks it (shape, dtype), asks the `Router` where it goes, applies the
-`on_full` policy, hands it (and its resolution levels) to the backend and logs
-its metadata; on close it records what was acquired (`_dataset`). Storage
-itself is the backend's job (`mmzarr.backends`); where the dataset lives (a
-local directory or an `s3://` prefix) is `_storage.Location`'s.
+dataset), reserves the space the final documents need, opens the frame log
+and the backend. `Stream` then coordinates each frame: checks it (shape,
+dtype), asks the `Router` where it goes, applies `on_full` (the shared
+`backends._pressure.Backpressure`), hands it (and its resolution levels) to the
+backend and logs its metadata; a flush thread pushes buffered frames to storage
+every `flush_interval_s` and counts what is readable; on close it records what
+was acquired (`_dataset`), the status first when storage failed. Storage itself
+is the backend's job (`mmzarr.backends`); where the dataset lives (a local
+directory or an `s3://` prefix) is `_storage.Location`'s.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,13 +38,9 @@ from mmzarr._dataset import (
 )
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._routing import Router
-from mmzarr._storage import S3Config, SupportsObjectStorage, parse_location
-from mmzarr.backends import (
-    SupportsBackpressure,
-    SupportsFlush,
-    SupportsReadable,
-    get_backend,
-)
+from mmzarr._storage import S3Config, parse_location
+from mmzarr.backends import DEFAULT_BACKEND, Arrays, Limits, get_backend
+from mmzarr.backends._pressure import Backpressure
 from mmzarr.errors import BufferFullError, FrameError, PlanError, StorageError
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings, ImageSettings
     from mmzarr._storage import Location
-    from mmzarr.backends import ArrayBackend
+    from mmzarr.backends import ArrayBackend, Progress
 
 __all__ = ["Status", "Stream", "create_stream"]
 
@@ -80,6 +79,7 @@ class Stream:
         *,
         claim: OutputClaim,
         log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None,
+        limits: Limits | None = None,
     ) -> None:
         self.location = location
         #: The local directory, or the `s3://` URL, of the dataset.
@@ -89,11 +89,16 @@ class Stream:
         self.settings = settings
         self.backend_name = type(backend).__name__
         self._backend = backend
+        self._capabilities = type(backend).capabilities
         self._claim = claim
         self._log = log
-        # checked once: a runtime Protocol isinstance is slow on the per-frame path
-        self._pressure = backend if isinstance(backend, SupportsBackpressure) else None
-        self._readable = backend if isinstance(backend, SupportsReadable) else None
+        limits = limits or Limits.of(settings, location)
+        self._pressure = Backpressure(
+            settings.on_full,
+            capacity=limits.max_buffer_bytes,
+            timeout_s=limits.io_timeout_s,
+            where=self._where,
+        )
         self._lock = threading.RLock()
         self._router = Router(settings)
         self._ranges = ChannelRanges(settings)
@@ -111,7 +116,6 @@ class Stream:
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
-        self._unflushed = False  # frames written since the last backend flush
         self._flushed = 0  # frames known to be readable from storage
         self._stop_flusher = threading.Event()
 
@@ -120,10 +124,11 @@ class Stream:
 
         `create_stream` calls it once the dataset has opened.
         """
-        if isinstance(self._backend, SupportsFlush) or not self.location.is_local:
-            threading.Thread(
-                target=self._flush_loop, name="mmzarr-flush", daemon=True
-            ).start()
+        with self._lock:
+            self._flush()  # the backend's capacity, before the first frame
+        threading.Thread(
+            target=self._flush_loop, name="mmzarr-flush", daemon=True
+        ).start()
 
     # ---- public API -----------------------------------------------------------
     @property
@@ -133,13 +138,14 @@ class Stream:
 
     @property
     def frames_flushed(self) -> int:
-        """Frames known to be readable from storage by another process.
+        """Frames known to be readable, whole, from storage by another process.
 
-        Updated every `flush_interval_s` while acquiring (the frames written
-        before the last flush of buffered shards), all frames after `close`.
-        With acquire-zarr, which writes shards on its own threads, it counts
-        the complete time points whose shards are on disk (checked by their
-        shard index); on S3 it stays 0 until `close`.
+        Counted in the order they were appended: the first `frames_flushed`
+        frames are readable. Updated every `flush_interval_s / 2` while
+        acquiring, from what the backend reports has reached storage (with
+        acquire-zarr: the complete time points whose shards are on disk,
+        checked by their shard index; on S3 it stays 0 until `close`); all
+        frames after `close`.
         """
         return self._flushed
 
@@ -156,8 +162,7 @@ class Stream:
     @property
     def _where(self) -> str:
         """The full path (or URL) of the dataset, for messages."""
-        loc = self.location
-        return os.path.abspath(loc.path) if loc.path is not None else loc.url
+        return self.location.where
 
     def latest(self, key: str = "") -> np.ndarray | None:
         """A copy of the last frame appended to image `key`, or None.
@@ -198,15 +203,21 @@ class Stream:
         Returns
         -------
         tuple[str, tuple[int, ...]]
-            The image key and storage index the frame went to.
+            The image key and storage index the frame went to (or would have,
+            for a frame dropped by `on_full="drop"`).
 
         Raises
         ------
         FrameError
             (a `ValueError`) for a wrong shape/dtype, an index out of range, a
             frame already written, or one frame more than the plan holds.
+        BufferFullError
+            With `on_full="raise"`, when storage is behind: the frame was not
+            accepted (the stream goes on).
         StorageError
-            (an `OSError`) when storage fails; the stream is then failed.
+            (an `OSError`) when storage fails, or takes nothing for
+            `Limits.io_timeout_s` while `append` waits (`on_full="block"`); the
+            stream is then failed.
         """
         with self._lock:
             self._check_open()
@@ -220,16 +231,17 @@ class Stream:
                     f"image {im.key!r}: index {where.index} ({dict(index or {})}) "
                     "was already written"
                 )
-            if not self._make_room(arr.nbytes):
-                self._router.drop(where)
-                self.dropped += 1
-                self._log_frame(where, index, metadata, dropped=True)
-                return where.key, where.index
             try:
+                if not self._pressure.admit(arr.nbytes, self._flush):
+                    self._router.drop(where)
+                    self.dropped += 1
+                    self._log_frame(where, index, metadata, dropped=True)
+                    return where.key, where.index
                 self._backend.write(where.image, where.index, arr)
+                nbytes = arr.nbytes
                 if self._levels[where.image]:
-                    self._write_levels(where, arr)
-            except FrameError:
+                    nbytes += self._write_levels(where, arr)
+            except (FrameError, BufferFullError, StorageError):
                 raise
             except Exception as e:
                 self._error = e
@@ -237,7 +249,7 @@ class Stream:
                     f"writing frame {where.index} of image {im.key!r} to "
                     f"{self._where} failed: {e}"
                 ) from e
-            self._unflushed = True
+            self._pressure.accepted(nbytes)
             self._router.mark(where)
             self._ranges.update(where.image, where.index, arr)
             self._frames += 1
@@ -258,7 +270,15 @@ class Stream:
         """Flush and close (idempotent); the metadata records what was acquired.
 
         `status` defaults to `complete` when every planned frame was written,
-        `cancelled` otherwise, `failed` after a storage error.
+        `cancelled` otherwise, `failed` after a storage error. When storage
+        failed, the root document with the status is written first (into the
+        space reserved at open), so it is recorded even on a full disk.
+
+        Raises
+        ------
+        StorageError
+            When the last frames or the documents could not be written (the
+            status says `failed` if the root document could be).
         """
         with self._lock:
             if self._closed:
@@ -271,17 +291,12 @@ class Stream:
                 self._claim.release()  # another writer may take the path now
 
     def _close(self, status: Status | None) -> None:
-        t_sizes = self._router.t_sizes()
-        for i, numbers in enumerate(self._levels):
-            for number in numbers:
-                if i in t_sizes:
-                    t_sizes[number] = t_sizes[i]
         errors: list[BaseException] = []
         # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
         # backend writes its last frames: every frame is logged by now
         xml = render_ome_xml_ahead(self.location, self.settings)
         try:
-            self._backend.close(t_sizes)
+            self._flush(final=True)
         except Exception as e:
             errors.append(e)
         planned = self.settings.frames_planned
@@ -293,10 +308,22 @@ class Stream:
             else:
                 status = "complete"
         self._status = status
+        self.location.release_space()  # room for the documents below
+        stored = True  # whether storage takes documents
+        if status == "failed":  # the status first: the disk may be full
+            try:
+                self._write_groups(root_only=True)
+            except OSError as e:
+                errors.append(e)
+                stored = False  # the others would fail alike (or wait to)
         try:
-            if self._log is not None:
+            if self._log is not None and (stored or self.location.is_local):
                 self._log.close()
-            self._write_groups(ome_xml=rendered(xml))
+        except OSError as e:
+            errors.append(e)
+        try:
+            if stored:
+                self._write_groups(ome_xml=rendered(xml))
         except OSError as e:
             errors.append(e)
         if not errors:
@@ -332,11 +359,15 @@ class Stream:
         )
 
     # ---- internals ------------------------------------------------------------
-    def _write_levels(self, where: Placement, frame: np.ndarray) -> None:
+    def _write_levels(self, where: Placement, frame: np.ndarray) -> int:
+        """Write `frame`'s resolution levels; their bytes."""
         method = self.settings.downsample.method if self.settings.downsample else ""
+        nbytes = 0
         for number in self._levels[where.image]:
             frame = downsample_frame(frame, method)
             self._backend.write(number, where.index, frame)
+            nbytes += frame.nbytes
+        return nbytes
 
     def _keep_latest(self, key: str, frame: np.ndarray) -> None:
         """Copy `frame` as image `key`'s latest frame.
@@ -357,22 +388,12 @@ class Stream:
         np.copyto(buf, frame)
         latest[key] = buf
 
-    def _make_room(self, nbytes: int) -> bool:
-        """Apply `on_full` when the backend's buffer is full; False: drop."""
-        backend = self._pressure
-        if backend is None or backend.has_room(nbytes):
-            return True
-        policy = self.settings.on_full
-        if policy == "block":
-            backend.wait_for_room(nbytes)
-            return True
-        if policy == "raise":
-            raise BufferFullError(
-                f"storage at {self.path} is behind: the "
-                f"{self.settings.max_buffer_bytes} bytes buffer is full "
-                "(on_full='raise')"
-            )
-        return False
+    def _flush(self, *, final: bool = False) -> Progress:
+        """Flush the backend; take in what it reports (under the lock)."""
+        progress = self._backend.flush(final=final)
+        self._pressure.report(progress)
+        self._flushed = max(self._flushed, min(progress.readable, self._frames))
+        return progress
 
     def _log_frame(
         self,
@@ -411,17 +432,7 @@ class Stream:
                 if self._closed or self._error is not None:
                     continue
                 try:
-                    if isinstance(self._backend, SupportsFlush):
-                        if self._unflushed:
-                            self._backend.flush()
-                        self._unflushed = False
-                        if self._readable is not None:
-                            readable = self._readable.frames_readable()
-                            self._flushed = max(
-                                self._flushed, min(readable, self._frames)
-                            )
-                        elif getattr(self._backend, "flush_makes_readable", True):
-                            self._flushed = self._frames
+                    self._flush()
                     if isinstance(self._log, _metadata.SegmentedFrameLog):
                         self._log.flush()
                 except Exception as e:
@@ -433,7 +444,7 @@ class Stream:
             raise FrameError(f"stream {str(self.path)!r} is closed")
         if self._error is not None:
             raise StorageError(
-                f"stream {str(self.path)!r} failed earlier: {self._error}"
+                f"stream {self._where!r} failed earlier: {self._error}"
             ) from self._error
 
     def _check_frame(self, frame: Any, im: ImageSettings) -> np.ndarray:
@@ -451,12 +462,15 @@ class Stream:
             )
         return arr
 
-    def _write_groups(self, *, ome_xml: bool | str = False) -> None:
+    def _write_groups(
+        self, *, ome_xml: bool | str = False, root_only: bool = False
+    ) -> None:
         """Write the group documents (all at open; the root and OME-XML at close).
 
-        At close every group is written again when the backend overwrote them
-        (`rewrites_groups`: acquire-zarr) or when images have channels, whose
-        display windows now span the data acquired; else only the root.
+        At close every group is written again when the backend may have
+        overwritten them (`Capabilities.rewrites_groups`) or when images have
+        channels, whose display windows now span the data acquired; else only
+        the root.
         """
         has_windows = any("c" in im.dim_names for im in self.settings.images)
         write_group_metadata(
@@ -466,11 +480,14 @@ class Stream:
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
-            ome_xml=ome_xml if self._closed else False,
+            ome_xml=ome_xml if self._closed and not root_only else False,
             durable=False,
-            root_only=self._closed
-            and not has_windows
-            and not getattr(self._backend, "rewrites_groups", False),
+            root_only=root_only
+            or (
+                self._closed
+                and not has_windows
+                and not self._capabilities.rewrites_groups
+            ),
             ranges=self._ranges.by_key(),
         )
 
@@ -479,7 +496,7 @@ def create_stream(
     path: str | Path,
     settings: AcquisitionSettings,
     *,
-    backend: str = "acquire-zarr",
+    backend: str = DEFAULT_BACKEND,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     summary: Mapping[str, Any] | None = None,
@@ -549,12 +566,13 @@ def create_stream(
         )
     location = parse_location(path, storage_options)
     array_backend = get_backend(backend, **backend_options)
-    if not location.is_local and not isinstance(array_backend, SupportsObjectStorage):
+    name = type(array_backend).__name__
+    if not location.is_local and not array_backend.capabilities.object_storage:
         raise PlanError(
-            f"backend {type(array_backend).__name__} cannot write to object storage "
-            f"({location.url}); use backend='acquire-zarr', 'tensorstore' or "
-            "'zarr-python'"
+            f"backend {name} cannot write to object storage ({location.url}); use "
+            "backend='acquire-zarr', 'tensorstore' or 'zarr-python'"
         )
+    limits = Limits.of(settings, location)
     # lock the output, move an old dataset aside (FileExistsError when it may
     # not be replaced); undone below if the new dataset does not open
     claim = claim_output(location, overwrite)
@@ -563,47 +581,43 @@ def create_stream(
         write_settings(location, settings)
         if summary is not None:
             write_summary(location, summary)
+        ledgers = Router(settings).ledgers
         write_group_metadata(
             location,
             settings,
-            Router(settings).ledgers,
+            ledgers,
             status="acquiring",
-            backend=type(array_backend).__name__,
+            backend=name,
             ome_xml=False,
             durable=False,
         )
+        # the documents of a failed close must fit on a full disk
+        location.reserve_space(location.size_of("zarr.json"))
         if location.path is not None:
             log = _metadata.FrameLog(
                 location.path / _metadata.FRAMES_LOG,
                 fsync_interval_s=settings.flush_interval_s,
             )
-            array_backend.open(location.path, settings)
         else:
             log = _metadata.SegmentedFrameLog(
                 location, flush_interval_s=settings.flush_interval_s
             )
-            assert isinstance(array_backend, SupportsObjectStorage)
-            # credentials a backend exports for its S3 client are removed
-            # from the environment once it has opened
-            with S3Config.environment():
-                array_backend.open_location(location, settings)
+        # credentials a backend exports for its S3 client are removed from the
+        # environment once it has opened
+        with contextlib.nullcontext() if location.is_local else S3Config.environment():
+            array_backend.open(location, Arrays.of(settings), limits)
     except BaseException as e:
         # nothing acquired yet: remove what was made, put the old data back
         if isinstance(log, _metadata.FrameLog):
-            try:
+            with contextlib.suppress(OSError):
                 log.close()
-            except OSError:
-                pass
         claim.abort()
         if isinstance(e, OSError) and not isinstance(e, StorageError):
-            where = (
-                os.path.abspath(location.path)
-                if location.path is not None
-                else location.url
-            )
-            raise StorageError(f"cannot create dataset at {where}: {e}") from e
+            raise StorageError(f"cannot create dataset at {location.where}: {e}") from e
         raise
     claim.commit()
-    stream = Stream(location, settings, array_backend, claim=claim, log=log)
+    stream = Stream(
+        location, settings, array_backend, claim=claim, log=log, limits=limits
+    )
     stream.start()
     return stream

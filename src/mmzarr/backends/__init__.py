@@ -1,7 +1,9 @@
 """Backend registry: names, the extra each needs, and lazy construction.
 
-Backend names live here and only here (`BACKENDS`); the settings and the CLI take
-their choices from this table.
+Backend names live here and only here (`BACKENDS`, `DEFAULT_BACKEND`); the
+settings, the front ends and the CLI take their choices from this table. A
+backend's module is imported only when it is constructed (`get_backend`);
+whether it can be is known without importing it (`BackendInfo.is_available`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from mmzarr.backends._base import (
     ArrayBackend,
-    SupportsBackpressure,
-    SupportsFlush,
-    SupportsReadable,
+    Arrays,
+    Capabilities,
+    Limits,
+    Progress,
 )
 from mmzarr.errors import MissingDependencyError
 
@@ -24,16 +27,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_BACKEND",
     "ArrayBackend",
+    "Arrays",
+    "BackendInfo",
     "BackendName",
-    "SupportsBackpressure",
-    "SupportsFlush",
-    "SupportsReadable",
-    "available_backends",
+    "Capabilities",
+    "Limits",
+    "Progress",
     "get_backend",
 ]
 
 BackendName = Literal["acquire-zarr", "tensorstore", "zarr-python"]
+DEFAULT_BACKEND: BackendName = "acquire-zarr"
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,21 @@ class BackendInfo:
 
     module: str
     class_name: str
+    #: Modules it imports that are not core dependencies of mmzarr.
     requires: tuple[str, ...]
+    #: The extra that installs them (None: a core dependency).
     extra: str | None
 
     def is_available(self) -> bool:
         """Whether every module this backend imports is installed."""
         return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    @property
+    def install_hint(self) -> str:
+        """How to install what is missing."""
+        if self.extra is None:
+            return "reinstall mmzarr"
+        return f'pip install "mmzarr[{self.extra}]"'
 
 
 BACKENDS: dict[str, BackendInfo] = {
@@ -67,13 +82,8 @@ BACKENDS: dict[str, BackendInfo] = {
 assert set(BACKENDS) == set(get_args(BackendName))
 
 
-def available_backends() -> list[str]:
-    """Names of the backends whose dependencies are installed."""
-    return [name for name, info in BACKENDS.items() if info.is_available()]
-
-
 def get_backend(name: str, **options: Any) -> ArrayBackend:
-    """Construct the backend called `name`.
+    """Construct the backend called `name` (importing its module now).
 
     Raises
     ------
@@ -86,9 +96,8 @@ def get_backend(name: str, **options: Any) -> ArrayBackend:
     if info is None:
         raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
     if not info.is_available():
-        extra = f'pip install "mmzarr[{info.extra}]"' if info.extra else "reinstall"
         raise MissingDependencyError(
-            f"backend {name!r} needs {', '.join(info.requires)}: {extra}"
+            f"backend {name!r} needs {', '.join(info.requires)}: {info.install_hint}"
         )
     module = importlib.import_module(info.module)
     backend: ArrayBackend = getattr(module, info.class_name)(**options)

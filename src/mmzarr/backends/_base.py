@@ -1,191 +1,147 @@
-"""The array backend protocol: the small contract every storage engine fulfils.
+"""The backend contract: three methods and declared capabilities.
 
-A backend creates one array per image (at `_layout.array_path`), writes frames at
-storage indices and closes. Group metadata, routing, validation of frames and
-frame metadata stay above it, in `Stream`. Lifecycle: `open` -> `write`* ->
-`close` (idempotent). Optional abilities are separate `runtime_checkable`
-protocols.
+A backend stores the arrays of a dataset, one per image and resolution level
+(`Arrays`), at the paths `_layout.array_path` gives under a `Location`. Group
+documents, routing, frame checks, the frame log and the `on_full` policy stay
+above it (`Stream`, `backends._pressure`), so every backend honours them alike.
+
+Lifecycle: `open` once; `write` per frame (level 0 of an image, then its
+levels); `flush` every `flush_interval_s` (Stream's flush thread) and whenever
+the shared backpressure needs fresh counts; `flush(final=True)` once, at close.
+What a backend can do is declared in its `capabilities` class attribute, never
+probed.
 """
 
 from __future__ import annotations
 
-import errno
-import math
-import os
-import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from mmzarr._pyramid import all_arrays
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
-
     import numpy as np
 
-    from mmzarr._settings import AcquisitionSettings, ImageSettings
+    from mmzarr._pyramid import ArraySpec
+    from mmzarr._settings import AcquisitionSettings
+    from mmzarr._storage import Location
 
-__all__ = [
-    "ArrayBackend",
-    "FreeSpaceGuard",
-    "SupportsBackpressure",
-    "SupportsFlush",
-    "SupportsReadable",
-    "disk_bytes",
-    "file_disk_bytes",
-    "tiles_per_frame",
-]
+__all__ = ["ArrayBackend", "Arrays", "Capabilities", "Limits", "Progress"]
+
+#: Seconds a local disk may take nothing before a waiting write is an error.
+LOCAL_TIMEOUT_S = 120.0
+#: The same for object storage: a server that is gone fails `append` this soon.
+OBJECT_STORAGE_TIMEOUT_S = 20.0
 
 
-@runtime_checkable
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend declares about itself (its `capabilities` class attribute)."""
+
+    #: Writes `s3://` locations; otherwise `create_stream` refuses them.
+    object_storage: bool = False
+    #: Its final flush may overwrite group documents of the dataset (acquire-zarr
+    #: on S3, or where it cannot write to a hidden sibling:
+    #: https://github.com/acquire-project/acquire-zarr/issues/186): `Stream`
+    #: writes every group document again after it.
+    rewrites_groups: bool = False
+    #: Flushing, with no more frames, eventually makes every frame written
+    #: readable, those of incomplete shards included (`Progress.readable`
+    #: reaches the frames written).
+    flush_makes_readable: bool = True
+    #: `Progress.readable` grows while writing on object storage too; otherwise
+    #: it stays 0 there until the final flush.
+    reports_readable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Arrays:
+    """The arrays to create, with their dtype and compression.
+
+    Level 0 of every image first (array `i` is image `i`), then the lower
+    resolution levels (`_pyramid.all_arrays`).
+    """
+
+    specs: tuple[ArraySpec, ...]
+    dtype: str
+    compression: str
+
+    @classmethod
+    def of(cls, settings: AcquisitionSettings) -> Arrays:
+        """The arrays of `settings`."""
+        return cls(all_arrays(settings), settings.dtype, settings.compression)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the layer above asks of a backend's resources."""
+
+    #: Bytes of frames in flight `Stream` allows (the backend reports its share
+    #: as `Progress.capacity`; acquire-zarr sizes its reorder window from it).
+    max_buffer_bytes: int = 256 * 1024**2
+    #: The longest a backend waits on storage (a pending write at the final
+    #: flush, a resize) before it raises `OSError`.
+    io_timeout_s: float = LOCAL_TIMEOUT_S
+    #: Make array files durable (fsync) as they are written and at the final
+    #: flush; off only for scratch data (acquire-zarr always syncs).
+    durable: bool = True
+
+    @classmethod
+    def of(cls, settings: AcquisitionSettings, location: Location) -> Limits:
+        """The limits of a stream of `settings` at `location`."""
+        timeout = LOCAL_TIMEOUT_S if location.is_local else OBJECT_STORAGE_TIMEOUT_S
+        return cls(settings.max_buffer_bytes, timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What reached storage, as a backend reports it from `flush`."""
+
+    #: Frames, counted in the order they were written to level-0 arrays, that
+    #: another process can read whole now (with their resolution levels): frame
+    #: `n` is readable, and so is every one before it, when this is more than
+    #: `n`. It only grows, and counts every frame after the final flush.
+    readable: int = 0
+    #: Bytes of accepted frames on their way to storage that need no further
+    #: frame to get there (not those of an incomplete shard held in memory).
+    in_flight: int = 0
+    #: Bytes this backend lets be in flight (its share of `max_buffer_bytes`):
+    #: `Stream` applies `on_full` beyond it.
+    capacity: int = 0
+
+
 class ArrayBackend(Protocol):
-    """What `Stream` needs from a storage engine."""
+    """A storage engine: `open`, `write`, `flush`; see the module docstring.
 
-    def open(self, root: Path, settings: AcquisitionSettings) -> None:
-        """Create the arrays of every image under `root` (groups already exist)."""
-
-    def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Write `frame` (y, x) at the non-spatial storage `index` of image `image`.
-
-        The frame has the settings' dtype and shape. The backend must have copied
-        or consumed it when this returns.
-        """
-
-    def close(self, t_sizes: dict[int, int] | None = None) -> None:
-        """Flush everything to storage and release resources (idempotent).
-
-        `t_sizes` gives, for images with an unbounded `t`, how many time points
-        were acquired, so the array's final shape can be set.
-        """
-
-
-@runtime_checkable
-class SupportsFlush(Protocol):
-    """A backend that can push buffered frames to storage on demand."""
-
-    def flush(self) -> None:
-        """Write every buffered frame to storage."""
-
-
-@runtime_checkable
-class SupportsBackpressure(Protocol):
-    """A backend that buffers frames and can tell when its buffer is full."""
-
-    def has_room(self, nbytes: int) -> bool:
-        """Whether `nbytes` more fit in the backend's buffer budget."""
-
-    def wait_for_room(self, nbytes: int, timeout: float | None = None) -> bool:
-        """Block until `nbytes` more fit (True) or `timeout` passes (False)."""
-
-
-@runtime_checkable
-class SupportsReadable(Protocol):
-    """A backend that writes on threads of its own and tells what reached storage."""
-
-    def frames_readable(self) -> int:
-        """How many frames, in write order, another process can read now.
-
-        Frames are counted in the order of `write` calls to full-resolution
-        arrays; the count only grows, and is all of them after `close`.
-        """
-
-
-#: Allocation unit a file's size is rounded up to on disk (ext4, xfs, tmpfs pages).
-BLOCK = 4096
-#: Bytes blosc may add to a chunk it cannot compress (its header).
-BLOSC_OVERHEAD = 32
-#: Bytes of a `sharding_indexed` index entry (offset and length, two uint64).
-INDEX_ENTRY = 16
-
-
-def disk_bytes(nbytes: int) -> int:
-    """Disk space a new file of `nbytes` may take.
-
-    Its size rounded up to `BLOCK`, plus one block for what creating it may add
-    (a directory block for a new chunk directory on ext4 or xfs).
-    """
-    return -(-nbytes // BLOCK) * BLOCK + BLOCK
-
-
-def file_disk_bytes(
-    image: ImageSettings, itemsize: int, *, compressed: bool, sharded: bool
-) -> int:
-    """Upper bound of the disk space of one chunk (or shard) file of `image`.
-
-    Edge chunks are stored whole, so every file holds at most the shard's chunks
-    at full size, each with blosc's overhead when compressed, plus the shard
-    index (`sharded`), rounded up by `disk_bytes`.
-    """
-    chunks = math.prod(d.shard_size // d.chunk_size for d in image.dimensions)
-    chunk = math.prod(d.chunk_size for d in image.dimensions) * itemsize
-    size = chunks * (chunk + (BLOSC_OVERHEAD if compressed else 0))
-    if sharded:
-        size += INDEX_ENTRY * chunks + 4
-    return disk_bytes(size)
-
-
-def tiles_per_frame(image: ImageSettings) -> int:
-    """Chunk (shard) files one frame spans along y and x."""
-    y, x = image.dim("y"), image.dim("x")
-    return math.ceil((y.size or 1) / y.shard_size) * math.ceil(
-        (x.size or 1) / x.shard_size
-    )
-
-
-class FreeSpaceGuard:
-    """Refuse a write that cannot reach the disk, without a `statvfs` per frame.
-
-    Backends that write on background threads (acquire-zarr, tensorstore with
-    writes in flight) or hold frames in memory (gathered shards) learn of a full
-    disk only after accepting frames they then lose; checking first, with every
-    byte accepted but not yet on disk (`in_flight`, in `disk_bytes` units),
-    refuses the first frame that cannot fit instead (`OSError(ENOSPC)` naming
-    the root). `reserve` bytes stay free for what is written beside the frames
-    (the frame log, metadata documents, the final status at close).
-
-    The free space measured last, minus the bytes accepted since, is a lower
-    bound while nothing else writes to the disk. The disk is measured again when
-    that bound comes within `margin` bytes of what is needed, or after `max_age_s`
-    (other writers): so a nearly full disk is measured for every frame, and the
-    first frame that cannot fit is still refused. `refresh`, when given, is
-    called at each measurement for an up-to-date (smaller) `in_flight`.
+    Storage failures raise `OSError` (`Stream` reports them as a `StorageError`
+    naming the dataset and fails the stream); a frame a backend cannot take
+    raises `FrameError`; settings it cannot write raise `PlanError` at `open`.
     """
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        margin: int = 64 * 1024**2,
-        max_age_s: float = 0.25,
-        reserve: int = 256 * 1024,
-    ) -> None:
-        self.root = root
-        self._margin = margin
-        self._max_age = max_age_s
-        self.reserve = reserve
-        self._free = -1
-        self._since = 0
-        self._at = 0.0
+    #: Declared, never probed.
+    capabilities: ClassVar[Capabilities]
 
-    def check(
-        self,
-        nbytes: int,
-        in_flight: int = 0,
-        refresh: Callable[[], int] | None = None,
-    ) -> None:
-        """Accept `nbytes` more (with `in_flight` bytes not yet on disk) or raise."""
-        needed = nbytes + in_flight + self.reserve
-        now = time.monotonic()
-        if self._free - self._since < needed + self._margin or (
-            now - self._at > self._max_age
-        ):
-            if refresh is not None:
-                needed = nbytes + refresh() + self.reserve
-            st = os.statvfs(self.root)
-            self._free, self._since, self._at = st.f_bavail * st.f_frsize, 0, now
-            if self._free < needed:
-                raise OSError(
-                    errno.ENOSPC,
-                    f"No space left on device: {self._free} bytes free, "
-                    f"{needed} needed ({self.reserve} kept free for metadata)",
-                    str(self.root),
-                )
-        self._since += nbytes
+    def open(self, location: Location, arrays: Arrays, limits: Limits) -> None:
+        """Create every array under `location` (its groups already exist).
+
+        On failure, anything it made outside the dataset is removed.
+        """
+
+    def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Accept `frame` (y, x) at the non-spatial storage `index` of `array`.
+
+        The frame has the dataset's dtype and the array's frame shape; the
+        caller may reuse its buffer once this returns. Writing may go on in
+        the background: `flush` reports when it is done. A local backend
+        refuses, with `OSError(ENOSPC)` and having accepted nothing, a frame
+        whose files may not fit on the disk.
+        """
+
+    def flush(self, *, final: bool = False) -> Progress:
+        """Hand what is buffered to storage, without waiting; report progress.
+
+        Raises the `OSError` of a background write that failed. With `final`,
+        write everything, wait for it (at most `Limits.io_timeout_s` without
+        progress), set the arrays' final shapes and release every resource;
+        calling it again returns the same `Progress`.
+        """

@@ -1,36 +1,51 @@
-"""Gathering a shard's frames in memory so each shard is written once.
+"""Writing regions of random-access arrays: shards gathered, writes in flight.
 
-Writing one frame into an existing shard makes tensorstore and zarr-python read,
-decode and rewrite the whole shard; `ShardGatherer` holds a shard's frames until
-every frame the plan acquires in it has arrived, then hands back the block to
-write in one call. Used by the tensorstore and zarr-python backends.
+Used by the tensorstore and zarr-python backends (`GatheringBackend`).
+
+Writing one frame into an existing shard makes tensorstore and zarr-python
+read, decode and rewrite the whole shard; `ShardGatherer` holds a shard's
+frames until every frame the plan acquires in it has arrived, and the shard is
+then written in one call. A flush writes the shards still gathering as they are
+(again, in full, once complete): such a rewrite replaces a file readers may be
+reading, so backends write it atomically (a new file renamed into place).
+
+Writes run in the background (`_submit` returns a future); `flush` collects
+those that completed and reports, per frame in write order, what is readable
+(`WriteOrder`): a frame is once every write that carries it has completed.
 """
 
 from __future__ import annotations
 
+import collections
+import heapq
 import math
 import os
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmzarr.backends._base import FreeSpaceGuard, file_disk_bytes, tiles_per_frame
+from mmzarr.backends._base import Limits, Progress
+from mmzarr.backends._space import FreeSpaceGuard, shard_disk_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+    from mmzarr._pyramid import ArraySpec
     from mmzarr._settings import ImageSettings
+    from mmzarr._storage import Location
+    from mmzarr.backends._base import Arrays
 
 __all__ = [
     "Block",
     "GatheredArray",
     "GatheringBackend",
     "ShardGatherer",
+    "WriteOrder",
     "fsync_files",
     "fsync_tree",
-    "shard_disk_bytes",
 ]
 
 
@@ -42,6 +57,10 @@ class Block:
     data: np.ndarray  # shard extent (non-spatial) + (y, x), fill value 0
     filled: np.ndarray  # bool, shard extent (non-spatial)
     missing: int  # planned frames not yet received
+    #: frame numbers added since the block was last written
+    seqs: list[int] = field(default_factory=list)
+    #: a write of it was issued: later ones replace a file readers may read
+    written: bool = False
 
 
 @dataclass
@@ -68,17 +87,12 @@ class ShardGatherer:
         """Whether a shard holds more than one frame (else nothing is gathered)."""
         return math.prod(self.block) > 1
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes of frames held."""
-        return sum(b.data.nbytes for b in self.open.values())
-
     def key(self, index: tuple[int, ...]) -> tuple[int, ...]:
         """Grid coordinates of the shard holding `index`."""
         return tuple(i // b for i, b in zip(index, self.block, strict=True))
 
-    def add(self, index: tuple[int, ...], frame: np.ndarray) -> Block | None:
-        """Copy `frame` into its shard; return the shard once it is complete."""
+    def add(self, index: tuple[int, ...], frame: np.ndarray) -> Block:
+        """Copy `frame` into its shard's block (made when first needed)."""
         key = self.key(index)
         blk = self.open.get(key)
         if blk is None:
@@ -89,11 +103,13 @@ class ShardGatherer:
             blk.filled[local] = True
             if self.image.is_acquired(index):
                 blk.missing -= 1
-        if blk.missing > 0:
-            return None
+        return blk
+
+    def take(self, blk: Block) -> None:
+        """Stop gathering the complete shard `blk` (it is written now)."""
+        key = self.key(blk.start)
         del self.open[key]
         self.written.add(key)
-        return blk
 
     def _new(self, key: tuple[int, ...]) -> Block:
         start = tuple(k * b for k, b in zip(key, self.block, strict=True))
@@ -115,69 +131,304 @@ class ShardGatherer:
         )
 
 
+class WriteOrder:
+    """Numbers frames in write order and counts the leading run that is readable.
+
+    A frame is written to its level-0 array, then to its levels (same number);
+    each write, or block holding it, `hold`s the number and `release`s it once
+    the write completed. `readable` is the lowest number still held (or every
+    frame). Stream reads it only between frames, so a frame's level writes are
+    always held by then.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0  # frames written to level-0 arrays
+        self._held: dict[int, int] = {}
+        self._heap: list[int] = []
+
+    def frame(self, base: bool) -> int:
+        """The number of a frame written now (`base`: to a level-0 array)."""
+        if base:
+            self.count += 1
+        return self.count - 1
+
+    def hold(self, seq: int) -> None:
+        """Frame `seq` has one more write (or block) not complete."""
+        if seq < 0:
+            return
+        n = self._held.get(seq)
+        if n is None:
+            heapq.heappush(self._heap, seq)
+        self._held[seq] = (n or 0) + 1
+
+    def release(self, seqs: Iterable[int]) -> None:
+        """One write of each of `seqs` completed."""
+        for seq in seqs:
+            n = self._held.get(seq)
+            if n is None:
+                continue
+            if n > 1:
+                self._held[seq] = n - 1
+            else:
+                del self._held[seq]
+
+    @property
+    def readable(self) -> int:
+        """Frames readable: every one before the lowest still held."""
+        heap = self._heap
+        while heap and heap[0] not in self._held:
+            heapq.heappop(heap)
+        return heap[0] if heap else self.count
+
+
 @dataclass
 class GatheredArray:
-    """One image's open array (`store`) and its write state."""
+    """One array's open store and its write state."""
 
     store: Any
-    image: ImageSettings
+    spec: ArraySpec
     gatherer: ShardGatherer
-    path: Path | None = None
+    path: Path | None = None  # local directory of the array
     t_size: int = 1  # current t extent of an unbounded array
-    t_seen: int = 0  # time points with a frame (received, maybe still buffered)
+    t_seen: int = 0  # time points with a frame (received, maybe still gathering)
     #: disk space of one shard (chunk) at its largest, every y/x tile file
     disk: int = 0
+    #: the same array opened to replace whole files (a backend whose `store`
+    #: edits files in place writes what readers may be reading through it)
+    replacer: Any = None
+
+    @property
+    def image(self) -> ImageSettings:
+        """The array's (level-sized) image settings."""
+        return self.spec.settings
+
+
+class Pending(Protocol):
+    """A write in flight (a tensorstore or `concurrent.futures` future)."""
+
+    def done(self) -> bool:
+        """Whether it completed (successfully or not)."""
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for it; raise its error."""
 
 
 class GatheringBackend:
-    """write/flush/close for backends that write regions of random-access arrays.
+    """`open`/`write`/`flush` for engines that write regions of arrays.
 
-    Subclasses open `self._arrays` and implement `_write_region` and
-    `_resize_t`; `_finish` runs per array at close (e.g. fsync).
+    Subclasses create the arrays (`_create`), start a region's write in the
+    background (`_submit`), resize an unbounded `t` (`_resize_t`) and may add
+    work per array at the final flush (`_finish`) and after every flush
+    (`_flushed`).
 
-    Free space (`self._space`, local disks): a frame is accepted only when the
-    disk can take the files it will be written to, with everything accepted
-    before and not yet on disk: a shard's files are reserved, at their largest,
-    when its first frame arrives (the partial writes of `flush` stay within
-    them) and released once the complete shard is written
-    (`_disk_in_flight` adds the subclass' writes still in flight).
+    Free space (local disks): a frame is accepted only when the disk can take
+    the files it will be written to, with everything accepted before and not
+    yet on disk: a shard's files are reserved, at their largest, when its first
+    frame arrives (partial writes stay within them) and released once the
+    complete shard's write has completed.
     """
 
     def __init__(self) -> None:
         self._arrays: list[GatheredArray] = []
-        self._closed = False
+        self._limits = Limits()
         self._space: FreeSpaceGuard | None = None
         self._reserved = 0  # disk bytes of the shards gathering
+        self._order = WriteOrder()
+        #: writes in flight: (future, bytes, disk bytes reserved, frames)
+        self._pending: collections.deque[tuple[Pending, int, int, list[int]]] = (
+            collections.deque()
+        )
+        self._in_flight = 0
+        self._pending_disk = 0
+        self._final: Progress | None = None
 
-    def write(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Write `frame` now, or copy it into its shard's buffer.
+    # ---- the contract -----------------------------------------------------------
+    def open(self, location: Location, arrays: Arrays, limits: Limits) -> None:
+        """Create every array under `location`."""
+        self._limits = limits
+        if location.path is not None:
+            self._space = FreeSpaceGuard(location.path)
+        self._arrays = self._create(location, arrays)
+        dtype = np.dtype(arrays.dtype)
+        for arr in self._arrays:
+            arr.disk = shard_disk_bytes(
+                arr.image, dtype.itemsize, compressed=arrays.compression != "none"
+            )
+
+    def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+        """Write `frame` now, or copy it into its shard's block.
 
         Raises `OSError(ENOSPC)`, having accepted nothing, when the frame's files
         may not fit on the disk.
         """
-        arr = self._arrays[image]
+        arr = self._arrays[array]
         g = arr.gatherer
-        if g.active and g.key(index) not in g.written:
-            if g.key(index) not in g.open:  # a new shard: reserve its files
+        key = g.key(index) if g.active else ()
+        if g.active and key not in g.written:
+            if key not in g.open:  # a new shard: reserve its files
                 self._check_space(arr.disk)
                 self._reserved += arr.disk
+            seq = self._order.frame(arr.spec.level == 0)
+            self._order.hold(seq)
             self._see(arr, index)
             blk = g.add(index, frame)
-            if blk is not None:
+            blk.seqs.append(seq)
+            if blk.missing <= 0:
+                g.take(blk)
                 self._reserved -= arr.disk
-                self._put(arr, blk.start, blk.data, arr.disk)
+                self._put(arr, blk, owned=True, disk=arr.disk)
             return
-        # unsharded, or a late frame for a shard already written (the library
-        # then reads and rewrites that shard once)
+        # one frame per shard, or a late frame for a shard already written
+        # (which the library then reads and rewrites)
         self._check_space(arr.disk)
+        seq = self._order.frame(arr.spec.level == 0)
+        self._order.hold(seq)
         self._see(arr, index)
-        self._put(arr, index, frame.reshape((1,) * len(index) + frame.shape), arr.disk)
+        data = frame.reshape((1,) * len(index) + frame.shape)
+        self._write(
+            arr, index, data, [seq], owned=False, rewrite=g.active, disk=arr.disk
+        )
 
-    def flush(self) -> None:
-        """Write the shards still gathering (again, in full, once complete)."""
+    def flush(self, *, final: bool = False) -> Progress:
+        """Write the shards still gathering; report what completed."""
+        if self._final is not None:
+            return self._final
+        if final:
+            return self._close()
+        self._collect()
         for arr in self._arrays:
             for blk in arr.gatherer.open.values():
-                self._put(arr, blk.start, blk.data)
+                if blk.seqs:  # frames arrived since it was last written
+                    self._put(arr, blk, owned=False)
+        self._flushed()
+        return self._progress()
+
+    # ---- helpers ----------------------------------------------------------------
+    def _progress(self) -> Progress:
+        return Progress(
+            self._order.readable, self._in_flight, self._limits.max_buffer_bytes
+        )
+
+    def _close(self) -> Progress:
+        """Write every block, wait for every write, set final shapes, release."""
+        errors: list[Exception] = []
+        for arr in self._arrays:
+            try:
+                for blk in list(arr.gatherer.open.values()):
+                    self._put(arr, blk, owned=True)
+                    self._reserved -= arr.disk
+                arr.gatherer.open.clear()
+                if arr.image.unbounded:
+                    self._resize_t(arr, arr.t_seen)
+            except Exception as e:  # finish the other arrays, raise the first error
+                errors.append(e)
+        try:
+            self._wait_all()
+        except Exception as e:
+            errors.append(e)
+        for arr in self._arrays:
+            try:
+                self._finish(arr)
+            except Exception as e:
+                errors.append(e)
+        self._arrays = []
+        self._release()
+        self._final = Progress(self._order.count, 0, self._limits.max_buffer_bytes)
+        if errors:
+            raise errors[0]
+        return self._final
+
+    def _put(
+        self, arr: GatheredArray, blk: Block, *, owned: bool, disk: int = 0
+    ) -> None:
+        """Write block `blk` (the frames it holds since its last write)."""
+        seqs, blk.seqs = blk.seqs, []
+        rewrite, blk.written = blk.written, True
+        self._write(
+            arr, blk.start, blk.data, seqs, owned=owned, rewrite=rewrite, disk=disk
+        )
+
+    def _write(
+        self,
+        arr: GatheredArray,
+        start: tuple[int, ...],
+        data: np.ndarray,
+        seqs: list[int],
+        *,
+        owned: bool,
+        rewrite: bool,
+        disk: int,
+    ) -> None:
+        """Start writing `data` (non-spatial extent + y, x) at `start`.
+
+        `owned`: nobody changes `data` afterwards; `rewrite`: the files may
+        exist and be read meanwhile; `disk`: the reservation the write takes
+        over (0: still held by its block); `seqs`: the frames it carries.
+        """
+        if arr.image.unbounded:
+            # a shard along t may reach past the last time point acquired
+            data = data[: max(0, arr.t_seen - start[0])]
+            if data.shape[0] == 0:
+                self._order.release(seqs)
+                return
+            self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
+        region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
+        future = self._submit(arr, region, data, owned=owned, rewrite=rewrite)
+        self._pending.append((future, data.nbytes, disk, seqs))
+        self._in_flight += data.nbytes
+        self._pending_disk += disk
+
+    def _collect(self, *, wait: bool = False) -> None:
+        """Take in the writes that completed (`wait`: all of them).
+
+        Raises the first that failed; once one has, writes not started yet are
+        abandoned rather than waited for (storage is failing). Waiting gives up
+        on every write left when none completed for `io_timeout_s`.
+        """
+        keep: collections.deque[tuple[Pending, int, int, list[int]]] = (
+            collections.deque()
+        )
+        error: BaseException | None = None
+        skip: set[int] = set()  # abandoned, or given up
+        timeout = self._limits.io_timeout_s
+        last = time.monotonic()  # when a write last completed
+        while self._pending:
+            item = self._pending.popleft()
+            future, nbytes, disk, seqs = item
+            if not wait and id(future) not in skip and not future.done():
+                keep.append(item)
+                continue
+            self._in_flight -= nbytes
+            self._pending_disk -= disk
+            if id(future) in skip:
+                continue
+            try:
+                future.result(timeout=max(0.0, last + timeout - time.monotonic()))
+            except Exception as e:
+                failure: BaseException = e
+                if not future.done():  # nothing completed for `timeout`
+                    failure = TimeoutError(
+                        f"storage completed no write for {timeout:.0f} s "
+                        f"({len(self._pending) + 1} writes given up)"
+                    )
+                    skip.update(id(other[0]) for other in self._pending)
+                elif error is None:
+                    # the latest first, so that none starts meanwhile
+                    for other in reversed(self._pending):
+                        if self._abandon(other[0]):
+                            skip.add(id(other[0]))
+                error = error or failure
+                last = time.monotonic()
+                continue
+            last = time.monotonic()
+            self._order.release(seqs)
+        self._pending = keep
+        if error is not None:
+            raise error
+
+    def _wait_all(self) -> None:
+        """Wait for every write in flight (each at most `io_timeout_s`)."""
+        self._collect(wait=True)
 
     @staticmethod
     def _see(arr: GatheredArray, index: tuple[int, ...]) -> None:
@@ -188,91 +439,45 @@ class GatheringBackend:
         """Raise `OSError(ENOSPC)` unless `nbytes` more can reach the disk."""
         if self._space is not None:
             self._space.check(
-                nbytes,
-                self._reserved + self._disk_in_flight(refresh=False),
-                lambda: self._reserved + self._disk_in_flight(refresh=True),
+                nbytes, self._reserved + self._pending_disk, self._refresh_disk
             )
 
-    def _disk_in_flight(self, *, refresh: bool) -> int:
-        """Disk bytes of writes handed to the library but not yet complete.
+    def _refresh_disk(self) -> int:
+        self._collect()
+        return self._reserved + self._pending_disk
 
-        `refresh`: collect the writes that completed first.
-        """
-        return 0
+    # ---- for subclasses -----------------------------------------------------------
+    def _create(self, location: Location, arrays: Arrays) -> list[GatheredArray]:
+        """Create every array (its metadata on storage) and return them."""
+        raise NotImplementedError
 
-    def close(self, t_sizes: dict[int, int] | None = None) -> None:
-        """Write incomplete shards, set the final t sizes (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        errors: list[Exception] = []
-        for i, arr in enumerate(self._arrays):
-            try:
-                if arr.image.unbounded and t_sizes is not None:
-                    arr.t_seen = t_sizes.get(i, 0)
-                for blk in arr.gatherer.open.values():
-                    self._put(arr, blk.start, blk.data)
-                    self._reserved -= arr.disk
-                arr.gatherer.open.clear()
-                if arr.image.unbounded:
-                    self._resize_t(arr, arr.t_seen)
-                self._finish(arr)
-            except Exception as e:  # finish the other arrays, raise the first error
-                errors.append(e)
-        self._arrays = []
-        if errors:
-            raise errors[0]
-
-    def wait_for_writes(self) -> None:
-        """Block until every write handed to storage has completed."""
-
-    def memory_bytes(self) -> int:
-        """Bytes of frames held in shard buffers."""
-        return sum(a.gatherer.nbytes for a in self._arrays)
-
-    def _put(
-        self,
-        arr: GatheredArray,
-        start: tuple[int, ...],
-        data: np.ndarray,
-        disk: int = 0,
-    ) -> None:
-        """Write `data` (non-spatial extent + y, x) at `start`; grow t as needed.
-
-        `disk`: the reservation the write takes over (0: still held elsewhere).
-        """
-        if arr.image.unbounded:
-            # a shard along t may reach past the last time point acquired
-            data = data[: max(0, arr.t_seen - start[0])]
-            if data.shape[0] == 0:
-                return
-            self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
-        region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
-        self._write_region(arr, region, data, disk)
-
-    def _write_region(
+    def _submit(
         self,
         arr: GatheredArray,
         region: tuple[slice, ...],
         data: np.ndarray,
-        disk: int,
-    ) -> None:
-        """Write `data` at `region`; `disk` bytes stay reserved until it completes."""
+        *,
+        owned: bool,
+        rewrite: bool,
+    ) -> Pending:
+        """Start writing `data` at `region`; see `_write`."""
         raise NotImplementedError
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:
         raise NotImplementedError
 
+    def _abandon(self, future: Pending) -> bool:
+        """Give up a write that has not started, once another failed (True)."""
+        return False
+
     def _finish(self, arr: GatheredArray) -> None:
-        """Per-array work at close, after the last write."""
+        """Per-array work at the final flush, after every write completed."""
 
+    def _flushed(self) -> None:
+        """Work after every (non-final) flush."""
 
-def shard_disk_bytes(image: ImageSettings, itemsize: int, *, compressed: bool) -> int:
-    """Disk space of one shard (chunk when unsharded) of `image`: all its tiles."""
-    per_file = file_disk_bytes(
-        image, itemsize, compressed=compressed, sharded=image.sharded
-    )
-    return tiles_per_frame(image) * per_file
+    def _release(self) -> None:
+        """Release resources at the end of the final flush."""
 
 
 def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:

@@ -1,28 +1,35 @@
-"""zarr-python backend: one zarr v3 array per image, optionally through zarrs.
+"""zarr-python backend: one zarr v3 array per array, optionally through zarrs.
 
-Owns the array `zarr.json` and chunk/shard files of each image, created with the
-codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL` with
-byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays from
-either backend have the same metadata. Group documents, routing and frame
-validation stay in `Stream`; each array gets its own `LocalStore`, so
-zarr-python never writes (implicit) parent groups.
+Owns the array `zarr.json` and chunk/shard files of each array, created with
+the codecs acquire-zarr writes (bytes little-endian, blosc at `BLOSC_CLEVEL`
+with byte shuffle, `sharding_indexed` with a crc32c index at the end) so arrays
+from either backend have the same metadata. Each array gets its own store
+(`LocalStore`, or `FsspecStore` over s3fs on S3), so zarr-python never writes
+(implicit) parent groups.
 
-When the `zarrs` package is importable, array I/O runs through its Rust codec
-pipeline. zarr-python picks the pipeline from its global config when an array
-object is built, so the setting is applied with `zarr.config.set(...)` as a
-context manager around this backend's own calls only (not thread-isolated: other
-threads using zarr at that moment see it too).
+zarr-python writes synchronously; this backend runs every call on one writer
+thread (in order: a resize before the writes past it) so that `write` returns
+at once with a copy of the frame in flight, and the shared backpressure
+bounds them (`_shards.GatheringBackend`). When the `zarrs` package is
+importable, array I/O runs through its Rust codec pipeline. zarr-python takes
+the pipeline from its global config when an array object is built, so each
+array is built at `open` inside `zarr.config.set(...)` (on the calling thread;
+not thread-isolated: another thread using zarr at that moment sees it too) and
+keeps that pipeline; the writes themselves change no global config.
 
-Frames are gathered in memory per shard (`ShardGatherer`; per chunk when an
-unsharded chunk holds several frames) and each shard is written once, when its
-last planned frame arrives or at `close`: writing a frame into an existing shard
-reads, decodes and rewrites the whole shard. When a shard (chunk) holds one
-frame, frames go straight to storage. zarr-python and zarrs do not fsync, so
-`close` fsyncs every file and directory of the arrays. An unbounded `t` starts
-at 1, grows as frames arrive and ends at the count `close` receives. Gathering
-lives in `_shards.py`. On S3 (`open_location`) each array gets an `FsspecStore`
-over s3fs (the `s3` extra) with the `Location`'s endpoint, region and
-credentials.
+zarrs writes a file in place; zarr-python's `LocalStore` writes a new file and
+renames it. A region whose files may exist and be read meanwhile (a shard
+written by a flush, then again; a late frame for a written shard) therefore
+goes through the same array built with zarr-python's own pipeline
+(`GatheredArray.replacer`), so a reader never sees a torn shard of frames
+already reported readable. zarrs 0.2 also leaves out chunks equal to the fill
+value even with `write_empty_chunks`; acquire-zarr and tensorstore store them,
+and a missing chunk cannot be told from a frame never written: such a region
+goes through zarr-python's pipeline too.
+
+zarr-python and zarrs do not fsync: the files written before each flush are
+fsynced on a second thread, and at the final flush every file and directory of
+the arrays (`Limits.durable`).
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import itertools
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import zarr
@@ -39,24 +47,22 @@ from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._layout import BLOSC_CLEVEL
-from mmzarr._pyramid import all_arrays
-from mmzarr.backends._base import FreeSpaceGuard
+from mmzarr.backends._base import Capabilities
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
     ShardGatherer,
     fsync_files,
     fsync_tree,
-    shard_disk_bytes,
 )
 from mmzarr.errors import MissingDependencyError, PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
-    from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
+    from mmzarr.backends._base import Arrays
+    from mmzarr.backends._shards import Pending
 
 __all__ = ["ZarrPythonBackend"]
 
@@ -65,10 +71,11 @@ _BLOSC_CNAME: dict[str, Literal["lz4", "zstd"]] = {
     "blosc-zstd": "zstd",
 }
 _ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
+_OWN_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 
 
 class ZarrPythonBackend(GatheringBackend):
-    """Write every image as a zarr-python 3 array on the local file system.
+    """Write every array as a zarr-python 3 array (local disk or S3).
 
     Parameters
     ----------
@@ -80,19 +87,11 @@ class ZarrPythonBackend(GatheringBackend):
     ------
     MissingDependencyError
         For `use_zarrs=True` without the `zarrs` package.
-    fsync
-        fsync the arrays' files; turn off only for scratch data.
-
-    Notes
-    -----
-    zarr-python does not fsync. The chunk (shard) files written since the last
-    `flush` (which `Stream` calls every `flush_interval_s`) are fsynced on a
-    background thread, so data becomes durable during the acquisition and
-    `close` only syncs what remains (then walks every file and directory once
-    more). Measured on 400 512x512 frames: `close` 0.27 -> ~0.06 s.
     """
 
-    def __init__(self, *, use_zarrs: bool | None = None, fsync: bool = True) -> None:
+    capabilities: ClassVar[Capabilities] = Capabilities(object_storage=True)
+
+    def __init__(self, *, use_zarrs: bool | None = None) -> None:
         installed = importlib.util.find_spec("zarrs") is not None
         if use_zarrs and not installed:
             raise MissingDependencyError(
@@ -100,63 +99,57 @@ class ZarrPythonBackend(GatheringBackend):
             )
         self._use_zarrs = installed if use_zarrs is None else use_zarrs
         super().__init__()
-        self._fsync = fsync
-        self._dirty: set[str] = set()  # chunk files written, not yet fsynced
+        self._writer: ThreadPoolExecutor | None = None
+        self._dirty: set[str] = set()  # files written, not yet fsynced
+        self._dirty_lock = threading.Lock()
         self._syncer: ThreadPoolExecutor | None = None
         self._syncs: list[Future[None]] = []
 
-    # ---- protocol ---------------------------------------------------------------
-    def open(self, root: Path, settings: AcquisitionSettings) -> None:
-        """Create one zarr v3 array per image under `root`."""
-        self._space = FreeSpaceGuard(root)
-        self._open(settings, lambda p: (LocalStore(root / p), root / p))
+    # ---- arrays -----------------------------------------------------------------
+    def _create(self, location: Location, arrays: Arrays) -> list[GatheredArray]:
+        root = location.path
+        if root is not None:
 
-    def open_location(self, location: Location, settings: AcquisitionSettings) -> None:
-        """Create one zarr v3 array per image under `location` (local or S3)."""
-        if location.path is not None:
-            self.open(location.path, settings)
-            return
-        s3 = location.s3
-        assert s3 is not None
-        if importlib.util.find_spec("s3fs") is None:
-            raise MissingDependencyError(
-                'zarr-python on S3 needs s3fs: pip install "mmzarr[s3]"'
-            )
-        opts = s3.storage_options()
+            def make_store(path: str) -> Any:
+                return LocalStore(root / path)
 
-        def store(path: str) -> tuple[Any, None]:
-            url = f"{s3.url}/{path}"
-            return FsspecStore.from_url(url, storage_options=opts), None
+        else:
+            s3 = location.s3
+            assert s3 is not None
+            if importlib.util.find_spec("s3fs") is None:
+                raise MissingDependencyError(
+                    'zarr-python on S3 needs s3fs: pip install "mmzarr[s3]"'
+                )
+            opts = s3.storage_options()
 
-        self._open(settings, store)
+            def make_store(path: str) -> Any:
+                return FsspecStore.from_url(f"{s3.url}/{path}", storage_options=opts)
 
-    def _open(self, settings: AcquisitionSettings, make_store: Any) -> None:
-        dtype = np.dtype(settings.dtype)
+        dtype = np.dtype(arrays.dtype)
         compressors: list[BloscCodec] | None = None
-        if settings.compression != "none":
+        if arrays.compression != "none":
             compressors = [
                 BloscCodec(
-                    cname=_BLOSC_CNAME[settings.compression],
-                    clevel=BLOSC_CLEVEL[settings.compression],
+                    cname=_BLOSC_CNAME[arrays.compression],
+                    clevel=BLOSC_CLEVEL[arrays.compression],
                     shuffle="shuffle",
                     typesize=dtype.itemsize,
                     blocksize=0,
                 )
             ]
-        self._arrays = []
-        for spec in all_arrays(settings):
+        out = []
+        for spec in arrays.specs:
             im = spec.settings
-            sharded = im.sharded
-            store, path = make_store(spec.path)
+            store = make_store(spec.path)
             try:
-                with self._config():
+                with self._config(self._use_zarrs):
                     array = zarr.create_array(
                         store,
                         shape=tuple(d.size or 1 for d in im.dimensions),
                         chunks=tuple(d.chunk_size for d in im.dimensions),
                         shards=(
                             tuple(d.shard_size for d in im.dimensions)
-                            if sharded
+                            if im.sharded
                             else None
                         ),
                         dtype=dtype,
@@ -169,57 +162,93 @@ class ZarrPythonBackend(GatheringBackend):
                         # (and checking for them costs time)
                         config={"write_empty_chunks": True},
                     )
+                with self._config(False):
+                    replacer = zarr.open_array(store, mode="r+")
             except (ValueError, TypeError) as e:
                 raise PlanError(f"zarr-python rejected image {im.key!r}: {e}") from e
-            self._arrays.append(
+            path = None if root is None else root / spec.path
+            out.append(
                 GatheredArray(
                     array,
-                    im,
+                    spec,
                     ShardGatherer(im, dtype),
-                    path=path,
-                    disk=shard_disk_bytes(
-                        im, dtype.itemsize, compressed=compressors is not None
-                    ),
+                    path,
+                    replacer=replacer.with_config({"write_empty_chunks": True}),
                 )
             )
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-zarr-write")
+        return out
 
-    # ---- helpers ----------------------------------------------------------------
+    @staticmethod
     @contextlib.contextmanager
-    def _config(self) -> Iterator[None]:
-        """The zarr config for this backend's calls (the codec pipeline)."""
-        if not self._use_zarrs:
-            yield
-            return
-        with zarr.config.set({"codec_pipeline.path": _ZARRS_PIPELINE}):
+    def _config(use_zarrs: bool) -> Iterator[None]:
+        """The zarr config while an array object is built: its codec pipeline."""
+        with zarr.config.set(
+            {"codec_pipeline.path": _ZARRS_PIPELINE if use_zarrs else _OWN_PIPELINE}
+        ):
             yield
 
-    def _write_region(
+    # ---- writes (on the writer thread) ------------------------------------------
+    def _submit(
         self,
         arr: GatheredArray,
         region: tuple[slice, ...],
         data: np.ndarray,
-        disk: int,
-    ) -> None:
-        # synchronous: the disk space is taken when this returns
-        # zarrs 0.2 leaves out chunks equal to the fill value (0) even with
-        # write_empty_chunks; acquire-zarr and tensorstore store them, and a
-        # missing chunk cannot be told from a frame never written: such a
-        # region goes through zarr-python's own pipeline
-        if self._use_zarrs and data.flat[0] == 0 and not data.any():
-            # built outside the zarrs config: zarr-python's own pipeline
-            arr.store.with_config({"write_empty_chunks": True})[region] = data
-        else:
-            with self._config():
-                arr.store[region] = data
-        if self._fsync and arr.path is not None:
-            self._dirty.update(_chunk_files(arr, region))
+        *,
+        owned: bool,
+        rewrite: bool,
+    ) -> Pending:
+        assert self._writer is not None
+        if not owned:  # the caller may change it once `write`/`flush` returns
+            data = np.array(data, copy=True)
+        return self._writer.submit(self._store, arr, region, data, rewrite)
 
-    def flush(self) -> None:
-        """Write the shards still gathering; fsync the files written, on a thread."""
-        super().flush()
-        if not self._dirty:
+    def _store(
+        self,
+        arr: GatheredArray,
+        region: tuple[slice, ...],
+        data: np.ndarray,
+        rewrite: bool,
+    ) -> None:
+        """Write `data` at `region` (runs on the writer thread)."""
+        if rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
+            # zarr-python's own pipeline: files replaced whole, empty chunks stored
+            if arr.replacer.shape != arr.store.shape:  # it follows resizes lazily
+                arr.replacer.resize(arr.store.shape)
+            arr.replacer[region] = data
+        else:
+            arr.store[region] = data
+        if self._limits.durable and arr.path is not None:
+            files = _chunk_files(arr, region)
+            with self._dirty_lock:
+                self._dirty.update(files)
+
+    def _abandon(self, future: Pending) -> bool:
+        # queued behind a write that failed: it would wait its turn to fail too
+        # (each write to an S3 server that is gone fails after ~5 s of retries)
+        assert isinstance(future, Future)
+        return future.cancel()
+
+    def _resize_t(self, arr: GatheredArray, t: int) -> None:
+        if t == arr.t_size:
             return
-        paths, self._dirty = sorted(self._dirty), set()
+        arr.t_size = t
+        assert self._writer is not None
+        # on the writer thread: after the writes before it, before those after
+        self._pending.append((self._writer.submit(self._resize, arr, t), 0, 0, []))
+
+    def _resize(self, arr: GatheredArray, t: int) -> None:
+        shape = arr.store.shape
+        if t != shape[0]:
+            arr.store.resize((t, *shape[1:]))
+
+    # ---- durability ---------------------------------------------------------------
+    def _flushed(self) -> None:
+        """fsync, on a thread, the files whose writes completed so far."""
+        with self._dirty_lock:
+            if not self._dirty:
+                return
+            paths, self._dirty = sorted(self._dirty), set()
         if self._syncer is None:
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-fsync")
         for done in [f for f in self._syncs if f.done()]:
@@ -232,17 +261,14 @@ class ZarrPythonBackend(GatheringBackend):
             syncs, self._syncs = self._syncs, []
             for f in syncs:
                 f.result()
-            self._syncer.shutdown()
-            self._syncer = None
-        if self._fsync and arr.path is not None:
+        if self._limits.durable and arr.path is not None:
             fsync_tree(arr.path)
 
-    def _resize_t(self, arr: GatheredArray, t: int) -> None:
-        shape = arr.store.shape
-        if t != shape[0]:
-            with self._config():
-                arr.store.resize((t, *shape[1:]))
-        arr.t_size = t
+    def _release(self) -> None:
+        for pool in (self._writer, self._syncer):
+            if pool is not None:
+                pool.shutdown(wait=False)
+        self._writer = self._syncer = None
 
 
 def _chunk_files(arr: GatheredArray, region: tuple[slice, ...]) -> list[str]:
