@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -14,8 +14,11 @@ from mmzarr._view import LiveView
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
 SEQ = useq.MDASequence(time_plan={"interval": 1, "loops": 3}, channels=["DAPI", "FITC"])
 SHAPE = (6, 7)
+TIME = useq.TIntervalLoops(interval=0.001, loops=2)
 
 
 def _frame(n: int) -> np.ndarray:
@@ -71,3 +74,55 @@ def test_frames_in_memory_are_laid_over_storage(tmp_path: Path) -> None:
     assert not view[1].any()  # never acquired: the fill value
     with pytest.raises(IndexError, match="out of bounds"):
         view[3]
+
+
+LAYOUT_PLANS = {
+    "image": useq.MDASequence(channels=["DAPI", "FITC"], time_plan=TIME),
+    "collection": useq.MDASequence(
+        stage_positions=[(0, 0, 0), (300, 100, 0)], channels=["DAPI"], time_plan=TIME
+    ),
+    "plate": useq.MDASequence(
+        stage_positions=useq.WellPlatePlan(
+            plate="96-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 1])
+        ),
+        channels=["DAPI"],
+        time_plan=TIME,
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUT_PLANS))
+def test_view_during_a_demo_mda(
+    core: UniMMCore, tmp_path: Path, backend: str, layout: str
+) -> None:
+    """At each frame the writer is handed, the view holds exactly the frames
+    acquired so far (fill value elsewhere); after the run, all of them."""
+    seq = LAYOUT_PLANS[layout]
+    got: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+    checks = []
+
+    class Viewing(mmzarr.MDAWriter):
+        def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+            super().frameReady(img, event, meta)
+            assert self.stream is not None
+            key, idx = self.stream.settings.locate(event.index)
+            got[(key, idx)] = np.array(img, copy=True)
+            view = self.view(key)
+            expected = np.zeros(view.shape, view.dtype)
+            for (k, i), frame in got.items():
+                if k == key:
+                    expected[i] = frame
+            checks.append(bool(np.array_equal(view[...], expected)))
+
+    writer = Viewing(tmp_path / "live.ome.zarr", core=core, backend=backend)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.stream is not None
+    assert writer.stream.settings.layout == layout
+    assert len(checks) == len(list(seq))
+    assert all(checks)
+    for key in writer.stream.settings.keys:  # after close, from storage
+        view = writer.view(key)
+        for (k, idx), frame in got.items():
+            if k == key:
+                np.testing.assert_array_equal(view[idx], frame)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings, ImageSettings
     from mmzarr._storage import Location
+    from mmzarr._view import LiveView
     from mmzarr.backends import ArrayBackend, Progress
 
 __all__ = ["Status", "Stream", "create_stream"]
@@ -106,7 +107,13 @@ class Stream:
         for spec in all_arrays(settings):
             if spec.level:
                 self._levels[spec.image].append(spec.number)
-        # own copies of the last frames, most recent image last (`_keep_latest`)
+        # own copies of the most recent frames, oldest first (`_keep_recent`):
+        # for `latest` and the frames a live view may not find on storage yet
+        self._recent: collections.OrderedDict[
+            tuple[int, tuple[int, ...]], np.ndarray
+        ] = collections.OrderedDict()
+        self._recent_bytes = 0
+        self._last: dict[int, tuple[int, ...]] = {}
         self._latest: collections.OrderedDict[str, np.ndarray] = (
             collections.OrderedDict()
         )
@@ -169,13 +176,45 @@ class Stream:
 
         For a live display: it never touches storage, and the copy stays valid
         while later frames arrive (and after the caller reused its buffer). The
-        last frames of the most recently written images are kept, up to
-        `LATEST_BYTES` (at least one frame): for an image written longer ago,
-        e.g. an early field of a plate, this is None.
+        most recent frames are kept, up to `LATEST_BYTES` (at least one
+        frame): for an image written longer ago, e.g. an early field of a
+        plate, this is None.
         """
         with self._lock:
-            frame = self._latest.get(key)
+            image = self.settings.keys.index(key) if key in self.settings.keys else -1
+            frame = self._recent.get((image, self._last.get(image, ())))
             return None if frame is None else frame.copy()
+
+    def view(self, key: str = "") -> LiveView:
+        """An array-like over image `key` as acquired so far (and after close).
+
+        `dtype`, `shape`, `ndim` and numpy-style indexing, as viewers (ndv,
+        napari) expect: frames on storage are read with tensorstore (or
+        zarr-python), the most recent ones (up to `LATEST_BYTES`) come from
+        memory, and slots not acquired read as the fill value. An unbounded
+        `t` has the time points acquired so far. Local datasets only.
+
+        Raises
+        ------
+        KeyError
+            For an unknown image key (the message lists the keys).
+        StorageError
+            For a dataset on object storage.
+        """
+        from mmzarr._view import LiveView
+
+        image = self.settings.keys.index(self.settings.image(key).key)
+        if self.location.path is None:
+            raise StorageError(
+                f"a live view reads local datasets; {self._where} is on S3"
+            )
+        return LiveView(
+            self.location.path,
+            self.settings.images[image],
+            self.settings.dtype,
+            recent=lambda: self._recent_of(image),
+            t_size=lambda: self._router.ledgers[image].t_size,
+        )
 
     def append(
         self,
@@ -253,7 +292,7 @@ class Stream:
             self._router.mark(where)
             self._ranges.update(where.image, where.index, arr)
             self._frames += 1
-            self._keep_latest(im.key, arr)
+            self._keep_recent(where.image, where.index, arr)
             self._log_frame(where, index, metadata)
             return where.key, where.index
 
@@ -369,24 +408,22 @@ class Stream:
             nbytes += frame.nbytes
         return nbytes
 
-    def _keep_latest(self, key: str, frame: np.ndarray) -> None:
-        """Copy `frame` as image `key`'s latest frame.
+    def _keep_recent(
+        self, image: int, index: tuple[int, ...], frame: np.ndarray
+    ) -> None:
+        """Keep a copy of `frame`; the oldest copies beyond `LATEST_BYTES` go."""
+        recent = self._recent
+        recent[(image, index)] = np.array(frame, copy=True)
+        self._recent_bytes += frame.nbytes
+        self._last[image] = index
+        while len(recent) > 1 and self._recent_bytes > LATEST_BYTES:
+            _, old = recent.popitem(last=False)
+            self._recent_bytes -= old.nbytes
 
-        The copies of the least recently written images beyond `LATEST_BYTES`
-        are dropped (a buffer of the right shape is reused).
-        """
-        latest = self._latest
-        buf = latest.pop(key, None)
-        kept = sum(b.nbytes for b in latest.values())
-        while buf is None and latest and kept + frame.nbytes > LATEST_BYTES:
-            _, old = latest.popitem(last=False)
-            kept -= old.nbytes
-            if old.shape == frame.shape and old.dtype == frame.dtype:
-                buf = old
-        if buf is None:
-            buf = np.empty_like(frame)
-        np.copyto(buf, frame)
-        latest[key] = buf
+    def _recent_of(self, image: int) -> dict[tuple[int, ...], np.ndarray]:
+        """The frames of image number `image` kept in memory, by storage index."""
+        with self._lock:
+            return {idx: f for (i, idx), f in self._recent.items() if i == image}
 
     def _flush(self, *, final: bool = False) -> Progress:
         """Flush the backend; take in what it reports (under the lock)."""

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     import numpy as np
     import useq
 
+    from mmzarr._view import LiveView
+
 __all__ = ["MDAWriter"]
 
 logger = logging.getLogger("mmzarr")
@@ -298,6 +300,22 @@ class MDAWriter:
     def frames_written(self) -> int:
         """Frames written so far (into the dataset and beside it, unplaced)."""
         return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
+
+    def view(self, key: str = "") -> LiveView:
+        """An array-like over image `key` as acquired so far (`Stream.view`).
+
+        For a viewer that displays the data while the MDA runs (ndv, napari);
+        valid from the first frame on and after the run.
+
+        Raises
+        ------
+        RuntimeError
+            Before the dataset exists (no frame yet).
+        """
+        stream = self.stream
+        if stream is None:
+            raise RuntimeError(f"{self.path}: no dataset yet (the MDA has not started)")
+        return stream.view(key)
 
     @property
     def unplaced_path(self) -> str:
