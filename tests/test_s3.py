@@ -294,9 +294,9 @@ def test_backend_without_object_storage_refuses_s3(
         def flush(self, *, final: bool = False) -> Progress:
             return Progress()
 
-    from mmzarr import _stream
+    from mmzarr import _open
 
-    monkeypatch.setattr(_stream, "get_backend", lambda name, **kw: LocalOnly())
+    monkeypatch.setattr(_open, "get_backend", lambda name, **kw: LocalOnly())
     with pytest.raises(mmzarr.PlanError, match="LocalOnly cannot write to object"):
         mmzarr.create_stream(s3_url, _tiny_settings())
 

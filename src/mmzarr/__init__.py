@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mmzarr._finalize import finalize
+from mmzarr._open import create_stream
 from mmzarr._settings import (
     AcquisitionSettings,
     Channel,
@@ -14,7 +15,7 @@ from mmzarr._settings import (
     StagePosition,
 )
 from mmzarr._slots import MMZarrWarning
-from mmzarr._stream import Stream, create_stream
+from mmzarr._stream import Stream
 from mmzarr._validate import ValidationReport, validate
 from mmzarr._version import __version__
 from mmzarr.errors import (

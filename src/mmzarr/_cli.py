@@ -10,7 +10,6 @@ exit. The work itself is done by the library (`AcquisitionSettings`,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -29,9 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,6 +37,8 @@ if TYPE_CHECKING:
     from rich.progress import Task
 
     from mmzarr._settings import AcquisitionSettings
+
+from mmzarr._info import count
 
 __all__ = ["main"]
 
@@ -88,11 +87,6 @@ def _cut(text: str, limit: int = MAX_ERROR) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 image`, `2 images`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def load_plan(path: str | Path) -> useq.MDASequence:
@@ -201,7 +195,7 @@ def run_acquisition(
         raise CLIError(f"acquisition failed: {_one_line(e)}") from e
     if error is not None:
         raise CLIError(
-            f"acquisition failed after {_count(writer.frames_written, 'frame')}: "
+            f"acquisition failed after {count(writer.frames_written, 'frame')}: "
             f"{_one_line(error)}"
         ) from error
     return writer.frames_written, cancelled
@@ -324,130 +318,24 @@ def _settings(
 
 def print_settings(settings: AcquisitionSettings) -> None:
     """The dry-run view: layout, images, shapes, chunks/shards, bytes."""
-    table = Table(title=f"layout: {settings.layout}  dtype: {settings.dtype}")
-    for col in ("image", "name", "shape", "chunks", "shards", "frames"):
-        table.add_column(col)
-    for im in settings.images:
-        table.add_row(
-            im.key or "(root)",
-            im.name or "",
-            "x".join("∞" if s is None else str(s) for s in im.shape),
-            "x".join(str(d.chunk_size) for d in im.dimensions),
-            "x".join(str(d.shard_size) for d in im.dimensions)
-            if any(d.shard for d in im.dimensions)
-            else "-",
-            str(im.frames_planned if im.frames_planned is not None else "∞"),
-        )
-    console.print(table)
-    if settings.plate is not None:
-        wells = ", ".join(settings.plate.wells)
-        _say(f"plate {settings.plate.name}: wells {wells}")
-    nbytes = settings.bytes_planned
-    total = "unbounded" if nbytes is None else f"{nbytes / 1e6:.1f} MB"
-    _say(
-        f"{_count(len(settings.images), 'image')}, "
-        f"{settings.frames_planned or '∞'} frames, "
-        f"expected {total} uncompressed, compression {settings.compression}"
-    )
+    from mmzarr._info import settings_lines, settings_table
 
-
-def _du(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _attributes(group: Path) -> dict[str, Any] | None:
-    """A group's `zarr.json` attributes, or None when unreadable."""
-    try:
-        doc = json.loads((group / "zarr.json").read_text(encoding="utf-8"))
-        return dict(doc["attributes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def info(out: Path) -> None:
-    """Print the dataset as a tree."""
-    from mmzarr._validate import array_documents
-
-    if not (out / "zarr.json").is_file():
-        raise CLIError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json)")
-    attrs = _attributes(out)
-    if attrs is None:
-        raise CLIError(f"{out / 'zarr.json'}: unreadable; run `mmzarr validate {out}`")
-    mm = attrs.get("mmzarr", {})
-    ome = attrs.get("ome", {})
-    layout = "plate" if "plate" in ome else "image"
-    if "bioformats2raw.layout" in ome:
-        layout = "collection"
-    tree = Tree(
-        f"[bold]{out}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
-        f"status {mm.get('status', 'unknown')}, {mm.get('frames_written', '?')}"
-        f"/{mm.get('frames_planned') or '∞'} frames)"
-    )
-    arrays = array_documents(out)
-    images = mm.get("images", {})
-    branches: dict[str, Tree] = {}
-    for path in sorted(
-        arrays, key=lambda a: [int(x) if x.isdigit() else x for x in a.split("/")]
-    ):
-        doc = arrays[path]
-        key = path.rsplit("/", 1)[0] if "/" in path else ""
-        parent = tree
-        if layout == "plate":
-            well = "/".join(key.split("/")[:2])
-            if well not in branches:
-                branches[well] = tree.add(f"well {well}")
-            parent = branches[well]
-        group = (_attributes(out / key) or {}).get("ome", {})
-        chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
-        dims = "".join(doc.get("dimension_names") or [])
-        written = images.get(key, {}).get("frames_written", "?")
-        label = f"field {key.split('/')[-1]}" if layout == "plate" else key or "(root)"
-        parent.add(
-            f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
-            f" channels={chans} frames={written}"
-        )
-    console.print(tree)
-    for line in _microscope(out):
+    console.print(settings_table(settings))
+    for line in settings_lines(settings):
         _say(line)
 
 
-def _microscope(out: Path) -> list[str]:
-    """Key facts of the microscope's state at the start (`mmzarr/summary.json`)."""
-    from mmzarr._dataset import SUMMARY_FILE
+def info(out: Path) -> None:
+    """Print the dataset as a tree, then the microscope's key facts."""
+    from mmzarr._info import dataset_tree, microscope_lines
 
     try:
-        summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(summary, dict):
-        return []
-    devices = {d.get("label"): d for d in summary.get("devices") or ()}
-    lines = []
-    for info in summary.get("image_infos") or ():
-        label = info.get("camera_label")
-        cam = devices.get(label, {})
-        props = {p.get("name"): p.get("value") for p in cam.get("properties") or ()}
-        lines.append(
-            f"camera: {label} ({cam.get('library', '?')} {cam.get('name', '?')}), "
-            f"{info.get('width')}x{info.get('height')} {info.get('dtype')}, "
-            f"exposure {props.get('Exposure', '?')} ms"
-        )
-        lines.append(
-            f"pixel size: {info.get('pixel_size_um')} µm "
-            f"(config {info.get('pixel_size_config_name') or 'none'})"
-        )
-    seq = summary.get("mda_sequence") or {}
-    channels = [
-        f"{c.get('config')}"
-        + (f" {c['exposure']:g} ms" if c.get("exposure") is not None else "")
-        for c in seq.get("channels") or ()
-        if isinstance(c, dict)
-    ]
-    if channels:
-        lines.append("channels: " + ", ".join(channels))
-    if summary.get("datetime"):
-        lines.append(f"started: {summary['datetime']}")
-    return lines
+        tree = dataset_tree(out)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    console.print(tree)
+    for line in microscope_lines(out):
+        _say(line)
 
 
 def _cmd_validate(out: Path) -> int:
@@ -481,7 +369,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     n, cancelled = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
     dt = time.perf_counter() - t0
     where = out.resolve()
-    _say(f"wrote {_count(n, 'frame')} in {dt:.1f} s to {where}")
+    _say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
     _say(
         "open it with:\n"
@@ -495,7 +383,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
 def _cancelled(n: int, out: Path) -> int:
     """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
     _say(
-        f"mmzarr: cancelled (Ctrl-C) after {_count(n, 'frame')}; {str(out)!r} is "
+        f"mmzarr: cancelled (Ctrl-C) after {count(n, 'frame')}; {str(out)!r} is "
         "a valid dataset of what was acquired",
         err_console,
     )
@@ -566,7 +454,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             backend=args.backend,
             overwrite=args.overwrite,
         )
-        _say(f"wrote {_count(n, 'frame')} to {args.out}")
+        _say(f"wrote {count(n, 'frame')} to {args.out}")
         return _cancelled(n, args.out) if cancelled else 0
     if args.command == "info":
         info(args.out)

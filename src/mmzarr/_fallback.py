@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._stream import create_stream
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

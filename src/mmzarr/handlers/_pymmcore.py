@@ -40,14 +40,15 @@ from mmzarr._cameras import (
     upcast,
 )
 from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._stream import Status, Stream, create_stream
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
     import numpy as np
     import useq
 
+    from mmzarr._stream import Status, Stream
     from mmzarr._view import LiveView
 
 __all__ = ["MDAWriter"]

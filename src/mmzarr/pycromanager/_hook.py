@@ -13,8 +13,8 @@ import numpy as np
 
 from mmzarr._claim import check_output
 from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
-from mmzarr._stream import create_stream
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._plan import (
     UNKNOWN_T,

@@ -1,0 +1,172 @@
+"""What `mmzarr info` and `acquire --dry-run` show: a dataset, or settings.
+
+Builds rich renderables and plain lines from a dataset's documents (group
+metadata, status, `mmzarr/summary.json`) or from `AcquisitionSettings`; the
+CLI prints them. Reads only, never writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mmzarr._settings import AcquisitionSettings
+
+__all__ = [
+    "count",
+    "dataset_tree",
+    "microscope_lines",
+    "settings_lines",
+    "settings_table",
+]
+
+
+def count(n: int, noun: str) -> str:
+    """`1 image`, `2 images`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def settings_table(settings: AcquisitionSettings) -> Table:
+    """The dry-run view's table: layout, images, shapes, chunks/shards."""
+    table = Table(title=f"layout: {settings.layout}  dtype: {settings.dtype}")
+    for col in ("image", "name", "shape", "chunks", "shards", "frames"):
+        table.add_column(col)
+    for im in settings.images:
+        table.add_row(
+            im.key or "(root)",
+            im.name or "",
+            "x".join("∞" if s is None else str(s) for s in im.shape),
+            "x".join(str(d.chunk_size) for d in im.dimensions),
+            "x".join(str(d.shard_size) for d in im.dimensions)
+            if any(d.shard for d in im.dimensions)
+            else "-",
+            str(im.frames_planned if im.frames_planned is not None else "∞"),
+        )
+    return table
+
+
+def settings_lines(settings: AcquisitionSettings) -> list[str]:
+    """The dry-run view's summary lines: plate wells, frames, bytes."""
+    lines = []
+    if settings.plate is not None:
+        wells = ", ".join(settings.plate.wells)
+        lines.append(f"plate {settings.plate.name}: wells {wells}")
+    nbytes = settings.bytes_planned
+    total = "unbounded" if nbytes is None else f"{nbytes / 1e6:.1f} MB"
+    lines.append(
+        f"{count(len(settings.images), 'image')}, "
+        f"{settings.frames_planned or '∞'} frames, "
+        f"expected {total} uncompressed, compression {settings.compression}"
+    )
+    return lines
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _attributes(group: Path) -> dict[str, Any] | None:
+    """A group's `zarr.json` attributes, or None when unreadable."""
+    try:
+        doc = json.loads((group / "zarr.json").read_text(encoding="utf-8"))
+        return dict(doc["attributes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def dataset_tree(out: Path) -> Tree:
+    """The dataset as a tree: layout, size, status, each image's array.
+
+    Raises
+    ------
+    ValueError
+        When `out` is not a zarr v3 dataset or its root document is unreadable.
+    """
+    from mmzarr._validate import array_documents
+
+    if not (out / "zarr.json").is_file():
+        raise ValueError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json)")
+    attrs = _attributes(out)
+    if attrs is None:
+        raise ValueError(
+            f"{out / 'zarr.json'}: unreadable; run `mmzarr validate {out}`"
+        )
+    mm = attrs.get("mmzarr", {})
+    ome = attrs.get("ome", {})
+    layout = "plate" if "plate" in ome else "image"
+    if "bioformats2raw.layout" in ome:
+        layout = "collection"
+    tree = Tree(
+        f"[bold]{out}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
+        f"status {mm.get('status', 'unknown')}, {mm.get('frames_written', '?')}"
+        f"/{mm.get('frames_planned') or '∞'} frames)"
+    )
+    arrays = array_documents(out)
+    images = mm.get("images", {})
+    branches: dict[str, Tree] = {}
+    for path in sorted(
+        arrays, key=lambda a: [int(x) if x.isdigit() else x for x in a.split("/")]
+    ):
+        doc = arrays[path]
+        key = path.rsplit("/", 1)[0] if "/" in path else ""
+        parent = tree
+        if layout == "plate":
+            well = "/".join(key.split("/")[:2])
+            if well not in branches:
+                branches[well] = tree.add(f"well {well}")
+            parent = branches[well]
+        group = (_attributes(out / key) or {}).get("ome", {})
+        chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
+        dims = "".join(doc.get("dimension_names") or [])
+        written = images.get(key, {}).get("frames_written", "?")
+        label = f"field {key.split('/')[-1]}" if layout == "plate" else key or "(root)"
+        parent.add(
+            f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
+            f" channels={chans} frames={written}"
+        )
+    return tree
+
+
+def microscope_lines(out: Path) -> list[str]:
+    """Key facts of the microscope's state at the start (`mmzarr/summary.json`)."""
+    from mmzarr._dataset import SUMMARY_FILE
+
+    try:
+        summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(summary, dict):
+        return []
+    devices = {d.get("label"): d for d in summary.get("devices") or ()}
+    lines = []
+    for info in summary.get("image_infos") or ():
+        label = info.get("camera_label")
+        cam = devices.get(label, {})
+        props = {p.get("name"): p.get("value") for p in cam.get("properties") or ()}
+        lines.append(
+            f"camera: {label} ({cam.get('library', '?')} {cam.get('name', '?')}), "
+            f"{info.get('width')}x{info.get('height')} {info.get('dtype')}, "
+            f"exposure {props.get('Exposure', '?')} ms"
+        )
+        lines.append(
+            f"pixel size: {info.get('pixel_size_um')} µm "
+            f"(config {info.get('pixel_size_config_name') or 'none'})"
+        )
+    seq = summary.get("mda_sequence") or {}
+    channels = [
+        f"{c.get('config')}"
+        + (f" {c['exposure']:g} ms" if c.get("exposure") is not None else "")
+        for c in seq.get("channels") or ()
+        if isinstance(c, dict)
+    ]
+    if channels:
+        lines.append("channels: " + ", ".join(channels))
+    if summary.get("datetime"):
+        lines.append(f"started: {summary['datetime']}")
+    return lines
