@@ -35,8 +35,8 @@ import pytest
 import useq
 
 import mmzarr
-from mmzarr._claim import lock_path
 from mmzarr._cli import CLIError, load_plan, main
+from mmzarr._lock import lock_path
 from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3

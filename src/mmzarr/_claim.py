@@ -8,12 +8,10 @@ The one rule for output paths (`claim`, `check_output`), used by
   that holds `mmzarr/settings.json`) or an empty directory; never a file, a
   symbolic link, the current working directory or a directory containing it.
   Anything else is a `FileExistsError` saying why.
-- A local dataset being written is locked: an exclusive `flock` on the file
-  `.NAME.mmzarr-lock` beside it (beside, because the dataset directory itself
-  is replaced), which records the holder (pid, host, start time). A second
-  writer or `finalize` gets a `DatasetLockedError` naming the holder, whatever
-  `overwrite` says. The kernel drops the lock when its process dies, so a
-  crash leaves at most a stale, unlocked file. S3 has no lock.
+- A local dataset being written is locked (`_lock.DatasetLock`, taken here
+  before anything is touched): a second writer or `finalize` gets a
+  `DatasetLockedError` naming the holder, whatever `overwrite` says. S3 has no
+  lock.
 - An old local dataset is moved aside (`.NAME.mmzarr-old-XXXXXXXX`, a rename)
   and deleted only once the new one has opened (`OutputClaim.commit`); if the
   open fails, what this writer created is removed and the old dataset renamed
@@ -26,44 +24,30 @@ Where a dataset lives and how its objects are written is `_storage`'s.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import hashlib
-import json
 import logging
 import os
 import secrets
 import shutil
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
+from mmzarr._lock import DatasetLock, canonical, json_object, lock_holder
 from mmzarr._storage import Location, as_location, parse_location
 from mmzarr.errors import DatasetLockedError, StorageError
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no locking
-    fcntl = None  # type: ignore[assignment]
-
 
 __all__ = [
-    "LOCK_SUFFIX",
-    "DatasetLock",
     "OutputClaim",
     "check_output",
     "check_replaceable",
     "claim",
     "dataset_problem",
     "delete_dataset",
-    "lock_holder",
-    "lock_path",
 ]
 
 logger = logging.getLogger("mmzarr")
 
 #: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
-LOCK_SUFFIX = ".mmzarr-lock"
 _ASIDE = ".mmzarr-old-"
 _SETTINGS = "mmzarr/settings.json"
 
@@ -150,13 +134,6 @@ def _full(path: Path) -> str:
     return os.path.abspath(path)
 
 
-def _canonical(path: Path) -> Path:
-    """`path` with its parent resolved (the last component is kept, even a link)."""
-    if path.name in ("", ".", ".."):
-        return path.resolve()
-    return path.parent.resolve() / path.name
-
-
 def dataset_problem(root: Path | Location) -> str | None:
     """Why `root` is not an mmzarr/OME-Zarr dataset, or None when it is one.
 
@@ -177,10 +154,10 @@ def _dataset_problem(read: Any) -> str | None:
             settings = read(_SETTINGS)
         except OSError:
             settings = None
-        if settings is not None and _json_object(settings) is not None:
+        if settings is not None and json_object(settings) is not None:
             return None
         return "it is not a zarr dataset (no zarr.json)"
-    parsed = _json_object(doc)
+    parsed = json_object(doc)
     if parsed is None:
         return "its zarr.json is not a JSON object"
     if parsed.get("zarr_format") != 3 or parsed.get("node_type") != "group":
@@ -189,14 +166,6 @@ def _dataset_problem(read: Any) -> str | None:
     if not isinstance(attrs, dict) or not ({"ome", "mmzarr"} & set(attrs)):
         return "its zarr.json has no 'ome' or 'mmzarr' attributes"
     return None
-
-
-def _json_object(data: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _local_problem(path: Path) -> str | None:
@@ -229,146 +198,6 @@ def _read_local(path: Path) -> bytes | None:
         return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-# ---- the writer's lock -----------------------------------------------------------
-def lock_path(dataset: Path) -> Path:
-    """The lock file of a local dataset: `.NAME.mmzarr-lock` beside it."""
-    canon = _canonical(dataset)
-    name = canon.name
-    if len(name) > 200:  # keep within NAME_MAX
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
-        name = f"{name[:180]}-{digest}"
-    return canon.parent / f".{name}{LOCK_SUFFIX}"
-
-
-def _holder_text(data: bytes) -> str:
-    doc = _json_object(data)
-    if doc is None:
-        return "another process (its lock file names none)"
-    return (
-        f"pid {doc.get('pid')} on host {doc.get('host')!r} "
-        f"({doc.get('purpose', 'writing')} since {doc.get('started')})"
-    )
-
-
-class DatasetLock:
-    """An exclusive `flock` on a dataset's lock file, held while writing.
-
-    The lock file lives beside the dataset (`lock_path`) and records the holder.
-    `release` deletes it; a process that dies releases the lock with it (the
-    kernel drops the `flock`), leaving an unlocked file the next writer reuses.
-    """
-
-    def __init__(self, path: Path, fd: int | None) -> None:
-        self.path = path
-        self._fd = fd
-
-    @classmethod
-    def acquire(cls, dataset: Path, purpose: str = "writing") -> DatasetLock:
-        """Lock `dataset` (its parent directory must exist); never blocks long.
-
-        Without `fcntl` (Windows) nothing is locked.
-
-        Raises
-        ------
-        DatasetLockedError
-            When another writer (or `finalize`) holds the lock.
-        OSError
-            When the lock file cannot be created.
-        """
-        path = lock_path(dataset)
-        if fcntl is None:  # pragma: no cover
-            return cls(path, None)
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                if not _flock_exclusive(fd):
-                    holder = _holder_text(os.pread(fd, 4096, 0))
-                    raise DatasetLockedError(
-                        f"{_full(dataset)!r} is locked by another writer: "
-                        f"{holder} (lock file {str(path)!r})",
-                        holder,
-                    )
-                # the previous holder may have deleted the file we opened
-                same = os.fstat(fd)
-                try:
-                    now = os.stat(path)
-                except FileNotFoundError:
-                    now = None
-                if now is None or (now.st_ino, now.st_dev) != (
-                    same.st_ino,
-                    same.st_dev,
-                ):
-                    os.close(fd)
-                    continue
-                record = {
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "started": datetime.datetime.now(datetime.UTC)
-                    .isoformat(timespec="seconds")
-                    .replace("+00:00", "Z"),
-                    "purpose": purpose,
-                    "path": str(_canonical(dataset)),
-                }
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                raise
-            return cls(path, fd)
-
-    def release(self) -> None:
-        """Delete the lock file and drop the lock (idempotent)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            same = os.fstat(fd)
-            now = os.stat(self.path)
-            if (now.st_ino, now.st_dev) == (same.st_ino, same.st_dev):
-                self.path.unlink()
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def _flock_exclusive(fd: int) -> bool:
-    """Take an exclusive `flock` on `fd`; False when another process holds one.
-
-    Tries a few times over ~0.1 s: `lock_holder` (a probe) holds a shared lock
-    for microseconds, which must not fail a writer that starts meanwhile.
-    """
-    assert fcntl is not None
-    for attempt in range(5):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if attempt < 4:
-                time.sleep(0.02)
-    return False
-
-
-def lock_holder(dataset: Path) -> str | None:
-    """Who holds the lock of the local `dataset`, or None (creates nothing)."""
-    if fcntl is None:  # pragma: no cover
-        return None
-    try:
-        fd = os.open(lock_path(dataset), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _holder_text(os.pread(fd, 4096, 0))
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return None
 
 
 def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
@@ -519,7 +348,7 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
         )
     if exists:
         check_replaceable(loc)  # before anything is created or locked
-    canon = _canonical(root)
+    canon = canonical(root)
     try:
         made = _make_dirs(canon.parent)
     except OSError as e:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
-from mmzarr._claim import DatasetLock, lock_holder
 from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
+from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mmzarr._claim import lock_holder
 from mmzarr._layout import is_file_folder
+from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
 
 __all__ = [
