@@ -35,7 +35,6 @@ from mmzarr._lock import DatasetLock, canonical, json_object, lock_holder
 from mmzarr._storage import Location, as_location, parse_location
 from mmzarr.errors import DatasetLockedError, StorageError
 
-
 __all__ = [
     "OutputClaim",
     "check_output",
