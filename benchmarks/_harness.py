@@ -108,6 +108,26 @@ def alternate(items: Sequence[Any], rep: int) -> list[Any]:
     return list(items) if rep % 2 == 0 else list(reversed(items))
 
 
+def run_rounds(
+    names: Sequence[str],
+    reps: int,
+    run: Callable[[str], None],
+    errors: dict[str, str],
+    measured: Callable[[str], bool],
+) -> None:
+    """Run every variant `reps` times: the first (the baseline) leads every
+    round, the others alternate order (`alternate`). A variant that fails is
+    reported in `errors` and skipped from then on unless it measured before."""
+    for rep in range(reps):
+        for name in [*names[:1], *alternate(names[1:], rep)]:
+            if name in errors and not measured(name):
+                continue
+            try:
+                run(name)
+            except Exception as e:  # report, keep benchmarking
+                errors[name] = f"{type(e).__name__}: {e}"
+
+
 def fsync_tree(path: Path) -> None:
     """fsync every file and directory under `path` (and `path` itself)."""
     names = (

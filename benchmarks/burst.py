@@ -33,10 +33,10 @@ from _harness import (
     MIB,
     Config,
     Target,
-    alternate,
     log,
     median,
     remove,
+    run_rounds,
     settle,
 )
 from _session import Section, run_alone
@@ -154,15 +154,7 @@ def run(cfg: Config, scratch: Path) -> dict[str, Any]:
             errors[name] = f"wrote {writer.frames_written}/{n} frames"
         remove(path)
 
-    for rep in range(reps):
-        # the baseline leads every round; the writers alternate order
-        for name in names[:1] + alternate(names[1:], rep):
-            if name in errors and not runs[name]:
-                continue
-            try:
-                run_variant(name)
-            except Exception as e:  # report, keep benchmarking
-                errors[name] = f"{type(e).__name__}: {e}"
+    run_rounds(names, reps, run_variant, errors, lambda n: bool(runs[n]))
     core.unloadAllDevices()
 
     base = median(r["wall_s"] for r in runs[NO_OUTPUT])

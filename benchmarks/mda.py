@@ -24,12 +24,12 @@ from _harness import (
     MIB,
     Config,
     Target,
-    alternate,
     log,
     make_ring,
     median,
     remove,
     run_raw,
+    run_rounds,
     settle,
 )
 from _session import Section, run_alone
@@ -98,15 +98,7 @@ def bench_mda(cfg: Config, scratch: Path, *, exposure_ms: float) -> dict[str, An
         variants[name].append(seconds)
         remove(path)
 
-    for rep in range(reps):
-        # the baseline leads every round; the other variants alternate order
-        for name in names[:1] + alternate(names[1:], rep):
-            if name in errors and not variants[name]:
-                continue
-            try:
-                run_variant(name)
-            except Exception as e:  # report, keep benchmarking
-                errors[name] = f"{type(e).__name__}: {e}"
+    run_rounds(names, reps, run_variant, errors, lambda n: bool(variants[n]))
     base = median(variants[NO_OUTPUT])
     timing = f"exposure {exposure_ms:g} ms, paced" if exposure_ms else "instant"
     log(
