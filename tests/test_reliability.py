@@ -545,25 +545,8 @@ def test_finalize_sets_aside_torn_missing_and_unwritten(
 ) -> None:
     """What a crash can leave: a torn chunk, a missing one, a logged frame that
     never reached the disk, a torn chunk of a frame that was never logged."""
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        TEMPLATE,
-        image_shape=SHAPE,
-        dtype="uint16",
-        pixel_size_um=0.5,
-        unbounded_t=True,
-        compression="blosc-lz4",
-    )
     out = tmp_path / "crashed.ome.zarr"
-    frames = {}
-    with mmzarr.create_stream(out, settings, backend=backend) as stream:
-        for n in range(12):
-            t, c = divmod(n, 2)
-            frames[(t, c)] = frame_for(n)
-            stream.append(frames[(t, c)], index={"t": t, "c": c})
-    # make it look like the writer died: status, log and chunks
-    root_doc = json.loads((out / "zarr.json").read_text())
-    root_doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(root_doc))
+    frames = _written_then_died(out, backend, 12)
     lines = (out / "mmzarr/frames.jsonl").read_text().splitlines(keepends=True)
     unlogged = json.loads(lines.pop(9))  # (4, 1): written, never logged
     in_flight = {**json.loads(lines[-1]), "index": [6, 0], "frame": 12}
@@ -881,8 +864,11 @@ def test_close_after_disk_full_records_failed(tmp_path: Path, backend: str) -> N
         assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
 
 
-def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
-    """A dataset whose writer "died": status acquiring, one torn chunk (1, 1)."""
+def _written_then_died(
+    out: Path, backend: str, n: int
+) -> dict[tuple[int, int], np.ndarray]:
+    """`n` frames over (t, c) written and closed, then the status put back to
+    `acquiring`, as a writer that died leaves it. Returns the frames by (t, c)."""
     settings = mmzarr.AcquisitionSettings.from_useq(
         TEMPLATE,
         image_shape=SHAPE,
@@ -893,13 +879,19 @@ def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
     )
     frames = {}
     with mmzarr.create_stream(out, settings, backend=backend) as stream:
-        for n in range(6):
-            t, c = divmod(n, 2)
-            frames[(t, c)] = frame_for(n)
+        for k in range(n):
+            t, c = divmod(k, 2)
+            frames[(t, c)] = frame_for(k)
             stream.append(frames[(t, c)], index={"t": t, "c": c})
     doc = json.loads((out / "zarr.json").read_text())
     doc["attributes"]["mmzarr"]["status"] = "acquiring"
     (out / "zarr.json").write_text(json.dumps(doc))
+    return frames
+
+
+def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
+    """A dataset whose writer "died": status acquiring, one torn chunk (1, 1)."""
+    frames = _written_then_died(out, backend, 6)
     torn = out / "0" / "c" / "1" / "1" / "0" / "0"
     torn.write_bytes(torn.read_bytes()[:10])
     return frames
