@@ -14,7 +14,6 @@ directory or an `s3://` prefix) is `_storage.Location`'s.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from mmzarr._dataset import (
     write_group_metadata,
 )
 from mmzarr._pyramid import all_arrays, downsample_frame
+from mmzarr._recent import RecentFrames
 from mmzarr._routing import Router
 from mmzarr.backends import Limits
 from mmzarr.backends._pressure import Backpressure
@@ -99,16 +99,8 @@ class Stream:
         for spec in all_arrays(settings):
             if spec.level:
                 self._levels[spec.image].append(spec.number)
-        # own copies of the most recent frames, oldest first (`_keep_recent`):
-        # for `latest` and the frames a live view may not find on storage yet
-        self._recent: collections.OrderedDict[
-            tuple[int, tuple[int, ...]], np.ndarray
-        ] = collections.OrderedDict()
-        self._recent_bytes = 0
-        self._last: dict[int, tuple[int, ...]] = {}
-        self._latest: collections.OrderedDict[str, np.ndarray] = (
-            collections.OrderedDict()
-        )
+        # own copies of the most recent frames, for `latest` and `view`
+        self._recent = RecentFrames(LATEST_BYTES)
         self._frames = 0
         self._t0 = time.monotonic()
         self._status: Status = "acquiring"
@@ -174,7 +166,7 @@ class Stream:
         """
         with self._lock:
             image = self.settings.keys.index(key) if key in self.settings.keys else -1
-            frame = self._recent.get((image, self._last.get(image, ())))
+            frame = self._recent.latest(image)
             return None if frame is None else frame.copy()
 
     def view(self, key: str = "") -> LiveView:
@@ -284,7 +276,7 @@ class Stream:
             self._router.mark(where)
             self._ranges.update(where.image, where.index, arr)
             self._frames += 1
-            self._keep_recent(where.image, where.index, arr)
+            self._recent.keep(where.image, where.index, arr)
             self._log_frame(where, index, metadata)
             return where.key, where.index
 
@@ -400,22 +392,10 @@ class Stream:
             nbytes += frame.nbytes
         return nbytes
 
-    def _keep_recent(
-        self, image: int, index: tuple[int, ...], frame: np.ndarray
-    ) -> None:
-        """Keep a copy of `frame`; the oldest copies beyond `LATEST_BYTES` go."""
-        recent = self._recent
-        recent[(image, index)] = np.array(frame, copy=True)
-        self._recent_bytes += frame.nbytes
-        self._last[image] = index
-        while len(recent) > 1 and self._recent_bytes > LATEST_BYTES:
-            _, old = recent.popitem(last=False)
-            self._recent_bytes -= old.nbytes
-
     def _recent_of(self, image: int) -> dict[tuple[int, ...], np.ndarray]:
         """The frames of image number `image` kept in memory, by storage index."""
         with self._lock:
-            return {idx: f for (i, idx), f in self._recent.items() if i == image}
+            return self._recent.of_image(image)
 
     def _flush(self, *, final: bool = False) -> Progress:
         """Flush the backend; take in what it reports (under the lock)."""
