@@ -9,7 +9,8 @@ first such frame, whose shape and dtype it takes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
     from mmzarr._stream import Stream
 
-__all__ = ["open_fallback", "unplaced_path"]
+__all__ = ["FrontEnd", "open_fallback", "open_unplaced", "unplaced_path"]
+
+logger = logging.getLogger("mmzarr")
 
 #: settings options that apply to a fallback dataset too
 STORAGE_OPTIONS = ("compression", "max_buffer_bytes", "on_full", "flush_interval_s")
@@ -35,22 +38,40 @@ def unplaced_path(path: str | Path) -> str:
     return f"{stem}.unplaced.ome.zarr"
 
 
+class FrontEnd(Protocol):
+    """What the fallback datasets take from a front end (`MDAWriter`, `ZarrHook`)."""
+
+    @property
+    def path(self) -> Path:
+        """The dataset's path."""
+
+    @property
+    def backend(self) -> str:
+        """The array backend's name."""
+
+    @property
+    def overwrite(self) -> bool:
+        """Whether an existing dataset may be replaced."""
+
+    @property
+    def settings_options(self) -> Mapping[str, Any]:
+        """The settings options the front end was given."""
+
+
 def open_fallback(
+    front: FrontEnd,
     path: str | Path,
     reason: str,
     frame: np.ndarray,
     *,
-    backend: str,
-    overwrite: bool,
-    options: Mapping[str, Any],
     pixel_size_um: Any = None,
     summary: Mapping[str, Any] | None = None,
 ) -> Stream:
     """Open a fallback-layout dataset at `path` for frames like `frame`.
 
-    `options` may hold any settings options; those that apply to the fallback
-    (`STORAGE_OPTIONS`) are used; `summary` is the front end's summary
-    metadata (`create_stream`).
+    It is written with `front`'s backend and overwrite policy, and those of its
+    settings options that apply to the fallback (`STORAGE_OPTIONS`); `summary`
+    is the front end's summary metadata (`create_stream`).
     """
     try:
         px = float(pixel_size_um) if pixel_size_um is not None else None
@@ -61,8 +82,47 @@ def open_fallback(
         image_shape=(int(frame.shape[-2]), int(frame.shape[-1])),
         dtype=str(frame.dtype),
         pixel_size_um=px,
-        **{k: v for k, v in options.items() if k in STORAGE_OPTIONS},
+        **{k: v for k, v in front.settings_options.items() if k in STORAGE_OPTIONS},
     )
     return create_stream(
-        path, settings, backend=backend, overwrite=overwrite, summary=summary
+        path,
+        settings,
+        backend=front.backend,
+        overwrite=front.overwrite,
+        summary=summary,
+    )
+
+
+def open_unplaced(
+    front: FrontEnd,
+    frame: np.ndarray,
+    *,
+    what: str,
+    noun: str,
+    why: str,
+    pixel_size_um: Any = None,
+    summary: Mapping[str, Any] | None = None,
+) -> Stream:
+    """Open `unplaced_path` beside `front.path` for `frame`, which does not fit it.
+
+    Logs a warning once: `what` (e.g. ``"frame {'t': 3}"``) does not fit, and it
+    and any other such `noun` (``"frame"``, ``"image"``) are kept there; `why`
+    is the error.
+    """
+    where = unplaced_path(front.path)
+    logger.warning(
+        "mmzarr: %s does not fit %s (%s); keeping it and any other such %s in %s",
+        what,
+        front.path,
+        why,
+        noun,
+        where,
+    )
+    return open_fallback(
+        front,
+        where,
+        f"{noun}s that did not fit {front.path}: {why}",
+        frame,
+        pixel_size_um=pixel_size_um,
+        summary=summary,
     )

@@ -9,11 +9,11 @@
    is described by exactly the events useq emits; each frame event becomes a
    `FrameSlot` whose `ImageFacts` come from the (sub-)plan that governs its
    image (name, time and z steps, channels, well, grid cell);
-4. `_plan.settings_from_slots` builds the settings through the class it is
-   given (`AcquisitionSettings.from_useq` passes itself).
+4. `AcquisitionSettings.from_useq` runs these steps and builds the settings
+   with `_plan.settings_from_slots`, then `warn_unknown_interval`.
 
-It imports `_models`, `_slots` and `_plan`, never `_settings` (no import cycle)
-nor pymmcore-plus (a `core` is duck-typed). It does no I/O.
+It imports `_models` and `_slots`, never `_settings` (no import cycle) nor
+pymmcore-plus (a `core` is duck-typed). It does no I/O.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import math
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import useq
 
 from mmzarr._models import NON_SPATIAL
-from mmzarr._plan import settings_from_slots
 from mmzarr._slots import (
     ChannelUse,
     FrameSlot,
@@ -40,22 +39,25 @@ from mmzarr._slots import (
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Sequence
 
-    from mmzarr._models import Compression
-    from mmzarr._slots import ImageId
+    from mmzarr._slots import FrameFormat, ImageId
 
 __all__ = [
+    "GENERATOR_HINT",
     "UseqPlan",
     "acquires_image",
     "as_sequence",
     "camera_fov",
-    "settings_from_useq",
+    "camera_frame",
+    "camera_plan",
     "useq_plan",
+    "warn_unknown_interval",
     "with_fov",
 ]
 
-S = TypeVar("S")
+#: How `AcquisitionSettings.from_useq` refuses an event generator's sequence.
+GENERATOR_HINT = "pass a template MDASequence for one time point with unbounded_t=True"
 _GRIDS = (useq.GridRowsColumns, useq.GridFromEdges, useq.GridWidthHeight)
 
 
@@ -99,6 +101,26 @@ def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
     dtype = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}.get(nbytes, "uint16")
     px = float(core.getPixelSizeUm())
     return shape, dtype, (px if px > 0 else None)
+
+
+def camera_frame(
+    core: Any,
+    image_shape: Sequence[int] | None,
+    dtype: Any,
+    pixel_size_um: float | None,
+) -> FrameFormat:
+    """The camera's frames: each fact as given, else as `core` says.
+
+    Without either, the dtype is uint16 (and the shape a `PlanError`).
+    """
+    core_shape, core_dtype, core_px = (None, None, None)
+    if core is not None:
+        core_shape, core_dtype, core_px = _from_core(core)
+    return frame_format(
+        image_shape if image_shape is not None else core_shape,
+        dtype if dtype is not None else core_dtype or "uint16",
+        pixel_size_um if pixel_size_um is not None else core_px,
+    )
 
 
 def camera_fov(core: Any) -> tuple[float, float] | None:
@@ -358,7 +380,20 @@ def useq_plan(seq: useq.MDASequence, *, unbounded_t: bool = False) -> UseqPlan:
     )
 
 
-def _warn_unknown_interval(plan: UseqPlan) -> None:
+def camera_plan(
+    seq: useq.MDASequence, core: Any, *, unbounded_t: bool = False
+) -> UseqPlan:
+    """`useq_plan` of `seq` as run with `core`: grids use the camera's field of view.
+
+    Without a `core` (or its pixel size) the plan's own fields of view are kept.
+    """
+    if core is not None and (fov := camera_fov(core)) is not None:
+        seq = with_fov(seq, fov)
+    return useq_plan(seq, unbounded_t=unbounded_t)
+
+
+def warn_unknown_interval(plan: UseqPlan) -> None:
+    """Warn (for the caller's caller) when a timed image has no time interval."""
     timed = [
         s.facts for s in plan.frame_slots if s.t is not None or plan.plan.unbounded_t
     ]
@@ -366,58 +401,5 @@ def _warn_unknown_interval(plan: UseqPlan) -> None:
         warnings.warn(
             "time interval is unknown or 0: writing a t scale of 1 second",
             MMZarrWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
-
-
-# ---- all steps ---------------------------------------------------------------------
-def settings_from_useq(
-    make: Callable[..., S],
-    seq: useq.MDASequence | Mapping[str, Any],
-    *,
-    image_shape: Sequence[int] | None = None,
-    dtype: Any = None,
-    pixel_size_um: float | None = None,
-    core: Any = None,
-    unbounded_t: bool = False,
-    compression: Compression = "none",
-    chunks: Mapping[str, int] | None = None,
-    shards: Mapping[str, int] | None = None,
-    **options: Any,
-) -> S:
-    """Settings for a useq plan, built by `make` (see `AcquisitionSettings.from_useq`).
-
-    Raises
-    ------
-    PlanError
-        Naming the bad field and value; for a plan useq cannot iterate, without
-        frames, or that acquires one storage slot twice.
-    """
-    seq = as_sequence(
-        seq,
-        generator_hint="pass a template MDASequence for one time point with "
-        "unbounded_t=True",
-    )
-    core_shape, core_dtype, core_px = (None, None, None)
-    if core is not None:
-        core_shape, core_dtype, core_px = _from_core(core)
-    frame = frame_format(
-        image_shape if image_shape is not None else core_shape,
-        dtype if dtype is not None else core_dtype or "uint16",
-        pixel_size_um if pixel_size_um is not None else core_px,
-    )
-    if core is not None and (fov := camera_fov(core)) is not None:
-        seq = with_fov(seq, fov)
-    plan = useq_plan(seq, unbounded_t=unbounded_t)
-    settings = settings_from_slots(
-        make,
-        plan.frame_slots,
-        plan=plan.plan,
-        frame=frame,
-        chunks=chunks,
-        shards=shards,
-        compression=compression,
-        **options,
-    )
-    _warn_unknown_interval(plan)
-    return settings

@@ -5,8 +5,8 @@
 This module owns that model, its validation and the mapping of a useq-style
 event index to a storage location (`AcquisitionSettings.locate`); its parts
 (dimensions, channels, images, plates) are in `_models.py`. It does no I/O and
-knows nothing of NGFF metadata (`_layout.py`); `from_useq` hands the plan to
-`_from_useq.py`, which builds the settings through the class it is given.
+knows nothing of NGFF metadata (`_layout.py`); `from_useq` runs the typed steps
+of `_from_useq.py` and builds itself with `_plan.settings_from_slots`.
 """
 
 from __future__ import annotations
@@ -19,20 +19,26 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, model_validator
 
-from mmzarr._from_useq import settings_from_useq
+from mmzarr._fields import DTypeStr, check_finite_positive
+from mmzarr._from_useq import (
+    GENERATOR_HINT,
+    as_sequence,
+    camera_frame,
+    camera_plan,
+    warn_unknown_interval,
+)
 from mmzarr._models import (
     NON_SPATIAL,
     Channel,
     Compression,
     Dimension,
-    DTypeStr,
     FrozenModel,
     ImageSettings,
     PlateAcquisition,
     PlateSettings,
     StagePosition,
-    check_finite_positive,
 )
+from mmzarr._plan import settings_from_slots
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
@@ -436,16 +442,18 @@ class AcquisitionSettings(FrozenModel):
             useq cannot iterate and one that acquires one storage slot twice
             (a position's own time plan nested in the sequence's time plan).
         """
-        return settings_from_useq(
+        sequence = as_sequence(seq, generator_hint=GENERATOR_HINT)
+        frame = camera_frame(core, image_shape, dtype, pixel_size_um)
+        plan = camera_plan(sequence, core, unbounded_t=unbounded_t)
+        settings = settings_from_slots(
             cls,
-            seq,
-            image_shape=image_shape,
-            dtype=dtype,
-            pixel_size_um=pixel_size_um,
-            core=core,
-            unbounded_t=unbounded_t,
-            compression=compression,
+            plan.frame_slots,
+            plan=plan.plan,
+            frame=frame,
             chunks=chunks,
             shards=shards,
+            compression=compression,
             **options,
         )
+        warn_unknown_interval(plan)
+        return settings

@@ -35,6 +35,7 @@ the arrays (`Limits.durable`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import threading
@@ -48,10 +49,10 @@ from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._layout import BLOSC_CLEVEL
 from mmzarr.backends._base import Capabilities
+from mmzarr.backends._gather import ShardGatherer
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
-    ShardGatherer,
     fsync_files,
     fsync_tree,
 )
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays
-    from mmzarr.backends._shards import Pending
+    from mmzarr.backends._shards import Pending, Write
 
 __all__ = ["ZarrPythonBackend"]
 
@@ -189,29 +190,18 @@ class ZarrPythonBackend(GatheringBackend):
             yield
 
     # ---- writes (on the writer thread) ------------------------------------------
-    def _submit(
-        self,
-        arr: GatheredArray,
-        region: tuple[slice, ...],
-        data: np.ndarray,
-        *,
-        owned: bool,
-        rewrite: bool,
-    ) -> Pending:
+    def _submit(self, write: Write) -> Pending:
         assert self._writer is not None
-        if not owned:  # the caller may change it once `write`/`flush` returns
-            data = np.array(data, copy=True)
-        return self._writer.submit(self._store, arr, region, data, rewrite)
+        if not write.owned:  # the caller may change it once `write`/`flush` returns
+            write = dataclasses.replace(
+                write, data=np.array(write.data, copy=True), owned=True
+            )
+        return self._writer.submit(self._store, write)
 
-    def _store(
-        self,
-        arr: GatheredArray,
-        region: tuple[slice, ...],
-        data: np.ndarray,
-        rewrite: bool,
-    ) -> None:
-        """Write `data` at `region` (runs on the writer thread)."""
-        if rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
+    def _store(self, write: Write) -> None:
+        """Do `write` (runs on the writer thread)."""
+        arr, region, data = write.arr, write.region, write.data
+        if write.rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
             # zarr-python's own pipeline: files replaced whole, empty chunks stored
             if arr.replacer.shape != arr.store.shape:  # it follows resizes lazily
                 arr.replacer.resize(arr.store.shape)

@@ -5,7 +5,7 @@ shutter) loaded from the bundled `DEMO_CONFIG` (``demo.cfg``); the channel
 group ``"Channel"`` has the presets named by `CHANNELS`
 (``"DAPI"``, ``"FITC"``, ``"TRITC"``, ``"Cy5"``).  The camera renders a cheap
 synthetic image that depends on the stage position, the channel and a frame
-counter (see `mmzarr.demo._devices`), so every frame of an acquisition is
+counter (see `mmzarr.demo._render`), so every frame of an acquisition is
 unique.
 
 Examples
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from mmzarr.demo._devices import (
     CHANNELS,
-    CLOCK_ROWS,
     PIXEL_SIZE_UM,
     DemoCamera,
     DemoFilterWheel,
@@ -29,6 +28,7 @@ from mmzarr.demo._devices import (
     DemoXYStage,
     DemoZStage,
 )
+from mmzarr.demo._render import CLOCK_ROWS
 from mmzarr.demo._rig import CHANNEL_GROUP, DEMO_CONFIG, PIXEL_SIZE_PRESET, demo_core
 
 __all__ = [

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmzarr._claim import check_output
-from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._fallback import open_fallback, open_unplaced, unplaced_path
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError
+from mmzarr.pycromanager._learn import FirstTimePoint
 from mmzarr.pycromanager._plan import (
     UNKNOWN_T,
     EventPlan,
@@ -24,12 +25,9 @@ from mmzarr.pycromanager._plan import (
     check_axes,
     check_events_fit,
     entry_from_event,
-    entry_from_metadata,
     frame_record,
-    measured_t_scale,
     place_by_axes,
     plan_events,
-    plan_images,
     settings_for,
 )
 
@@ -56,7 +54,6 @@ _OPTIONS = frozenset(
         "shards",
     }
 )
-_DEFAULT_BUFFER = 256 * 1024**2
 
 
 # ---- the hook ---------------------------------------------------------------------
@@ -193,11 +190,8 @@ class ZarrHook:
         self._places: Mapping[frozenset[tuple[str, int | str]], Place] = {}
         #: whether the places' indices are those of the dataset (made from them)
         self._own_places = settings is None
-        self._pending: list[
-            tuple[np.ndarray, dict[str, int | str], dict[str, Any]]
-        ] = []
-        self._pending_bytes = 0
-        self._t0: int | None = None
+        #: learn mode: the images of the first time point
+        self._first = FirstTimePoint()
         self._learned = False
         if events is not None:
             self._plan = self._plan_events(events)
@@ -350,6 +344,7 @@ class ZarrHook:
         """
         reason = f"{type(error).__name__}: {error}"
         record = {"pycromanager": dict(md), "not_placed": reason}
+        px = self.settings_options.get("pixel_size_um") or md.get("PixelSize_um")
         if self.stream is None:
             self.fallback_reason = reason
             logger.warning(
@@ -358,40 +353,18 @@ class ZarrHook:
                 reason,
                 self.path,
             )
-            pending, self._pending, self._pending_bytes = self._pending, [], 0
-            self.stream = self._open_fallback(self.path, reason, frame, md)
+            pending = self._first.take()
+            self.stream = open_fallback(
+                self, self.path, reason, frame, pixel_size_um=px
+            )
             for old, _, old_md in pending:
                 self.stream.append(old, metadata={"pycromanager": old_md})
         elif self.unplaced is None:
-            logger.warning(
-                "mmzarr: an image does not fit %s (%s); keeping it and any other "
-                "such image in %s",
-                self.path,
-                reason,
-                self.unplaced_path,
-            )
-            self.unplaced = self._open_fallback(
-                self.unplaced_path,
-                f"images that did not fit {self.path}: {reason}",
-                frame,
-                md,
+            self.unplaced = open_unplaced(
+                self, frame, what="an image", noun="image", why=reason, pixel_size_um=px
             )
         target = self.unplaced if self.unplaced is not None else self.stream
         target.append(frame, metadata=record)
-
-    def _open_fallback(
-        self, path: str | Path, reason: str, frame: np.ndarray, md: Mapping[str, Any]
-    ) -> Stream:
-        return open_fallback(
-            path,
-            reason,
-            frame,
-            backend=self.backend,
-            overwrite=self.overwrite,
-            options=self.settings_options,
-            pixel_size_um=self.settings_options.get("pixel_size_um")
-            or md.get("PixelSize_um"),
-        )
 
     @property
     def unplaced_path(self) -> str:
@@ -408,19 +381,7 @@ class ZarrHook:
         self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
     ) -> bool:
         """Learn mode: keep images of the first time point; False when it ended."""
-        t = axes.get("time")
-        if not self._pending:
-            self._t0 = None if t is None else int(t)
-        if t == self._t0:
-            limit = int(self.settings_options.get("max_buffer_bytes", _DEFAULT_BUFFER))
-            if self._pending_bytes + frame.nbytes > limit:
-                raise PlanError(
-                    f"the first time point is larger than max_buffer_bytes={limit}; "
-                    "ZarrHook cannot learn the dataset's shape: pass events=<the list "
-                    "given to acq.acquire> or settings=AcquisitionSettings(...)"
-                )
-            self._pending.append((frame.copy(), axes, dict(md)))
-            self._pending_bytes += frame.nbytes
+        if self._first.add(frame, axes, md, self.settings_options):
             return True
         self._flush_pending(next_image=(axes, md))
         return False
@@ -429,26 +390,15 @@ class ZarrHook:
         self, next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None = None
     ) -> None:
         """Learn mode: fix the shape from the buffered images and write them."""
-        pending = self._pending
-        entries = [entry_from_metadata(ax, md) for _, ax, md in pending]
-        unbounded = self._t0 is not None or (
-            next_image is not None and "time" in next_image[0]
-        )
-        t_scale = None
-        if next_image is not None and self._t0 is not None:
-            first = [(axes, md) for _, axes, md in pending]
-            t_scale = measured_t_scale(first, self._t0, *next_image)
-        plan = plan_images(entries, unbounded_t=unbounded, t_scale=t_scale)
-        settings = settings_for(
-            plan, pending[0][0], pending[0][2], self.settings_options
-        )
+        plan = self._first.plan(next_image)
+        first = self._first.images[0]
+        settings = settings_for(plan, first[0], first[2], self.settings_options)
         self._plan = plan
         self._learned = True
         # places by axes would be those of the first time point only
         self._positions = plan.positions
         self._open(settings)
-        self._pending, self._pending_bytes = [], 0
-        for frame, axes, md in pending:
+        for frame, axes, md in self._first.take():
             self._place(frame, axes, md)
 
     def _hint(self) -> str:
@@ -498,12 +448,12 @@ class ZarrHook:
         if self._closed:
             return
         self._closed = True
-        if self.stream is None and self._pending and self.error is None:
+        if self.stream is None and self._first.images and self.error is None:
             try:
                 try:
                     self._flush_pending()
                 except PlanError as e:
-                    self._keep(*self._pending.pop()[::2], e)
+                    self._keep(*self._first.images.pop()[::2], e)
             except Exception as e:
                 self.error = e
                 logger.error("mmzarr: writing %s failed: %s", self.path, e)
