@@ -4,8 +4,10 @@ A killed writer leaves group metadata saying `acquiring`, arrays whose shape may
 not match what reached the disk (an unbounded `t`), a frame log whose last
 records may name frames that never reached the disk, and possibly a chunk or
 shard file that was being written (a shard without its index). Finalizing keeps
-every logged frame whose chunks are on disk and decode, sets unbounded arrays'
-`t` to the time points that hold data, moves chunk files that do not decode to
+every logged frame whose chunks are on disk and decode (and, where a chunk file
+holds one frame, every frame on disk that the writer died before logging: the
+log is written every `flush_interval_s / 2`), sets unbounded arrays' `t` to the
+time points that hold data, moves chunk files that do not decode to
 `mmzarr/damaged/` (never deletes them), records the frames it could not keep in
 `mmzarr/finalize.json` (`LOST_FRAMES`) and rewrites the group metadata with
 status `interrupted` (a `failed` status stays). Only metadata is rewritten; no
@@ -181,6 +183,13 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
 
     moves: set[str] = set()  # chunk files to move aside
     kept, reasons = _on_disk(root, settings, logged, moves)
+    if status == "acquiring":
+        # the writer died: frames written within flush_interval_s before may be
+        # on disk without their record; kept when a chunk file holds just them
+        # (a writer that closed wrote every record first)
+        found, _ = _on_disk(root, settings, _unlogged(root, settings, logged), set())
+        kept += found
+    recovered = set(kept) - set(logged)
     _set_t_sizes(root, settings, kept)  # metadata only: to read what is kept
     reader = FrameReader(root)
     ranges = ChannelRanges(settings)  # display windows from the frames kept
@@ -214,11 +223,17 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         step="done",
         state="done",
         frames_logged=len(logged),
+        frames_not_logged=[
+            {"image": settings.images[i].key, "index": list(idx)}
+            for i, idx in kept
+            if (i, idx) in recovered
+        ],
         frames_kept=sum(w.count for w in written),
         reader=reader.engine,
         lost=[
             {"image": settings.images[i].key, "index": list(idx), "reason": why}
             for (i, idx), why in reasons.items()
+            if (i, idx) not in recovered  # never logged: not known to be lost
         ],
         damaged_files=sorted(planned.values()),
     )
@@ -366,23 +381,14 @@ def _other_chunks(
     found: list[str] = []
     for i, im in enumerate(settings.images):
         apath = _layout.array_path(im)
-        found_doc = docs.get(apath)
-        if found_doc is None:
+        if (array_doc := docs.get(apath)) is None:
             continue
-        shape = found_doc["shape"]
-        grid = found_doc["chunk_grid"]["configuration"]["chunk_shape"]
-        for f in sorted((root / apath).rglob("*")):
-            rel = f.relative_to(root / apath).as_posix()
-            parts = rel.split("/")
-            if (
-                not f.is_file()
-                or rel in holding.get(i, set())
-                or parts[0] != "c"
-                or len(parts) != len(shape) + 1
-                or not all(p.isdigit() for p in parts[1:])
-            ):
+        shape = array_doc["shape"]
+        grid = array_doc["chunk_grid"]["configuration"]["chunk_shape"]
+        for rel, coords in _chunk_files_of(root / apath, len(shape)):
+            if rel in holding.get(i, set()):
                 continue
-            start = [int(p) * g for p, g in zip(parts[1:], grid, strict=True)]
+            start = [c * g for c, g in zip(coords, grid, strict=True)]
             if any(s0 >= n for s0, n in zip(start, shape, strict=True)):
                 continue  # outside the array: never read
             region = tuple(
@@ -391,6 +397,58 @@ def _other_chunks(
             )
             if reader.error(apath, region) is not None:
                 found.append(f"{apath}/{rel}")
+    return found
+
+
+def _chunk_files_of(array: Path, ndim: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The chunk files of an array (default key encoding), with their grid coords."""
+    out = []
+    for f in sorted(array.rglob("*")):
+        rel = f.relative_to(array).as_posix()
+        parts = rel.split("/")
+        if (
+            f.is_file()
+            and parts[0] == "c"
+            and len(parts) == ndim + 1
+            and all(p.isdigit() for p in parts[1:])
+        ):
+            out.append((rel, tuple(int(p) for p in parts[1:])))
+    return out
+
+
+def _unlogged(
+    root: Path, settings: AcquisitionSettings, logged: Iterable[Frame]
+) -> list[Frame]:
+    """Frames that have a chunk file of their own on disk but no log record.
+
+    The frame log is written every `flush_interval_s / 2`: a writer killed
+    meanwhile leaves frames on disk that it never logged. Where every chunk
+    (or shard) file holds one frame (mmzarr's default), each file names its
+    frame, and slots of the plan that hold one are kept (`_on_disk` then checks
+    them like logged frames). Where a file holds several frames, nothing tells
+    the acquired ones from the fill value: those are not recovered.
+    """
+    docs = array_documents(root)
+    known = set(logged)
+    found: list[Frame] = []
+    for i, im in enumerate(settings.images):
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        n_lead = len(im.index_dims)
+        if doc is None or len(doc["shape"]) != n_lead + 2:
+            continue
+        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        if any(g != 1 for g in grid[:n_lead]):
+            continue
+        sizes = [d.size for d in im.index_dims]
+        frames = {
+            coords[:n_lead] for _, coords in _chunk_files_of(root / apath, n_lead + 2)
+        }
+        for index in sorted(frames):
+            if (i, index) in known or not im.is_acquired(index):
+                continue
+            if all(n is None or x < n for x, n in zip(index, sizes, strict=True)):
+                found.append((i, index))
     return found
 
 

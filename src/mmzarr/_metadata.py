@@ -3,19 +3,22 @@
 Owns the files mmzarr writes itself (array data belongs to the backends):
 every group's `zarr.json`, written atomically (temp file + rename, so a crash
 leaves the old or the new document, never half of one), and the append-only
-per-frame metadata log `mmzarr/frames.jsonl` inside the dataset. On object
-storage (S3), where nothing can be appended, the log is a series of segment
-objects `mmzarr/frames/000000.jsonl`, ... (`SegmentedFrameLog`): the current
-segment is rewritten at most every `flush_interval_s` and a new one started every
+per-frame metadata log `mmzarr/frames.jsonl` inside the dataset, appended in
+batches by the stream's flush thread (`FrameLog`). On object storage (S3),
+where nothing can be appended, the log is a series of segment objects
+`mmzarr/frames/000000.jsonl`, ... (`SegmentedFrameLog`): the current segment is
+rewritten at each flush that has new records and a new one started every
 `SEGMENT_RECORDS` records; `read_frame_log` reads either form.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -130,92 +133,132 @@ def _json_default(obj: Any) -> Any:
 
 
 class FrameLog:
-    """Append-only JSON-lines log of per-frame metadata, flushed as it goes.
+    """Append-only JSON-lines log of per-frame metadata, written in batches.
 
     Each line is one frame, standard JSON: the writer's fields (`frame`,
     `image`, `index`, `elapsed_ms`, `dropped`, `event_index`) and, under
     `metadata`, whatever the front end gave (timestamps, stage positions,
     properties...). Older logs have the front end's keys at the top level
     (`frame_metadata` reads both).
-    The file is flushed to the OS on every line and fsynced at most every
-    `fsync_interval_s`, so a killed process loses at most that much.
+
+    `write` only queues a record (the acquisition thread pays for no JSON and
+    no system call); `flush`, which `Stream`'s flush thread calls every
+    `flush_interval_s / 2`, encodes the queued records and appends them in one
+    write(2), in the OS cache when it returns (a killed process keeps them),
+    and fsyncs at most every `fsync_interval_s`. A crash therefore loses at
+    most the records of the last `flush_interval_s`. Thread-safe: `write` from
+    one thread, `flush` and `close` from any.
     """
 
     def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # unbuffered: each record is one write(2), in the OS cache when this
-        # returns (a killed process keeps it)
         self._f = open(path, "ab", buffering=0)
         self._interval = fsync_interval_s
         self._last_sync = time.monotonic()
+        self._queue: collections.deque[Mapping[str, Any]] = collections.deque()
+        self._lock = threading.Lock()
+        #: Frames (not dropped) whose records are written, counted from the
+        #: first: see `frames_in`.
+        self.frames_logged = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Append one record."""
-        data = memoryview(_encode(_dumps(record) + "\n"))
-        while data:
-            n = self._f.write(data)
-            if not n:
-                raise OSError(errno.EIO, "the frame log accepted no bytes", self.path)
-            data = data[n:]
-        now = time.monotonic()
-        if now - self._last_sync >= self._interval:
-            os.fsync(self._f.fileno())
-            self._last_sync = now
+        """Queue one record (written by the next `flush`)."""
+        self._queue.append(record)
+
+    def flush(self) -> None:
+        """Write the queued records (one write(2)); fsync when it is time."""
+        with self._lock:
+            if self._f.closed or not self._queue:
+                return
+            records = [self._queue.popleft() for _ in range(len(self._queue))]
+            data = memoryview(_encode("".join(_dumps(r) + "\n" for r in records)))
+            while data:
+                n = self._f.write(data)
+                if not n:
+                    raise OSError(
+                        errno.EIO, "the frame log accepted no bytes", self.path
+                    )
+                data = data[n:]
+            self.frames_logged = frames_in(records[-1])
+            now = time.monotonic()
+            if now - self._last_sync >= self._interval:
+                os.fsync(self._f.fileno())
+                self._last_sync = now
 
     def close(self) -> None:
-        """Flush, fsync and close (idempotent)."""
-        if not self._f.closed:
-            os.fsync(self._f.fileno())
-            self._f.close()
+        """Write what is queued, fsync and close (idempotent; closed on errors)."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                if not self._f.closed:
+                    try:
+                        os.fsync(self._f.fileno())
+                    finally:
+                        self._f.close()
+
+
+def frames_in(record: Mapping[str, Any]) -> int:
+    """Frames written up to and including the frame of `record` (a log record).
+
+    A record's `frame` is its frame's number; a dropped frame's is the number
+    of frames written before it.
+    """
+    return int(record["frame"]) + (0 if record.get("dropped") else 1)
 
 
 class SegmentedFrameLog:
     """The frame log on object storage: segment objects rewritten as they grow.
 
-    Records are kept in memory and the current segment is uploaded when
-    `flush_interval_s` has passed since the last upload (checked on `write` and
-    `flush`) and at `close`; every `SEGMENT_RECORDS` records a new segment starts,
-    so no upload grows without bound.
+    Records are kept in memory and the current segment is uploaded by `flush`
+    (`Stream` calls it every `flush_interval_s / 2`; an upload happens when the
+    segment changed) and at `close`; every `SEGMENT_RECORDS` records a new
+    segment starts, so no upload grows without bound. Thread-safe like
+    `FrameLog`.
     """
 
-    def __init__(self, location: Location, *, flush_interval_s: float = 1.0) -> None:
+    def __init__(self, location: Location) -> None:
         self.location = location
         self.path = f"{location.url}/{FRAME_SEGMENTS}"
-        self._interval = flush_interval_s
         self._segment = 0
         self._lines: list[str] = []
-        self._dirty = False
-        self._last = time.monotonic()
+        self._queue: collections.deque[Mapping[str, Any]] = collections.deque()
+        self._lock = threading.Lock()
         self._closed = False
+        self.frames_logged = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Add one record (uploaded at most `flush_interval_s` later)."""
-        self._lines.append(_dumps(record))
-        self._dirty = True
-        if len(self._lines) >= SEGMENT_RECORDS:
-            self._upload()
-            self._segment += 1
-            self._lines = []
-        elif time.monotonic() - self._last >= self._interval:
-            self._upload()
+        """Queue one record (uploaded by the next `flush`)."""
+        self._queue.append(record)
 
     def flush(self) -> None:
-        """Upload the current segment if it changed."""
-        if self._dirty:
-            self._upload()
+        """Upload the current segment if records were queued since the last."""
+        with self._lock:
+            if self._closed or not self._queue:
+                return
+            records = [self._queue.popleft() for _ in range(len(self._queue))]
+            for record in records:
+                self._lines.append(_dumps(record))
+                if len(self._lines) >= SEGMENT_RECORDS:
+                    self._upload()
+                    self._segment += 1
+                    self._lines = []
+            if self._lines:
+                self._upload()
+            self.frames_logged = frames_in(records[-1])
 
     def close(self) -> None:
         """Upload what is left (idempotent)."""
-        if not self._closed:
-            self._closed = True
+        try:
             self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
 
     def _upload(self) -> None:
         data = _encode("".join(line + "\n" for line in self._lines))
         self.location.write_bytes(f"{FRAME_SEGMENTS}{self._segment:06d}.jsonl", data)
-        self._dirty = False
-        self._last = time.monotonic()
 
 
 #: The writer's own fields of a frame-log record (the caller's are in `metadata`).

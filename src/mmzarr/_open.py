@@ -137,9 +137,7 @@ def create_stream(
                 fsync_interval_s=settings.flush_interval_s,
             )
         else:
-            log = _metadata.SegmentedFrameLog(
-                location, flush_interval_s=settings.flush_interval_s
-            )
+            log = _metadata.SegmentedFrameLog(location)
         # credentials a backend exports for its S3 client are removed from the
         # environment once it has opened
         with contextlib.nullcontext() if location.is_local else S3Config.environment():
@@ -148,7 +146,7 @@ def create_stream(
         # nothing acquired yet: remove what was made, put the old data back
         if isinstance(log, _metadata.FrameLog):
             with contextlib.suppress(OSError):
-                log.close()
+                log.close()  # nothing queued: closes the file
         claim.abort()
         if isinstance(e, OSError) and not isinstance(e, StorageError):
             raise StorageError(f"cannot create dataset at {location.where}: {e}") from e

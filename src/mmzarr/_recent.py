@@ -2,21 +2,24 @@
 
 `Stream.latest` and `Stream.view` read frames here that storage may not
 return yet (acquire-zarr writes them a little later, on its own threads). The
-copies are the stream's own, so the caller may reuse its buffer at once; the
-oldest go when the budget is spent (at least one frame is kept).
+frames are the stream's own (handed over, or its one copy of the caller's), so
+nothing changes them; the oldest go when the budget is spent (at least one
+frame is kept).
 """
 
 from __future__ import annotations
 
 import collections
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["RecentFrames"]
 
 
 class RecentFrames:
-    """Copies of the last frames written, oldest first, within `budget` bytes.
+    """The last frames written, oldest first, within `budget` bytes.
 
     Not thread-safe: `Stream` calls it under its lock.
     """
@@ -30,8 +33,8 @@ class RecentFrames:
         self._last: dict[int, tuple[int, ...]] = {}
 
     def keep(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Keep a copy of `frame`, written at `index` of image number `image`."""
-        self._frames[(image, index)] = np.array(frame, copy=True)
+        """Keep `frame` of image number `image`, at storage `index` (not copied)."""
+        self._frames[(image, index)] = frame
         self._bytes += frame.nbytes
         self._last[image] = index
         while len(self._frames) > 1 and self._bytes > self.budget:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mmzarr import _metadata
 from mmzarr._dataset import (
     ChannelRanges,
     render_ome_xml_ahead,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from mmzarr import _metadata
     from mmzarr._claim import OutputClaim
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings, ImageSettings
@@ -94,12 +94,13 @@ class Stream:
         )
         self._lock = threading.RLock()
         self._router = Router(settings)
+        self._dtype = np.dtype(settings.dtype)
         self._ranges = ChannelRanges(settings)
         self._levels: list[list[int]] = [[] for _ in settings.images]
         for spec in all_arrays(settings):
             if spec.level:
                 self._levels[spec.image].append(spec.number)
-        # own copies of the most recent frames, for `latest` and `view`
+        # the most recent frames (owned by the stream), for `latest` and `view`
         self._recent = RecentFrames(LATEST_BYTES)
         self._frames = 0
         self._t0 = time.monotonic()
@@ -108,6 +109,7 @@ class Stream:
         self._error: BaseException | None = None
         self.dropped = 0
         self._flushed = 0  # frames known to be readable from storage
+        self._readable = 0  # frames the backend reported readable
         self._stop_flusher = threading.Event()
 
     def start(self) -> None:
@@ -132,11 +134,11 @@ class Stream:
         """Frames known to be readable, whole, from storage by another process.
 
         Counted in the order they were appended: the first `frames_flushed`
-        frames are readable. Updated every `flush_interval_s / 2` while
-        acquiring, from what the backend reports has reached storage (with
-        acquire-zarr: the complete time points whose shards are on disk,
-        checked by their shard index; on S3 it stays 0 until `close`); all
-        frames after `close`.
+        frames are readable, and their records are in the frame log. Updated
+        every `flush_interval_s / 2` while acquiring, from what the backend
+        reports has reached storage (with acquire-zarr: the complete time
+        points whose shards are on disk, checked by their shard index; on S3 it
+        stays 0 until `close`); all frames after `close`.
         """
         return self._flushed
 
@@ -206,14 +208,16 @@ class Stream:
         *,
         index: Mapping[str, int] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        owned: bool = False,
     ) -> tuple[str, tuple[int, ...]]:
         """Write one frame.
 
         Parameters
         ----------
         frame
-            A 2D array of the settings' dtype and the image's (y, x) shape. It is
-            consumed before this returns, so the caller may reuse its buffer.
+            A 2D array of the settings' dtype and the image's (y, x) shape.
+            Unless `owned`, the stream copies it once, so the caller may reuse
+            its buffer when this returns.
         index
             A useq-style index (`{"p": 1, "t": 0, "c": 2, "z": 5}`); without one,
             frames go in acquisition order.
@@ -221,7 +225,13 @@ class Stream:
             Per-frame metadata (JSON-able), logged to `mmzarr/frames.jsonl` as
             the record's `metadata`; the writer's own fields (`frame`, `image`,
             `index`, `elapsed_ms`, `dropped`, `event_index`: the `index` given)
-            stay beside it. Non-finite numbers are logged as null.
+            stay beside it. Non-finite numbers are logged as null. It is
+            encoded on the flush thread (within `flush_interval_s`): the
+            mapping is copied, values inside it must not change afterwards.
+        owned
+            The caller hands `frame` over: nobody changes it afterwards (e.g.
+            pymmcore-plus, whose every frame is a new array). The stream then
+            keeps it without a copy, for the backend and the live view.
 
         Returns
         -------
@@ -260,6 +270,8 @@ class Stream:
                     self.dropped += 1
                     self._log_frame(where, index, metadata, dropped=True)
                     return where.key, where.index
+                if not owned:  # one copy, shared by the backend and the view
+                    arr = np.array(arr, copy=True)
                 self._backend.write(where.image, where.index, arr)
                 nbytes = arr.nbytes
                 if self._levels[where.image]:
@@ -315,8 +327,13 @@ class Stream:
 
     def _close(self, status: Status | None) -> None:
         errors: list[BaseException] = []
-        # the OME-XML (~0.5 s for a 96-well plate) is rendered while the
-        # backend writes its last frames: every frame is logged by now
+        try:
+            if self._log is not None and self._error is None:
+                self._log.flush()  # the records first: closing takes time
+        except OSError as e:
+            errors.append(e)
+        # the OME-XML (~0.5 s for a 96-well plate) is rendered from the frame
+        # log while the backend writes its last frames
         xml = render_ome_xml_ahead(self.location, self.settings)
         try:
             self._flush(final=True)
@@ -401,8 +418,15 @@ class Stream:
         """Flush the backend; take in what it reports (under the lock)."""
         progress = self._backend.flush(final=final)
         self._pressure.report(progress)
-        self._flushed = max(self._flushed, min(progress.readable, self._frames))
+        self._readable = progress.readable
+        self._count_flushed()
         return progress
+
+    def _count_flushed(self) -> None:
+        """Frames readable from storage whose records are in the frame log."""
+        logged = self._frames if self._log is None else self._log.frames_logged
+        flushed = min(self._readable, self._frames, logged)
+        self._flushed = max(self._flushed, flushed)
 
     def _log_frame(
         self,
@@ -424,29 +448,40 @@ class Stream:
         if index is not None:
             record["event_index"] = dict(index)
         if metadata:
-            record["metadata"] = metadata
+            record["metadata"] = dict(metadata)
         if self._log is not None:
-            try:
-                self._log.write(record)
-            except OSError as e:
-                self._error = e
-                raise StorageError(
-                    f"writing the frame log {self._log.path} failed: {e}"
-                ) from e
+            self._log.write(record)  # queued: the flush thread writes it
 
     def _flush_loop(self) -> None:
-        """Push buffered frames to storage at least every `flush_interval_s`."""
+        """Push buffered frames and log records to storage every `flush_interval_s / 2`.
+
+        The frame log is written outside the lock: frames keep coming meanwhile.
+        """
         while not self._stop_flusher.wait(self.settings.flush_interval_s / 2):
             with self._lock:
                 if self._closed or self._error is not None:
                     continue
                 try:
                     self._flush()
-                    if isinstance(self._log, _metadata.SegmentedFrameLog):
-                        self._log.flush()
                 except Exception as e:
                     self._error = e
                     logger.error("mmzarr: flushing %s failed: %s", self.path, e)
+                    continue
+            if self._log is None:
+                continue
+            try:
+                self._log.flush()
+            except OSError as e:
+                with self._lock:
+                    self._error = self._error or StorageError(
+                        f"writing the frame log {self._log.path} failed: {e}"
+                    )
+                logger.error(
+                    "mmzarr: writing the frame log of %s failed: %s", self.path, e
+                )
+                continue
+            with self._lock:
+                self._count_flushed()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -458,7 +493,7 @@ class Stream:
 
     def _check_frame(self, frame: Any, im: ImageSettings) -> np.ndarray:
         arr = np.asarray(frame)
-        want = np.dtype(self.settings.dtype)
+        want = self._dtype
         if arr.dtype != want:
             raise FrameError(
                 f"image {im.key!r}: frame dtype {arr.dtype} does not match the "

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 # acquire-zarr bundles an OpenMP runtime (libgomp) whose idle threads spin for
@@ -94,6 +95,11 @@ logger = logging.getLogger("mmzarr")
 #: CPU each appended one by one, 0.9-1.3 ms in batches of 4-16; with libgomp's
 #: default active waiting (see `OMP_WAIT_POLICY` above), 8.3 ms and 2.3 ms.
 BATCH_BYTES = 4 * 1024**2
+#: A partial batch is handed over by `flush` once its first frame has waited
+#: this long (half the shortest `flush_interval_s`, so no frame waits longer
+#: than that): `Stream` also flushes for every frame while storage is behind,
+#: and handing partial batches over each time would undo the batching.
+BATCH_AGE_S = 0.005
 
 _KINDS = {
     "t": aqz.DimensionType.TIME,
@@ -135,9 +141,9 @@ class AcquireZarrBackend:
     -----
     Frames are handed to acquire-zarr in batches of up to `BATCH_BYTES` per
     array (fewer when frames alternate between arrays); `flush`, which `Stream`
-    calls every `flush_interval_s`, hands over a partial batch, so a frame
-    waits at most that long before acquire-zarr gets it; acquire-zarr then
-    writes it on its own threads.
+    calls every `flush_interval_s / 2`, hands over a partial batch older than
+    `BATCH_AGE_S`, so a frame waits at most `flush_interval_s` before
+    acquire-zarr gets it; acquire-zarr then writes it on its own threads.
 
     acquire-zarr queues frames without bound when the disk is slower than the
     producer, and preallocates buffers of its own
@@ -163,6 +169,7 @@ class AcquireZarrBackend:
         self._held_bytes = 0  # frames in the reorder buffers
         self._seq = 0  # frames written to full-resolution arrays
         self._batching: list[ArrayCursor] = []  # arrays with batched frames
+        self._batch_t0 = 0.0  # when the oldest batched frame came
         self._budget = 0
         self._stream: Any = None
         self._cursors: list[ArrayCursor] = []
@@ -273,7 +280,7 @@ class AcquireZarrBackend:
             self._append(cur, frame, seq)
             self._drain(cur, force=False)
         else:
-            cur.pending[lin] = (np.array(frame, copy=True), seq)
+            cur.pending[lin] = (frame, seq)  # handed over: no copy
             self._held_bytes += frame.nbytes
             if landing.track:
                 landing.mark(cur.shards[cur.shard_key(lin)], seq)
@@ -296,9 +303,10 @@ class AcquireZarrBackend:
             return self._final
         if final:
             return self._close()
-        for cur in self._batching:
-            self._push(cur)
-        self._batching.clear()
+        if self._batching and time.monotonic() - self._batch_t0 >= BATCH_AGE_S:
+            for cur in self._batching:
+                self._push(cur)
+            self._batching.clear()
         landing = self._landing
         return Progress(landing.readable(self._seq), landing.in_flight, self._budget)
 
@@ -420,6 +428,8 @@ class AcquireZarrBackend:
                 for other in self._batching:
                     self._push(other)
                 self._batching.clear()
+            if not self._batching:
+                self._batch_t0 = time.monotonic()
             self._batching.append(cur)
         cur.batch[cur.batched] = frame
         cur.batched += 1

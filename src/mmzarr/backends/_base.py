@@ -130,11 +130,12 @@ class ArrayBackend(Protocol):
     def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
         """Accept `frame` (y, x) at the non-spatial storage `index` of `array`.
 
-        The frame has the dataset's dtype and the array's frame shape; the
-        caller may reuse its buffer once this returns. Writing may go on in
-        the background: `flush` reports when it is done. A local backend
-        refuses, with `OSError(ENOSPC)` and having accepted nothing, a frame
-        whose files may not fit on the disk.
+        The frame has the dataset's dtype and the array's frame shape, and is
+        handed over: nobody changes it afterwards (`Stream` copies a frame
+        whose caller keeps its buffer), so the backend may keep it without a
+        copy. Writing may go on in the background: `flush` reports when it is
+        done. A local backend refuses, with `OSError(ENOSPC)` and having
+        accepted nothing, a frame whose files may not fit on the disk.
         """
 
     def flush(self, *, final: bool = False) -> Progress:

@@ -3,25 +3,26 @@
 Used by the tensorstore and zarr-python backends (`GatheringBackend`).
 
 Writing one frame into an existing shard makes tensorstore and zarr-python
-read, decode and rewrite the whole shard; `ShardGatherer` holds a shard's
-frames until every frame the plan acquires in it has arrived, and the shard is
-then written in one call. A flush writes the shards still gathering as they are
-(again, in full, once complete): such a rewrite replaces a file readers may be
-reading, so backends write it atomically (a new file renamed into place).
+read, decode and rewrite the whole shard; a `_gather.ShardGatherer` holds a
+shard's frames until every frame the plan acquires in it has arrived, and the
+shard is then written in one call. A flush writes the shards still gathering
+as they are (again, in full, once complete): such a rewrite replaces a file
+readers may be reading, so backends write it atomically (a new file renamed
+into place).
 
-Writes run in the background (`_submit` returns a future); `flush` collects
-those that completed and reports, per frame in write order, what is readable
-(`WriteOrder`): a frame is once every write that carries it has completed.
+Writes run in the background (`_submit` starts a `Write` and returns a
+future); `flush` collects those that completed and reports, per frame in write
+order, what is readable (`WriteOrder`): a frame is once every write that
+carries it has completed.
 """
 
 from __future__ import annotations
 
 import collections
 import heapq
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -37,98 +38,17 @@ if TYPE_CHECKING:
     from mmzarr._settings import ImageSettings
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays
+    from mmzarr.backends._gather import Block, ShardGatherer
 
 __all__ = [
-    "Block",
     "GatheredArray",
     "GatheringBackend",
-    "ShardGatherer",
+    "Pending",
+    "Write",
     "WriteOrder",
     "fsync_files",
     "fsync_tree",
 ]
-
-
-@dataclass
-class Block:
-    """The frames of one shard gathered so far."""
-
-    start: tuple[int, ...]
-    data: np.ndarray  # shard extent (non-spatial) + (y, x), fill value 0
-    filled: np.ndarray  # bool, shard extent (non-spatial)
-    missing: int  # planned frames not yet received
-    #: frame numbers added since the block was last written
-    seqs: list[int] = field(default_factory=list)
-    #: a write of it was issued: later ones replace a file readers may read
-    written: bool = False
-
-
-@dataclass
-class ShardGatherer:
-    """Holds frames of one array per shard until the shard is complete.
-
-    A shard is complete when every index the plan acquires in it has a frame
-    (`ImageSettings.is_acquired`); slots the plan skips stay at the fill value.
-    Shards that were written are remembered, so a late frame for one is
-    recognised (the caller then writes it alone).
-    """
-
-    image: ImageSettings
-    dtype: np.dtype[Any]
-    block: tuple[int, ...] = field(init=False)  # shard extent (non-spatial)
-    open: dict[tuple[int, ...], Block] = field(init=False, default_factory=dict)
-    written: set[tuple[int, ...]] = field(init=False, default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.block = tuple(d.shard_size for d in self.image.index_dims)
-
-    @property
-    def active(self) -> bool:
-        """Whether a shard holds more than one frame (else nothing is gathered)."""
-        return math.prod(self.block) > 1
-
-    def key(self, index: tuple[int, ...]) -> tuple[int, ...]:
-        """Grid coordinates of the shard holding `index`."""
-        return tuple(i // b for i, b in zip(index, self.block, strict=True))
-
-    def add(self, index: tuple[int, ...], frame: np.ndarray) -> Block:
-        """Copy `frame` into its shard's block (made when first needed)."""
-        key = self.key(index)
-        blk = self.open.get(key)
-        if blk is None:
-            blk = self.open[key] = self._new(key)
-        local = tuple(i - s for i, s in zip(index, blk.start, strict=True))
-        blk.data[local] = frame
-        if not blk.filled[local]:
-            blk.filled[local] = True
-            if self.image.is_acquired(index):
-                blk.missing -= 1
-        return blk
-
-    def take(self, blk: Block) -> None:
-        """Stop gathering the complete shard `blk` (it is written now)."""
-        key = self.key(blk.start)
-        del self.open[key]
-        self.written.add(key)
-
-    def _new(self, key: tuple[int, ...]) -> Block:
-        start = tuple(k * b for k, b in zip(key, self.block, strict=True))
-        extent = tuple(
-            b if d.size is None else min(b, d.size - s)
-            for b, d, s in zip(self.block, self.image.index_dims, start, strict=True)
-        )
-        planned = sum(
-            self.image.is_acquired(
-                tuple(s + o for s, o in zip(start, off, strict=True))
-            )
-            for off in np.ndindex(*extent)
-        )
-        return Block(
-            start=start,
-            data=np.zeros(extent + self.image.frame_shape, dtype=self.dtype),
-            filled=np.zeros(extent, dtype=bool),
-            missing=planned,
-        )
 
 
 class WriteOrder:
@@ -203,6 +123,22 @@ class GatheredArray:
         return self.spec.settings
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A region write for a subclass to start (`GatheringBackend._submit`).
+
+    `data` (non-spatial extent + y, x) goes to `region` of `arr`; `owned`:
+    nobody changes `data` afterwards; `rewrite`: the files may exist and be
+    read meanwhile.
+    """
+
+    arr: GatheredArray
+    region: tuple[slice, ...]
+    data: np.ndarray
+    owned: bool
+    rewrite: bool
+
+
 class Pending(Protocol):
     """A write in flight (a tensorstore or `concurrent.futures` future)."""
 
@@ -256,7 +192,7 @@ class GatheringBackend:
             )
 
     def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Write `frame` now, or copy it into its shard's block.
+        """Write `frame` now (it is handed over), or copy it into its block.
 
         Raises `OSError(ENOSPC)`, having accepted nothing, when the frame's files
         may not fit on the disk.
@@ -286,7 +222,7 @@ class GatheringBackend:
         self._see(arr, index)
         data = frame.reshape((1,) * len(index) + frame.shape)
         self._write(
-            arr, index, data, [seq], owned=False, rewrite=g.active, disk=arr.disk
+            arr, index, data, [seq], owned=True, rewrite=g.active, disk=arr.disk
         )
 
     def flush(self, *, final: bool = False) -> Progress:
@@ -373,7 +309,7 @@ class GatheringBackend:
                 return
             self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
         region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
-        future = self._submit(arr, region, data, owned=owned, rewrite=rewrite)
+        future = self._submit(Write(arr, region, data, owned, rewrite))
         self._pending.append((future, data.nbytes, disk, seqs))
         self._in_flight += data.nbytes
         self._pending_disk += disk
@@ -417,8 +353,7 @@ class GatheringBackend:
                     for other in reversed(self._pending):
                         if self._abandon(other[0]):
                             skip.add(id(other[0]))
-                error = error or failure
-                last = time.monotonic()
+                error = error or failure  # `last` stays: no write completed
                 continue
             last = time.monotonic()
             self._order.release(seqs)
@@ -451,16 +386,8 @@ class GatheringBackend:
         """Create every array (its metadata on storage) and return them."""
         raise NotImplementedError
 
-    def _submit(
-        self,
-        arr: GatheredArray,
-        region: tuple[slice, ...],
-        data: np.ndarray,
-        *,
-        owned: bool,
-        rewrite: bool,
-    ) -> Pending:
-        """Start writing `data` at `region`; see `_write`."""
+    def _submit(self, write: Write) -> Pending:
+        """Start `write` in the background."""
         raise NotImplementedError
 
     def _resize_t(self, arr: GatheredArray, t: int) -> None:

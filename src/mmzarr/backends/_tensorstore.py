@@ -31,14 +31,15 @@ import tensorstore as ts
 
 from mmzarr._layout import array_document
 from mmzarr.backends._base import Capabilities
-from mmzarr.backends._shards import GatheredArray, GatheringBackend, ShardGatherer
+from mmzarr.backends._gather import ShardGatherer
+from mmzarr.backends._shards import GatheredArray, GatheringBackend
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
     from mmzarr._pyramid import ArraySpec
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays
-    from mmzarr.backends._shards import Pending
+    from mmzarr.backends._shards import Pending, Write
 
 __all__ = ["TensorStoreBackend"]
 
@@ -124,17 +125,10 @@ class TensorStoreBackend(GatheringBackend):
             "store_data_equal_to_fill_value": True,
         }
 
-    def _submit(
-        self,
-        arr: GatheredArray,
-        region: tuple[slice, ...],
-        data: np.ndarray,
-        *,
-        owned: bool,
-        rewrite: bool,
-    ) -> Pending:
-        future = arr.store[region].write(data)
-        future.copy.result()  # `data` may be reused from here on
+    def _submit(self, write: Write) -> Pending:
+        future = write.arr.store[write.region].write(write.data)
+        if not write.owned:  # tensorstore reads `data` until its copy is done
+            future.copy.result()
         commit: Pending = future.commit
         return commit
 

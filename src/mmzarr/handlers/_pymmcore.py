@@ -39,7 +39,7 @@ from mmzarr._cameras import (
     common_dtype,
     upcast,
 )
-from mmzarr._fallback import open_fallback, unplaced_path
+from mmzarr._fallback import open_fallback, open_unplaced, unplaced_path
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.errors import FrameError, PlanError
@@ -143,6 +143,10 @@ class MDAWriter:
     append order; with acquire-zarr the writer widens the backend's reorder
     window (`max_reorder_bytes`) to hold them (one channel's planes per extra
     camera and image), so that memory is used while a channel is acquired.
+
+    Frames are taken without a copy (`Stream.append(owned=True)`): pymmcore-plus
+    gives every frame an array of its own. Another `frameReady` callback that
+    changes a frame in place must change a copy.
 
     Examples
     --------
@@ -263,8 +267,13 @@ class MDAWriter:
                 img = upcast(img, self._fallback_dtype)
             try:
                 if self.stream is None:
-                    self.stream = self._open_fallback(
-                        self.path, self.fallback_reason or "", img, meta
+                    self.stream = open_fallback(
+                        self,
+                        self.path,
+                        self.fallback_reason or "",
+                        img,
+                        pixel_size_um=meta.get("pixel_size_um"),
+                        summary=self._summary,
                     )
                 elif self.fallback_reason is not None and (
                     why := _misfit(self.stream, img)
@@ -274,7 +283,7 @@ class MDAWriter:
                     self._keep_unplaced(img, event, meta, metadata, FrameError(why))
                     return
                 try:
-                    self.stream.append(img, index=index, metadata=metadata)
+                    self.stream.append(img, index=index, metadata=metadata, owned=True)
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
@@ -392,20 +401,6 @@ class MDAWriter:
         except Exception:
             return None
 
-    def _open_fallback(
-        self, path: str | Path, reason: str, img: np.ndarray, meta: dict[str, Any]
-    ) -> Stream:
-        return open_fallback(
-            path,
-            reason,
-            img,
-            backend=self.backend,
-            overwrite=self.overwrite,
-            options=self.settings_options,
-            pixel_size_um=meta.get("pixel_size_um"),
-            summary=self._summary,
-        )
-
     def _keep_unplaced(
         self,
         img: np.ndarray,
@@ -415,21 +410,16 @@ class MDAWriter:
         error: FrameError,
     ) -> None:
         if self.unplaced is None:
-            logger.warning(
-                "mmzarr: frame %s does not fit %s (%s); keeping it and any other "
-                "such frame in %s",
-                dict(event.index),
-                self.path,
-                error,
-                self.unplaced_path,
-            )
-            self.unplaced = self._open_fallback(
-                self.unplaced_path,
-                f"frames that did not fit {self.path}: {error}",
+            self.unplaced = open_unplaced(
+                self,
                 img,
-                meta,
+                what=f"frame {dict(event.index)}",
+                noun="frame",
+                why=str(error),
+                pixel_size_um=meta.get("pixel_size_um"),
+                summary=self._summary,
             )
-        self.unplaced.append(img, index=event.index, metadata=metadata)
+        self.unplaced.append(img, index=event.index, metadata=metadata, owned=True)
 
     def _core(self) -> Any:
         return self.core if self.core is not None else _running_core()
