@@ -1,49 +1,33 @@
 """The `mmzarr` command: demo, acquire, info, validate, finalize.
 
-Owns argument parsing, progress display, Ctrl-C (cancel the MDA, close the
-dataset, exit 130) and turning errors into one-line messages with a non-zero
-exit. The work itself is done by the library (`AcquisitionSettings`,
-`MDAWriter`, `validate`, `finalize`); plan files are read and checked by
-`mmzarr._planfile`.
+Owns argument parsing, the checks before an acquisition, exit statuses (130
+after Ctrl-C) and turning errors into one-line messages with a non-zero exit.
+The consoles, progress display and the Ctrl-C handling of a running MDA are
+`mmzarr._terminal`'s. The work itself is done by the library
+(`AcquisitionSettings`, `MDAWriter`, `validate`, `finalize`); plan files are
+read and checked by `mmzarr._planfile`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import useq
-    from rich.progress import Task
 
     from mmzarr._settings import AcquisitionSettings
 
 from mmzarr._info import count
+from mmzarr._terminal import console, err_console, run_with_progress, say
 
 __all__ = ["main"]
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 class CLIError(Exception):
@@ -98,28 +82,6 @@ def load_plan(path: str | Path) -> useq.MDASequence:
         return load(path)
     except PlanError as e:
         raise CLIError(str(e)) from e
-
-
-class _RateColumn(ProgressColumn):
-    """frames/s and MB/s."""
-
-    def __init__(self, frame_bytes: int) -> None:
-        super().__init__()
-        self.frame_bytes = frame_bytes
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed or 0.0
-        return Text(f"{speed:6.1f} frames/s {speed * self.frame_bytes / 1e6:7.1f} MB/s")
-
-
-def _progress(total: int | None, frame_bytes: int) -> Progress:
-    columns: list[Any] = [TextColumn("[bold]acquiring")]
-    if total:
-        columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    else:
-        columns += [TextColumn("{task.completed} frames")]
-    columns += [_RateColumn(frame_bytes), TimeElapsedColumn()]
-    return Progress(*columns, console=err_console, transient=False)
 
 
 def _load_core(config: str | None) -> Any:
@@ -188,7 +150,7 @@ def run_acquisition(
     else:
         frame_bytes = core.getImageWidth() * core.getImageHeight()
         frame_bytes, total = frame_bytes * core.getBytesPerPixel(), None
-    cancelled, error = _run_with_progress(core, seq, writer, total, frame_bytes)
+    cancelled, error = run_with_progress(core, seq, writer, total, frame_bytes)
     try:
         writer.close()
     except Exception as e:
@@ -199,85 +161,6 @@ def run_acquisition(
             f"{_one_line(error)}"
         ) from error
     return writer.frames_written, cancelled
-
-
-def _run_with_progress(
-    core: Any, seq: useq.MDASequence, writer: Any, total: int | None, frame_bytes: int
-) -> tuple[bool, BaseException | None]:
-    """`_run_mda` with a live progress bar on a terminal, else one final line.
-
-    Off a terminal (a pipe, a log file) rich draws no live display, only the
-    bar's last state, wrapped at its 80 columns: a plain line says the same.
-    """
-    if err_console.is_terminal:
-        with _progress(total, frame_bytes) as progress:
-            task = progress.add_task("frames", total=total)
-            core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
-            return _run_mda(core, seq, writer)
-    frames: list[None] = []
-    core.mda.events.frameReady.connect(lambda *_: frames.append(None))
-    t0 = time.perf_counter()
-    result = _run_mda(core, seq, writer)
-    dt = time.perf_counter() - t0
-    rate = len(frames) / dt if dt > 0 else 0.0
-    done = f"{len(frames)}/{total}" if total else str(len(frames))
-    _say(
-        f"acquired {done} frames in {dt:.1f} s, {rate:.1f} frames/s, "
-        f"{rate * frame_bytes / 1e6:.1f} MB/s",
-        err_console,
-    )
-    return result
-
-
-def _run_mda(
-    core: Any, seq: useq.MDASequence, writer: Any
-) -> tuple[bool, BaseException | None]:
-    """Run the MDA on a thread until it ends; Ctrl-C cancels it.
-
-    Returns whether it was cancelled and the runner's error, if any. A second
-    Ctrl-C quits at once (the dataset then needs `mmzarr finalize`). While
-    waiting, the main thread only sleeps: a KeyboardInterrupt that lands in
-    `Thread.join` can make a later `join` return while the thread still runs
-    (CPython), and the dataset would be closed under a running MDA.
-    """
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            core.mda.run(seq, output=writer)
-        except Exception as e:
-            errors.append(e)
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=target, name="mmzarr-mda", daemon=True)
-    cancelled = False
-    try:
-        thread.start()
-        while not done.is_set():
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        cancelled = True
-        err_console.print(
-            "[yellow]Ctrl-C: cancelling and closing the dataset "
-            "(Ctrl-C again to quit at once)...[/]"
-        )
-    while not done.is_set():
-        try:
-            core.mda.cancel()  # again each time: a no-op until the run has started
-            time.sleep(0.05)
-        except KeyboardInterrupt:
-            _say(
-                f"mmzarr: aborted; run `mmzarr finalize {writer.path}` to make the "
-                "dataset valid",
-                err_console,
-            )
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)  # pymmcore-plus' relay thread would block a normal exit
-    thread.join()
-    return cancelled, errors[0] if errors else None
 
 
 def _check_backend(backend: str) -> None:
@@ -306,7 +189,7 @@ def _settings(
     try:
         return AcquisitionSettings.from_useq(seq, core=core)
     except PlanError as e:
-        _say(
+        say(
             f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "
             f"({_one_line(e)}); every frame is kept in arrival order in the "
             "fallback layout (one image, the index of each frame in "
@@ -322,7 +205,7 @@ def print_settings(settings: AcquisitionSettings) -> None:
 
     console.print(settings_table(settings))
     for line in settings_lines(settings):
-        _say(line)
+        say(line)
 
 
 def info(out: Path) -> None:
@@ -335,14 +218,14 @@ def info(out: Path) -> None:
         raise CLIError(str(e)) from e
     console.print(tree)
     for line in microscope_lines(out):
-        _say(line)
+        say(line)
 
 
 def _cmd_validate(out: Path) -> int:
     from mmzarr._validate import validate
 
     report = validate(out)
-    _say(report.format(), console if report.ok else err_console)
+    say(report.format(), console if report.ok else err_console)
     return 0 if report.ok else 1
 
 
@@ -353,7 +236,7 @@ def _cmd_finalize(out: Path) -> int:
         report = finalize(out)
     except (OSError, ValueError) as e:
         raise CLIError(f"cannot finalize {str(out)!r}: {e}") from e
-    _say(report.format())
+    say(report.format())
     return 0 if report.ok else 1
 
 
@@ -361,7 +244,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     _check_backend(backend)  # before the banner: a mistake is the only output
     _check_output(out, overwrite)
     seq = demo_plan()
-    _say(
+    say(
         f"mmzarr demo: a 3-well plate (2x2 fields, 2 channels, 3 z, 3 time points) "
         f"on the built-in demo rig -> {out}"
     )
@@ -369,9 +252,9 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     n, cancelled = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
     dt = time.perf_counter() - t0
     where = out.resolve()
-    _say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
+    say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
-    _say(
+    say(
         "open it with:\n"
         f"  napari --plugin napari-ome-zarr {where}\n"
         f"  python -c \"import zarr; print(zarr.open_group('{where}').tree())\"\n"
@@ -382,7 +265,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
 
 def _cancelled(n: int, out: Path) -> int:
     """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
-    _say(
+    say(
         f"mmzarr: cancelled (Ctrl-C) after {count(n, 'frame')}; {str(out)!r} is "
         "a valid dataset of what was acquired",
         err_console,
@@ -442,7 +325,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             note = ""
             if args.out.exists() and not args.overwrite:
                 note = " (it exists: acquiring needs --overwrite)"
-            _say(
+            say(
                 f"dry run: nothing acquired; would write {args.out}{note} "
                 f"with backend {args.backend}"
             )
@@ -454,7 +337,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             backend=args.backend,
             overwrite=args.overwrite,
         )
-        _say(f"wrote {count(n, 'frame')} to {args.out}")
+        say(f"wrote {count(n, 'frame')} to {args.out}")
         return _cancelled(n, args.out) if cancelled else 0
     if args.command == "info":
         info(args.out)
@@ -476,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = _one_line(message) if isinstance(message, Warning) else str(message)
         if text not in shown:  # the same warning from settings and writer: once
             shown.add(text)
-            _say(f"mmzarr: warning: {text}", err_console)
+            say(f"mmzarr: warning: {text}", err_console)
 
     with warnings.catch_warnings():
         # the CLI shows every warning as one line, whatever filters are set
@@ -485,16 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _dispatch(args)
         except CLIError as e:
-            _say(f"mmzarr: error: {_cut(str(e))}", err_console)
+            say(f"mmzarr: error: {_cut(str(e))}", err_console)
             return e.code
         except KeyboardInterrupt:
-            _say("mmzarr: interrupted", err_console)
+            say("mmzarr: interrupted", err_console)
             return 130
-
-
-def _say(text: str, to: Console = console) -> None:
-    """Plain text, never wrapped: paths stay whole, errors stay on one line."""
-    to.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

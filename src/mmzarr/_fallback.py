@@ -4,11 +4,13 @@ A writer problem must never cost the user the acquisition. When a plan cannot
 be mapped to images (or a frame does not fit the dataset that was), front ends
 open a dataset in the fallback layout (`AcquisitionSettings.fallback`: one
 image, `t` in arrival order, each frame's own index in the frame log) at the
-first such frame, whose shape and dtype it takes.
+first such frame, whose shape and dtype it takes. `FrontEndBase` holds what
+both front ends share: the dataset, its unplaced sibling, and closing them.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,13 +19,20 @@ from mmzarr._settings import AcquisitionSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
     import numpy as np
 
-    from mmzarr._stream import Stream
+    from mmzarr._stream import Status, Stream
 
-__all__ = ["FrontEnd", "open_fallback", "open_unplaced", "unplaced_path"]
+__all__ = [
+    "FrontEnd",
+    "FrontEndBase",
+    "open_fallback",
+    "open_unplaced",
+    "unplaced_path",
+]
 
 logger = logging.getLogger("mmzarr")
 
@@ -56,6 +65,59 @@ class FrontEnd(Protocol):
     @property
     def settings_options(self) -> Mapping[str, Any]:
         """The settings options the front end was given."""
+
+
+class FrontEndBase(abc.ABC):
+    """The datasets of a front end (`MDAWriter`, `ZarrHook`) and their closing.
+
+    A subclass sets these attributes in `__init__` and defines `_finish`, which
+    closes its datasets (with `_close_streams`) once, under `_lock`.
+    """
+
+    path: Path
+    #: the dataset (a fallback-layout one when the plan could not be mapped)
+    stream: Stream | None
+    #: frames that did not fit `stream` (see `unplaced_path`)
+    unplaced: Stream | None
+    #: the run's first error, raised again by `close`
+    error: BaseException | None
+    _lock: AbstractContextManager[Any]
+
+    def close(self) -> None:
+        """Close the dataset if still open, then raise any error of the run.
+
+        What is still buffered is written first.
+        """
+        with self._lock:
+            self._finish()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def frames_written(self) -> int:
+        """Frames written so far (into the dataset and beside it, unplaced)."""
+        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
+
+    @property
+    def unplaced_path(self) -> str:
+        """Where frames that do not fit the dataset go (created on need)."""
+        return unplaced_path(self.path)
+
+    @abc.abstractmethod
+    def _finish(self) -> None:
+        """Close the datasets if still open; called with `_lock` held."""
+
+    def _close_streams(self, status: Status | None) -> None:
+        """Close `stream` (with `status`) and `unplaced`; keep the first error."""
+        for stream in (self.stream, self.unplaced):
+            if stream is None or stream.closed:
+                continue
+            try:
+                stream.close(status if stream is self.stream else None)
+            except Exception as e:
+                if self.error is None:
+                    self.error = e
+                logger.error("mmzarr: closing %s failed: %s", stream.path, e)
 
 
 def open_fallback(

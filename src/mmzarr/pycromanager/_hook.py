@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmzarr._claim import check_output
-from mmzarr._fallback import open_fallback, open_unplaced, unplaced_path
+from mmzarr._closing import ClosesOnExit
+from mmzarr._fallback import FrontEndBase, open_fallback, open_unplaced
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError
@@ -33,8 +34,6 @@ from mmzarr.pycromanager._plan import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
-    from typing import Self
 
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._stream import Stream
@@ -57,7 +56,7 @@ _OPTIONS = frozenset(
 
 
 # ---- the hook ---------------------------------------------------------------------
-class ZarrHook:
+class ZarrHook(FrontEndBase, ClosesOnExit):
     """A pycromanager `image_process_fn` that streams every image into OME-Zarr.
 
     Each image is placed by its metadata ``Axes``: ``time`` -> t, ``z`` -> z,
@@ -254,37 +253,14 @@ class ZarrHook:
         except Exception:  # pragma: no cover - _finish keeps its errors
             logger.exception("mmzarr: closing %s on data_sink_finished", self.path)
 
-    # ---- public ------------------------------------------------------------------
-    def close(self) -> None:
-        """Write what is still buffered, close the dataset, raise any error."""
-        with self._lock:
-            self._finish()
-        if self.error is not None:
-            raise self.error
-
+    # ---- public (and `close`, `frames_written`, `unplaced_path`) -----------------
     @property
     def closed(self) -> bool:
         """Whether the hook has been closed."""
         return self._closed
 
-    @property
-    def frames_written(self) -> int:
-        """Images written so far (into the dataset and beside it, unplaced)."""
-        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        with self._lock:  # an error is on its way already; errors here are logged
+    def _close_after_error(self, exc: BaseException | None) -> None:
+        with self._lock:  # errors here are logged: `exc` is on its way
             self._finish()
 
     def __repr__(self) -> str:
@@ -365,11 +341,6 @@ class ZarrHook:
             )
         target = self.unplaced if self.unplaced is not None else self.stream
         target.append(frame, metadata=record)
-
-    @property
-    def unplaced_path(self) -> str:
-        """Where images that do not fit the dataset go (created on need)."""
-        return unplaced_path(self.path)
 
     def _open(self, settings: AcquisitionSettings) -> None:
         self.settings = settings
@@ -457,13 +428,4 @@ class ZarrHook:
             except Exception as e:
                 self.error = e
                 logger.error("mmzarr: writing %s failed: %s", self.path, e)
-        for stream in (self.stream, self.unplaced):
-            if stream is None or stream.closed:
-                continue
-            try:
-                failed = self.error is not None and stream is self.stream
-                stream.close("failed" if failed else None)
-            except Exception as e:
-                if self.error is None:
-                    self.error = e
-                logger.error("mmzarr: closing %s failed: %s", stream.path, e)
+        self._close_streams("failed" if self.error is not None else None)

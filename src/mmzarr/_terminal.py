@@ -1,0 +1,141 @@
+"""The terminal of the `mmzarr` command: its consoles and an MDA run on them.
+
+Owns where text goes (stdout, stderr, never wrapped), the progress display of
+an acquisition, and Ctrl-C while one runs (cancel the MDA, then wait for it to
+end). Turning errors into messages and exit statuses is `mmzarr._cli`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import useq
+    from rich.progress import Task
+
+__all__ = ["console", "err_console", "run_with_progress", "say"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def say(text: str, to: Console = console) -> None:
+    """Plain text, never wrapped: paths stay whole, errors stay on one line."""
+    to.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+class _RateColumn(ProgressColumn):
+    """frames/s and MB/s."""
+
+    def __init__(self, frame_bytes: int) -> None:
+        super().__init__()
+        self.frame_bytes = frame_bytes
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed or 0.0
+        return Text(f"{speed:6.1f} frames/s {speed * self.frame_bytes / 1e6:7.1f} MB/s")
+
+
+def _progress(total: int | None, frame_bytes: int) -> Progress:
+    columns: list[Any] = [TextColumn("[bold]acquiring")]
+    if total:
+        columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    else:
+        columns += [TextColumn("{task.completed} frames")]
+    columns += [_RateColumn(frame_bytes), TimeElapsedColumn()]
+    return Progress(*columns, console=err_console, transient=False)
+
+
+def run_with_progress(
+    core: Any, seq: useq.MDASequence, writer: Any, total: int | None, frame_bytes: int
+) -> tuple[bool, BaseException | None]:
+    """`_run_mda` with a live progress bar on a terminal, else one final line.
+
+    Off a terminal (a pipe, a log file) rich draws no live display, only the
+    bar's last state, wrapped at its 80 columns: a plain line says the same.
+    """
+    if err_console.is_terminal:
+        with _progress(total, frame_bytes) as progress:
+            task = progress.add_task("frames", total=total)
+            core.mda.events.frameReady.connect(lambda *_: progress.advance(task))
+            return _run_mda(core, seq, writer)
+    frames: list[None] = []
+    core.mda.events.frameReady.connect(lambda *_: frames.append(None))
+    t0 = time.perf_counter()
+    result = _run_mda(core, seq, writer)
+    dt = time.perf_counter() - t0
+    rate = len(frames) / dt if dt > 0 else 0.0
+    done = f"{len(frames)}/{total}" if total else str(len(frames))
+    say(
+        f"acquired {done} frames in {dt:.1f} s, {rate:.1f} frames/s, "
+        f"{rate * frame_bytes / 1e6:.1f} MB/s",
+        err_console,
+    )
+    return result
+
+
+def _run_mda(
+    core: Any, seq: useq.MDASequence, writer: Any
+) -> tuple[bool, BaseException | None]:
+    """Run the MDA on a thread until it ends; Ctrl-C cancels it.
+
+    Returns whether it was cancelled and the runner's error, if any. A second
+    Ctrl-C quits at once (the dataset then needs `mmzarr finalize`). While
+    waiting, the main thread only sleeps: a KeyboardInterrupt that lands in
+    `Thread.join` can make a later `join` return while the thread still runs
+    (CPython), and the dataset would be closed under a running MDA.
+    """
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            core.mda.run(seq, output=writer)
+        except Exception as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name="mmzarr-mda", daemon=True)
+    cancelled = False
+    try:
+        thread.start()
+        while not done.is_set():
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        cancelled = True
+        err_console.print(
+            "[yellow]Ctrl-C: cancelling and closing the dataset "
+            "(Ctrl-C again to quit at once)...[/]"
+        )
+    while not done.is_set():
+        try:
+            core.mda.cancel()  # again each time: a no-op until the run has started
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            say(
+                f"mmzarr: aborted; run `mmzarr finalize {writer.path}` to make the "
+                "dataset valid",
+                err_console,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # pymmcore-plus' relay thread would block a normal exit
+    thread.join()
+    return cancelled, errors[0] if errors else None
