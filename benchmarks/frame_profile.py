@@ -79,16 +79,14 @@ ROOM = "backpressure: room for the frame?"
 WAIT = "backpressure: waiting (storage behind)"
 FLUSH = "backend flush (when full)"
 JSON = "frame log: JSON encode"
-LOG = "frame log: record + write(2)"
-LATEST = "latest-frame copy"
+LOG = "frame log: record (queued; written by the flush thread)"
+LATEST = "recent frames (live view)"
 RANGES = "display-range sampling"
 PYRAMID = "pyramid: downsample + level writes"
 WRITE = "backend write (its Python + library call)"
 
-#: the per-frame path; rows of the table in this order. Both the names before
-#: and after the backpressure refactor (`Stream._make_room` and the backends'
-#: `has_room`/`wait_for_room`; `backends._pressure.Backpressure`) are listed:
-#: whichever exists is timed
+#: the per-frame path; rows of the table in this order (a function that is
+#: renamed is reported missing, and its time stays in its caller's row)
 PROBES: tuple[Probe, ...] = (
     Probe(HANDLER, "mmzarr.handlers._pymmcore", "MDAWriter.frameReady"),
     Probe(META, "mmzarr.handlers._pymmcore", "_frame_metadata"),
@@ -98,18 +96,15 @@ PROBES: tuple[Probe, ...] = (
     Probe(ROUTING, "mmzarr._routing", "Router.place"),
     Probe(ROUTING, "mmzarr._routing", "Router.is_written"),
     Probe(ROUTING, "mmzarr._routing", "Router.mark"),
-    Probe(ROOM, "mmzarr._stream", "Stream._make_room"),
-    Probe(ROOM, BACKEND, "has_room"),
     Probe(ROOM, "mmzarr.backends._pressure", "Backpressure.admit"),
     Probe(ROOM, "mmzarr.backends._pressure", "Backpressure.accepted"),
-    Probe(WAIT, BACKEND, "wait_for_room"),
     Probe(WAIT, "mmzarr.backends._pressure", "Backpressure._wait"),
     Probe(FLUSH, "mmzarr._stream", "Stream._flush"),
     Probe(FLUSH, BACKEND, "flush"),
     Probe(JSON, "mmzarr._metadata", "_dumps"),
     Probe(LOG, "mmzarr._stream", "Stream._log_frame"),
     Probe(LOG, "mmzarr._metadata", "FrameLog.write"),
-    Probe(LATEST, "mmzarr._stream", "Stream._keep_latest"),
+    Probe(LATEST, "mmzarr._recent", "RecentFrames.keep"),
     Probe(RANGES, "mmzarr._dataset", "ChannelRanges.update"),
     Probe(PYRAMID, "mmzarr._stream", "Stream._write_levels", inclusive=True),
     Probe(WRITE, BACKEND, "write"),

@@ -274,7 +274,7 @@ def test_unbounded_image_without_frames(gathering_backend: str, tmp_path: Path) 
 def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -> None:
     """acquire-zarr gets frames in batches; a partial batch is handed over by the
     flush thread, so frames are on disk while the stream is still open."""
-    from mmzarr.backends import _acquire
+    from mmzarr.backends import _acquire_batch
 
     settings = AcquisitionSettings.from_useq(
         useq.MDASequence(time_plan={"interval": 1, "loops": 40}),
@@ -283,7 +283,7 @@ def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -
         pixel_size_um=0.5,
         flush_interval_s=0.2,
     )
-    assert _acquire.BATCH_BYTES // stamp(0).nbytes > 4  # these frames batch
+    assert _acquire_batch.BATCH_BYTES // stamp(0).nbytes > 4  # these frames batch
     out = tmp_path / "batched.ome.zarr"
     stream = create_stream(out, settings, backend="acquire-zarr")
     try:

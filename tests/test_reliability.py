@@ -896,6 +896,35 @@ def _written_then_died(
     return frames
 
 
+def test_finalize_keeps_frames_written_before_their_log_lines(
+    tmp_path: Path, backend: str
+) -> None:
+    """A writer killed after writing frames but before their log lines (written
+    every flush_interval_s / 2): finalize keeps the frames and says which."""
+    out = tmp_path / "unlogged.ome.zarr"
+    frames = _written_then_died(out, backend, 10)
+    log = out / "mmzarr/frames.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:7]))  # the last 3 lines were never written
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["frames_logged"] == 7
+    assert [x["index"] for x in record["frames_not_logged"]] == [
+        [3, 1],
+        [4, 0],
+        [4, 1],
+    ]
+    assert record["frames_kept"] == 10
+    assert record["lost"] == []
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape[0] == 5
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+    assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+
+
 def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
     """A dataset whose writer "died": status acquiring, one torn chunk (1, 1)."""
     frames = _written_then_died(out, backend, 6)

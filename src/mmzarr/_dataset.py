@@ -55,7 +55,7 @@ MAX_LISTED_MISSING = 10_000
 
 
 #: Pixels sampled per frame for the display range (a strided grid).
-RANGE_SAMPLES = 4096
+RANGE_SAMPLES = 1024
 
 
 class ChannelRanges:

@@ -35,6 +35,7 @@ __all__ = [
     "SegmentedFrameLog",
     "dumps_json",
     "frame_metadata",
+    "frame_record",
     "read_frame_log",
     "read_json",
     "write_groups",
@@ -263,6 +264,38 @@ class SegmentedFrameLog:
 
 #: The writer's own fields of a frame-log record (the caller's are in `metadata`).
 RECORD_FIELDS = ("frame", "image", "index", "elapsed_ms", "dropped", "event_index")
+
+
+def frame_record(
+    frame: int,
+    image: str,
+    index: tuple[int, ...],
+    elapsed_s: float,
+    *,
+    event_index: Mapping[str, int] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    dropped: bool = False,
+) -> dict[str, Any]:
+    """A frame-log record: the writer's fields, the caller's under `metadata`.
+
+    `frame` is the frame's number (for a dropped frame: the frames written
+    before it), `index` its storage index in image `image`; `event_index` the
+    index the caller gave. The mappings are copied (the record is encoded
+    later, on the flush thread).
+    """
+    record: dict[str, Any] = {
+        "frame": frame,
+        "image": image,
+        "index": list(index),
+        "elapsed_ms": round(elapsed_s * 1000, 3),
+    }
+    if dropped:
+        record["dropped"] = True
+    if event_index is not None:
+        record["event_index"] = dict(event_index)
+    if metadata:
+        record["metadata"] = dict(metadata)
+    return record
 
 
 def frame_metadata(record: Mapping[str, Any]) -> Mapping[str, Any]:

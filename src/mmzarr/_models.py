@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Self
 
+    import numpy as np
+
 __all__ = [
     "Channel",
     "Dimension",
@@ -320,6 +322,22 @@ class ImageSettings(FrozenModel):
     def frame_shape(self) -> tuple[int, int]:
         """(y, x) of one frame."""
         return (int(self.dim("y").size or 0), int(self.dim("x").size or 0))
+
+    def frame_problem(
+        self, frame: np.ndarray, dtype: np.dtype[Any] | str
+    ) -> str | None:
+        """Why `frame` is not a frame of this image of `dtype` (None: it is)."""
+        if frame.dtype != dtype:
+            return (
+                f"image {self.key!r}: frame dtype {frame.dtype} does not match "
+                f"the dataset dtype {dtype}"
+            )
+        if frame.shape != self.frame_shape:
+            return (
+                f"image {self.key!r}: frame shape {frame.shape} does not match "
+                f"the image's (y, x) shape {self.frame_shape}"
+            )
+        return None
 
     @property
     def sharded(self) -> bool:

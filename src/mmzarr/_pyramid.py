@@ -18,9 +18,18 @@ import numpy as np
 from mmzarr._layout import array_path
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
-__all__ = ["ArraySpec", "all_arrays", "downsample_frame", "level_count", "level_image"]
+__all__ = [
+    "ArraySpec",
+    "Levels",
+    "all_arrays",
+    "downsample_frame",
+    "level_count",
+    "level_image",
+]
 
 
 @dataclass(frozen=True)
@@ -94,18 +103,33 @@ def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
             if dt.kind == "i" or dt.itemsize <= 4
             else np.uint64
         )
-        acc = frame[0::2, 0::2].astype(wide)
-        acc += frame[1::2, 0::2]
-        acc += frame[0::2, 1::2]
-        acc += frame[1::2, 1::2]
+        # rows first (contiguous), then columns; a shift is the floor division
+        rows = np.add(frame[0::2], frame[1::2], dtype=wide)
+        acc = np.add(rows[:, 0::2], rows[:, 1::2])
         acc += 2
-        acc //= 4
+        acc >>= 2
         out: np.ndarray = acc.astype(dt)
         return out
-    acc64 = frame[0::2, 0::2].astype(np.float64)
-    acc64 += frame[1::2, 0::2]
-    acc64 += frame[0::2, 1::2]
-    acc64 += frame[1::2, 1::2]
+    rows64 = np.add(frame[0::2], frame[1::2], dtype=np.float64)
+    acc64 = np.add(rows64[:, 0::2], rows64[:, 1::2])
     acc64 /= 4
     out = acc64.astype(dt)
     return out
+
+
+class Levels:
+    """The resolution levels of each image: computed from each frame as it comes."""
+
+    def __init__(self, settings: AcquisitionSettings) -> None:
+        self.method = settings.downsample.method if settings.downsample else ""
+        #: per image number, the array numbers of its levels (finest first)
+        self.arrays: list[list[int]] = [[] for _ in settings.images]
+        for spec in all_arrays(settings):
+            if spec.level:
+                self.arrays[spec.image].append(spec.number)
+
+    def frames(self, image: int, frame: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(array number, frame) of each level of image number `image`."""
+        for number in self.arrays[image]:
+            frame = downsample_frame(frame, self.method)
+            yield number, frame

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mmzarr._closing import ClosesOnExit
 from mmzarr._dataset import (
     ChannelRanges,
     render_ome_xml_ahead,
     rendered,
     write_group_metadata,
 )
-from mmzarr._pyramid import all_arrays, downsample_frame
+from mmzarr._metadata import frame_record
+from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
 from mmzarr._routing import Router
 from mmzarr.backends import Limits
@@ -37,13 +39,11 @@ from mmzarr.errors import BufferFullError, FrameError, StorageError
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
-    from types import TracebackType
-    from typing import Self
 
     from mmzarr import _metadata
     from mmzarr._claim import OutputClaim
     from mmzarr._routing import Placement
-    from mmzarr._settings import AcquisitionSettings, ImageSettings
+    from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
     from mmzarr._view import LiveView
     from mmzarr.backends import ArrayBackend, Progress
@@ -58,7 +58,7 @@ LATEST_BYTES = 64 * 1024**2
 Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
 
 
-class Stream:
+class Stream(ClosesOnExit):
     """An open dataset that accepts frames. Create it with `create_stream`.
 
     Thread-safe: concurrent calls are serialized.
@@ -95,11 +95,9 @@ class Stream:
         self._lock = threading.RLock()
         self._router = Router(settings)
         self._dtype = np.dtype(settings.dtype)
+        self._shapes = [im.frame_shape for im in settings.images]
         self._ranges = ChannelRanges(settings)
-        self._levels: list[list[int]] = [[] for _ in settings.images]
-        for spec in all_arrays(settings):
-            if spec.level:
-                self._levels[spec.image].append(spec.number)
+        self._levels = Levels(settings)
         # the most recent frames (owned by the stream), for `latest` and `view`
         self._recent = RecentFrames(LATEST_BYTES)
         self._frames = 0
@@ -258,7 +256,7 @@ class Stream:
             # index is kept in the log (`event_index`)
             where = self._router.place(index)
             im = self.settings.images[where.image]
-            arr = self._check_frame(frame, im)
+            arr = self._check_frame(frame, where.image)
             if self._router.is_written(where):
                 raise FrameError(
                     f"image {im.key!r}: index {where.index} ({dict(index or {})}) "
@@ -274,8 +272,9 @@ class Stream:
                     arr = np.array(arr, copy=True)
                 self._backend.write(where.image, where.index, arr)
                 nbytes = arr.nbytes
-                if self._levels[where.image]:
-                    nbytes += self._write_levels(where, arr)
+                for number, level in self._levels.frames(where.image, arr):
+                    self._backend.write(number, where.index, level)
+                    nbytes += level.nbytes
             except (FrameError, BufferFullError, StorageError):
                 raise
             except Exception as e:
@@ -373,18 +372,7 @@ class Stream:
                 f"closing dataset {self._where} failed: {errors[0]}"
             ) from errors[0]
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-            return
+    def _close_after_error(self, exc: BaseException | None) -> None:
         try:
             failed = not isinstance(exc, (KeyboardInterrupt, FrameError))
             self.close("failed" if failed else None)
@@ -399,16 +387,6 @@ class Stream:
         )
 
     # ---- internals ------------------------------------------------------------
-    def _write_levels(self, where: Placement, frame: np.ndarray) -> int:
-        """Write `frame`'s resolution levels; their bytes."""
-        method = self.settings.downsample.method if self.settings.downsample else ""
-        nbytes = 0
-        for number in self._levels[where.image]:
-            frame = downsample_frame(frame, method)
-            self._backend.write(number, where.index, frame)
-            nbytes += frame.nbytes
-        return nbytes
-
     def _recent_of(self, image: int) -> dict[tuple[int, ...], np.ndarray]:
         """The frames of image number `image` kept in memory, by storage index."""
         with self._lock:
@@ -436,21 +414,19 @@ class Stream:
         *,
         dropped: bool = False,
     ) -> None:
-        """Log one frame: the writer's fields, the caller's under `metadata`."""
-        record: dict[str, Any] = {
-            "frame": self._frames - (0 if dropped else 1),
-            "image": where.key,
-            "index": list(where.index),
-            "elapsed_ms": round((time.monotonic() - self._t0) * 1000, 3),
-        }
-        if dropped:
-            record["dropped"] = True
-        if index is not None:
-            record["event_index"] = dict(index)
-        if metadata:
-            record["metadata"] = dict(metadata)
+        """Log one frame (queued: the flush thread writes it)."""
         if self._log is not None:
-            self._log.write(record)  # queued: the flush thread writes it
+            self._log.write(
+                frame_record(
+                    self._frames - (0 if dropped else 1),
+                    where.key,
+                    where.index,
+                    time.monotonic() - self._t0,
+                    event_index=index,
+                    metadata=metadata,
+                    dropped=dropped,
+                )
+            )
 
     def _flush_loop(self) -> None:
         """Push buffered frames and log records to storage every `flush_interval_s / 2`.
@@ -467,21 +443,20 @@ class Stream:
                     self._error = e
                     logger.error("mmzarr: flushing %s failed: %s", self.path, e)
                     continue
-            if self._log is None:
-                continue
+            failure: StorageError | None = None
             try:
-                self._log.flush()
+                if self._log is not None:
+                    self._log.flush()
             except OSError as e:
-                with self._lock:
-                    self._error = self._error or StorageError(
-                        f"writing the frame log {self._log.path} failed: {e}"
-                    )
                 logger.error(
                     "mmzarr: writing the frame log of %s failed: %s", self.path, e
                 )
-                continue
+                failure = StorageError(
+                    f"writing the frame log of {self._where} failed: {e}"
+                )
             with self._lock:
                 self._count_flushed()
+                self._error = self._error or failure
 
     def _check_open(self) -> None:
         if self._closed:
@@ -491,19 +466,11 @@ class Stream:
                 f"stream {self._where!r} failed earlier: {self._error}"
             ) from self._error
 
-    def _check_frame(self, frame: Any, im: ImageSettings) -> np.ndarray:
+    def _check_frame(self, frame: Any, image: int) -> np.ndarray:
         arr = np.asarray(frame)
-        want = self._dtype
-        if arr.dtype != want:
-            raise FrameError(
-                f"image {im.key!r}: frame dtype {arr.dtype} does not match the "
-                f"dataset dtype {want}"
-            )
-        if arr.shape != im.frame_shape:
-            raise FrameError(
-                f"image {im.key!r}: frame shape {arr.shape} does not match the "
-                f"image's (y, x) shape {im.frame_shape}"
-            )
+        if arr.dtype != self._dtype or arr.shape != self._shapes[image]:
+            im = self.settings.images[image]
+            raise FrameError(im.frame_problem(arr, self._dtype))
         return arr
 
     def _write_groups(

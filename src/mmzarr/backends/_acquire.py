@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 # acquire-zarr bundles an OpenMP runtime (libgomp) whose idle threads spin for
@@ -69,6 +68,7 @@ import numpy as np
 from mmzarr._layout import BLOSC_CLEVEL, array_document
 from mmzarr._metadata import dumps_json
 from mmzarr.backends._acquire_array import ArrayCursor
+from mmzarr.backends._acquire_batch import Batches
 from mmzarr.backends._acquire_disk import (
     Landing,
     link_arrays,
@@ -88,18 +88,6 @@ if TYPE_CHECKING:
 __all__ = ["AcquireZarrBackend"]
 
 logger = logging.getLogger("mmzarr")
-
-#: Frames of one array are handed to acquire-zarr in batches of about this many
-#: bytes (a frame larger than half of it goes alone, uncopied): each `append`
-#: call has a cost of its own. 512x512 uint16 frames every 5 ms cost 1.75 ms of
-#: CPU each appended one by one, 0.9-1.3 ms in batches of 4-16; with libgomp's
-#: default active waiting (see `OMP_WAIT_POLICY` above), 8.3 ms and 2.3 ms.
-BATCH_BYTES = 4 * 1024**2
-#: A partial batch is handed over by `flush` once its first frame has waited
-#: this long (half the shortest `flush_interval_s`, so no frame waits longer
-#: than that): `Stream` also flushes for every frame while storage is behind,
-#: and handing partial batches over each time would undo the batching.
-BATCH_AGE_S = 0.005
 
 _KINDS = {
     "t": aqz.DimensionType.TIME,
@@ -139,7 +127,7 @@ class AcquireZarrBackend:
 
     Notes
     -----
-    Frames are handed to acquire-zarr in batches of up to `BATCH_BYTES` per
+    Frames are handed to acquire-zarr in batches (`_acquire_batch`) per
     array (fewer when frames alternate between arrays); `flush`, which `Stream`
     calls every `flush_interval_s / 2`, hands over a partial batch older than
     `BATCH_AGE_S`, so a frame waits at most `flush_interval_s` before
@@ -168,8 +156,7 @@ class AcquireZarrBackend:
         self._window = 0
         self._held_bytes = 0  # frames in the reorder buffers
         self._seq = 0  # frames written to full-resolution arrays
-        self._batching: list[ArrayCursor] = []  # arrays with batched frames
-        self._batch_t0 = 0.0  # when the oldest batched frame came
+        self._batches = Batches(self._append_now)
         self._budget = 0
         self._stream: Any = None
         self._cursors: list[ArrayCursor] = []
@@ -303,10 +290,7 @@ class AcquireZarrBackend:
             return self._final
         if final:
             return self._close()
-        if self._batching and time.monotonic() - self._batch_t0 >= BATCH_AGE_S:
-            for cur in self._batching:
-                self._push(cur)
-            self._batching.clear()
+        self._batches.push_all(aged=True)
         landing = self._landing
         return Progress(landing.readable(self._seq), landing.in_flight, self._budget)
 
@@ -368,9 +352,7 @@ class AcquireZarrBackend:
         try:
             for cur in self._cursors:
                 self._drain(cur, force=True)
-            for cur in self._batching:
-                self._push(cur)
-            self._batching.clear()
+            self._batches.push_all()
         finally:
             stream, self._stream = self._stream, None
             self._final = Progress(self._seq, 0, self._budget)
@@ -408,49 +390,10 @@ class AcquireZarrBackend:
         slot = cur.next
         landing = self._landing
         shard = landing.shard_of(cur, slot) if landing.track else None
-        if 2 * cur.frame_bytes > BATCH_BYTES:  # a frame alone fills a batch
-            self._append_now(cur, np.ascontiguousarray(frame))
-        else:
-            self._batch(cur, frame)
+        self._batches.add(cur, frame)
         cur.next += 1
         if shard is not None:
             landing.appended(cur, slot, shard, seq, frame.nbytes)
-
-    def _batch(self, cur: ArrayCursor, frame: np.ndarray) -> None:
-        """Copy `frame` into `cur`'s batch; hand the batch over when full."""
-        if cur.batch is None:
-            n = BATCH_BYTES // max(cur.frame_bytes, 1)
-            cur.batch = np.empty((n, *frame.shape), frame.dtype)
-        if cur not in self._batching:
-            # one batch in the making at a time, except across pyramid levels
-            # (whose frames alternate): beyond BATCH_BYTES, earlier ones go first
-            if self._batched_bytes() + frame.nbytes > BATCH_BYTES:
-                for other in self._batching:
-                    self._push(other)
-                self._batching.clear()
-            if not self._batching:
-                self._batch_t0 = time.monotonic()
-            self._batching.append(cur)
-        cur.batch[cur.batched] = frame
-        cur.batched += 1
-        if cur.batched == len(cur.batch):
-            self._push(cur)
-            self._batching.remove(cur)
-
-    def _batched_bytes(self) -> int:
-        """Bytes of the frames batched in every array."""
-        return sum(c.batched * c.frame_bytes for c in self._batching)
-
-    def _push(self, cur: ArrayCursor) -> None:
-        """Append `cur`'s batched frames to acquire-zarr (it copies them)."""
-        if not cur.batched or cur.batch is None:
-            return
-        full = cur.batched == len(cur.batch)
-        frames = cur.batch[: cur.batched]
-        cur.batched = 0
-        self._append_now(cur, frames if len(frames) > 1 else frames[0])
-        if not full:  # an array that rarely fills a batch keeps no buffer
-            cur.batch = None
 
     def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
         """Append frames to acquire-zarr (which copies them before returning)."""

@@ -39,7 +39,7 @@ from mmzarr._cameras import (
     common_dtype,
     upcast,
 )
-from mmzarr._fallback import open_fallback, open_unplaced, unplaced_path
+from mmzarr._fallback import FrontEndBase, open_fallback, open_unplaced
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.errors import FrameError, PlanError
@@ -86,7 +86,7 @@ def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any
     return out
 
 
-class MDAWriter:
+class MDAWriter(FrontEndBase):
     """Stream a pymmcore-plus MDA into an OME-Zarr v0.5 dataset.
 
     Parameters
@@ -296,21 +296,9 @@ class MDAWriter:
     def sequenceFinished(self, sequence: useq.MDASequence) -> None:
         """Close the dataset; it records what was acquired."""
         with self._lock:
-            self._close_stream()
+            self._finish()
 
-    # ---- public -------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the dataset if still open, then raise any error of the run."""
-        with self._lock:
-            self._close_stream()
-        if self.error is not None:
-            raise self.error
-
-    @property
-    def frames_written(self) -> int:
-        """Frames written so far (into the dataset and beside it, unplaced)."""
-        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
-
+    # ---- public (and `close`, `frames_written`, `unplaced_path`) -------------------
     def view(self, key: str = "") -> LiveView:
         """An array-like over image `key` as acquired so far (`Stream.view`).
 
@@ -326,11 +314,6 @@ class MDAWriter:
         if stream is None:
             raise RuntimeError(f"{self.path}: no dataset yet (the MDA has not started)")
         return stream.view(key)
-
-    @property
-    def unplaced_path(self) -> str:
-        """Where frames that do not fit the mapped dataset go (created on need)."""
-        return unplaced_path(self.path)
 
     # ---- internals ------------------------------------------------------------------
     def _cameras(self, meta: dict[str, Any]) -> tuple[Camera, ...]:
@@ -434,33 +417,19 @@ class MDAWriter:
             except Exception:  # pragma: no cover - best effort
                 logger.exception("mmzarr: could not cancel the MDA")
 
-    def _close_stream(self) -> None:
+    def _finish(self) -> None:
         status: Status | None = None
         if self.error is not None:
             status = "failed"
         elif self._canceled:
             status = "cancelled"
-        for stream in (self.stream, self.unplaced):
-            if stream is None or stream.closed:
-                continue
-            try:
-                stream.close(status if stream is self.stream else None)
-            except Exception as e:
-                if self.error is None:
-                    self.error = e
-                logger.error("mmzarr: closing %s failed: %s", stream.path, e)
+        self._close_streams(status)
 
 
 def _misfit(stream: Stream, img: np.ndarray) -> str | None:
     """Why `img` is not a frame of `stream`'s first image (format only), or None."""
     settings = stream.settings
-    shape = settings.images[0].frame_shape
-    if img.dtype != settings.dtype or img.shape != shape:
-        return (
-            f"a {img.shape} {img.dtype} frame in a dataset of {shape} "
-            f"{settings.dtype} frames"
-        )
-    return None
+    return settings.images[0].frame_problem(img, settings.dtype)
 
 
 def _cameras_of_core(core: Any) -> tuple[Camera, ...]:
