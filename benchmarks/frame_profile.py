@@ -82,7 +82,7 @@ JSON = "frame log: JSON encode"
 LOG = "frame log: record (queued; written by the flush thread)"
 LATEST = "recent frames (live view)"
 RANGES = "display-range sampling"
-PYRAMID = "pyramid: downsample + level writes"
+PYRAMID = "pyramid: 2x2 downsample (level writes in the backend row)"
 WRITE = "backend write (its Python + library call)"
 
 #: the per-frame path; rows of the table in this order (a function that is
@@ -106,7 +106,7 @@ PROBES: tuple[Probe, ...] = (
     Probe(LOG, "mmzarr._metadata", "FrameLog.write"),
     Probe(LATEST, "mmzarr._recent", "RecentFrames.keep"),
     Probe(RANGES, "mmzarr._dataset", "ChannelRanges.update"),
-    Probe(PYRAMID, "mmzarr._stream", "Stream._write_levels", inclusive=True),
+    Probe(PYRAMID, "mmzarr._pyramid", "downsample_frame"),
     Probe(WRITE, BACKEND, "write"),
 )
 COMPONENTS = tuple(dict.fromkeys(p.component for p in PROBES))

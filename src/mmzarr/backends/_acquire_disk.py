@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import struct
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from mmzarr.backends._acquire_array import ArrayCursor
 
 __all__ = [
+    "LOOK_EVERY_S",
     "LOOK_PAST",
     "SIBLING_SUFFIX",
     "Landing",
@@ -54,6 +56,8 @@ __all__ = [
 #: Shards not yet on disk that a check of the oldest complete shards looks past
 #: (acquire-zarr's threads finish them out of order) before it stops.
 LOOK_PAST = 8
+#: The shortest time between two looks at the files (`Landing.refresh`).
+LOOK_EVERY_S = 0.001
 #: A shard index entry of a chunk that was never written.
 _UNWRITTEN = 2**64 - 1
 
@@ -123,10 +127,14 @@ class Shard:
         self.t_max = -1  # largest first-axis index of a frame in it
         self.landed = False
 
-    def check(self, root: Path) -> bool:
-        """Whether every file is on disk now (files confirmed are not checked again)."""
+    def check(self, root: str) -> bool:
+        """Whether every file is on disk now (files confirmed are not checked again).
+
+        `root`: the dataset's directory, as text (no `pathlib` per file: this
+        runs for several shards per frame while storage is behind).
+        """
         files, index_bytes = self.files, self.array.index_bytes
-        while files and shard_on_disk(root / files[-1], index_bytes):
+        while files and shard_on_disk(f"{root}/{files[-1]}", index_bytes):
             files.pop()
         return not files
 
@@ -141,6 +149,8 @@ class Landing:
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
+        self._root = "" if root is None else str(root)
+        self._looked = 0.0  # when `refresh` last looked at the files
         self.track = root is not None
         self.space = None if root is None else FreeSpaceGuard(root)
         self.in_flight = 0  # raw bytes of complete shards not on disk
@@ -208,19 +218,24 @@ class Landing:
             self._complete.append(shard)
             self.in_flight += shard.raw
 
-    def refresh(self) -> None:
+    def refresh(self, *, force: bool = False) -> None:
         """Find which complete shards reached the disk since the last look.
 
         The oldest are checked first; the look stops after `LOOK_PAST` shards
-        that are not there yet.
+        that are not there yet. At most one look every `LOOK_EVERY_S`: while
+        storage is behind, `Stream` asks for every frame (`force`: look now,
+        for the free-space check).
         """
-        root = self.root
-        if root is None or not self._complete:
+        if self.root is None or not self._complete:
             return
+        now = time.monotonic()
+        if now - self._looked < LOOK_EVERY_S and not force:
+            return
+        self._looked = now
         waiting: list[Shard] = []
         while self._complete and len(waiting) < LOOK_PAST:
             shard = self._complete.popleft()
-            if shard.check(root):
+            if shard.check(self._root):
                 shard.landed = True
                 self.in_flight -= shard.raw
                 self.disk_reserved -= shard.disk
@@ -236,7 +251,7 @@ class Landing:
             self._landed_marked = 0
 
     def _refresh_disk(self) -> int:
-        self.refresh()
+        self.refresh(force=True)
         return self.disk_reserved
 
     def readable(self, written: int) -> int:
