@@ -110,9 +110,12 @@ def memory_child(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
+    # the ring's frames are never changed: mmzarr takes them handed over
+    # (`owned`), as ome-writers takes every frame
+    handed_over = {"owned": True} if writer == "mmzarr" else {}
     with open_() as stream:
         for i in range(frames):
-            stream.append(ring[i % len(ring)])
+            stream.append(ring[i % len(ring)], **handed_over)
     seconds = time.perf_counter() - t0
     stop.set()
     sampler.join()

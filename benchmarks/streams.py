@@ -92,11 +92,13 @@ def run_stream(
     def open_() -> Any:
         return create_stream(path, settings, backend=backend)
 
+    # the ring's frames are never changed: handed over (`owned`), as
+    # ome-writers takes every frame and as `MDAWriter` hands over pymmcore-plus'
     def append(stream: Any, i: int) -> None:
-        stream.append(ring[i % len(ring)])
+        stream.append(ring[i % len(ring)], owned=True)
 
     def append_at(stream: Any, i: int) -> None:
-        stream.append(ring[i % len(ring)], index=indices[i])  # type: ignore[index]
+        stream.append(ring[i % len(ring)], index=indices[i], owned=True)  # type: ignore[index]
 
     def close(stream: Any) -> None:
         stream.close()
