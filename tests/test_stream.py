@@ -379,3 +379,25 @@ def test_a_refused_frame_leaves_no_gap_in_the_default_order(
         assert stream.append(np.full((4, 6), 3, "uint16")) == ("", (2,))
     data = read_zarr(out, "0")
     assert [int(data[t, 0, 0]) for t in range(3)] == [1, 2, 3]
+
+
+def test_a_reused_buffer_is_copied_and_a_handed_over_frame_kept(
+    tmp_path: Path, backend: str
+) -> None:
+    """`append` takes a copy, so the caller may refill its buffer at once;
+    `owned=True` frames are kept as given (nobody changes them)."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 12})
+    out = tmp_path / "reuse.ome.zarr"
+    buf = np.empty(SHAPE, "uint16")
+    with mmzarr.create_stream(out, settings_for(seq), backend=backend) as stream:
+        for n in range(6):
+            buf[:] = frame_for(n)
+            stream.append(buf)
+            buf[:] = 0  # refilled before the backend has written the frame
+            assert np.array_equal(stream.latest(), frame_for(n))
+        for n in range(6, 12):
+            stream.append(frame_for(n), owned=True)
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        for n in range(12):
+            np.testing.assert_array_equal(data[n], frame_for(n), f"{read.__name__} {n}")

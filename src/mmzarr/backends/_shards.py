@@ -177,6 +177,7 @@ class GatheringBackend:
         self._in_flight = 0
         self._pending_disk = 0
         self._final: Progress | None = None
+        self._failed = False  # a write failed: storage is failing
 
     # ---- the contract -----------------------------------------------------------
     def open(self, location: Location, arrays: Arrays, limits: Limits) -> None:
@@ -319,14 +320,15 @@ class GatheringBackend:
 
         Raises the first that failed; once one has, writes not started yet are
         abandoned rather than waited for (storage is failing). Waiting gives up
-        on every write left when none completed for `io_timeout_s`.
+        on every write left when none completed for `io_timeout_s`, or at once
+        once a write has failed (in this call or an earlier one).
         """
         keep: collections.deque[tuple[Pending, int, int, list[int]]] = (
             collections.deque()
         )
         error: BaseException | None = None
         skip: set[int] = set()  # abandoned, or given up
-        timeout = self._limits.io_timeout_s
+        timeout = 0.0 if self._failed else self._limits.io_timeout_s
         last = time.monotonic()  # when a write last completed
         while self._pending:
             item = self._pending.popleft()
@@ -346,6 +348,9 @@ class GatheringBackend:
                     failure = TimeoutError(
                         f"storage completed no write for {timeout:.0f} s "
                         f"({len(self._pending) + 1} writes given up)"
+                        if not self._failed
+                        else f"{len(self._pending) + 1} writes given up after a "
+                        "failed one"
                     )
                     skip.update(id(other[0]) for other in self._pending)
                 elif error is None:
@@ -359,6 +364,7 @@ class GatheringBackend:
             self._order.release(seqs)
         self._pending = keep
         if error is not None:
+            self._failed = True
             raise error
 
     def _wait_all(self) -> None:
