@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -334,6 +335,16 @@ class Stream(ClosesOnExit):
         # the OME-XML (~0.5 s for a 96-well plate) is rendered from the frame
         # log while the backend writes its last frames
         xml = render_ome_xml_ahead(self.location, self.settings)
+        # storage failed before close: on object storage the failed status is
+        # written while the backend gives up its last writes (either may retry
+        # for seconds)
+        early: Future[None] | None = None
+        if self._error is not None and status in (None, "failed"):
+            if not self.location.is_local:
+                self._status = "failed"
+                pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-status")
+                early = pool.submit(self._write_groups, root_only=True)
+                pool.shutdown(wait=False)
         try:
             self._flush(final=True)
         except Exception as e:
@@ -351,7 +362,10 @@ class Stream(ClosesOnExit):
         stored = True  # whether storage takes documents
         if status == "failed":  # the status first: the disk may be full
             try:
-                self._write_groups(root_only=True)
+                if early is not None:
+                    early.result()
+                else:
+                    self._write_groups(root_only=True)
             except OSError as e:
                 errors.append(e)
                 stored = False  # the others would fail alike (or wait to)

@@ -56,6 +56,7 @@ class TensorStoreBackend(GatheringBackend):
     def __init__(self) -> None:
         super().__init__()
         self._context: Any = None
+        self._copying: Any = None  # the last write's copy, maybe not done
 
     def _create(self, location: Location, arrays: Arrays) -> list[GatheredArray]:
         self._context = ts.Context(
@@ -126,7 +127,13 @@ class TensorStoreBackend(GatheringBackend):
         }
 
     def _submit(self, write: Write) -> Pending:
+        # tensorstore applies a write to its cache when it has copied the data:
+        # the previous copy first, so that writes to one shard (a block, then a
+        # late frame for it) land in the order they were given
+        if self._copying is not None:
+            self._copying.result()
         future = write.arr.store[write.region].write(write.data)
+        self._copying = future.copy
         if not write.owned:  # tensorstore reads `data` until its copy is done
             future.copy.result()
         commit: Pending = future.commit
