@@ -14,7 +14,7 @@ import json
 import logging
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmzarr import _layout, _metadata
 from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
@@ -22,7 +22,7 @@ from mmzarr._storage import as_location
 from mmzarr._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
     "SUMMARY_FILE",
     "ChannelRanges",
     "image_status",
+    "in_background",
     "read_summary",
     "render_ome_xml_ahead",
     "write_group_metadata",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mmzarr")
+T = TypeVar("T")
 
 #: The settings a dataset was written with, relative to its root.
 SETTINGS_FILE = "mmzarr/settings.json"
@@ -215,8 +217,13 @@ def render_ome_xml_ahead(
         records = _metadata.read_frame_log(root.path)
     except OSError:  # rendered after the groups, where errors are reported
         return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-omexml")
-    future = pool.submit(render_ome_xml, settings, records, read_summary(root))
+    return in_background(render_ome_xml, settings, records, read_summary(root))
+
+
+def in_background(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    """Run `fn` on a thread of its own; its future."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-close")
+    future = pool.submit(fn, *args, **kwargs)
     pool.shutdown(wait=False)
     return future
 

@@ -10,6 +10,7 @@ frame is kept).
 from __future__ import annotations
 
 import collections
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ __all__ = ["RecentFrames"]
 class RecentFrames:
     """The last frames written, oldest first, within `budget` bytes.
 
-    Not thread-safe: `Stream` calls it under its lock.
+    Thread-safe: a live view reads while the stream keeps frames.
     """
 
     def __init__(self, budget: int) -> None:
@@ -31,22 +32,26 @@ class RecentFrames:
         ] = collections.OrderedDict()
         self._bytes = 0
         self._last: dict[int, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
 
     def keep(self, image: int, index: tuple[int, ...], frame: np.ndarray) -> None:
         """Keep `frame` of image number `image`, at storage `index` (not copied)."""
-        self._frames[(image, index)] = frame
-        self._bytes += frame.nbytes
-        self._last[image] = index
-        while len(self._frames) > 1 and self._bytes > self.budget:
-            _, old = self._frames.popitem(last=False)
-            self._bytes -= old.nbytes
+        with self._lock:
+            self._frames[(image, index)] = frame
+            self._bytes += frame.nbytes
+            self._last[image] = index
+            while len(self._frames) > 1 and self._bytes > self.budget:
+                _, old = self._frames.popitem(last=False)
+                self._bytes -= old.nbytes
 
     def latest(self, image: int) -> np.ndarray | None:
         """The last frame kept of image number `image` (not a copy), or None."""
-        if image not in self._last:
-            return None
-        return self._frames.get((image, self._last[image]))
+        with self._lock:
+            if image not in self._last:
+                return None
+            return self._frames.get((image, self._last[image]))
 
     def of_image(self, image: int) -> dict[tuple[int, ...], np.ndarray]:
         """The frames kept of image number `image`, by storage index."""
-        return {idx: f for (i, idx), f in self._frames.items() if i == image}
+        with self._lock:
+            return {idx: f for (i, idx), f in self._frames.items() if i == image}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from mmzarr._closing import ClosesOnExit
 from mmzarr._dataset import (
     ChannelRanges,
+    in_background,
     render_ome_xml_ahead,
     rendered,
     write_group_metadata,
@@ -39,6 +39,7 @@ from mmzarr.errors import BufferFullError, FrameError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from concurrent.futures import Future
     from pathlib import Path
 
     from mmzarr import _metadata
@@ -197,7 +198,7 @@ class Stream(ClosesOnExit):
             self.location.path,
             self.settings.images[image],
             self.settings.dtype,
-            recent=lambda: self._recent_of(image),
+            recent=lambda: self._recent.of_image(image),
             t_size=lambda: self._router.ledgers[image].t_size,
         )
 
@@ -342,9 +343,7 @@ class Stream(ClosesOnExit):
         if self._error is not None and status in (None, "failed"):
             if not self.location.is_local:
                 self._status = "failed"
-                pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-status")
-                early = pool.submit(self._write_groups, root_only=True)
-                pool.shutdown(wait=False)
+                early = in_background(self._write_groups, root_only=True)
         try:
             self._flush(final=True)
         except Exception as e:
@@ -401,11 +400,6 @@ class Stream(ClosesOnExit):
         )
 
     # ---- internals ------------------------------------------------------------
-    def _recent_of(self, image: int) -> dict[tuple[int, ...], np.ndarray]:
-        """The frames of image number `image` kept in memory, by storage index."""
-        with self._lock:
-            return self._recent.of_image(image)
-
     def _flush(self, *, final: bool = False) -> Progress:
         """Flush the backend; take in what it reports (under the lock)."""
         progress = self._backend.flush(final=final)
@@ -490,14 +484,15 @@ class Stream(ClosesOnExit):
     def _write_groups(
         self, *, ome_xml: bool | str = False, root_only: bool = False
     ) -> None:
-        """Write the group documents (all at open; the root and OME-XML at close).
+        """Write the group documents at close: the root (and OME-XML), or all.
 
-        At close every group is written again when the backend may have
-        overwritten them (`Capabilities.rewrites_groups`) or when images have
-        channels, whose display windows now span the data acquired; else only
-        the root.
+        Every group is written again when the backend may have overwritten them
+        (`Capabilities.rewrites_groups`) or when images have channels, whose
+        display windows now span the data acquired.
         """
-        has_windows = any("c" in im.dim_names for im in self.settings.images)
+        every = self._capabilities.rewrites_groups or any(
+            "c" in im.dim_names for im in self.settings.images
+        )
         write_group_metadata(
             self.location,
             self.settings,
@@ -505,13 +500,8 @@ class Stream(ClosesOnExit):
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
-            ome_xml=ome_xml if self._closed and not root_only else False,
+            ome_xml=False if root_only else ome_xml,
             durable=False,
-            root_only=root_only
-            or (
-                self._closed
-                and not has_windows
-                and not self._capabilities.rewrites_groups
-            ),
+            root_only=root_only or not every,
             ranges=self._ranges.by_key(),
         )
