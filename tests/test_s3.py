@@ -36,26 +36,35 @@ BUCKET = "mmzarr-test"
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (a free port) with the test bucket."""
+def _start_server() -> tuple[Any, str]:
+    """A moto S3 server on 127.0.0.1 (a free port) with the test bucket; its URL."""
     pytest.importorskip("moto.server", reason="moto[server] (test extra) not installed")
     pytest.importorskip("s3fs", reason="s3fs (s3 extra) not installed")
-    import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=BUCKET)
+    _client(endpoint).create_bucket(Bucket=BUCKET)
+    return server, endpoint
+
+
+def _use_server(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> str:
+    """Set the AWS environment for `endpoint`; a fresh `s3://` prefix."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}/run.ome.zarr"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server shared by the session, with the test bucket."""
+    server, endpoint = _start_server()
     yield endpoint
     server.stop()
 
@@ -63,13 +72,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh `s3://` prefix, with the AWS environment set for the server."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}/run.ome.zarr"
+    return _use_server(monkeypatch, s3_endpoint)
 
 
 # ---- read-back helpers: S3 API only ------------------------------------------------
@@ -410,21 +413,8 @@ FAILS_WITHIN_S = 25
 @pytest.fixture
 def dying_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
     """A moto server of this test's own (its URL, the server to stop)."""
-    pytest.importorskip("moto.server", reason="moto[server] (test extra) not installed")
-    pytest.importorskip("s3fs", reason="s3fs (s3 extra) not installed")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    _client(endpoint).create_bucket(Bucket=BUCKET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    server, endpoint = _start_server()
+    url = _use_server(monkeypatch, endpoint)
     stopped = False
 
     class Server:
@@ -433,7 +423,7 @@ def dying_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
             server.stop()
             stopped = True
 
-    yield f"s3://{BUCKET}/{uuid.uuid4().hex}/run.ome.zarr", Server()
+    yield url, Server()
     if not stopped:
         server.stop()
 
