@@ -133,7 +133,43 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-class FrameLog:
+class _QueuedLog:
+    """Frame-log records queued by `write` and stored, in order, by `flush`.
+
+    `write` only queues a record (the acquisition thread pays for no JSON and
+    no I/O); `flush` (the stream's flush thread, every `flush_interval_s / 2`,
+    and `close`) takes every queued record and stores them (`_store`).
+    Thread-safe: `write` from one thread, `flush` and `close` from any.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Mapping[str, Any]] = collections.deque()
+        self._lock = threading.Lock()
+        #: Frames (not dropped) whose records are stored, counted from the
+        #: first: see `frames_in`.
+        self.frames_logged = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Queue one record (stored by the next `flush`)."""
+        self._queue.append(record)
+
+    def flush(self) -> None:
+        """Store the records queued since the last flush."""
+        with self._lock:
+            if self._closed() or not self._queue:
+                return
+            records = [self._queue.popleft() for _ in range(len(self._queue))]
+            self._store(records)
+            self.frames_logged = frames_in(records[-1])
+
+    def _closed(self) -> bool:
+        raise NotImplementedError
+
+    def _store(self, records: list[Mapping[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class FrameLog(_QueuedLog):
     """Append-only JSON-lines log of per-frame metadata, written in batches.
 
     Each line is one frame, standard JSON: the writer's fields (`frame`,
@@ -142,50 +178,19 @@ class FrameLog:
     properties...). Older logs have the front end's keys at the top level
     (`frame_metadata` reads both).
 
-    `write` only queues a record (the acquisition thread pays for no JSON and
-    no system call); `flush`, which `Stream`'s flush thread calls every
-    `flush_interval_s / 2`, encodes the queued records and appends them in one
-    write(2), in the OS cache when it returns (a killed process keeps them),
-    and fsyncs at most every `fsync_interval_s`. A crash therefore loses at
-    most the records of the last `flush_interval_s`. Thread-safe: `write` from
-    one thread, `flush` and `close` from any.
+    `flush` encodes the queued records and appends them in one write(2), in the
+    OS cache when it returns (a killed process keeps them), and fsyncs at most
+    every `fsync_interval_s`. A crash therefore loses at most the records of
+    the last `flush_interval_s`.
     """
 
     def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
+        super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._f = open(path, "ab", buffering=0)
         self._interval = fsync_interval_s
         self._last_sync = time.monotonic()
-        self._queue: collections.deque[Mapping[str, Any]] = collections.deque()
-        self._lock = threading.Lock()
-        #: Frames (not dropped) whose records are written, counted from the
-        #: first: see `frames_in`.
-        self.frames_logged = 0
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Queue one record (written by the next `flush`)."""
-        self._queue.append(record)
-
-    def flush(self) -> None:
-        """Write the queued records (one write(2)); fsync when it is time."""
-        with self._lock:
-            if self._f.closed or not self._queue:
-                return
-            records = [self._queue.popleft() for _ in range(len(self._queue))]
-            data = memoryview(_encode("".join(_dumps(r) + "\n" for r in records)))
-            while data:
-                n = self._f.write(data)
-                if not n:
-                    raise OSError(
-                        errno.EIO, "the frame log accepted no bytes", self.path
-                    )
-                data = data[n:]
-            self.frames_logged = frames_in(records[-1])
-            now = time.monotonic()
-            if now - self._last_sync >= self._interval:
-                os.fsync(self._f.fileno())
-                self._last_sync = now
 
     def close(self) -> None:
         """Write what is queued, fsync and close (idempotent; closed on errors)."""
@@ -199,6 +204,21 @@ class FrameLog:
                     finally:
                         self._f.close()
 
+    def _closed(self) -> bool:
+        return self._f.closed
+
+    def _store(self, records: list[Mapping[str, Any]]) -> None:
+        data = memoryview(_encode("".join(_dumps(r) + "\n" for r in records)))
+        while data:
+            n = self._f.write(data)
+            if not n:
+                raise OSError(errno.EIO, "the frame log accepted no bytes", self.path)
+            data = data[n:]
+        now = time.monotonic()
+        if now - self._last_sync >= self._interval:
+            os.fsync(self._f.fileno())
+            self._last_sync = now
+
 
 def frames_in(record: Mapping[str, Any]) -> int:
     """Frames written up to and including the frame of `record` (a log record).
@@ -209,45 +229,21 @@ def frames_in(record: Mapping[str, Any]) -> int:
     return int(record["frame"]) + (0 if record.get("dropped") else 1)
 
 
-class SegmentedFrameLog:
+class SegmentedFrameLog(_QueuedLog):
     """The frame log on object storage: segment objects rewritten as they grow.
 
-    Records are kept in memory and the current segment is uploaded by `flush`
-    (`Stream` calls it every `flush_interval_s / 2`; an upload happens when the
-    segment changed) and at `close`; every `SEGMENT_RECORDS` records a new
-    segment starts, so no upload grows without bound. Thread-safe like
-    `FrameLog`.
+    `flush` uploads the current segment when records were queued since the
+    last (and `close` what is left); every `SEGMENT_RECORDS` records a new
+    segment starts, so no upload grows without bound.
     """
 
     def __init__(self, location: Location) -> None:
+        super().__init__()
         self.location = location
         self.path = f"{location.url}/{FRAME_SEGMENTS}"
         self._segment = 0
         self._lines: list[str] = []
-        self._queue: collections.deque[Mapping[str, Any]] = collections.deque()
-        self._lock = threading.Lock()
-        self._closed = False
-        self.frames_logged = 0
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Queue one record (uploaded by the next `flush`)."""
-        self._queue.append(record)
-
-    def flush(self) -> None:
-        """Upload the current segment if records were queued since the last."""
-        with self._lock:
-            if self._closed or not self._queue:
-                return
-            records = [self._queue.popleft() for _ in range(len(self._queue))]
-            for record in records:
-                self._lines.append(_dumps(record))
-                if len(self._lines) >= SEGMENT_RECORDS:
-                    self._upload()
-                    self._segment += 1
-                    self._lines = []
-            if self._lines:
-                self._upload()
-            self.frames_logged = frames_in(records[-1])
+        self._done = False
 
     def close(self) -> None:
         """Upload what is left (idempotent)."""
@@ -255,7 +251,20 @@ class SegmentedFrameLog:
             self.flush()
         finally:
             with self._lock:
-                self._closed = True
+                self._done = True
+
+    def _closed(self) -> bool:
+        return self._done
+
+    def _store(self, records: list[Mapping[str, Any]]) -> None:
+        for record in records:
+            self._lines.append(_dumps(record))
+            if len(self._lines) >= SEGMENT_RECORDS:
+                self._upload()
+                self._segment += 1
+                self._lines = []
+        if self._lines:
+            self._upload()
 
     def _upload(self) -> None:
         data = _encode("".join(line + "\n" for line in self._lines))
