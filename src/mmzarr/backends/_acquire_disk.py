@@ -29,7 +29,6 @@ import heapq
 import itertools
 import json
 import os
-import shutil
 import struct
 import time
 from pathlib import Path
@@ -326,13 +325,22 @@ def link_arrays(root: Path, arrays: list[str]) -> Path | None:
         remove_sibling(hidden)  # a killed writer's
     except OSError:
         return None
+    made: set[str] = set()  # directories known to exist (fewer failing mkdirs)
+
+    def make_dir(path: str) -> None:
+        if path not in made:
+            os.makedirs(path, exist_ok=True)
+            made.add(path)
+
+    shadow = os.fspath(hidden)
     try:
+        base = os.path.realpath(root)  # the arrays' directories are made here
         for key in arrays:
-            target = root / key
-            target.mkdir(parents=True, exist_ok=True)
-            link = hidden / key
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.path.realpath(target), link, target_is_directory=True)
+            target = os.path.join(base, key)
+            make_dir(target)
+            link = os.path.join(shadow, key)
+            make_dir(os.path.dirname(link))
+            os.symlink(target, link, target_is_directory=True)
     except (OSError, NotImplementedError):
         remove_sibling(hidden)
         return None
@@ -350,14 +358,23 @@ def remove_sibling(hidden: Path) -> None:
         raise OSError(f"{hidden} is a link, not acquire-zarr's directory: left alone")
     if not hidden.is_dir():
         return
-    links: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(hidden):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            if os.path.islink(p):
-                links.append(p)
-            elif name in filenames and name != "zarr.json":
-                raise OSError(f"{p} is not acquire-zarr's: {hidden} left alone")
-    for p in links:
+    files: list[str] = []  # links and documents
+    folders: list[str] = []  # each after its parent
+    todo = [os.fspath(hidden)]
+    while todo:  # entry types from the listing itself: no stat per entry
+        folder = todo.pop()
+        folders.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+                elif entry.is_symlink() or entry.name == "zarr.json":
+                    files.append(entry.path)
+                else:
+                    raise OSError(
+                        f"{entry.path} is not acquire-zarr's: {hidden} left alone"
+                    )
+    for p in files:  # a link itself, never what it points to
         os.unlink(p)
-    shutil.rmtree(hidden)
+    for folder in reversed(folders):
+        os.rmdir(folder)

@@ -132,7 +132,10 @@ class TensorStoreBackend(GatheringBackend):
         # late frame for it) land in the order they were given
         if self._copying is not None:
             self._copying.result()
-        future = write.arr.store[write.region].write(write.data)
+        # a frame handed over is referenced, not copied (nobody changes it)
+        future = write.arr.store[write.region].write(
+            write.data, can_reference_source_data_indefinitely=write.owned
+        )
         self._copying = future.copy
         if not write.owned:  # tensorstore reads `data` until its copy is done
             future.copy.result()
