@@ -255,6 +255,67 @@ def time_run(
     return run
 
 
+def write_alone(
+    backend: str, path: Path, rings: Sequence[Sequence[np.ndarray]], n: int
+) -> None:
+    """The library by itself, no mmzarr: `n` frames into each of `len(rings)`
+    (t, y, x) arrays `0`, `1`, ... at `path`, one frame per chunk file, frame
+    `i` of array `k` from `rings[k]`, in turn; durable when it returns."""
+    if backend == "tensorstore":
+        import tensorstore as ts
+
+        stores = []
+        for k, ring in enumerate(rings):
+            h, w = ring[0].shape
+            grid = {"name": "regular", "configuration": {"chunk_shape": [1, h, w]}}
+            spec = {
+                "driver": "zarr3",
+                "kvstore": {"driver": "file", "path": f"{path}/{k}"},
+                "metadata": {"shape": [n, h, w], "chunk_grid": grid},
+                "dtype": "uint16",
+                "create": True,
+            }
+            stores.append(ts.open(spec).result())
+        writes = [
+            store[i].write(ring[i % len(ring)])
+            for i in range(n)
+            for store, ring in zip(stores, rings, strict=True)
+        ]
+        for w in writes:
+            w.result()
+        return
+    # acquire_zarr as mmzarr imports it: with its OMP_WAIT_POLICY
+    from mmzarr.backends._acquire import aqz
+
+    def dim(name: str, kind: Any, size: int, chunk: int) -> Any:
+        return aqz.Dimension(
+            name=name,
+            kind=kind,
+            array_size_px=size,
+            chunk_size_px=chunk,
+            shard_size_chunks=1,
+        )
+
+    space = aqz.DimensionType.SPACE
+    arrays = [
+        aqz.ArraySettings(
+            output_key=str(k),
+            dimensions=[
+                dim("t", aqz.DimensionType.TIME, 0, 1),
+                dim("y", space, ring[0].shape[0], ring[0].shape[0]),
+                dim("x", space, ring[0].shape[1], ring[0].shape[1]),
+            ],
+            data_type=np.uint16,
+        )
+        for k, ring in enumerate(rings)
+    ]
+    stream = aqz.ZarrStream(aqz.StreamSettings(store_path=str(path), arrays=arrays))
+    for i in range(n):
+        for k, ring in enumerate(rings):
+            stream.append(ring[i % len(ring)], key=str(k))
+    stream.close()
+
+
 def run_raw(path: Path, ring: Sequence[np.ndarray], n: int) -> Run:
     """The disk's limit: the same bytes with `tofile` into one file, then fsync."""
 
