@@ -56,7 +56,7 @@ class TensorStoreBackend(GatheringBackend):
     def __init__(self) -> None:
         super().__init__()
         self._context: Any = None
-        self._copying: Any = None  # the last write's copy, maybe not done
+        self._copies: list[Any] = []  # writes' copies, maybe not done
 
     def _create(self, location: Location, arrays: Arrays) -> list[GatheredArray]:
         self._context = ts.Context(
@@ -127,18 +127,24 @@ class TensorStoreBackend(GatheringBackend):
         }
 
     def _submit(self, write: Write) -> Pending:
-        # tensorstore applies a write to its cache when it has copied the data:
-        # the previous copy first, so that writes to one shard (a block, then a
-        # late frame for it) land in the order they were given
-        if self._copying is not None:
-            self._copying.result()
+        # tensorstore applies a write to its cache once it has copied the data,
+        # so writes given in one order may land in another: a write over a
+        # region written before (a late frame for a written shard, a block
+        # written again) waits until every earlier write has landed
+        if write.rewrite:
+            for copy in self._copies:
+                copy.result()
+            self._copies.clear()
+        elif len(self._copies) > 64:
+            self._copies = [c for c in self._copies if not c.done()]
         # a frame handed over is referenced, not copied (nobody changes it)
         future = write.arr.store[write.region].write(
             write.data, can_reference_source_data_indefinitely=write.owned
         )
-        self._copying = future.copy
         if not write.owned:  # tensorstore reads `data` until its copy is done
             future.copy.result()
+        else:
+            self._copies.append(future.copy)
         commit: Pending = future.commit
         return commit
 
