@@ -22,6 +22,7 @@ import collections
 import heapq
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +32,7 @@ from mmzarr.backends._base import Limits, Progress
 from mmzarr.backends._space import FreeSpaceGuard, shard_disk_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
     from pathlib import Path
 
     from mmzarr._pyramid import ArraySpec
@@ -101,6 +102,10 @@ class WriteOrder:
         return heap[0] if heap else self.count
 
 
+#: Threads that call fsync at once at the final flush (`fsync_tree`).
+FSYNC_THREADS = 4
+
+
 @dataclass
 class GatheredArray:
     """One array's open store and its write state."""
@@ -154,7 +159,7 @@ class GatheringBackend:
 
     Subclasses create the arrays (`_create`), start a region's write in the
     background (`_submit`), resize an unbounded `t` (`_resize_t`) and may add
-    work per array at the final flush (`_finish`) and after every flush
+    work at the final flush (`_finish`) and after every flush
     (`_flushed`).
 
     Free space (local disks): a frame is accepted only when the disk can take
@@ -263,11 +268,10 @@ class GatheringBackend:
             self._wait_all()
         except Exception as e:
             errors.append(e)
-        for arr in self._arrays:
-            try:
-                self._finish(arr)
-            except Exception as e:
-                errors.append(e)
+        try:
+            self._finish(self._arrays)
+        except Exception as e:
+            errors.append(e)
         self._arrays = []
         self._release()
         self._final = Progress(self._order.count, 0, self._limits.max_buffer_bytes)
@@ -403,8 +407,8 @@ class GatheringBackend:
         """Give up a write that has not started, once another failed (True)."""
         return False
 
-    def _finish(self, arr: GatheredArray) -> None:
-        """Per-array work at the final flush, after every write completed."""
+    def _finish(self, arrays: list[GatheredArray]) -> None:
+        """Work at the final flush, after every write completed."""
 
     def _flushed(self) -> None:
         """Work after every (non-final) flush."""
@@ -431,10 +435,26 @@ def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:
             os.close(fd)
 
 
-def fsync_tree(path: Path) -> None:
-    """Call fsync on every file and directory under `path` (directories: POSIX only)."""
-    for dirpath, _, files in os.walk(path):
-        names = [os.path.join(dirpath, f) for f in files]
-        if os.name != "nt":
-            names.append(dirpath)
+def fsync_tree(
+    *paths: Path, skip: Collection[str] = (), threads: int = FSYNC_THREADS
+) -> None:
+    """Call fsync on every file and directory under `paths` (directories: POSIX).
+
+    `skip`: files known to be synced already. The calls run on `threads`
+    threads: a file system commits concurrent fsyncs together.
+    """
+    names: list[str] = []
+    for path in paths:
+        for dirpath, _, files in os.walk(path):
+            names.extend(
+                n for f in files if (n := os.path.join(dirpath, f)) not in skip
+            )
+            if os.name != "nt":
+                names.append(dirpath)
+    if len(names) < 2 * threads:
         fsync_files(names)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="mmzarr-fsync") as pool:
+        parts = [names[i::threads] for i in range(threads)]
+        for done in [pool.submit(fsync_files, part) for part in parts]:
+            done.result()

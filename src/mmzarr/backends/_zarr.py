@@ -34,6 +34,7 @@ the arrays (`Limits.durable`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib.util
@@ -44,7 +45,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import zarr
+import zarr.core.array
 from zarr.codecs import BloscCodec, BytesCodec
+from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._layout import BLOSC_CLEVEL
@@ -61,6 +64,7 @@ from mmzarr.errors import MissingDependencyError, PlanError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from mmzarr._pyramid import ArraySpec
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays
     from mmzarr.backends._shards import Pending, Write
@@ -102,6 +106,7 @@ class ZarrPythonBackend(GatheringBackend):
         super().__init__()
         self._writer: ThreadPoolExecutor | None = None
         self._dirty: set[str] = set()  # files written, not yet fsynced
+        self._synced: set[str] = set()  # files handed to the background fsyncs
         self._dirty_lock = threading.Lock()
         self._syncer: ThreadPoolExecutor | None = None
         self._syncs: list[Future[None]] = []
@@ -138,45 +143,44 @@ class ZarrPythonBackend(GatheringBackend):
                     blocksize=0,
                 )
             ]
-        out = []
-        for spec in arrays.specs:
+
+        def create(spec: ArraySpec) -> Any:  # a coroutine: all run at once
             im = spec.settings
-            store = make_store(spec.path)
-            try:
-                with self._config(self._use_zarrs):
-                    array = zarr.create_array(
-                        store,
-                        shape=tuple(d.size or 1 for d in im.dimensions),
-                        chunks=tuple(d.chunk_size for d in im.dimensions),
-                        shards=(
-                            tuple(d.shard_size for d in im.dimensions)
-                            if im.sharded
-                            else None
-                        ),
-                        dtype=dtype,
-                        fill_value=0,
-                        filters=None,
-                        compressors=compressors,
-                        serializer=BytesCodec(endian="little"),
-                        dimension_names=im.dim_names,
-                        # all-zero chunks are stored too, as acquire-zarr does
-                        # (and checking for them costs time)
-                        config={"write_empty_chunks": True},
-                    )
-                with self._config(False):
-                    replacer = zarr.open_array(store, mode="r+")
-            except (ValueError, TypeError) as e:
-                raise PlanError(f"zarr-python rejected image {im.key!r}: {e}") from e
-            path = None if root is None else root / spec.path
-            out.append(
-                GatheredArray(
-                    array,
-                    spec,
-                    ShardGatherer(im, dtype),
-                    path,
-                    replacer=replacer.with_config({"write_empty_chunks": True}),
-                )
+            return zarr.core.array.create_array(
+                make_store(spec.path),
+                shape=tuple(d.size or 1 for d in im.dimensions),
+                chunks=tuple(d.chunk_size for d in im.dimensions),
+                shards=(
+                    tuple(d.shard_size for d in im.dimensions) if im.sharded else None
+                ),
+                dtype=dtype,
+                fill_value=0,
+                filters=None,
+                compressors=compressors,
+                serializer=BytesCodec(endian="little"),
+                dimension_names=im.dim_names,
+                # all-zero chunks are stored too, as acquire-zarr does (and
+                # checking for them costs time)
+                config={"write_empty_chunks": True},
             )
+
+        async def create_all() -> list[Any]:
+            coros = [create(spec) for spec in arrays.specs]
+            return await asyncio.gather(*coros, return_exceptions=True)
+
+        with self._config(self._use_zarrs):
+            created = sync(create_all())
+        out = []
+        for spec, array in zip(arrays.specs, created, strict=True):
+            if isinstance(array, (ValueError, TypeError)):
+                raise PlanError(
+                    f"zarr-python rejected image {spec.settings.key!r}: {array}"
+                ) from array
+            if isinstance(array, BaseException):
+                raise array
+            path = None if root is None else root / spec.path
+            gatherer = ShardGatherer(spec.settings, dtype)
+            out.append(GatheredArray(zarr.Array(array), spec, gatherer, path))
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-zarr-write")
         return out
 
@@ -203,15 +207,24 @@ class ZarrPythonBackend(GatheringBackend):
         arr, region, data = write.arr, write.region, write.data
         if write.rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
             # zarr-python's own pipeline: files replaced whole, empty chunks stored
-            if arr.replacer.shape != arr.store.shape:  # it follows resizes lazily
-                arr.replacer.resize(arr.store.shape)
-            arr.replacer[region] = data
+            replacer = self._replacer(arr)
+            if replacer.shape != arr.store.shape:  # it follows resizes lazily
+                replacer.resize(arr.store.shape)
+            replacer[region] = data
         else:
             arr.store[region] = data
         if self._limits.durable and arr.path is not None:
             files = _chunk_files(arr, region)
             with self._dirty_lock:
                 self._dirty.update(files)
+
+    def _replacer(self, arr: GatheredArray) -> Any:
+        """`arr` opened through zarr-python's own pipeline (made when first needed)."""
+        if arr.replacer is None:
+            with self._config(False):
+                replacer = zarr.open_array(arr.store.store_path, mode="r+")
+            arr.replacer = replacer.with_config({"write_empty_chunks": True})
+        return arr.replacer
 
     def _abandon(self, future: Pending) -> bool:
         # queued behind a write that failed: it would wait its turn to fail too
@@ -245,14 +258,17 @@ class ZarrPythonBackend(GatheringBackend):
             self._syncs.remove(done)
             done.result()  # a failed fsync is reported at the next flush
         self._syncs.append(self._syncer.submit(fsync_files, paths, missing_ok=True))
+        self._synced.update(paths)  # once that completed
 
-    def _finish(self, arr: GatheredArray) -> None:
+    def _finish(self, arrays: list[GatheredArray]) -> None:
         if self._syncer is not None:  # the background syncs first (errors raise)
             syncs, self._syncs = self._syncs, []
             for f in syncs:
                 f.result()
-        if self._limits.durable and arr.path is not None:
-            fsync_tree(arr.path)
+        paths = [a.path for a in arrays if a.path is not None]
+        if self._limits.durable and paths:
+            # every file and directory, but the files synced and not written since
+            fsync_tree(*paths, skip=self._synced - self._dirty)
 
     def _release(self) -> None:
         for pool in (self._writer, self._syncer):
