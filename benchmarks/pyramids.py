@@ -68,20 +68,25 @@ def run(cfg: Config, scratch: Path) -> dict[str, Any]:
     alone = _alone(scratch, ring, n, cfg.reps)
     rows = []
     head = f"{'backend':<13} {'no levels':>10} {'levels':>8} {'ratio':>6}"
-    log(f"{head}  {'alone: ratio':>12}  (MB/s of level 0)")
+    log(f"{head} {'spread':>6}  {'alone: ratio':>12}  (MB/s of level 0)")
     for b in BACKENDS:
         plain, pyr = cases[(b, "none")].mbps, cases[(b, "auto")].mbps
+        spreads = (cases[(b, "none")].spread, cases[(b, "auto")].spread)
         row = {
             "backend": b,
             "plain_mbps": plain,
             "pyramid_mbps": pyr,
             "ratio": pyr / plain,
+            "spread": max(spreads),
         }
         if b in alone:
             row["alone"] = alone[b]
         rows.append(row)
         lib = f"{alone[b]['ratio']:.2f}" if b in alone else "-"
-        log(f"{b:<13} {plain:>10.0f} {pyr:>8.0f} {pyr / plain:>6.2f}  {lib:>12}")
+        log(
+            f"{b:<13} {plain:>10.0f} {pyr:>8.0f} {pyr / plain:>6.2f} "
+            f"{max(spreads):>6.2f}  {lib:>12}"
+        )
     return {"side": side, "frames": n, "rows": rows}
 
 
@@ -135,7 +140,8 @@ def targets(pyr: dict[str, Any], cfg: Config) -> list[Target]:
             f"{pyr['side']}² stream with levels (auto) vs without, {r['backend']}: "
             f">= {TARGET_PYRAMID}x",
             f"{r['ratio']:.2f}x "
-            f"({r['pyramid_mbps']:.0f} vs {r['plain_mbps']:.0f} MB/s)",
+            f"({r['pyramid_mbps']:.0f} vs {r['plain_mbps']:.0f} MB/s, spread "
+            f"{r.get('spread', float('nan')):.2f})",
             r["ratio"],
             TARGET_PYRAMID,
             note=_reason(r),
