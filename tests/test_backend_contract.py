@@ -13,6 +13,7 @@ wait for what must happen.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import inspect
@@ -28,6 +29,7 @@ import numpy as np
 import pytest
 import useq
 import zarr
+from zarr.core.array import AsyncArray
 
 import mmzarr
 from mmzarr._layout import array_path
@@ -686,16 +688,26 @@ class TestTensorStore(BackendContract):
 class TestZarrPython(BackendContract):
     backend = "zarr-python"
 
+    # the backend writes through `AsyncArray.setitem` (regions written once,
+    # several at once on zarr's event loop) and `Array.__setitem__` (regions
+    # written again): both are held back, or fail
+
     @staticmethod
     def stall(monkeypatch: pytest.MonkeyPatch) -> Gate:
         gate = Gate()
         setitem = zarr.Array.__setitem__
+        async_setitem = AsyncArray.setitem
 
         def held_setitem(self: Any, key: Any, value: Any) -> None:
             gate.wait()
             setitem(self, key, value)
 
+        async def held_async_setitem(self: Any, key: Any, value: Any) -> None:
+            await asyncio.to_thread(gate.wait)  # the event loop goes on
+            await async_setitem(self, key, value)
+
         monkeypatch.setattr(zarr.Array, "__setitem__", held_setitem)
+        monkeypatch.setattr(AsyncArray, "setitem", held_async_setitem)
         return gate
 
     @staticmethod
@@ -703,4 +715,8 @@ class TestZarrPython(BackendContract):
         def failing(self: Any, key: Any, value: Any) -> None:
             raise OSError(message)
 
+        async def async_failing(self: Any, key: Any, value: Any) -> None:
+            raise OSError(message)
+
         monkeypatch.setattr(zarr.Array, "__setitem__", failing)
+        monkeypatch.setattr(AsyncArray, "setitem", async_failing)

@@ -32,7 +32,7 @@ from mmzarr.backends._base import Limits, Progress
 from mmzarr.backends._space import FreeSpaceGuard, shard_disk_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from mmzarr._pyramid import ArraySpec
@@ -47,6 +47,7 @@ __all__ = [
     "Pending",
     "Write",
     "WriteOrder",
+    "fsync_at_once",
     "fsync_files",
     "fsync_tree",
 ]
@@ -102,7 +103,7 @@ class WriteOrder:
         return heap[0] if heap else self.count
 
 
-#: Threads that call fsync at once at the final flush (`fsync_tree`).
+#: Threads that call fsync at once at the final flush (`fsync_at_once`).
 FSYNC_THREADS = 4
 
 
@@ -435,26 +436,28 @@ def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:
             os.close(fd)
 
 
-def fsync_tree(
-    *paths: Path, skip: Collection[str] = (), threads: int = FSYNC_THREADS
+def fsync_at_once(
+    paths: Sequence[str], *, missing_ok: bool = False, threads: int = FSYNC_THREADS
 ) -> None:
-    """Call fsync on every file and directory under `paths` (directories: POSIX).
+    """`fsync_files(paths)` on `threads` threads at once.
 
-    `skip`: files known to be synced already. The calls run on `threads`
-    threads: a file system commits concurrent fsyncs together.
+    A file system commits concurrent fsyncs together.
     """
-    names: list[str] = []
-    for path in paths:
-        for dirpath, _, files in os.walk(path):
-            names.extend(
-                n for f in files if (n := os.path.join(dirpath, f)) not in skip
-            )
-            if os.name != "nt":
-                names.append(dirpath)
-    if len(names) < 2 * threads:
-        fsync_files(names)
+    if len(paths) < 2 * threads:
+        fsync_files(paths, missing_ok=missing_ok)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="mmzarr-fsync") as pool:
-        parts = [names[i::threads] for i in range(threads)]
-        for done in [pool.submit(fsync_files, part) for part in parts]:
+        parts = [paths[i::threads] for i in range(threads)]
+        futures = [pool.submit(fsync_files, p, missing_ok=missing_ok) for p in parts]
+        for done in futures:
             done.result()
+
+
+def fsync_tree(path: Path) -> None:
+    """Call fsync on every file and directory under `path` (directories: POSIX)."""
+    names: list[str] = []
+    for dirpath, _, files in os.walk(path):
+        names.extend(os.path.join(dirpath, f) for f in files)
+        if os.name != "nt":
+            names.append(dirpath)
+    fsync_at_once(names)

@@ -7,10 +7,11 @@ from either backend have the same metadata. Each array gets its own store
 (`LocalStore`, or `FsspecStore` over s3fs on S3), so zarr-python never writes
 (implicit) parent groups.
 
-zarr-python writes synchronously; this backend runs every call on one writer
-thread (in order: a resize before the writes past it) so that `write` returns
-at once with a copy of the frame in flight, and the shared backpressure
-bounds them (`_shards.GatheringBackend`). When the `zarrs` package is
+Writes run on one writer thread (`_zarr_writer.BatchWriter`), so that `write`
+returns at once with the frame in flight (the shared backpressure bounds them,
+`_shards.GatheringBackend`): consecutive writes of regions not written before
+are awaited together on zarr's event loop; a resize or a region written again
+runs alone, in order. When the `zarrs` package is
 importable, array I/O runs through its Rust codec pipeline. zarr-python takes
 the pipeline from its global config when an array object is built, so each
 array is built at `open` inside `zarr.config.set(...)` (on the calling thread;
@@ -28,8 +29,9 @@ and a missing chunk cannot be told from a frame never written: such a region
 goes through zarr-python's pipeline too.
 
 zarr-python and zarrs do not fsync: the files written before each flush are
-fsynced on a second thread, and at the final flush every file and directory of
-the arrays (`Limits.durable`).
+fsynced on a second thread, and at the final flush the files written since,
+each array's `zarr.json` and every directory of the arrays, several at once
+(`Limits.durable`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import itertools
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -56,9 +59,10 @@ from mmzarr.backends._gather import ShardGatherer
 from mmzarr.backends._shards import (
     GatheredArray,
     GatheringBackend,
+    fsync_at_once,
     fsync_files,
-    fsync_tree,
 )
+from mmzarr.backends._zarr_writer import BatchWriter
 from mmzarr.errors import MissingDependencyError, PlanError
 
 if TYPE_CHECKING:
@@ -104,9 +108,8 @@ class ZarrPythonBackend(GatheringBackend):
             )
         self._use_zarrs = installed if use_zarrs is None else use_zarrs
         super().__init__()
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: BatchWriter | None = None
         self._dirty: set[str] = set()  # files written, not yet fsynced
-        self._synced: set[str] = set()  # files handed to the background fsyncs
         self._dirty_lock = threading.Lock()
         self._syncer: ThreadPoolExecutor | None = None
         self._syncs: list[Future[None]] = []
@@ -181,7 +184,7 @@ class ZarrPythonBackend(GatheringBackend):
             path = None if root is None else root / spec.path
             gatherer = ShardGatherer(spec.settings, dtype)
             out.append(GatheredArray(zarr.Array(array), spec, gatherer, path))
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-zarr-write")
+        self._writer = BatchWriter("mmzarr-zarr-write")
         return out
 
     @staticmethod
@@ -200,21 +203,31 @@ class ZarrPythonBackend(GatheringBackend):
             write = dataclasses.replace(
                 write, data=np.array(write.data, copy=True), owned=True
             )
-        return self._writer.submit(self._store, write)
-
-    def _store(self, write: Write) -> None:
-        """Do `write` (runs on the writer thread)."""
-        arr, region, data = write.arr, write.region, write.data
+        data = write.data
         if write.rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
-            # zarr-python's own pipeline: files replaced whole, empty chunks stored
-            replacer = self._replacer(arr)
-            if replacer.shape != arr.store.shape:  # it follows resizes lazily
-                replacer.resize(arr.store.shape)
-            replacer[region] = data
-        else:
-            arr.store[region] = data
+            # a region written before, or empty chunks: zarr-python's own
+            # pipeline (files replaced whole, empty chunks stored), alone
+            return self._writer.submit(lambda: self._replace(write), alone=True)
+        return self._writer.submit(lambda: self._store(write), alone=False)
+
+    async def _store(self, write: Write) -> None:
+        """Write a region no earlier write touched (on zarr's event loop)."""
+        await write.arr.store.async_array.setitem(write.region, write.data)
+        self._written(write)
+
+    def _replace(self, write: Write) -> None:
+        """Write through the replacer (on the writer thread, alone)."""
+        arr = write.arr
+        replacer = self._replacer(arr)
+        if replacer.shape != arr.store.shape:  # it follows resizes lazily
+            replacer.resize(arr.store.shape)
+        replacer[write.region] = write.data
+        self._written(write)
+
+    def _written(self, write: Write) -> None:
+        arr = write.arr
         if self._limits.durable and arr.path is not None:
-            files = _chunk_files(arr, region)
+            files = _chunk_files(arr, write.region)
             with self._dirty_lock:
                 self._dirty.update(files)
 
@@ -237,8 +250,9 @@ class ZarrPythonBackend(GatheringBackend):
             return
         arr.t_size = t
         assert self._writer is not None
-        # on the writer thread: after the writes before it, before those after
-        self._pending.append((self._writer.submit(self._resize, arr, t), 0, 0, []))
+        # alone: after the writes before it, before those after
+        resize = self._writer.submit(lambda: self._resize(arr, t), alone=True)
+        self._pending.append((resize, 0, 0, []))
 
     def _resize(self, arr: GatheredArray, t: int) -> None:
         shape = arr.store.shape
@@ -258,7 +272,6 @@ class ZarrPythonBackend(GatheringBackend):
             self._syncs.remove(done)
             done.result()  # a failed fsync is reported at the next flush
         self._syncs.append(self._syncer.submit(fsync_files, paths, missing_ok=True))
-        self._synced.update(paths)  # once that completed
 
     def _finish(self, arrays: list[GatheredArray]) -> None:
         if self._syncer is not None:  # the background syncs first (errors raise)
@@ -267,13 +280,18 @@ class ZarrPythonBackend(GatheringBackend):
                 f.result()
         paths = [a.path for a in arrays if a.path is not None]
         if self._limits.durable and paths:
-            # every file and directory, but the files synced and not written since
-            fsync_tree(*paths, skip=self._synced - self._dirty)
+            # the chunk files written since the last background fsync, each
+            # array's document and every directory (their new entries)
+            names = sorted(self._dirty) + [str(p / "zarr.json") for p in paths]
+            if os.name != "nt":
+                names += [d for p in paths for d, _, _ in os.walk(p)]
+            fsync_at_once(names, missing_ok=True)
 
     def _release(self) -> None:
-        for pool in (self._writer, self._syncer):
-            if pool is not None:
-                pool.shutdown(wait=False)
+        if self._writer is not None:
+            self._writer.shutdown()
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=False)
         self._writer = self._syncer = None
 
 
