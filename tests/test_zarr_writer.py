@@ -141,5 +141,18 @@ def test_shutdown_runs_what_was_queued_then_ends_the_thread() -> None:
     futures = [writer.submit(coroutine_job(log, n), alone=False) for n in range(3)]
     writer.shutdown()
     assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
-    writer._thread.join(timeout=10)
-    assert not writer._thread.is_alive()
+    thread = writer._thread
+    assert thread is not None
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_no_thread_until_the_first_job() -> None:
+    """A writer never given a job has no thread to keep the process alive."""
+    before = set(threading.enumerate())
+    writer = BatchWriter("test-writer-idle")
+    try:
+        assert set(threading.enumerate()) == before
+    finally:
+        writer.shutdown()
+    assert set(threading.enumerate()) == before

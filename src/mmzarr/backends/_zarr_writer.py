@@ -40,9 +40,9 @@ class BatchWriter:
     """Jobs in order on one thread; consecutive independent writes together."""
 
     def __init__(self, name: str) -> None:
+        self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=name)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first job
 
     def submit(
         self,
@@ -57,11 +57,15 @@ class BatchWriter:
         """
         future: Future[Any] = Future()
         self._jobs.put(_Job(future, run, alone))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self._name)
+            self._thread.start()
         return future
 
     def shutdown(self) -> None:
         """Stop the thread once the jobs queued have run (without waiting)."""
-        self._jobs.put(None)
+        if self._thread is not None:
+            self._jobs.put(None)
 
     # ---- the writer thread -----------------------------------------------------
     def _loop(self) -> None:
