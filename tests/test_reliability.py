@@ -315,9 +315,15 @@ def _run_and_kill(
 
 
 def _chunk_files(root: Path, array: str = "0") -> dict[str, tuple[int, int, int]]:
-    """(inode, mtime_ns, size) of every chunk/shard file (not metadata)."""
+    """(inode, mtime_ns, size) of every chunk/shard file (not metadata).
+
+    Metadata includes a `zarr.json` half-written when the writer was killed
+    (`.zarr.json.PID.THREAD.tmp`), which `finalize` removes.
+    """
     out = {}
     for p in sorted((root / array).rglob("*")):
+        if p.name.startswith(".zarr.json.") and p.name.endswith(".tmp"):
+            continue
         if p.is_file() and p.name != "zarr.json":
             st = p.stat()
             key = p.relative_to(root).as_posix()
