@@ -49,7 +49,6 @@ __all__ = [
     "WriteOrder",
     "fsync_at_once",
     "fsync_files",
-    "fsync_tree",
 ]
 
 
@@ -451,13 +450,3 @@ def fsync_at_once(
         futures = [pool.submit(fsync_files, p, missing_ok=missing_ok) for p in parts]
         for done in futures:
             done.result()
-
-
-def fsync_tree(path: Path) -> None:
-    """Call fsync on every file and directory under `path` (directories: POSIX)."""
-    names: list[str] = []
-    for dirpath, _, files in os.walk(path):
-        names.extend(os.path.join(dirpath, f) for f in files)
-        if os.name != "nt":
-            names.append(dirpath)
-    fsync_at_once(names)
