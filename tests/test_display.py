@@ -86,3 +86,29 @@ def test_finalize_sets_windows_from_the_frames_on_disk(tmp_path: Path) -> None:
         (100, 250),
         (1000, 3000),
     ]
+
+
+def test_each_position_gets_the_windows_of_its_own_frames(
+    tmp_path: Path, backend: str
+) -> None:
+    """A collection (and a plate) rewrites every image's windows at close."""
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 10, 0)], channels=["DAPI", "FITC"]
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(64, 80), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "pos.ome.zarr"
+    #: (p, c) -> the frame's value range
+    values = {(0, 0): (5, 50), (0, 1): (60, 600), (1, 0): (7, 70), (1, 1): (80, 800)}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for event in seq:
+            p, c = event.index["p"], event.index["c"]
+            stream.append(_frame(*values[(p, c)]), index=event.index)
+    for p in (0, 1):
+        windows = _windows(out, str(p))
+        assert [(w["start"], w["end"]) for w in windows] == [
+            values[(p, 0)],
+            values[(p, 1)],
+        ]
+    check_metadata(out)

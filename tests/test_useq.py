@@ -737,6 +737,40 @@ def test_root_only_group_document_is_the_full_ones_root(case: PlanCase) -> None:
     }
 
 
+@cases
+def test_group_documents_built_once_match_fresh_ones(case: PlanCase) -> None:
+    """`Stream` builds the documents once and rebuilds only the windows at close:
+    its documents equal those built from scratch, windows included."""
+    from mmzarr._layout import GroupDocuments, group_documents
+
+    settings = build(case.seq)
+    attrs = {"mmzarr": {"status": "complete"}}
+    # channel c of the i-th image spans (10 i + c, 1000 + 10 i + c)
+    ranges = {
+        im.key: [(10.0 * i + c, 1000.0 + 10 * i + c) for c in range(2)]
+        for i, im in enumerate(settings.images)
+    }
+    docs = GroupDocuments(settings)
+    opened = docs.documents(root_attributes={"mmzarr": {"status": "acquiring"}})
+    closed = docs.documents(root_attributes=attrs, ranges=ranges)
+    assert closed == group_documents(settings, root_attributes=attrs, ranges=ranges)
+    assert set(closed) == set(opened)
+    images = docs.documents(root_attributes=attrs, which="images", ranges=ranges)
+    keys = {im.key for im in settings.images} | {""}
+    assert images == {k: v for k, v in closed.items() if k in keys}
+    for i, im in enumerate(settings.images):
+        omero = images[im.key]["attributes"]["ome"].get("omero")
+        if "c" not in im.dim_names:
+            assert omero is None
+            continue
+        windows = [ch["window"] for ch in omero["channels"]]
+        want = [(10 * i + c, 1000 + 10 * i + c) for c in range(len(windows))]
+        assert [(w["start"], w["end"]) for w in windows][:2] == want[:2]
+        # built before any range: the windows of the documents at open stay
+        first = opened[im.key]["attributes"]["ome"]["omero"]["channels"][0]
+        assert (first["window"]["start"], first["window"]["end"]) != want[0]
+
+
 @pytest.mark.parametrize(
     "case", [c for c in PLANS if c.layout == "plate"], ids=lambda c: c.name
 )

@@ -154,8 +154,9 @@ def write_group_metadata(
     dropped: int = 0,
     ome_xml: bool | str = True,
     durable: bool = True,
-    root_only: bool = False,
+    which: _layout.Which = "all",
     ranges: dict[str, list[tuple[float, float] | None]] | None = None,
+    documents: _layout.GroupDocuments | None = None,
 ) -> None:
     """Write every group's `zarr.json`, with the `mmzarr` status in the root.
 
@@ -163,9 +164,10 @@ def write_group_metadata(
     the frame log, or this text when it is a string (rendered beforehand).
     `durable`: fsync every document; otherwise only the root's (the others are
     rewritten with the same content, e.g. after acquire-zarr's close).
-    `root_only`: write only the root document (the others exist, unchanged).
-    `ranges`: the values acquired per image and channel (`ChannelRanges`), for
-    the display windows.
+    `which`: only the root's document, or the root's and the images' (the
+    others exist, unchanged). `ranges`: the values acquired per image and
+    channel (`ChannelRanges`), for the display windows. `documents`: the
+    dataset's documents built before (for `settings`), built again otherwise.
     """
     attrs: dict[str, Any] = {
         "version": __version__,
@@ -180,11 +182,10 @@ def write_group_metadata(
     }
     if settings.fallback_reason is not None:
         attrs["fallback"] = settings.fallback_reason
-    docs = _layout.group_documents(
-        settings,
-        root_attributes={"mmzarr": attrs},
-        root_only=root_only,
-        ranges=ranges,
+    if documents is None:
+        documents = _layout.GroupDocuments(settings)
+    docs = documents.documents(
+        root_attributes={"mmzarr": attrs}, which=which, ranges=ranges
     )
     loc = as_location(root)
     if loc.path is not None:

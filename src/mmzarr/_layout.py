@@ -9,7 +9,7 @@ documents.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from yaozarrs import v05
@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
 __all__ = [
+    "GroupDocuments",
     "array_document",
     "array_path",
     "codecs",
     "group_documents",
     "image_model",
+    "omero_model",
     "plate_model",
 ]
 
@@ -116,20 +118,31 @@ def image_model(
         type=method if levels > 1 else "none",
         metadata={"description": "written during acquisition by mmzarr"},
     )
-    omero = None
-    if image.channels and "c" in image.dim_names:
-        omero = v05.Omero(
-            channels=[
-                v05.OmeroChannel(
-                    label=c.name,
-                    color=c.color,
-                    window=_window(dtype, ranges[i] if i < len(ranges) else None),
-                    active=True,
-                )
-                for i, c in enumerate(image.channels)
-            ]
-        )
-    return v05.Image(multiscales=[multiscale], omero=omero)
+    return v05.Image(
+        multiscales=[multiscale], omero=omero_model(image, dtype, ranges=ranges)
+    )
+
+
+def omero_model(
+    image: ImageSettings,
+    dtype: str,
+    *,
+    ranges: Sequence[tuple[float, float] | None] = (),
+) -> v05.Omero | None:
+    """The channels' names, colors and display windows (None: no `c` axis)."""
+    if not (image.channels and "c" in image.dim_names):
+        return None
+    return v05.Omero(
+        channels=[
+            v05.OmeroChannel(
+                label=c.name,
+                color=c.color,
+                window=_window(dtype, ranges[i] if i < len(ranges) else None),
+                active=True,
+            )
+            for i, c in enumerate(image.channels)
+        ]
+    )
 
 
 def plate_model(settings: AcquisitionSettings) -> v05.Plate:
@@ -169,10 +182,18 @@ def plate_model(settings: AcquisitionSettings) -> v05.Plate:
     )
 
 
+def _dump(model: Any) -> dict[str, Any]:
+    """A yaozarrs model as the JSON of its document."""
+    out: dict[str, Any] = model.model_dump(
+        mode="json", exclude_none=True, by_alias=True
+    )
+    return out
+
+
 def _group(ome: Any | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     if ome is not None:
-        attrs["ome"] = ome.model_dump(mode="json", exclude_none=True, by_alias=True)
+        attrs["ome"] = _dump(ome)
     if extra:
         attrs.update(extra)
     return {"zarr_format": 3, "node_type": "group", "attributes": attrs}
@@ -212,6 +233,141 @@ def is_file_folder(doc: Any) -> bool:
     return isinstance(mm, dict) and "contents" in mm
 
 
+#: Which group documents `GroupDocuments.documents` returns: all of them, the
+#: root's, or the root's and the images' (those whose display windows change).
+Which = Literal["all", "root", "images"]
+
+
+class GroupDocuments:
+    """The `zarr.json` document of every group of a dataset, built once.
+
+    Only what changes while acquiring is built again on each call: the root's
+    attributes and the images' display windows (`omero`). The multiscales,
+    plate, rows and wells are built (and validated by yaozarrs) once: a
+    96-well plate has ~500 groups, written at open and again at close.
+    """
+
+    def __init__(self, settings: AcquisitionSettings) -> None:
+        self.settings = settings
+        self._images: dict[str, dict[str, Any]] | None = None
+        self._others: dict[str, dict[str, Any]] | None = None
+        self._root: dict[str, Any] | None = None
+
+    def documents(
+        self,
+        *,
+        root_attributes: dict[str, Any] | None = None,
+        which: Which = "all",
+        ranges: Mapping[str, Sequence[tuple[float, float] | None]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """`{group_path: zarr.json document}`; the root is `""`.
+
+        `root_attributes` are added beside `ome` in the root group. `ranges`:
+        per image key, the values acquired in each channel (`image_model`).
+        The documents share their parts with the ones built before: read them,
+        do not change them.
+        """
+        settings = self.settings
+        root = self._root_document()
+        if settings.layout == "image":
+            images = {"": self._image_document(settings.images[0], ranges)}
+            root = images[""]
+        elif which != "root":
+            images = {
+                im.key: self._image_document(im, ranges) for im in settings.images
+            }
+        else:
+            images = {}
+        docs: dict[str, dict[str, Any]] = {}
+        if which == "all":
+            docs.update(self._other_documents())
+        if settings.layout != "image":
+            docs.update(images)
+        docs[""] = {
+            **root,
+            "attributes": {**root["attributes"], **(root_attributes or {})},
+        }
+        return docs
+
+    def _image_document(
+        self,
+        image: ImageSettings,
+        ranges: Mapping[str, Sequence[tuple[float, float] | None]] | None,
+    ) -> dict[str, Any]:
+        if self._images is None:
+            s = self.settings
+            ds = s.downsample
+            self._images = {
+                im.key: _group(
+                    image_model(
+                        im,
+                        s.dtype,
+                        levels=1 + ds.extra_levels(im.frame_shape) if ds else 1,
+                        method=ds.method if ds else "mean",
+                    )
+                )
+                for im in s.images
+            }
+        doc = self._images[image.key]
+        seen = (ranges or {}).get(image.key)
+        if not seen:
+            return doc
+        omero = omero_model(image, self.settings.dtype, ranges=seen)
+        ome = dict(doc["attributes"]["ome"])
+        if omero is not None:
+            ome["omero"] = _dump(omero)
+        return {**doc, "attributes": {**doc["attributes"], "ome": ome}}
+
+    def _root_document(self) -> dict[str, Any]:
+        if self._root is None:
+            settings = self.settings
+            if settings.layout == "image":
+                self._root = {"attributes": {}}  # the image's own, in `documents`
+            elif settings.layout == "collection":
+                self._root = _group(
+                    v05.Bf2Raw.model_validate({"bioformats2raw.layout": 3})
+                )
+            else:
+                self._root = _group(plate_model(settings))
+                # NGFF 0.5 text says the plate MUST carry a version (its JSON
+                # schema and yaozarrs do not); ome-zarr-models rejects a plate
+                # without one.
+                self._root["attributes"]["ome"]["plate"]["version"] = "0.5"
+        return self._root
+
+    def _other_documents(self) -> dict[str, dict[str, Any]]:
+        """The groups that are neither the root nor an image (and `mmzarr/`)."""
+        if self._others is None:
+            settings = self.settings
+            docs = self._others = {
+                OWN_FOLDER: file_folder(
+                    "mmzarr's files: settings.json, frames.jsonl "
+                    "(one JSON record per frame)"
+                )
+            }
+            if settings.layout == "collection":
+                docs["OME"] = _group(v05.Series(series=list(settings.keys)))
+            elif settings.layout == "plate":
+                docs["OME"] = file_folder("the dataset as OME-XML: METADATA.ome.xml")
+                acq = settings.plate.acquisitions[0].id if settings.plate else 0
+                by_well: dict[str, list[ImageSettings]] = {}
+                for im in settings.images:
+                    by_well.setdefault(f"{im.row}/{im.column}", []).append(im)
+                for well, ims in by_well.items():
+                    docs.setdefault(well.split("/")[0], _group(None))
+                    docs[well] = _group(
+                        v05.Well(
+                            well=v05.WellDef(
+                                images=[
+                                    v05.FieldOfView(path=str(im.field), acquisition=acq)
+                                    for im in ims
+                                ]
+                            )
+                        )
+                    )
+        return self._others
+
+
 def group_documents(
     settings: AcquisitionSettings,
     *,
@@ -223,65 +379,14 @@ def group_documents(
 
     The root is `""`. `root_attributes` are added beside `ome` in the root group.
     `root_only`: just the root's document. `ranges`: per image key, the values
-    acquired in each channel (`image_model`).
+    acquired in each channel (`image_model`). `GroupDocuments` builds them once
+    for many calls.
     """
-    docs: dict[str, dict[str, Any]] = {}
-    ds = settings.downsample
-    images = {
-        im.key: _group(
-            image_model(
-                im,
-                settings.dtype,
-                levels=1 + ds.extra_levels(im.frame_shape) if ds else 1,
-                method=ds.method if ds else "mean",
-                ranges=(ranges or {}).get(im.key, ()),
-            )
-        )
-        for im in settings.images
-        if not (root_only and im.key)
-    }
-    if not root_only:
-        docs[OWN_FOLDER] = file_folder(
-            "mmzarr's files: settings.json, frames.jsonl (one JSON record per frame)"
-        )
-    if settings.layout == "image":
-        docs[""] = images[""]
-        docs[""]["attributes"].update(root_attributes or {})
-        return docs
-    if settings.layout == "collection":
-        docs[""] = _group(
-            v05.Bf2Raw.model_validate({"bioformats2raw.layout": 3}), root_attributes
-        )
-        if root_only:
-            return docs
-        docs["OME"] = _group(v05.Series(series=list(settings.keys)))
-        docs.update(images)
-        return docs
-    docs[""] = _group(plate_model(settings), root_attributes)
-    # NGFF 0.5 text says the plate MUST carry a version (its JSON schema and
-    # yaozarrs do not); ome-zarr-models rejects a plate without one.
-    docs[""]["attributes"]["ome"]["plate"]["version"] = "0.5"
-    if root_only:
-        return docs
-    docs["OME"] = file_folder("the dataset as OME-XML: METADATA.ome.xml")
-    acq = settings.plate.acquisitions[0].id if settings.plate else 0
-    by_well: dict[str, list[ImageSettings]] = {}
-    for im in settings.images:
-        by_well.setdefault(f"{im.row}/{im.column}", []).append(im)
-    for well, ims in by_well.items():
-        docs.setdefault(well.split("/")[0], _group(None))
-        docs[well] = _group(
-            v05.Well(
-                well=v05.WellDef(
-                    images=[
-                        v05.FieldOfView(path=str(im.field), acquisition=acq)
-                        for im in ims
-                    ]
-                )
-            )
-        )
-    docs.update(images)
-    return docs
+    return GroupDocuments(settings).documents(
+        root_attributes=root_attributes,
+        which="root" if root_only else "all",
+        ranges=ranges,
+    )
 
 
 #: blosc level per compression, chosen on camera-like uint16 frames (byte

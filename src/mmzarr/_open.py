@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mmzarr import _metadata
 from mmzarr._claim import claim as claim_output
 from mmzarr._dataset import write_group_metadata, write_settings, write_summary
+from mmzarr._layout import GroupDocuments
 from mmzarr._routing import Router
 from mmzarr._storage import S3Config, parse_location
 from mmzarr._stream import Stream
@@ -120,6 +121,7 @@ def create_stream(
         if summary is not None:
             write_summary(location, summary)
         ledgers = Router(settings).ledgers
+        documents = GroupDocuments(settings)  # built once, written again at close
         write_group_metadata(
             location,
             settings,
@@ -128,6 +130,7 @@ def create_stream(
             backend=name,
             ome_xml=False,
             durable=False,
+            documents=documents,
         )
         # the documents of a failed close must fit on a full disk
         location.reserve_space(location.size_of("zarr.json"))
@@ -153,7 +156,13 @@ def create_stream(
         raise
     claim.commit()
     stream = Stream(
-        location, settings, array_backend, claim=claim, log=log, limits=limits
+        location,
+        settings,
+        array_backend,
+        claim=claim,
+        log=log,
+        limits=limits,
+        documents=documents,
     )
     stream.start()
     return stream

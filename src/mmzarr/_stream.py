@@ -29,6 +29,7 @@ from mmzarr._dataset import (
     rendered,
     write_group_metadata,
 )
+from mmzarr._layout import GroupDocuments
 from mmzarr._metadata import frame_record
 from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
     from mmzarr import _metadata
     from mmzarr._claim import OutputClaim
+    from mmzarr._layout import Which
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
@@ -75,6 +77,7 @@ class Stream(ClosesOnExit):
         claim: OutputClaim,
         log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None,
         limits: Limits | None = None,
+        documents: GroupDocuments | None = None,
     ) -> None:
         self.location = location
         #: The local directory, or the `s3://` URL, of the dataset.
@@ -84,7 +87,6 @@ class Stream(ClosesOnExit):
         self.settings = settings
         self.backend_name = type(backend).__name__
         self._backend = backend
-        self._capabilities = type(backend).capabilities
         self._claim = claim
         self._log = log
         limits = limits or Limits.of(settings, location)
@@ -99,6 +101,7 @@ class Stream(ClosesOnExit):
         self._dtype = np.dtype(settings.dtype)
         self._shapes = [im.frame_shape for im in settings.images]
         self._ranges = ChannelRanges(settings)
+        self._documents = documents or GroupDocuments(settings)
         self._levels = Levels(settings)
         # the most recent frames (owned by the stream), for `latest` and `view`
         self._recent = RecentFrames(LATEST_BYTES)
@@ -343,9 +346,10 @@ class Stream(ClosesOnExit):
         if self._error is not None and status in (None, "failed"):
             if not self.location.is_local:
                 self._status = "failed"
-                early = in_background(self._write_groups, root_only=True)
+                early = in_background(self._write_groups, "root")
+        overwritten = True  # the group documents, unless the backend says not
         try:
-            self._flush(final=True)
+            overwritten = self._flush(final=True).groups_overwritten
         except Exception as e:
             errors.append(e)
         planned = self.settings.frames_planned
@@ -364,7 +368,7 @@ class Stream(ClosesOnExit):
                 if early is not None:
                     early.result()
                 else:
-                    self._write_groups(root_only=True)
+                    self._write_groups("root")
             except OSError as e:
                 errors.append(e)
                 stored = False  # the others would fail alike (or wait to)
@@ -375,7 +379,9 @@ class Stream(ClosesOnExit):
             errors.append(e)
         try:
             if stored:
-                self._write_groups(ome_xml=rendered(xml))
+                self._write_groups(
+                    self._groups_to_rewrite(overwritten), ome_xml=rendered(xml)
+                )
         except OSError as e:
             errors.append(e)
         if not errors:
@@ -481,18 +487,22 @@ class Stream(ClosesOnExit):
             raise FrameError(im.frame_problem(arr, self._dtype))
         return arr
 
-    def _write_groups(
-        self, *, ome_xml: bool | str = False, root_only: bool = False
-    ) -> None:
-        """Write the group documents at close: the root (and OME-XML), or all.
+    def _groups_to_rewrite(self, overwritten: bool) -> Which:
+        """The group documents to write at close.
 
-        Every group is written again when the backend may have overwritten them
-        (`Capabilities.rewrites_groups`) or when images have channels, whose
-        display windows now span the data acquired.
+        All of them when the backend overwrote them (`overwritten`,
+        `Progress.groups_overwritten`); otherwise the root's (the status), and
+        the images' when they have channels, whose display windows now span
+        the data acquired.
         """
-        every = self._capabilities.rewrites_groups or any(
-            "c" in im.dim_names for im in self.settings.images
-        )
+        if overwritten:
+            return "all"
+        if any("c" in im.dim_names for im in self.settings.images):
+            return "images"
+        return "root"
+
+    def _write_groups(self, which: Which, *, ome_xml: bool | str = False) -> None:
+        """Write the group documents `which` (and the OME-XML, `ome_xml`)."""
         write_group_metadata(
             self.location,
             self.settings,
@@ -500,8 +510,9 @@ class Stream(ClosesOnExit):
             status=self._status,
             backend=self.backend_name,
             dropped=self.dropped,
-            ome_xml=False if root_only else ome_xml,
+            ome_xml=ome_xml,
             durable=False,
-            root_only=root_only or not every,
+            which=which,
             ranges=self._ranges.by_key(),
+            documents=self._documents,
         )

@@ -30,7 +30,7 @@ Upstream quirks handled here:
   it writes stay in the sibling, removed after close (and by `finalize` after
   a crash). Where links cannot be made, and on S3, it writes to the dataset
   itself, and `Stream` writes every group document again after the final
-  flush (`Capabilities.rewrites_groups`).
+  flush (`Progress.groups_overwritten`).
 - `ZarrStream.skip` cannot address one array of a multi-array stream ("Array key
   not found"), so gaps are filled by appending zero frames.
 - it has no flush and no completion callback; shard files are checked instead.
@@ -143,7 +143,6 @@ class AcquireZarrBackend:
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         object_storage=True,
-        rewrites_groups=True,
         flush_makes_readable=False,  # it cannot write an incomplete shard
         reports_readable=False,  # not followed on S3
     )
@@ -355,7 +354,9 @@ class AcquireZarrBackend:
             self._batches.push_all()
         finally:
             stream, self._stream = self._stream, None
-            self._final = Progress(self._seq, 0, self._budget)
+            self._final = Progress(
+                self._seq, 0, self._budget, groups_overwritten=self._hidden is None
+            )
             try:
                 if stream is not None:
                     try:

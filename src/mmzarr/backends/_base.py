@@ -40,11 +40,6 @@ class Capabilities:
 
     #: Writes `s3://` locations; otherwise `create_stream` refuses them.
     object_storage: bool = False
-    #: Its final flush may overwrite group documents of the dataset (acquire-zarr
-    #: on S3, or where it cannot write to a hidden sibling:
-    #: https://github.com/acquire-project/acquire-zarr/issues/186): `Stream`
-    #: writes every group document again after it.
-    rewrites_groups: bool = False
     #: Flushing, with no more frames, eventually makes every frame written
     #: readable, those of incomplete shards included (`Progress.readable`
     #: reaches the frames written).
@@ -108,6 +103,11 @@ class Progress:
     #: Bytes this backend lets be in flight (its share of `max_buffer_bytes`):
     #: `Stream` applies `on_full` beyond it.
     capacity: int = 0
+    #: The final flush overwrote group documents of the dataset (acquire-zarr on
+    #: S3, or where it could not write to a hidden sibling:
+    #: https://github.com/acquire-project/acquire-zarr/issues/186): `Stream`
+    #: writes every group document again after it.
+    groups_overwritten: bool = False
 
 
 class ArrayBackend(Protocol):
