@@ -435,6 +435,16 @@ def test_acquire_zarr_close_leaves_group_metadata(
         before.update(_group_docs(out))
         real_close(self)
         seen.update(_group_docs(out))
+        # one link per array, at the sibling's top: one group document there
+        entries = list(hidden.iterdir())
+        assert all(e.is_symlink() or e.name == "zarr.json" for e in entries)
+        linked = {os.path.realpath(e) for e in entries if e.is_symlink()}
+        images = {
+            os.path.realpath(out / key / "0")
+            for key, doc in _group_docs(out).items()
+            if "multiscales" in doc["attributes"].get("ome", {})
+        }
+        assert linked == images
 
     monkeypatch.setattr(aqz.ZarrStream, "close", close)
     write_case(PLATE_CASE, "acquire-zarr", out)

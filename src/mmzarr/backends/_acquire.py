@@ -26,11 +26,11 @@ Upstream quirks handled here:
   close (https://github.com/acquire-project/acquire-zarr/issues/186). On a
   local disk it writes to a hidden sibling of the dataset
   (`.NAME.mmzarr-acquire-zarr`, `_acquire_disk.link_arrays`) that holds only a
-  link to each array's directory: the arrays land in the dataset, the groups
-  it writes stay in the sibling, removed after close (and by `finalize` after
-  a crash). Where links cannot be made, and on S3, it writes to the dataset
-  itself, and `Stream` writes every group document again after the final
-  flush (`Progress.groups_overwritten`).
+  link to each array's directory, named by the array's number: the arrays
+  land in the dataset, the one group it writes stays in the sibling, removed
+  after close (and by `finalize` after a crash). Where links cannot be made,
+  and on S3, it writes to the dataset itself, and `Stream` writes every group
+  document again after the final flush (`Progress.groups_overwritten`).
 - `ZarrStream.skip` cannot address one array of a multi-array stream ("Array key
   not found"), so gaps are filled by appending zero frames.
 - it has no flush and no completion callback; shard files are checked instead.
@@ -195,10 +195,16 @@ class AcquireZarrBackend:
             if self._max_reorder is None
             else self._max_reorder
         )
-        array_settings = [self._array_settings(c, arrays) for c in self._cursors]
         store: dict[str, Any]
         if location.path is not None:
-            self._hidden = link_arrays(location.path, [s.path for s in arrays.specs])
+            # array i is the sibling's link `i`: acquire-zarr then writes one
+            # group document there, not one per group of the dataset
+            self._hidden = link_arrays(
+                location.path, {str(i): s.path for i, s in enumerate(arrays.specs)}
+            )
+            if self._hidden is not None:
+                for i, cur in enumerate(self._cursors):
+                    cur.stream_key = str(i)
             store = {"store_path": str(self._hidden or location.path)}
         else:
             s3 = location.s3
@@ -212,6 +218,7 @@ class AcquireZarrBackend:
                     region=s3.region or "",
                 ),
             }
+        array_settings = [self._array_settings(c, arrays) for c in self._cursors]
         try:
             self._stream = aqz.ZarrStream(
                 aqz.StreamSettings(
@@ -324,7 +331,7 @@ class AcquireZarrBackend:
         if cur.order != cur.storage_names:
             kwargs["storage_dimension_order"] = [*cur.storage_names, "y", "x"]
         return aqz.ArraySettings(
-            output_key=cur.key,
+            output_key=cur.stream_key,
             dimensions=aq_dims,
             data_type=np.dtype(arrays.dtype),
             compression=_compression(arrays.compression),
@@ -399,7 +406,7 @@ class AcquireZarrBackend:
     def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
         """Append frames to acquire-zarr (which copies them before returning)."""
         try:
-            self._stream.append(data, key=cur.key)
+            self._stream.append(data, key=cur.stream_key)
         except RuntimeError as e:
             raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
 

@@ -39,6 +39,8 @@ class ArrayCursor:
         image = spec.settings
         self.image = image
         self.key = spec.path
+        #: the array's key in acquire-zarr's stream (its link in the sibling)
+        self.stream_key = spec.path
         self.base = spec.level == 0
         self.order = append_order
         sizes: dict[str, int | None] = {d.name: d.size for d in image.index_dims}

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 from mmzarr.backends._space import FreeSpaceGuard
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from mmzarr.backends._acquire_array import ArrayCursor
 
 __all__ = [
@@ -312,13 +314,13 @@ def sibling_path(root: Path) -> Path:
     return root.parent / f".{root.name[:200]}{SIBLING_SUFFIX}"
 
 
-def link_arrays(root: Path, arrays: list[str]) -> Path | None:
+def link_arrays(root: Path, arrays: Mapping[str, str]) -> Path | None:
     """Make the hidden sibling of `root`: a link to each array's directory.
 
-    The array directories are made in the dataset; the sibling holds a
-    symbolic link to each, at the same relative path, and nothing else. A
-    sibling left by a killed writer is replaced. None when links cannot be
-    made here (the sibling is then removed).
+    `arrays`: `{link name: the array's path in the dataset}`. The array
+    directories are made in the dataset; the sibling holds the links and
+    nothing else. A sibling left by a killed writer is replaced. None when
+    links cannot be made here (the sibling is then removed).
     """
     hidden = sibling_path(root)
     try:
@@ -335,10 +337,10 @@ def link_arrays(root: Path, arrays: list[str]) -> Path | None:
     shadow = os.fspath(hidden)
     try:
         base = os.path.realpath(root)  # the arrays' directories are made here
-        for key in arrays:
+        for name, key in arrays.items():
             target = os.path.join(base, key)
             make_dir(target)
-            link = os.path.join(shadow, key)
+            link = os.path.join(shadow, name)
             make_dir(os.path.dirname(link))
             os.symlink(target, link, target_is_directory=True)
     except (OSError, NotImplementedError):
