@@ -487,3 +487,33 @@ def test_acquire_zarr_leaves_a_foreign_sibling_alone(tmp_path: Path) -> None:
     check_metadata(out)
     for key, want in expected.items():
         assert_frames_equal(read_zarr(out, f"{key}/0"), want, key)
+
+
+def test_unbounded_shape_grows_while_acquiring(tmp_path: Path, backend: str) -> None:
+    """While acquiring, an unbounded array's `zarr.json` grows with `t`, not only
+    at close: tensorstore and zarr-python resize it to every time point
+    accepted, the incomplete last one included; acquire-zarr rewrites it with
+    the time points it completed on disk (after mmzarr's own, per flush)."""
+    seq = useq.MDASequence(
+        time_plan={"interval": 1, "loops": 3}, channels=["DAPI", "FITC"]
+    )
+    settings = AcquisitionSettings.from_useq(
+        seq,
+        image_shape=(8, 10),
+        dtype="uint16",
+        pixel_size_um=1,
+        unbounded_t=True,
+        flush_interval_s=0.1,
+    )
+    out = tmp_path / "grow.ome.zarr"
+    want = 3 if backend == "acquire-zarr" else 4
+    with create_stream(out, settings, backend=backend) as stream:
+        for t in range(4):
+            stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 0})
+            if t < 3:  # t 3 has one channel of two: incomplete
+                stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 1})
+        deadline = time.monotonic() + 60
+        while json.loads((out / "0" / "zarr.json").read_text())["shape"][0] < want:
+            assert time.monotonic() < deadline, f"the shape never covered t {want - 1}"
+            time.sleep(0.02)
+        assert stream.status == "acquiring"

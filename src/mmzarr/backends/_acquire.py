@@ -165,6 +165,7 @@ class AcquireZarrBackend:
         self._arrays: Arrays | None = None
         self._hidden: Path | None = None  # the sibling acquire-zarr writes to
         self._t_sizes: list[int] = []
+        self._grown: set[int] = set()  # arrays whose t grew since the last flush
         self._final: Progress | None = None
 
     # ---- the contract -----------------------------------------------------------
@@ -282,20 +283,27 @@ class AcquireZarrBackend:
         if cur.base:
             self._seq += 1
         if cur.image.unbounded and index[0] >= self._t_sizes[array]:
-            # keep the array's shape current as t grows (crash safety)
+            # the array's shape follows t at the next flush (crash safety)
             self._t_sizes[array] = index[0] + 1
-            self._write_array_doc(array)
+            self._grown.add(array)
 
     def flush(self, *, final: bool = False) -> Progress:
         """Hand every batched frame to acquire-zarr (which writes it soon after).
 
-        With `final`: write held frames (gaps before them as the fill value)
-        and close the stream.
+        The shape of arrays whose `t` grew is written first. With `final`:
+        write held frames (gaps before them as the fill value) and close the
+        stream.
         """
         if self._final is not None:
             return self._final
         if final:
+            try:
+                self._write_grown_docs()
+            except OSError:
+                self._close()  # closed whatever failed first
+                raise
             return self._close()
+        self._write_grown_docs()
         self._batches.push_all(aged=True)
         landing = self._landing
         return Progress(landing.readable(self._seq), landing.in_flight, self._budget)
@@ -337,6 +345,18 @@ class AcquireZarrBackend:
             compression=_compression(arrays.compression),
             **kwargs,
         )
+
+    def _write_grown_docs(self) -> None:
+        """Write the `zarr.json` of each array whose `t` grew since the last flush.
+
+        acquire-zarr itself rewrites the shape with the time points it has
+        completed on disk; this one covers every time point accepted (frames
+        of an incomplete one are readable after a crash), once per flush
+        rather than once per time point (a rename per frame of a time series).
+        """
+        grown, self._grown = self._grown, set()
+        for array in sorted(grown):
+            self._write_array_doc(array)
 
     def _write_array_doc(self, array: int) -> None:
         assert self._location is not None
