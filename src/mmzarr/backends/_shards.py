@@ -49,6 +49,7 @@ __all__ = [
     "WriteOrder",
     "fsync_at_once",
     "fsync_files",
+    "t_ahead",
 ]
 
 
@@ -104,6 +105,10 @@ class WriteOrder:
 
 #: Threads that call fsync at once at the final flush (`fsync_at_once`).
 FSYNC_THREADS = 4
+#: An unbounded `t` grows ahead by the time points expected in this long
+#: (`t_ahead`), at most `MAX_T_AHEAD` of them.
+GROW_AHEAD_S = 0.5
+MAX_T_AHEAD = 1024
 
 
 @dataclass
@@ -121,6 +126,9 @@ class GatheredArray:
     #: the same array opened to replace whole files (a backend whose `store`
     #: edits files in place writes what readers may be reading through it)
     replacer: Any = None
+    #: when an unbounded `t` last grew, and the time points it then needed
+    grown_at: float = 0.0
+    grown_to: int = 0
 
     @property
     def image(self) -> ImageSettings:
@@ -152,6 +160,26 @@ class Pending(Protocol):
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for it; raise its error."""
+
+
+def t_ahead(arr: GatheredArray, needed: int) -> int:
+    """The size to grow an unbounded `t` to when `needed` time points are needed.
+
+    Ahead by the time points expected within `GROW_AHEAD_S` at the rate they
+    came since the last growth: a fast time series resizes about twice a
+    second, not at every time point (each resize writes the array's metadata;
+    tensorstore waits for the writes in flight and the resize, zarr-python
+    orders every write around it), while a slow one grows exactly. A reader
+    sees the time points ahead as the fill value; the final flush (and
+    `finalize` after a crash) sets the exact size.
+    """
+    now = time.monotonic()
+    ahead = 0
+    if arr.grown_at and now > arr.grown_at:
+        rate = (needed - arr.grown_to) / (now - arr.grown_at)
+        ahead = max(0, min(MAX_T_AHEAD, int(rate * GROW_AHEAD_S)))
+    arr.grown_at, arr.grown_to = now, needed
+    return needed + ahead
 
 
 class GatheringBackend:
@@ -312,7 +340,9 @@ class GatheringBackend:
             if data.shape[0] == 0:
                 self._order.release(seqs)
                 return
-            self._resize_t(arr, max(arr.t_size, start[0] + data.shape[0]))
+            needed = start[0] + data.shape[0]
+            if needed > arr.t_size:
+                self._resize_t(arr, t_ahead(arr, needed))
         region = tuple(slice(s, s + n) for s, n in zip(start, data.shape, strict=False))
         future = self._submit(Write(arr, region, data, owned, rewrite))
         self._pending.append((future, data.nbytes, disk, seqs))

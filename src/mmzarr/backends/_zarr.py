@@ -257,7 +257,13 @@ class ZarrPythonBackend(GatheringBackend):
     def _resize(self, arr: GatheredArray, t: int) -> None:
         shape = arr.store.shape
         if t != shape[0]:
-            arr.store.resize((t, *shape[1:]))
+            # nothing was written past the final t: no chunks to delete (which
+            # zarr would look for over every chunk of the array)
+            sync(
+                arr.store.async_array.resize(
+                    (t, *shape[1:]), delete_outside_chunks=False
+                )
+            )
 
     # ---- durability ---------------------------------------------------------------
     def _flushed(self) -> None:
