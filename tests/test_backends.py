@@ -517,3 +517,6 @@ def test_unbounded_shape_grows_while_acquiring(tmp_path: Path, backend: str) -> 
             assert time.monotonic() < deadline, f"the shape never covered t {want - 1}"
             time.sleep(0.02)
         assert stream.status == "acquiring"
+    # grown ahead while acquiring (tensorstore, zarr-python): exact after close
+    assert json.loads((out / "0" / "zarr.json").read_text())["shape"][0] == 4
+    assert np.array_equal(read_zarr(out, "0")[3, 0], np.full((8, 10), 3, "uint16"))
