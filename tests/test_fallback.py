@@ -150,3 +150,31 @@ def test_writer_never_iterates_the_runners_sequence(tmp_path: Path) -> None:
     assert writer.stream is not None
     assert seq._iterations == 0  # type: ignore[attr-defined]
     writer.close()
+
+
+def test_taken_unplaced_sibling_is_left_alone_and_the_run_completes(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """An earlier run's `x.unplaced.ome.zarr` (not to be overwritten) neither
+    cancels the MDA nor loses a frame: the next numbered sibling takes them,
+    and the dataset records the finished run as complete."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
+    out = tmp_path / "run.ome.zarr"
+    taken = tmp_path / "run.unplaced.ome.zarr"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("an earlier run's")
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
+    core.mda.run(seq, output=writer)
+    writer.close()
+
+    assert writer.error is None
+    assert len(cap.frames) == writer.frames_written == 3
+    assert (taken / "notes.txt").read_text() == "an earlier run's"
+    beside = tmp_path / "run.unplaced-2.ome.zarr"
+    assert writer.unplaced_path == str(beside)
+    np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[2][1])
+    check_metadata(beside)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"

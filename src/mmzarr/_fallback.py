@@ -40,11 +40,19 @@ logger = logging.getLogger("mmzarr")
 STORAGE_OPTIONS = ("compression", "max_buffer_bytes", "on_full", "flush_interval_s")
 
 
-def unplaced_path(path: str | Path) -> str:
-    """The sibling of `path` for frames that do not fit it: `x.unplaced.ome.zarr`."""
+#: Numbered siblings `open_unplaced` tries when the first is taken.
+MAX_UNPLACED = 100
+
+
+def unplaced_path(path: str | Path, number: int = 1) -> str:
+    """The sibling of `path` for frames that do not fit it: `x.unplaced.ome.zarr`.
+
+    `number` > 1: `x.unplaced-2.ome.zarr`, ... (the first is taken).
+    """
     text = str(path).rstrip("/")
     stem = text.removesuffix(".zarr").removesuffix(".ome")
-    return f"{stem}.unplaced.ome.zarr"
+    suffix = "" if number == 1 else f"-{number}"
+    return f"{stem}.unplaced{suffix}.ome.zarr"
 
 
 class FrontEnd(Protocol):
@@ -100,7 +108,12 @@ class FrontEndBase(abc.ABC):
 
     @property
     def unplaced_path(self) -> str:
-        """Where frames that do not fit the dataset go (created on need)."""
+        """Where frames that do not fit the dataset go (created on need).
+
+        `x.unplaced.ome.zarr`, or a numbered one when that was taken.
+        """
+        if self.unplaced is not None:
+            return str(self.unplaced.path)
         return unplaced_path(self.path)
 
     @abc.abstractmethod
@@ -167,24 +180,36 @@ def open_unplaced(
 ) -> Stream:
     """Open `unplaced_path` beside `front.path` for `frame`, which does not fit it.
 
-    Logs a warning once: `what` (e.g. ``"frame {'t': 3}"``) does not fit, and it
-    and any other such `noun` (``"frame"``, ``"image"``) are kept there; `why`
-    is the error.
+    A sibling that exists and may not be replaced (an earlier run's without
+    `overwrite`, or not mmzarr's) is left alone: the next numbered one is
+    used (`x.unplaced-2.ome.zarr`, ...). Logs a warning once: `what` (e.g.
+    ``"frame {'t': 3}"``) does not fit, and it and any other such `noun`
+    (``"frame"``, ``"image"``) are kept there; `why` is the error.
     """
-    where = unplaced_path(front.path)
-    logger.warning(
-        "mmzarr: %s does not fit %s (%s); keeping it and any other such %s in %s",
-        what,
-        front.path,
-        why,
-        noun,
-        where,
-    )
-    return open_fallback(
-        front,
-        where,
-        f"{noun}s that did not fit {front.path}: {why}",
-        frame,
-        pixel_size_um=pixel_size_um,
-        summary=summary,
-    )
+    reason = f"{noun}s that did not fit {front.path}: {why}"
+    taken: FileExistsError | None = None
+    for number in range(1, MAX_UNPLACED + 1):
+        where = unplaced_path(front.path, number)
+        try:
+            stream = open_fallback(
+                front,
+                where,
+                reason,
+                frame,
+                pixel_size_um=pixel_size_um,
+                summary=summary,
+            )
+        except FileExistsError as e:
+            taken = taken or e
+            continue
+        logger.warning(
+            "mmzarr: %s does not fit %s (%s); keeping it and any other such %s in %s",
+            what,
+            front.path,
+            why,
+            noun,
+            where,
+        )
+        return stream
+    assert taken is not None
+    raise taken

@@ -309,7 +309,8 @@ class Stream(ClosesOnExit):
         """Flush and close (idempotent); the metadata records what was acquired.
 
         `status` defaults to `complete` when every planned frame was written,
-        `cancelled` otherwise, `failed` after a storage error. When storage
+        `cancelled` otherwise, `failed` after a storage error (also when
+        `complete` is given). When storage
         failed, the root document with the status is written first (into the
         space reserved at open), so it is recorded even on a full disk.
 
@@ -353,10 +354,11 @@ class Stream(ClosesOnExit):
         except Exception as e:
             errors.append(e)
         planned = self.settings.frames_planned
-        if status is None:
-            if self._error is not None or errors:
+        if self._error is not None or errors:
+            if status in (None, "complete"):  # storage failed: not complete
                 status = "failed"
-            elif planned is not None and self._frames < planned:
+        elif status is None:
+            if planned is not None and self._frames < planned:
                 status = "cancelled"
             else:
                 status = "complete"

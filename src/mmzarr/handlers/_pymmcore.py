@@ -191,6 +191,7 @@ class MDAWriter(FrontEndBase):
         self.error: BaseException | None = None
         self.frames_ignored = 0
         self._canceled = False
+        self._ran_to_end = False  # sequenceFinished came without a cancel
         self._summary: dict[str, Any] | None = None
         #: where each camera's frames go (None: frames are appended as they come)
         self.camera_layout: CameraLayout | None = None
@@ -209,7 +210,7 @@ class MDAWriter(FrontEndBase):
         of another frame shape go to the unplaced sibling.
         """
         with self._lock:
-            self._canceled = False
+            self._canceled = self._ran_to_end = False
             self.error = None
             self.fallback_reason = None
             self.stream = self.unplaced = None
@@ -294,8 +295,14 @@ class MDAWriter(FrontEndBase):
         self._canceled = True
 
     def sequenceFinished(self, sequence: useq.MDASequence) -> None:
-        """Close the dataset; it records what was acquired."""
+        """Close the dataset; it records what was acquired.
+
+        Its status is `complete` when the MDA ran to its end (frames that did
+        not fit it are then in the unplaced sibling, or dropped), `cancelled`
+        after a cancel, `failed` after a storage error.
+        """
         with self._lock:
+            self._ran_to_end = not self._canceled
             self._finish()
 
     # ---- public (and `close`, `frames_written`, `unplaced_path`) -------------------
@@ -423,6 +430,8 @@ class MDAWriter(FrontEndBase):
             status = "failed"
         elif self._canceled:
             status = "cancelled"
+        elif self._ran_to_end:
+            status = "complete"
         self._close_streams(status)
 
 
