@@ -443,3 +443,73 @@ def test_mda_plan(seq: useq.MDASequence, core: UniMMCore) -> None:
 def test_hook_plan(seq: useq.MDASequence) -> None:
     """Drawn plan -> events_from_useq -> ZarrHook -> the oracle's dataset."""
     hypothesis.event(check_hook_plan(seq))
+
+
+@_IGNORE_MMZARR_WARNINGS
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow])
+@given(seq=mda_sequences())
+@with_regressions()
+def test_append_without_index_follows_useq_or_refuses(seq: useq.MDASequence) -> None:
+    """Frames appended without an index land where useq's own index says, in
+    useq's order; a plan whose order the default order cannot follow refuses
+    such an append (a `FrameError`), never placing a frame elsewhere."""
+    from mmzarr._routing import Router
+
+    try:
+        s = settings_for(seq)
+    except mmzarr.PlanError:
+        return  # refused plans (and their fallback) are the other tests'
+    frames = [
+        e for e in seq if e.action is None or isinstance(e.action, useq.AcquireImage)
+    ]
+    router = Router(s)
+    if not s.ordered_appends:
+        with pytest.raises(mmzarr.FrameError, match="index"):
+            router.place()
+        return
+    for event in frames:
+        placed = router.place()
+        assert (placed.key, placed.index) == s.locate(event.index), event.index
+        router.mark(placed)
+
+
+@pytest.mark.parametrize(
+    ("seq", "ordered"),
+    [
+        (
+            useq.MDASequence(
+                channels=["A", "B"],
+                time_plan={"interval": 1, "loops": 2},
+                axis_order="ct",
+            ),
+            True,
+        ),
+        (
+            useq.MDASequence(
+                stage_positions=[(0, 0), (1, 1)], channels=["A", "B"], axis_order="tpc"
+            ),
+            True,
+        ),
+        (
+            useq.MDASequence(
+                stage_positions=[(0, 0), (1, 1)], channels=["A", "B"], axis_order="pct"
+            ),
+            True,
+        ),
+        (
+            useq.MDASequence(
+                stage_positions=[(0, 0), (1, 1)],
+                channels=["A", "B"],
+                time_plan={"interval": 1, "loops": 2},
+                axis_order="tcp",
+            ),
+            False,
+        ),
+    ],
+    ids=["ct", "tpc", "pct", "tcp"],
+)
+def test_which_plans_take_frames_without_an_index(
+    seq: useq.MDASequence, ordered: bool
+) -> None:
+    """Positions inside channels (`tcp`) interleave images within a time point."""
+    assert settings_for(seq).ordered_appends is ordered

@@ -33,12 +33,14 @@ from mmzarr._models import (
     StagePosition,
     default_color,
 )
+from mmzarr._routing import default_order
 from mmzarr._slots import PlateFacts, axis_sizes
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
+    from mmzarr._settings import AcquisitionSettings
     from mmzarr._slots import (
         ChannelUse,
         FrameFormat,
@@ -59,7 +61,7 @@ __all__ = [
     "unique_names",
 ]
 
-S = TypeVar("S")
+S = TypeVar("S", bound="AcquisitionSettings")
 Layout = Literal["image", "collection", "plate"]
 _UNITS = {"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"}
 
@@ -434,6 +436,7 @@ def settings_from_slots(
         For no slots, a slot acquired twice, wells outside the plate or two
         positions claiming one field, and any invalid settings value (named).
     """
+    slots = tuple(slots)
     images = group_slots(slots)
     if not images:
         raise PlanError("plan: it acquires no frames")
@@ -447,7 +450,7 @@ def settings_from_slots(
             )
             for im, p in zip(images, placements, strict=True)
         ]
-        return make(
+        settings = make(
             layout=layout,
             images=tuple(_unique_image_names(built)),
             dtype=frame.dtype,
@@ -455,12 +458,34 @@ def settings_from_slots(
             positions_inside_time=plan.positions_inside_time,
             **options,
         )
+        if not _follows_default_order(settings, images, slots):
+            settings = settings.model_copy(update={"ordered_appends": False})
+        return settings
     except PlanError:
         raise
     except ValidationError as e:
         raise PlanError(_describe_errors(e)) from e
     except ValueError as e:
         raise PlanError(str(e)) from e
+
+
+def _follows_default_order(
+    settings: AcquisitionSettings,
+    images: Sequence[ImageSlots],
+    slots: Sequence[FrameSlot],
+) -> bool:
+    """Whether frames without an index, in the default order, are `slots`."""
+    number = {frozenset(im.image): i for i, im in enumerate(images)}
+    axes = [
+        [NON_SPATIAL.index(a) for a in im.axes] for im in images
+    ]  # the storage axes of each image, as positions in `FrameSlot.index`
+    order = default_order(settings)
+    for slot in slots:
+        i = number[frozenset(slot.image)]
+        index = slot.index
+        if next(order, None) != (i, tuple(index[k] for k in axes[i])):
+            return False
+    return True
 
 
 def _describe_errors(error: ValidationError) -> str:

@@ -86,10 +86,16 @@ def default_order(
     """(image number, storage index) of every planned frame, in acquisition order.
 
     Time outermost (every image at each time point) when the settings say
-    positions are inside time or `t` is unbounded; else one image after another.
+    positions are inside time or `t` is unbounded, and every image acquires
+    its time points outermost; else one image after another. Each image's
+    frames follow its `acquisition_order`. Where the plan's own order is
+    another (`AcquisitionSettings.ordered_appends` is False) this is not it.
     """
     images = settings.images
-    t_first = all(im.dim_names[0] == "t" for im in images)
+    t_first = all(
+        im.dim_names[0] == "t" and (im.acquisition_order or ("t",))[0] == "t"
+        for im in images
+    )
     if t_first and (settings.positions_inside_time or settings.unbounded):
         for t in itertools.count():
             sizes = [im.dimensions[0].size for im in images]
@@ -159,6 +165,7 @@ class Router:
             image = settings.image_number(index)
             sidx = settings.storage_index(image, index)
         else:
+            self._check_ordered()
             if self._peeked is None:
                 self._peeked = self._next("frame")
             image, sidx = self._peeked
@@ -203,8 +210,18 @@ class Router:
                 return None
         return Placement(image, key_str, sidx)
 
+    def _check_ordered(self) -> None:
+        if not self.settings.ordered_appends and not self._fallback:
+            raise FrameError(
+                "a frame without an index: this plan interleaves images within a "
+                "time point (e.g. positions inside channels), an order frames "
+                "without an index cannot follow; give each frame its index "
+                "(index=event.index)"
+            )
+
     def skip(self, n: int = 1) -> None:
         """Advance the default order by `n` slots without writing them."""
+        self._check_ordered()
         for _ in range(n):
             if self._peeked is not None:
                 self._peeked = None

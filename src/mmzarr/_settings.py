@@ -148,7 +148,14 @@ class AcquisitionSettings(FrozenModel):
     positions_inside_time
         Default frame order when `append` gets no index: `True` visits every
         image at each time point (useq `"tp..."`); `False` finishes one image
-        before the next (useq `"pt..."`).
+        before the next (useq `"pt..."`). Each image's own frames follow its
+        `acquisition_order`.
+    ordered_appends
+        Whether `append` may be given no index: False for a plan whose frames
+        the default order cannot follow (images interleaved within a time
+        point, e.g. positions inside channels, useq `"tcp"`; `from_useq` checks
+        the default order against useq's events), whose frames then need their
+        index.
     max_buffer_bytes
         Bytes of frames held in memory but not yet handed to storage.
     on_full
@@ -185,6 +192,7 @@ class AcquisitionSettings(FrozenModel):
     plate: PlateSettings | None = None
     compression: Compression = "none"
     positions_inside_time: bool = True
+    ordered_appends: bool = True
     max_buffer_bytes: PositiveInt = 256 * 1024**2
     on_full: OnFull = "block"
     flush_interval_s: FlushInterval = 1.0
