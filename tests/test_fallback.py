@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import useq
+from rich.console import Console
 
 import mmzarr
 from tests._readback import check_metadata, group_json, read_tensorstore, read_zarr
@@ -87,6 +88,14 @@ def test_cli_acquire_falls_back_instead_of_refusing(tmp_path: Path) -> None:
     assert "more than once" in attrs["fallback"]
     assert attrs["frames_written"] == 6
     assert read_zarr(out, "0").shape == (6, 512, 512)
+    # `mmzarr info` says why the frames are in arrival order
+    from mmzarr._info import dataset_tree
+
+    console = Console(width=300, record=True)
+    console.print(dataset_tree(out))
+    text = console.export_text()
+    assert "fallback layout:" in text
+    assert "more than once" in text
 
 
 def test_frames_that_do_not_fit_the_settings_are_kept_beside(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -107,6 +108,8 @@ def dataset_tree(out: Path) -> Tree:
         f"status {mm.get('status', 'unknown')}, {mm.get('frames_written', '?')}"
         f"/{mm.get('frames_planned') or '∞'} frames)"
     )
+    if mm.get("fallback"):  # the plan could not be mapped: frames in arrival order
+        tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")
     arrays = array_documents(out)
     images = mm.get("images", {})
     branches: dict[str, Tree] = {}
