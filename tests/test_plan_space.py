@@ -513,3 +513,57 @@ def test_which_plans_take_frames_without_an_index(
 ) -> None:
     """Positions inside channels (`tcp`) interleave images within a time point."""
     assert settings_for(seq).ordered_appends is ordered
+
+
+def _settings_doc(seq: useq.MDASequence, repeated_periods: int) -> Any:
+    """`settings_for(seq)` as JSON, with a long time plan iterated for
+    `repeated_periods` of its periods (the full plan: a huge number)."""
+    from unittest import mock
+
+    with mock.patch("mmzarr._from_useq.REPEATED_PERIODS", repeated_periods):
+        try:
+            doc = settings_for(seq).model_dump(mode="json")
+        except mmzarr.PlanError as e:
+            return f"PlanError: {e}"
+    for im in doc["images"]:
+        im.pop("stage_position")  # random points: each copy draws its own
+    return doc
+
+
+@_IGNORE_MMZARR_WARNINGS
+@settings(max_examples=examples(100), suppress_health_check=[HealthCheck.too_slow])
+@given(seq=mda_sequences())
+@with_regressions()
+def test_long_time_plan_settings_equal_the_full_iteration(
+    seq: useq.MDASequence,
+) -> None:
+    """A long time plan is described from its first periods (useq takes ~0.1 ms
+    per event): the settings equal those of iterating every event (here with
+    one period already counting as long)."""
+    assert _settings_doc(seq, 1) == _settings_doc(seq, 10**9)
+    # and with enough time points for several periods of `acquire_every`
+    for loops in (6, 7):
+        time_plan = useq.TIntervalLoops(interval=1, loops=loops)
+        longer = seq.model_copy(update={"time_plan": time_plan})
+        assert _settings_doc(longer, 1) == _settings_doc(longer, 10**9)
+
+
+def test_a_long_time_plan_is_described_without_iterating_it() -> None:
+    """100,000 time points of 2 channels (one acquired every 3rd time point)."""
+    seq = useq.MDASequence(
+        time_plan={"interval": 1, "loops": 100_000},
+        channels=["DAPI", {"config": "FITC", "acquire_every": 3}],
+    )
+    s = settings_for(seq)
+    (im,) = s.images
+    assert [d.size for d in im.index_dims] == [100_000, 2]
+    assert s.frames_planned == 100_000 + 33_334
+    assert im.is_acquired((99_999, 1))
+    assert not im.is_acquired((99_998, 1))
+    # the events useq yields for the first time points, where useq puts them
+    head = useq.MDASequence(
+        time_plan={"interval": 1, "loops": 7}, channels=seq.channels
+    )
+    assert [s.locate(e.index) for e in head] == [
+        ("", (e.index["t"], e.index["c"])) for e in head
+    ]

@@ -147,6 +147,26 @@ def test_ledger_marks_once_and_lists_missing() -> None:
     assert router.is_written(first)
     assert router.frames == 1
     assert router.ledgers[0].missing(TC.images[0]) == [[0, 0], [1, 0], [1, 1]]
+    assert router.ledgers[0].missing_count(TC.images[0]) == 3
+
+
+def test_missing_count_leaves_out_slots_the_plan_skips() -> None:
+    """t=3 x c=2, channel 1 acquired at t 0 only (skipped at t 1, 2)."""
+    im = ImageSettings(
+        key="",
+        dimensions=(
+            Dimension(name="t", size=3),
+            Dimension(name="c", size=2),
+            *YX,
+        ),
+        skipped=((1, 1), (2, 1)),
+    )
+    s = settings(im)
+    router = Router(s)
+    router.mark(router.place({"t": 1, "c": 0}))
+    ledger = router.ledgers[0]
+    assert ledger.missing(im) == [[0, 0], [0, 1], [2, 0]]
+    assert ledger.missing_count(im) == 3
 
 
 def test_unbounded_t_grows_and_reports_its_size() -> None:

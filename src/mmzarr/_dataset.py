@@ -136,10 +136,9 @@ def image_status(
         if im.unbounded:
             entry["t_size"] = ledger.t_size
         else:
-            missing = ledger.missing(im)
-            entry["missing_count"] = len(missing)
-            if len(missing) <= MAX_LISTED_MISSING:
-                entry["missing"] = missing
+            entry["missing_count"] = n = ledger.missing_count(im)
+            if n <= MAX_LISTED_MISSING:  # listed, but never 100,000 of them
+                entry["missing"] = ledger.missing(im)
         out[im.key] = entry
     return out
 

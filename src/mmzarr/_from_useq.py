@@ -59,6 +59,9 @@ __all__ = [
 #: How `AcquisitionSettings.from_useq` refuses an event generator's sequence.
 GENERATOR_HINT = "pass a template MDASequence for one time point with unbounded_t=True"
 _GRIDS = (useq.GridRowsColumns, useq.GridFromEdges, useq.GridWidthHeight)
+#: Periods of a long, repeating time plan that are iterated (`useq_plan`): useq
+#: takes ~0.1 ms per event, so a plan of 100,000 frames would take seconds.
+REPEATED_PERIODS = 2
 
 
 # ---- step 1: the plan ------------------------------------------------------------
@@ -336,11 +339,39 @@ def _slot(event: useq.MDAEvent, facts: _Facts) -> FrameSlot:
     )
 
 
-def useq_plan(seq: useq.MDASequence, *, unbounded_t: bool = False) -> UseqPlan:
+def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
+    """The time points of `seq` when each repeats its period's events, if many.
+
+    That holds when time is the outermost axis and no position has a time plan
+    of its own: useq then yields the same events at every time point (but for
+    channels' `acquire_every`, whose pattern repeats every `period`). None when
+    it may not, or when there are no more than `REPEATED_PERIODS` periods.
+    """
+    if seq.time_plan is None:
+        return None
+    _check_time_plans(seq)  # a plan useq cannot count is refused as before
+    if not seq.used_axes.startswith("t"):
+        return None
+    for p in seq.stage_positions:
+        if p.sequence is not None and p.sequence.time_plan is not None:
+            return None
+    # the time points useq iterates (its `num_timepoints` can differ, e.g. for
+    # a MultiPhaseTimePlan of one phase at interval 0); cheap: no events
+    n = sum(1 for _ in seq.time_plan)
+    return n if n > REPEATED_PERIODS * period else None
+
+
+def useq_plan(
+    seq: useq.MDASequence, *, unbounded_t: bool = False, repeat_time: bool = False
+) -> UseqPlan:
     """Iterate `seq` with useq; its events, their slots and the plan's facts.
 
     With `unbounded_t`, one period of the plan's channel `acquire_every`
-    pattern is iterated (time then grows as frames arrive).
+    pattern is iterated (time then grows as frames arrive). With `repeat_time`,
+    a long time plan whose time points repeat their period's events
+    (`repeating_time_points`) is iterated for `REPEATED_PERIODS` periods only
+    (`PlanFacts.time_points` says how many there are): the events are then not
+    all of them, the slots describe every frame.
 
     Raises
     ------
@@ -349,8 +380,13 @@ def useq_plan(seq: useq.MDASequence, *, unbounded_t: bool = False) -> UseqPlan:
     """
     period = _skip_period(seq)
     iterated = seq
+    time_points = None
     if unbounded_t:
         time = useq.TIntervalLoops(interval=0, loops=period)
+        iterated = seq.model_copy(update={"time_plan": time})
+    elif repeat_time and (time_points := repeating_time_points(seq, period)):
+        loops = REPEATED_PERIODS * period
+        time = useq.TIntervalLoops(interval=0, loops=loops)
         iterated = seq.model_copy(update={"time_plan": time})
     events = _events(iterated)
     facts = _Facts(seq)
@@ -376,6 +412,7 @@ def useq_plan(seq: useq.MDASequence, *, unbounded_t: bool = False) -> UseqPlan:
             else None,
             unbounded_t=unbounded_t,
             period=period,
+            time_points=time_points,
         ),
     )
 
@@ -389,7 +426,7 @@ def camera_plan(
     """
     if core is not None and (fov := camera_fov(core)) is not None:
         seq = with_fov(seq, fov)
-    return useq_plan(seq, unbounded_t=unbounded_t)
+    return useq_plan(seq, unbounded_t=unbounded_t, repeat_time=True)
 
 
 def warn_unknown_interval(plan: UseqPlan) -> None:

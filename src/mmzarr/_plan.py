@@ -285,7 +285,25 @@ def image_settings(
     sizes = {a: max(idx[i] for idx in acquired) + 1 for i, a in enumerate(axes)}
     if plan.unbounded_t:
         sizes["t"] = plan.period
+    repeated = plan.time_points is not None and axes[0] == "t"
+    if repeated:  # the slots are the first periods (the last t may be skipped)
+        sizes["t"] = max(sizes["t"], plan.period)
     full = set(itertools.product(*(range(sizes[a]) for a in axes)))
+    skipped = sorted(full - set(acquired))
+    if repeated and plan.time_points is not None:
+        # every period of the plan repeats the first one; t ends with the last
+        # time point that acquires a frame of this image
+        n, period = plan.time_points, plan.period
+        acquired_t = {idx[0] for idx in acquired if idx[0] < period}
+        n = 1 + max(t for t in range(max(0, n - period), n) if t % period in acquired_t)
+        pattern = [idx for idx in skipped if idx[0] < period]
+        skipped = [
+            (t, *idx[1:])
+            for start in range(0, n, period)
+            for idx in pattern
+            if (t := start + idx[0]) < n
+        ]
+        sizes["t"] = n
     scales = {"t": image.facts.t_scale or 1.0, "c": 1.0, "z": _z_scale(image, sizes)}
     dims = [
         Dimension(
@@ -323,7 +341,7 @@ def image_settings(
         row=placement.row,
         column=placement.column,
         field=placement.field,
-        skipped=tuple(sorted(full - set(acquired))),
+        skipped=tuple(skipped),
         skip_period=plan.period if plan.unbounded_t else None,
     )
 

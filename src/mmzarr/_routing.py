@@ -69,6 +69,13 @@ class Ledger:
             self.t_size = max(self.t_size, index[0] + 1)
         return True
 
+    def missing_count(self, image: ImageSettings) -> int:
+        """How many planned slots of a bounded image hold no frame."""
+        if image.unbounded or self.count >= (image.frames_planned or 0):
+            return 0
+        unmarked = self.mask.size - int(np.count_nonzero(self.mask))
+        return unmarked - sum(1 for idx in image.skipped if not self.mask[idx])
+
     def missing(self, image: ImageSettings) -> list[list[int]]:
         """Planned slots of a bounded image that hold no frame, in storage order."""
         if image.unbounded or self.count >= (image.frames_planned or 0):

@@ -419,7 +419,10 @@ class AcquisitionSettings(FrozenModel):
 
         The plan is iterated with useq itself, so every ragged case
         (sub-sequences, `do_stack=False`, `acquire_every`, grids, well-plate
-        fields) is described by exactly the events useq emits.
+        fields) is described by exactly the events useq emits. A long time
+        plan whose time points all repeat the same events (time outermost, no
+        position with a time plan of its own) is iterated for its first
+        periods only: a plan of 100,000 frames is described in milliseconds.
 
         Parameters
         ----------

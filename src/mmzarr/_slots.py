@@ -135,6 +135,10 @@ class PlanFacts:
         Time grows without bound; the slots describe `period` time points.
     period
         Time points after which the pattern of acquired slots repeats.
+    time_points
+        The plan's time points when the slots describe only its first ones
+        (whole periods: every time point repeats the pattern of its period);
+        None when the slots describe every frame.
     """
 
     axis_order: str = "tpgcz"
@@ -142,6 +146,7 @@ class PlanFacts:
     plate: PlateFacts | None = None
     unbounded_t: bool = False
     period: int = 1
+    time_points: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
