@@ -7,8 +7,8 @@ matplotlib installed)::
     python benchmarks/run.py --quick    # small sizes, < 2 min (smoke test)
     python benchmarks/run.py --out DIR  # write latest.json / latest.png to DIR
 
-Runs every section module (`streams`, `pyramids`, `mda`, `burst`, `plate`,
-`memory`) in that order, checks their targets and writes `latest.json` and
+Runs every section module (`streams`, `pyramids`, `unbounded`, `mda`, `burst`,
+`plate`, `memory`) in that order, checks their targets and writes `latest.json` and
 `latest.png`; each section module also runs alone (`frame_profile.py`, the per-frame
 profile, runs only alone). Every measurement writes real data to a
 scratch directory on the same disk as the repository (never /tmp when that is
@@ -33,6 +33,7 @@ import memory
 import plate
 import pyramids
 import streams
+import unbounded
 from _harness import DEFAULT_OUT
 from _session import bench, draw_targets, parser
 
@@ -43,13 +44,22 @@ if TYPE_CHECKING:
 SECTIONS = (
     streams.SECTION,
     pyramids.SECTION,
+    unbounded.SECTION,
     mda.SECTION,
     burst.SECTION,
     plate.SECTION,
     memory.SECTION,
 )
 #: order of the targets in the report and the JSON
-TARGET_ORDER = ("streams", "memory", "mda", "burst", "plate")
+TARGET_ORDER = (
+    "streams",
+    "memory",
+    "pyramids",
+    "unbounded",
+    "mda",
+    "burst",
+    "plate",
+)
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
