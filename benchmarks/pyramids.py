@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from _harness import (
     BACKENDS,
     MB,
-    CaseResult,
     Config,
     Target,
     alternate,
@@ -29,7 +28,7 @@ from _harness import (
     write_alone,
 )
 from _session import Section, run_alone
-from streams import run_mmzarr
+from streams import run_variants
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,19 +51,7 @@ def run(cfg: Config, scratch: Path) -> dict[str, Any]:
     side, n = max(cfg.streams)
     ring = make_ring(side)
     log(f"\n-- pyramids {side}x{side} uint16, {n} frames/run, {cfg.reps} rounds --")
-    cases = {
-        (b, lv): CaseResult("mmzarr", b, "none", side, n)
-        for b in BACKENDS
-        for lv in LEVELS
-    }
-    for rep in range(cfg.reps):
-        for b in BACKENDS:
-            for lv in alternate(list(LEVELS), rep):
-                cases[(b, lv)].runs.append(
-                    run_mmzarr(
-                        scratch / "pyr.ome.zarr", ring, n, b, "none", **LEVELS[lv]
-                    )
-                )
+    cases = run_variants(scratch / "pyr.ome.zarr", ring, n, cfg.reps, LEVELS)
     alone = _alone(scratch, ring, n, cfg.reps)
     rows = []
     head = f"{'backend':<13} {'no levels':>10} {'levels':>8} {'ratio':>6}"

@@ -120,6 +120,30 @@ def run_mmzarr(
     return run_stream(path, ring, settings, backend, n)
 
 
+def run_variants(
+    path: Path,
+    ring: Sequence[np.ndarray],
+    n: int,
+    reps: int,
+    variants: dict[str, dict[str, Any]],
+) -> dict[tuple[str, str], CaseResult]:
+    """Each backend's uncompressed stream with each variant's settings options,
+    interleaved over `reps` rounds; `{(backend, variant): case}`."""
+    side = ring[0].shape[0]
+    cases = {
+        (b, v): CaseResult("mmzarr", b, "none", side, n)
+        for b in BACKENDS
+        for v in variants
+    }
+    for rep in range(reps):
+        for b in BACKENDS:
+            for v in alternate(list(variants), rep):
+                cases[(b, v)].runs.append(
+                    run_mmzarr(path, ring, n, b, "none", **variants[v])
+                )
+    return cases
+
+
 def ome_settings(path: Path, side: int, n: int, backend: str, compression: str) -> Any:
     """ome-writers settings of `n` frames (t, y, x), one frame per chunk."""
     import ome_writers as ow

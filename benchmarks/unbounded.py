@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from _harness import BACKENDS, CaseResult, Config, Target, alternate, log, make_ring
+from _harness import BACKENDS, Config, Target, log, make_ring
 from _session import Section, run_alone
-from streams import run_mmzarr
+from streams import run_variants
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,24 +37,7 @@ def run(cfg: Config, scratch: Path) -> dict[str, Any]:
     side, n = min(cfg.streams)
     ring = make_ring(side)
     log(f"\n-- unbounded t, {side}x{side} uint16, {n} frames/run, {cfg.reps} rounds --")
-    cases = {
-        (b, kind): CaseResult("mmzarr", b, "none", side, n)
-        for b in BACKENDS
-        for kind in KINDS
-    }
-    for rep in range(cfg.reps):
-        for b in BACKENDS:
-            for kind in alternate(list(KINDS), rep):
-                cases[(b, kind)].runs.append(
-                    run_mmzarr(
-                        scratch / "unbounded.ome.zarr",
-                        ring,
-                        n,
-                        b,
-                        "none",
-                        **KINDS[kind],
-                    )
-                )
+    cases = run_variants(scratch / "unbounded.ome.zarr", ring, n, cfg.reps, KINDS)
     rows = []
     log(f"{'backend':<13} {'bounded':>8} {'unbounded':>10} {'ratio':>6} {'spread':>6}")
     for b in BACKENDS:
