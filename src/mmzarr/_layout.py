@@ -268,21 +268,17 @@ class GroupDocuments:
         do not change them.
         """
         settings = self.settings
-        root = self._root_document()
-        if settings.layout == "image":
-            images = {"": self._image_document(settings.images[0], ranges)}
-            root = images[""]
-        elif which != "root":
-            images = {
-                im.key: self._image_document(im, ranges) for im in settings.images
-            }
-        else:
-            images = {}
         docs: dict[str, dict[str, Any]] = {}
         if which == "all":
             docs.update(self._other_documents())
-        if settings.layout != "image":
-            docs.update(images)
+        if settings.layout == "image":  # the root is the image
+            root = self._image_document(settings.images[0], ranges)
+        else:
+            root = self._root_document()
+            if which != "root":
+                docs.update(
+                    (im.key, self._image_document(im, ranges)) for im in settings.images
+                )
         docs[""] = {
             **root,
             "attributes": {**root["attributes"], **(root_attributes or {})},
@@ -319,11 +315,10 @@ class GroupDocuments:
         return {**doc, "attributes": {**doc["attributes"], "ome": ome}}
 
     def _root_document(self) -> dict[str, Any]:
+        """The root group of a collection or a plate (an image's is the image)."""
         if self._root is None:
             settings = self.settings
-            if settings.layout == "image":
-                self._root = {"attributes": {}}  # the image's own, in `documents`
-            elif settings.layout == "collection":
+            if settings.layout == "collection":
                 self._root = _group(
                     v05.Bf2Raw.model_validate({"bioformats2raw.layout": 3})
                 )
