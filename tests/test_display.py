@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import useq
@@ -14,6 +14,8 @@ from tests._readback import check_metadata, group_json
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 SEQ = useq.MDASequence(channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 2})
 #: (t, c) -> the frame's value range: channel 0 spans 100-250, channel 1 1000-3000
@@ -108,6 +110,44 @@ def test_each_position_gets_the_windows_of_its_own_frames(
     for p in (0, 1):
         windows = _windows(out, str(p))
         assert [(w["start"], w["end"]) for w in windows] == [
+            values[(p, 0)],
+            values[(p, 1)],
+        ]
+    check_metadata(out)
+
+
+def test_windows_written_again_when_writing_them_beside_the_close_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection's windows are written while the backend closes; when that
+    write fails, they are written again with the status, and the close says
+    nothing went wrong that did not."""
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 10, 0)], channels=["DAPI", "FITC"]
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(64, 80), dtype="uint16", pixel_size_um=1
+    )
+    real = mmzarr.Stream._write_groups
+    calls: list[str] = []
+
+    def write_groups(self: mmzarr.Stream, which: str, **kwargs: Any) -> None:
+        calls.append(which)
+        if which == "windows":
+            raise OSError("injected: the windows' write failed")
+        real(self, which, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mmzarr.Stream, "_write_groups", write_groups)
+    out = tmp_path / "pos.ome.zarr"
+    values = {(0, 0): (5, 50), (0, 1): (60, 600), (1, 0): (7, 70), (1, 1): (80, 800)}
+    with mmzarr.create_stream(out, settings, backend="tensorstore") as stream:
+        for event in seq:
+            p, c = event.index["p"], event.index["c"]
+            stream.append(_frame(*values[(p, c)]), index=event.index)
+    assert calls == ["windows", "images"]
+    assert stream.status == "complete"
+    for p in (0, 1):
+        assert [(w["start"], w["end"]) for w in _windows(out, str(p))] == [
             values[(p, 0)],
             values[(p, 1)],
         ]

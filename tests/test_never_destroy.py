@@ -35,6 +35,7 @@ import pytest
 import useq
 
 import mmzarr
+from mmzarr import _open
 from mmzarr._cli import CLIError, load_plan, main
 from mmzarr._lock import lock_path
 from mmzarr.backends import BACKENDS, get_backend
@@ -207,7 +208,7 @@ def test_absurd_frame_size_is_a_plan_error() -> None:
         mmzarr.Dimension(name="x", size=65537)
 
 
-@pytest.mark.parametrize("when", ["before-open", "after-open"])
+@pytest.mark.parametrize("when", ["before-open", "after-open", "documents"])
 def test_failing_open_keeps_the_old_dataset(
     tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
@@ -224,7 +225,13 @@ def test_failing_open_keeps_the_old_dataset(
             raise OSError("the disk caught fire")
         raise MemoryError("cannot allocate the frame buffers")
 
-    monkeypatch.setattr(cls, "open", failing_open)
+    def failing_documents(*args: Any, **kwargs: Any) -> None:
+        raise OSError("the disk caught fire")
+
+    if when == "documents":  # the group documents fail; the backend opens
+        monkeypatch.setattr(_open, "write_group_metadata", failing_documents)
+    else:
+        monkeypatch.setattr(cls, "open", failing_open)
     exc = MemoryError if when == "before-open" else mmzarr.StorageError
     with pytest.raises(exc) as info:
         mmzarr.create_stream(out, settings_for(TC), backend=backend, overwrite=True)

@@ -163,10 +163,11 @@ def write_group_metadata(
     the frame log, or this text when it is a string (rendered beforehand).
     `durable`: fsync every document; otherwise only the root's (the others are
     rewritten with the same content, e.g. after acquire-zarr's close).
-    `which`: only the root's document, or the root's and the images' (the
-    others exist, unchanged). `ranges`: the values acquired per image and
-    channel (`ChannelRanges`), for the display windows. `documents`: the
-    dataset's documents built before (for `settings`), built again otherwise.
+    `which`: only the root's document, the root's and the images', or the
+    images' alone (`_layout.Which`; the others exist, unchanged). `ranges`:
+    the values acquired per image and channel (`ChannelRanges`), for the
+    display windows. `documents`: the dataset's documents built before (for
+    `settings`), built again otherwise.
     """
     attrs: dict[str, Any] = {
         "version": __version__,
@@ -222,7 +223,7 @@ def render_ome_xml_ahead(
 
 def in_background(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
     """Run `fn` on a thread of its own; its future."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-close")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-io")
     future = pool.submit(fn, *args, **kwargs)
     pool.shutdown(wait=False)
     return future

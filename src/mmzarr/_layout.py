@@ -234,8 +234,9 @@ def is_file_folder(doc: Any) -> bool:
 
 
 #: Which group documents `GroupDocuments.documents` returns: all of them, the
-#: root's, or the root's and the images' (those whose display windows change).
-Which = Literal["all", "root", "images"]
+#: root's, the root's and the images' (those whose display windows change), or
+#: the images' alone ("windows"; collections and plates).
+Which = Literal["all", "root", "images", "windows"]
 
 
 class GroupDocuments:
@@ -279,6 +280,8 @@ class GroupDocuments:
                 docs.update(
                     (im.key, self._image_document(im, ranges)) for im in settings.images
                 )
+            if which == "windows":
+                return docs
         docs[""] = {
             **root,
             "attributes": {**root["attributes"], **(root_attributes or {})},

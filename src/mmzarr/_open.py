@@ -10,11 +10,17 @@ undoes all of it if opening fails. `Stream` (in `_stream`) takes it from there.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import wait
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _metadata
 from mmzarr._claim import claim as claim_output
-from mmzarr._dataset import write_group_metadata, write_settings, write_summary
+from mmzarr._dataset import (
+    in_background,
+    write_group_metadata,
+    write_settings,
+    write_summary,
+)
 from mmzarr._layout import GroupDocuments
 from mmzarr._routing import Router
 from mmzarr._storage import S3Config, parse_location
@@ -116,13 +122,17 @@ def create_stream(
     # not be replaced); undone below if the new dataset does not open
     claim = claim_output(location, overwrite)
     log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None = None
+    opened = False  # the backend
     try:
         write_settings(location, settings)
         if summary is not None:
             write_summary(location, summary)
         ledgers = Router(settings).ledgers
         documents = GroupDocuments(settings)  # built once, written again at close
-        write_group_metadata(
+        # the group documents (~500 for a 96-well plate) are written while the
+        # backend creates its arrays; both are done before the first frame
+        groups = in_background(
+            write_group_metadata,
             location,
             settings,
             ledgers,
@@ -132,21 +142,33 @@ def create_stream(
             durable=False,
             documents=documents,
         )
+        try:
+            if location.path is not None:
+                log = _metadata.FrameLog(
+                    location.path / _metadata.FRAMES_LOG,
+                    fsync_interval_s=settings.flush_interval_s,
+                )
+            else:
+                log = _metadata.SegmentedFrameLog(location)
+            # credentials a backend exports for its S3 client are removed from
+            # the environment once it has opened
+            with (
+                contextlib.nullcontext()
+                if location.is_local
+                else S3Config.environment()
+            ):
+                array_backend.open(location, Arrays.of(settings), limits)
+            opened = True
+        finally:
+            wait([groups])  # nothing is undone while documents are being written
+        groups.result()
         # the documents of a failed close must fit on a full disk
         location.reserve_space(location.size_of("zarr.json"))
-        if location.path is not None:
-            log = _metadata.FrameLog(
-                location.path / _metadata.FRAMES_LOG,
-                fsync_interval_s=settings.flush_interval_s,
-            )
-        else:
-            log = _metadata.SegmentedFrameLog(location)
-        # credentials a backend exports for its S3 client are removed from the
-        # environment once it has opened
-        with contextlib.nullcontext() if location.is_local else S3Config.environment():
-            array_backend.open(location, Arrays.of(settings), limits)
     except BaseException as e:
         # nothing acquired yet: remove what was made, put the old data back
+        if opened:  # the documents failed: the backend's threads end first
+            with contextlib.suppress(Exception):
+                array_backend.flush(final=True)
         if isinstance(log, _metadata.FrameLog):
             with contextlib.suppress(OSError):
                 log.close()  # nothing queued: closes the file

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import wait
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -348,11 +349,35 @@ class Stream(ClosesOnExit):
             if not self.location.is_local:
                 self._status = "failed"
                 early = in_background(self._write_groups, "root")
+        # the images' display windows (~400 documents for a 96-well plate) are
+        # written while the backend writes its last frames; the root's, with
+        # the status, once it has
+        windows: Future[None] | None = None
+        if (
+            self._error is None
+            and self.location.is_local
+            and self._groups_to_rewrite(False) == "images"
+            and self.settings.layout != "image"
+        ):
+            windows = in_background(self._write_groups, "windows")
         overwritten = True  # the group documents, unless the backend says not
         try:
             overwritten = self._flush(final=True).groups_overwritten
         except Exception as e:
             errors.append(e)
+        finally:
+            if windows is not None:
+                wait([windows])
+        rewrite = self._groups_to_rewrite(overwritten)
+        if windows is not None:
+            try:
+                windows.result()
+                if rewrite == "images":
+                    rewrite = "root"
+            except Exception:  # written again below, where an error is reported
+                logger.warning(
+                    "mmzarr: writing the display windows failed", exc_info=True
+                )
         planned = self.settings.frames_planned
         if self._error is not None or errors:
             if status in (None, "complete"):  # storage failed: not complete
@@ -381,9 +406,7 @@ class Stream(ClosesOnExit):
             errors.append(e)
         try:
             if stored:
-                self._write_groups(
-                    self._groups_to_rewrite(overwritten), ome_xml=rendered(xml)
-                )
+                self._write_groups(rewrite, ome_xml=rendered(xml))
         except OSError as e:
             errors.append(e)
         if not errors:
