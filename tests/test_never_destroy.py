@@ -38,6 +38,7 @@ import mmzarr
 from mmzarr import _open
 from mmzarr._cli import CLIError, load_plan, main
 from mmzarr._lock import lock_path
+from mmzarr._metadata import write_groups
 from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3
@@ -265,6 +266,41 @@ def test_failing_open_of_a_new_output_leaves_nothing(
         )
     assert listing(tmp_path) == {"empty"}
     assert listing(empty) == set()  # emptied of what it wrote, kept
+
+
+def test_a_failing_group_document_stops_the_shallower_ones(tmp_path: Path) -> None:
+    """The group documents of a plate are written deepest first, many at once:
+    when one fails, its error is raised, every document written is whole, and
+    no shallower one (the wells, rows, the root) is written after it."""
+    docs: dict[str, dict[str, Any]] = {"": {"node": "root"}}
+    for row in "ABCD":
+        docs[row] = {"node": row}
+        for col in range(1, 7):
+            docs[f"{row}/{col}"] = {"node": f"{row}/{col}"}
+            for field in range(3):
+                docs[f"{row}/{col}/{field}"] = {"node": f"{row}/{col}/{field}"}
+    blocked = tmp_path / "B" / "3" / "1"
+    blocked.mkdir(parents=True)
+    (blocked / "zarr.json").mkdir()  # a directory where the document goes
+    with pytest.raises(IsADirectoryError):
+        write_groups(tmp_path, docs, fsync_all=False)
+
+    def written() -> dict[str, Any]:
+        return {
+            str(zj.parent.relative_to(tmp_path)).replace(".", ""): json.loads(
+                zj.read_text()
+            )
+            for zj in tmp_path.rglob("zarr.json")
+            if zj.is_file()
+        }
+
+    fields = {k: d for k, d in docs.items() if k.count("/") == 2}
+    assert written().items() <= fields.items()
+    assert "B/3/1" not in written()
+    assert not list(tmp_path.rglob(".*.tmp"))  # no temporary file left
+    (blocked / "zarr.json").rmdir()
+    write_groups(tmp_path, docs, fsync_all=False)
+    assert written() == docs
 
 
 # ---- 3. one writer per dataset -------------------------------------------------------

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,12 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+#: threads that write the group documents of one depth together (creating and
+#: renaming ~500 small files on a 2-core machine took ~0.2-0.3 s one by one,
+#: ~0.17 s on 4 threads)
+GROUP_WRITERS = 4
+
+
 def write_groups(
     root: Path | Location,
     docs: Mapping[str, Mapping[str, Any]],
@@ -111,12 +118,28 @@ def write_groups(
     """Write every group document (`{group_path: zarr.json}`) under `root`.
 
     Each file is replaced atomically; all are fsynced, or (`fsync_all=False`)
-    only the root's, written last.
+    only the root's, written last. Locally, the documents of one depth are
+    written together (`GROUP_WRITERS` threads; a 96-well plate has ~500), the
+    deepest first.
     """
     if isinstance(root, Path):
-        for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):
+        depths: dict[int, list[str]] = collections.defaultdict(list)
+        for key in docs:
+            depths[key.count("/") + 1 if key else 0].append(key)
+
+        def write(key: str) -> None:
             path = root / key / "zarr.json" if key else root / "zarr.json"
-            write_json_atomic(path, doc, fsync=fsync_all or not key)
+            write_json_atomic(path, docs[key], fsync=fsync_all or not key)
+
+        for depth in sorted(depths, reverse=True):
+            keys = depths[depth]
+            if len(keys) < 2 * GROUP_WRITERS:
+                for key in keys:
+                    write(key)
+                continue
+            with ThreadPoolExecutor(GROUP_WRITERS, "mmzarr-groups") as pool:
+                for _ in pool.map(write, keys):  # the first error raises
+                    pass
         return
     # children first: a reader that finds the root finds its children
     for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):
