@@ -188,10 +188,7 @@ def write_group_metadata(
         root_attributes={"mmzarr": attrs}, which=which, ranges=ranges
     )
     loc = as_location(root)
-    if loc.path is not None:
-        _metadata.write_groups(loc.path, docs, fsync_all=durable)
-    else:
-        _metadata.write_groups(loc, docs)
+    _metadata.write_groups(loc, docs, fsync_all=durable)
     if not ome_xml or settings.layout == "image":
         return
     if not isinstance(ome_xml, str):

@@ -21,11 +21,12 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmzarr._storage import Location, as_location, write_file_atomic
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "FRAMES_LOG",
@@ -103,12 +104,6 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-#: threads that write the group documents of one depth together (creating and
-#: renaming ~500 small files on a 2-core machine took ~0.2-0.3 s one by one,
-#: ~0.17 s on 4 threads)
-GROUP_WRITERS = 4
-
-
 def write_groups(
     root: Path | Location,
     docs: Mapping[str, Mapping[str, Any]],
@@ -117,33 +112,18 @@ def write_groups(
 ) -> None:
     """Write every group document (`{group_path: zarr.json}`) under `root`.
 
-    Each file is replaced atomically; all are fsynced, or (`fsync_all=False`)
-    only the root's, written last. Locally, the documents of one depth are
-    written together (`GROUP_WRITERS` threads; a 96-well plate has ~500), the
-    deepest first.
+    Each is written whole (atomically on a local disk); all are fsynced, or
+    (`fsync_all=False`) only the root's. Children first: the documents of one
+    depth are written together (`Location.write_many`), the deepest first, the
+    root last, so a reader that finds a group finds its children.
     """
-    if isinstance(root, Path):
-        depths: dict[int, list[str]] = collections.defaultdict(list)
-        for key in docs:
-            depths[key.count("/") + 1 if key else 0].append(key)
-
-        def write(key: str) -> None:
-            path = root / key / "zarr.json" if key else root / "zarr.json"
-            write_json_atomic(path, docs[key], fsync=fsync_all or not key)
-
-        for depth in sorted(depths, reverse=True):
-            keys = depths[depth]
-            if len(keys) < 2 * GROUP_WRITERS:
-                for key in keys:
-                    write(key)
-                continue
-            with ThreadPoolExecutor(GROUP_WRITERS, "mmzarr-groups") as pool:
-                for _ in pool.map(write, keys):  # the first error raises
-                    pass
-        return
-    # children first: a reader that finds the root finds its children
-    for key, doc in sorted(docs.items(), key=lambda kv: -len(kv[0])):
-        root.write_bytes(f"{key}/zarr.json" if key else "zarr.json", dumps_json(doc))
+    loc = as_location(root)
+    depths: dict[int, dict[str, bytes]] = collections.defaultdict(dict)
+    for key, doc in docs.items():
+        name = f"{key}/zarr.json" if key else "zarr.json"
+        depths[name.count("/")][name] = dumps_json(doc)
+    for depth in sorted(depths, reverse=True):
+        loc.write_many(depths[depth], fsync=fsync_all or not depth)
 
 
 def _json_default(obj: Any) -> Any:

@@ -78,6 +78,7 @@ from mmzarr.backends._base import Capabilities, Progress
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from mmzarr._pyramid import ArraySpec
@@ -237,8 +238,7 @@ class AcquireZarrBackend:
         self._landing = Landing(location.path)
         self._t_sizes = [0] * len(arrays.specs)
         try:
-            for i in range(len(arrays.specs)):
-                self._write_array_doc(i)
+            self._write_array_docs(range(len(arrays.specs)))
         except BaseException:
             self.flush(final=True)
             raise
@@ -355,23 +355,26 @@ class AcquireZarrBackend:
         rather than once per time point (a rename per frame of a time series).
         """
         grown, self._grown = self._grown, set()
-        for array in sorted(grown):
-            self._write_array_doc(array)
+        self._write_array_docs(sorted(grown))
 
-    def _write_array_doc(self, array: int) -> None:
+    def _write_array_docs(self, numbers: Iterable[int]) -> None:
+        """Write the `zarr.json` of arrays `numbers` (with their `t` so far)."""
         assert self._location is not None
-        assert self._arrays is not None
-        spec = self._arrays.specs[array]
-        doc = array_document(
-            spec.settings,
-            self._arrays.dtype,
-            self._arrays.compression,
-            sharded=True,
-            t_size=self._t_sizes[array],
-        )
-        self._location.write_bytes(
-            f"{spec.path}/zarr.json", dumps_json(doc), fsync=False
-        )
+        arrays = self._arrays
+        assert arrays is not None
+        docs = {
+            f"{arrays.specs[i].path}/zarr.json": dumps_json(
+                array_document(
+                    arrays.specs[i].settings,
+                    arrays.dtype,
+                    arrays.compression,
+                    sharded=True,
+                    t_size=self._t_sizes[i],
+                )
+            )
+            for i in numbers
+        }
+        self._location.write_many(docs)
 
     def _close(self) -> Progress:
         """Append held frames and the last batches, close the stream."""
