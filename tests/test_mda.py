@@ -175,6 +175,47 @@ def test_do_stack_false(core: UniMMCore, tmp_path: Path) -> None:
         assert not data[:, 1, z].any()  # never acquired -> fill value
 
 
+def test_plan_metadata_json_cannot_hold_is_kept_as_text(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """numpy values, bytes and plain objects in a plan's metadata (and in a
+    sub-sequence's) do not stop the acquisition: the summary keeps them."""
+
+    class Note:
+        def __str__(self) -> str:
+            return "a note"
+
+    metadata = {
+        "gain": np.float32(1.5),
+        "well_index": np.int64(3),
+        "offsets": np.arange(3),
+        "blob": b"\x00\xff",
+        "note": Note(),
+    }
+    sub = useq.MDASequence(metadata=metadata)
+    seq = useq.MDASequence(
+        metadata=metadata,
+        stage_positions=[
+            useq.Position(x=0, y=0),
+            useq.Position(x=5, y=5, sequence=sub),
+        ],
+        channels=["DAPI", "FITC"],
+    )
+    out = tmp_path / "meta.ome.zarr"
+    writer, cap = run(core, seq, out)
+    # useq: the sub-sequence (no channels of its own) acquires one frame
+    assert len(cap.frames) == len(list(seq)) == writer.frames_written == 3
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    assert_planes(out, cap)
+    summary = json.loads((out / "mmzarr/summary.json").read_text())
+    kept = summary["mda_sequence"]["metadata"]
+    assert kept["gain"] == 1.5
+    assert kept["well_index"] == 3
+    assert kept["offsets"] == [0, 1, 2]
+    assert kept["blob"] == "b'\\x00\\xff'"
+    assert kept["note"] == "a note"
+
+
 def test_unbounded_generator_cancelled(core: UniMMCore, tmp_path: Path) -> None:
     template = useq.MDASequence(
         channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 1}

@@ -567,3 +567,41 @@ def test_a_long_time_plan_is_described_without_iterating_it() -> None:
     assert [s.locate(e.index) for e in head] == [
         ("", (e.index["t"], e.index["c"])) for e in head
     ]
+
+
+@pytest.mark.parametrize("grid", ["rows_columns", "from_edges", "width_height"])
+def test_a_grid_is_listed_a_fixed_number_of_times(
+    grid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Describing a tile scan lists its grid a fixed number of times, not once
+    per tile (a 40x40 grid took 20-30 s, growing with the square of the
+    tiles)."""
+    cls = {
+        "rows_columns": useq.GridRowsColumns,
+        "from_edges": useq.GridFromEdges,
+        "width_height": useq.GridWidthHeight,
+    }[grid]
+    real = cls.__iter__
+    calls: list[int] = []
+
+    def counted(self: Any) -> Any:
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(cls, "__iter__", counted)
+
+    def times_listed(n: int) -> int:
+        plan = {
+            "rows_columns": lambda: useq.GridRowsColumns(rows=n, columns=n),
+            "from_edges": lambda: useq.GridFromEdges(
+                top=0, left=0, bottom=n - 1, right=n - 1
+            ),
+            "width_height": lambda: useq.GridWidthHeight(width=n, height=n),
+        }[grid]()
+        seq = useq.MDASequence(grid_plan=plan, channels=["DAPI"])
+        calls.clear()
+        s = settings_for(seq)
+        assert len(s.images) == n * n
+        return len(calls)
+
+    assert times_listed(3) == times_listed(12)

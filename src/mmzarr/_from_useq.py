@@ -317,7 +317,9 @@ class _Facts:
         """Cell `g` of a grid plan (random points have no cells)."""
         if not isinstance(grid, _GRIDS):
             return None
-        cells = self.grid_cells.setdefault(id(grid), list(grid))
+        cells = self.grid_cells.get(id(grid))
+        if cells is None:  # listed once per grid, not once per image
+            cells = self.grid_cells[id(grid)] = list(grid)
         return cells[g] if g < len(cells) else None
 
 

@@ -127,10 +127,23 @@ def write_groups(
 
 
 def _json_default(obj: Any) -> Any:
+    """What JSON cannot hold, as something it can; never raises.
+
+    numpy values become numbers and lists, a pydantic model (a useq plan) its
+    dict, sets lists, anything else its text. A model whose JSON dump fails (a
+    plan whose `metadata` holds numpy values or bytes) is dumped as Python
+    objects, which come back here.
+    """
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
+        try:
+            return obj.model_dump(mode="json")
+        except Exception:
+            try:
+                return obj.model_dump(mode="python")
+            except Exception:
+                return str(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return str(obj)
