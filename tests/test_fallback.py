@@ -187,3 +187,79 @@ def test_taken_unplaced_sibling_is_left_alone_and_the_run_completes(
     np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[2][1])
     check_metadata(beside)
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+def _random_plate(*, allow_overlap: bool) -> useq.MDASequence:
+    """Wells A1 and B2 of a 96-well plate, 3 unseeded random points in each."""
+    points = useq.RandomPoints(
+        num_points=3,
+        max_width=150,
+        max_height=150,
+        fov_width=64,
+        fov_height=64,
+        allow_overlap=allow_overlap,
+    )
+    plan = useq.WellPlatePlan(
+        plate=96,
+        a1_center_xy=(0, 0),
+        selected_wells=([0, 1], [0, 1]),
+        well_points_plan=points,
+    )
+    return useq.MDASequence(stage_positions=plan, channels=["DAPI"])
+
+
+def test_unseeded_random_points_without_overlap_fall_back(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """useq draws them again on each iteration, maybe fewer: the frames' wells
+    are not known in advance, so every frame is kept in arrival order."""
+    seq = _random_plate(allow_overlap=False)
+    with pytest.raises(mmzarr.PlanError, match="random_seed"):
+        mmzarr.AcquisitionSettings.from_useq(
+            seq, image_shape=(8, 10), dtype="uint16", pixel_size_um=1
+        )
+    out = tmp_path / "random.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.fallback_reason is not None
+    assert "random_seed" in writer.fallback_reason
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    data = read_zarr(out, "0")
+    assert data.shape[0] == len(cap.frames) > 0
+    for k, (_, img) in enumerate(cap.frames):
+        np.testing.assert_array_equal(data[k], img, err_msg=f"frame {k}")
+
+
+def test_unseeded_random_points_land_in_the_wells_the_runner_visits(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """With overlap allowed there are num_points each time: every frame is in
+    the well the runner's event names, and no drawn position is written as a
+    field's place (the frame log has the visited ones)."""
+    seq = _random_plate(allow_overlap=True)
+    out = tmp_path / "random.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.fallback_reason is None
+    assert len(cap.frames) == 6
+    check_metadata(out)
+    fields: dict[str, int] = {}
+    for event, img in cap.frames:
+        well = {"A1": "A/1", "B2": "B/2"}[str(event.pos_name).split("_")[0]]
+        field = fields[well] = fields.get(well, -1) + 1  # in the order visited
+        np.testing.assert_array_equal(
+            read_zarr(out, f"{well}/{field}/0")[0], img, err_msg=str(event.pos_name)
+        )
+        ms = group_json(out, f"{well}/{field}")["attributes"]["ome"]["multiscales"]
+        for transform in ms[0]["datasets"][0]["coordinateTransformations"]:
+            assert transform["type"] == "scale"
+    visited = [
+        (r["metadata"]["stage"]["x"], r["metadata"]["stage"]["y"]) for r in _log(out)
+    ]
+    assert visited == [
+        pytest.approx((e.x_pos, e.y_pos), abs=0.01) for e, _ in cap.frames
+    ]

@@ -323,7 +323,8 @@ class _Facts:
         return cells[g] if g < len(cells) else None
 
 
-def _slot(event: useq.MDAEvent, facts: _Facts) -> FrameSlot:
+def _slot(event: useq.MDAEvent, facts: _Facts, *, xy: bool = True) -> FrameSlot:
+    """The slot of `event`; without its x and y unless `xy`."""
     # useq's keys are `Axis` str-enums; keep plain strings
     index = {str(k): int(v) for k, v in event.index.items()}
     image = tuple((k, v) for k, v in index.items() if k not in NON_SPATIAL)
@@ -334,8 +335,8 @@ def _slot(event: useq.MDAEvent, facts: _Facts) -> FrameSlot:
         c=index.get("c"),
         z=index.get("z"),
         channel=ChannelUse(channel.config, event.exposure) if channel else None,
-        x_um=event.x_pos,
-        y_um=event.y_pos,
+        x_um=event.x_pos if xy else None,
+        y_um=event.y_pos if xy else None,
         z_um=event.z_pos,
         facts=facts.of(image, event),
     )
@@ -361,6 +362,41 @@ def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
     # a MultiPhaseTimePlan of one phase at interval 0); cheap: no events
     n = sum(1 for _ in seq.time_plan)
     return n if n > REPEATED_PERIODS * period else None
+
+
+def _unseeded_random_points(seq: useq.MDASequence) -> bool:
+    """Whether `seq` places fields at random points drawn anew on each iteration.
+
+    useq draws `RandomPoints` without a `random_seed` again every time the plan
+    is iterated: the points the runner visits are not the ones iterated here.
+    With `allow_overlap` (the default) there are `num_points` of them each
+    time, so fields keep their numbers and only their positions are unknown;
+    without it useq may place fewer, and the numbers of the fields (and, in a
+    plate, their wells) cannot be known in advance: a `PlanError`.
+    """
+    plans: list[tuple[str, Any]] = [("grid_plan", seq.grid_plan)]
+    positions = seq.stage_positions
+    if isinstance(positions, useq.WellPlatePlan):
+        plans.append(("stage_positions.well_points_plan", positions.well_points_plan))
+    else:
+        plans += [
+            (f"stage_positions[{i}].sequence.grid_plan", p.sequence.grid_plan)
+            for i, p in enumerate(positions)
+            if p.sequence is not None
+        ]
+    found = False
+    for where, plan in plans:
+        if not isinstance(plan, useq.RandomPoints) or plan.random_seed is not None:
+            continue
+        if not plan.allow_overlap:
+            raise PlanError(
+                f"{where}: RandomPoints without random_seed and with "
+                "allow_overlap=False are drawn again each time the plan is "
+                "iterated, and may be fewer than num_points: which frame belongs "
+                "to which field is not known in advance; give a random_seed"
+            )
+        found = True
+    return found
 
 
 def useq_plan(
@@ -390,9 +426,12 @@ def useq_plan(
         loops = REPEATED_PERIODS * period
         time = useq.TIntervalLoops(interval=0, loops=loops)
         iterated = seq.model_copy(update={"time_plan": time})
+    redrawn = _unseeded_random_points(seq)
     events = _events(iterated)
     facts = _Facts(seq)
-    slots = tuple(_slot(e, facts) if acquires_image(e) else None for e in events)
+    slots = tuple(
+        _slot(e, facts, xy=not redrawn) if acquires_image(e) else None for e in events
+    )
     if not any(slots):
         raise PlanError(
             f"plan: the MDASequence is empty (it yields no events): {seq!r}"
