@@ -276,3 +276,31 @@ def test_backend_failure_cancels_and_reaches_caller(
     assert attrs["status"] == "failed"
     assert attrs["frames_written"] == 4
     check_metadata(out)
+
+
+@pytest.mark.parametrize("backend", [None, "acquire-zarr"])
+def test_plan_acquiring_z_outside_t_lands_in_place(
+    core: UniMMCore, tmp_path: Path, backend: str | None
+) -> None:
+    """`axis_order="zt"`: each plane's time series, then the next plane.
+    acquire-zarr appends t first, so it would hold every frame until its turn:
+    by default the writer takes tensorstore; asked for acquire-zarr, it widens
+    the reorder window (up to max_buffer_bytes). Either way every frame is in
+    its place and none beside the dataset."""
+    seq = useq.MDASequence(
+        z_plan=useq.ZRangeAround(range=2, step=1),
+        time_plan={"interval": 0.001, "loops": 8},
+        axis_order="zt",
+    )
+    out = tmp_path / "zt.ome.zarr"
+    # 24 frames of 512 KiB, up to 14 of them waiting (t 1-7 of planes 0 and 1):
+    # more than the default window (4 MiB), less than max_buffer_bytes
+    writer, cap = run(core, seq, out, backend=backend, max_buffer_bytes=16 * 2**20)
+    assert writer.backend == ("tensorstore" if backend is None else "acquire-zarr")
+    assert group_json(out)["attributes"]["mmzarr"]["backend"] == (
+        "TensorStoreBackend" if backend is None else "AcquireZarrBackend"
+    )
+    assert writer.unplaced is None
+    assert len(cap.frames) == len(list(seq)) == writer.frames_written == 24
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    assert_planes(out, cap)

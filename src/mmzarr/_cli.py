@@ -129,19 +129,21 @@ def run_acquisition(
     out: Path,
     *,
     config: str | None = None,
-    backend: str = "acquire-zarr",
+    backend: str | None = None,
     overwrite: bool = False,
 ) -> tuple[int, bool]:
     """Run `seq` on a core (demo rig or `config`) into `out`.
 
-    Returns the frames written and whether Ctrl-C cancelled the run.
+    `backend`: None for `MDAWriter`'s choice (acquire-zarr, or tensorstore for
+    a plan acquire-zarr cannot take in its order). Returns the frames written
+    and whether Ctrl-C cancelled the run.
     """
     from mmzarr.handlers import MDAWriter
 
     _check_backend(backend)
     _check_output(out, overwrite)
     core = _load_core(config)
-    settings = _settings(seq, core, backend)
+    settings = _settings(seq, core)
     _check_channels(seq, core)
     writer = MDAWriter(out, backend=backend, overwrite=overwrite, core=core)
     if settings is not None:
@@ -163,10 +165,20 @@ def run_acquisition(
     return writer.frames_written, cancelled
 
 
-def _check_backend(backend: str) -> None:
-    """Fail before anything is printed or loaded when `backend` cannot be used."""
-    from mmzarr.backends import BACKENDS
+def _backend_name(backend: str | None, settings: AcquisitionSettings | None) -> str:
+    """The backend a run uses: `backend`, or `MDAWriter`'s choice for `settings`."""
+    from mmzarr.backends import DEFAULT_BACKEND, backend_for
 
+    if backend is not None:
+        return backend
+    return DEFAULT_BACKEND if settings is None else backend_for(settings)
+
+
+def _check_backend(backend: str | None) -> None:
+    """Fail before anything is printed or loaded when `backend` cannot be used."""
+    from mmzarr.backends import BACKENDS, DEFAULT_BACKEND
+
+    backend = backend or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if not BACKENDS[backend].is_available():
@@ -175,9 +187,7 @@ def _check_backend(backend: str) -> None:
         raise CLIError(f"backend {backend!r} is not installed: {hint}")
 
 
-def _settings(
-    seq: useq.MDASequence, core: Any, backend: str
-) -> AcquisitionSettings | None:
+def _settings(seq: useq.MDASequence, core: Any) -> AcquisitionSettings | None:
     """The settings for `seq`, or None when the plan cannot be mapped.
 
     An unmappable plan is still acquired: `MDAWriter` keeps every frame in the
@@ -296,7 +306,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("plan", type=Path)
     a.add_argument("out", type=Path)
     a.add_argument("--config", help="Micro-Manager .cfg (default: demo rig)")
-    a.add_argument("--backend", default="acquire-zarr", help=f"one of {backends}")
+    a.add_argument(
+        "--backend",
+        help=f"one of {backends} (default acquire-zarr, or tensorstore for a plan "
+        "acquire-zarr cannot take in its order)",
+    )
     a.add_argument("--overwrite", action="store_true")
     a.add_argument("--dry-run", action="store_true", help="print settings only")
 
@@ -318,7 +332,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         seq = load_plan(args.plan)
         if args.dry_run:
             core = _load_core(args.config)
-            settings = _settings(seq, core, args.backend)
+            settings = _settings(seq, core)
             if settings is not None:
                 print_settings(settings)
             _check_channels(seq, core)
@@ -327,7 +341,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 note = " (it exists: acquiring needs --overwrite)"
             say(
                 f"dry run: nothing acquired; would write {args.out}{note} "
-                f"with backend {args.backend}"
+                f"with backend {_backend_name(args.backend, settings)}"
             )
             return 0
         n, cancelled = run_acquisition(

@@ -25,6 +25,8 @@ from mmzarr.errors import MissingDependencyError
 if TYPE_CHECKING:
     from typing import Any
 
+    from mmzarr._settings import AcquisitionSettings
+
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
@@ -35,6 +37,7 @@ __all__ = [
     "Capabilities",
     "Limits",
     "Progress",
+    "backend_for",
     "get_backend",
 ]
 
@@ -102,3 +105,21 @@ def get_backend(name: str, **options: Any) -> ArrayBackend:
     module = importlib.import_module(info.module)
     backend: ArrayBackend = getattr(module, info.class_name)(**options)
     return backend
+
+
+def backend_for(settings: AcquisitionSettings) -> str:
+    """The backend for `settings` when none is asked for.
+
+    `DEFAULT_BACKEND`, unless acquire-zarr would hold more than its default
+    reorder window of frames until their turn (a plan that acquires an axis
+    outside the one acquire-zarr appends first, `_acquire_array.reorder_bytes`):
+    then tensorstore, or zarr-python, whichever is installed.
+    """
+    from mmzarr.backends._acquire_array import default_window, reorder_bytes
+
+    if reorder_bytes(settings) <= default_window(settings.max_buffer_bytes):
+        return DEFAULT_BACKEND
+    for name in ("tensorstore", "zarr-python"):
+        if BACKENDS[name].is_available():
+            return name
+    return DEFAULT_BACKEND

@@ -67,7 +67,11 @@ import numpy as np
 
 from mmzarr._layout import BLOSC_CLEVEL, array_document
 from mmzarr._metadata import dumps_json
-from mmzarr.backends._acquire_array import ArrayCursor
+from mmzarr.backends._acquire_array import (
+    ArrayCursor,
+    append_order,
+    default_window,
+)
 from mmzarr.backends._acquire_batch import Batches
 from mmzarr.backends._acquire_disk import (
     Landing,
@@ -81,7 +85,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from mmzarr._pyramid import ArraySpec
     from mmzarr._settings import Dimension
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays, Limits
@@ -177,7 +180,7 @@ class AcquireZarrBackend:
         self._cursors = [
             ArrayCursor(
                 spec,
-                self._append_order(spec),
+                append_order(spec.settings),
                 dtype,
                 compressed=arrays.compression != "none",
             )
@@ -193,7 +196,7 @@ class AcquireZarrBackend:
         # max_buffer_bytes + 128 MiB (benchmarks/run.py).
         self._budget = max(6 * largest_slab, limits.max_buffer_bytes // 4)
         self._window = (
-            limits.max_buffer_bytes // 4
+            default_window(limits.max_buffer_bytes)
             if self._max_reorder is None
             else self._max_reorder
         )
@@ -309,14 +312,6 @@ class AcquireZarrBackend:
         return Progress(landing.readable(self._seq), landing.in_flight, self._budget)
 
     # ---- helpers ----------------------------------------------------------------
-    @staticmethod
-    def _append_order(spec: ArraySpec) -> tuple[str, ...]:
-        """acquire-zarr's declared order: acquisition order where it may reorder."""
-        im = spec.settings
-        storage = tuple(d.name for d in im.index_dims)
-        acq = tuple(im.acquisition_order or storage)
-        return acq if not storage or acq[0] == storage[0] else storage
-
     @staticmethod
     def _array_settings(cur: ArrayCursor, arrays: Arrays) -> aqz.ArraySettings:
         im = cur.image

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import collections
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._pyramid import all_arrays
 from mmzarr.backends._acquire_disk import Shard
 from mmzarr.backends._space import INDEX_ENTRY, file_disk_bytes
 
@@ -21,9 +23,48 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mmzarr._pyramid import ArraySpec
-    from mmzarr._settings import Dimension
+    from mmzarr._settings import AcquisitionSettings, Dimension, ImageSettings
 
-__all__ = ["ArrayCursor"]
+__all__ = ["ArrayCursor", "append_order", "default_window", "reorder_bytes"]
+
+
+def default_window(max_buffer_bytes: int) -> int:
+    """The reorder window's default size: a quarter of `max_buffer_bytes`."""
+    return max_buffer_bytes // 4
+
+
+def append_order(image: ImageSettings) -> tuple[str, ...]:
+    """acquire-zarr's declared order: acquisition order where it may reorder.
+
+    acquire-zarr reorders to storage order (`storage_dimension_order`) except
+    the first axis: when the first acquired axis is not the first stored one,
+    the array is declared in storage order and frames wait for their turn.
+    """
+    storage = tuple(d.name for d in image.index_dims)
+    acq = tuple(image.acquisition_order or storage)
+    return acq if not storage or acq[0] == storage[0] else storage
+
+
+def reorder_bytes(settings: AcquisitionSettings) -> int:
+    """The most bytes of frames in acquisition order that acquire-zarr holds.
+
+    Frames that come in the settings' acquisition order wait in the reorder
+    window (`max_reorder_bytes`) only for an image acquire-zarr cannot take in
+    that order (`append_order`), e.g. a z-stack acquired outside `t`: every
+    frame (all levels) of such an image is counted, at worst held until the
+    slots before it in storage order are acquired. `sys.maxsize` when such an
+    image has an unbounded `t`.
+    """
+    total = 0
+    for spec in all_arrays(settings):
+        im = spec.settings
+        storage = tuple(d.name for d in im.index_dims)
+        if append_order(im) != tuple(im.acquisition_order or storage):
+            if im.unbounded:
+                return sys.maxsize
+            frames = math.prod(int(d.size or 1) for d in im.index_dims)
+            total += frames * math.prod(im.frame_shape) * settings.itemsize
+    return total
 
 
 class ArrayCursor:

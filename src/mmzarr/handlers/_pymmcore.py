@@ -42,6 +42,8 @@ from mmzarr._cameras import (
 from mmzarr._fallback import FrontEndBase, open_fallback, open_unplaced
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
+from mmzarr.backends import DEFAULT_BACKEND, backend_for
+from mmzarr.backends._acquire_array import default_window, reorder_bytes
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -95,6 +97,11 @@ class MDAWriter(FrontEndBase):
         Output directory.
     backend
         Array backend (`"acquire-zarr"`, `"tensorstore"`, `"zarr-python"`).
+        By default acquire-zarr, or tensorstore for a plan acquire-zarr cannot
+        take in the order it acquires (e.g. `axis_order="zt"`: each z plane's
+        whole time series before the next plane; acquire-zarr would have to
+        hold more than a quarter of `max_buffer_bytes` of frames, and write
+        the rest beside the dataset); a warning says so.
     overwrite
         Replace an existing `path`.
     settings
@@ -165,7 +172,7 @@ class MDAWriter(FrontEndBase):
         self,
         path: str | Path,
         *,
-        backend: str = "acquire-zarr",
+        backend: str | None = None,
         overwrite: bool = False,
         settings: AcquisitionSettings | None = None,
         template: useq.MDASequence | None = None,
@@ -176,7 +183,9 @@ class MDAWriter(FrontEndBase):
         if cameras not in CAMERA_MODES:
             raise ValueError(f"cameras: {cameras!r} is not one of {CAMERA_MODES}")
         self.path = Path(path)
-        self.backend = backend
+        #: the backend of the current run (`backend`, or chosen for the plan)
+        self.backend = backend or DEFAULT_BACKEND
+        self._chosen_backend = backend
         self.overwrite = overwrite
         self.settings = settings
         self.template = template
@@ -217,7 +226,7 @@ class MDAWriter(FrontEndBase):
             self._summary = meta or None
             self.camera_layout = None
             self._fallback_dtype = None
-            backend_options: dict[str, Any] = {}
+            self.backend = self._chosen_backend or DEFAULT_BACKEND
             try:
                 if self.settings is not None:
                     settings = self.settings
@@ -225,7 +234,7 @@ class MDAWriter(FrontEndBase):
                     cameras = self._cameras(meta or {})
                     self.camera_layout = self._layout_for(sequence, cameras)
                     settings = self.camera_layout.settings
-                    backend_options = self._backend_options(self.camera_layout)
+                backend_options = self._backend_options(settings)
             except Exception as e:  # a plan we cannot map: keep every frame
                 self.fallback_reason = f"{type(e).__name__}: {e}"
                 logger.warning(
@@ -363,23 +372,55 @@ class MDAWriter(FrontEndBase):
         settings = AcquisitionSettings.from_useq(plan, **options)
         return camera_layout(settings, cameras, self.cameras)
 
-    def _backend_options(self, layout: CameraLayout) -> dict[str, Any]:
-        """A reorder window for the frames cameras send ahead (acquire-zarr)."""
-        if self.backend != "acquire-zarr" or not layout.held_frames:
+    def _backend_options(self, settings: AcquisitionSettings) -> dict[str, Any]:
+        """The run's backend (`self.backend`) and acquire-zarr's reorder window.
+
+        Without a backend asked for, `backend_for` chooses (tensorstore for a
+        plan acquire-zarr cannot take in its order). acquire-zarr holds frames
+        that come ahead of their slot: cameras as channels send some
+        (`CameraLayout.held_frames`), a plan in another order holds them until
+        their turn (`reorder_bytes`); the window grows to hold them, up to
+        `max_buffer_bytes`, and a warning says what does not fit.
+        """
+        if self._chosen_backend is None:
+            self.backend = backend_for(settings)
+            if self.backend != DEFAULT_BACKEND:
+                logger.warning(
+                    "mmzarr: this plan acquires an axis outside the one %s appends "
+                    "first (it would hold up to %s bytes of frames until their "
+                    "turn): writing %s with %s",
+                    DEFAULT_BACKEND,
+                    f"{reorder_bytes(settings):,}",
+                    self.path,
+                    self.backend,
+                )
+        if self.backend != "acquire-zarr":
             return {}
-        settings = layout.settings
-        frame = max(math.prod(im.frame_shape) for im in settings.images)
-        need = (layout.held_frames + 1) * frame * settings.itemsize
-        if need <= settings.max_buffer_bytes // 4:  # the backend's default
+        held = 0
+        layout = self.camera_layout
+        if layout is not None and layout.held_frames:
+            frame = max(math.prod(im.frame_shape) for im in settings.images)
+            held = (layout.held_frames + 1) * frame * settings.itemsize
+            logger.info(
+                "mmzarr: %d cameras as channels: holding up to %d frames (%d "
+                "bytes) that arrive ahead of their slot",
+                len(layout.cameras),
+                layout.held_frames,
+                held,
+            )
+        need = held + reorder_bytes(settings)
+        if need <= default_window(settings.max_buffer_bytes):
             return {}
-        logger.info(
-            "mmzarr: %d cameras as channels: holding up to %d frames (%d bytes) "
-            "that arrive ahead of their slot",
-            len(layout.cameras),
-            layout.held_frames,
-            need,
-        )
-        return {"max_reorder_bytes": need}
+        if need > settings.max_buffer_bytes:
+            logger.warning(
+                "mmzarr: acquire-zarr may have to hold %s bytes of frames until "
+                "their turn, more than max_buffer_bytes (%s): frames that do not "
+                "fit go to %s; backend='tensorstore' writes this plan in place",
+                f"{need:,}",
+                f"{settings.max_buffer_bytes:,}",
+                self.unplaced_path,
+            )
+        return {"max_reorder_bytes": min(need, settings.max_buffer_bytes)}
 
     def _common_dtype(self, meta: dict[str, Any]) -> str | None:
         """The dtype that holds every camera's frames (several cameras), or None."""
