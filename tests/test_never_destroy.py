@@ -579,6 +579,46 @@ def test_frame_log_is_standard_json(tmp_path: Path, backend: str) -> None:
     }
 
 
+def test_frame_metadata_json_cannot_hold_is_written_as_text(
+    tmp_path: Path, backend: str
+) -> None:
+    """A tuple key, a circular reference or an object whose text fails do not
+    stop the frame log (its thread had died, losing the records around them)."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+        __repr__ = __str__
+
+    circular: dict[str, Any] = {"name": "loop"}
+    circular["self"] = circular
+    metas = [
+        {"roi": {(0, 0): 5}},
+        {"loop": circular},
+        {"obj": Unprintable()},
+        {"plain": 1},
+    ]
+    out = tmp_path / "run.ome.zarr"
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": len(metas)}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=1,
+    )
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for k, meta in enumerate(metas):
+            stream.append(frame_for(k), metadata=meta)
+    assert stream.status == "complete"
+    lines = (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    records = [json.loads(line)["metadata"] for line in lines]
+    assert len(records) == len(metas)
+    assert records[0] == {"roi": {"(0, 0)": 5}}
+    assert records[1]["loop"]["self"]["name"] == "loop"
+    assert records[2] == {"obj": "<Unprintable>"}
+    assert records[3] == {"plain": 1}
+
+
 # ---- 14. S3 credentials --------------------------------------------------------------
 def test_s3_config_repr_hides_credentials() -> None:
     loc = mmzarr._storage.parse_location(

@@ -63,29 +63,50 @@ def dumps_json(doc: Any) -> bytes:
 
 
 def _dumps(doc: Any) -> str:
-    """`doc` as one line of standard JSON: NaN and +-Infinity become null.
+    """`doc` as one line of standard JSON; never raises for what a user passes.
 
-    Python's json writes them as the non-standard `NaN`/`Infinity`, which other
-    JSON readers refuse; a camera property or a lost stage position can be NaN.
+    Python's json writes NaN and +-Infinity as the non-standard `NaN`/
+    `Infinity`, which other JSON readers refuse (a camera property or a lost
+    stage position can be NaN): they become null. Keys JSON cannot hold (a
+    tuple), circular references and objects whose text fails are written as
+    text (`_plain`).
     """
     try:
         return json.dumps(
             doc, ensure_ascii=False, allow_nan=False, default=_json_default
         )
-    except ValueError:
-        # rare: encode as Python would, read back, replace the non-finite floats
-        plain = json.loads(json.dumps(doc, ensure_ascii=False, default=_json_default))
-        return json.dumps(_finite(plain), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return json.dumps(_plain(doc), ensure_ascii=False, allow_nan=False)
 
 
-def _finite(obj: Any) -> Any:
+#: nesting kept by `_plain`; deeper values (a circular reference) become text
+_MAX_DEPTH = 64
+
+
+def _plain(obj: Any, depth: int = 0) -> Any:
+    """`obj` as plain JSON values: str keys, finite floats, lists, text."""
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
+    if depth >= _MAX_DEPTH:
+        return _text(obj)
+    if isinstance(obj, Mapping):
+        return {
+            k if isinstance(k, str) else _text(k): _plain(v, depth + 1)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in obj]
+    return _plain(_json_default(obj), depth + 1)
+
+
+def _text(obj: Any) -> str:
+    """`str(obj)`, or its type's name when that fails."""
+    try:
+        return str(obj)
+    except Exception:
+        return f"<{type(obj).__name__}>"
 
 
 def _encode(text: str) -> bytes:
@@ -134,19 +155,19 @@ def _json_default(obj: Any) -> Any:
     plan whose `metadata` holds numpy values or bytes) is dumped as Python
     objects, which come back here.
     """
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "model_dump"):
-        try:
-            return obj.model_dump(mode="json")
-        except Exception:
+    try:
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        if hasattr(obj, "model_dump"):
             try:
-                return obj.model_dump(mode="python")
+                return obj.model_dump(mode="json")
             except Exception:
-                return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
+                return obj.model_dump(mode="python")
+        if isinstance(obj, (set, frozenset, tuple)):
+            return list(obj)
+    except Exception:
+        pass
+    return _text(obj)
 
 
 class _QueuedLog:

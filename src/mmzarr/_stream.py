@@ -493,6 +493,8 @@ class Stream(ClosesOnExit):
                 failure = StorageError(
                     f"writing the frame log of {self._where} failed: {e}"
                 )
+            except Exception:  # a bug: logged; the thread keeps flushing frames
+                logger.exception("mmzarr: writing the frame log of %s", self.path)
             with self._lock:
                 self._count_flushed()
                 self._error = self._error or failure
