@@ -42,7 +42,7 @@ from mmzarr._metadata import write_groups
 from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3
-from tests._readback import assert_frames
+from tests._readback import assert_frames, group_json
 from tests.test_stream import SHAPE, frame_for, settings_for, write_plan
 
 if TYPE_CHECKING:
@@ -304,6 +304,44 @@ def test_a_failing_group_document_stops_the_shallower_ones(tmp_path: Path) -> No
 
 
 # ---- 3. one writer per dataset -------------------------------------------------------
+def test_a_link_to_a_dataset_shares_its_lock(tmp_path: Path) -> None:
+    """A writer on the dataset, then `finalize` through a link to it: refused,
+    naming the holder (the lock was named after the link, and finalize moved a
+    live writer's shards aside)."""
+    out = tmp_path / "real.ome.zarr"
+    link = tmp_path / "link.ome.zarr"
+    with mmzarr.create_stream(out, settings_for(TC), backend=ANY_BACKEND) as stream:
+        stream.append(frame_for(0))
+        link.symlink_to(out.name)
+        with pytest.raises(DatasetLockedError, match=f"pid {os.getpid()}"):
+            mmzarr.finalize(link)
+        with pytest.raises(FileExistsError):  # a link is never replaced
+            mmzarr.create_stream(link, settings_for(TC), overwrite=True)
+        stream.append(frame_for(1))
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "cancelled"
+
+
+def test_finalize_through_dot_dot_keeps_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """`mmzarr finalize ../run.ome.zarr`: tensorstore refuses such a path; every
+    chunk of an intact dataset had been moved aside as damaged."""
+    out = tmp_path / "run.ome.zarr"
+    frames = write_plan(out, TC, backend)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    before = snapshot(out)
+    report = mmzarr.finalize("../run.ome.zarr")
+    assert report.ok
+    assert not (out / "mmzarr" / "damaged").exists()
+    assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == len(frames)
+    assert_frames(out, frames)
+    assert mmzarr.validate("../run.ome.zarr").ok
+    assert {k: v for k, v in snapshot(out).items() if "chunk" in k or "/c/" in k} == {
+        k: v for k, v in before.items() if "chunk" in k or "/c/" in k
+    }
+
+
 def test_second_writer_is_refused_naming_the_holder(
     tmp_path: Path, backend: str
 ) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,7 @@ def finalize(path: str | Path) -> ValidationReport:
     OSError
         When its record cannot be written (a full disk): nothing was changed.
     """
-    root = Path(path)
+    root = Path(os.path.abspath(path))  # the readers refuse ".."
     settings_file = root / SETTINGS_FILE
     if not settings_file.is_file():
         raise FileNotFoundError(

@@ -16,12 +16,10 @@ import json
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from mmzarr.errors import DatasetLockedError
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 try:
     import fcntl
@@ -50,8 +48,13 @@ def json_object(data: bytes) -> dict[str, Any] | None:
 
 
 def lock_path(dataset: Path) -> Path:
-    """The lock file of a local dataset: `.NAME.mmzarr-lock` beside it."""
-    canon = canonical(dataset)
+    """The lock file of a local dataset: `.NAME.mmzarr-lock` beside it.
+
+    Beside the directory the path leads to (links resolved, the last one
+    too): a writer and `finalize` reaching one dataset by different paths
+    take the same lock.
+    """
+    canon = Path(os.path.realpath(dataset))
     name = canon.name
     if len(name) > 200:  # keep within NAME_MAX
         digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,21 @@ def _have_reader() -> bool:
 
 
 def read_array(root: Path, array: str) -> np.ndarray:
-    """Read one array in full (tensorstore if installed, else zarr-python)."""
-    try:
-        import tensorstore as ts
-    except ImportError:
-        import zarr
+    """Read one array in full (`FrameReader`: tensorstore, else zarr-python).
 
-        return np.asarray(zarr.open_array(str(root / array), mode="r")[...])
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(root / array)}}
-    return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
+    Raises
+    ------
+    OSError
+        Why it cannot be read (`ArrayOpenError` when it cannot be opened).
+    """
+    pixels, error = FrameReader(root).read(array, (Ellipsis,))
+    if error is not None or pixels is None:
+        raise OSError(error or "no reader installed (tensorstore or zarr)")
+    return pixels
+
+
+class ArrayOpenError(OSError):
+    """An array that cannot be opened (its metadata, the path, the reader)."""
 
 
 class FrameReader:
@@ -153,7 +160,7 @@ class FrameReader:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = Path(os.path.abspath(root))  # tensorstore refuses ".."
         self.engine: str | None
         self._arrays: dict[str, Any] = {}
         try:
@@ -161,25 +168,42 @@ class FrameReader:
         except ImportError:
             self.engine = "zarr-python" if _has_zarr() else None
         else:
-            self.engine = "tensorstore"
+            # tensorstore's file driver takes a backslash for a separator
+            slash = "\\" in str(self.root) and _has_zarr()
+            self.engine = "zarr-python" if slash else "tensorstore"
 
     @property
     def available(self) -> bool:
         """Whether a reader is installed."""
         return self.engine is not None
 
-    def error(self, array: str, index: tuple[int | slice, ...]) -> str | None:
+    def error(self, array: str, index: tuple[Any, ...]) -> str | None:
         """Why `array[index]` (a frame, or a region) cannot be read, or None."""
-        return self.read(array, index)[1]
+        try:
+            return self.read(array, index)[1]
+        except ArrayOpenError as e:
+            return str(e)
 
     def read(
-        self, array: str, index: tuple[int | slice, ...]
+        self, array: str, index: tuple[Any, ...]
     ) -> tuple[np.ndarray | None, str | None]:
-        """`(array[index], None)`, or `(None, why it cannot be read)`."""
-        try:
-            arr = self._arrays.get(array)
-            if arr is None:
+        """`(array[index], None)`, or `(None, why it cannot be read)`.
+
+        Raises
+        ------
+        ArrayOpenError
+            When the array cannot be opened: nothing is known of its chunks.
+        """
+        arr = self._arrays.get(array)
+        if arr is None:
+            try:
                 arr = self._arrays[array] = self._open(array)
+            except Exception as e:
+                raise ArrayOpenError(
+                    f"cannot open array {str(self.root / array)!r} with "
+                    f"{self.engine}: {type(e).__name__}: {e}"
+                ) from e
+        try:
             if self.engine == "tensorstore":
                 return np.asarray(arr[index].read().result()), None
             return np.asarray(arr[index]), None
