@@ -618,7 +618,7 @@ def test_finalize_sets_aside_torn_missing_and_unwritten(
     assert again.ok
     record2 = json.loads((out / "mmzarr/finalize.json").read_text())
     assert {tuple(x["index"]) for x in record2["lost"]} == set(lost)
-    assert record2["damaged_files"] == []
+    assert record2["damaged_files"] == record["damaged_files"]  # still there
     assert _chunk_files(out) == untouched
 
 
@@ -878,10 +878,11 @@ def test_close_after_disk_full_records_failed(tmp_path: Path, backend: str) -> N
 
 
 def _written_then_died(
-    out: Path, backend: str, n: int
+    out: Path, backend: str, n: int, status: str = "acquiring"
 ) -> dict[tuple[int, int], np.ndarray]:
     """`n` frames over (t, c) written and closed, then the status put back to
-    `acquiring`, as a writer that died leaves it. Returns the frames by (t, c)."""
+    `acquiring`, as a writer that died leaves it (or `status`, e.g. `failed`
+    as a full disk does). Returns the frames by (t, c)."""
     settings = mmzarr.AcquisitionSettings.from_useq(
         TEMPLATE,
         image_shape=SHAPE,
@@ -897,38 +898,42 @@ def _written_then_died(
             frames[(t, c)] = frame_for(k)
             stream.append(frames[(t, c)], index={"t": t, "c": c})
     doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    doc["attributes"]["mmzarr"]["status"] = status
     (out / "zarr.json").write_text(json.dumps(doc))
     return frames
 
 
+@pytest.mark.parametrize("status", ["acquiring", "failed"])
 def test_finalize_keeps_frames_written_before_their_log_lines(
-    tmp_path: Path, backend: str
+    tmp_path: Path, backend: str, status: str
 ) -> None:
     """A writer killed after writing frames but before their log lines (written
-    every flush_interval_s / 2): finalize keeps the frames and says which."""
+    every flush_interval_s / 2): finalize keeps the frames and says which; and
+    finalizing again finds the same (it had dropped them and shrunk `t`)."""
     out = tmp_path / "unlogged.ome.zarr"
-    frames = _written_then_died(out, backend, 10)
+    frames = _written_then_died(out, backend, 10, status)
     log = out / "mmzarr/frames.jsonl"
     lines = log.read_text().splitlines(keepends=True)
     log.write_text("".join(lines[:7]))  # the last 3 lines were never written
-    final = mmzarr.finalize(out)
-    assert final.ok, final.format()
-    record = json.loads((out / "mmzarr/finalize.json").read_text())
-    assert record["frames_logged"] == 7
-    assert [x["index"] for x in record["frames_not_logged"]] == [
-        [3, 1],
-        [4, 0],
-        [4, 1],
-    ]
-    assert record["frames_kept"] == 10
-    assert record["lost"] == []
-    for read in (read_zarr, read_tensorstore):
-        data = read(out, "0")
-        assert data.shape[0] == 5
-        for (t, c), frame in frames.items():
-            np.testing.assert_array_equal(data[t, c], frame)
-    assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+    for _ in range(2):
+        final = mmzarr.finalize(out)
+        assert final.ok, final.format()
+        record = json.loads((out / "mmzarr/finalize.json").read_text())
+        assert record["status_before"] == status
+        assert record["frames_logged"] == 7
+        assert [x["index"] for x in record["frames_not_logged"]] == [
+            [3, 1],
+            [4, 0],
+            [4, 1],
+        ]
+        assert record["frames_kept"] == 10
+        assert record["lost"] == []
+        for read in (read_zarr, read_tensorstore):
+            data = read(out, "0")
+            assert data.shape[0] == 5
+            for (t, c), frame in frames.items():
+                np.testing.assert_array_equal(data[t, c], frame)
+        assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
 
 
 def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:

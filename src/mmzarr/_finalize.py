@@ -5,8 +5,9 @@ not match what reached the disk (an unbounded `t`), a frame log whose last
 records may name frames that never reached the disk, and possibly a chunk or
 shard file that was being written (a shard without its index). Finalizing keeps
 every logged frame whose chunks are on disk and decode (and, where a chunk file
-holds one frame, every frame on disk that the writer died before logging: the
-log is written every `flush_interval_s / 2`), sets unbounded arrays' `t` to the
+holds one frame, every frame on disk that the writer died, or a storage failure
+stopped it, before logging: the log is written every `flush_interval_s / 2`),
+sets unbounded arrays' `t` to the
 time points that hold data, moves chunk files that do not decode to
 `mmzarr/damaged/` (never deletes them), records the frames it could not keep in
 `mmzarr/finalize.json` (`LOST_FRAMES`) and rewrites the group metadata with
@@ -122,19 +123,19 @@ class _Record:
     def __init__(self, root: Path, status: str) -> None:
         self.path = root / LOST_FRAMES
         earlier = _read_json(self.path)
-        interrupted = earlier.get("state") == "in progress"
-        # files an interrupted finalize moved are listed again (where they are)
+        # files an earlier finalize moved are listed again (where they are),
+        # and the status the writer left is the one it found: finalizing again
+        # finds the same frames
         self.moved: list[str] = [
             f
-            for f in (earlier.get("damaged_files", []) if interrupted else [])
+            for f in earlier.get("damaged_files", [])
             if isinstance(f, str) and (root / f).is_file()
         ]
+        before = earlier.get("status_before")
         self.doc: dict[str, Any] = {
             "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
             "state": "in progress",
-            "status_before": (
-                earlier.get("status_before", status) if interrupted else status
-            ),
+            "status_before": before if isinstance(before, str) else status,
         }
 
     def write(self, **fields: Any) -> None:
@@ -184,10 +185,16 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
 
     moves: set[str] = set()  # chunk files to move aside
     kept, reasons = _on_disk(root, settings, logged, moves)
-    if status == "acquiring":
-        # the writer died: frames written within flush_interval_s before may be
-        # on disk without their record; kept when a chunk file holds just them
-        # (a writer that closed wrote every record first)
+    before = record.doc["status_before"]
+    written = old.get("frames_written")
+    if before == "acquiring" or (
+        # storage failed before the frame log had every record
+        before == "failed" and isinstance(written, int) and len(logged) < written
+    ):
+        # the writer died: frames written within flush_interval_s before may
+        # be on disk without their record; kept when a chunk file holds just
+        # them (a writer that closed wrote every record first, unless storage
+        # failed)
         found, _ = _on_disk(root, settings, _unlogged(root, settings, logged), set())
         kept += found
     recovered = set(kept) - set(logged)
