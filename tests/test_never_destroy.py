@@ -20,6 +20,7 @@ without the fix:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -340,6 +341,34 @@ def test_finalize_through_dot_dot_keeps_every_frame(
     assert {k: v for k, v in snapshot(out).items() if "chunk" in k or "/c/" in k} == {
         k: v for k, v in before.items() if "chunk" in k or "/c/" in k
     }
+
+
+def test_tensorstore_paths_with_dot_dot_or_a_backslash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tensorstore refuses ".." and reads a backslash as a separator: a path
+    with ".." is written where it leads; one with a backslash is refused before
+    anything is written (the arrays went to a directory mmzarr did not own)."""
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    frames = write_plan(tmp_path / "sub" / ".." / "run.ome.zarr", TWO_T, "tensorstore")
+    assert_frames(tmp_path / "run.ome.zarr", frames)
+    with pytest.raises(mmzarr.PlanError, match="backslash"):
+        mmzarr.create_stream(
+            "a\\b.ome.zarr", settings_for(TWO_T), backend="tensorstore"
+        )
+    assert listing(tmp_path) == {"sub", "run.ome.zarr"}
+
+
+def test_tensorstore_full_disk_at_open_is_a_storage_error() -> None:
+    from mmzarr.backends._tensorstore import _open_error
+
+    full = _open_error("/d/0", ValueError("RESOURCE_EXHAUSTED: No space left"))
+    assert isinstance(full, mmzarr.StorageError)
+    assert full.errno == errno.ENOSPC
+    assert "/d/0" in str(full)
+    bad = _open_error("/d/0", ValueError("INVALID_ARGUMENT: chunk shape"))
+    assert isinstance(bad, mmzarr.PlanError)
 
 
 def test_second_writer_is_refused_naming_the_holder(

@@ -24,6 +24,9 @@ pending ~15 minutes; `S3_RETRIES` bounds them, so a commit fails within ~8 s.
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -33,7 +36,7 @@ from mmzarr._layout import array_document
 from mmzarr.backends._base import Capabilities
 from mmzarr.backends._gather import ShardGatherer
 from mmzarr.backends._shards import GatheredArray, GatheringBackend
-from mmzarr.errors import PlanError
+from mmzarr.errors import PlanError, StorageError
 
 if TYPE_CHECKING:
     from mmzarr._pyramid import ArraySpec
@@ -46,6 +49,27 @@ __all__ = ["TensorStoreBackend"]
 #: tensorstore's `s3_request_retries` context resource: a request is tried
 #: 6 times over ~8 s (0.25 + 0.5 + 1 + 2 + 4 s between tries).
 S3_RETRIES = {"max_retries": 5, "initial_delay": "0.25s", "max_delay": "4s"}
+
+
+#: tensorstore status codes of a failed open that are storage's, not the plan's
+_STORAGE_CODES = (
+    "RESOURCE_EXHAUSTED",
+    "PERMISSION_DENIED",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "DATA_LOSS",
+    "INTERNAL",
+    "UNKNOWN",
+)
+
+
+def _open_error(path: str, e: ValueError) -> Exception:
+    """A `StorageError` for storage's failures (a full disk), else a `PlanError`."""
+    text = str(e)
+    if text.startswith(_STORAGE_CODES) or "No space left" in text:
+        err = errno.ENOSPC if "RESOURCE_EXHAUSTED" in text else errno.EIO
+        return StorageError(err, f"tensorstore could not create {path!r}: {text}")
+    return PlanError(f"tensorstore rejected {path!r}: {text}")
 
 
 class TensorStoreBackend(GatheringBackend):
@@ -62,7 +86,13 @@ class TensorStoreBackend(GatheringBackend):
         self._context = ts.Context(
             {"file_io_sync": self._limits.durable, "s3_request_retries": S3_RETRIES}
         )
-        root = location.path
+        root = None if location.path is None else Path(os.path.abspath(location.path))
+        if root is not None and "\\" in str(root):
+            raise PlanError(
+                f"tensorstore reads a backslash in a path as a separator and would "
+                f"write outside {str(root)!r}; use backend='acquire-zarr' or "
+                "'zarr-python', or a path without a backslash"
+            )
         if root is not None:
 
             def kvstore(path: str) -> dict[str, Any]:
@@ -98,13 +128,13 @@ class TensorStoreBackend(GatheringBackend):
                     )
                 )
             except ValueError as e:
-                raise PlanError(f"tensorstore rejected {spec.path!r}: {e}") from e
+                raise _open_error(kvstore(spec.path)["path"], e) from e
         out = []
         for spec, future in zip(arrays.specs, futures, strict=True):
             try:
                 store = future.result(timeout=self._limits.io_timeout_s)
             except ValueError as e:
-                raise PlanError(f"tensorstore rejected {spec.path!r}: {e}") from e
+                raise _open_error(kvstore(spec.path)["path"], e) from e
             path = None if root is None else root / spec.path
             out.append(
                 GatheredArray(store, spec, ShardGatherer(spec.settings, dtype), path)
