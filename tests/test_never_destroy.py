@@ -196,6 +196,44 @@ def test_mdawriter_hook_and_cli_use_the_same_rule(
     assert snapshot(thesis) == before
 
 
+def test_a_folder_with_an_empty_settings_file_is_not_a_dataset(
+    tmp_path: Path,
+) -> None:
+    """Only mmzarr's own settings make a folder without zarr.json a dataset (a
+    writer killed while opening it); `mmzarr/settings.json` holding `{}` beside
+    a user's files does not, and overwrite leaves it alone."""
+    folder = tmp_path / "thesis"
+    (folder / "mmzarr").mkdir(parents=True)
+    (folder / "mmzarr" / "settings.json").write_text("{}")
+    (folder / "thesis.tex").write_text("chapter 1")
+    before = snapshot(folder)
+    with pytest.raises(FileExistsError, match="not a zarr dataset"):
+        mmzarr.create_stream(folder, settings_for(TWO_T), overwrite=True)
+    assert snapshot(folder) == before
+
+
+def test_a_writer_killed_while_replacing_a_dataset_says_where_the_old_one_is(
+    tmp_path: Path,
+) -> None:
+    """What a kill during `create_stream(overwrite=True)` leaves: the old
+    dataset moved aside, the new one without its documents. finalize and
+    validate name the old copy (nothing is moved: the user decides)."""
+    out = tmp_path / "run.ome.zarr"
+    frames = write_plan(out, TWO_T, ANY_BACKEND)
+    aside = tmp_path / ".run.ome.zarr.mmzarr-old-0badc0de"
+    out.rename(aside)
+    (out / "mmzarr").mkdir(parents=True)
+    (out / "mmzarr" / "settings.json").write_bytes(
+        (aside / "mmzarr" / "settings.json").read_bytes()
+    )
+    with pytest.raises(FileNotFoundError, match="0badc0de"):
+        mmzarr.finalize(out)
+    report = mmzarr.validate(out)
+    assert not report.ok
+    assert any("0badc0de" in p for p in report.problems)
+    assert_frames(aside, frames)
+
+
 # ---- 2. the old dataset is kept until the new one has opened -------------------------
 def test_absurd_frame_size_is_a_plan_error() -> None:
     with pytest.raises(mmzarr.PlanError, match="200000 px"):

@@ -24,6 +24,7 @@ Where a dataset lives and how its objects are written is `_storage`'s.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import secrets
@@ -42,6 +43,7 @@ __all__ = [
     "claim",
     "dataset_problem",
     "delete_dataset",
+    "replaced_copies",
 ]
 
 logger = logging.getLogger("mmzarr")
@@ -153,8 +155,9 @@ def _dataset_problem(read: Any) -> str | None:
             settings = read(_SETTINGS)
         except OSError:
             settings = None
-        if settings is not None and json_object(settings) is not None:
-            return None
+        parsed = None if settings is None else json_object(settings)
+        if parsed is not None and {"layout", "images"} <= set(parsed):
+            return None  # a writer killed while opening it: mmzarr's settings
         return "it is not a zarr dataset (no zarr.json)"
     parsed = json_object(doc)
     if parsed is None:
@@ -165,6 +168,16 @@ def _dataset_problem(read: Any) -> str | None:
     if not isinstance(attrs, dict) or not ({"ome", "mmzarr"} & set(attrs)):
         return "its zarr.json has no 'ome' or 'mmzarr' attributes"
     return None
+
+
+def replaced_copies(root: Path) -> list[Path]:
+    """Datasets moved aside to be replaced by `root`, still there.
+
+    A writer killed while opening `root` with `overwrite` leaves the old one
+    there (`.NAME.mmzarr-old-XXXXXXXX`).
+    """
+    canon = canonical(root)
+    return sorted(canon.parent.glob(f".{glob.escape(canon.name[:200])}{_ASIDE}*"))
 
 
 def _local_problem(path: Path) -> str | None:

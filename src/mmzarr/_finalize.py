@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
+from mmzarr._claim import replaced_copies
 from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._pyramid import all_arrays
@@ -93,6 +94,13 @@ def finalize(path: str | Path) -> ValidationReport:
         raise FileNotFoundError(
             f"{str(settings_file)!r} not found: only datasets written by mmzarr can "
             "be finalized"
+        )
+    if not (root / "zarr.json").is_file():
+        kept = [str(p) for p in replaced_copies(root)]
+        where = f"; the dataset it was replacing is kept at {kept}" if kept else ""
+        raise FileNotFoundError(
+            f"{str(root / 'zarr.json')!r} not found: the writer died while opening "
+            f"{str(root)!r}, before its first frame{where}"
         )
     lock = _lock(root)
     try:

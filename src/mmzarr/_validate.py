@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mmzarr._claim import replaced_copies
 from mmzarr._layout import is_file_folder
 from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
@@ -311,6 +312,11 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     root_json = root / "zarr.json"
     if not root_json.is_file():
         report.problems.append(f"{root_json} is missing: not a zarr v3 group")
+        kept = [str(p) for p in replaced_copies(root)]
+        if kept:
+            report.problems.append(
+                f"the dataset it was replacing when its writer died is kept at {kept}"
+            )
         return report
     for zj in sorted(root.rglob("zarr.json")):
         try:
