@@ -342,6 +342,32 @@ def test_a_failing_group_document_stops_the_shallower_ones(tmp_path: Path) -> No
     assert written() == docs
 
 
+def test_ctrl_c_during_close_closes_the_dataset_first(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the backend writes its last frames: the close goes on to
+    its end, then KeyboardInterrupt is raised (a close cut short had left the
+    status `acquiring` and frames unwritten, and could not be done again)."""
+    cls = type(get_backend(backend))
+    real_flush = cls.flush
+
+    def flush(self: Any, *, final: bool = False) -> Any:
+        if final:
+            os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C
+        return real_flush(self, final=final)
+
+    monkeypatch.setattr(cls, "flush", flush)
+    out = tmp_path / "run.ome.zarr"
+    stream = mmzarr.create_stream(out, settings_for(TC), backend=backend)
+    frames = {stream.append(frame_for(k)): frame_for(k) for k in range(4)}
+    with pytest.raises(KeyboardInterrupt):
+        stream.close()
+    assert stream.status == "complete"
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    assert_frames(out, frames)
+    assert mmzarr.validate(out).ok
+
+
 # ---- 3. one writer per dataset -------------------------------------------------------
 def test_a_link_to_a_dataset_shares_its_lock(tmp_path: Path) -> None:
     """A writer on the dataset, then `finalize` through a link to it: refused,

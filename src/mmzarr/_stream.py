@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mmzarr._closing import ClosesOnExit
+from mmzarr._closing import ClosesOnExit, run_to_end
 from mmzarr._dataset import (
     ChannelRanges,
     in_background,
@@ -327,7 +327,7 @@ class Stream(ClosesOnExit):
             self._closed = True
             self._stop_flusher.set()
             try:
-                self._close(status)
+                run_to_end(self._close, status)
             finally:
                 self._claim.release()  # another writer may take the path now
 
