@@ -368,6 +368,43 @@ def test_ctrl_c_during_close_closes_the_dataset_first(
     assert mmzarr.validate(out).ok
 
 
+def test_ctrl_c_while_a_frame_is_written_accepts_it_whole(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the backend takes a frame: the frame is accepted whole,
+    then KeyboardInterrupt is raised; sending it again is refused as written
+    (acquire-zarr had taken it twice, shifting every later frame: the run was
+    lost)."""
+    cls = type(get_backend(backend))
+    real_write = cls.write
+    calls: list[int] = []
+
+    def write(self: Any, array: int, index: Any, frame: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C
+        real_write(self, array, index, frame)
+
+    monkeypatch.setattr(cls, "write", write)
+    out = tmp_path / "run.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=1
+    )
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for event in seq:
+            frame = frame_for(event.index["t"])
+            frames[("", (event.index["t"],))] = frame
+            try:
+                stream.append(frame, index=event.index)
+            except KeyboardInterrupt:  # the user retries the frame
+                with pytest.raises(mmzarr.FrameError, match="already written"):
+                    stream.append(frame, index=event.index)
+    assert stream.status == "complete"
+    assert_frames(out, frames)
+
+
 # ---- 3. one writer per dataset -------------------------------------------------------
 def test_a_link_to_a_dataset_shares_its_lock(tmp_path: Path) -> None:
     """A writer on the dataset, then `finalize` through a link to it: refused,

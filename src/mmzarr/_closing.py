@@ -1,4 +1,8 @@
-"""`with` support shared by the writers: close on exit, after an error too."""
+"""What the writers share around closing.
+
+`with` support (close on exit, after an error too) and Ctrl-C deferred until a
+write or a close has ended (`DeferredInterrupt`).
+"""
 
 from __future__ import annotations
 
@@ -8,47 +12,56 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import TracebackType
     from typing import Self
 
-__all__ = ["ClosesOnExit", "run_to_end"]
+__all__ = ["ClosesOnExit", "DeferredInterrupt"]
 
 logger = logging.getLogger("mmzarr")
 
 
-def run_to_end(fn: Callable[..., None], *args: Any) -> None:
-    """Run `fn(*args)` to its end through a first Ctrl-C; then raise it.
+class DeferredInterrupt:
+    """Let the block run to its end through a first Ctrl-C; then raise it.
 
-    A close cut short leaves the dataset half closed (its status `acquiring`,
-    frames accepted but never written) and cannot be done again. On the main
-    thread a first SIGINT meanwhile is only noted (and said); a second one
-    interrupts (the dataset then needs `mmzarr finalize`). The first is raised
-    as KeyboardInterrupt once `fn` has ended, after `fn`'s own error if any.
+    A write or a close cut short leaves a dataset half done (a frame half
+    handed to the backend, which a retry then writes twice; a status left
+    `acquiring`, frames accepted but never written) that cannot be finished.
+    On the main thread a first SIGINT meanwhile is only noted (and said, with
+    `what`); a second one interrupts at once. The first is raised as
+    KeyboardInterrupt once the block has ended, unless the block raised.
+    Elsewhere (SIGINT interrupts only the main thread) it does nothing.
     """
-    if threading.current_thread() is not threading.main_thread():
-        fn(*args)
-        return
-    caught: list[int] = []
 
-    def defer(signum: int, frame: Any) -> None:
-        caught.append(signum)
-        if len(caught) > 1:
+    __slots__ = ("_caught", "_previous", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._caught = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._defer)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        previous, self._previous = self._previous, None
+        if previous is None:
+            return
+        signal.signal(signal.SIGINT, previous)
+        if not self._caught or exc_type is not None:
+            return
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
+
+    def _defer(self, signum: int, frame: Any) -> None:
+        self._caught += 1
+        if self._caught > 1:
             raise KeyboardInterrupt
         logger.warning(
-            "mmzarr: Ctrl-C: the dataset is closed first; press it again to stop "
-            "now (then run `mmzarr finalize` on it)"
+            "mmzarr: Ctrl-C: %s first; press it again to stop now", self._what
         )
-
-    previous = signal.signal(signal.SIGINT, defer)
-    try:
-        fn(*args)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and previous is signal.default_int_handler:
-        raise KeyboardInterrupt
-    if caught and callable(previous):
-        previous(signal.SIGINT, None)
 
 
 class ClosesOnExit:

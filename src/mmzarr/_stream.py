@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mmzarr._closing import ClosesOnExit, run_to_end
+from mmzarr._closing import ClosesOnExit, DeferredInterrupt
 from mmzarr._dataset import (
     ChannelRanges,
     in_background,
@@ -98,6 +98,7 @@ class Stream(ClosesOnExit):
             where=self._where,
         )
         self._lock = threading.RLock()
+        self._writing = f"writing a frame of {self.path}"  # said on Ctrl-C
         self._router = Router(settings)
         self._dtype = np.dtype(settings.dtype)
         self._shapes = [im.frame_shape for im in settings.images]
@@ -276,26 +277,47 @@ class Stream(ClosesOnExit):
                     return where.key, where.index
                 if not owned:  # one copy, shared by the backend and the view
                     arr = np.array(arr, copy=True)
-                self._backend.write(where.image, where.index, arr)
-                nbytes = arr.nbytes
-                for number, level in self._levels.frames(where.image, arr):
-                    self._backend.write(number, where.index, level)
-                    nbytes += level.nbytes
             except (FrameError, BufferFullError, StorageError):
                 raise
             except Exception as e:
-                self._error = e
-                raise StorageError(
-                    f"writing frame {where.index} of image {im.key!r} to "
-                    f"{self._where} failed: {e}"
-                ) from e
-            self._pressure.accepted(nbytes)
-            self._router.mark(where)
-            self._ranges.update(where.image, where.index, arr)
-            self._frames += 1
-            self._recent.keep(where.image, where.index, arr)
-            self._log_frame(where, index, metadata)
+                raise self._failed(where, e) from e
+            # the frame is accepted whole or not at all
+            with DeferredInterrupt(self._writing):
+                self._accept(where, index, metadata, arr)
             return where.key, where.index
+
+    def _failed(self, where: Placement, e: Exception) -> StorageError:
+        """Fail the stream with `e`; the error to raise."""
+        self._error = e
+        key = self.settings.images[where.image].key
+        return StorageError(
+            f"writing frame {where.index} of image {key!r} to {self._where} failed: {e}"
+        )
+
+    def _accept(
+        self,
+        where: Placement,
+        index: Mapping[str, int] | None,
+        metadata: Mapping[str, Any] | None,
+        arr: np.ndarray,
+    ) -> None:
+        """Hand the frame (and its levels) to the backend; count and log it."""
+        try:
+            self._backend.write(where.image, where.index, arr)
+            nbytes = arr.nbytes
+            for number, level in self._levels.frames(where.image, arr):
+                self._backend.write(number, where.index, level)
+                nbytes += level.nbytes
+        except (FrameError, BufferFullError, StorageError):
+            raise
+        except Exception as e:
+            raise self._failed(where, e) from e
+        self._pressure.accepted(nbytes)
+        self._router.mark(where)
+        self._ranges.update(where.image, where.index, arr)
+        self._frames += 1
+        self._recent.keep(where.image, where.index, arr)
+        self._log_frame(where, index, metadata)
 
     def skip(self, n: int = 1) -> None:
         """Advance the default acquisition order by `n` frames without writing.
@@ -327,7 +349,10 @@ class Stream(ClosesOnExit):
             self._closed = True
             self._stop_flusher.set()
             try:
-                run_to_end(self._close, status)
+                with DeferredInterrupt(
+                    f"closing {self.path} (or run `mmzarr finalize` on it)"
+                ):
+                    self._close(status)
             finally:
                 self._claim.release()  # another writer may take the path now
 
