@@ -304,3 +304,40 @@ def test_plan_acquiring_z_outside_t_lands_in_place(
     assert len(cap.frames) == len(list(seq)) == writer.frames_written == 24
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
     assert_planes(out, cap)
+
+
+# the other handler's error kills pymmcore-plus' relay thread: that is the case
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_another_handler_failing_is_said_at_close(
+    core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pymmcore-plus stops sending events to every output handler when one
+    raises: the writer's dataset keeps what came and says the run did not
+    finish (it had looked like a plain cancel)."""
+
+    class Preview:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def frameReady(self, img: Any, event: Any, meta: Any) -> None:
+            self.n += 1
+            if self.n == 3:
+                raise RuntimeError("a bug in another handler")
+
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 8})
+    out = tmp_path / "other.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        core.mda.run(seq, output=[Preview(), writer])
+        writer.close()
+    assert "sequenceFinished never came" in caplog.text
+    assert 0 < writer.frames_written < len(cap.frames) == 8
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "cancelled"
+    settings = mmzarr.AcquisitionSettings.model_validate_json(
+        (out / "mmzarr/settings.json").read_text()
+    )
+    data = read_zarr(out, "0")
+    for event, img in cap.frames[: writer.frames_written]:
+        _, idx = settings.locate(event.index)
+        np.testing.assert_array_equal(data[idx], img)

@@ -473,6 +473,16 @@ class MDAWriter(FrontEndBase):
             status = "cancelled"
         elif self._ran_to_end:
             status = "complete"
+        elif self.stream is not None and not self.stream.closed:
+            # e.g. another output handler raised: pymmcore-plus stops sending
+            # events to every handler, sequenceFinished included
+            logger.warning(
+                "mmzarr: closing %s before the MDA said it finished or was "
+                "cancelled (sequenceFinished never came: another output handler "
+                "may have failed): %d frames written",
+                self.path,
+                self.frames_written,
+            )
         self._close_streams(status)
 
 
