@@ -550,6 +550,26 @@ def test_writer_in_another_process_holds_the_lock(
     assert_frames(out, expected)
 
 
+def test_a_lock_that_cannot_be_written_is_not_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the lock file takes its holder's record: the error is
+    raised and no lock file stays behind to refuse the next writer."""
+    from mmzarr import _lock
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "run.ome.zarr"
+    with monkeypatch.context() as m:
+        m.setattr(_lock.os, "pwrite", full)
+        with pytest.raises(OSError, match="No space left"):
+            mmzarr.create_stream(out, settings_for(TWO_T), backend=ANY_BACKEND)
+    assert listing(tmp_path) == set()
+    frames = write_plan(out, TWO_T, ANY_BACKEND)  # the next writer is not refused
+    assert_frames(out, frames)
+
+
 def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
     out = tmp_path / "run.ome.zarr"
     proc = _holder(out)

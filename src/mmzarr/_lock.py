@@ -102,6 +102,7 @@ class DatasetLock:
             return cls(path, None)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            locked = False
             try:
                 if not _flock_exclusive(fd):
                     holder = _holder_text(os.pread(fd, 4096, 0))
@@ -122,6 +123,7 @@ class DatasetLock:
                 ):
                     os.close(fd)
                     continue
+                locked = True
                 record = {
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
@@ -134,6 +136,9 @@ class DatasetLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             except BaseException:
+                if locked:  # ours (e.g. a full disk took no record): gone
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 raise
