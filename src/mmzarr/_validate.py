@@ -42,7 +42,6 @@ __all__ = [
     "frame_key",
     "lost_frames",
     "raw_chunk_bytes",
-    "read_array",
     "validate",
 ]
 
@@ -133,20 +132,6 @@ def _have_reader() -> bool:
     import importlib.util
 
     return any(importlib.util.find_spec(m) for m in ("tensorstore", "zarr"))
-
-
-def read_array(root: Path, array: str) -> np.ndarray:
-    """Read one array in full (`FrameReader`: tensorstore, else zarr-python).
-
-    Raises
-    ------
-    OSError
-        Why it cannot be read (`ArrayOpenError` when it cannot be opened).
-    """
-    pixels, error = FrameReader(root).read(array, (Ellipsis,))
-    if error is not None or pixels is None:
-        raise OSError(error or "no reader installed (tensorstore or zarr)")
-    return pixels
 
 
 class ArrayOpenError(OSError):
@@ -359,11 +344,11 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             'arrays were not read: install a reader (pip install "mmzarr[tensorstore]")'
         )
     elif read:
+        reader = reader or FrameReader(root)  # keeps the arrays it opened above
         for name in docs:
-            try:
-                read_array(root, name)
-            except Exception as e:
-                report.problems.append(f"array {name!r} cannot be read: {e}")
+            why = reader.error(name, (Ellipsis,))  # the whole array
+            if why is not None:
+                report.problems.append(f"array {name!r} cannot be read: {why}")
     return report
 
 
