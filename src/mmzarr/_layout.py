@@ -288,6 +288,20 @@ class GroupDocuments:
         }
         return docs
 
+    def to_rewrite(self, overwritten: bool) -> Which:
+        """The documents to write at close.
+
+        All of them when the backend overwrote them (`overwritten`,
+        `Progress.groups_overwritten`); otherwise the root's (the status), and
+        the images' when they have channels, whose display windows now span
+        the data acquired.
+        """
+        if overwritten:
+            return "all"
+        if any("c" in im.dim_names for im in self.settings.images):
+            return "images"
+        return "root"
+
     def _image_document(
         self,
         image: ImageSettings,

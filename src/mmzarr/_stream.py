@@ -5,8 +5,8 @@ the documents, reserves the space the final documents need, opens the frame
 log and the backend). `Stream` then coordinates each frame: checks it (shape,
 dtype), asks the `Router` where it goes, applies `on_full` (the shared
 `backends._pressure.Backpressure`), hands it (and its resolution levels) to the
-backend and logs its metadata; a flush thread pushes buffered frames to storage
-every `flush_interval_s` and counts what is readable; on close it records what
+backend and logs its metadata; its `Flusher` pushes buffered frames to storage
+every `flush_interval_s / 2` and counts what is readable; on close it records what
 was acquired (`_dataset`), the status first when storage failed. Storage itself
 is the backend's job (`mmzarr.backends`); where the dataset lives (a local
 directory or an `s3://` prefix) is `_storage.Location`'s.
@@ -30,6 +30,7 @@ from mmzarr._dataset import (
     rendered,
     write_group_metadata,
 )
+from mmzarr._flusher import Flusher
 from mmzarr._layout import GroupDocuments
 from mmzarr._metadata import frame_record
 from mmzarr._pyramid import Levels
@@ -113,20 +114,23 @@ class Stream(ClosesOnExit):
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
-        self._flushed = 0  # frames known to be readable from storage
-        self._readable = 0  # frames the backend reported readable
-        self._stop_flusher = threading.Event()
+        self._flusher = Flusher(
+            backend,
+            self._pressure,
+            log,
+            lock=self._lock,
+            frames=lambda: self._frames,
+            flushing=lambda: not self._closed and self._error is None,
+            fail=self._fail,
+            where=self._where,
+        )
 
     def start(self) -> None:
         """Start flushing buffered frames (and an S3 frame log) in the background.
 
         `create_stream` calls it once the dataset has opened.
         """
-        with self._lock:
-            self._flush()  # the backend's capacity, before the first frame
-        threading.Thread(
-            target=self._flush_loop, name="mmzarr-flush", daemon=True
-        ).start()
+        self._flusher.start(self.settings.flush_interval_s / 2)
 
     # ---- public API -----------------------------------------------------------
     @property
@@ -145,7 +149,7 @@ class Stream(ClosesOnExit):
         points whose shards are on disk, checked by their shard index; on S3 it
         stays 0 until `close`); all frames after `close`.
         """
-        return self._flushed
+        return self._flusher.flushed
 
     @property
     def status(self) -> Status:
@@ -286,6 +290,11 @@ class Stream(ClosesOnExit):
                 self._accept(where, index, metadata, arr)
             return where.key, where.index
 
+    def _fail(self, e: BaseException) -> None:
+        """Fail the stream with `e`, unless it failed already."""
+        if self._error is None:
+            self._error = e
+
     def _failed(self, where: Placement, e: Exception) -> StorageError:
         """Fail the stream with `e`; the error to raise."""
         self._error = e
@@ -347,7 +356,7 @@ class Stream(ClosesOnExit):
             if self._closed:
                 return
             self._closed = True
-            self._stop_flusher.set()
+            self._flusher.stop()
             try:
                 with DeferredInterrupt(
                     f"closing {self.path} (or run `mmzarr finalize` on it)"
@@ -381,7 +390,7 @@ class Stream(ClosesOnExit):
         if (
             self._error is None
             and self.location.is_local
-            and self._groups_to_rewrite(False) == "images"
+            and self._documents.to_rewrite(False) == "images"
             and self.settings.layout != "image"
         ):
             windows = in_background(self._write_groups, "windows")
@@ -393,7 +402,7 @@ class Stream(ClosesOnExit):
         finally:
             if windows is not None:
                 wait([windows])
-        rewrite = self._groups_to_rewrite(overwritten)
+        rewrite = self._documents.to_rewrite(overwritten)
         if windows is not None:
             try:
                 windows.result()
@@ -403,16 +412,7 @@ class Stream(ClosesOnExit):
                 logger.warning(
                     "mmzarr: writing the display windows failed", exc_info=True
                 )
-        planned = self.settings.frames_planned
-        if self._error is not None or errors:
-            if status in (None, "complete"):  # storage failed: not complete
-                status = "failed"
-        elif status is None:
-            if planned is not None and self._frames < planned:
-                status = "cancelled"
-            else:
-                status = "complete"
-        self._status = status
+        self._status = status = self._final_status(status, bool(errors))
         self.location.release_space()  # room for the documents below
         stored = True  # whether storage takes documents
         if status == "failed":  # the status first: the disk may be full
@@ -435,11 +435,26 @@ class Stream(ClosesOnExit):
         except OSError as e:
             errors.append(e)
         if not errors:
-            self._flushed = self._frames
+            self._flusher.flushed = self._frames
         if errors:
             raise StorageError(
                 f"closing dataset {self._where} failed: {errors[0]}"
             ) from errors[0]
+
+    def _final_status(self, given: Status | None, errors: bool) -> Status:
+        """The status to record: `given`, or what the frames written say.
+
+        After a storage failure (`errors` at close) it is `failed`, also when
+        `complete` was given.
+        """
+        if self._error is not None or errors:
+            return "failed" if given in (None, "complete") else given
+        if given is not None:
+            return given
+        planned = self.settings.frames_planned
+        if planned is not None and self._frames < planned:
+            return "cancelled"
+        return "complete"
 
     def _close_after_error(self, exc: BaseException | None) -> None:
         try:
@@ -457,18 +472,8 @@ class Stream(ClosesOnExit):
 
     # ---- internals ------------------------------------------------------------
     def _flush(self, *, final: bool = False) -> Progress:
-        """Flush the backend; take in what it reports (under the lock)."""
-        progress = self._backend.flush(final=final)
-        self._pressure.report(progress)
-        self._readable = progress.readable
-        self._count_flushed()
-        return progress
-
-    def _count_flushed(self) -> None:
-        """Frames readable from storage whose records are in the frame log."""
-        logged = self._frames if self._log is None else self._log.frames_logged
-        flushed = min(self._readable, self._frames, logged)
-        self._flushed = max(self._flushed, flushed)
+        """Flush the backend (under the lock); what it reports."""
+        return self._flusher.flush(self._frames, final=final)
 
     def _log_frame(
         self,
@@ -492,38 +497,6 @@ class Stream(ClosesOnExit):
                 )
             )
 
-    def _flush_loop(self) -> None:
-        """Push buffered frames and log records to storage every `flush_interval_s / 2`.
-
-        The frame log is written outside the lock: frames keep coming meanwhile.
-        """
-        while not self._stop_flusher.wait(self.settings.flush_interval_s / 2):
-            with self._lock:
-                if self._closed or self._error is not None:
-                    continue
-                try:
-                    self._flush()
-                except Exception as e:
-                    self._error = e
-                    logger.error("mmzarr: flushing %s failed: %s", self.path, e)
-                    continue
-            failure: StorageError | None = None
-            try:
-                if self._log is not None:
-                    self._log.flush()
-            except OSError as e:
-                logger.error(
-                    "mmzarr: writing the frame log of %s failed: %s", self.path, e
-                )
-                failure = StorageError(
-                    f"writing the frame log of {self._where} failed: {e}"
-                )
-            except Exception:  # a bug: logged; the thread keeps flushing frames
-                logger.exception("mmzarr: writing the frame log of %s", self.path)
-            with self._lock:
-                self._count_flushed()
-                self._error = self._error or failure
-
     def _check_open(self) -> None:
         if self._closed:
             raise FrameError(f"stream {str(self.path)!r} is closed")
@@ -538,20 +511,6 @@ class Stream(ClosesOnExit):
             im = self.settings.images[image]
             raise FrameError(im.frame_problem(arr, self._dtype))
         return arr
-
-    def _groups_to_rewrite(self, overwritten: bool) -> Which:
-        """The group documents to write at close.
-
-        All of them when the backend overwrote them (`overwritten`,
-        `Progress.groups_overwritten`); otherwise the root's (the status), and
-        the images' when they have channels, whose display windows now span
-        the data acquired.
-        """
-        if overwritten:
-            return "all"
-        if any("c" in im.dim_names for im in self.settings.images):
-            return "images"
-        return "root"
 
     def _write_groups(self, which: Which, *, ome_xml: bool | str = False) -> None:
         """Write the group documents `which` (and the OME-XML, `ome_xml`)."""

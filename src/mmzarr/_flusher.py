@@ -1,0 +1,135 @@
+"""`Flusher`: a stream's buffered frames and log records pushed to storage.
+
+A `Stream` hands frames to its backend and queues their log records; the
+flusher pushes both to storage every `flush_interval_s / 2` on a thread of its
+own, and counts the frames another process can read (`flushed`): frames the
+backend reports readable whose records are in the frame log, in the order they
+were appended. It shares the stream's lock: a flush never runs beside a frame
+being written; the frame log is written outside it, so frames keep coming.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from mmzarr.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mmzarr import _metadata
+    from mmzarr.backends import ArrayBackend, Progress
+    from mmzarr.backends._pressure import Backpressure
+
+__all__ = ["Flusher"]
+
+logger = logging.getLogger("mmzarr")
+
+
+class Flusher:
+    """Flushes a stream's backend and frame log; counts the frames readable.
+
+    Parameters
+    ----------
+    backend, pressure, log
+        The stream's backend, its `Backpressure` (told what the backend
+        reports) and its frame log (None: not logged).
+    lock
+        The stream's lock, held by the caller of `flush` and `count`, taken
+        by the thread around them.
+    frames
+        The frames written so far. Called under `lock`.
+    flushing
+        Whether the stream takes flushes (it is open and has not failed).
+        Called under `lock`.
+    fail
+        Called under `lock` with a storage error the thread met; the stream
+        fails with it (unless it failed already).
+    where
+        The dataset, for messages.
+    """
+
+    def __init__(
+        self,
+        backend: ArrayBackend,
+        pressure: Backpressure,
+        log: _metadata.FrameLog | _metadata.SegmentedFrameLog | None,
+        *,
+        lock: threading.RLock,
+        frames: Callable[[], int],
+        flushing: Callable[[], bool],
+        fail: Callable[[BaseException], None],
+        where: str,
+    ) -> None:
+        self._backend = backend
+        self._pressure = pressure
+        self._log = log
+        self._lock = lock
+        self._frames = frames
+        self._flushing = flushing
+        self._fail = fail
+        self._where = where
+        #: Frames known to be readable from storage, their records logged.
+        self.flushed = 0
+        self._readable = 0  # frames the backend reported readable
+        self._stop = threading.Event()
+
+    def start(self, interval_s: float) -> None:
+        """Flush every `interval_s` on a thread until `stop`.
+
+        The first flush is here, for the backend's capacity before the first
+        frame.
+        """
+        with self._lock:
+            self.flush(self._frames())
+        threading.Thread(
+            target=self._loop, args=(interval_s,), name="mmzarr-flush", daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        """Stop the thread (it ends at its next wake-up)."""
+        self._stop.set()
+
+    def flush(self, frames: int, *, final: bool = False) -> Progress:
+        """Flush the backend; take in what it reports (under the lock)."""
+        progress = self._backend.flush(final=final)
+        self._pressure.report(progress)
+        self._readable = progress.readable
+        self.count(frames)
+        return progress
+
+    def count(self, frames: int) -> None:
+        """Count the frames readable from storage whose records are in the log."""
+        logged = frames if self._log is None else self._log.frames_logged
+        self.flushed = max(self.flushed, min(self._readable, frames, logged))
+
+    def _loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            with self._lock:
+                if not self._flushing():
+                    continue
+                try:
+                    self.flush(self._frames())
+                except Exception as e:
+                    self._fail(e)
+                    logger.error("mmzarr: flushing %s failed: %s", self._where, e)
+                    continue
+            failure: StorageError | None = None
+            try:
+                if self._log is not None:
+                    self._log.flush()
+            except OSError as e:
+                logger.error(
+                    "mmzarr: writing the frame log of %s failed: %s", self._where, e
+                )
+                failure = StorageError(
+                    f"writing the frame log of {self._where} failed: {e}"
+                )
+            except Exception:  # a bug: logged; the thread keeps flushing frames
+                logger.exception("mmzarr: writing the frame log of %s", self._where)
+            with self._lock:
+                self.count(self._frames())
+                if failure is not None:
+                    self._fail(failure)
