@@ -244,8 +244,32 @@ def positions(draw: st.DrawFn) -> useq.Position:
 
 
 @st.composite
+def well_positions(draw: st.DrawFn) -> list[useq.Position]:
+    """Hand-written positions in plate wells (no `WellPlatePlan`).
+
+    Wells and names repeat: several fields of one well, maybe all named after
+    the well, as a user listing a plate's fields by hand may write them.
+    """
+    n = draw(st.integers(1, 4))
+    names = st.sampled_from(["A1", "B2", "site", "well 1"])
+    return [
+        _build(
+            useq.Position,
+            x=float(10 * k),
+            y=0.0,
+            name=draw(_maybe(names)),
+            plate_row=draw(st.integers(0, 1)),
+            plate_col=draw(st.integers(0, 2)),
+            sequence=draw(_maybe(sub_sequences())),
+        )
+        for k in range(n)
+    ]
+
+
+@st.composite
 def well_plate_plans(draw: st.DrawFn) -> useq.WellPlatePlan:
-    """A plate with 1-3 selected wells and 1-3 points per well."""
+    """A plate with 1-3 selected wells (a well may be selected twice) and
+    1-3 points per well."""
     plate = draw(st.sampled_from(["6-well", "24-well", "96-well", "1536-well"]))
     rows, cols = useq.WellPlate.from_str(plate).shape
     wells = draw(
@@ -253,7 +277,6 @@ def well_plate_plans(draw: st.DrawFn) -> useq.WellPlatePlan:
             st.tuples(st.integers(0, rows - 1), st.integers(0, cols - 1)),
             min_size=1,
             max_size=3,
-            unique=True,
         )
     )
     points = draw(
@@ -301,11 +324,14 @@ def mda_sequences(draw: st.DrawFn, max_frames: int = MAX_FRAMES) -> useq.MDASequ
         kwargs["channels"] = draw(channel_lists)
     if draw(st.integers(0, 2)) == 0:
         kwargs["grid_plan"] = draw(grid_plans)
-    kind = draw(st.sampled_from(["none", "positions", "positions", "plate"]))
+    kinds = ["none", "positions", "positions", "plate", "wells"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "positions":
         kwargs["stage_positions"] = draw(st.lists(positions(), min_size=1, max_size=3))
     elif kind == "plate":
         kwargs["stage_positions"] = draw(well_plate_plans())
+    elif kind == "wells":
+        kwargs["stage_positions"] = draw(well_positions())
     if draw(st.integers(0, 3)) == 0:
         kwargs["autofocus_plan"] = draw(autofocus_plans)
     if draw(st.integers(0, 5)) == 0:

@@ -525,28 +525,23 @@ def test_bad_pixel_size(px: Any, shown: str) -> None:
         build(PLANS_BY_NAME["c-only"].seq, pixel_size_um=px)
 
 
-def test_two_positions_claim_one_well_field() -> None:
+def test_positions_sharing_a_name_or_grid_cell_in_a_well_are_two_fields() -> None:
+    """Positions are told apart by their index `p`, not their name: two
+    positions in one well named alike (a plate's fields listed by hand, each
+    named after its well) or with the same grid cell are two fields."""
     seq = useq.MDASequence(
         stage_positions=[
-            useq.Position(x=0, y=0, plate_row=0, plate_col=0, name="f"),
-            useq.Position(x=0, y=0, plate_row=0, plate_col=0, name="f"),
-        ]
-    )
-    with pytest.raises(ValueError, match=r"'f'.*well A1|well A1.*'f'") as e:
-        build(seq)
-    assert "p=0" in str(e.value)
-    assert "p=1" in str(e.value)
-
-
-def test_two_positions_claim_one_grid_field() -> None:
-    seq = useq.MDASequence(
-        stage_positions=[
+            useq.Position(x=0, y=0, plate_row=0, plate_col=0, name="A1"),
+            useq.Position(x=5, y=0, plate_row=0, plate_col=0, name="A1"),
             useq.Position(x=0, y=0, plate_row=1, plate_col=2, grid_row=0, grid_col=1),
             useq.Position(x=1, y=0, plate_row=1, plate_col=2, grid_row=0, grid_col=1),
         ]
     )
-    with pytest.raises(ValueError, match=r"well B3"):
-        build(seq)
+    s = build(seq)
+    assert s.layout == "plate"
+    assert s.keys == ("A/1/0", "A/1/1", "B/3/0", "B/3/1")
+    assert [im.stage_position.x for im in s.images] == [0.0, 5.0, 0.0, 1.0]
+    assert [im.coords for im in s.images] == [{"p": i} for i in range(4)]
 
 
 def test_well_outside_the_plate() -> None:

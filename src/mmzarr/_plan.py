@@ -212,7 +212,6 @@ def _plate_placements(
         plate = PlateFacts(None, max(rows) + 1, max(cols, default=0) + 1)
     placements: list[Placement] = []
     wells: dict[str, int] = {}  # well -> fields so far
-    claims: dict[tuple[str, str], int] = {}
     for im in images:
         f = im.facts
         where = _describe(im.image, f)
@@ -230,7 +229,6 @@ def _plate_placements(
                 f"columns 0-{plate.columns - 1})"
             )
         well = f"{row_name(r)}/{c + 1}"
-        _claim(claims, well, im)
         n = wells.setdefault(well, 0)
         wells[well] = n + 1
         fld = f.field if f.field is not None else n
@@ -242,28 +240,6 @@ def _plate_placements(
         wells=tuple(wells),
     )
     return tuple(placements), plate_settings
-
-
-def _claim(claims: dict[tuple[str, str], int], well: str, im: ImageSlots) -> None:
-    """Refuse two positions (not grid cells) that name the same field of a well."""
-    coords = dict(im.image)
-    if "g" in coords:
-        return
-    f = im.facts
-    identity = None
-    if f.name:
-        identity = f"name={f.name!r}"
-    elif f.grid_row is not None and f.grid_col is not None:
-        identity = f"grid_row={f.grid_row}, grid_col={f.grid_col}"
-    if identity is None:
-        return
-    if (well, identity) in claims:
-        raise PlanError(
-            f"positions p={claims[(well, identity)]} and p={coords.get('p')} both "
-            f"claim the field with {identity} of well {well.replace('/', '')}; "
-            "give them distinct names"
-        )
-    claims[(well, identity)] = int(coords.get("p", 0))
 
 
 # ---- step 3: one image -----------------------------------------------------------
