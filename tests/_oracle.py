@@ -171,6 +171,16 @@ def _position(stage_positions: Sequence[Any], index: dict[str, int]) -> Any:
     return stage_positions[p] if 0 <= p < len(stage_positions) else None
 
 
+def _visited(stage_positions: Sequence[Any]) -> list[Any]:
+    """The stage positions as iterating them yields them.
+
+    Not ``len()`` and indexing: a ``WellPlatePlan`` without ``selected_wells``
+    has length 0 but iterates every well, and one whose points plan has no
+    field of view iterates but cannot say its length.
+    """
+    return list(iter(stage_positions))
+
+
 def build_oracle(
     events: Iterable[useq.MDAEvent],
     stage_positions: Sequence[Any],
@@ -193,9 +203,9 @@ def build_oracle(
     for k, index in enumerate(indexes):
         members.setdefault(_identity(index), []).append(k)
 
+    visited = _visited(stage_positions)
     positions = {
-        ident: _position(stage_positions, indexes[ks[0]])
-        for ident, ks in members.items()
+        ident: _position(visited, indexes[ks[0]]) for ident, ks in members.items()
     }
     layout: Layout
     if any(getattr(pos, "plate_row", None) is not None for pos in positions.values()):

@@ -268,8 +268,8 @@ def well_positions(draw: st.DrawFn) -> list[useq.Position]:
 
 @st.composite
 def well_plate_plans(draw: st.DrawFn) -> useq.WellPlatePlan:
-    """A plate with 1-3 selected wells (a well may be selected twice) and
-    1-3 points per well."""
+    """A plate with 1-3 selected wells (a well may be selected twice; a
+    6-well plate maybe all of them) and 1-4 points per well."""
     plate = draw(st.sampled_from(["6-well", "24-well", "96-well", "1536-well"]))
     rows, cols = useq.WellPlate.from_str(plate).shape
     wells = draw(
@@ -296,14 +296,23 @@ def well_plate_plans(draw: st.DrawFn) -> useq.WellPlatePlan:
                 random_seed=st.integers(0, 99),
                 **_FOV,
             ),
+            # no field of view: useq iterates 1 µm fields, but has no len()
+            st.builds(
+                useq.GridWidthHeight,
+                width=st.integers(1, 2).map(float),
+                height=st.integers(1, 2).map(float),
+            ),
         )
     )
+    selected: Any = (tuple(r for r, _ in wells), tuple(c for _, c in wells))
+    if plate == "6-well" and draw(st.booleans()):
+        selected = None  # every well (useq's len() of such a plan is 0)
     return _build(  # type: ignore[no-any-return]
         useq.WellPlatePlan,
         plate=plate,
         a1_center_xy=(draw(st.sampled_from([0.0, 1000.0])), 0.0),
         rotation=draw(_maybe(st.sampled_from([0.0, 5.0]))),
-        selected_wells=(tuple(r for r, _ in wells), tuple(c for _, c in wells)),
+        selected_wells=selected,
         well_points_plan=points,
     )
 

@@ -353,14 +353,17 @@ PYCRO_REFUSALS = (
 
 
 def _draws_points_again(seq: useq.MDASequence) -> bool:
-    """Whether a grid of `seq` is `RandomPoints` without a `random_seed`."""
+    """Whether a grid of `seq` is `RandomPoints` without a `random_seed`, or
+    visited in `random` order (useq shuffles with numpy's global generator)."""
     grids = [seq.grid_plan]
     if isinstance(seq.stage_positions, useq.WellPlatePlan):
         grids.append(seq.stage_positions.well_points_plan)
     else:
         grids += [p.sequence.grid_plan for p in seq.stage_positions if p.sequence]
     return any(
-        isinstance(g, useq.RandomPoints) and g.random_seed is None for g in grids
+        isinstance(g, useq.RandomPoints)
+        and (g.random_seed is None or g.order == useq.TraversalOrder.RANDOM)
+        for g in grids
     )
 
 
@@ -410,7 +413,7 @@ def check_hook_plan(seq: useq.MDASequence, backend: str = "acquire-zarr") -> str
         check_settings(got, oracle)
         got_doc, want_doc = got.model_dump(mode="json"), want.model_dump(mode="json")
         if _draws_points_again(seq):
-            # unseeded random points: each iteration of the plan draws its own
+            # random points: each iteration of the plan draws (or orders) its own
             # (the hook's events have the points of one; from_useq leaves them out)
             for doc in (got_doc, want_doc):
                 for im in doc["images"]:

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import useq
 
@@ -66,17 +67,49 @@ REPEATED_PERIODS = 2
 
 # ---- step 1: the plan ------------------------------------------------------------
 def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
-    """A copy of `seq` that shares no object with it.
+    """A copy of `seq` that shares no object with it, iterated as the runner does.
 
     Some plan parts keep state while they are iterated (useq's autofocus plans
     remember the previous event), and pymmcore-plus' runner iterates the user's
     object on its own thread while a handler describes the plan: iterating a
     shared object from two threads corrupts both iterations.
+
+    useq caches each axis's values per plan (by its `uid` and equality): a plan
+    iterated before the run (a preview) keeps those values after pymmcore-plus'
+    engine has changed its grids' field of view in place, and the runner visits
+    them. The copy keeps the `uid`, so it is iterated with the same values.
+    Random points are the exception: a copy that iterated them from a cache
+    entry of the runner's could, if both drew at once, replace the runner's
+    points during its run. Their copy gets new `uid`s, and `_redrawn_points`
+    says their positions are not known in advance.
     """
-    try:
-        return type(seq).model_validate(seq.model_dump())
-    except Exception:  # a subclass that does not round-trip: a deep copy
-        return seq.model_copy(deep=True)
+    copy = seq.model_copy(deep=True)
+    if _random_points(copy):
+        for plan in (copy, *_sub_sequences(copy)):
+            plan._uid = uuid4()  # noqa: SLF001 (useq has no public way)
+    return copy
+
+
+def _sub_sequences(seq: useq.MDASequence) -> list[useq.MDASequence]:
+    """The sub-sequences of `seq`'s stage positions."""
+    if isinstance(seq.stage_positions, useq.WellPlatePlan):
+        return []
+    return [p.sequence for p in seq.stage_positions if p.sequence is not None]
+
+
+def _random_points(seq: useq.MDASequence) -> list[tuple[str, useq.RandomPoints]]:
+    """The `RandomPoints` plans of `seq`, each with where it is in the plan."""
+    plans: list[tuple[str, Any]] = [("grid_plan", seq.grid_plan)]
+    positions = seq.stage_positions
+    if isinstance(positions, useq.WellPlatePlan):
+        plans.append(("stage_positions.well_points_plan", positions.well_points_plan))
+    else:
+        plans += [
+            (f"stage_positions[{i}].sequence.grid_plan", p.sequence.grid_plan)
+            for i, p in enumerate(positions)
+            if p.sequence is not None
+        ]
+    return [(w, plan) for w, plan in plans if isinstance(plan, useq.RandomPoints)]
 
 
 def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
@@ -279,7 +312,9 @@ class _Facts:
 
     def __init__(self, seq: useq.MDASequence) -> None:
         self.seq = seq
-        self.positions = list(seq.stage_positions)
+        # iterated, not sized: a plate's len() needs its points plan's field
+        # of view, which iterating does not (the runner leaves it unset)
+        self.positions = list(iter(seq.stage_positions))
         self.known: dict[frozenset[tuple[str, int]], ImageFacts] = {}
         self.grid_cells: dict[int, list[Any]] = {}
 
@@ -364,31 +399,24 @@ def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
     return n if n > REPEATED_PERIODS * period else None
 
 
-def _unseeded_random_points(seq: useq.MDASequence) -> bool:
+def _redrawn_points(seq: useq.MDASequence) -> bool:
     """Whether `seq` places fields at random points drawn anew on each iteration.
 
     useq draws `RandomPoints` without a `random_seed` again every time the plan
-    is iterated: the points the runner visits are not the ones iterated here.
-    With `allow_overlap` (the default) there are `num_points` of them each
+    is iterated, and shuffles them with numpy's global generator when their
+    `order` is `random` (seed or not): the points the runner visits, and which
+    field number each gets, are not the ones iterated here. With a seed, or
+    with `allow_overlap` (the default), there are `num_points` of them each
     time, so fields keep their numbers and only their positions are unknown;
-    without it useq may place fewer, and the numbers of the fields (and, in a
-    plate, their wells) cannot be known in advance: a `PlanError`.
+    without either useq may place fewer, and the numbers of the fields (and,
+    in a plate, their wells) cannot be known in advance: a `PlanError`.
     """
-    plans: list[tuple[str, Any]] = [("grid_plan", seq.grid_plan)]
-    positions = seq.stage_positions
-    if isinstance(positions, useq.WellPlatePlan):
-        plans.append(("stage_positions.well_points_plan", positions.well_points_plan))
-    else:
-        plans += [
-            (f"stage_positions[{i}].sequence.grid_plan", p.sequence.grid_plan)
-            for i, p in enumerate(positions)
-            if p.sequence is not None
-        ]
     found = False
-    for where, plan in plans:
-        if not isinstance(plan, useq.RandomPoints) or plan.random_seed is not None:
+    for where, plan in _random_points(seq):
+        shuffled = plan.order == useq.TraversalOrder.RANDOM
+        if plan.random_seed is not None and not shuffled:
             continue
-        if not plan.allow_overlap:
+        if plan.random_seed is None and not plan.allow_overlap:
             raise PlanError(
                 f"{where}: RandomPoints without random_seed and with "
                 "allow_overlap=False are drawn again each time the plan is "
@@ -426,7 +454,7 @@ def useq_plan(
         loops = REPEATED_PERIODS * period
         time = useq.TIntervalLoops(interval=0, loops=loops)
         iterated = seq.model_copy(update={"time_plan": time})
-    redrawn = _unseeded_random_points(seq)
+    redrawn = _redrawn_points(seq)
     events = _events(iterated)
     facts = _Facts(seq)
     slots = tuple(
