@@ -107,17 +107,20 @@ def get_backend(name: str, **options: Any) -> ArrayBackend:
     return backend
 
 
-def backend_for(settings: AcquisitionSettings) -> str:
+def backend_for(settings: AcquisitionSettings, reorder: int | None = None) -> str:
     """The backend for `settings` when none is asked for.
 
     `DEFAULT_BACKEND`, unless acquire-zarr would hold more than its default
     reorder window of frames until their turn (a plan that acquires an axis
-    outside the one acquire-zarr appends first, `_acquire_array.reorder_bytes`):
-    then tensorstore, or zarr-python, whichever is installed.
+    outside the one acquire-zarr appends first, `_acquire_array.reorder_bytes`,
+    or `reorder` when the caller has it): then tensorstore, or zarr-python,
+    whichever is installed.
     """
     from mmzarr.backends._acquire_array import default_window, reorder_bytes
 
-    if reorder_bytes(settings) <= default_window(settings.max_buffer_bytes):
+    if reorder is None:
+        reorder = reorder_bytes(settings)
+    if reorder <= default_window(settings.max_buffer_bytes):
         return DEFAULT_BACKEND
     for name in ("tensorstore", "zarr-python"):
         if BACKENDS[name].is_available():

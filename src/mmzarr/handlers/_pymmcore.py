@@ -382,15 +382,16 @@ class MDAWriter(FrontEndBase):
         their turn (`reorder_bytes`); the window grows to hold them, up to
         `max_buffer_bytes`, and a warning says what does not fit.
         """
+        reorder = reorder_bytes(settings)  # one pass over the arrays
         if self._chosen_backend is None:
-            self.backend = backend_for(settings)
+            self.backend = backend_for(settings, reorder)
             if self.backend != DEFAULT_BACKEND:
                 logger.warning(
                     "mmzarr: this plan acquires an axis outside the one %s appends "
                     "first (it would hold up to %s bytes of frames until their "
                     "turn): writing %s with %s",
                     DEFAULT_BACKEND,
-                    f"{reorder_bytes(settings):,}",
+                    f"{reorder:,}",
                     self.path,
                     self.backend,
                 )
@@ -408,7 +409,7 @@ class MDAWriter(FrontEndBase):
                 layout.held_frames,
                 held,
             )
-        need = held + reorder_bytes(settings)
+        need = held + reorder
         if need <= default_window(settings.max_buffer_bytes):
             return {}
         if need > settings.max_buffer_bytes:
