@@ -67,26 +67,24 @@ REPEATED_PERIODS = 2
 
 # ---- step 1: the plan ------------------------------------------------------------
 def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
-    """A copy of `seq` that shares no object with it, iterated as the runner does.
+    """A copy of `seq` that shares no object, and no useq cache entry, with it.
 
     Some plan parts keep state while they are iterated (useq's autofocus plans
     remember the previous event), and pymmcore-plus' runner iterates the user's
     object on its own thread while a handler describes the plan: iterating a
     shared object from two threads corrupts both iterations.
 
-    useq caches each axis's values per plan (by its `uid` and equality): a plan
-    iterated before the run (a preview) keeps those values after pymmcore-plus'
-    engine has changed its grids' field of view in place, and the runner visits
-    them. The copy keeps the `uid`, so it is iterated with the same values.
-    Random points are the exception: a copy that iterated them from a cache
-    entry of the runner's could, if both drew at once, replace the runner's
-    points during its run. Their copy gets new `uid`s, and `_redrawn_points`
-    says their positions are not known in advance.
+    useq caches each axis's values per plan, found by its `uid` and then by
+    equality (`==`, which compares the two plans' dumps and raises for numpy
+    values in their metadata): a copy with the user's `uid` would share the
+    runner's entries and could break or slow the runner's own iteration. The
+    copy and its sub-sequences get new `uid`s. (A deep copy, not a dump and
+    validate: a `WellPlatePlan` without `selected_wells` would come back with
+    no wells.)
     """
     copy = seq.model_copy(deep=True)
-    if _random_points(copy):
-        for plan in (copy, *_sub_sequences(copy)):
-            plan._uid = uuid4()  # noqa: SLF001 (useq has no public way)
+    for plan in (copy, *_sub_sequences(copy)):
+        plan._uid = uuid4()  # noqa: SLF001 (useq has no public way)
     return copy
 
 
