@@ -88,6 +88,46 @@ def test_collection_ome_xml_series_order(tmp_path: Path) -> None:
     assert ome.images[0].pixels.type.value == "uint8"
 
 
+@pytest.mark.parametrize(
+    ("dtype", "pixel_type"),
+    [("float32", "float"), ("float64", "double"), ("int32", "int32")],
+)
+def test_ome_xml_pixel_type(tmp_path: Path, dtype: str, pixel_type: str) -> None:
+    """numpy's float32/float64 are OME's `float`/`double`."""
+    seq = useq.MDASequence(stage_positions=[(0, 0, 0), (10, 20, 1)])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 6), dtype=dtype, pixel_size_um=0.5
+    )
+    out = tmp_path / "c.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for k in range(2):
+            stream.append(np.full((4, 6), k + 0.5, dtype))
+    ome = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text(), validate=True)
+    assert [im.pixels.type.value for im in ome.images] == [pixel_type] * 2
+    check_metadata(out)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64"])
+def test_no_ome_xml_for_a_dtype_ome_has_no_type_for(tmp_path: Path, dtype: str) -> None:
+    """OME has no 64-bit integer pixel type: the plate closes, without OME-XML."""
+    plate = useq.WellPlatePlan(
+        plate="24-well", a1_center_xy=(0, 0), selected_wells=([0], [0, 1])
+    )
+    seq = useq.MDASequence(stage_positions=plate)
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 6), dtype=dtype, pixel_size_um=0.5
+    )
+    out = tmp_path / "p.ome.zarr"
+    stream = mmzarr.create_stream(out, settings)
+    for event in seq:
+        stream.append(np.full((4, 6), 2**40, dtype), index=event.index)
+    stream.close()
+    assert stream.status == "complete"
+    assert not (out / "OME/METADATA.ome.xml").exists()
+    check_metadata(out)
+    assert mmzarr.validate(out).ok
+
+
 def test_single_image_has_no_ome_xml(tmp_path: Path) -> None:
     import numpy as np
 

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmzarr import _layout, _metadata
-from mmzarr._omexml import OME_XML, render_ome_xml, write_ome_xml
+from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml, write_ome_xml
 from mmzarr._storage import as_location
 from mmzarr._version import __version__
 
@@ -189,7 +189,7 @@ def write_group_metadata(
     )
     loc = as_location(root)
     _metadata.write_groups(loc, docs, fsync_all=durable)
-    if not ome_xml or settings.layout == "image":
+    if not ome_xml or not has_ome_xml(settings):
         return
     if not isinstance(ome_xml, str):
         ome_xml = render_ome_xml(
@@ -209,7 +209,7 @@ def render_ome_xml_ahead(
     `Stream.close` renders it while the backend writes its last frames; pass
     `rendered(future)` as `ome_xml` to `write_group_metadata`.
     """
-    if root.path is None or settings.layout == "image":
+    if root.path is None or not has_ome_xml(settings):
         return None
     try:
         records = _metadata.read_frame_log(root.path)

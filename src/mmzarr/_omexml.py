@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
-__all__ = ["OME_XML", "build_ome", "render_ome_xml", "write_ome_xml"]
+__all__ = [
+    "OME_XML",
+    "PIXEL_TYPES",
+    "build_ome",
+    "has_ome_xml",
+    "render_ome_xml",
+    "write_ome_xml",
+]
 
 #: Path of the OME-XML file, relative to the dataset root.
 OME_XML = "OME/METADATA.ome.xml"
@@ -108,6 +115,23 @@ def _instrument(summary: Mapping[str, Any]) -> Any:
     return m.Instrument(id="Instrument:0", detectors=detectors, objectives=objectives)
 
 
+#: OME's `PixelType` of each numpy dtype it has one for (int64 and uint64: none).
+PIXEL_TYPES = {
+    **{f"{k}{b}": f"{k}{b}" for k in ("int", "uint") for b in (8, 16, 32)},
+    "float32": "float",
+    "float64": "double",
+}
+
+
+def has_ome_xml(settings: AcquisitionSettings) -> bool:
+    """Whether the dataset gets an OME-XML.
+
+    Collections and plates do, when OME has a pixel type for their dtype
+    (`PIXEL_TYPES`); the XML is optional in NGFF.
+    """
+    return settings.layout != "image" and settings.dtype in PIXEL_TYPES
+
+
 def build_ome(
     settings: AcquisitionSettings,
     records: list[dict[str, Any]] | None = None,
@@ -143,7 +167,7 @@ def build_ome(
         pixels = m.Pixels(
             id=f"Pixels:{i}",
             dimension_order="XYZCT",
-            type=settings.dtype,
+            type=PIXEL_TYPES[settings.dtype],
             size_x=im.frame_shape[1],
             size_y=im.frame_shape[0],
             size_z=dims["z"].size if "z" in dims else 1,
