@@ -903,6 +903,42 @@ def _written_then_died(
     return frames
 
 
+def test_finalize_gives_a_bounded_array_its_planned_shape(tmp_path: Path) -> None:
+    """acquire-zarr shapes a bounded array by its complete time points while
+    it writes: after a kill a frame of the time point under way is on disk
+    outside that shape. finalize gives the array its planned shape and keeps
+    the frame (it had called it lost)."""
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 10}
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "killed.ome.zarr"
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend="acquire-zarr") as stream:
+        for k, event in enumerate(list(seq)[:5]):  # t=0, 1 and c=0 of t=2
+            frames[(event.index["t"], event.index["c"])] = frame_for(k)
+            stream.append(frame_for(k), index=event.index)
+    # what the killed writer left: status acquiring, t cut to 2 time points
+    for doc_path, t in ((out / "zarr.json", None), (out / "0" / "zarr.json", 2)):
+        doc = json.loads(doc_path.read_text())
+        if t is None:
+            doc["attributes"]["mmzarr"]["status"] = "acquiring"
+        else:
+            doc["shape"][0] = t
+        doc_path.write_text(json.dumps(doc))
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["lost"] == []
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape == (10, 2, *SHAPE)
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+
+
 @pytest.mark.parametrize("status", ["acquiring", "failed"])
 def test_finalize_keeps_frames_written_before_their_log_lines(
     tmp_path: Path, backend: str, status: str
@@ -981,7 +1017,8 @@ def test_interrupted_finalize_is_finished_by_the_next(
 
     def stop_after_moving(*args: Any) -> None:
         calls["n"] += 1
-        if calls["n"] == 2:  # the first sets t to read, the second after moving
+        # the first two set the shapes to read, the third is after moving
+        if calls["n"] == 3:
             raise OSError("injected: killed")
         real(*args)
 

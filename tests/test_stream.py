@@ -245,6 +245,36 @@ def test_cancelled_stream_records_missing(tmp_path: Path, backend: str) -> None:
     assert_frames(out, frames)
 
 
+def test_cancelled_collection_keeps_its_planned_shape(
+    tmp_path: Path, backend: str
+) -> None:
+    """A run stopped within its time plan keeps the planned `t` on every
+    backend (acquire-zarr shapes an array by its complete time points), as
+    the OME-XML's SizeT says: slots not acquired read as 0."""
+    import ome_types
+
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (10, 20, 5)],
+        channels=["DAPI"],
+        time_plan={"interval": 0.01, "loops": 10},
+    )
+    out = tmp_path / "cancel.ome.zarr"
+    frames = {}
+    with mmzarr.create_stream(out, settings_for(seq), backend=backend) as stream:
+        for n, event in enumerate(list(seq)[:5]):  # t=0, 1 and p=0 of t=2
+            frames[stream.append(frame_for(n), index=event.index)] = frame_for(n)
+    assert stream.status == "cancelled"
+    for read in (read_zarr, read_tensorstore):
+        for key in ("0", "1"):
+            data = read(out, array_of(key))
+            assert data.shape == (10, 1, *SHAPE)
+            assert not data[3:].any()
+    assert_frames(out, frames)
+    ome = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    assert [im.pixels.size_t for im in ome.images] == [10, 10]
+    assert mmzarr.validate(out).ok
+
+
 def test_unbounded_time_grows(tmp_path: Path, backend: str) -> None:
     template = useq.MDASequence(
         channels=["DAPI", "FITC"], time_plan={"interval": 2, "loops": 1}

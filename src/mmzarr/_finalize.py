@@ -192,6 +192,9 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             logged.append((i, key[1]))
 
     moves: set[str] = set()  # chunk files to move aside
+    # acquire-zarr leaves a bounded array shaped by its complete time points:
+    # its planned shape first, so that later frames on disk are looked at
+    _set_t_sizes(root, settings, logged)
     kept, reasons = _on_disk(root, settings, logged, moves)
     before = record.doc["status_before"]
     written = old.get("frames_written")
@@ -334,14 +337,21 @@ def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[Ledger
 def _set_t_sizes(
     root: Path, settings: AcquisitionSettings, frames: Iterable[Frame]
 ) -> None:
-    """Set each unbounded array's `t` to the time points that hold `frames`."""
+    """Give every array the shape to read what is kept.
+
+    An unbounded `t` spans the time points that hold `frames`; a bounded
+    array has its planned shape.
+    """
     written = _mark(settings, frames)
     docs = array_documents(root)
     for spec in all_arrays(settings):  # every resolution level
-        t_size = written[spec.image].t_size
         doc = docs.get(spec.path)
-        if spec.settings.unbounded and doc is not None and doc["shape"][0] != t_size:
-            doc["shape"][0] = t_size
+        if doc is None:
+            continue
+        t_size = written[spec.image].t_size
+        shape = [t_size if d.size is None else d.size for d in spec.settings.dimensions]
+        if list(doc["shape"]) != shape:
+            doc["shape"] = shape
             _metadata.write_json_atomic(root / spec.path / "zarr.json", doc)
 
 

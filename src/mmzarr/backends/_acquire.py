@@ -50,6 +50,7 @@ nothing is reported in flight, so the buffer is then acquire-zarr's own.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -388,10 +389,25 @@ class AcquireZarrBackend:
                         stream.close()
                     except RuntimeError as e:
                         raise OSError(f"acquire-zarr failed to close: {e}") from e
+                    self._write_array_docs(self._short_arrays())
             finally:
                 self._landing.stop()  # everything is on disk (or failed)
                 self._remove_hidden()
         return self._final
+
+    def _short_arrays(self) -> list[int]:
+        """Bounded arrays that got fewer frames than planned (a cancelled run).
+
+        acquire-zarr shapes them by their complete time points at close; their
+        documents are written again with the planned shape, as the other
+        backends leave them (slots not acquired read as the fill value).
+        """
+        return [
+            i
+            for i, cur in enumerate(self._cursors)
+            if not cur.image.unbounded
+            and cur.next < math.prod(int(n or 1) for n in cur.sizes.values())
+        ]
 
     def _remove_hidden(self) -> None:
         hidden, self._hidden = self._hidden, None
