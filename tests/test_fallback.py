@@ -8,6 +8,7 @@ the camera produced (an independent `frameReady` listener) and from literals.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,8 +21,6 @@ from tests._readback import check_metadata, group_json, read_tensorstore, read_z
 from tests.test_mda import Capture
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pymmcore_plus.experimental.unicore import UniMMCore
 
 #: a position's own time plan inside the sequence's: useq emits (p=1, t=0) and
@@ -263,3 +262,88 @@ def test_unseeded_random_points_land_in_the_wells_the_runner_visits(
     assert visited == [
         pytest.approx((e.x_pos, e.y_pos), abs=0.01) for e, _ in cap.frames
     ]
+
+
+# ---- frames no plan maps: RGB cameras, bool frames ------------------------------
+def _rgb(k: int, shape: tuple[int, int] = (16, 20)) -> np.ndarray:
+    """An RGB frame as pymmcore-plus and pycromanager give one: (y, x, 3) uint8."""
+    rng = np.random.default_rng(k)
+    return rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+
+
+def _assert_rgb_kept(root: Path, frames: list[np.ndarray]) -> None:
+    """Frame k is time point k, its samples channels 0-2, in both readers."""
+    for read in (read_zarr, read_tensorstore):
+        data = read(root, "0")
+        assert data.shape == (len(frames), 3, *frames[0].shape[:2])
+        for k, frame in enumerate(frames):
+            for s in range(3):
+                np.testing.assert_array_equal(data[k, s], frame[..., s])
+    check_metadata(root)
+    assert mmzarr.validate(root).ok
+
+
+def test_rgb_frames_in_an_mda_are_kept_beside_the_dataset(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """An RGB camera's (y, x, 3) frames fit no plan of 2D frames: they are kept
+    in the unplaced sibling, one channel per sample; the MDA is not cancelled
+    (it was: the sibling took (x, 3) as the frame's shape and refused it)."""
+    out = tmp_path / "rgb.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    writer = mmzarr.MDAWriter(out, core=core)
+    writer.sequenceStarted(seq, {})
+    shape = (core.getImageHeight(), core.getImageWidth())
+    frames = [_rgb(k, shape) for k in range(2)]
+    for event, frame in zip(seq, frames, strict=True):
+        writer.frameReady(frame, event, {})
+    writer.sequenceFinished(seq)
+    writer.close()  # raises the run's error, if any
+    assert writer.error is None
+    _assert_rgb_kept(Path(writer.unplaced_path), frames)
+
+
+def test_rgb_images_of_the_hook_are_kept_in_the_fallback(tmp_path: Path) -> None:
+    """pycromanager's Java backend hands an RGB32 camera's images as (y, x, 3)
+    uint8: the hook keeps them (the fallback layout, one channel per sample)
+    and never raises, which would abort the acquisition."""
+    pytest.importorskip("pycromanager")
+    from pycromanager import multi_d_acquisition_events
+
+    from mmzarr.pycromanager import ZarrHook
+
+    out = tmp_path / "rgb.ome.zarr"
+    events = multi_d_acquisition_events(num_time_points=3, time_interval_s=1)
+    hook = ZarrHook(out, events=events, keep_images=False)
+    frames = [_rgb(k) for k in range(3)]
+    for event, frame in zip(events, frames, strict=True):
+        hook(frame, {"Axes": event["axes"], "PixelSize_um": 0.5})
+    hook.close()
+    assert hook.fallback_reason is not None
+    _assert_rgb_kept(out, frames)
+
+
+@pytest.mark.filterwarnings("ignore::mmzarr.MMZarrWarning")
+def test_hook_fallback_keeps_an_image_of_another_format_beside(
+    tmp_path: Path,
+) -> None:
+    """In the fallback layout an image of another dtype goes to the unplaced
+    sibling (it was refused, and the hook raised); bool images are kept as
+    uint8."""
+    pytest.importorskip("pycromanager")
+    from mmzarr.pycromanager import ZarrHook
+
+    out = tmp_path / "mixed.ome.zarr"
+    hook = ZarrHook(out, keep_images=False)
+    first = np.ones((2, 3, 8, 10), np.uint16)  # 6 planes: no plan maps it
+    other = np.zeros((8, 10), bool)
+    other[2, 3] = True
+    hook(first, {"Axes": {"time": 0}})
+    hook(other, {"Axes": {"time": 1}})
+    hook.close()
+    data = read_zarr(out, "0")
+    assert data.shape == (1, 6, 8, 10)
+    assert (data == 1).all()
+    kept = read_zarr(Path(hook.unplaced_path), "0")
+    assert kept.dtype == np.uint8
+    np.testing.assert_array_equal(kept[0], other.astype(np.uint8))

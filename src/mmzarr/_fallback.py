@@ -14,6 +14,8 @@ import abc
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 
@@ -22,13 +24,14 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    import numpy as np
-
     from mmzarr._stream import Status, Stream
 
 __all__ = [
     "FrontEnd",
     "FrontEndBase",
+    "append_kept",
+    "kept_misfit",
+    "kept_planes",
     "open_fallback",
     "open_unplaced",
     "unplaced_path",
@@ -133,6 +136,60 @@ class FrontEndBase(abc.ABC):
                 logger.error("mmzarr: closing %s failed: %s", stream.path, e)
 
 
+#: dtypes a fallback dataset keeps in a wider one, losslessly
+_WIDER = {"bool": "uint8", "float16": "float32"}
+
+
+def kept_planes(frame: np.ndarray) -> list[np.ndarray]:
+    """The 2D planes a fallback dataset keeps of `frame`, in order.
+
+    A 2D frame is one plane. An RGB(A) camera's frame, (y, x, 3 or 4) as
+    pymmcore-plus and pycromanager give it, is one plane per sample; any
+    other frame of more axes, one plane per 2D slice of its last two axes.
+    bool and float16 frames are kept as uint8 and float32.
+    """
+    arr = np.asarray(frame)
+    if arr.dtype.name in _WIDER:
+        arr = arr.astype(_WIDER[arr.dtype.name])
+    if arr.ndim == 2:
+        return [arr]
+    if arr.ndim < 2:
+        return [arr.reshape(1, -1)]
+    if arr.ndim == 3 and arr.shape[-1] <= 4 < min(arr.shape[:2]):
+        return [arr[..., s] for s in range(arr.shape[-1])]
+    return list(arr.reshape(-1, *arr.shape[-2:]))
+
+
+def append_kept(stream: Stream, frame: np.ndarray, **append: Any) -> None:
+    """Append `frame` to a fallback-layout `stream` as its `kept_planes`."""
+    planes = kept_planes(frame)
+    if len(planes) == 1 and planes[0] is frame:
+        stream.append(frame, **append)
+        return
+    append.pop("owned", None)
+    for plane in planes:
+        stream.append(plane, **append)
+
+
+def kept_misfit(stream: Stream, frame: np.ndarray) -> str | None:
+    """Why `frame` is not kept by the fallback-layout `stream` (None: it is).
+
+    Its planes must have the dataset's frame shape and dtype, and be as many
+    as the dataset's channels (an RGB camera's 3).
+    """
+    settings = stream.settings
+    image = settings.images[0]
+    planes = kept_planes(frame)
+    sizes = dict(zip(image.dim_names, image.shape, strict=True))
+    samples = sizes.get("c", 1)
+    if len(planes) != samples:
+        return (
+            f"a frame of {len(planes)} plane(s) of shape {planes[0].shape}; "
+            f"{stream.path} keeps {samples} per frame"
+        )
+    return image.frame_problem(planes[0], settings.dtype)
+
+
 def open_fallback(
     front: FrontEnd,
     path: str | Path,
@@ -152,11 +209,13 @@ def open_fallback(
         px = float(pixel_size_um) if pixel_size_um is not None else None
     except (TypeError, ValueError):
         px = None
+    planes = kept_planes(frame)
     settings = AcquisitionSettings.fallback(
         reason,
-        image_shape=(int(frame.shape[-2]), int(frame.shape[-1])),
-        dtype=str(frame.dtype),
+        image_shape=planes[0].shape,
+        dtype=str(planes[0].dtype),
         pixel_size_um=px,
+        samples=len(planes),
         **{k: v for k, v in front.settings_options.items() if k in STORAGE_OPTIONS},
     )
     return create_stream(

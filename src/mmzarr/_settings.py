@@ -364,6 +364,7 @@ class AcquisitionSettings(FrozenModel):
         image_shape: tuple[int, int],
         dtype: str,
         pixel_size_um: float | None = None,
+        samples: int = 1,
         **options: Any,
     ) -> AcquisitionSettings:
         """Settings that keep every frame of a plan mmzarr cannot map.
@@ -378,19 +379,33 @@ class AcquisitionSettings(FrozenModel):
             Why the plan could not be mapped (shown to users).
         image_shape, dtype, pixel_size_um
             Frame (height, width), pixel type and pixel size (µm, 1 if unknown).
+        samples
+            Planes per frame (e.g. 3 for an RGB camera's frames), kept as the
+            channels of a `c` axis, each frame's planes in a row.
         **options
             Other fields (`compression`, `max_buffer_bytes`, ...).
         """
         px = pixel_size_um if pixel_size_um and pixel_size_um > 0 else 1.0
         height, width = (int(n) for n in image_shape)
+        c: tuple[Dimension, ...] = ()
+        channels: tuple[Channel, ...] = ()
+        if samples > 1:
+            names = "RGBA" if samples <= 4 else None
+            c = (Dimension(name="c", size=samples),)
+            channels = tuple(
+                Channel(name=names[i] if names else f"sample {i}")
+                for i in range(samples)
+            )
         image = ImageSettings(
             key="",
             name="fallback",
             dimensions=(
                 Dimension(name="t", size=None, unit="second"),
+                *c,
                 Dimension(name="y", size=height, unit="micrometer", scale=px),
                 Dimension(name="x", size=width, unit="micrometer", scale=px),
             ),
+            channels=channels,
         )
         return cls(
             layout="image",

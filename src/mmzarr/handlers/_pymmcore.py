@@ -39,7 +39,13 @@ from mmzarr._cameras import (
     common_dtype,
     upcast,
 )
-from mmzarr._fallback import FrontEndBase, open_fallback, open_unplaced
+from mmzarr._fallback import (
+    FrontEndBase,
+    append_kept,
+    kept_misfit,
+    open_fallback,
+    open_unplaced,
+)
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND, backend_for
@@ -286,14 +292,21 @@ class MDAWriter(FrontEndBase):
                         summary=self._summary,
                     )
                 elif self.fallback_reason is not None and (
-                    why := _misfit(self.stream, img)
+                    why := kept_misfit(self.stream, img)
                 ):
                     # another camera's format: refused by the stream, it would
                     # still take the next slot of the arrival order
                     self._keep_unplaced(img, event, meta, metadata, FrameError(why))
                     return
                 try:
-                    self.stream.append(img, index=index, metadata=metadata, owned=True)
+                    if self.fallback_reason is not None:
+                        append_kept(
+                            self.stream, img, index=index, metadata=metadata, owned=True
+                        )
+                    else:
+                        self.stream.append(
+                            img, index=index, metadata=metadata, owned=True
+                        )
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
@@ -451,7 +464,9 @@ class MDAWriter(FrontEndBase):
                 pixel_size_um=meta.get("pixel_size_um"),
                 summary=self._summary,
             )
-        self.unplaced.append(img, index=event.index, metadata=metadata, owned=True)
+        append_kept(
+            self.unplaced, img, index=event.index, metadata=metadata, owned=True
+        )
 
     def _core(self) -> Any:
         return self.core if self.core is not None else _running_core()
@@ -485,12 +500,6 @@ class MDAWriter(FrontEndBase):
                 self.frames_written,
             )
         self._close_streams(status)
-
-
-def _misfit(stream: Stream, img: np.ndarray) -> str | None:
-    """Why `img` is not a frame of `stream`'s first image (format only), or None."""
-    settings = stream.settings
-    return settings.images[0].frame_problem(img, settings.dtype)
 
 
 def _cameras_of_core(core: Any) -> tuple[Camera, ...]:

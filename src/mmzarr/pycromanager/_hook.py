@@ -13,7 +13,13 @@ import numpy as np
 
 from mmzarr._claim import check_output
 from mmzarr._closing import ClosesOnExit
-from mmzarr._fallback import FrontEndBase, open_fallback, open_unplaced
+from mmzarr._fallback import (
+    FrontEndBase,
+    append_kept,
+    kept_misfit,
+    open_fallback,
+    open_unplaced,
+)
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError
@@ -285,7 +291,10 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
         if self.fallback_reason is not None and self.stream is not None:
-            self.stream.append(frame, metadata={"pycromanager": dict(md)})
+            if why := kept_misfit(self.stream, frame):
+                self._keep(frame, md, FrameError(why))  # beside it, unplaced
+            else:
+                append_kept(self.stream, frame, metadata={"pycromanager": dict(md)})
             return
         try:
             axes = check_axes(md.get("Axes"), where)
@@ -315,32 +324,45 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         """Keep an image mmzarr cannot place, in the fallback layout.
 
         Before the dataset exists, it becomes a fallback dataset (with any
-        images buffered to learn the shape); after, the image goes to
-        `unplaced_path`. Either way a warning names the error.
+        images buffered to learn the shape, the first of which sets its
+        format); after, the image goes to `unplaced_path`. Either way a warning
+        names the error.
         """
         reason = f"{type(error).__name__}: {error}"
         record = {"pycromanager": dict(md), "not_placed": reason}
         px = self.settings_options.get("pixel_size_um") or md.get("PixelSize_um")
-        if self.stream is None:
-            self.fallback_reason = reason
-            logger.warning(
-                "mmzarr: cannot map the images (%s); writing every image in arrival "
-                "order to the fallback layout at %s",
-                reason,
-                self.path,
-            )
-            pending = self._first.take()
-            self.stream = open_fallback(
-                self, self.path, reason, frame, pixel_size_um=px
-            )
-            for old, _, old_md in pending:
-                self.stream.append(old, metadata={"pycromanager": old_md})
-        elif self.unplaced is None:
+        if self.stream is not None:
+            self._keep_beside(frame, record, reason, px)
+            return
+        self.fallback_reason = reason
+        logger.warning(
+            "mmzarr: cannot map the images (%s); writing every image in arrival "
+            "order to the fallback layout at %s",
+            reason,
+            self.path,
+        )
+        pending = self._first.take()
+        images: list[tuple[np.ndarray, dict[str, Any]]] = [
+            (old, {"pycromanager": old_md}) for old, _, old_md in pending
+        ]
+        images.append((frame, record))
+        first = images[0][0]
+        self.stream = open_fallback(self, self.path, reason, first, pixel_size_um=px)
+        for image, meta in images:
+            if why := kept_misfit(self.stream, image):
+                self._keep_beside(image, meta, why, px)
+            else:
+                append_kept(self.stream, image, metadata=meta)
+
+    def _keep_beside(
+        self, frame: np.ndarray, record: dict[str, Any], why: str, px: Any
+    ) -> None:
+        """Keep an image that does not fit the dataset in `unplaced_path`."""
+        if self.unplaced is None:
             self.unplaced = open_unplaced(
-                self, frame, what="an image", noun="image", why=reason, pixel_size_um=px
+                self, frame, what="an image", noun="image", why=why, pixel_size_um=px
             )
-        target = self.unplaced if self.unplaced is not None else self.stream
-        target.append(frame, metadata=record)
+        append_kept(self.unplaced, frame, metadata=record)
 
     def _open(self, settings: AcquisitionSettings) -> None:
         self.settings = settings
