@@ -245,7 +245,7 @@ PLANS: list[PlanCase] = [
         _mda(z_plan=useq.ZTopBottom(top=2, bottom=0, step=0.5, go_up=False)),
         "image",
         acquisition_order=("z",),
-        z_scale=0.5,
+        z_scale=-0.5,  # downwards: plane k at 2.0 - 0.5 k
         positions=((None, None, 2.0),),
     ),
     PlanCase(
@@ -253,7 +253,7 @@ PLANS: list[PlanCase] = [
         _mda(z_plan=useq.ZRangeAround(range=3, step=0.75, go_up=False)),
         "image",
         acquisition_order=("z",),
-        z_scale=0.75,
+        z_scale=-0.75,  # downwards: plane k at 1.5 - 0.75 k
         positions=((None, None, 1.5),),
     ),
     PlanCase(

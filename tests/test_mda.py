@@ -341,3 +341,29 @@ def test_another_handler_failing_is_said_at_close(
     for event, img in cap.frames[: writer.frames_written]:
         _, idx = settings.locate(event.index)
         np.testing.assert_array_equal(data[idx], img)
+
+
+@pytest.mark.parametrize("go_up", [True, False])
+def test_each_plane_is_where_it_was_acquired(
+    core: UniMMCore, tmp_path: Path, go_up: bool
+) -> None:
+    """The multiscales place z plane k at translation + k * scale: the z the
+    stage was at for it (a stack acquired downwards has a negative z scale;
+    it was drawn mirrored, upwards from its top plane)."""
+    core.setZPosition(10)
+    seq = useq.MDASequence(
+        z_plan=useq.ZRangeAround(range=2, step=0.5, go_up=go_up), channels=["DAPI"]
+    )
+    out = tmp_path / "z.ome.zarr"
+    _, cap = run(core, seq, out)
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    z = [a["name"] for a in ms["axes"]].index("z")
+    transforms = {
+        t["type"]: t[t["type"]] for t in ms["datasets"][0]["coordinateTransformations"]
+    }
+    assert len(cap.frames) == 5
+    for event, _ in cap.frames:
+        k = event.index["z"]
+        placed = transforms["translation"][z] + k * transforms["scale"][z]
+        assert placed == pytest.approx(event.z_pos), k
+    check_metadata(out)

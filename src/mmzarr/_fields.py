@@ -18,7 +18,6 @@ __all__ = [
     "DTypeStr",
     "HexColor",
     "Name",
-    "PositiveFinite",
     "check_finite_positive",
     "default_color",
     "dtype_name",
@@ -87,7 +86,6 @@ _MODEL_NOUNS = {
 
 
 DTypeStr = Annotated[str, BeforeValidator(dtype_name)]
-PositiveFinite = Annotated[float, AfterValidator(check_finite_positive)]
 HexColor = Annotated[str, AfterValidator(_check_color)]
 #: A user-visible name (image, channel, plate): printable characters only.
 Name = Annotated[str, AfterValidator(_check_name)]

@@ -214,16 +214,19 @@ def _time_scale(plan: Any) -> float | None:
 
 
 def _z_scale(plan: Any) -> float | None:
-    """Distance between planes (µm) of a z plan, or None when it has no step."""
+    """Distance between planes (µm) of a z plan, or None when it has no step.
+
+    Negative for a plan that goes down (e.g. `go_up=False`): plane k is at
+    the first plane's z plus k times it.
+    """
     if plan is None:
         return None
-    step = getattr(plan, "step", None)
-    if step:
-        return abs(float(step))
+    step = abs(float(getattr(plan, "step", None) or 0))
     zs = list(plan)
     if len(zs) > 1 and zs[1] != zs[0]:
-        return abs(float(zs[1]) - float(zs[0]))
-    return None
+        down = float(zs[1]) - float(zs[0])
+        return math.copysign(step or abs(down), down)
+    return step or None
 
 
 def _plan_of(seq: useq.MDASequence, position: useq.Position | None, attr: str) -> Any:

@@ -28,7 +28,6 @@ from pydantic import (
 from mmzarr._fields import (
     HexColor,
     Name,
-    PositiveFinite,
     check_finite_positive,
     default_color,
     dtype_name,
@@ -84,6 +83,8 @@ class Dimension(FrozenModel):
 
     `size=None` marks an unbounded dimension (only `t`, grown by appending).
     `chunk` and `shard` are in elements; `shard` must be a multiple of `chunk`.
+    `scale` is the physical size of one step (> 0; for `z` negative when the
+    stack was acquired downwards: plane k is at plane 0's z + k * scale).
     """
 
     name: DimName
@@ -92,7 +93,7 @@ class Dimension(FrozenModel):
     chunk: PositiveInt | None = None
     shard: PositiveInt | None = None
     unit: str | None = None
-    scale: PositiveFinite = 1.0
+    scale: float = 1.0
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +115,15 @@ class Dimension(FrozenModel):
             raise ValueError(
                 f"dimension {self.name!r}: type must be {DIM_TYPES[self.name]!r}, "
                 f"got {self.type!r}"
+            )
+        if (
+            not math.isfinite(self.scale)
+            or self.scale == 0
+            or (self.scale < 0 and self.name != "z")
+        ):
+            raise ValueError(
+                f"dimension {self.name!r}: scale must be a finite number > 0 "
+                f"(< 0 only for z, a stack acquired downwards), got {self.scale!r}"
             )
         if self.size is None and self.name != "t":
             raise ValueError(f"dimension {self.name!r}: only 't' may be unbounded")

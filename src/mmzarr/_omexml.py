@@ -175,7 +175,7 @@ def build_ome(
             size_t=size_t,
             physical_size_x=dims["x"].scale,
             physical_size_y=dims["y"].scale,
-            physical_size_z=dims["z"].scale if "z" in dims else None,
+            physical_size_z=abs(dims["z"].scale) if "z" in dims else None,
             channels=[
                 m.Channel(
                     id=f"Channel:{i}:{c}",

@@ -323,12 +323,15 @@ def image_settings(
 
 
 def _z_scale(image: ImageSlots, sizes: Mapping[str, int]) -> float:
-    """The plan's z step, else the distance of the first two planes, else 1."""
+    """The plan's z step, else the distance of the first two planes, else 1.
+
+    Negative when the planes go down (plane k is at plane 0's z + k * scale).
+    """
     if image.facts.z_scale:
         return image.facts.z_scale
     z0, z1 = image.z_um.get(0), image.z_um.get(1)
     if sizes.get("z", 0) > 1 and z0 is not None and z1 is not None and z1 != z0:
-        return round(abs(z1 - z0), 9)
+        return round(z1 - z0, 9)
     return 1.0
 
 

@@ -328,7 +328,7 @@ class AcquireZarrBackend:
                     chunk_size_px=d.chunk_size,
                     shard_size_chunks=max(1, d.shard_size // d.chunk_size),
                     unit=d.unit,
-                    scale=d.scale,
+                    scale=abs(d.scale),  # its own metadata is replaced
                 )
             )
         kwargs: dict[str, Any] = {}
