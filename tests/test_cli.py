@@ -323,6 +323,12 @@ BAD_INPUTS = [
         ("acquire", "p.yaml", "o"),
         "channel 'GFP'",
     ),
+    BadInput(
+        "config-missing",  # named where the user is, not in mmzarr's own folder
+        {"p.yaml": PLAN_YAML},
+        ("acquire", "p.yaml", "o", "--config", "nothere.cfg"),
+        "config file not found: ",
+    ),
     BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
     BadInput(
         "demo-unknown-backend",
@@ -358,6 +364,8 @@ def test_bad_input(tmp_path: Path, case: BadInput) -> None:
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("mmzarr: error:")
     assert case.message in lines[0]
+    if "--config" in case.args:
+        assert str(tmp_path / "nothere.cfg") in lines[0]
     assert r.stdout == ""  # no banner, table or summary before the error
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
 

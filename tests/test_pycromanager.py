@@ -1140,3 +1140,26 @@ def test_example_runs(tmp_path: Path) -> None:
     assert "24 images" in proc.stdout
     check_metadata(out)
     assert read_zarr(out, "0/0").shape == (2, 2, 3, 512, 512)
+
+
+def test_image_after_close_is_returned_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image that comes after `close` is not written: the hook says so and
+    hands it back for pycromanager to keep, even with keep_images=False."""
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=2))
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    hook = ZarrHook(tmp_path / "late.ome.zarr", settings=settings, keep_images=False)
+    events = [{"axes": {"time": t}} for t in range(2)]
+    assert hook(*pycro_image(events[0], frame_of(0))) is None
+    hook.close()
+    img, md = pycro_image(events[1], frame_of(1))
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        returned = hook(img, md)
+    assert returned is not None
+    np.testing.assert_array_equal(returned[0], img)
+    assert hook.frames_ignored == 1
+    assert "after" in caplog.text
+    assert "not written" in caplog.text

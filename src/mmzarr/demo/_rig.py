@@ -43,14 +43,24 @@ def demo_core(config: str | Path | None = None) -> UniMMCore:
         ``"DAPI"``, ``"FITC"``, ``"TRITC"`` and ``"Cy5"`` (for the bundled
         config).
 
+    Raises
+    ------
+    FileNotFoundError
+        When `config` is not a file (a relative path is from the working
+        directory).
+
     Examples
     --------
     >>> import useq
     >>> core = demo_core()
     >>> core.mda.run(useq.MDASequence(channels=["DAPI", "FITC"]))
     """
+    # absolute: pymmcore-plus looks for a relative path in its adapter folders
+    path = Path(config if config is not None else DEMO_CONFIG).absolute()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
     core = UniMMCore(mm_path=_micromanager_or_none())
-    core.loadSystemConfiguration(Path(config if config is not None else DEMO_CONFIG))
+    core.loadSystemConfiguration(path)
     _assign_roles(core)
     if not core.getShutterDevice():
         core.setAutoShutter(False)

@@ -229,20 +229,28 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
 
         Returns ``(image, metadata)`` with `keep_images`, else None. Errors are
         kept in `error` and raised, so that pycromanager aborts the acquisition;
-        images that arrive after an error or `close` are counted in
-        `frames_ignored`.
+        images that arrive after an error or `close` are not written: they are
+        counted in `frames_ignored`, a warning says so (once), and they are
+        returned, for pycromanager to keep, whatever `keep_images` says.
         """
         with self._lock:
             self.frames_received += 1
             if self.error is not None or self._closed:
                 self.frames_ignored += 1
-            else:
-                try:
-                    self._write(np.asarray(image), metadata)
-                except Exception as e:
-                    logger.error("mmzarr: %s", e)
-                    self.error = e
-                    raise
+                if self.frames_ignored == 1:
+                    logger.warning(
+                        "mmzarr: an image arrived after %s was %s: not written "
+                        "(returned to pycromanager; counted in frames_ignored)",
+                        self.path,
+                        "closed" if self.error is None else "failed",
+                    )
+                return image, metadata
+            try:
+                self._write(np.asarray(image), metadata)
+            except Exception as e:
+                logger.error("mmzarr: %s", e)
+                self.error = e
+                raise
         return (image, metadata) if self.keep_images else None
 
     def notification_callback(self, notification: Any) -> None:
