@@ -2,10 +2,12 @@
 
 A `WellPlatePlan` without `selected_wells` has length 0 but visits every
 well; a plate's points plan may have no field of view (useq iterates it, but
-cannot say its length); random points may be drawn (or shuffled) again at
-each iteration. Expectations come from the events the runner emitted (an
-independent `frameReady` listener, through `tests._oracle`) and from useq's
-own iteration, never from mmzarr.
+cannot say its length); useq keeps a plan's grid from its first iteration
+although pymmcore-plus' engine later gives it the camera's field of view;
+random points may be drawn (or shuffled) again at each iteration.
+Expectations come from the events the runner emitted (an independent
+`frameReady` listener, through `tests._oracle`) and from useq's own
+iteration, never from mmzarr.
 """
 
 from __future__ import annotations
@@ -111,6 +113,38 @@ def test_plate_whose_points_plan_has_no_field_of_view(
     assert (s.layout, s.keys) == (expected.layout, expected.keys)
     out = tmp_path / "plate.ome.zarr"
     _assert_as_acquired(out, _acquire(core, seq, out), seq.stage_positions)
+
+
+def test_grid_iterated_before_the_run(core: UniMMCore, tmp_path: Path) -> None:
+    """A plan previewed before the run keeps useq's cached grid (of the plan's
+    own field of view) although the engine gives it the camera's: the runner
+    visits 4 fields, not the 16 the camera's field of view would make, and
+    the dataset has those 4, with their positions."""
+    core.setROI(0, 0, 64, 64)
+    assert core.getPixelSizeUm() * 64 < 100  # the camera's field is smaller
+    seq = useq.MDASequence(
+        metadata={"note": np.arange(3)},  # == of two plans raises for these
+        grid_plan=useq.GridWidthHeight(
+            width=200, height=200, fov_width=100, fov_height=100
+        ),
+    )
+    assert len(list(seq)) == 4  # the preview
+    out = tmp_path / "grid.ome.zarr"
+    cap = _acquire(core, seq, out)
+    assert len(cap.frames) == 4
+    _assert_as_acquired(out, cap, seq.stage_positions)
+
+
+def test_same_plan_object_run_again_after_a_roi_change(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """The second run of one plan object visits the grid of the first (useq's
+    cache); the second dataset has the fields visited, where they were."""
+    seq = useq.MDASequence(grid_plan=useq.GridWidthHeight(width=128, height=128))
+    for roi in (64, 32):
+        core.setROI(0, 0, roi, roi)
+        out = tmp_path / f"roi{roi}.ome.zarr"
+        _assert_as_acquired(out, _acquire(core, seq, out), seq.stage_positions)
 
 
 def test_shuffled_random_points_write_no_other_fields_position(

@@ -88,6 +88,21 @@ def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
     return copy
 
 
+def _iterated_as_run(seq: useq.MDASequence) -> bool:
+    """Whether the runner's own plan object may be iterated beside the runner.
+
+    useq keeps the values of each axis of a plan it has iterated, also after
+    pymmcore-plus' engine has given its grids the camera's field of view: a
+    plan previewed with `list(seq)`, or run before with another ROI, is run
+    with its first grid. Iterating the same object gives those values. It is
+    safe without autofocus plans (they remember the previous event while
+    iterated) and without random points (a draw beside the runner's could
+    replace its points in useq's cache).
+    """
+    plans = (seq, *_sub_sequences(seq))
+    return not _random_points(seq) and all(p.autofocus_plan is None for p in plans)
+
+
 def _sub_sequences(seq: useq.MDASequence) -> list[useq.MDASequence]:
     """The sub-sequences of `seq`'s stage positions."""
     if isinstance(seq.stage_positions, useq.WellPlatePlan):
@@ -110,14 +125,18 @@ def _random_points(seq: useq.MDASequence) -> list[tuple[str, useq.RandomPoints]]
     return [(w, plan) for w, plan in plans if isinstance(plan, useq.RandomPoints)]
 
 
-def as_sequence(seq: Any, *, generator_hint: str) -> useq.MDASequence:
+def as_sequence(
+    seq: Any, *, generator_hint: str, running: bool = False
+) -> useq.MDASequence:
     """`seq` as a `useq.MDASequence` (a dict is validated); `PlanError` otherwise.
 
     An event generator's `GeneratorMDASequence` has no fixed list of events:
-    it is refused with `generator_hint`.
+    it is refused with `generator_hint`. `running`: `seq` is the object a
+    pymmcore-plus runner is about to iterate; it is itself iterated when that
+    is safe (`_iterated_as_run`), else copied.
     """
     if isinstance(seq, useq.MDASequence):
-        return _independent_copy(seq)
+        return seq if running and _iterated_as_run(seq) else _independent_copy(seq)
     if type(seq).__name__ == "GeneratorMDASequence":
         raise PlanError(
             f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
@@ -428,6 +447,18 @@ def _redrawn_points(seq: useq.MDASequence) -> bool:
     return found
 
 
+def _with_time(seq: useq.MDASequence, time: useq.TIntervalLoops) -> useq.MDASequence:
+    """`seq` with another time plan, and a `uid` of its own.
+
+    A copy with `seq`'s `uid` would be found in useq's cache under `seq`'s
+    entries, compared with `==` (which raises for numpy values in metadata),
+    also by the runner when `seq` is the plan it iterates.
+    """
+    copy = seq.model_copy(update={"time_plan": time})
+    copy._uid = uuid4()  # noqa: SLF001 (useq has no public way)
+    return copy
+
+
 def useq_plan(
     seq: useq.MDASequence, *, unbounded_t: bool = False, repeat_time: bool = False
 ) -> UseqPlan:
@@ -450,11 +481,11 @@ def useq_plan(
     time_points = None
     if unbounded_t:
         time = useq.TIntervalLoops(interval=0, loops=period)
-        iterated = seq.model_copy(update={"time_plan": time})
+        iterated = _with_time(seq, time)
     elif repeat_time and (time_points := repeating_time_points(seq, period)):
         loops = REPEATED_PERIODS * period
         time = useq.TIntervalLoops(interval=0, loops=loops)
-        iterated = seq.model_copy(update={"time_plan": time})
+        iterated = _with_time(seq, time)
     redrawn = _redrawn_points(seq)
     events = _events(iterated)
     facts = _Facts(seq)

@@ -428,6 +428,7 @@ class AcquisitionSettings(FrozenModel):
         compression: Compression = "none",
         chunks: Mapping[str, int] | None = None,
         shards: Mapping[str, int] | None = None,
+        running: bool = False,
         **options: Any,
     ) -> Self:
         """Settings for a useq plan.
@@ -457,6 +458,11 @@ class AcquisitionSettings(FrozenModel):
             point and `t` grows as frames arrive.
         compression, chunks, shards
             Storage options; `chunks`/`shards` map axis names to element counts.
+        running
+            `seq` is the object pymmcore-plus' runner is iterating (as
+            `sequenceStarted` gives it; its engine has set the grids' field of
+            view): the settings follow that iteration, also for a plan whose
+            grid useq kept from an earlier iteration (`MDAWriter` sets it).
         **options
             Other fields (`max_buffer_bytes`, `on_full`, `flush_interval_s`,
             `downsample`).
@@ -468,9 +474,10 @@ class AcquisitionSettings(FrozenModel):
             useq cannot iterate and one that acquires one storage slot twice
             (a position's own time plan nested in the sequence's time plan).
         """
-        sequence = as_sequence(seq, generator_hint=GENERATOR_HINT)
+        sequence = as_sequence(seq, generator_hint=GENERATOR_HINT, running=running)
         frame = camera_frame(core, image_shape, dtype, pixel_size_um)
-        plan = camera_plan(sequence, core, unbounded_t=unbounded_t)
+        # a running plan's grids have the camera's field of view already
+        plan = camera_plan(sequence, None if running else core, unbounded_t=unbounded_t)
         settings = settings_from_slots(
             cls,
             plan.frame_slots,

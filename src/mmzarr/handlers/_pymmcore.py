@@ -382,6 +382,8 @@ class MDAWriter(FrontEndBase):
                 )
             plan = self.template
             options["unbounded_t"] = True
+        else:
+            options["running"] = True  # as the runner iterates it
         settings = AcquisitionSettings.from_useq(plan, **options)
         return camera_layout(settings, cameras, self.cameras)
 
