@@ -266,8 +266,11 @@ def test_unbounded_image_without_frames(gathering_backend: str, tmp_path: Path) 
             stream.append(stamp(t), index={"t": t, "p": 0, "c": 0})
     want = np.stack([stamp(t) for t in range(3)])[:, None]
     assert_frames_equal(read_zarr(path, "0/0"), want, "position 0")
-    # no time point of position 1 was acquired (acquire-zarr writes no array)
-    assert read_zarr(path, "1/0").shape == (0, 1, *SHAPE)
+    # no time point of position 1 was acquired: it ends at the dataset's last
+    # time point all the same, as the fill value
+    position_1 = read_zarr(path, "1/0")
+    assert position_1.shape == (3, 1, *SHAPE)
+    assert not position_1.any()
     check_metadata(path)
 
 

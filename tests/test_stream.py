@@ -275,6 +275,35 @@ def test_cancelled_collection_keeps_its_planned_shape(
     assert mmzarr.validate(out).ok
 
 
+@pytest.mark.filterwarnings("ignore:time interval is unknown")
+def test_plate_stopped_within_a_time_point_has_one_t(
+    tmp_path: Path, backend: str
+) -> None:
+    """An unbounded plate stopped after well A1 of the second time point: every
+    field ends at that time point (B2's reads as 0), as plate readers
+    (ome-zarr-py, napari-ome-zarr) require equal shapes; so does the OME-XML."""
+    import ome_types
+
+    plate = useq.WellPlatePlan(
+        plate="24-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 1])
+    )
+    seq = useq.MDASequence(stage_positions=plate)
+    settings = settings_for(seq, unbounded_t=True)
+    out = tmp_path / "plate.ome.zarr"
+    frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n, (t, p) in enumerate([(0, 0), (0, 1), (1, 0)]):
+            frames[stream.append(frame_for(n), index={"t": t, "p": p})] = frame_for(n)
+    for read in (read_zarr, read_tensorstore):
+        for key in ("A/1/0", "B/2/0"):
+            assert read(out, array_of(key)).shape == (2, *SHAPE)
+        assert not read(out, array_of("B/2/0"))[1].any()
+    assert_frames(out, frames)
+    ome = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    assert [im.pixels.size_t for im in ome.images] == [2, 2]
+    assert mmzarr.validate(out).ok
+
+
 def test_unbounded_time_grows(tmp_path: Path, backend: str) -> None:
     template = useq.MDASequence(
         channels=["DAPI", "FITC"], time_plan={"interval": 2, "loops": 1}

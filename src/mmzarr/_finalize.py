@@ -55,6 +55,7 @@ from mmzarr._validate import (
     validate,
 )
 from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
+from mmzarr.backends._base import last_time_point
 from mmzarr.errors import DatasetLockedError
 
 if TYPE_CHECKING:
@@ -339,16 +340,16 @@ def _set_t_sizes(
 ) -> None:
     """Give every array the shape to read what is kept.
 
-    An unbounded `t` spans the time points that hold `frames`; a bounded
-    array has its planned shape.
+    An unbounded `t` is the `last_time_point` of those that hold `frames`; a
+    bounded array has its planned shape.
     """
     written = _mark(settings, frames)
+    t_size = last_time_point(w.t_size for w in written)
     docs = array_documents(root)
     for spec in all_arrays(settings):  # every resolution level
         doc = docs.get(spec.path)
         if doc is None:
             continue
-        t_size = written[spec.image].t_size
         shape = [t_size if d.size is None else d.size for d in spec.settings.dimensions]
         if list(doc["shape"]) != shape:
             doc["shape"] = shape

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmzarr._metadata import frame_metadata
 from mmzarr._storage import write_file_atomic
+from mmzarr.backends._base import last_time_point
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -157,13 +158,20 @@ def build_ome(
         im = images_by_key.get(key) if isinstance(key, str) else None
         if im is not None and _is_plane(im, rec):
             by_image[im.key].append(rec)
+    # an unbounded t: the time points acquired, the same in every image
+    t_end = last_time_point(
+        r["index"][0] + 1
+        for im in settings.images
+        if im.unbounded
+        for r in by_image[im.key]
+    )
     images = []
     for i, im in enumerate(settings.images):
         recs = by_image[im.key]
         dims = {d.name: d for d in im.dimensions}
         size_t = dims["t"].size if "t" in dims else 1
-        if size_t is None:  # unbounded: the time points acquired
-            size_t = max((r["index"][0] + 1 for r in recs), default=1)
+        if size_t is None:
+            size_t = max(t_end, 1)
         pixels = m.Pixels(
             id=f"Pixels:{i}",
             dimension_order="XYZCT",

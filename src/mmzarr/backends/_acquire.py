@@ -79,7 +79,7 @@ from mmzarr.backends._acquire_disk import (
     link_arrays,
     remove_sibling,
 )
-from mmzarr.backends._base import Capabilities, Progress
+from mmzarr.backends._base import Capabilities, Progress, last_time_point
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
@@ -389,25 +389,32 @@ class AcquireZarrBackend:
                         stream.close()
                     except RuntimeError as e:
                         raise OSError(f"acquire-zarr failed to close: {e}") from e
-                    self._write_array_docs(self._short_arrays())
+                    self._write_array_docs(self._reshaped_arrays())
             finally:
                 self._landing.stop()  # everything is on disk (or failed)
                 self._remove_hidden()
         return self._final
 
-    def _short_arrays(self) -> list[int]:
-        """Bounded arrays that got fewer frames than planned (a cancelled run).
+    def _reshaped_arrays(self) -> list[int]:
+        """The arrays whose documents close writes again, after acquire-zarr's.
 
-        acquire-zarr shapes them by their complete time points at close; their
-        documents are written again with the planned shape, as the other
-        backends leave them (slots not acquired read as the fill value).
+        acquire-zarr shapes an array by its complete time points at close:
+        a bounded array that got fewer frames than planned (a cancelled run)
+        gets its planned shape back, and every unbounded array the dataset's
+        `last_time_point`, as the other backends leave them (slots not
+        acquired read as the fill value).
         """
-        return [
+        unbounded = [i for i, c in enumerate(self._cursors) if c.image.unbounded]
+        t_end = last_time_point(self._t_sizes[i] for i in unbounded)
+        for i in unbounded:
+            self._t_sizes[i] = t_end
+        short = [
             i
             for i, cur in enumerate(self._cursors)
             if not cur.image.unbounded
             and cur.next < math.prod(int(n or 1) for n in cur.sizes.values())
         ]
+        return sorted([*short, *unbounded])
 
     def _remove_hidden(self) -> None:
         hidden, self._hidden = self._hidden, None

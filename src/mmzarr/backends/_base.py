@@ -20,13 +20,22 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from mmzarr._pyramid import all_arrays
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import numpy as np
 
     from mmzarr._pyramid import ArraySpec
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
 
-__all__ = ["ArrayBackend", "Arrays", "Capabilities", "Limits", "Progress"]
+__all__ = [
+    "ArrayBackend",
+    "Arrays",
+    "Capabilities",
+    "Limits",
+    "Progress",
+    "last_time_point",
+]
 
 #: Seconds a local disk may take nothing before a waiting write is an error.
 LOCAL_TIMEOUT_S = 120.0
@@ -65,6 +74,17 @@ class Arrays:
     def of(cls, settings: AcquisitionSettings) -> Arrays:
         """The arrays of `settings`."""
         return cls(all_arrays(settings), settings.dtype, settings.compression)
+
+
+def last_time_point(t_sizes: Iterable[int]) -> int:
+    """The `t` every unbounded array of a dataset ends with: the largest.
+
+    Time points are the acquisition's: an image whose last time point was
+    not acquired (a run stopped within it) keeps it as the fill value, so
+    that a plate's fields (and a collection's images) share one `t`, as
+    plate readers (ome-zarr-py, napari-ome-zarr) require.
+    """
+    return max(t_sizes, default=0)
 
 
 @dataclass(frozen=True, slots=True)

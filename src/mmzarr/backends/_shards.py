@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmzarr.backends._base import Limits, Progress
+from mmzarr.backends._base import Limits, Progress, last_time_point
 from mmzarr.backends._space import FreeSpaceGuard, shard_disk_bytes
 
 if TYPE_CHECKING:
@@ -282,6 +282,7 @@ class GatheringBackend:
     def _close(self) -> Progress:
         """Write every block, wait for every write, set final shapes, release."""
         errors: list[Exception] = []
+        t_end = last_time_point(a.t_seen for a in self._arrays if a.image.unbounded)
         for arr in self._arrays:
             try:
                 for blk in list(arr.gatherer.open.values()):
@@ -289,7 +290,7 @@ class GatheringBackend:
                     self._reserved -= arr.disk
                 arr.gatherer.open.clear()
                 if arr.image.unbounded:
-                    self._resize_t(arr, arr.t_seen)
+                    self._resize_t(arr, t_end)
             except Exception as e:  # finish the other arrays, raise the first error
                 errors.append(e)
         try:
