@@ -329,6 +329,12 @@ BAD_INPUTS = [
         ("acquire", "p.yaml", "o", "--config", "nothere.cfg"),
         "config file not found: ",
     ),
+    BadInput(
+        "output-under-a-file",  # refused before the rig loads, nothing acquired
+        {"p.yaml": PLAN_YAML, "f": "not a folder"},
+        ("acquire", "p.yaml", "f/o.ome.zarr"),
+        "cannot create 'f/o.ome.zarr': ",
+    ),
     BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
     BadInput(
         "demo-unknown-backend",

@@ -224,10 +224,17 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
         When a writer holds the dataset's lock.
     FileExistsError
         When `path` exists and not `overwrite`, or is not replaceable.
+    NotADirectoryError
+        When a folder above `path` is a file.
     """
     loc = parse_location(path)
     if loc.path is None:
         return
+    above = Path(_full(loc.path)).parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise NotADirectoryError(f"cannot create {str(loc.path)!r}: {above} is a file")
     holder = lock_holder(loc.path)
     if holder is not None:
         raise DatasetLockedError(

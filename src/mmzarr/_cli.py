@@ -114,7 +114,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
     try:
         check_output(out, overwrite)
-    except DatasetLockedError as e:
+    except (DatasetLockedError, NotADirectoryError) as e:
         raise CLIError(str(e)) from e
     except FileExistsError as e:
         if not overwrite:
