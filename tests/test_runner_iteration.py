@@ -76,19 +76,27 @@ def _assert_as_acquired(
             assert "x" not in tr, event.index
 
 
-def test_plate_of_every_well(core: UniMMCore, tmp_path: Path) -> None:
-    """A `WellPlatePlan` without `selected_wells` visits every well."""
-    seq = useq.MDASequence(
-        stage_positions=useq.WellPlatePlan(plate="6-well", a1_center_xy=(0, 0))
-    )
+def _assert_plate_maps(
+    core: UniMMCore, seq: useq.MDASequence, tmp_path: Path, *, fields: int
+) -> None:
+    """`from_useq` maps the plate as useq's iteration says (`fields` images),
+    and an MDA of it lands as the runner acquired it."""
     expected = oracle_for(seq, (8, 8))
-    assert len(expected.images) == 6
+    assert len(expected.images) == fields
     s = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1.0
     )
     assert (s.layout, s.keys) == (expected.layout, expected.keys)
     out = tmp_path / "plate.ome.zarr"
     _assert_as_acquired(out, _acquire(core, seq, out), seq.stage_positions)
+
+
+def test_plate_of_every_well(core: UniMMCore, tmp_path: Path) -> None:
+    """A `WellPlatePlan` without `selected_wells` visits every well."""
+    seq = useq.MDASequence(
+        stage_positions=useq.WellPlatePlan(plate="6-well", a1_center_xy=(0, 0))
+    )
+    _assert_plate_maps(core, seq, tmp_path, fields=6)
 
 
 def test_plate_whose_points_plan_has_no_field_of_view(
@@ -105,14 +113,7 @@ def test_plate_whose_points_plan_has_no_field_of_view(
             well_points_plan=useq.GridWidthHeight(width=3, height=2),
         )
     )
-    expected = oracle_for(seq, (8, 8))
-    assert len(expected.images) == 12
-    s = mmzarr.AcquisitionSettings.from_useq(
-        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1.0
-    )
-    assert (s.layout, s.keys) == (expected.layout, expected.keys)
-    out = tmp_path / "plate.ome.zarr"
-    _assert_as_acquired(out, _acquire(core, seq, out), seq.stage_positions)
+    _assert_plate_maps(core, seq, tmp_path, fields=12)
 
 
 def test_grid_iterated_before_the_run(core: UniMMCore, tmp_path: Path) -> None:
