@@ -163,12 +163,6 @@ def _pos(name: str | None = None, **kw: Any) -> useq.Position:
     return useq.Position(x=0, y=0, name=name, **kw)
 
 
-TWO_CLAIM_A1 = useq.MDASequence(
-    stage_positions=[
-        _pos("f", plate_row=0, plate_col=0),
-        _pos("f", plate_row=0, plate_col=0),
-    ]
-)
 OUTSIDE_PLATE = useq.MDASequence(
     stage_positions=[_pos(plate_row=0, plate_col=0), _pos(plate_row=-1, plate_col=3)]
 )
@@ -230,7 +224,6 @@ CASES: list[Any] = [
     Case("dtype-unknown", plan(dtype="bogus"), PE, "'bogus'"),
     Case("dtype-complex", plan(dtype="complex64"), PE, "'complex64'"),
     Case("empty-plan", plan(useq.MDASequence()), PE, "MDASequence()"),
-    Case("two-positions-one-field", plan(TWO_CLAIM_A1), PE, "name='f'"),
     Case("well-outside-plate", plan(OUTSIDE_PLATE), PE, "plate_row=-1"),
     Case(
         "slot-acquired-twice",
@@ -249,6 +242,12 @@ CASES: list[Any] = [
     Case("setting-typo", plan(flush_intervall_s=1.0), PE, "flush_intervall_s"),
     Case("compression-unknown", plan(compression="gzip"), PE, "'gzip'"),
     Case("buffer-negative", plan(max_buffer_bytes=-1), PE, "-1"),
+    Case(
+        "dimension-y-negative-scale",  # only z may go down
+        lambda c: mmzarr.Dimension(name="y", size=4, scale=-0.5),
+        pydantic.ValidationError,
+        "scale must be a finite number > 0",
+    ),
     Case(
         "dimension-z-unbounded",
         lambda c: mmzarr.Dimension(name="z", size=None),
