@@ -1,6 +1,7 @@
 """useq `MDASequence` (+ camera facts) -> settings, in typed steps.
 
-1. `as_sequence`: the plan as an independent `MDASequence` (a dict is validated);
+1. `_sequence.as_sequence`: the plan as an `MDASequence` (a dict is validated),
+   the runner's own object or an independent copy;
 2. camera facts: frame shape, dtype and pixel size (given, or from a core), and
    the camera's field of view, which grid plans use as pymmcore-plus' engine
    does (`camera_fov`, `with_fov`);
@@ -23,11 +24,11 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
 import useq
 
 from mmzarr._models import NON_SPATIAL
+from mmzarr._sequence import redrawn_points, with_time_plan
 from mmzarr._slots import (
     ChannelUse,
     FrameSlot,
@@ -48,7 +49,6 @@ __all__ = [
     "GENERATOR_HINT",
     "UseqPlan",
     "acquires_image",
-    "as_sequence",
     "camera_fov",
     "camera_frame",
     "camera_plan",
@@ -63,88 +63,6 @@ _GRIDS = (useq.GridRowsColumns, useq.GridFromEdges, useq.GridWidthHeight)
 #: Periods of a long, repeating time plan that are iterated (`useq_plan`): useq
 #: takes ~0.1 ms per event, so a plan of 100,000 frames would take seconds.
 REPEATED_PERIODS = 2
-
-
-# ---- step 1: the plan ------------------------------------------------------------
-def _independent_copy(seq: useq.MDASequence) -> useq.MDASequence:
-    """A copy of `seq` that shares no object, and no useq cache entry, with it.
-
-    Some plan parts keep state while they are iterated (useq's autofocus plans
-    remember the previous event), and pymmcore-plus' runner iterates the user's
-    object on its own thread while a handler describes the plan: iterating a
-    shared object from two threads corrupts both iterations.
-
-    useq caches each axis's values per plan, found by its `uid` and then by
-    equality (`==`, which compares the two plans' dumps and raises for numpy
-    values in their metadata): a copy with the user's `uid` would share the
-    runner's entries and could break or slow the runner's own iteration. The
-    copy and its sub-sequences get new `uid`s. (A deep copy, not a dump and
-    validate: a `WellPlatePlan` without `selected_wells` would come back with
-    no wells.)
-    """
-    copy = seq.model_copy(deep=True)
-    for plan in (copy, *_sub_sequences(copy)):
-        plan._uid = uuid4()  # noqa: SLF001 (useq has no public way)
-    return copy
-
-
-def _iterated_as_run(seq: useq.MDASequence) -> bool:
-    """Whether the runner's own plan object may be iterated beside the runner.
-
-    useq keeps the values of each axis of a plan it has iterated, also after
-    pymmcore-plus' engine has given its grids the camera's field of view: a
-    plan previewed with `list(seq)`, or run before with another ROI, is run
-    with its first grid. Iterating the same object gives those values. It is
-    safe without autofocus plans (they remember the previous event while
-    iterated) and without random points (a draw beside the runner's could
-    replace its points in useq's cache).
-    """
-    plans = (seq, *_sub_sequences(seq))
-    return not _random_points(seq) and all(p.autofocus_plan is None for p in plans)
-
-
-def _sub_sequences(seq: useq.MDASequence) -> list[useq.MDASequence]:
-    """The sub-sequences of `seq`'s stage positions."""
-    if isinstance(seq.stage_positions, useq.WellPlatePlan):
-        return []
-    return [p.sequence for p in seq.stage_positions if p.sequence is not None]
-
-
-def _random_points(seq: useq.MDASequence) -> list[tuple[str, useq.RandomPoints]]:
-    """The `RandomPoints` plans of `seq`, each with where it is in the plan."""
-    plans: list[tuple[str, Any]] = [("grid_plan", seq.grid_plan)]
-    positions = seq.stage_positions
-    if isinstance(positions, useq.WellPlatePlan):
-        plans.append(("stage_positions.well_points_plan", positions.well_points_plan))
-    else:
-        plans += [
-            (f"stage_positions[{i}].sequence.grid_plan", p.sequence.grid_plan)
-            for i, p in enumerate(positions)
-            if p.sequence is not None
-        ]
-    return [(w, plan) for w, plan in plans if isinstance(plan, useq.RandomPoints)]
-
-
-def as_sequence(
-    seq: Any, *, generator_hint: str, running: bool = False
-) -> useq.MDASequence:
-    """`seq` as a `useq.MDASequence` (a dict is validated); `PlanError` otherwise.
-
-    An event generator's `GeneratorMDASequence` has no fixed list of events:
-    it is refused with `generator_hint`. `running`: `seq` is the object a
-    pymmcore-plus runner is about to iterate; it is itself iterated when that
-    is safe (`_iterated_as_run`), else copied.
-    """
-    if isinstance(seq, useq.MDASequence):
-        return seq if running and _iterated_as_run(seq) else _independent_copy(seq)
-    if type(seq).__name__ == "GeneratorMDASequence":
-        raise PlanError(
-            f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
-        )
-    try:
-        return useq.MDASequence.model_validate(seq)
-    except Exception as e:
-        raise PlanError(f"plan: useq rejected it: {e}") from e
 
 
 # ---- step 2: camera facts ----------------------------------------------------------
@@ -419,46 +337,6 @@ def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
     return n if n > REPEATED_PERIODS * period else None
 
 
-def _redrawn_points(seq: useq.MDASequence) -> bool:
-    """Whether `seq` places fields at random points drawn anew on each iteration.
-
-    useq draws `RandomPoints` without a `random_seed` again every time the plan
-    is iterated, and shuffles them with numpy's global generator when their
-    `order` is `random` (seed or not): the points the runner visits, and which
-    field number each gets, are not the ones iterated here. With a seed, or
-    with `allow_overlap` (the default), there are `num_points` of them each
-    time, so fields keep their numbers and only their positions are unknown;
-    without either useq may place fewer, and the numbers of the fields (and,
-    in a plate, their wells) cannot be known in advance: a `PlanError`.
-    """
-    found = False
-    for where, plan in _random_points(seq):
-        shuffled = plan.order == useq.TraversalOrder.RANDOM
-        if plan.random_seed is not None and not shuffled:
-            continue
-        if plan.random_seed is None and not plan.allow_overlap:
-            raise PlanError(
-                f"{where}: RandomPoints without random_seed and with "
-                "allow_overlap=False are drawn again each time the plan is "
-                "iterated, and may be fewer than num_points: which frame belongs "
-                "to which field is not known in advance; give a random_seed"
-            )
-        found = True
-    return found
-
-
-def _with_time(seq: useq.MDASequence, time: useq.TIntervalLoops) -> useq.MDASequence:
-    """`seq` with another time plan, and a `uid` of its own.
-
-    A copy with `seq`'s `uid` would be found in useq's cache under `seq`'s
-    entries, compared with `==` (which raises for numpy values in metadata),
-    also by the runner when `seq` is the plan it iterates.
-    """
-    copy = seq.model_copy(update={"time_plan": time})
-    copy._uid = uuid4()  # noqa: SLF001 (useq has no public way)
-    return copy
-
-
 def useq_plan(
     seq: useq.MDASequence, *, unbounded_t: bool = False, repeat_time: bool = False
 ) -> UseqPlan:
@@ -481,12 +359,12 @@ def useq_plan(
     time_points = None
     if unbounded_t:
         time = useq.TIntervalLoops(interval=0, loops=period)
-        iterated = _with_time(seq, time)
+        iterated = with_time_plan(seq, time)
     elif repeat_time and (time_points := repeating_time_points(seq, period)):
         loops = REPEATED_PERIODS * period
         time = useq.TIntervalLoops(interval=0, loops=loops)
-        iterated = _with_time(seq, time)
-    redrawn = _redrawn_points(seq)
+        iterated = with_time_plan(seq, time)
+    redrawn = redrawn_points(seq)
     events = _events(iterated)
     facts = _Facts(seq)
     slots = tuple(

@@ -22,7 +22,6 @@ from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, model_vali
 from mmzarr._fields import DTypeStr, check_finite_positive
 from mmzarr._from_useq import (
     GENERATOR_HINT,
-    as_sequence,
     camera_frame,
     camera_plan,
     warn_unknown_interval,
@@ -39,6 +38,7 @@ from mmzarr._models import (
     StagePosition,
 )
 from mmzarr._plan import settings_from_slots
+from mmzarr._sequence import as_sequence
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:

@@ -401,8 +401,9 @@ class AcquireZarrBackend:
         acquire-zarr shapes an array by its complete time points at close:
         a bounded array that got fewer frames than planned (a cancelled run)
         gets its planned shape back, and every unbounded array the dataset's
-        `last_time_point`, as the other backends leave them (slots not
-        acquired read as the fill value).
+        `last_time_point` (set here in `_t_sizes`, which the documents take),
+        as the other backends leave them (slots not acquired read as the
+        fill value).
         """
         unbounded = [i for i, c in enumerate(self._cursors) if c.image.unbounded]
         t_end = last_time_point(self._t_sizes[i] for i in unbounded)

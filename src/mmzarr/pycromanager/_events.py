@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import useq
 
-from mmzarr._from_useq import as_sequence, camera_fov, useq_plan, with_fov
+from mmzarr._from_useq import camera_fov, useq_plan, with_fov
 from mmzarr._models import NON_SPATIAL
 from mmzarr._plan import settings_from_slots
+from mmzarr._sequence import as_sequence
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._slots import ChannelUse, FrameFormat, ImageFacts, PlanFacts, PlateFacts
 from mmzarr.errors import PlanError
