@@ -299,10 +299,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
         if self.fallback_reason is not None and self.stream is not None:
-            if why := kept_misfit(self.stream, frame):
-                self._keep(frame, md, FrameError(why))  # beside it, unplaced
-            else:
-                append_kept(self.stream, frame, metadata={"pycromanager": dict(md)})
+            self._into_fallback(frame, {"pycromanager": dict(md)}, self._px(md))
             return
         try:
             axes = check_axes(md.get("Axes"), where)
@@ -338,7 +335,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         """
         reason = f"{type(error).__name__}: {error}"
         record = {"pycromanager": dict(md), "not_placed": reason}
-        px = self.settings_options.get("pixel_size_um") or md.get("PixelSize_um")
+        px = self._px(md)
         if self.stream is not None:
             self._keep_beside(frame, record, reason, px)
             return
@@ -357,10 +354,22 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         first = images[0][0]
         self.stream = open_fallback(self, self.path, reason, first, pixel_size_um=px)
         for image, meta in images:
-            if why := kept_misfit(self.stream, image):
-                self._keep_beside(image, meta, why, px)
-            else:
-                append_kept(self.stream, image, metadata=meta)
+            self._into_fallback(image, meta, px)
+
+    def _px(self, md: Mapping[str, Any]) -> Any:
+        """The pixel size for a fallback dataset: the one given, else the image's."""
+        return self.settings_options.get("pixel_size_um") or md.get("PixelSize_um")
+
+    def _into_fallback(
+        self, image: np.ndarray, record: dict[str, Any], px: Any
+    ) -> None:
+        """Append to the fallback dataset, or beside it an image of another format."""
+        assert self.stream is not None
+        if misfit := kept_misfit(self.stream, image):
+            why = f"{FrameError.__name__}: {misfit}"
+            self._keep_beside(image, {**record, "not_placed": why}, why, px)
+        else:
+            append_kept(self.stream, image, metadata=record)
 
     def _keep_beside(
         self, frame: np.ndarray, record: dict[str, Any], why: str, px: Any
