@@ -622,6 +622,42 @@ def test_finalize_sets_aside_torn_missing_and_unwritten(
     assert _chunk_files(out) == untouched
 
 
+def test_validate_without_reading_finds_a_torn_shard_as_finalize_does(
+    tmp_path: Path, backend: str
+) -> None:
+    """A shard file a killed writer left without its index is not a complete
+    frame to `validate(read=False)` (it looks at files, decodes nothing) as it
+    is not to `finalize`: both count the frames of the other shards only."""
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 6}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        shards={"t": 2},
+    )
+    out = tmp_path / "killed.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t in range(6):
+            stream.append(frame_for(t), index={"t": t})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
+    shard = out / "0" / "c" / "1" / "0" / "0"  # t = 2 and 3
+    shard.write_bytes(shard.read_bytes()[:-3])  # the index's end never written
+
+    looked = mmzarr.validate(out, read=False)
+    assert looked.incomplete
+    assert (looked.frames_logged, looked.frames_complete) == (6, 4), looked.format()
+    final = mmzarr.finalize(out)
+    lost = json.loads((out / "mmzarr/finalize.json").read_text())["lost"]
+    assert sorted(tuple(x["index"]) for x in lost) == [(2,), (3,)]
+    assert final.ok, final.format()
+    data = read_zarr(out, "0")
+    for t in (0, 1, 4, 5):
+        np.testing.assert_array_equal(data[t], frame_for(t))
+    assert mmzarr.validate(out, read=False).ok
+
+
 def test_finalize_refuses_foreign_dataset(tmp_path: Path) -> None:
     (tmp_path / "x.zarr").mkdir()
     with pytest.raises(FileNotFoundError, match=re.escape("settings.json")):

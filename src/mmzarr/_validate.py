@@ -4,8 +4,8 @@ Three independent kinds of check, each reported as a problem line:
 1. metadata: yaozarrs `validate_zarr_store` (NGFF v0.5 spec and structure) and
    every `zarr.json` parses;
 2. chunks: for every frame the frame log says was written, the chunk (or shard)
-   file that holds it exists, and an uncompressed unsharded chunk has its full
-   size;
+   file that holds it exists, an uncompressed unsharded chunk has its full
+   size, and a shard ends with an intact index (crc32c);
 3. reads: every array is read in full (tensorstore, else zarr-python).
 A dataset whose writer never closed (status `acquiring`: the process died, or
 it still runs: it holds the dataset's lock) is reported as incomplete, with the
@@ -31,6 +31,7 @@ from mmzarr._claim import replaced_copies
 from mmzarr._layout import is_file_folder
 from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
+from mmzarr.backends._acquire_disk import shard_index
 
 __all__ = [
     "LOST_FRAMES",
@@ -376,19 +377,47 @@ def frame_is_complete(
             )
         return False
     exact = raw_chunk_bytes(doc)
+    index_bytes = _shard_index_bytes(doc)
     ok = True
     for rel in chunk_paths({**doc, "shape": shape}, index):
         f = root / array / rel
         size = f.stat().st_size if f.is_file() else -1
-        if size > 0 and (exact is None or size == exact):
+        if size > 0 and index_bytes is not None:
+            # a killed writer can leave a shard file without its index; chunks
+            # left out of an intact index read as the fill value (acquire-zarr
+            # omits those equal to it)
+            intact = shard_index(f, index_bytes) is not None
+            what = None if intact else "torn (no intact shard index)"
+        elif size > 0 and (exact is None or size == exact):
+            what = None
+        else:
+            what = "missing" if size < 0 else f"truncated ({size} bytes)"
+        if what is None:
             continue
         ok = False
         if problems is not None:
-            what = "missing" if size < 0 else f"truncated ({size} bytes)"
             problems.append(
                 f"array {array!r}: chunk {rel} of frame {list(index)} is {what}"
             )
     return ok
+
+
+def _shard_index_bytes(doc: dict[str, Any]) -> int | None:
+    """The size of the shard index of the array `doc` describes.
+
+    None unless its shards are indexed at the end with a crc32c, as every
+    mmzarr backend writes them.
+    """
+    codecs = doc.get("codecs") or [{}]
+    if codecs[0].get("name") != "sharding_indexed":
+        return None
+    conf = codecs[0].get("configuration", {})
+    names = [c.get("name") for c in conf.get("index_codecs", [])]
+    if conf.get("index_location", "end") != "end" or names != ["bytes", "crc32c"]:
+        return None
+    shard = doc["chunk_grid"]["configuration"]["chunk_shape"]
+    inner = conf["chunk_shape"]
+    return 16 * math.prod(-(-s // c) for s, c in zip(shard, inner, strict=True)) + 4
 
 
 def _check_frames(

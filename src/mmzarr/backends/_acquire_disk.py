@@ -45,11 +45,13 @@ __all__ = [
     "LOOK_EVERY_S",
     "LOOK_PAST",
     "SIBLING_SUFFIX",
+    "UNWRITTEN",
     "Landing",
     "Shard",
     "crc32c",
     "link_arrays",
     "remove_sibling",
+    "shard_index",
     "shard_on_disk",
     "sibling_path",
 ]
@@ -60,7 +62,7 @@ LOOK_PAST = 8
 #: The shortest time between two looks at the files (`Landing.refresh`).
 LOOK_EVERY_S = 0.001
 #: A shard index entry of a chunk that was never written.
-_UNWRITTEN = 2**64 - 1
+UNWRITTEN = 2**64 - 1
 
 
 def _crc32c_table() -> tuple[int, ...]:
@@ -92,23 +94,33 @@ def shard_on_disk(path: Path | str, index_bytes: int) -> bool:
     matches) whose chunks all lie before it: acquire-zarr writes the index after
     every chunk of the shard, so the whole shard has then been written.
     """
+    return shard_index(path, index_bytes) is not None
+
+
+def shard_index(path: Path | str, index_bytes: int) -> list[tuple[int, int]] | None:
+    """The (offset, length) of each chunk in the shard file at `path`.
+
+    None unless the file ends with an intact index of `index_bytes` (its crc32c
+    matches) whose chunks all lie before it. A chunk never written has
+    `UNWRITTEN` as its offset and length.
+    """
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < index_bytes:
-                return False
+                return None
             f.seek(size - index_bytes)
             tail = f.read(index_bytes)
-    except FileNotFoundError:
-        return False
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
     table = tail[:-4]
     if len(tail) != index_bytes or crc32c(table) != int.from_bytes(tail[-4:], "little"):
-        return False
+        return None
     end = size - index_bytes
-    return all(
-        offset == _UNWRITTEN or offset + length <= end
-        for offset, length in struct.iter_unpack("<QQ", table)
-    )
+    entries = list(struct.iter_unpack("<QQ", table))
+    if all(off == UNWRITTEN or off + length <= end for off, length in entries):
+        return entries
+    return None
 
 
 class Shard:
