@@ -288,6 +288,12 @@ REJECTED = {"channels": ["DAPI"], "axis_order": "tpqz"}
 BAD_INPUTS = [
     BadInput("missing-plan", {}, ("acquire", "nope.yaml", "o"), "plan file not found"),
     BadInput(
+        "plan-is-a-directory",
+        {"plans/p.yaml": PLAN_YAML},
+        ("acquire", "plans", "o"),
+        "plan file 'plans' is a directory",
+    ),
+    BadInput(
         "bad-yaml",
         {"p.yaml": "channels: [DAPI\n  z: :\n"},
         ("acquire", "p.yaml", "o"),

@@ -62,6 +62,8 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     """
     p = Path(path)
     name = repr(str(p))
+    if p.is_dir():
+        raise PlanError(f"plan file {name} is a directory: give a YAML or JSON file")
     if not p.is_file():
         raise PlanError(f"plan file not found: {name}")
     size = p.stat().st_size
