@@ -417,7 +417,8 @@ def _shard_index_bytes(doc: dict[str, Any]) -> int | None:
         return None
     shard = doc["chunk_grid"]["configuration"]["chunk_shape"]
     inner = conf["chunk_shape"]
-    return 16 * math.prod(-(-s // c) for s, c in zip(shard, inner, strict=True)) + 4
+    chunks = math.prod(-(-int(s) // int(c)) for s, c in zip(shard, inner, strict=True))
+    return 16 * chunks + 4
 
 
 def _check_frames(

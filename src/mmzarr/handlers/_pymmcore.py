@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,9 +47,9 @@ from mmzarr._fallback import (
 )
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr.backends import DEFAULT_BACKEND, backend_for
-from mmzarr.backends._acquire_array import default_window, reorder_bytes
+from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import FrameError, PlanError
+from mmzarr.handlers._backend_choice import choose_backend
 
 if TYPE_CHECKING:
     import numpy as np
@@ -240,7 +239,13 @@ class MDAWriter(FrontEndBase):
                     cameras = self._cameras(meta or {})
                     self.camera_layout = self._layout_for(sequence, cameras)
                     settings = self.camera_layout.settings
-                backend_options = self._backend_options(settings)
+                self.backend, backend_options = choose_backend(
+                    settings,
+                    self._chosen_backend,
+                    self.camera_layout,
+                    path=str(self.path),
+                    unplaced_path=str(self.unplaced_path),
+                )
             except Exception as e:  # a plan we cannot map: keep every frame
                 self.fallback_reason = f"{type(e).__name__}: {e}"
                 logger.warning(
@@ -386,57 +391,6 @@ class MDAWriter(FrontEndBase):
             options["running"] = True  # as the runner iterates it
         settings = AcquisitionSettings.from_useq(plan, **options)
         return camera_layout(settings, cameras, self.cameras)
-
-    def _backend_options(self, settings: AcquisitionSettings) -> dict[str, Any]:
-        """The run's backend (`self.backend`) and acquire-zarr's reorder window.
-
-        Without a backend asked for, `backend_for` chooses (tensorstore for a
-        plan acquire-zarr cannot take in its order). acquire-zarr holds frames
-        that come ahead of their slot: cameras as channels send some
-        (`CameraLayout.held_frames`), a plan in another order holds them until
-        their turn (`reorder_bytes`); the window grows to hold them, up to
-        `max_buffer_bytes`, and a warning says what does not fit.
-        """
-        reorder = reorder_bytes(settings)  # one pass over the arrays
-        if self._chosen_backend is None:
-            self.backend = backend_for(settings, reorder)
-            if self.backend != DEFAULT_BACKEND:
-                logger.warning(
-                    "mmzarr: this plan acquires an axis outside the one %s appends "
-                    "first (it would hold up to %s bytes of frames until their "
-                    "turn): writing %s with %s",
-                    DEFAULT_BACKEND,
-                    f"{reorder:,}",
-                    self.path,
-                    self.backend,
-                )
-        if self.backend != "acquire-zarr":
-            return {}
-        held = 0
-        layout = self.camera_layout
-        if layout is not None and layout.held_frames:
-            frame = max(math.prod(im.frame_shape) for im in settings.images)
-            held = (layout.held_frames + 1) * frame * settings.itemsize
-            logger.info(
-                "mmzarr: %d cameras as channels: holding up to %d frames (%d "
-                "bytes) that arrive ahead of their slot",
-                len(layout.cameras),
-                layout.held_frames,
-                held,
-            )
-        need = held + reorder
-        if need <= default_window(settings.max_buffer_bytes):
-            return {}
-        if need > settings.max_buffer_bytes:
-            logger.warning(
-                "mmzarr: acquire-zarr may have to hold %s bytes of frames until "
-                "their turn, more than max_buffer_bytes (%s): frames that do not "
-                "fit go to %s; backend='tensorstore' writes this plan in place",
-                f"{need:,}",
-                f"{settings.max_buffer_bytes:,}",
-                self.unplaced_path,
-            )
-        return {"max_reorder_bytes": min(need, settings.max_buffer_bytes)}
 
     def _common_dtype(self, meta: dict[str, Any]) -> str | None:
         """The dtype that holds every camera's frames (several cameras), or None."""
