@@ -136,6 +136,31 @@ def test_grid_iterated_before_the_run(core: UniMMCore, tmp_path: Path) -> None:
     _assert_as_acquired(out, cap, seq.stage_positions)
 
 
+@pytest.mark.parametrize(
+    "grid",
+    [
+        useq.GridWidthHeight(width=200, height=200, fov_width=100, fov_height=100),
+        useq.GridRowsColumns(rows=2, columns=2, fov_width=100, fov_height=100),
+    ],
+    ids=["width-height", "rows-columns"],
+)
+def test_grid_iterated_before_a_run_of_many_time_points(
+    core: UniMMCore, tmp_path: Path, grid: useq.GridWidthHeight
+) -> None:
+    """As above with a time plan long enough that only its first time points
+    are iterated to map it: they are the runner's own (its cached grid), not
+    those of a copy given the camera's field of view."""
+    core.setROI(0, 0, 64, 64)
+    seq = useq.MDASequence(
+        time_plan={"interval": 0.001, "loops": 5}, axis_order="tgcz", grid_plan=grid
+    )
+    assert len(list(seq)) == 20  # the preview
+    out = tmp_path / "grid.ome.zarr"
+    cap = _acquire(core, seq, out)
+    assert len(cap.frames) == 20
+    _assert_as_acquired(out, cap, seq.stage_positions)
+
+
 def test_same_plan_object_run_again_after_a_roi_change(
     core: UniMMCore, tmp_path: Path
 ) -> None:

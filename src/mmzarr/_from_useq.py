@@ -19,6 +19,7 @@ pymmcore-plus (a `core` is duck-typed). It does no I/O.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -214,11 +215,17 @@ def _check_time_plans(seq: useq.MDASequence) -> None:
                 )
 
 
-def _events(seq: useq.MDASequence) -> list[useq.MDAEvent]:
-    """Every event useq yields for `seq`; a plan useq cannot iterate is a PlanError."""
+def _events(seq: useq.MDASequence, before_t: int | None = None) -> list[useq.MDAEvent]:
+    """Every event useq yields for `seq`; a plan useq cannot iterate is a PlanError.
+
+    With `before_t`, those of the time points before it (time must then be the
+    outermost axis).
+    """
     _check_time_plans(seq)
     try:
-        return list(seq)
+        if before_t is None:
+            return list(seq)
+        return list(itertools.takewhile(lambda e: e.index.get("t", 0) < before_t, seq))
     except PlanError:
         raise
     except Exception as e:
@@ -355,17 +362,17 @@ def useq_plan(
         For a plan useq cannot iterate, or that acquires no frame.
     """
     period = _skip_period(seq)
-    iterated = seq
     time_points = None
     if unbounded_t:
         time = useq.TIntervalLoops(interval=0, loops=period)
-        iterated = with_time_plan(seq, time)
+        events = _events(with_time_plan(seq, time))
     elif repeat_time and (time_points := repeating_time_points(seq, period)):
-        loops = REPEATED_PERIODS * period
-        time = useq.TIntervalLoops(interval=0, loops=loops)
-        iterated = with_time_plan(seq, time)
+        # time is outermost: the first time points are the first events of
+        # `seq` itself (the runner's object when `seq` is: its cached grid)
+        events = _events(seq, before_t=REPEATED_PERIODS * period)
+    else:
+        events = _events(seq)
     redrawn = redrawn_points(seq)
-    events = _events(iterated)
     facts = _Facts(seq)
     slots = tuple(
         _slot(e, facts, xy=not redrawn) if acquires_image(e) else None for e in events
