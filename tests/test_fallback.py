@@ -347,3 +347,29 @@ def test_hook_fallback_keeps_an_image_of_another_format_beside(
     kept = read_zarr(Path(hook.unplaced_path), "0")
     assert kept.dtype == np.uint8
     np.testing.assert_array_equal(kept[0], other.astype(np.uint8))
+
+
+def test_hook_images_without_axes_fall_back_in_pycromanagers_words(
+    tmp_path: Path,
+) -> None:
+    """Learn-mode images that carry no ``Axes`` (or the same ones twice) cannot
+    be told apart: every image is kept in arrival order, and the reason says
+    so in Pycro-Manager's terms (it spoke of useq's position sub-sequences)."""
+    pytest.importorskip("pycromanager")
+    from mmzarr.pycromanager import ZarrHook
+
+    out = tmp_path / "noaxes.ome.zarr"
+    hook = ZarrHook(out, keep_images=False)
+    frames = [np.full((8, 10), k, np.uint16) for k in range(3)]
+    for frame in frames:
+        hook(frame, {"PixelSize_um": 0.5})
+    hook.close()
+    assert hook.fallback_reason is not None
+    assert "images 0 and 1 of the first time point have the same Axes {}" in (
+        hook.fallback_reason
+    )
+    assert "sub-sequence" not in hook.fallback_reason
+    data = read_zarr(out, "0")
+    assert data.shape[0] == 3
+    for k, frame in enumerate(frames):
+        np.testing.assert_array_equal(data[k].reshape(frame.shape), frame)

@@ -15,6 +15,8 @@ import numpy as np
 
 from mmzarr.errors import PlanError
 from mmzarr.pycromanager._plan import (
+    AxesKey,
+    axes_key,
     entry_from_metadata,
     measured_t_scale,
     plan_images,
@@ -89,6 +91,16 @@ class FirstTimePoint:
         time point, if one came: its elapsed time gives the time scale.
         """
         kept = self.images
+        seen: dict[AxesKey, int] = {}
+        for n, (_, axes, _) in enumerate(kept):
+            first = seen.setdefault(axes_key(axes), n)
+            if first != n:
+                raise PlanError(
+                    f"images {first} and {n} of the first time point have the same "
+                    f"Axes {dict(axes)}: ZarrHook cannot tell them apart (pycromanager "
+                    "gives each image of an acquisition its own Axes); pass "
+                    "events=<the list given to acq.acquire> or settings=..."
+                )
         entries = [entry_from_metadata(ax, md) for _, ax, md in kept]
         unbounded = self._t0 is not None or (
             next_image is not None and "time" in next_image[0]
