@@ -658,6 +658,67 @@ def test_validate_without_reading_finds_a_torn_shard_as_finalize_does(
     assert mmzarr.validate(out, read=False).ok
 
 
+def _mean2(frame: np.ndarray) -> np.ndarray:
+    """2x2 mean, rounded half up (numpy, not mmzarr): a level of even-sized frames."""
+    h, w = frame.shape
+    s = frame.reshape(h // 2, 2, w // 2, 2).astype(np.uint32).sum(axis=(1, 3))
+    return ((s + 2) // 4).astype(frame.dtype)
+
+
+@pytest.mark.parametrize("shards", [None, {"t": 2}], ids=["chunks", "t-shards"])
+def test_finalize_rebuilds_levels_a_killed_writer_left_out(
+    tmp_path: Path, backend: str, shards: dict[str, int] | None
+) -> None:
+    """A writer writes a frame's levels after its full resolution: killed in
+    between it leaves a level chunk missing (t=3) or torn (t=1). validate counts
+    those frames incomplete; finalize moves the torn file aside and writes both
+    frames' levels again from level 0 (they read as the fill value, black,
+    where level 0 has the frame)."""
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 4}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        downsample={"levels": 2},
+        shards=shards,
+    )
+    out = tmp_path / "killed.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t in range(4):
+            stream.append(frame_for(t), index={"t": t})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
+    shard = 1 if shards else 3  # the file of t=3 (with t=2 when sharded)
+    (out / "2" / "c" / str(shard) / "0" / "0").unlink()  # level 2: never written
+    torn = out / "1" / "c" / "0" / "0" / "0"  # level 1 of t=0 (and 1): torn
+    torn.write_bytes(torn.read_bytes()[:-5])
+
+    looked = mmzarr.validate(out, read=False)
+    broken = {0, 1, 2, 3} if shards else {0, 3}
+    assert looked.frames_complete == 4 - len(broken), looked.format()
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["lost"] == []
+    assert record["frames_kept"] == 4
+    assert record["damaged_files"] == ["mmzarr/damaged/1/c/0/0/0"]
+    assert sorted(x["index"][0] for x in record["levels_rebuilt"]) == sorted(broken)
+    assert record["levels_missing"] == []
+    for read in (read_zarr, read_tensorstore):
+        for t in range(4):
+            frame = frame_for(t)
+            np.testing.assert_array_equal(read(out, "0")[t], frame)
+            np.testing.assert_array_equal(read(out, "1")[t], _mean2(frame))
+            np.testing.assert_array_equal(read(out, "2")[t], _mean2(_mean2(frame)))
+    check_metadata(out)
+    again = mmzarr.finalize(out)  # idempotent: nothing left to rebuild
+    assert again.ok
+    record2 = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record2["levels_rebuilt"] == []
+    assert record2["damaged_files"] == record["damaged_files"]
+
+
 def test_finalize_refuses_foreign_dataset(tmp_path: Path) -> None:
     (tmp_path / "x.zarr").mkdir()
     with pytest.raises(FileNotFoundError, match=re.escape("settings.json")):

@@ -9,10 +9,12 @@ holds one frame, every frame on disk that the writer died, or a storage failure
 stopped it, before logging: the log is written every `flush_interval_s / 2`),
 sets unbounded arrays' `t` to the
 time points that hold data, moves chunk files that do not decode to
-`mmzarr/damaged/` (never deletes them), records the frames it could not keep in
-`mmzarr/finalize.json` (`LOST_FRAMES`) and rewrites the group metadata with
-status `interrupted` (a `failed` status stays). Only metadata is rewritten; no
-intact chunk is touched.
+`mmzarr/damaged/` (never deletes them), writes again the resolution levels of
+kept frames that lack them (`_level_repair`: computed from level 0), records
+the frames it could not keep in `mmzarr/finalize.json` (`LOST_FRAMES`) and
+rewrites the group metadata with
+status `interrupted` (a `failed` status stays). Only metadata and missing
+levels are written; no intact chunk is touched.
 
 Every step is recorded before it is done, and each is idempotent: the record
 (`finalize.json`, `"state": "in progress"`) is written first, with the chunk
@@ -38,6 +40,11 @@ from typing import TYPE_CHECKING, Any
 from mmzarr import _layout, _metadata
 from mmzarr._claim import replaced_copies
 from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
+from mmzarr._level_repair import (
+    LevelWriter,
+    damaged_level_files,
+    frames_missing_levels,
+)
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
@@ -227,6 +234,8 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
                     ranges.update(i, index, pixels)
         kept = decoded
         moves.update(_other_chunks(root, settings, kept, reader))
+        # a level chunk of a kept frame that does not decode: rebuilt below
+        moves.update(damaged_level_files(root, settings, kept, reader))
         # frames sharing a file moved aside are gone too
         kept, gone = _split(root, settings, kept, moves)
         for frame, why in gone.items():
@@ -238,6 +247,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
     _set_t_sizes(root, settings, kept)
+    rebuilt, not_rebuilt = _rebuild_levels(root, settings, kept, reader)
     written = _mark(settings, kept)
     record.write(
         step="done",
@@ -256,6 +266,13 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             if (i, idx) not in recovered  # never logged: not known to be lost
         ],
         damaged_files=sorted(planned.values()),
+        levels_rebuilt=[
+            {"image": settings.images[i].key, "index": list(idx)} for i, idx in rebuilt
+        ],
+        levels_missing=[
+            {"image": settings.images[i].key, "index": list(idx), "reason": why}
+            for (i, idx), why in not_rebuilt.items()
+        ],
     )
     if status == "acquiring":
         status = "interrupted"
@@ -300,6 +317,31 @@ def _on_disk(
             reasons[(i, index)] = "; ".join(problems)
             moves.update(_chunk_files(root, apath, index, truncated_only=True))
     return kept, reasons
+
+
+def _rebuild_levels(
+    root: Path,
+    settings: AcquisitionSettings,
+    kept: Iterable[Frame],
+    reader: FrameReader,
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Write again the resolution levels that kept frames lack; (rebuilt, why not)."""
+    missing = frames_missing_levels(root, settings, kept)
+    if not missing:
+        return [], {}
+    if not reader.available:
+        why = "no tensorstore or zarr-python to write it"
+        return [], dict.fromkeys(missing, why)
+    writer = LevelWriter(settings, reader)
+    rebuilt: list[Frame] = []
+    failed: dict[Frame, str] = {}
+    for frame in missing:
+        problem = writer.rebuild(frame)
+        if problem is None:
+            rebuilt.append(frame)
+        else:
+            failed[frame] = problem
+    return rebuilt, failed
 
 
 def _split(
@@ -395,25 +437,29 @@ def _other_chunks(
     kept: Iterable[Frame],
     reader: FrameReader,
 ) -> list[str]:
-    """Chunk files that hold no kept frame and do not decode (to be moved).
+    """Chunk files of every level that hold no kept frame and do not decode.
 
-    A writer that died (or failed: disk full) mid-write can leave a torn chunk
-    of a frame it never logged; readers of the whole array would fail on it.
+    They are to be moved aside. A writer that died (or failed: disk full)
+    mid-write can leave a torn chunk of a frame it never logged; readers of the
+    whole array would fail on it.
     """
-    holding: dict[int, set[str]] = {}
     docs = array_documents(root)
+    specs = [s for s in all_arrays(settings) if s.path in docs]
+    holding: dict[str, set[str]] = {s.path: set() for s in specs}
+    by_image: dict[int, list[str]] = {}
+    for spec in specs:
+        by_image.setdefault(spec.image, []).append(spec.path)
     for i, index in kept:
-        doc = docs[_layout.array_path(settings.images[i])]
-        holding.setdefault(i, set()).update(chunk_paths(doc, index))
+        for path in by_image.get(i, ()):  # every level: its own chunks checked
+            holding[path].update(chunk_paths(docs[path], index))
     found: list[str] = []
-    for i, im in enumerate(settings.images):
-        apath = _layout.array_path(im)
-        if (array_doc := docs.get(apath)) is None:
-            continue
+    for spec in specs:
+        apath = spec.path
+        array_doc = docs[apath]
         shape = array_doc["shape"]
         grid = array_doc["chunk_grid"]["configuration"]["chunk_shape"]
         for rel, coords in _chunk_files_of(root / apath, len(shape)):
-            if rel in holding.get(i, set()):
+            if rel in holding[apath]:
                 continue
             start = [c * g for c, g in zip(coords, grid, strict=True)]
             if any(s0 >= n for s0, n in zip(start, shape, strict=True)):

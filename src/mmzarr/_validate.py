@@ -4,8 +4,9 @@ Three independent kinds of check, each reported as a problem line:
 1. metadata: yaozarrs `validate_zarr_store` (NGFF v0.5 spec and structure) and
    every `zarr.json` parses;
 2. chunks: for every frame the frame log says was written, the chunk (or shard)
-   file that holds it exists, an uncompressed unsharded chunk has its full
-   size, and a shard ends with an intact index (crc32c);
+   files that hold it, at every resolution level, exist, an uncompressed
+   unsharded chunk has its full size, and a shard ends with an intact index
+   (crc32c);
 3. reads: every array is read in full (tensorstore, else zarr-python).
 A dataset whose writer never closed (status `acquiring`: the process died, or
 it still runs: it holds the dataset's lock) is reported as incomplete, with the
@@ -470,6 +471,13 @@ def _check_frames(
             )
             continue
         ok = frame_is_complete(root, array, doc, index, report.incomplete, problems)
+        for level in itertools.count(1):  # its resolution levels, if any
+            level_doc = docs.get(lpath := f"{key}/{level}" if key else str(level))
+            if level_doc is None:
+                break
+            ok &= frame_is_complete(
+                root, lpath, level_doc, index, report.incomplete, problems
+            )
         inside = all(i < s for i, s in zip(index, doc["shape"], strict=False))
         if ok and reader is not None and reader.available and inside:
             ok = reader.error(array, index) is None

@@ -93,10 +93,10 @@ class FirstTimePoint:
         kept = self.images
         seen: dict[AxesKey, int] = {}
         for n, (_, axes, _) in enumerate(kept):
-            first = seen.setdefault(axes_key(axes), n)
-            if first != n:
+            earlier = seen.setdefault(axes_key(axes), n)
+            if earlier != n:
                 raise PlanError(
-                    f"images {first} and {n} of the first time point have the same "
+                    f"images {earlier} and {n} of the first time point have the same "
                     f"Axes {dict(axes)}: ZarrHook cannot tell them apart (pycromanager "
                     "gives each image of an acquisition its own Axes); pass "
                     "events=<the list given to acq.acquire> or settings=..."
