@@ -656,6 +656,9 @@ def test_validate_without_reading_finds_a_torn_shard_as_finalize_does(
     for t in (0, 1, 4, 5):
         np.testing.assert_array_equal(data[t], frame_for(t))
     assert mmzarr.validate(out, read=False).ok
+    assert all("torn" in x["reason"] for x in lost)
+    mmzarr.finalize(out)  # again: the same record (the shard moved is not "missing")
+    assert json.loads((out / "mmzarr/finalize.json").read_text())["lost"] == lost
 
 
 def _mean2(frame: np.ndarray) -> np.ndarray:

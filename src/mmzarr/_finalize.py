@@ -147,6 +147,15 @@ class _Record:
             for f in earlier.get("damaged_files", [])
             if isinstance(f, str) and (root / f).is_file()
         ]
+        #: why an earlier finalize lost each frame: its file has been moved
+        #: since, and is not "missing" now
+        self.earlier_reasons: dict[tuple[str, tuple[int, ...]], str] = {}
+        for x in earlier.get("lost", []):
+            try:
+                key = (str(x["image"]), tuple(int(i) for i in x["index"]))
+                self.earlier_reasons[key] = str(x["reason"])
+            except (KeyError, TypeError, ValueError):
+                continue
         before = earlier.get("status_before")
         self.doc: dict[str, Any] = {
             "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -261,7 +270,13 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         frames_kept=sum(w.count for w in written),
         reader=reader.engine,
         lost=[
-            {"image": settings.images[i].key, "index": list(idx), "reason": why}
+            {
+                "image": settings.images[i].key,
+                "index": list(idx),
+                "reason": record.earlier_reasons.get(
+                    (settings.images[i].key, idx), why
+                ),
+            }
             for (i, idx), why in reasons.items()
             if (i, idx) not in recovered  # never logged: not known to be lost
         ],
