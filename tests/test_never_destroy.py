@@ -43,7 +43,7 @@ from mmzarr._metadata import write_groups
 from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3
-from tests._readback import assert_frames, group_json
+from tests._readback import assert_frames, group_json, read_zarr
 from tests.test_stream import SHAPE, frame_for, settings_for, write_plan
 
 if TYPE_CHECKING:
@@ -579,6 +579,29 @@ def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
     report = mmzarr.finalize(out)
     assert report.ok, report.format()
     assert not lock_path(out).exists()
+
+
+def test_datasets_whose_long_names_begin_alike_share_no_hidden_file(
+    tmp_path: Path, backend: str
+) -> None:
+    """Two datasets whose names share their first 200 characters, written at
+    once: each keeps its own frames. acquire-zarr's hidden sibling of links
+    was named by those 200 characters: B took it over and A's later frames
+    landed in B, A's lock, and the copy `overwrite` moves aside, alike."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    a_path, b_path = (tmp_path / f"{'x' * 200}_{n}.ome.zarr" for n in "AB")
+    a = mmzarr.create_stream(a_path, settings_for(seq), backend=backend)
+    for t in range(2):
+        a.append(frame_for(t), index={"t": t})
+    b = mmzarr.create_stream(b_path, settings_for(seq), backend=backend)
+    for t in range(2, 4):
+        a.append(frame_for(t), index={"t": t})
+    a.close()
+    b.close()
+    assert_frames(a_path, {("", (t,)): frame_for(t) for t in range(4)})
+    assert group_json(b_path)["attributes"]["mmzarr"]["frames_written"] == 0
+    assert not read_zarr(b_path, "0").any()  # B got no frame
+    assert lock_path(a_path) != lock_path(b_path)
 
 
 # ---- 10. caller metadata cannot overwrite the frame log's fields ---------------------

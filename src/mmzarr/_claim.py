@@ -32,7 +32,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mmzarr._lock import DatasetLock, canonical, json_object, lock_holder
+from mmzarr._lock import (
+    DatasetLock,
+    canonical,
+    hidden_name,
+    json_object,
+    lock_holder,
+)
 from mmzarr._storage import Location, as_location, parse_location
 from mmzarr.errors import DatasetLockedError, StorageError
 
@@ -177,7 +183,7 @@ def replaced_copies(root: Path) -> list[Path]:
     there (`.NAME.mmzarr-old-XXXXXXXX`).
     """
     canon = canonical(root)
-    return sorted(canon.parent.glob(f".{glob.escape(canon.name[:200])}{_ASIDE}*"))
+    return sorted(canon.parent.glob(glob.escape(hidden_name(canon.name, _ASIDE)) + "*"))
 
 
 def _local_problem(path: Path) -> str | None:
@@ -395,7 +401,7 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
             check_replaceable(loc)
             empty = claim.reused = not any(canon.iterdir())
             if not empty:
-                aside = canon.parent / f".{canon.name[:200]}{_ASIDE}"
+                aside = canon.parent / hidden_name(canon.name, _ASIDE)
                 aside = aside.with_name(aside.name + secrets.token_hex(4))
                 try:
                     os.rename(canon, aside)

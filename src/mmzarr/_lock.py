@@ -26,7 +26,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: no locking
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_SUFFIX", "DatasetLock", "canonical", "lock_holder", "lock_path"]
+__all__ = [
+    "LOCK_SUFFIX",
+    "DatasetLock",
+    "canonical",
+    "hidden_name",
+    "lock_holder",
+    "lock_path",
+]
 
 #: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
 LOCK_SUFFIX = ".mmzarr-lock"
@@ -55,11 +62,19 @@ def lock_path(dataset: Path) -> Path:
     take the same lock.
     """
     canon = Path(os.path.realpath(dataset))
-    name = canon.name
-    if len(name) > 200:  # keep within NAME_MAX
+    return canon.parent / hidden_name(canon.name, LOCK_SUFFIX)
+
+
+def hidden_name(name: str, suffix: str) -> str:
+    """`.NAME{suffix}`: the name of a hidden file or folder beside dataset `name`.
+
+    A long name is cut (within NAME_MAX) and given a digest of the whole: two
+    datasets whose names begin alike never share one.
+    """
+    if len(name) > 200:
         digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
         name = f"{name[:180]}-{digest}"
-    return canon.parent / f".{name}{LOCK_SUFFIX}"
+    return f".{name}{suffix}"
 
 
 def _holder_text(data: bytes) -> str:

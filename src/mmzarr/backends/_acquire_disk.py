@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmzarr._lock import hidden_name
 from mmzarr.backends._space import FreeSpaceGuard
 
 if TYPE_CHECKING:
@@ -323,7 +324,7 @@ SIBLING_SUFFIX = ".mmzarr-acquire-zarr"
 def sibling_path(root: Path) -> Path:
     """The hidden directory beside dataset `root` where acquire-zarr writes."""
     root = Path(os.path.abspath(root))
-    return root.parent / f".{root.name[:200]}{SIBLING_SUFFIX}"
+    return root.parent / hidden_name(root.name, SIBLING_SUFFIX)
 
 
 def link_arrays(root: Path, arrays: Mapping[str, str]) -> Path | None:
