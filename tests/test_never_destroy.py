@@ -570,6 +570,34 @@ def test_a_lock_that_cannot_be_written_is_not_left(
     assert_frames(out, frames)
 
 
+def test_overwrite_never_replaces_a_dataset_holding_one_being_written(
+    tmp_path: Path,
+) -> None:
+    """A dataset another process writes inside the one to replace (e.g. an
+    analysis written into the raw dataset's folder): `overwrite=True` refuses,
+    naming it, and changes nothing; it deleted the live dataset."""
+    outer = tmp_path / "outer.ome.zarr"
+    write_plan(outer, TWO_T, ANY_BACKEND)
+    before = listing(tmp_path)
+    inner = outer / "analysis" / "live.ome.zarr"
+    inner.parent.mkdir()
+    proc = _holder(inner)
+    try:
+        with pytest.raises(
+            FileExistsError, match="a dataset inside it is being written"
+        ):
+            mmzarr.create_stream(outer, settings_for(TWO_T), overwrite=True)
+        assert listing(tmp_path) >= before
+        assert (inner / "zarr.json").is_file()
+    finally:
+        out_text, _ = proc.communicate("\n", timeout=60)
+    assert "closed" in out_text
+    assert_frames(inner, {("", (t,)): np.full(SHAPE, 7 + t, "uint16") for t in (0, 1)})
+    with mmzarr.create_stream(outer, settings_for(TWO_T), overwrite=True):
+        pass  # once it is closed: replaced
+    assert not inner.exists()
+
+
 def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
     out = tmp_path / "run.ome.zarr"
     proc = _holder(out)

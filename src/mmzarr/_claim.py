@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from mmzarr._lock import (
+    LOCK_SUFFIX,
     DatasetLock,
     canonical,
     hidden_name,
     json_object,
+    lock_file_holder,
     lock_holder,
 )
 from mmzarr._storage import Location, as_location, parse_location
@@ -64,7 +66,8 @@ def check_replaceable(loc: Location) -> None:
 
     Replaceable: nothing, an empty directory, or a dataset (see
     `dataset_problem`). Never a file, a symbolic link, the current working
-    directory or a directory containing it.
+    directory, a directory containing it, or a dataset holding a dataset
+    that a writer has locked.
 
     Raises
     ------
@@ -208,7 +211,27 @@ def _local_problem(path: Path) -> str | None:
     except OSError as e:
         return f"it cannot be listed ({e})"
     problem = _dataset_problem(lambda key: _read_local(path / key))
-    return None if problem is None else f"a non-empty directory: {problem}"
+    if problem is not None:
+        return f"a non-empty directory: {problem}"
+    live = _live_dataset_inside(path)
+    return None if live is None else f"a dataset inside it is being written ({live})"
+
+
+def _live_dataset_inside(path: Path) -> str | None:
+    """A dataset below `path` that a writer holds (its lock file, and who), or None.
+
+    Walks the groups, not the arrays' chunks (a `c` folder beside a
+    `zarr.json`), and follows no link.
+    """
+    for folder, dirs, files in os.walk(path):
+        if "zarr.json" in files and "c" in dirs:
+            dirs.remove("c")
+        for name in files:
+            if name.startswith(".") and name.endswith(LOCK_SUFFIX):
+                holder = lock_file_holder(Path(folder) / name)
+                if holder is not None:
+                    return f"{os.path.join(folder, name)!r} is held by {holder}"
+    return None
 
 
 def _read_local(path: Path) -> bytes | None:

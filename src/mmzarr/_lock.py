@@ -31,6 +31,7 @@ __all__ = [
     "DatasetLock",
     "canonical",
     "hidden_name",
+    "lock_file_holder",
     "lock_holder",
     "lock_path",
 ]
@@ -194,10 +195,15 @@ def _flock_exclusive(fd: int) -> bool:
 
 def lock_holder(dataset: Path) -> str | None:
     """Who holds the lock of the local `dataset`, or None (creates nothing)."""
+    return lock_file_holder(lock_path(dataset))
+
+
+def lock_file_holder(path: Path) -> str | None:
+    """Who holds the lock file at `path`, or None (creates nothing)."""
     if fcntl is None:  # pragma: no cover
         return None
     try:
-        fd = os.open(lock_path(dataset), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
