@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -673,10 +674,13 @@ def test_finalize_rebuilds_levels_a_killed_writer_left_out(
     tmp_path: Path, backend: str, shards: dict[str, int] | None
 ) -> None:
     """A writer writes a frame's levels after its full resolution: killed in
-    between it leaves a level chunk missing (t=3) or torn (t=1). validate counts
-    those frames incomplete; finalize moves the torn file aside and writes both
-    frames' levels again from level 0 (they read as the fill value, black,
-    where level 0 has the frame)."""
+    between it leaves a level chunk missing (level 2 of t=3) or torn (level 1
+    of t=0), and a frame may be lost at full resolution with its levels on
+    disk (t=2). validate counts those frames incomplete; finalize moves the
+    torn file and the lost frame's levels aside and writes the kept frames'
+    levels again from level 0. Before, a level read black where level 0 had
+    the frame, a torn level could not be read at all, and a level showed a
+    frame level 0 had lost. With `t` shards, a file holds two time points."""
     settings = mmzarr.AcquisitionSettings.from_useq(
         useq.MDASequence(time_plan={"interval": 1, "loops": 4}),
         image_shape=SHAPE,
@@ -692,34 +696,49 @@ def test_finalize_rebuilds_levels_a_killed_writer_left_out(
     doc = json.loads((out / "zarr.json").read_text())
     doc["attributes"]["mmzarr"]["status"] = "acquiring"
     (out / "zarr.json").write_text(json.dumps(doc))
-    shard = 1 if shards else 3  # the file of t=3 (with t=2 when sharded)
-    (out / "2" / "c" / str(shard) / "0" / "0").unlink()  # level 2: never written
-    torn = out / "1" / "c" / "0" / "0" / "0"  # level 1 of t=0 (and 1): torn
+
+    def chunk(level: int, t: int) -> Path:
+        return out / str(level) / "c" / str(t // 2 if shards else t) / "0" / "0"
+
+    chunk(0, 2).unlink()  # lost at full resolution
+    chunk(2, 3).unlink()  # level 2: never written
+    torn = chunk(1, 0)
     torn.write_bytes(torn.read_bytes()[:-5])
+    # (t=0, t=1) share a file, and (t=2, t=3), with t shards
+    lost, rebuilt = ([2, 3], [0, 1]) if shards else ([2], [0, 3])
+    moved = (
+        ["1/c/0/0/0", "1/c/1/0/0"]
+        if shards
+        else ["1/c/0/0/0", "1/c/2/0/0", "2/c/2/0/0"]
+    )
 
     looked = mmzarr.validate(out, read=False)
-    broken = {0, 1, 2, 3} if shards else {0, 3}
-    assert looked.frames_complete == 4 - len(broken), looked.format()
+    assert looked.frames_complete == (0 if shards else 1), looked.format()
     final = mmzarr.finalize(out)
     assert final.ok, final.format()
     record = json.loads((out / "mmzarr/finalize.json").read_text())
-    assert record["lost"] == []
-    assert record["frames_kept"] == 4
-    assert record["damaged_files"] == ["mmzarr/damaged/1/c/0/0/0"]
-    assert sorted(x["index"][0] for x in record["levels_rebuilt"]) == sorted(broken)
+    assert [x["index"][0] for x in record["lost"]] == lost
+    assert record["frames_kept"] == 4 - len(lost)
+    assert record["damaged_files"] == [f"mmzarr/damaged/{f}" for f in moved]
+    assert sorted(x["index"][0] for x in record["levels_rebuilt"]) == rebuilt
     assert record["levels_missing"] == []
     for read in (read_zarr, read_tensorstore):
+        levels = [read(out, str(level)) for level in range(3)]
         for t in range(4):
             frame = frame_for(t)
-            np.testing.assert_array_equal(read(out, "0")[t], frame)
-            np.testing.assert_array_equal(read(out, "1")[t], _mean2(frame))
-            np.testing.assert_array_equal(read(out, "2")[t], _mean2(_mean2(frame)))
+            expected = [frame, _mean2(frame), _mean2(_mean2(frame))]
+            for level, data in enumerate(levels):
+                if t in lost:  # the fill value at every level
+                    assert not data[t].any(), (t, level)
+                else:
+                    np.testing.assert_array_equal(data[t], expected[level])
     check_metadata(out)
-    again = mmzarr.finalize(out)  # idempotent: nothing left to rebuild
+    again = mmzarr.finalize(out)  # idempotent, and says the same
     assert again.ok
-    record2 = json.loads((out / "mmzarr/finalize.json").read_text())
-    assert record2["levels_rebuilt"] == []
-    assert record2["damaged_files"] == record["damaged_files"]
+    assert json.loads((out / "mmzarr/finalize.json").read_text()) == {
+        **record,
+        "finalized": ANY,
+    }
 
 
 def test_finalize_refuses_foreign_dataset(tmp_path: Path) -> None:

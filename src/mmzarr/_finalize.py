@@ -44,6 +44,7 @@ from mmzarr._level_repair import (
     LevelWriter,
     damaged_level_files,
     frames_missing_levels,
+    level_files,
 )
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._pyramid import all_arrays
@@ -156,6 +157,9 @@ class _Record:
                 self.earlier_reasons[key] = str(x["reason"])
             except (KeyError, TypeError, ValueError):
                 continue
+        #: frames whose levels an earlier finalize wrote: listed again
+        rebuilt = earlier.get("levels_rebuilt")
+        self.rebuilt: list[Any] = rebuilt if isinstance(rebuilt, list) else []
         before = earlier.get("status_before")
         self.doc: dict[str, Any] = {
             "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -249,6 +253,11 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         kept, gone = _split(root, settings, kept, moves)
         for frame, why in gone.items():
             reasons.setdefault(frame, why)
+    # a lost frame's levels go too (aside), or a viewer would show it zoomed
+    # out and black at full resolution; kept frames sharing those files have
+    # their levels written again below
+    kept_set = set(kept)
+    moves.update(level_files(root, settings, [f for f in reasons if f not in kept_set]))
 
     planned = {src: _destination(root, src) for src in sorted(moves)}
     record.write(step="moving", damaged_files=sorted(planned.values()))
@@ -281,8 +290,12 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             if (i, idx) not in recovered  # never logged: not known to be lost
         ],
         damaged_files=sorted(planned.values()),
-        levels_rebuilt=[
-            {"image": settings.images[i].key, "index": list(idx)} for i, idx in rebuilt
+        levels_rebuilt=record.rebuilt
+        + [
+            entry
+            for i, idx in rebuilt
+            if (entry := {"image": settings.images[i].key, "index": list(idx)})
+            not in record.rebuilt
         ],
         levels_missing=[
             {"image": settings.images[i].key, "index": list(idx), "reason": why}

@@ -6,6 +6,8 @@ whose level chunks are missing, or torn. `finalize` keeps such a frame for its
 level 0; here
 - `damaged_level_files`: the level chunk files of kept frames that are torn or
   do not decode (`finalize` moves them aside with the others);
+- `level_files`: the level chunk files of frames `finalize` lost (moved aside
+  too, so that no level shows a frame level 0 lacks);
 - `frames_missing_levels`: the kept frames that then lack a level chunk;
 - `LevelWriter.rebuild`: their levels computed again from level 0, as the
   writer computes them (`_pyramid.downsample_frame`), and written with
@@ -33,6 +35,7 @@ __all__ = [
     "LevelWriter",
     "damaged_level_files",
     "frames_missing_levels",
+    "level_files",
     "level_paths",
 ]
 
@@ -78,6 +81,20 @@ def damaged_level_files(
             if torn or (reader.available and reader.error(path, index) is not None):
                 found.update(files)
     return found
+
+
+def level_files(
+    root: Path, settings: AcquisitionSettings, frames: Iterable[Frame]
+) -> set[str]:
+    """The level chunk files on disk that hold `frames`."""
+    docs = array_documents(root)
+    levels = level_paths(settings)
+    return {
+        f
+        for i, index in frames
+        for p in levels.get(i, ())
+        for f in _files(root, docs, p, index)
+    }
 
 
 def frames_missing_levels(
