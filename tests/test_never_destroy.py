@@ -234,6 +234,29 @@ def test_a_writer_killed_while_replacing_a_dataset_says_where_the_old_one_is(
     assert_frames(aside, frames)
 
 
+def test_the_old_dataset_is_named_also_when_the_new_one_got_further(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Killed a little later (the new dataset's documents written, the old one
+    not yet deleted) or before its settings: finalize, validate and the next
+    writer all say where the old experiment is (they said nothing, or "valid")."""
+    out = tmp_path / "run.ome.zarr"
+    frames = write_plan(out, TWO_T, ANY_BACKEND)
+    aside = tmp_path / ".run.ome.zarr.mmzarr-old-0badc0de"
+    out.rename(aside)
+    out.mkdir()
+    with pytest.raises(FileNotFoundError, match="0badc0de"):
+        mmzarr.finalize(out)  # not even its settings
+    out.rmdir()
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        write_plan(out, TWO_T, ANY_BACKEND)
+    assert "0badc0de" in caplog.text
+    report = mmzarr.validate(out)
+    assert report.ok
+    assert any("0badc0de" in n for n in report.notes)
+    assert_frames(aside, frames)
+
+
 # ---- 2. the old dataset is kept until the new one has opened -------------------------
 def test_absurd_frame_size_is_a_plan_error() -> None:
     with pytest.raises(mmzarr.PlanError, match="200000 px"):

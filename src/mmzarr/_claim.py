@@ -397,6 +397,14 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
     if exists:
         check_replaceable(loc)  # before anything is created or locked
     canon = canonical(root)
+    earlier = replaced_copies(root)
+    if earlier:
+        logger.warning(
+            "mmzarr: a dataset replaced at %s earlier is still kept at %s (its "
+            "writer was stopped while replacing it): move it back or delete it",
+            full,
+            [str(p) for p in earlier],
+        )
     try:
         made = _make_dirs(canon.parent)
     except OSError as e:

@@ -99,14 +99,14 @@ def finalize(path: str | Path) -> ValidationReport:
     """
     root = Path(os.path.abspath(path))  # the readers refuse ".."
     settings_file = root / SETTINGS_FILE
+    kept = [str(p) for p in replaced_copies(root)]
+    where = f"; the dataset it was replacing is kept at {kept}" if kept else ""
     if not settings_file.is_file():
         raise FileNotFoundError(
             f"{str(settings_file)!r} not found: only datasets written by mmzarr can "
-            "be finalized"
+            f"be finalized{where}"
         )
     if not (root / "zarr.json").is_file():
-        kept = [str(p) for p in replaced_copies(root)]
-        where = f"; the dataset it was replacing is kept at {kept}" if kept else ""
         raise FileNotFoundError(
             f"{str(root / 'zarr.json')!r} not found: the writer died while opening "
             f"{str(root)!r}, before its first frame{where}"

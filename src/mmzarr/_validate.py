@@ -341,6 +341,12 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"{report.frames_complete} of {report.frames_logged} logged frames are "
             "complete; run `mmzarr finalize` to make it valid"
         )
+    aside = [str(p) for p in replaced_copies(root)]
+    if aside:
+        report.notes.append(
+            f"the dataset this one replaced is still kept at {aside} (its writer "
+            "was stopped while replacing it): move it back or delete it"
+        )
     if read and not _have_reader():
         report.notes.append(
             'arrays were not read: install a reader (pip install "mmzarr[tensorstore]")'
