@@ -27,6 +27,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -739,6 +740,38 @@ def test_finalize_rebuilds_levels_a_killed_writer_left_out(
         **record,
         "finalized": ANY,
     }
+
+
+def test_a_writer_killed_with_bare_groups_is_called_incomplete(tmp_path: Path) -> None:
+    """Where links cannot be made, acquire-zarr's close rewrites the dataset's
+    groups bare and mmzarr writes them again: a writer killed in between
+    leaves a root group without attributes. validate calls it incomplete and
+    points at finalize (it said only "Unable to determine OME-Zarr version"),
+    finalize repairs it, and `overwrite=True` may replace such a dataset (it
+    refused: "no 'ome' or 'mmzarr' attributes")."""
+    out = tmp_path / "bare.ome.zarr"
+    frames = _written_then_died(out, "tensorstore", 4)
+    bare = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+    (out / "zarr.json").write_text(json.dumps(bare))
+    report = mmzarr.validate(out)
+    assert report.incomplete
+    assert any("run `mmzarr finalize`" in p for p in report.problems)
+    assert any("writer died while closing" in p for p in report.problems)
+    copy = tmp_path / "copy.ome.zarr"
+    shutil.copytree(out, copy)
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    for (t, c), frame in frames.items():
+        np.testing.assert_array_equal(read_zarr(out, "0")[t, c], frame)
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 2}),
+        image_shape=SHAPE,
+        dtype="uint16",
+        pixel_size_um=0.5,
+    )
+    with mmzarr.create_stream(copy, settings, overwrite=True) as stream:
+        stream.append(frame_for(0), index={"t": 0})
+    assert group_json(copy)["attributes"]["mmzarr"]["status"] == "cancelled"
 
 
 def test_finalize_refuses_foreign_dataset(tmp_path: Path) -> None:

@@ -148,8 +148,9 @@ def dataset_problem(root: Path | Location) -> str | None:
     """Why `root` is not an mmzarr/OME-Zarr dataset, or None when it is one.
 
     A dataset's root `zarr.json` is a zarr v3 group whose attributes have `ome`
-    or `mmzarr`; a dataset whose writer died before its first group document
-    holds `mmzarr/settings.json`.
+    or `mmzarr`; a dataset whose writer died before its first group document,
+    or while acquire-zarr's close had left its groups bare, holds
+    `mmzarr/settings.json`.
     """
     return _dataset_problem(as_location(root).read_bytes)
 
@@ -160,12 +161,7 @@ def _dataset_problem(read: Any) -> str | None:
     except OSError as e:
         return f"its zarr.json cannot be read ({e})"
     if doc is None:
-        try:
-            settings = read(_SETTINGS)
-        except OSError:
-            settings = None
-        parsed = None if settings is None else json_object(settings)
-        if parsed is not None and {"layout", "images"} <= set(parsed):
+        if _has_settings(read):
             return None  # a writer killed while opening it: mmzarr's settings
         return "it is not a zarr dataset (no zarr.json)"
     parsed = json_object(doc)
@@ -174,9 +170,21 @@ def _dataset_problem(read: Any) -> str | None:
     if parsed.get("zarr_format") != 3 or parsed.get("node_type") != "group":
         return "its zarr.json is not a zarr v3 group"
     attrs = parsed.get("attributes")
-    if not isinstance(attrs, dict) or not ({"ome", "mmzarr"} & set(attrs)):
-        return "its zarr.json has no 'ome' or 'mmzarr' attributes"
-    return None
+    if isinstance(attrs, dict) and {"ome", "mmzarr"} & set(attrs):
+        return None
+    if _has_settings(read):
+        return None  # a writer killed while acquire-zarr left bare groups
+    return "its zarr.json has no 'ome' or 'mmzarr' attributes"
+
+
+def _has_settings(read: Any) -> bool:
+    """Whether mmzarr's settings of a dataset are there."""
+    try:
+        settings = read(_SETTINGS)
+    except OSError:
+        return False
+    parsed = None if settings is None else json_object(settings)
+    return parsed is not None and {"layout", "images"} <= set(parsed)
 
 
 def replaced_copies(root: Path) -> list[Path]:

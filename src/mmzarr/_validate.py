@@ -316,6 +316,14 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
         attrs = {}
     report.layout = _layout_of(attrs)
     report.status = attrs.get("mmzarr", {}).get("status")
+    if not attrs and (root / "mmzarr" / "settings.json").is_file():
+        # acquire-zarr's close rewrites groups bare; its writer died before
+        # writing them again: as incomplete as a writer that never closed
+        report.status = "acquiring"
+        report.problems.append(
+            "the root group has no metadata: its writer died while closing "
+            "(acquire-zarr had rewritten the groups bare)"
+        )
 
     try:
         import yaozarrs
