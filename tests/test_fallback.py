@@ -373,3 +373,73 @@ def test_hook_images_without_axes_fall_back_in_pycromanagers_words(
     assert data.shape[0] == 3
     for k, frame in enumerate(frames):
         np.testing.assert_array_equal(data[k].reshape(frame.shape), frame)
+
+
+def test_frames_of_three_formats_in_one_mda_are_all_kept(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Channel presets that also set the camera's binning (1, 2, 4): frames of
+    three shapes. Those of the dataset's shape are in it, each other shape in
+    a sibling of its own; the MDA runs to its end (a third shape was refused
+    by the first sibling, and the MDA was cancelled)."""
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    for name, label, binning in (
+        ("B1", "DAPI", "1"),
+        ("B2", "FITC", "2"),
+        ("B4", "Cy5", "4"),
+    ):
+        core.defineConfig("Chan", name, "Wheel", "Label", label)
+        core.defineConfig("Chan", name, "Camera", "Binning", binning)
+    seq = useq.MDASequence(
+        channels=[{"config": c, "group": "Chan"} for c in ("B1", "B2", "B4")],
+        time_plan={"interval": 0.001, "loops": 2},
+    )
+    out = tmp_path / "run.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()  # raises the run's error, if any
+    assert len(cap.frames) == 6
+    assert writer.frames_written == 6
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    by_side: dict[int, list[np.ndarray]] = {}
+    for _, img in cap.frames:
+        by_side.setdefault(img.shape[0], []).append(img)
+    assert sorted(by_side) == [16, 32, 64]
+    main = read_zarr(out, "0")
+    for t, img in enumerate(by_side[64]):
+        np.testing.assert_array_equal(main[t, 0], img)  # (t, c, y, x)
+    for name, side in (("run.unplaced.ome.zarr", 32), ("run.unplaced-2.ome.zarr", 16)):
+        beside = tmp_path / name
+        check_metadata(beside)
+        kept = read_tensorstore(beside, "0")
+        assert kept.shape[0] == 2
+        for k, img in enumerate(by_side[side]):
+            np.testing.assert_array_equal(kept[k].reshape(img.shape), img)
+
+
+def test_an_unplaced_sibling_of_another_dataset_is_never_replaced(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """`exp.ome.zarr` and `exp.zarr` have one sibling name for frames that do
+    not fit: a run to `exp.zarr` with `overwrite=True` uses the next one and
+    leaves `exp.ome.zarr`'s frames alone (it replaced them)."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    beside: dict[str, np.ndarray] = {}
+    for name in ("exp.ome.zarr", "exp.zarr", "exp.zarr"):
+        cap = Capture(core)
+        writer = mmzarr.MDAWriter(
+            tmp_path / name, core=core, settings=settings, overwrite=True
+        )
+        core.mda.run(seq, output=writer)
+        writer.close()
+        beside[writer.unplaced_path] = cap.frames[1][1]  # t=1 does not fit
+    assert sorted(Path(p).name for p in beside) == [
+        "exp.unplaced-2.ome.zarr",  # exp.zarr's, replaced by its second run
+        "exp.unplaced.ome.zarr",
+    ]
+    for path, frame in beside.items():
+        np.testing.assert_array_equal(read_zarr(Path(path), "0")[0], frame)

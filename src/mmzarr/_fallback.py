@@ -11,18 +11,22 @@ both front ends share: the dataset, its unplaced sibling, and closing them.
 from __future__ import annotations
 
 import abc
+import json
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
+from mmzarr._storage import as_location
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from contextlib import AbstractContextManager
-    from pathlib import Path
 
     from mmzarr._stream import Status, Stream
 
@@ -90,6 +94,9 @@ class FrontEndBase(abc.ABC):
     stream: Stream | None
     #: frames that did not fit `stream` (see `unplaced_path`)
     unplaced: Stream | None
+    #: siblings for frames of further formats, that did not fit `unplaced`
+    #: either (`x.unplaced-2.ome.zarr`, ...)
+    more_unplaced: list[Stream]
     #: the run's first error, raised again by `close`
     error: BaseException | None
     _lock: AbstractContextManager[Any]
@@ -107,7 +114,29 @@ class FrontEndBase(abc.ABC):
     @property
     def frames_written(self) -> int:
         """Frames written so far (into the dataset and beside it, unplaced)."""
-        return sum(s.frames_written for s in (self.stream, self.unplaced) if s)
+        return sum(s.frames_written for s in self._streams())
+
+    def _streams(self) -> list[Stream]:
+        """The dataset and its unplaced siblings that were opened."""
+        found = [self.stream, self.unplaced, *self.more_unplaced]
+        return [s for s in found if s is not None]
+
+    def _unplaced_for(self, frame: np.ndarray, open_: Callable[[], Stream]) -> Stream:
+        """The unplaced sibling that keeps frames of `frame`'s format.
+
+        `unplaced`, or another of `more_unplaced`, else a new one (`open_`): a
+        run whose frames come in three formats (e.g. channels that set other
+        binnings) keeps each, and is never stopped for it.
+        """
+        for stream in (self.unplaced, *self.more_unplaced):
+            if stream is not None and kept_misfit(stream, frame) is None:
+                return stream
+        stream = open_()
+        if self.unplaced is None:
+            self.unplaced = stream
+        else:
+            self.more_unplaced.append(stream)
+        return stream
 
     @property
     def unplaced_path(self) -> str:
@@ -124,9 +153,9 @@ class FrontEndBase(abc.ABC):
         """Close the datasets if still open; called with `_lock` held."""
 
     def _close_streams(self, status: Status | None) -> None:
-        """Close `stream` (with `status`) and `unplaced`; keep the first error."""
-        for stream in (self.stream, self.unplaced):
-            if stream is None or stream.closed:
+        """Close `stream` (with `status`) and its siblings; keep the first error."""
+        for stream in self._streams():
+            if stream.closed:
                 continue
             try:
                 stream.close(status if stream is self.stream else None)
@@ -245,10 +274,16 @@ def open_unplaced(
     ``"frame {'t': 3}"``) does not fit, and it and any other such `noun`
     (``"frame"``, ``"image"``) are kept there; `why` is the error.
     """
-    reason = f"{noun}s that did not fit {front.path}: {why}"
+    made_for = f"{noun}s that did not fit {_full_path(front.path)}: "
+    reason = made_for + why
     taken: FileExistsError | None = None
     for number in range(1, MAX_UNPLACED + 1):
         where = unplaced_path(front.path, number)
+        if front.overwrite and not _replaceable_sibling(where, made_for):
+            taken = taken or FileExistsError(
+                f"{where!r} keeps frames of another dataset; not replaced"
+            )
+            continue
         try:
             stream = open_fallback(
                 front,
@@ -272,3 +307,35 @@ def open_unplaced(
         return stream
     assert taken is not None
     raise taken
+
+
+def _full_path(path: str | Path) -> str:
+    """`path` made absolute, unless it is a URL (``s3://...``)."""
+    text = str(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
+def _replaceable_sibling(where: str, made_for: str) -> bool:
+    """Whether `overwrite` may replace what is at `where`.
+
+    Nothing there, or an unplaced sibling made for the same dataset (its
+    reason begins with `made_for`). `x.zarr` and `x.ome.zarr` have the same
+    sibling name: the frames that did not fit one are never replaced by a run
+    of the other.
+    """
+    if "://" in where:
+        return True  # object storage: `claim` replaces only a dataset there
+    loc = as_location(Path(where))
+    try:
+        if not loc.exists():
+            return True
+        data = loc.read_bytes(SETTINGS_FILE)
+    except OSError:
+        return False
+    if data is None:
+        return True  # not a dataset: `claim` decides (it refuses most things)
+    try:
+        reason = json.loads(data).get("fallback_reason")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(reason, str) and reason.startswith(made_for)

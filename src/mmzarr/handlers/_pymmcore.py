@@ -52,6 +52,8 @@ from mmzarr.errors import FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
     import useq
 
@@ -71,6 +73,11 @@ def _running_core() -> Any:
         return None
     ref = getattr(_mmcore_plus, "_instance", None)
     return ref() if ref is not None else None
+
+
+def _plain(index: Mapping[str, int]) -> dict[str, int]:
+    """A useq index with its axes as plain text, for messages."""
+    return {str(getattr(k, "value", k)): v for k, v in index.items()}
 
 
 def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +207,7 @@ class MDAWriter(FrontEndBase):
         self.stream: Stream | None = None
         #: frames that did not fit the mapped dataset (see `unplaced_path`)
         self.unplaced: Stream | None = None
+        self.more_unplaced: list[Stream] = []
         #: why the plan could not be mapped (then `stream` is a fallback)
         self.fallback_reason: str | None = None
         self.error: BaseException | None = None
@@ -228,6 +236,7 @@ class MDAWriter(FrontEndBase):
             self.error = None
             self.fallback_reason = None
             self.stream = self.unplaced = None
+            self.more_unplaced = []
             self._summary = meta or None
             self.camera_layout = None
             self._fallback_dtype = None
@@ -315,7 +324,7 @@ class MDAWriter(FrontEndBase):
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
-                self._fail(e, f"frame {dict(event.index)} could not be written")
+                self._fail(e, f"frame {_plain(event.index)} could not be written")
 
     def sequenceCanceled(self, sequence: useq.MDASequence) -> None:
         """Remember that the run was cancelled (the dataset will say so)."""
@@ -410,19 +419,19 @@ class MDAWriter(FrontEndBase):
         metadata: dict[str, Any],
         error: FrameError,
     ) -> None:
-        if self.unplaced is None:
-            self.unplaced = open_unplaced(
+        beside = self._unplaced_for(
+            img,
+            lambda: open_unplaced(
                 self,
                 img,
-                what=f"frame {dict(event.index)}",
+                what=f"frame {_plain(event.index)}",
                 noun="frame",
                 why=str(error),
                 pixel_size_um=meta.get("pixel_size_um"),
                 summary=self._summary,
-            )
-        append_kept(
-            self.unplaced, img, index=event.index, metadata=metadata, owned=True
+            ),
         )
+        append_kept(beside, img, index=event.index, metadata=metadata, owned=True)
 
     def _core(self) -> Any:
         return self.core if self.core is not None else _running_core()

@@ -182,6 +182,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self.stream: Stream | None = None
         #: images that did not fit the dataset (at `unplaced_path`)
         self.unplaced: Stream | None = None
+        self.more_unplaced: list[Stream] = []
         #: why the images could not be mapped (then `stream` is a fallback)
         self.fallback_reason: str | None = None
         self.error: BaseException | None = None
@@ -375,11 +376,13 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self, frame: np.ndarray, record: dict[str, Any], why: str, px: Any
     ) -> None:
         """Keep an image that does not fit the dataset in `unplaced_path`."""
-        if self.unplaced is None:
-            self.unplaced = open_unplaced(
+        beside = self._unplaced_for(
+            frame,
+            lambda: open_unplaced(
                 self, frame, what="an image", noun="image", why=why, pixel_size_um=px
-            )
-        append_kept(self.unplaced, frame, metadata=record)
+            ),
+        )
+        append_kept(beside, frame, metadata=record)
 
     def _open(self, settings: AcquisitionSettings) -> None:
         self.settings = settings
