@@ -443,3 +443,30 @@ def test_an_unplaced_sibling_of_another_dataset_is_never_replaced(
     ]
     for path, frame in beside.items():
         np.testing.assert_array_equal(read_zarr(Path(path), "0")[0], frame)
+
+
+def test_a_writer_reused_after_a_run_that_never_finished(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Another output handler's error ends pymmcore-plus' relay thread: the
+    writer never gets `sequenceFinished`. Run again, it closes the first run's
+    dataset and writes the second (its own lock refused the second run, which
+    was cancelled)."""
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    out = tmp_path / "run.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, overwrite=True)
+    shape = (core.getImageHeight(), core.getImageWidth())
+    frames = [np.full(shape, 10 + k, np.uint16) for k in range(2)]
+    events = list(seq)
+    writer.sequenceStarted(seq, {})
+    writer.frameReady(frames[0], events[0], {})  # then nothing more
+    writer.sequenceStarted(seq, {})
+    for event, frame in zip(events, frames, strict=True):
+        writer.frameReady(frame, event, {})
+    writer.sequenceFinished(seq)
+    writer.close()  # raises the run's error, if any
+    assert writer.error is None
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    data = read_zarr(out, "0")
+    for t, frame in enumerate(frames):
+        np.testing.assert_array_equal(data[t], frame)

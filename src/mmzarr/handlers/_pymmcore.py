@@ -232,6 +232,12 @@ class MDAWriter(FrontEndBase):
         of another frame shape go to the unplaced sibling.
         """
         with self._lock:
+            if any(not s.closed for s in self._streams()):
+                # the last run never said it finished (another output handler
+                # failed): its datasets are closed now, and free their paths
+                self._finish()
+                if self.error is not None:
+                    logger.error("mmzarr: the previous run failed: %s", self.error)
             self._canceled = self._ran_to_end = False
             self.error = None
             self.fallback_reason = None
