@@ -470,3 +470,30 @@ def test_a_writer_reused_after_a_run_that_never_finished(
     data = read_zarr(out, "0")
     for t, frame in enumerate(frames):
         np.testing.assert_array_equal(data[t], frame)
+
+
+def test_front_ends_refuse_on_full_raise(tmp_path: Path) -> None:
+    """A front end cannot retry a frame `on_full="raise"` hands back: it
+    counted it a storage failure and cancelled the MDA the first time storage
+    fell behind. Both refuse the option when made, with the ones that work."""
+    pytest.importorskip("pycromanager")
+    from mmzarr.pycromanager import ZarrHook
+
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 2}),
+        image_shape=(8, 8),
+        dtype="uint16",
+        pixel_size_um=1.0,
+        on_full="raise",
+    )
+    out = tmp_path / "run.ome.zarr"
+    for make in (
+        lambda: mmzarr.MDAWriter(out, on_full="raise"),
+        lambda: mmzarr.MDAWriter(out, settings=settings),
+        lambda: ZarrHook(out, on_full="raise"),
+        lambda: ZarrHook(out, settings=settings),
+    ):
+        with pytest.raises(ValueError, match=r"on_full='raise'.*'block'.*'drop'"):
+            make()
+    assert not out.exists()
+    mmzarr.MDAWriter(out, on_full="drop")  # the others are taken

@@ -34,6 +34,7 @@ __all__ = [
     "FrontEnd",
     "FrontEndBase",
     "append_kept",
+    "check_on_full",
     "kept_misfit",
     "kept_planes",
     "open_fallback",
@@ -167,6 +168,29 @@ class FrontEndBase(abc.ABC):
 
 #: dtypes a fallback dataset keeps in a wider one, losslessly
 _WIDER = {"bool": "uint8", "float16": "float32"}
+
+
+def check_on_full(
+    front: str, settings: AcquisitionSettings | None, options: Mapping[str, Any]
+) -> None:
+    """Refuse ``on_full="raise"`` for a front end: it cannot retry a frame.
+
+    With "raise", a frame storage has no room for is handed back to the caller
+    to retry; a front end would have to count it as a storage failure and stop
+    the acquisition.
+
+    Raises
+    ------
+    ValueError
+        Naming the front end and the choices that work.
+    """
+    on_full = settings.on_full if settings is not None else options.get("on_full")
+    if on_full == "raise":
+        raise ValueError(
+            f"{front}: on_full='raise' hands a frame back for the caller to "
+            f"retry, which {front} cannot; use 'block' (the default: wait for "
+            "storage) or 'drop' (skip the frame, counted in frames_dropped)"
+        )
 
 
 def kept_planes(frame: np.ndarray) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ from mmzarr._closing import ClosesOnExit
 from mmzarr._fallback import (
     FrontEndBase,
     append_kept,
+    check_on_full,
     kept_misfit,
     open_fallback,
     open_unplaced,
@@ -177,6 +178,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 f"ZarrHook: options {sorted(settings_options)} apply only without "
                 "settings=; put them in the settings"
             )
+        check_on_full("ZarrHook", settings, settings_options)
         self.settings_options = settings_options
         self.settings: AcquisitionSettings | None = settings
         self.stream: Stream | None = None
