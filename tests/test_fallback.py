@@ -303,6 +303,33 @@ def test_rgb_frames_in_an_mda_are_kept_beside_the_dataset(
     _assert_rgb_kept(Path(writer.unplaced_path), frames)
 
 
+def test_an_rgb_camera_s_run_is_kept_in_the_fallback_layout(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """pymmcore-plus' summary says an RGB camera's frames are (y, x, 3) uint8:
+    the run is kept in the fallback layout, one channel per sample, and says
+    why (the dataset was mapped for 2D frames, recorded `complete`, and held
+    only zeros: every frame went to the sibling)."""
+    out = tmp_path / "rgb.ome.zarr"
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (100, 0, 0)],
+        time_plan={"interval": 0.001, "loops": 2},
+    )
+    shape = (core.getImageHeight(), core.getImageWidth())
+    info = {"camera_label": "RGB", "plane_shape": (*shape, 3), "dtype": "uint8"}
+    writer = mmzarr.MDAWriter(out, core=core)
+    writer.sequenceStarted(seq, {"image_infos": [info]})
+    frames = [_rgb(k, shape) for k in range(4)]
+    for event, frame in zip(seq, frames, strict=True):
+        writer.frameReady(frame, event, {})
+    writer.sequenceFinished(seq)
+    writer.close()  # raises the run's error, if any
+    assert writer.fallback_reason is not None
+    assert "(color)" in writer.fallback_reason
+    assert not Path(writer.unplaced_path).exists()
+    _assert_rgb_kept(out, frames)
+
+
 def test_rgb_images_of_the_hook_are_kept_in_the_fallback(tmp_path: Path) -> None:
     """pycromanager's Java backend hands an RGB32 camera's images as (y, x, 3)
     uint8: the hook keeps them (the fallback layout, one channel per sample)

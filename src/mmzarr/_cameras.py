@@ -395,6 +395,12 @@ def _count(value: Any) -> int:
 
 def _camera(info: Mapping[str, Any], label: str) -> Camera:
     shape = tuple(info.get("plane_shape") or (info.get("height"), info.get("width")))
+    if len(shape) > 2:
+        # an RGB camera: pymmcore-plus gives its frames as (y, x, 3 or 4)
+        raise PlanError(
+            f"camera {label!r} gives frames of shape {shape} (color): mmzarr maps "
+            "2D frames; they are kept one channel per sample"
+        )
     try:
         px = float(info.get("pixel_size_um") or 0)
     except (TypeError, ValueError):
