@@ -717,7 +717,7 @@ def test_ome_xml_reads_metadata_and_old_top_level_keys() -> None:
 
 
 # ---- 11. control characters in names -------------------------------------------------
-BAD_NAMES = ["pos\x1b[31m", "\x00", "tab\there", "c1\x9b"]
+BAD_NAMES = ["pos\x1b[31m", "\x00", "bell\x07", "c1\x9b"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
@@ -731,6 +731,23 @@ def test_control_characters_in_names_are_refused(name: str) -> None:
     assert repr(name) in str(err.value)
     with pytest.raises(ValueError, match="plate name"):
         mmzarr.PlateSettings(name=name, rows=("A",), columns=("1",), wells=("A/1",))
+
+
+def test_tabs_and_line_breaks_in_plan_names_become_spaces() -> None:
+    """A position list imported from a spreadsheet can hold tabs or line
+    breaks: the plan maps, its names shown with spaces (it fell back to
+    arrival order); a name given in the settings is still checked."""
+    names = ["A1\tfield 1", "A1\nfield 2", "B1\r\n"]
+    seq = useq.MDASequence(
+        stage_positions=[useq.Position(x=k, y=0, name=n) for k, n in enumerate(names)],
+        channels=["DAPI\t"],
+    )
+    settings = settings_for(seq)
+    assert settings.fallback_reason is None
+    assert [im.name for im in settings.images] == ["A1 field 1", "A1 field 2", "B1  "]
+    assert settings.images[0].channels[0].name == "DAPI "
+    with pytest.raises(ValueError, match="channel name"):
+        mmzarr.Channel(name="tab\there")
 
 
 # ---- 12. plan files ------------------------------------------------------------------

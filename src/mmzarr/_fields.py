@@ -21,6 +21,7 @@ __all__ = [
     "check_finite_positive",
     "default_color",
     "dtype_name",
+    "printable",
 ]
 
 _SUPPORTED_DTYPES = (
@@ -75,6 +76,20 @@ def _check_name(value: str, info: ValidationInfo) -> str:
                 f"U+{ord(ch):04X}; use printable characters"
             )
     return value
+
+
+def printable(text: str | None) -> str | None:
+    """`text` with tabs and line breaks made spaces.
+
+    For names that come from a plan: a position list imported from a
+    spreadsheet can hold them, and the plan should map all the same. Other
+    control characters (terminal escapes, NUL) are still refused by `Name`.
+    """
+    return None if text is None else text.translate(_WHITESPACE)
+
+
+#: whitespace control characters `printable` makes spaces
+_WHITESPACE = str.maketrans(dict.fromkeys("\t\n\r\x0b\x0c\x85", " "))
 
 
 _MODEL_NOUNS = {

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from mmzarr._fields import printable
 from mmzarr._models import (
     NON_SPATIAL,
     Channel,
@@ -306,7 +307,7 @@ def image_settings(
     first = image.first
     return ImageSettings(
         key=placement.key,
-        name=image.facts.name,
+        name=printable(image.facts.name),
         dimensions=tuple(dims),
         acquisition_order=_acquisition_order(axes, acquired, plan.axis_order),
         channels=_channels(image, sizes["c"]) if "c" in axes else (),
@@ -379,9 +380,9 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
             labels.append(f"{ch.config} ({same.index(i) + 1})")
     return tuple(
         Channel(
-            name=label,
+            name=printable(label),
             color=default_color(ch.config if ch else label, i),
-            config=ch.config if ch is not None else None,
+            config=printable(ch.config) if ch is not None else None,
             exposure_ms=ch.exposure if ch is not None else None,
         )
         for i, (label, ch) in enumerate(zip(unique_names(labels), found, strict=True))
