@@ -524,3 +524,23 @@ def test_front_ends_refuse_on_full_raise(tmp_path: Path) -> None:
             make()
     assert not out.exists()
     mmzarr.MDAWriter(out, on_full="drop")  # the others are taken
+
+
+def test_frames_of_a_narrower_dtype_are_written_exactly(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """`dtype="uint16"` given for an 8-bit camera: its frames are written into
+    the dataset as uint16, every value kept (they all went to the sibling)."""
+    core.setProperty("Camera", "BitDepth", 8)
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    out = tmp_path / "run.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core, dtype="uint16")
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert [img.dtype for _, img in cap.frames] == [np.uint8, np.uint8]
+    assert not Path(writer.unplaced_path).exists()
+    data = read_zarr(out, "0")
+    assert data.dtype == np.uint16
+    for t, (_, img) in enumerate(cap.frames):
+        np.testing.assert_array_equal(data[t], img.astype(np.uint16))

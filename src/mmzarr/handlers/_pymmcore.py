@@ -303,6 +303,9 @@ class MDAWriter(FrontEndBase):
                 img = layout.frame(img)
             elif self._fallback_dtype is not None:
                 img = upcast(img, self._fallback_dtype)
+            elif self.stream is not None and img.dtype != self.stream.settings.dtype:
+                # e.g. dtype="uint16" given for an 8-bit camera: kept exactly
+                img = upcast(img, self.stream.settings.dtype)
             try:
                 if self.stream is None:
                     self.stream = open_fallback(
