@@ -544,3 +544,29 @@ def test_frames_of_a_narrower_dtype_are_written_exactly(
     assert data.dtype == np.uint16
     for t, (_, img) in enumerate(cap.frames):
         np.testing.assert_array_equal(data[t], img.astype(np.uint16))
+
+
+def test_a_failing_writer_cancels_no_other_cores_mda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `core=`, a writer that fails on a second core's run leaves the
+    global core's MDA alone (it cancelled that one, and the failing run went on
+    writing nothing)."""
+    from pymmcore_plus import CMMCorePlus
+
+    from mmzarr.demo import demo_core
+
+    glob = CMMCorePlus.instance()  # the global core (made now if there is none)
+    other = demo_core()
+    assert other is not glob
+    cancelled: list[str] = []
+    monkeypatch.setattr(glob.mda, "cancel", lambda: cancelled.append("global"))
+    out = tmp_path / "b.ome.zarr"
+    (out / "not-a-dataset").mkdir(parents=True)  # the writer cannot start
+    writer = mmzarr.MDAWriter(out)
+    other.mda.run(
+        useq.MDASequence(time_plan={"interval": 0, "loops": 2}), output=writer
+    )
+    assert isinstance(writer.error, FileExistsError)
+    assert cancelled == []
+    assert (out / "not-a-dataset").is_dir()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,21 @@ def _running_core() -> Any:
     return ref() if ref is not None else None
 
 
+def _runs(core: Any, writer: MDAWriter) -> bool:
+    """Whether `core`'s runner has `writer` among the outputs of its run.
+
+    False when the global core runs another acquisition than the writer's
+    (another core's); True when the runner cannot say.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            outputs = tuple(core.mda.get_output_handlers())
+    except Exception:  # an older or newer runner: assume it is ours
+        return True
+    return any(o is writer for o in outputs)
+
+
 def _plain(index: Mapping[str, int]) -> dict[str, int]:
     """A useq index with its axes as plain text, for messages."""
     return {str(getattr(k, "value", k)): v for k, v in index.items()}
@@ -124,7 +140,9 @@ class MDAWriter(FrontEndBase):
         `t` is unbounded.
     core
         The core running the MDA (to cancel it on error); defaults to the
-        global `CMMCorePlus` instance.
+        global `CMMCorePlus` instance, whose MDA is cancelled only when this
+        writer is among the outputs of its run (`run(..., output=writer)`):
+        pass `core` for a writer connected to another core, or by hand.
     cameras
         How the frames of several cameras are written (pymmcore-plus emits one
         frame per camera and event, its index carrying `cam`; the cameras and
@@ -448,9 +466,20 @@ class MDAWriter(FrontEndBase):
         return self.core if self.core is not None else _running_core()
 
     def _fail(self, error: BaseException, what: str) -> None:
-        logger.error("mmzarr: %s: %s; cancelling the MDA", what, error)
         self.error = error
         core = self._core()
+        if core is not None and self.core is None and not _runs(core, self):
+            # the global core's run does not output to this writer: another
+            # core's run does (or the writer was connected by hand)
+            logger.error(
+                "mmzarr: %s: %s; the MDA writing to %s goes on without it (pass "
+                "core= to MDAWriter to have it cancelled)",
+                what,
+                error,
+                self.path,
+            )
+            return
+        logger.error("mmzarr: %s: %s; cancelling the MDA", what, error)
         if core is not None:
             try:
                 core.mda.cancel()
