@@ -384,7 +384,13 @@ class MDAWriter(FrontEndBase):
         """
         stream = self.stream
         if stream is None:
-            raise RuntimeError(f"{self.path}: no dataset yet (the MDA has not started)")
+            why = (
+                "the plan could not be mapped: the fallback dataset opens at the "
+                "first frame"
+                if self.fallback_reason is not None
+                else "the MDA has not started"
+            )
+            raise RuntimeError(f"{self.path}: no dataset yet ({why})")
         return stream.view(key)
 
     # ---- internals ------------------------------------------------------------------
