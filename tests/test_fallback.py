@@ -319,6 +319,8 @@ def test_an_rgb_camera_s_run_is_kept_in_the_fallback_layout(
     info = {"camera_label": "RGB", "plane_shape": (*shape, 3), "dtype": "uint8"}
     writer = mmzarr.MDAWriter(out, core=core)
     writer.sequenceStarted(seq, {"image_infos": [info]})
+    with pytest.raises(RuntimeError, match="opens at the first frame"):
+        writer.view()
     frames = [_rgb(k, shape) for k in range(4)]
     for event, frame in zip(seq, frames, strict=True):
         writer.frameReady(frame, event, {})
