@@ -630,20 +630,8 @@ def test_validate_without_reading_finds_a_torn_shard_as_finalize_does(
     """A shard file a killed writer left without its index is not a complete
     frame to `validate(read=False)` (it looks at files, decodes nothing) as it
     is not to `finalize`: both count the frames of the other shards only."""
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        useq.MDASequence(time_plan={"interval": 1, "loops": 6}),
-        image_shape=SHAPE,
-        dtype="uint16",
-        pixel_size_um=0.5,
-        shards={"t": 2},
-    )
     out = tmp_path / "killed.ome.zarr"
-    with mmzarr.create_stream(out, settings, backend=backend) as stream:
-        for t in range(6):
-            stream.append(frame_for(t), index={"t": t})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _time_points_then_died(out, backend, 6, shards={"t": 2})
     shard = out / "0" / "c" / "1" / "0" / "0"  # t = 2 and 3
     shard.write_bytes(shard.read_bytes()[:-3])  # the index's end never written
 
@@ -682,21 +670,8 @@ def test_finalize_rebuilds_levels_a_killed_writer_left_out(
     levels again from level 0. Before, a level read black where level 0 had
     the frame, a torn level could not be read at all, and a level showed a
     frame level 0 had lost. With `t` shards, a file holds two time points."""
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        useq.MDASequence(time_plan={"interval": 1, "loops": 4}),
-        image_shape=SHAPE,
-        dtype="uint16",
-        pixel_size_um=0.5,
-        downsample={"levels": 2},
-        shards=shards,
-    )
     out = tmp_path / "killed.ome.zarr"
-    with mmzarr.create_stream(out, settings, backend=backend) as stream:
-        for t in range(4):
-            stream.append(frame_for(t), index={"t": t})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _time_points_then_died(out, backend, 4, downsample={"levels": 2}, shards=shards)
 
     def chunk(level: int, t: int) -> Path:
         return out / str(level) / "c" / str(t // 2 if shards else t) / "0" / "0"
@@ -1027,6 +1002,23 @@ def test_close_after_disk_full_records_failed(tmp_path: Path, backend: str) -> N
         report = mmzarr.finalize(out)
         assert report.ok, report.format()
         assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
+
+
+def _time_points_then_died(
+    out: Path, backend: str, loops: int, **settings: Any
+) -> None:
+    """`frame_for(t)` at each of `loops` time points, closed, then the status
+    put back to `acquiring`, as a writer that died leaves it."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": loops})
+    made = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, **settings
+    )
+    with mmzarr.create_stream(out, made, backend=backend) as stream:
+        for t in range(loops):
+            stream.append(frame_for(t), index={"t": t})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
 
 
 def _written_then_died(
