@@ -521,6 +521,9 @@ def test_front_ends_refuse_on_full_raise(tmp_path: Path) -> None:
         lambda: mmzarr.MDAWriter(out, settings=settings),
         lambda: ZarrHook(out, on_full="raise"),
         lambda: ZarrHook(out, settings=settings),
+        lambda: mmzarr.MDAWriter(
+            out, settings=settings.replace(on_full="block"), on_full="raise"
+        ),
     ):
         with pytest.raises(ValueError, match=r"on_full='raise'.*'block'.*'drop'"):
             make()
@@ -572,3 +575,47 @@ def test_a_failing_writer_cancels_no_other_cores_mda(
     assert isinstance(writer.error, FileExistsError)
     assert cancelled == []
     assert (out / "not-a-dataset").is_dir()
+
+
+def test_overwrite_never_replaces_a_foreign_dataset_at_the_sibling_name(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """An OME-Zarr mmzarr did not write sits where the frames that do not fit
+    would go: it is left alone (it was replaced), the next name is used."""
+    foreign = tmp_path / "exp.unplaced.ome.zarr"
+    foreign.mkdir()
+    (foreign / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": {}}})
+    )
+    (foreign / "precious.txt").write_text("theirs")
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    writer = mmzarr.MDAWriter(
+        tmp_path / "exp.ome.zarr", core=core, settings=settings, overwrite=True
+    )
+    core.mda.run(
+        useq.MDASequence(time_plan={"interval": 0.001, "loops": 2}), output=writer
+    )
+    writer.close()
+    assert Path(writer.unplaced_path).name == "exp.unplaced-2.ome.zarr"
+    assert (foreign / "precious.txt").read_text() == "theirs"
+
+
+def test_a_dataset_with_a_long_name_keeps_frames_beside_it(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A 249-byte dataset name: the sibling's name would pass NAME_MAX (the
+    MDA was cancelled); it is cut and given a digest, as hidden names are."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    out = tmp_path / f"{'é' * 120}.ome.zarr"  # 240 + 9 bytes
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
+    core.mda.run(
+        useq.MDASequence(time_plan={"interval": 0.001, "loops": 2}), output=writer
+    )
+    writer.close()
+    beside = Path(writer.unplaced_path)
+    assert len(beside.name.encode()) < 255
+    assert beside.name.endswith(".unplaced.ome.zarr")
+    np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[1][1])

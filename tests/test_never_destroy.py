@@ -593,8 +593,9 @@ def test_a_lock_that_cannot_be_written_is_not_left(
     assert_frames(out, frames)
 
 
+@pytest.mark.parametrize("folder", ["analysis", "c"])
 def test_overwrite_never_replaces_a_dataset_holding_one_being_written(
-    tmp_path: Path,
+    tmp_path: Path, folder: str
 ) -> None:
     """A dataset another process writes inside the one to replace (e.g. an
     analysis written into the raw dataset's folder): `overwrite=True` refuses,
@@ -602,7 +603,7 @@ def test_overwrite_never_replaces_a_dataset_holding_one_being_written(
     outer = tmp_path / "outer.ome.zarr"
     write_plan(outer, TWO_T, ANY_BACKEND)
     before = listing(tmp_path)
-    inner = outer / "analysis" / "live.ome.zarr"
+    inner = outer / folder / "live.ome.zarr"  # "c": not an array's chunks
     inner.parent.mkdir()
     proc = _holder(inner)
     try:
@@ -746,6 +747,8 @@ def test_tabs_and_line_breaks_in_plan_names_become_spaces() -> None:
     assert settings.fallback_reason is None
     assert [im.name for im in settings.images] == ["A1 field 1", "A1 field 2", "B1  "]
     assert settings.images[0].channels[0].name == "DAPI "
+    two = settings_for(useq.MDASequence(channels=["DAPI\t", "DAPI "]))
+    assert [c.name for c in two.images[0].channels] == ["DAPI ", "DAPI  (2)"]
     with pytest.raises(ValueError, match="channel name"):
         mmzarr.Channel(name="tab\there")
 

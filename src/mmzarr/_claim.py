@@ -228,11 +228,11 @@ def _local_problem(path: Path) -> str | None:
 def _live_dataset_inside(path: Path) -> str | None:
     """A dataset below `path` that a writer holds (its lock file, and who), or None.
 
-    Walks the groups, not the arrays' chunks (a `c` folder beside a
-    `zarr.json`), and follows no link.
+    Walks the groups, not the arrays' chunks (the `c` folder of an array),
+    and follows no link.
     """
     for folder, dirs, files in os.walk(path):
-        if "zarr.json" in files and "c" in dirs:
+        if "c" in dirs and "zarr.json" in files and _is_array(Path(folder)):
             dirs.remove("c")
         for name in files:
             if name.startswith(".") and name.endswith(LOCK_SUFFIX):
@@ -240,6 +240,12 @@ def _live_dataset_inside(path: Path) -> str | None:
                 if holder is not None:
                     return f"{os.path.join(folder, name)!r} is held by {holder}"
     return None
+
+
+def _is_array(folder: Path) -> bool:
+    """Whether `folder` holds a zarr array (its `zarr.json` says so)."""
+    doc = json_object(_read_local(folder / "zarr.json") or b"")
+    return doc is not None and doc.get("node_type") == "array"
 
 
 def _read_local(path: Path) -> bytes | None:

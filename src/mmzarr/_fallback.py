@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._lock import short_name
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import as_location
@@ -60,7 +61,8 @@ def unplaced_path(path: str | Path, number: int = 1) -> str:
     text = str(path).rstrip("/")
     stem = text.removesuffix(".zarr").removesuffix(".ome")
     suffix = "" if number == 1 else f"-{number}"
-    return f"{stem}.unplaced{suffix}.ome.zarr"
+    head, sep, name = stem.rpartition("/")
+    return f"{head}{sep}{short_name(name)}.unplaced{suffix}.ome.zarr"
 
 
 class FrontEnd(Protocol):
@@ -184,8 +186,8 @@ def check_on_full(
     ValueError
         Naming the front end and the choices that work.
     """
-    on_full = settings.on_full if settings is not None else options.get("on_full")
-    if on_full == "raise":
+    given = (settings.on_full if settings is not None else None, options.get("on_full"))
+    if "raise" in given:
         raise ValueError(
             f"{front}: on_full='raise' hands a frame back for the caller to "
             f"retry, which {front} cannot; use 'block' (the default: wait for "
@@ -334,9 +336,9 @@ def open_unplaced(
 
 
 def _full_path(path: str | Path) -> str:
-    """`path` made absolute, unless it is a URL (``s3://...``)."""
+    """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
     text = str(path)
-    return text if "://" in text else os.path.abspath(text)
+    return text if "://" in text else os.path.realpath(text)
 
 
 def _replaceable_sibling(where: str, made_for: str) -> bool:
@@ -357,7 +359,7 @@ def _replaceable_sibling(where: str, made_for: str) -> bool:
     except OSError:
         return False
     if data is None:
-        return True  # not a dataset: `claim` decides (it refuses most things)
+        return False  # not mmzarr's (another OME-Zarr, a user's folder)
     try:
         reason = json.loads(data).get("fallback_reason")
     except (ValueError, AttributeError):

@@ -34,6 +34,7 @@ __all__ = [
     "lock_file_holder",
     "lock_holder",
     "lock_path",
+    "short_name",
 ]
 
 #: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
@@ -69,13 +70,23 @@ def lock_path(dataset: Path) -> Path:
 def hidden_name(name: str, suffix: str) -> str:
     """`.NAME{suffix}`: the name of a hidden file or folder beside dataset `name`.
 
-    A long name is cut (within NAME_MAX) and given a digest of the whole: two
-    datasets whose names begin alike never share one.
+    A long name is cut (`short_name`): two datasets whose names begin alike
+    never share one.
     """
-    if len(name) > 200:
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
-        name = f"{name[:180]}-{digest}"
-    return f".{name}{suffix}"
+    return f".{short_name(name)}{suffix}"
+
+
+def short_name(name: str) -> str:
+    """`name`, or, beyond 200 bytes, its first 180 bytes and a digest of the whole.
+
+    Leaves room within NAME_MAX (255 bytes) for what is added to it.
+    """
+    data = name.encode("utf-8", "surrogateescape")
+    if len(data) <= 200:
+        return name
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    head = data[:180].decode("utf-8", "ignore")  # not inside a character
+    return f"{head}-{digest}"
 
 
 def _holder_text(data: bytes) -> str:

@@ -35,7 +35,7 @@ from mmzarr._models import (
     default_color,
 )
 from mmzarr._routing import default_order
-from mmzarr._slots import PlateFacts, axis_sizes
+from mmzarr._slots import ChannelUse, PlateFacts, axis_sizes
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._slots import (
-        ChannelUse,
         FrameFormat,
         FrameSlot,
         ImageFacts,
@@ -364,6 +363,10 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
         image.channels.get(i) or (plan[i] if i < len(plan) else None)
         for i in range(size)
     ]
+    found = [
+        ch if ch is None else ChannelUse(printable(ch.config) or "", ch.exposure)
+        for ch in found
+    ]
     configs = [ch.config if ch is not None else None for ch in found]
     labels: list[str] = []
     for i, ch in enumerate(found):
@@ -380,9 +383,9 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
             labels.append(f"{ch.config} ({same.index(i) + 1})")
     return tuple(
         Channel(
-            name=printable(label),
+            name=label,
             color=default_color(ch.config if ch else label, i),
-            config=printable(ch.config) if ch is not None else None,
+            config=ch.config if ch is not None else None,
             exposure_ms=ch.exposure if ch is not None else None,
         )
         for i, (label, ch) in enumerate(zip(unique_names(labels), found, strict=True))
