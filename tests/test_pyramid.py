@@ -99,3 +99,55 @@ def test_levels_grow_with_unbounded_t(tmp_path: Path, backend: str) -> None:
     assert read_zarr(out, "1").shape == (5, 1, 16, 16)
     assert read_zarr(out, "1")[4, 0, 0, 0] == 40
     check_metadata(out)
+
+
+def test_levels_of_frames_sharded_in_y_and_x(tmp_path: Path, backend: str) -> None:
+    """y/x shards whose levels cover fewer chunks than a shard: each level's
+    shard holds whole chunks (create_stream raised: "shard 50 is not a
+    multiple of chunk 30")."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq,
+        image_shape=(100, 100),
+        dtype="uint16",
+        pixel_size_um=0.5,
+        chunks={"y": 30, "x": 30},
+        shards={"y": 60, "x": 60},
+        downsample={"levels": 2},
+    )
+    out = tmp_path / "pyr.ome.zarr"
+    rng = np.random.default_rng(1)
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for _ in range(2):
+            stream.append(rng.integers(0, 60000, (100, 100)).astype("uint16"))
+    assert mmzarr.validate(out).ok
+    expect = read_zarr(out, "0")
+    for k in (1, 2):
+        expect = reference_halve(expect, "mean")
+        np.testing.assert_array_equal(read_tensorstore(out, str(k)), expect)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "float64"])
+def test_level_means_of_extreme_values_do_not_overflow(
+    tmp_path: Path, dtype: str
+) -> None:
+    """The sum of four int64/uint64/float64 values can pass the dtype's range:
+    a frame of the largest value had a level of -1 (int64), 2**62 - 1
+    (uint64) or inf (float64). The mean of a constant frame is the constant."""
+    info = np.finfo(dtype) if dtype.startswith("float") else np.iinfo(dtype)
+    values = [info.max, info.min, info.max - 5]
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": len(values)})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq,
+        image_shape=(4, 6),
+        dtype=dtype,
+        pixel_size_um=0.5,
+        downsample={"levels": 1},
+    )
+    out = tmp_path / "big.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend="zarr-python") as stream:
+        for value in values:
+            stream.append(np.full((4, 6), value, dtype))
+    level = read_zarr(out, "1")
+    for t, value in enumerate(values):
+        assert (level[t] == np.asarray(value, dtype)).all(), (t, level[t])

@@ -58,12 +58,12 @@ def level_image(image: ImageSettings, level: int) -> ImageSettings:
     for d in image.dimensions:
         if d.name in ("y", "x"):
             size = -(-int(d.size or 1) // 2**level)
-            d = d.replace(
-                size=size,
-                chunk=min(d.chunk_size, size),
-                shard=None if d.shard is None else min(d.shard_size, size),
-                scale=d.scale * 2**level,
-            )
+            chunk = min(d.chunk_size, size)
+            # a shard holds whole chunks: at most the chunks that cover `size`
+            shard = None
+            if d.shard is not None:
+                shard = min(d.shard_size, -(-size // chunk) * chunk)
+            d = d.replace(size=size, chunk=chunk, shard=shard, scale=d.scale * 2**level)
         dims.append(d)
     return image.replace(dimensions=tuple(dims))
 
@@ -87,7 +87,8 @@ def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
     """Halve a (y, x) frame: 2x2 `mean` (edges replicated) or `decimate`.
 
     Integer means round half up (`(a + b + c + d + 2) // 4`), computed in a
-    wider integer type; float means are computed in float64.
+    wider integer type (64-bit ones by quotients and remainders); float means
+    are computed in float64, from quarters (no overflow).
     """
     if method == "decimate":
         return np.ascontiguousarray(frame[::2, ::2])
@@ -95,14 +96,10 @@ def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
     if y % 2 or x % 2:
         frame = np.pad(frame, ((0, y % 2), (0, x % 2)), mode="edge")
     dt = frame.dtype
+    if np.issubdtype(dt, np.integer) and dt.itemsize == 8:
+        return _mean_of_64bit(frame)
     if np.issubdtype(dt, np.integer):
-        wide = np.dtype(
-            np.uint32
-            if dt.itemsize <= 2 and dt.kind == "u"
-            else np.int64
-            if dt.kind == "i" or dt.itemsize <= 4
-            else np.uint64
-        )
+        wide = np.dtype(np.uint32 if dt.itemsize <= 2 and dt.kind == "u" else np.int64)
         # rows first (contiguous), then columns; a shift is the floor division
         rows = np.add(frame[0::2], frame[1::2], dtype=wide)
         acc = np.add(rows[:, 0::2], rows[:, 1::2])
@@ -110,10 +107,25 @@ def downsample_frame(frame: np.ndarray, method: str) -> np.ndarray:
         acc >>= 2
         out: np.ndarray = acc.astype(dt)
         return out
-    rows64 = np.add(frame[0::2], frame[1::2], dtype=np.float64)
+    # quarters first: dividing by 4 is exact, and the sum cannot overflow
+    quarter = np.multiply(frame, 0.25, dtype=np.float64)
+    rows64 = np.add(quarter[0::2], quarter[1::2])
     acc64 = np.add(rows64[:, 0::2], rows64[:, 1::2])
-    acc64 /= 4
     out = acc64.astype(dt)
+    return out
+
+
+def _mean_of_64bit(frame: np.ndarray) -> np.ndarray:
+    """`downsample_frame`'s 2x2 mean of an (even-sized) int64/uint64 frame.
+
+    Four such values can sum past the dtype: with `v = 4 q + r` (`0 <= r < 4`),
+    `(a + b + c + d + 2) // 4` is the sum of the quotients plus
+    `(the remainders' sum + 2) // 4`, and neither sum overflows.
+    """
+    q, r = np.divmod(frame, frame.dtype.type(4))
+    out: np.ndarray = q[0::2, 0::2] + q[1::2, 0::2] + q[0::2, 1::2] + q[1::2, 1::2]
+    rest = r[0::2, 0::2] + r[1::2, 0::2] + r[0::2, 1::2] + r[1::2, 1::2] + 2
+    out += rest // 4
     return out
 
 

@@ -32,7 +32,7 @@ from mmzarr._claim import replaced_copies
 from mmzarr._layout import is_file_folder
 from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
-from mmzarr.backends._acquire_disk import shard_index
+from mmzarr.backends._acquire_disk import UNWRITTEN, shard_index
 
 __all__ = [
     "LOST_FRAMES",
@@ -375,12 +375,17 @@ def frame_is_complete(
     index: tuple[int, ...],
     grows: bool = False,
     problems: list[str] | None = None,
+    *,
+    in_index: bool = False,
 ) -> bool:
     """Whether the chunk files holding frame `index` of `array` are all there.
 
     `grows`: the array's leading axis may be shorter in `doc` than the frame's
-    index (an unbounded `t` whose metadata lags). Problems are appended to
-    `problems` when given.
+    index (an unbounded `t` whose metadata lags). `in_index`: a shard's index
+    must also list the frame's chunks (a partial shard written at a flush may
+    not hold it yet; acquire-zarr leaves out chunks of the fill value, so a
+    frame of zeros is not listed either). Problems are appended to `problems`
+    when given.
     """
     shape = list(doc["shape"])
     if grows:
@@ -401,8 +406,12 @@ def frame_is_complete(
             # a killed writer can leave a shard file without its index; chunks
             # left out of an intact index read as the fill value (acquire-zarr
             # omits those equal to it)
-            intact = shard_index(f, index_bytes) is not None
-            what = None if intact else "torn (no intact shard index)"
+            entries = shard_index(f, index_bytes)
+            what = None if entries is not None else "torn (no intact shard index)"
+            if entries is not None and in_index:
+                tile = tuple(int(c) for c in rel.replace(".", "/").split("/")[-2:])
+                if not _listed(entries, doc, shape, index, tile):
+                    what = "not in its shard's index"
         elif size > 0 and (exact is None or size == exact):
             what = None
         else:
@@ -415,6 +424,36 @@ def frame_is_complete(
                 f"array {array!r}: chunk {rel} of frame {list(index)} is {what}"
             )
     return ok
+
+
+def _listed(
+    entries: list[tuple[int, int]],
+    doc: dict[str, Any],
+    shape: list[int],
+    index: tuple[int, ...],
+    tile: tuple[int, ...],
+) -> bool:
+    """Whether a shard's index `entries` list every chunk of frame `index`.
+
+    Those of the frame that lie in the shard's y/x `tile` and inside the
+    array's `shape`.
+    """
+    shard = doc["chunk_grid"]["configuration"]["chunk_shape"]
+    inner = doc["codecs"][0]["configuration"]["chunk_shape"]
+    n_lead = len(index)
+    axes = [
+        range(i % s // c, i % s // c + 1)
+        for i, s, c in zip(index, shard[:n_lead], inner[:n_lead], strict=True)
+    ]
+    for t, n, s, c in zip(
+        tile, shape[n_lead:], shard[n_lead:], inner[n_lead:], strict=True
+    ):
+        axes.append(range(-(-max(min(n - t * s, s), 0) // c)))
+    grid = [-(-s // c) for s, c in zip(shard, inner, strict=True)]
+    return all(
+        entries[int(np.ravel_multi_index(coords, grid))][0] != UNWRITTEN
+        for coords in itertools.product(*axes)
+    )
 
 
 def _shard_index_bytes(doc: dict[str, Any]) -> int | None:
