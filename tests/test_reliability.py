@@ -749,6 +749,63 @@ def test_a_writer_killed_with_bare_groups_is_called_incomplete(tmp_path: Path) -
     assert group_json(copy)["attributes"]["mmzarr"]["status"] == "cancelled"
 
 
+def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finalize stopped after writing one frame's levels into a shard of two
+    time points: the shard holds the other as the fill value, which looks
+    written. The next finalize writes again every frame the first one was
+    about to (it wrote none: level 1 of t=1 stayed black), and lists them."""
+    from mmzarr import _level_repair
+
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(
+        out, "acquire-zarr", 4, downsample={"levels": 1}, shards={"t": 2}
+    )
+    for f in (out / "1" / "c").rglob("*"):
+        if f.is_file():
+            f.unlink()  # no level written
+    original = _level_repair.LevelWriter._write
+    calls = []
+
+    def stop_after_one(self: Any, *args: Any) -> None:
+        if calls:
+            raise KeyboardInterrupt  # as a kill: nothing after it runs
+        calls.append(args)
+        original(self, *args)
+
+    monkeypatch.setattr(_level_repair.LevelWriter, "_write", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        mmzarr.finalize(out)
+    monkeypatch.setattr(_level_repair.LevelWriter, "_write", original)
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert [x["index"] for x in record["levels_rebuilt"]] == [[0], [1], [2], [3]]
+    for t in range(4):
+        np.testing.assert_array_equal(read_zarr(out, "1")[t], _mean2(frame_for(t)))
+
+
+def test_finalize_sets_aside_the_levels_of_an_unlogged_frame_it_cannot_keep(
+    tmp_path: Path,
+) -> None:
+    """A frame written at every level but never logged, whose full resolution
+    did not reach the disk whole: its levels go aside too (they showed it
+    zoomed out over a black full resolution)."""
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(out, "tensorstore", 4, downsample={"levels": 1})
+    log = out / "mmzarr" / "frames.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:3]))
+    (out / "0" / "c" / "3" / "0" / "0").unlink()  # t=3: never logged, level 0 gone
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert "mmzarr/damaged/1/c/3/0/0" in record["damaged_files"]
+    for level in ("0", "1"):
+        data = read_zarr(out, level)
+        assert data.shape[0] == 3 or not data[3].any()
+
+
 def test_finalize_refuses_foreign_dataset(tmp_path: Path) -> None:
     (tmp_path / "x.zarr").mkdir()
     with pytest.raises(FileNotFoundError, match=re.escape("settings.json")):

@@ -160,6 +160,12 @@ class _Record:
         #: frames whose levels an earlier finalize wrote: listed again
         rebuilt = earlier.get("levels_rebuilt")
         self.rebuilt: list[Any] = rebuilt if isinstance(rebuilt, list) else []
+        #: frames whose levels an interrupted finalize was writing: written
+        #: again (a shard it wrote may hold them as the fill value)
+        pending = (
+            earlier.get("levels_pending") if earlier.get("state") != "done" else []
+        )
+        self.pending: list[Any] = pending if isinstance(pending, list) else []
         before = earlier.get("status_before")
         self.doc: dict[str, Any] = {
             "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -265,7 +271,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
     _set_t_sizes(root, settings, kept)
-    rebuilt, not_rebuilt = _rebuild_levels(root, settings, kept, reader)
+    rebuilt, not_rebuilt = _rebuild_levels(root, settings, kept, reader, record)
     written = _mark(settings, kept)
     record.write(
         step="done",
@@ -301,6 +307,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             {"image": settings.images[i].key, "index": list(idx), "reason": why}
             for (i, idx), why in not_rebuilt.items()
         ],
+        levels_pending=[],
     )
     if status == "acquiring":
         status = "interrupted"
@@ -352,11 +359,30 @@ def _rebuild_levels(
     settings: AcquisitionSettings,
     kept: Iterable[Frame],
     reader: FrameReader,
+    record: _Record,
 ) -> tuple[list[Frame], dict[Frame, str]]:
-    """Write again the resolution levels that kept frames lack; (rebuilt, why not)."""
+    """Write again the resolution levels that kept frames lack; (rebuilt, why not).
+
+    Those to write are recorded first: a finalize interrupted meanwhile left
+    them in shards that may hold them as the fill value, and the next one
+    writes them again.
+    """
+    number = {im.key: i for i, im in enumerate(settings.images)}
+    pending = {
+        (number[x["image"]], tuple(x["index"]))
+        for x in record.pending
+        if isinstance(x, dict) and x.get("image") in number
+    }
     missing = frames_missing_levels(root, settings, kept)
+    missing = sorted({*missing, *(f for f in kept if f in pending)})
     if not missing:
         return [], {}
+    record.write(
+        step="writing levels",
+        levels_pending=[
+            {"image": settings.images[i].key, "index": list(idx)} for i, idx in missing
+        ],
+    )
     if not reader.available:
         why = "no tensorstore or zarr-python to write it"
         return [], dict.fromkeys(missing, why)
@@ -465,11 +491,12 @@ def _other_chunks(
     kept: Iterable[Frame],
     reader: FrameReader,
 ) -> list[str]:
-    """Chunk files of every level that hold no kept frame and do not decode.
+    """Chunk files of no kept frame that do not decode, or are of a lower level.
 
     They are to be moved aside. A writer that died (or failed: disk full)
     mid-write can leave a torn chunk of a frame it never logged; readers of the
-    whole array would fail on it.
+    whole array would fail on it. A level's chunk of a frame whose full
+    resolution is not kept would show that frame zoomed out only.
     """
     docs = array_documents(root)
     specs = [s for s in all_arrays(settings) if s.path in docs]
@@ -496,7 +523,8 @@ def _other_chunks(
                 slice(s0, min(s0 + g, n))
                 for s0, g, n in zip(start, grid, shape, strict=True)
             )
-            if reader.error(apath, region) is not None:
+            # a level's chunk of no kept frame shows what level 0 lacks
+            if spec.level or reader.error(apath, region) is not None:
                 found.append(f"{apath}/{rel}")
     return found
 
