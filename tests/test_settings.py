@@ -209,6 +209,10 @@ def test_plate_images() -> None:
         s.replace(images=(images[0], plate_image("A", "2", 0, p=1)))
     with pytest.raises(ValidationError, match="needs plate="):
         s.replace(plate=None)
+    # a listed well without an image: the plate metadata would name a missing group
+    three = plate.model_copy(update={"wells": ("A/1", "B/2", "A/2")})
+    with pytest.raises(ValidationError, match=r"wells \['A/2'\] have no image"):
+        s.replace(plate=three)
     with pytest.raises(ValidationError, match="plate given but layout is 'collection'"):
         AcquisitionSettings(
             layout="collection",

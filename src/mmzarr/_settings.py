@@ -270,6 +270,12 @@ class AcquisitionSettings(FrozenModel):
                     f"field {im.field} of well {well!r}"
                 )
             seen[(well, im.field)] = im.key
+        empty = sorted(set(self.plate.wells) - {well for well, _ in seen})
+        if empty:
+            raise ValueError(
+                f"the plate's wells {empty} have no image: a well holds at least "
+                "one field; leave them out of PlateSettings.wells"
+            )
 
     # ---- queries --------------------------------------------------------------
     @property
