@@ -779,3 +779,16 @@ def test_plate_metadata_has_what_strict_ngff_wants(case: PlanCase) -> None:
     for acq in plate["acquisitions"]:
         assert acq["name"]
         assert acq["maximumfieldcount"] >= 1
+
+
+@pytest.mark.parametrize(
+    "z_plan", [{"absolute": [5, 1, 3]}, {"relative": [0, -2, 4]}], ids=str
+)
+def test_unevenly_spaced_z_planes_are_said(z_plan: dict[str, Any]) -> None:
+    """OME-Zarr has one z scale: planes not evenly spaced cannot be placed
+    where the stage was; a warning says so (the scale was written silently)."""
+    seq = useq.MDASequence(z_plan=z_plan)
+    with pytest.warns(MMZarrWarning, match="not evenly spaced"):
+        AcquisitionSettings.from_useq(
+            seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1.0
+        )

@@ -160,9 +160,18 @@ def _z_scale(plan: Any) -> float | None:
     if plan is None:
         return None
     step = abs(float(getattr(plan, "step", None) or 0))
-    zs = list(plan)
+    zs = [float(z) for z in plan]
     if len(zs) > 1 and zs[1] != zs[0]:
-        down = float(zs[1]) - float(zs[0])
+        down = zs[1] - zs[0]
+        gaps = [b - a for a, b in itertools.pairwise(zs)]
+        if any(not math.isclose(g, down, rel_tol=1e-6, abs_tol=1e-9) for g in gaps):
+            warnings.warn(
+                f"the z planes {zs} are not evenly spaced: OME-Zarr has one z "
+                f"scale, {down:g} µm (the first step) is written; the frame log "
+                "has each plane's z",
+                MMZarrWarning,
+                stacklevel=2,
+            )
         return math.copysign(step or abs(down), down)
     return step or None
 
