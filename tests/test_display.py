@@ -60,6 +60,23 @@ def test_window_spans_the_acquired_values(tmp_path: Path, backend: str) -> None:
     check_metadata(out)
 
 
+def test_nan_and_inf_pixels_leave_the_window_of_the_others(tmp_path: Path) -> None:
+    """A float frame with a NaN or inf pixel: its other pixels still set the
+    window (the whole frame was dropped, and the window stayed 0..1)."""
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        SEQ, image_shape=(64, 80), dtype="float32", pixel_size_um=1
+    )
+    out = tmp_path / "nan.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend="zarr-python") as stream:
+        for event in SEQ:
+            t, c = event.index["t"], event.index["c"]
+            frame = _frame(*VALUES[(t, c)]).astype("float32")
+            frame[0, 0] = np.nan if c == 0 else np.inf
+            stream.append(frame, index=event.index)
+    windows = _windows(out)
+    assert [(w["start"], w["end"]) for w in windows] == [(100, 250), (1000, 3000)]
+
+
 def test_window_before_any_frame_spans_the_dtype(tmp_path: Path) -> None:
     settings = mmzarr.AcquisitionSettings.from_useq(
         SEQ, image_shape=(8, 8), dtype="uint8", pixel_size_um=1

@@ -460,3 +460,17 @@ def test_a_reused_buffer_is_copied_and_a_handed_over_frame_kept(
         data = read(out, "0")
         for n in range(12):
             np.testing.assert_array_equal(data[n], frame_for(n), f"{read.__name__} {n}")
+
+
+def test_close_refuses_a_status_it_cannot_record(tmp_path: Path) -> None:
+    """`close("bogus")` wrote the text as the status, `close("acquiring")` a
+    dataset validate calls unfinished: both are refused, and the stream stays
+    open for a proper close."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    stream = mmzarr.create_stream(tmp_path / "s.ome.zarr", settings_for(seq))
+    for status in ("bogus", "acquiring", "interrupted"):
+        with pytest.raises(ValueError, match=f"status {status!r} is not one of"):
+            stream.close(status)  # type: ignore[arg-type]
+    assert not stream.closed
+    stream.close("cancelled")
+    assert stream.closed

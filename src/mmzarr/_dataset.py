@@ -16,6 +16,8 @@ import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from mmzarr import _layout, _metadata
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml, write_ome_xml
 from mmzarr._storage import as_location
@@ -24,8 +26,6 @@ from mmzarr._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
-
-    import numpy as np
 
     from mmzarr._routing import Ledger
     from mmzarr._settings import AcquisitionSettings
@@ -82,6 +82,11 @@ class ChannelRanges:
         step = max(1, math.isqrt(h * w // RANGE_SAMPLES))
         sample = frame[::step, ::step]
         lo, hi = float(sample.min()), float(sample.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or inf pixels
+            finite = sample[np.isfinite(sample)]
+            if not finite.size:
+                return
+            lo, hi = float(finite.min()), float(finite.max())
         c_axis = self._c_axis[image]
         c = index[c_axis] if c_axis is not None else 0
         old = self._ranges.get((image, c))

@@ -62,6 +62,8 @@ logger = logging.getLogger("mmzarr")
 #: 96-well plate's 384 images would otherwise keep 384 frames.
 LATEST_BYTES = 64 * 1024**2
 Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
+#: The statuses a writer may close a stream with.
+CLOSING_STATUSES = ("complete", "cancelled", "failed")
 
 
 class Stream(ClosesOnExit):
@@ -348,10 +350,17 @@ class Stream(ClosesOnExit):
 
         Raises
         ------
+        ValueError
+            For a `status` other than `complete`, `cancelled` or `failed`
+            (nothing is closed).
         StorageError
             When the last frames or the documents could not be written (the
             status says `failed` if the root document could be).
         """
+        if status not in (None, *CLOSING_STATUSES):
+            raise ValueError(
+                f"close: status {status!r} is not one of {CLOSING_STATUSES} (or None)"
+            )
         with self._lock:
             if self._closed:
                 return
