@@ -236,6 +236,12 @@ def test_layout_keys() -> None:
         )
     with pytest.raises(ValidationError, match=r"'a b' is not a valid zarr path"):
         AcquisitionSettings(layout="collection", images=(image("a b"),), dtype="uint8")
+    with pytest.raises(ValidationError, match=r"coords \['c'\] are storage axes"):
+        AcquisitionSettings(
+            layout="collection",
+            images=(image("0", coords={"c": 0}), image("1", coords={"c": 1})),
+            dtype="uint8",
+        )
     with pytest.raises(ValidationError, match="same coords"):
         AcquisitionSettings(
             layout="collection",

@@ -281,6 +281,12 @@ class ImageSettings(FrozenModel):
         for d in self.dimensions[1:]:
             if d.size is None:
                 raise ValueError(f"{where}: only a leading 't' may be unbounded")
+        storage = sorted(set(self.coords) & {"t", "c", "z", "y", "x"})
+        if storage:
+            raise ValueError(
+                f"{where}: coords {storage} are storage axes: coords select the "
+                "image by the plan's other axes (e.g. p, g)"
+            )
         ns = tuple(n for n in names if n in NON_SPATIAL)
         if sorted(self.acquisition_order or ()) != sorted(ns):
             raise ValueError(
