@@ -474,3 +474,26 @@ def test_close_refuses_a_status_it_cannot_record(tmp_path: Path) -> None:
     assert not stream.closed
     stream.close("cancelled")
     assert stream.closed
+
+
+def test_skip_and_the_default_order_say_what_is_wrong(tmp_path: Path) -> None:
+    """skip(-1) was a silent no-op, skip(n) past the plan's end took the last
+    slots and then raised; a frame without index after one with index= was
+    refused as "index (0,) ({}) was already written"."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 3})
+    with mmzarr.create_stream(tmp_path / "s.ome.zarr", settings_for(seq)) as stream:
+        stream.append(frame_for(0), index={"t": 0})
+        with pytest.raises(
+            mmzarr.FrameError, match=r"next slot in acquisition order.*skip\(\)"
+        ):
+            stream.append(frame_for(1))
+        with pytest.raises(ValueError, match=r"skip\(-1\)"):
+            stream.skip(-1)
+        with pytest.raises(mmzarr.FrameError, match=r"skip\(4\): only 3 slot"):
+            stream.skip(4)
+        stream.skip(1)  # nothing was taken by the refused ones: t=0 is skipped
+        stream.append(frame_for(1))
+        stream.append(frame_for(2))
+    data = read_zarr(tmp_path / "s.ome.zarr", "0")
+    for t in range(3):
+        np.testing.assert_array_equal(data[t], frame_for(t))

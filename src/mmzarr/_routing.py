@@ -227,8 +227,25 @@ class Router:
             )
 
     def skip(self, n: int = 1) -> None:
-        """Advance the default order by `n` slots without writing them."""
+        """Advance the default order by `n` slots without writing them.
+
+        Raises
+        ------
+        ValueError
+            For a negative `n`.
+        FrameError
+            When fewer than `n` slots of the plan are left (none is skipped).
+        """
+        if n < 0:
+            raise ValueError(f"skip({n}): the number of slots to skip is >= 0")
         self._check_ordered()
+        planned = self.settings.frames_planned
+        if planned is not None:
+            left = planned - self._taken + (self._peeked is not None)
+            if n > left:
+                raise FrameError(
+                    f"skip({n}): only {left} slot(s) of the plan's {planned} are left"
+                )
         for _ in range(n):
             if self._peeked is not None:
                 self._peeked = None

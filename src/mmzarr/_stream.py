@@ -271,8 +271,14 @@ class Stream(ClosesOnExit):
             im = self.settings.images[where.image]
             arr = self._check_frame(frame, where.image)
             if self._router.is_written(where):
+                if index is None:
+                    raise FrameError(
+                        f"image {im.key!r}: the next slot in acquisition order, "
+                        f"{where.index}, was already written (by an append with "
+                        "index=): give index=, or skip() past it"
+                    )
                 raise FrameError(
-                    f"image {im.key!r}: index {where.index} ({dict(index or {})}) "
+                    f"image {im.key!r}: index {where.index} ({dict(index)}) "
                     "was already written"
                 )
             try:
