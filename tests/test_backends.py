@@ -21,7 +21,7 @@ import pytest
 import useq
 import zarr
 
-from mmzarr import AcquisitionSettings, create_stream
+from mmzarr import AcquisitionSettings, FrameError, create_stream
 from mmzarr._layout import array_path
 from mmzarr._storage import Location
 from mmzarr.backends import BACKENDS, Arrays, Limits, get_backend
@@ -193,10 +193,11 @@ def test_incomplete_shard_written_at_close_and_flush(
     )
 
 
-def test_frame_for_written_shard(gathering_backend: str, tmp_path: Path) -> None:
-    # FITC is acquired at one z only: its shard is complete after one frame, so a
-    # frame sent later to one of its skipped slots lands in a written shard.
-    # (acquire-zarr only appends: it rejects a frame for a passed index.)
+def test_frame_for_a_skipped_slot_is_refused(backend: str, tmp_path: Path) -> None:
+    """FITC is acquired at one z only: a frame sent to one of its skipped
+    slots is refused on every backend alike (tensorstore and zarr-python
+    rewrote its written shard with it, acquire-zarr refused it as passed) and
+    the shard keeps what was acquired."""
     seq = useq.MDASequence(
         channels=["DAPI", useq.Channel(config="FITC", do_stack=False)],
         z_plan={"range": 3, "step": 1},
@@ -207,10 +208,13 @@ def test_frame_for_written_shard(gathering_backend: str, tmp_path: Path) -> None
     path = tmp_path / "s.ome.zarr"
     want = np.zeros((2, 4, *SHAPE), "uint16")
     indices = [dict(e.index) for e in seq]
-    with create_stream(path, settings, backend=gathering_backend) as stream:
-        for n, index in enumerate([*indices, {"c": 1, "z": 0}]):
+    assert {"c": 1, "z": 0} not in indices
+    with create_stream(path, settings, backend=backend) as stream:
+        for n, index in enumerate(indices):
             stream.append(stamp(n), index=index)
             want[index["c"], index["z"]] = stamp(n)
+        with pytest.raises(FrameError, match=r"never acquires \(1, 0\)"):
+            stream.append(stamp(99), index={"c": 1, "z": 0})
     assert_frames_equal(read_zarr(path, "0"), want, "zarr-python")
     assert_frames_equal(read_tensorstore(path, "0"), want, "tensorstore")
 

@@ -135,7 +135,7 @@ def test_skip_advances_the_default_order() -> None:
     router = Router(TC)
     router.skip(3)
     assert written(router) == Placement(0, "", (1, 1))
-    with pytest.raises(FrameError, match=r"skip\(1\): frame 5 is one more"):
+    with pytest.raises(FrameError, match=r"skip\(1\): only 0 slot"):
         router.skip(1)
 
 

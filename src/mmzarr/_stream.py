@@ -270,6 +270,11 @@ class Stream(ClosesOnExit):
             where = self._router.place(index)
             im = self.settings.images[where.image]
             arr = self._check_frame(frame, where.image)
+            if not im.is_acquired(where.index):
+                raise FrameError(
+                    f"image {im.key!r}: the plan never acquires {where.index} "
+                    f"({dict(index or {})}): its skipped slots stay the fill value"
+                )
             if self._router.is_written(where):
                 if index is None:
                     raise FrameError(
