@@ -40,12 +40,15 @@ from typing import TYPE_CHECKING, Any
 from mmzarr import _layout, _metadata
 from mmzarr._claim import replaced_copies
 from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
-from mmzarr._level_repair import (
-    LevelWriter,
-    damaged_level_files,
-    frames_missing_levels,
-    level_files,
+from mmzarr._kept_frames import (
+    Frame,
+    chunk_files,
+    on_disk,
+    other_chunks,
+    split,
+    unlogged,
 )
+from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
@@ -56,10 +59,7 @@ from mmzarr._validate import (
     FrameReader,
     ValidationReport,
     array_documents,
-    chunk_paths,
-    frame_is_complete,
     frame_key,
-    raw_chunk_bytes,
     validate,
 )
 from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
@@ -77,8 +77,6 @@ logger = logging.getLogger("mmzarr")
 DAMAGED_DIR = "mmzarr/damaged"
 #: `write_file_atomic`'s temporary files: `.NAME.PID.THREAD.tmp`.
 _TEMP = re.compile(r"^\..+\.\d+\.\d+\.tmp$")
-
-Frame = tuple[int, tuple[int, ...]]  # (image number, storage index)
 
 
 def finalize(path: str | Path) -> ValidationReport:
@@ -222,7 +220,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     # acquire-zarr leaves a bounded array shaped by its complete time points:
     # its planned shape first, so that later frames on disk are looked at
     _set_t_sizes(root, settings, logged)
-    kept, reasons = _on_disk(root, settings, logged, moves)
+    kept, reasons = on_disk(root, settings, logged, moves)
     before = record.doc["status_before"]
     written = old.get("frames_written")
     if before == "acquiring" or (
@@ -233,7 +231,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         # be on disk without their record; kept when a chunk file holds just
         # them (a writer that closed wrote every record first, unless storage
         # failed)
-        found, _ = _on_disk(root, settings, _unlogged(root, settings, logged), set())
+        found, _ = on_disk(root, settings, unlogged(root, settings, logged), set())
         kept += found
     recovered = set(kept) - set(logged)
     _set_t_sizes(root, settings, kept)  # metadata only: to read what is kept
@@ -245,18 +243,18 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             apath = _layout.array_path(settings.images[i])
             pixels, error = reader.read(apath, index)
             if error is not None:
-                moves.update(_chunk_files(root, apath, index))
+                moves.update(chunk_files(root, apath, index))
                 reasons[(i, index)] = f"does not decode ({error})"
             else:
                 decoded.append((i, index))
                 if pixels is not None:
                     ranges.update(i, index, pixels)
         kept = decoded
-        moves.update(_other_chunks(root, settings, kept, reader))
+        moves.update(other_chunks(root, settings, kept, reader))
         # a level chunk of a kept frame that does not decode: rebuilt below
         moves.update(damaged_level_files(root, settings, kept, reader))
         # frames sharing a file moved aside are gone too
-        kept, gone = _split(root, settings, kept, moves)
+        kept, gone = split(root, settings, kept, moves)
         for frame, why in gone.items():
             reasons.setdefault(frame, why)
     # a lost frame's levels go too (aside), or a viewer would show it zoomed
@@ -271,7 +269,14 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
     _set_t_sizes(root, settings, kept)
-    rebuilt, not_rebuilt = _rebuild_levels(root, settings, kept, reader, record)
+    rebuilt, not_rebuilt = rebuild_levels(
+        root,
+        settings,
+        kept,
+        reader,
+        pending=record.pending,
+        before=lambda todo: record.write(step="writing levels", levels_pending=todo),
+    )
     written = _mark(settings, kept)
     record.write(
         step="done",
@@ -326,104 +331,6 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     return report
 
 
-def _on_disk(
-    root: Path,
-    settings: AcquisitionSettings,
-    frames: Iterable[Frame],
-    moves: set[str],
-) -> tuple[list[Frame], dict[Frame, str]]:
-    """Split `frames` into those whose chunk files are all there, and the others.
-
-    Truncated chunk files of the others are to be moved (added to `moves`).
-    """
-    docs = array_documents(root)
-    kept: list[Frame] = []
-    reasons: dict[Frame, str] = {}
-    for i, index in frames:
-        im = settings.images[i]
-        apath = _layout.array_path(im)
-        doc = docs.get(apath)
-        problems: list[str] = []
-        if doc is None:
-            reasons[(i, index)] = f"array {apath!r} is missing"
-        elif frame_is_complete(root, apath, doc, index, im.unbounded, problems):
-            kept.append((i, index))
-        else:
-            reasons[(i, index)] = "; ".join(problems)
-            moves.update(_chunk_files(root, apath, index, truncated_only=True))
-    return kept, reasons
-
-
-def _rebuild_levels(
-    root: Path,
-    settings: AcquisitionSettings,
-    kept: Iterable[Frame],
-    reader: FrameReader,
-    record: _Record,
-) -> tuple[list[Frame], dict[Frame, str]]:
-    """Write again the resolution levels that kept frames lack; (rebuilt, why not).
-
-    Those to write are recorded first: a finalize interrupted meanwhile left
-    them in shards that may hold them as the fill value, and the next one
-    writes them again.
-    """
-    number = {im.key: i for i, im in enumerate(settings.images)}
-    pending = {
-        (number[x["image"]], tuple(x["index"]))
-        for x in record.pending
-        if isinstance(x, dict) and x.get("image") in number
-    }
-    missing = frames_missing_levels(root, settings, kept)
-    missing = sorted({*missing, *(f for f in kept if f in pending)})
-    if not missing:
-        return [], {}
-    record.write(
-        step="writing levels",
-        levels_pending=[
-            {"image": settings.images[i].key, "index": list(idx)} for i, idx in missing
-        ],
-    )
-    if not reader.available:
-        why = "no tensorstore or zarr-python to write it"
-        return [], dict.fromkeys(missing, why)
-    writer = LevelWriter(settings, reader)
-    rebuilt: list[Frame] = []
-    failed: dict[Frame, str] = {}
-    for frame in missing:
-        problem = writer.rebuild(frame)
-        if problem is None:
-            rebuilt.append(frame)
-        else:
-            failed[frame] = problem
-    return rebuilt, failed
-
-
-def _split(
-    root: Path,
-    settings: AcquisitionSettings,
-    frames: Iterable[Frame],
-    moves: set[str],
-) -> tuple[list[Frame], dict[Frame, str]]:
-    """Frames none of whose chunk files is to be moved, and why the others go."""
-    docs = array_documents(root)
-    kept: list[Frame] = []
-    gone: dict[Frame, str] = {}
-    for i, index in frames:
-        apath = _layout.array_path(settings.images[i])
-        doc = docs[apath]
-        shape = list(doc["shape"])
-        shape[0] = max(shape[0], index[0] + 1)
-        files = [
-            f"{apath}/{rel}" for rel in chunk_paths({**doc, "shape": shape}, index)
-        ]
-        moved = [f for f in files if f in moves]
-        if moved:
-            gone[(i, index)] = f"its chunk file {moved[0]} does not decode"
-        else:
-            kept.append((i, index))
-    return kept, gone
-
-
 def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[Ledger]:
     written = [Ledger(im) for im in settings.images]
     for i, index in frames:
@@ -452,29 +359,6 @@ def _set_t_sizes(
             _metadata.write_json_atomic(root / spec.path / "zarr.json", doc)
 
 
-def _chunk_files(
-    root: Path, array: str, index: tuple[int, ...], *, truncated_only: bool = False
-) -> list[str]:
-    """The chunk files of frame `index` that exist, relative to the root.
-
-    `truncated_only`: only files that are empty or shorter than an uncompressed
-    chunk.
-    """
-    doc = _metadata.read_json(root / array / "zarr.json")
-    shape = list(doc["shape"])
-    shape[0] = max(shape[0], index[0] + 1)
-    exact = raw_chunk_bytes(doc)
-    out = []
-    for rel in chunk_paths({**doc, "shape": shape}, index):
-        src = root / array / rel
-        if not src.is_file():
-            continue
-        size = src.stat().st_size
-        if not truncated_only or size == 0 or (exact is not None and size != exact):
-            out.append(f"{array}/{rel}")
-    return out
-
-
 def _destination(root: Path, src: str) -> str:
     """Where chunk file `src` goes in `DAMAGED_DIR` (never over another file)."""
     dst = f"{DAMAGED_DIR}/{src}"
@@ -483,102 +367,6 @@ def _destination(root: Path, src: str) -> str:
         n += 1
         dst = f"{DAMAGED_DIR}/{src}.{n}"
     return dst
-
-
-def _other_chunks(
-    root: Path,
-    settings: AcquisitionSettings,
-    kept: Iterable[Frame],
-    reader: FrameReader,
-) -> list[str]:
-    """Chunk files of no kept frame that do not decode, or are of a lower level.
-
-    They are to be moved aside. A writer that died (or failed: disk full)
-    mid-write can leave a torn chunk of a frame it never logged; readers of the
-    whole array would fail on it. A level's chunk of a frame whose full
-    resolution is not kept would show that frame zoomed out only.
-    """
-    docs = array_documents(root)
-    specs = [s for s in all_arrays(settings) if s.path in docs]
-    holding: dict[str, set[str]] = {s.path: set() for s in specs}
-    by_image: dict[int, list[str]] = {}
-    for spec in specs:
-        by_image.setdefault(spec.image, []).append(spec.path)
-    for i, index in kept:
-        for path in by_image.get(i, ()):  # every level: its own chunks checked
-            holding[path].update(chunk_paths(docs[path], index))
-    found: list[str] = []
-    for spec in specs:
-        apath = spec.path
-        array_doc = docs[apath]
-        shape = array_doc["shape"]
-        grid = array_doc["chunk_grid"]["configuration"]["chunk_shape"]
-        for rel, coords in _chunk_files_of(root / apath, len(shape)):
-            if rel in holding[apath]:
-                continue
-            start = [c * g for c, g in zip(coords, grid, strict=True)]
-            if any(s0 >= n for s0, n in zip(start, shape, strict=True)):
-                continue  # outside the array: never read
-            region = tuple(
-                slice(s0, min(s0 + g, n))
-                for s0, g, n in zip(start, grid, shape, strict=True)
-            )
-            # a level's chunk of no kept frame shows what level 0 lacks
-            if spec.level or reader.error(apath, region) is not None:
-                found.append(f"{apath}/{rel}")
-    return found
-
-
-def _chunk_files_of(array: Path, ndim: int) -> list[tuple[str, tuple[int, ...]]]:
-    """The chunk files of an array (default key encoding), with their grid coords."""
-    out = []
-    for f in sorted(array.rglob("*")):
-        rel = f.relative_to(array).as_posix()
-        parts = rel.split("/")
-        if (
-            f.is_file()
-            and parts[0] == "c"
-            and len(parts) == ndim + 1
-            and all(p.isdigit() for p in parts[1:])
-        ):
-            out.append((rel, tuple(int(p) for p in parts[1:])))
-    return out
-
-
-def _unlogged(
-    root: Path, settings: AcquisitionSettings, logged: Iterable[Frame]
-) -> list[Frame]:
-    """Frames that have a chunk file of their own on disk but no log record.
-
-    The frame log is written every `flush_interval_s / 2`: a writer killed
-    meanwhile leaves frames on disk that it never logged. Where every chunk
-    (or shard) file holds one frame (mmzarr's default), each file names its
-    frame, and slots of the plan that hold one are kept (`_on_disk` then checks
-    them like logged frames). Where a file holds several frames, nothing tells
-    the acquired ones from the fill value: those are not recovered.
-    """
-    docs = array_documents(root)
-    known = set(logged)
-    found: list[Frame] = []
-    for i, im in enumerate(settings.images):
-        apath = _layout.array_path(im)
-        doc = docs.get(apath)
-        n_lead = len(im.index_dims)
-        if doc is None or len(doc["shape"]) != n_lead + 2:
-            continue
-        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
-        if any(g != 1 for g in grid[:n_lead]):
-            continue
-        sizes = [d.size for d in im.index_dims]
-        frames = {
-            coords[:n_lead] for _, coords in _chunk_files_of(root / apath, n_lead + 2)
-        }
-        for index in sorted(frames):
-            if (i, index) in known or not im.is_acquired(index):
-                continue
-            if all(n is None or x < n for x, n in zip(index, sizes, strict=True)):
-                found.append((i, index))
-    return found
 
 
 def _remove_stale_temp_files(root: Path) -> None:

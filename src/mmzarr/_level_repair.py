@@ -9,9 +9,10 @@ level 0; here
 - `level_files`: the level chunk files of frames `finalize` lost (moved aside
   too, so that no level shows a frame level 0 lacks);
 - `frames_missing_levels`: the kept frames that then lack a level chunk;
-- `LevelWriter.rebuild`: their levels computed again from level 0, as the
-  writer computes them (`_pyramid.downsample_frame`), and written with
-  tensorstore or zarr-python (acquire-zarr cannot write into an array).
+- `rebuild_levels` (`LevelWriter.rebuild`): their levels computed again from
+  level 0, as the writer computes them (`_pyramid.downsample_frame`), and
+  written with tensorstore or zarr-python (acquire-zarr cannot write into an
+  array).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._validate import array_documents, chunk_paths, frame_is_complete
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     import numpy as np
 
+    from mmzarr._kept_frames import Frame
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._validate import FrameReader
 
@@ -37,9 +39,8 @@ __all__ = [
     "frames_missing_levels",
     "level_files",
     "level_paths",
+    "rebuild_levels",
 ]
-
-Frame = tuple[int, tuple[int, ...]]  # (image number, storage index)
 
 
 def level_paths(settings: AcquisitionSettings) -> dict[int, list[str]]:
@@ -170,3 +171,43 @@ class LevelWriter:
         import zarr
 
         return zarr.open_array(where, mode="r+", config={"write_empty_chunks": True})
+
+
+def rebuild_levels(
+    root: Path,
+    settings: AcquisitionSettings,
+    kept: Iterable[Frame],
+    reader: FrameReader,
+    *,
+    pending: Iterable[Any] = (),
+    before: Callable[[list[dict[str, Any]]], None] = lambda todo: None,
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Write again the levels that `kept` frames lack; (rebuilt, why not each).
+
+    `pending`: the frames (`{"image", "index"}`) an interrupted run was writing
+    the levels of: written again, as a shard it wrote may hold them as the
+    fill value. `before` is called with the frames to write before any is.
+    """
+    kept = list(kept)
+    number = {im.key: i for i, im in enumerate(settings.images)}
+    again = {
+        (number[x["image"]], tuple(x["index"]))
+        for x in pending
+        if isinstance(x, dict) and x.get("image") in number
+    }
+    missing = sorted({*frames_missing_levels(root, settings, kept), *again} & set(kept))
+    if not missing:
+        return [], {}
+    before([{"image": settings.images[i].key, "index": list(x)} for i, x in missing])
+    if not reader.available:
+        return [], dict.fromkeys(missing, "no tensorstore or zarr-python to write it")
+    writer = LevelWriter(settings, reader)
+    rebuilt: list[Frame] = []
+    failed: dict[Frame, str] = {}
+    for frame in missing:
+        problem = writer.rebuild(frame)
+        if problem is None:
+            rebuilt.append(frame)
+        else:
+            failed[frame] = problem
+    return rebuilt, failed

@@ -1,0 +1,204 @@
+"""Which frames a writer that died left on disk, and which chunk files go aside.
+
+`finalize`'s reading of the arrays: `on_disk` splits frames into those whose
+chunk files are all there and the others; `unlogged` finds frames on disk that
+the frame log never named; `other_chunks` finds chunk files of no kept frame
+that must go aside (they do not decode, or are a lower level's); `split` drops
+the frames that share a file going aside.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmzarr import _layout, _metadata
+from mmzarr._pyramid import all_arrays
+from mmzarr._validate import (
+    FrameReader,
+    array_documents,
+    chunk_paths,
+    frame_is_complete,
+    raw_chunk_bytes,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from mmzarr._settings import AcquisitionSettings
+
+__all__ = ["Frame", "chunk_files", "on_disk", "other_chunks", "split", "unlogged"]
+
+#: A frame of a dataset: (image number, storage index).
+Frame = tuple[int, tuple[int, ...]]
+
+
+def on_disk(
+    root: Path,
+    settings: AcquisitionSettings,
+    frames: Iterable[Frame],
+    moves: set[str],
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Split `frames` into those whose chunk files are all there, and the others.
+
+    Truncated chunk files of the others are to be moved (added to `moves`).
+    """
+    docs = array_documents(root)
+    kept: list[Frame] = []
+    reasons: dict[Frame, str] = {}
+    for i, index in frames:
+        im = settings.images[i]
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        problems: list[str] = []
+        if doc is None:
+            reasons[(i, index)] = f"array {apath!r} is missing"
+        elif frame_is_complete(root, apath, doc, index, im.unbounded, problems):
+            kept.append((i, index))
+        else:
+            reasons[(i, index)] = "; ".join(problems)
+            moves.update(chunk_files(root, apath, index, truncated_only=True))
+    return kept, reasons
+
+
+def split(
+    root: Path,
+    settings: AcquisitionSettings,
+    frames: Iterable[Frame],
+    moves: set[str],
+) -> tuple[list[Frame], dict[Frame, str]]:
+    """Frames none of whose chunk files is to be moved, and why the others go."""
+    docs = array_documents(root)
+    kept: list[Frame] = []
+    gone: dict[Frame, str] = {}
+    for i, index in frames:
+        apath = _layout.array_path(settings.images[i])
+        doc = docs[apath]
+        shape = list(doc["shape"])
+        shape[0] = max(shape[0], index[0] + 1)
+        files = [
+            f"{apath}/{rel}" for rel in chunk_paths({**doc, "shape": shape}, index)
+        ]
+        moved = [f for f in files if f in moves]
+        if moved:
+            gone[(i, index)] = f"its chunk file {moved[0]} does not decode"
+        else:
+            kept.append((i, index))
+    return kept, gone
+
+
+def chunk_files(
+    root: Path, array: str, index: tuple[int, ...], *, truncated_only: bool = False
+) -> list[str]:
+    """The chunk files of frame `index` that exist, relative to the root.
+
+    `truncated_only`: only files that are empty or shorter than an uncompressed
+    chunk.
+    """
+    doc = _metadata.read_json(root / array / "zarr.json")
+    shape = list(doc["shape"])
+    shape[0] = max(shape[0], index[0] + 1)
+    exact = raw_chunk_bytes(doc)
+    out = []
+    for rel in chunk_paths({**doc, "shape": shape}, index):
+        src = root / array / rel
+        if not src.is_file():
+            continue
+        size = src.stat().st_size
+        if not truncated_only or size == 0 or (exact is not None and size != exact):
+            out.append(f"{array}/{rel}")
+    return out
+
+
+def other_chunks(
+    root: Path,
+    settings: AcquisitionSettings,
+    kept: Iterable[Frame],
+    reader: FrameReader,
+) -> list[str]:
+    """Chunk files of no kept frame that do not decode, or are of a lower level.
+
+    They are to be moved aside. A writer that died (or failed: disk full)
+    mid-write can leave a torn chunk of a frame it never logged; readers of the
+    whole array would fail on it. A level's chunk of a frame whose full
+    resolution is not kept would show that frame zoomed out only.
+    """
+    docs = array_documents(root)
+    specs = [s for s in all_arrays(settings) if s.path in docs]
+    holding: dict[str, set[str]] = {s.path: set() for s in specs}
+    by_image: dict[int, list[str]] = {}
+    for spec in specs:
+        by_image.setdefault(spec.image, []).append(spec.path)
+    for i, index in kept:
+        for path in by_image.get(i, ()):  # every level: its own chunks checked
+            holding[path].update(chunk_paths(docs[path], index))
+    found: list[str] = []
+    for spec in specs:
+        apath = spec.path
+        array_doc = docs[apath]
+        shape = array_doc["shape"]
+        grid = array_doc["chunk_grid"]["configuration"]["chunk_shape"]
+        for rel, coords in _files_of(root / apath, len(shape)):
+            if rel in holding[apath]:
+                continue
+            start = [c * g for c, g in zip(coords, grid, strict=True)]
+            if any(s0 >= n for s0, n in zip(start, shape, strict=True)):
+                continue  # outside the array: never read
+            region = tuple(
+                slice(s0, min(s0 + g, n))
+                for s0, g, n in zip(start, grid, shape, strict=True)
+            )
+            # a level's chunk of no kept frame shows what level 0 lacks
+            if spec.level or reader.error(apath, region) is not None:
+                found.append(f"{apath}/{rel}")
+    return found
+
+
+def _files_of(array: Path, ndim: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The chunk files of an array (default key encoding), with their grid coords."""
+    out = []
+    for f in sorted(array.rglob("*")):
+        rel = f.relative_to(array).as_posix()
+        parts = rel.split("/")
+        if (
+            f.is_file()
+            and parts[0] == "c"
+            and len(parts) == ndim + 1
+            and all(p.isdigit() for p in parts[1:])
+        ):
+            out.append((rel, tuple(int(p) for p in parts[1:])))
+    return out
+
+
+def unlogged(
+    root: Path, settings: AcquisitionSettings, logged: Iterable[Frame]
+) -> list[Frame]:
+    """Frames that have a chunk file of their own on disk but no log record.
+
+    The frame log is written every `flush_interval_s / 2`: a writer killed
+    meanwhile leaves frames on disk that it never logged. Where every chunk
+    (or shard) file holds one frame (mmzarr's default), each file names its
+    frame, and slots of the plan that hold one are kept (`on_disk` then checks
+    them like logged frames). Where a file holds several frames, nothing tells
+    the acquired ones from the fill value: those are not recovered.
+    """
+    docs = array_documents(root)
+    known = set(logged)
+    found: list[Frame] = []
+    for i, im in enumerate(settings.images):
+        apath = _layout.array_path(im)
+        doc = docs.get(apath)
+        n_lead = len(im.index_dims)
+        if doc is None or len(doc["shape"]) != n_lead + 2:
+            continue
+        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        if any(g != 1 for g in grid[:n_lead]):
+            continue
+        sizes = [d.size for d in im.index_dims]
+        frames = {coords[:n_lead] for _, coords in _files_of(root / apath, n_lead + 2)}
+        for index in sorted(frames):
+            if (i, index) in known or not im.is_acquired(index):
+                continue
+            if all(n is None or x < n for x, n in zip(index, sizes, strict=True)):
+                found.append((i, index))
+    return found
