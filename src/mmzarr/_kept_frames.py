@@ -12,14 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mmzarr import _layout, _metadata
+from mmzarr._chunk_files import chunk_paths, frame_is_complete, raw_chunk_bytes
 from mmzarr._pyramid import all_arrays
-from mmzarr._validate import (
-    FrameReader,
-    array_documents,
-    chunk_paths,
-    frame_is_complete,
-    raw_chunk_bytes,
-)
+from mmzarr._validate import FrameReader, array_documents
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

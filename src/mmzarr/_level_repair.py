@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._chunk_files import chunk_paths, frame_is_complete
 from mmzarr._layout import array_path
 from mmzarr._pyramid import all_arrays, downsample_frame
-from mmzarr._validate import array_documents, chunk_paths, frame_is_complete
+from mmzarr._validate import array_documents
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
