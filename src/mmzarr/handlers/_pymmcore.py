@@ -24,12 +24,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import (
-    CAMERA_AXIS,
     CAMERA_MODES,
     Camera,
     CameraLayout,
@@ -52,10 +50,9 @@ from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
+from mmzarr.handlers._runner import frame_metadata, plain_index, running_core, runs
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import numpy as np
     import useq
 
@@ -65,56 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["MDAWriter"]
 
 logger = logging.getLogger("mmzarr")
-
-
-def _running_core() -> Any:
-    """The global pymmcore-plus core, without creating one."""
-    try:
-        from pymmcore_plus.core import _mmcore_plus
-    except ImportError:  # pragma: no cover
-        return None
-    ref = getattr(_mmcore_plus, "_instance", None)
-    return ref() if ref is not None else None
-
-
-def _runs(core: Any, writer: MDAWriter) -> bool:
-    """Whether `core`'s runner has `writer` among the outputs of its run.
-
-    False when the global core runs another acquisition than the writer's
-    (another core's); True when the runner cannot say.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            outputs = tuple(core.mda.get_output_handlers())
-    except Exception:  # an older or newer runner: assume it is ours
-        return True
-    return any(o is writer for o in outputs)
-
-
-def _plain(index: Mapping[str, int]) -> dict[str, int]:
-    """A useq index with its axes as plain text, for messages."""
-    return {str(getattr(k, "value", k)): v for k, v in index.items()}
-
-
-def _frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
-    """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
-    out: dict[str, Any] = {
-        "runner_time_ms": meta.get("runner_time_ms"),
-        "exposure_ms": meta.get("exposure_ms", event.exposure),
-        "camera_device": meta.get("camera_device"),
-        "pixel_size_um": meta.get("pixel_size_um"),
-        "channel": event.channel.config if event.channel else None,
-        "stage": {"x": event.x_pos, "y": event.y_pos, "z": event.z_pos},
-    }
-    if event.pos_name:
-        out["position_name"] = event.pos_name
-    if CAMERA_AXIS in event.index:  # which camera (its label: camera_device)
-        out[CAMERA_AXIS] = event.index[CAMERA_AXIS]
-    for key in ("position", "property_values", "camera_metadata", "hardware_triggered"):
-        if key in meta:
-            out[key] = meta[key]
-    return out
 
 
 class MDAWriter(FrontEndBase):
@@ -313,7 +260,7 @@ class MDAWriter(FrontEndBase):
             ):
                 self.frames_ignored += 1
                 return
-            metadata = _frame_metadata(event, meta)
+            metadata = frame_metadata(event, meta)
             index: dict[str, int] = dict(event.index)
             layout = self.camera_layout
             if layout is not None and layout.mode != "single":
@@ -353,7 +300,7 @@ class MDAWriter(FrontEndBase):
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:
-                self._fail(e, f"frame {_plain(event.index)} could not be written")
+                self._fail(e, f"frame {plain_index(event.index)} could not be written")
 
     def sequenceCanceled(self, sequence: useq.MDASequence) -> None:
         """Remember that the run was cancelled (the dataset will say so)."""
@@ -459,7 +406,7 @@ class MDAWriter(FrontEndBase):
             lambda: open_unplaced(
                 self,
                 img,
-                what=f"frame {_plain(event.index)}",
+                what=f"frame {plain_index(event.index)}",
                 noun="frame",
                 why=str(error),
                 pixel_size_um=meta.get("pixel_size_um"),
@@ -469,12 +416,12 @@ class MDAWriter(FrontEndBase):
         append_kept(beside, img, index=event.index, metadata=metadata, owned=True)
 
     def _core(self) -> Any:
-        return self.core if self.core is not None else _running_core()
+        return self.core if self.core is not None else running_core()
 
     def _fail(self, error: BaseException, what: str) -> None:
         self.error = error
         core = self._core()
-        if core is not None and self.core is None and not _runs(core, self):
+        if core is not None and self.core is None and not runs(core, self):
             # the global core's run does not output to this writer: another
             # core's run does (or the writer was connected by hand)
             logger.error(

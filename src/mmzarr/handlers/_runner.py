@@ -1,0 +1,68 @@
+"""What `MDAWriter` reads of pymmcore-plus.
+
+Its global core, its runner's outputs, and the frames' events and metadata.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from mmzarr._cameras import CAMERA_AXIS
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import useq
+
+__all__ = ["frame_metadata", "plain_index", "running_core", "runs"]
+
+
+def running_core() -> Any:
+    """The global pymmcore-plus core, without creating one."""
+    try:
+        from pymmcore_plus.core import _mmcore_plus
+    except ImportError:  # pragma: no cover
+        return None
+    ref = getattr(_mmcore_plus, "_instance", None)
+    return ref() if ref is not None else None
+
+
+def runs(core: Any, writer: object) -> bool:
+    """Whether `core`'s runner has `writer` among the outputs of its run.
+
+    False when the global core runs another acquisition than the writer's
+    (another core's); True when the runner cannot say.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            outputs = tuple(core.mda.get_output_handlers())
+    except Exception:  # an older or newer runner: assume it is ours
+        return True
+    return any(o is writer for o in outputs)
+
+
+def plain_index(index: Mapping[str, int]) -> dict[str, int]:
+    """A useq index with its axes as plain text, for messages."""
+    return {str(getattr(k, "value", k)): v for k, v in index.items()}
+
+
+def frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
+    """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
+    out: dict[str, Any] = {
+        "runner_time_ms": meta.get("runner_time_ms"),
+        "exposure_ms": meta.get("exposure_ms", event.exposure),
+        "camera_device": meta.get("camera_device"),
+        "pixel_size_um": meta.get("pixel_size_um"),
+        "channel": event.channel.config if event.channel else None,
+        "stage": {"x": event.x_pos, "y": event.y_pos, "z": event.z_pos},
+    }
+    if event.pos_name:
+        out["position_name"] = event.pos_name
+    if CAMERA_AXIS in event.index:  # which camera (its label: camera_device)
+        out[CAMERA_AXIS] = event.index[CAMERA_AXIS]
+    for key in ("position", "property_values", "camera_metadata", "hardware_triggered"):
+        if key in meta:
+            out[key] = meta[key]
+    return out
