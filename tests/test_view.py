@@ -126,3 +126,42 @@ def test_view_during_a_demo_mda(
         for (k, idx), frame in got.items():
             if k == key:
                 np.testing.assert_array_equal(view[idx], frame)
+
+
+def test_view_after_close_has_the_dataset_s_time_points(
+    tmp_path: Path, backend: str
+) -> None:
+    """An unbounded collection whose image 0 missed the last time point: at
+    close its array ends at the dataset's last one, and so does its view (it
+    said one time point fewer than the array on disk)."""
+    from tests._readback import read_zarr
+
+    images = tuple(
+        mmzarr.ImageSettings(
+            key=str(p),
+            coords={"p": p},
+            dimensions=(
+                mmzarr.Dimension(name="t", size=None),
+                mmzarr.Dimension(name="y", size=2),
+                mmzarr.Dimension(name="x", size=3),
+            ),
+        )
+        for p in range(2)
+    )
+    settings = mmzarr.AcquisitionSettings(
+        layout="collection", images=images, dtype="uint8"
+    )
+    out = tmp_path / "u.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t in range(3):
+            for p in range(2):
+                if (p, t) != (0, 2):
+                    stream.append(
+                        np.full((2, 3), 10 * t + p, "uint8"), index={"p": p, "t": t}
+                    )
+        assert stream.view("0").shape == (2, 2, 3)  # while writing: its own
+    on_disk = read_zarr(out, "0/0")
+    assert on_disk.shape == (3, 2, 3)
+    view = stream.view("0")
+    assert view.shape == on_disk.shape
+    np.testing.assert_array_equal(view[...], on_disk)

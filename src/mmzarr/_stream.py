@@ -37,6 +37,7 @@ from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
 from mmzarr._routing import Router
 from mmzarr.backends import Limits
+from mmzarr.backends._base import last_time_point
 from mmzarr.backends._pressure import Backpressure
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
@@ -210,8 +211,18 @@ class Stream(ClosesOnExit):
             self.settings.images[image],
             self.settings.dtype,
             recent=lambda: self._recent.of_image(image),
-            t_size=lambda: self._router.ledgers[image].t_size,
+            t_size=lambda: self._t_size(image),
         )
+
+    def _t_size(self, image: int) -> int:
+        """The time points of image number `image` so far.
+
+        After close, the dataset's: every unbounded array ends at its last one.
+        """
+        ledgers = self._router.ledgers
+        if self._closed:
+            return last_time_point(ledger.t_size for ledger in ledgers)
+        return ledgers[image].t_size
 
     def append(
         self,
