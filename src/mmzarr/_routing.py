@@ -252,6 +252,39 @@ class Router:
             else:
                 self._next(f"skip({n})")
 
+    def check_free(
+        self, placement: Placement, index: Mapping[str, int] | None = None
+    ) -> None:
+        """Raise unless the slot of `placement` may take a frame.
+
+        It must be one the plan acquires, and not written yet (`index`: the
+        one the frame was given, for the message).
+
+        Raises
+        ------
+        FrameError
+            For a slot the plan never acquires (skipped), or one already
+            written (without `index`: the next slot of the default order).
+        """
+        im = self.settings.images[placement.image]
+        if not im.is_acquired(placement.index):
+            raise FrameError(
+                f"image {im.key!r}: the plan never acquires {placement.index} "
+                f"({dict(index or {})}): its skipped slots stay the fill value"
+            )
+        if not self.is_written(placement):
+            return
+        if index is None:
+            raise FrameError(
+                f"image {im.key!r}: the next slot in acquisition order, "
+                f"{placement.index}, was already written (by an append with "
+                "index=): give index=, or skip() past it"
+            )
+        raise FrameError(
+            f"image {im.key!r}: index {placement.index} ({dict(index)}) "
+            "was already written"
+        )
+
     def is_written(self, placement: Placement) -> bool:
         """Whether the slot of `placement` already holds a frame."""
         return self.ledgers[placement.image].has(placement.index)

@@ -279,24 +279,8 @@ class Stream(ClosesOnExit):
             # a fallback dataset takes frames in arrival order; the frame's own
             # index is kept in the log (`event_index`)
             where = self._router.place(index)
-            im = self.settings.images[where.image]
             arr = self._check_frame(frame, where.image)
-            if not im.is_acquired(where.index):
-                raise FrameError(
-                    f"image {im.key!r}: the plan never acquires {where.index} "
-                    f"({dict(index or {})}): its skipped slots stay the fill value"
-                )
-            if self._router.is_written(where):
-                if index is None:
-                    raise FrameError(
-                        f"image {im.key!r}: the next slot in acquisition order, "
-                        f"{where.index}, was already written (by an append with "
-                        "index=): give index=, or skip() past it"
-                    )
-                raise FrameError(
-                    f"image {im.key!r}: index {where.index} ({dict(index)}) "
-                    "was already written"
-                )
+            self._router.check_free(where, index)
             try:
                 if not self._pressure.admit(arr.nbytes, self._flush):
                     self._router.drop(where)
