@@ -43,6 +43,7 @@ from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
 from mmzarr._kept_frames import (
     Frame,
     chunk_files,
+    frame_entry,
     on_disk,
     other_chunks,
     split,
@@ -282,35 +283,29 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         step="done",
         state="done",
         frames_logged=len(logged),
-        frames_not_logged=[
-            {"image": settings.images[i].key, "index": list(idx)}
-            for i, idx in kept
-            if (i, idx) in recovered
-        ],
+        frames_not_logged=[frame_entry(settings, f) for f in kept if f in recovered],
         frames_kept=sum(w.count for w in written),
         reader=reader.engine,
         lost=[
-            {
-                "image": settings.images[i].key,
-                "index": list(idx),
-                "reason": record.earlier_reasons.get(
-                    (settings.images[i].key, idx), why
+            frame_entry(
+                settings,
+                f,
+                reason=record.earlier_reasons.get(
+                    (settings.images[f[0]].key, f[1]), why
                 ),
-            }
-            for (i, idx), why in reasons.items()
-            if (i, idx) not in recovered  # never logged: not known to be lost
+            )
+            for f, why in reasons.items()
+            if f not in recovered  # never logged: not known to be lost
         ],
         damaged_files=sorted(planned.values()),
         levels_rebuilt=record.rebuilt
         + [
             entry
-            for i, idx in rebuilt
-            if (entry := {"image": settings.images[i].key, "index": list(idx)})
-            not in record.rebuilt
+            for f in rebuilt
+            if (entry := frame_entry(settings, f)) not in record.rebuilt
         ],
         levels_missing=[
-            {"image": settings.images[i].key, "index": list(idx), "reason": why}
-            for (i, idx), why in not_rebuilt.items()
+            frame_entry(settings, f, reason=why) for f, why in not_rebuilt.items()
         ],
         levels_pending=[],
     )

@@ -9,7 +9,7 @@ the frames that share a file going aside.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
 from mmzarr._chunk_files import chunk_paths, frame_is_complete, raw_chunk_bytes
@@ -22,10 +22,26 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
 
-__all__ = ["Frame", "chunk_files", "on_disk", "other_chunks", "split", "unlogged"]
+__all__ = [
+    "Frame",
+    "chunk_files",
+    "frame_entry",
+    "on_disk",
+    "other_chunks",
+    "split",
+    "unlogged",
+]
 
 #: A frame of a dataset: (image number, storage index).
 Frame = tuple[int, tuple[int, ...]]
+
+
+def frame_entry(
+    settings: AcquisitionSettings, frame: Frame, **extra: Any
+) -> dict[str, Any]:
+    """`frame` as `finalize.json` lists it: `{"image": key, "index": [...]}`."""
+    i, index = frame
+    return {"image": settings.images[i].key, "index": list(index), **extra}
 
 
 def on_disk(

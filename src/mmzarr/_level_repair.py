@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._chunk_files import chunk_paths, frame_is_complete
+from mmzarr._kept_frames import frame_entry
 from mmzarr._layout import array_path
 from mmzarr._pyramid import all_arrays, downsample_frame
 from mmzarr._validate import array_documents
@@ -199,7 +200,7 @@ def rebuild_levels(
     missing = sorted({*frames_missing_levels(root, settings, kept), *again} & set(kept))
     if not missing:
         return [], {}
-    before([{"image": settings.images[i].key, "index": list(x)} for i, x in missing])
+    before([frame_entry(settings, f) for f in missing])
     if not reader.available:
         return [], dict.fromkeys(missing, "no tensorstore or zarr-python to write it")
     writer = LevelWriter(settings, reader)
