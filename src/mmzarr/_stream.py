@@ -32,12 +32,12 @@ from mmzarr._dataset import (
 )
 from mmzarr._flusher import Flusher
 from mmzarr._layout import GroupDocuments
+from mmzarr._live_reads import LiveReads
 from mmzarr._metadata import frame_record
 from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
 from mmzarr._routing import Router
 from mmzarr.backends import Limits
-from mmzarr.backends._base import last_time_point
 from mmzarr.backends._pressure import Backpressure
 from mmzarr.errors import BufferFullError, FrameError, StorageError
 
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
-    from mmzarr._view import LiveView
     from mmzarr.backends import ArrayBackend, Progress
 
 __all__ = ["Status", "Stream"]
@@ -67,7 +66,7 @@ Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
 CLOSING_STATUSES = ("complete", "cancelled", "failed")
 
 
-class Stream(ClosesOnExit):
+class Stream(LiveReads, ClosesOnExit):
     """An open dataset that accepts frames. Create it with `create_stream`.
 
     Thread-safe: concurrent calls are serialized.
@@ -163,66 +162,6 @@ class Stream(ClosesOnExit):
     def closed(self) -> bool:
         """Whether `close` has been called."""
         return self._closed
-
-    @property
-    def _where(self) -> str:
-        """The full path (or URL) of the dataset, for messages."""
-        return self.location.where
-
-    def latest(self, key: str = "") -> np.ndarray | None:
-        """A copy of the last frame appended to image `key`, or None.
-
-        For a live display: it never touches storage, and the copy stays valid
-        while later frames arrive (and after the caller reused its buffer). The
-        most recent frames are kept, up to `LATEST_BYTES` (at least one
-        frame): for an image written longer ago, e.g. an early field of a
-        plate, this is None.
-        """
-        with self._lock:
-            image = self.settings.keys.index(key) if key in self.settings.keys else -1
-            frame = self._recent.latest(image)
-            return None if frame is None else frame.copy()
-
-    def view(self, key: str = "") -> LiveView:
-        """An array-like over image `key` as acquired so far (and after close).
-
-        `dtype`, `shape`, `ndim` and numpy-style indexing, as viewers (ndv,
-        napari) expect: frames on storage are read with tensorstore (or
-        zarr-python), the most recent ones (up to `LATEST_BYTES`) come from
-        memory, and slots not acquired read as the fill value. An unbounded
-        `t` has the time points acquired so far. Local datasets only.
-
-        Raises
-        ------
-        KeyError
-            For an unknown image key (the message lists the keys).
-        StorageError
-            For a dataset on object storage.
-        """
-        from mmzarr._view import LiveView
-
-        image = self.settings.keys.index(self.settings.image(key).key)
-        if self.location.path is None:
-            raise StorageError(
-                f"a live view reads local datasets; {self._where} is on S3"
-            )
-        return LiveView(
-            self.location.path,
-            self.settings.images[image],
-            self.settings.dtype,
-            recent=lambda: self._recent.of_image(image),
-            t_size=lambda: self._t_size(image),
-        )
-
-    def _t_size(self, image: int) -> int:
-        """The time points of image number `image` so far.
-
-        After close, the dataset's: every unbounded array ends at its last one.
-        """
-        ledgers = self._router.ledgers
-        if self._closed:
-            return last_time_point(ledger.t_size for ledger in ledgers)
-        return ledgers[image].t_size
 
     def append(
         self,
