@@ -102,7 +102,21 @@ class FrontEndBase(abc.ABC):
     more_unplaced: list[Stream]
     #: the run's first error, raised again by `close`
     error: BaseException | None
+    #: why the plan could not be mapped (then `stream` is a fallback)
+    fallback_reason: str | None
+    #: frames that came after an error (or before the dataset opened, or after
+    #: close) and were not written
+    frames_ignored: int
     _lock: AbstractContextManager[Any]
+
+    def _no_streams(self) -> None:
+        """Set the attributes above for a front end that has opened nothing yet."""
+        self.stream = None
+        self.unplaced = None
+        self.more_unplaced = []
+        self.fallback_reason = None
+        self.error = None
+        self.frames_ignored = 0
 
     def close(self) -> None:
         """Close the dataset if still open, then raise any error of the run.

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import numpy as np
     import useq
 
-    from mmzarr._stream import Status, Stream
+    from mmzarr._stream import Status
     from mmzarr._view import LiveView
 
 __all__ = ["MDAWriter"]
@@ -171,14 +171,7 @@ class MDAWriter(FrontEndBase):
         self.core = core
         self.cameras: CameraMode = cameras
         self.settings_options = settings_options
-        self.stream: Stream | None = None
-        #: frames that did not fit the mapped dataset (see `unplaced_path`)
-        self.unplaced: Stream | None = None
-        self.more_unplaced: list[Stream] = []
-        #: why the plan could not be mapped (then `stream` is a fallback)
-        self.fallback_reason: str | None = None
-        self.error: BaseException | None = None
-        self.frames_ignored = 0
+        self._no_streams()
         self._canceled = False
         self._ran_to_end = False  # sequenceFinished came without a cancel
         self._summary: dict[str, Any] | None = None

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr._stream import Stream
 
 logger = logging.getLogger("mmzarr")
 
@@ -181,15 +180,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         check_on_full("ZarrHook", settings, settings_options)
         self.settings_options = settings_options
         self.settings: AcquisitionSettings | None = settings
-        self.stream: Stream | None = None
-        #: images that did not fit the dataset (at `unplaced_path`)
-        self.unplaced: Stream | None = None
-        self.more_unplaced: list[Stream] = []
-        #: why the images could not be mapped (then `stream` is a fallback)
-        self.fallback_reason: str | None = None
-        self.error: BaseException | None = None
+        self._no_streams()
         self.frames_received = 0
-        self.frames_ignored = 0
         self._lock = threading.RLock()
         self._closed = False
         self._plan: EventPlan | None = None
