@@ -76,6 +76,22 @@ def test_unmappable_plan_keeps_every_frame_in_arrival_order(
     assert [r["index"] for r in log] == [[k] for k in range(6)]
 
 
+def test_a_plan_without_frames_says_nothing_is_written(
+    core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "empty.ome.zarr"
+    seq = useq.MDASequence()
+    assert not list(seq)  # the oracle: useq yields no event
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.error is None
+    assert "acquires no frames, so nothing is written" in caplog.text
+    assert "writing every frame" not in caplog.text
+    assert not out.exists()
+    assert writer.frames_written == 0
+
+
 def test_cli_acquire_falls_back_instead_of_refusing(tmp_path: Path) -> None:
     from mmzarr._cli import main
 

@@ -130,6 +130,38 @@ def test_positions_with_subsequence(core: UniMMCore, tmp_path: Path) -> None:
         assert tr[-2:] == pytest.approx([event.y_pos, event.x_pos])
 
 
+@pytest.mark.parametrize(
+    "seq",
+    [
+        useq.MDASequence(z_plan=useq.ZRangeAround(range=2, step=1)),
+        useq.MDASequence(time_plan=useq.TIntervalLoops(interval=0.01, loops=2)),
+        useq.MDASequence(stage_positions=[useq.Position(z=5)], channels=["DAPI"]),
+    ],
+    ids=["z-stack", "time-lapse", "z-only-position"],
+)
+def test_axes_a_plan_never_sets_are_where_the_stage_was(
+    core: UniMMCore, tmp_path: Path, seq: useq.MDASequence
+) -> None:
+    core.setXYPosition(123.0, -45.0)
+    core.waitForSystem()
+    stage: list[dict[str, float]] = []
+    core.mda.events.frameReady.connect(
+        lambda img, e, meta: stage.append(meta["position"])
+    )
+    out = tmp_path / "still.ome.zarr"
+    run(core, seq, out)
+    check_metadata(out)
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    axes = [a["name"] for a in ms["axes"]]
+    translation = ms["datasets"][0]["coordinateTransformations"][1]["translation"]
+    tr = dict(zip(axes, translation, strict=True))
+    # the oracle: the stage position pymmcore-plus reports with the first frame
+    assert (tr["x"], tr["y"]) == pytest.approx((stage[0]["x"], stage[0]["y"]))
+    assert (tr["x"], tr["y"]) == pytest.approx((123.0, -45.0))
+    if "z" in tr:
+        assert tr["z"] == pytest.approx(stage[0]["z"])
+
+
 def test_well_plate(core: UniMMCore, tmp_path: Path) -> None:
     plan = useq.WellPlatePlan(
         plate="24-well",

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import useq
 
-from mmzarr import AcquisitionSettings, FrameError, MMZarrWarning, PlanError
+from mmzarr import (
+    AcquisitionSettings,
+    EmptyPlanError,
+    FrameError,
+    MMZarrWarning,
+    PlanError,
+)
 from tests._oracle import Oracle, oracle_for, plain_index
 from tests._plans import DTYPE, IMAGE_SHAPE, PIXEL_SIZE_UM, PLANS, PLANS_BY_NAME
 
@@ -56,6 +63,11 @@ def pairs(case: PlanCase) -> list[tuple[ImageOracle, Any]]:
 
 
 cases = pytest.mark.parametrize("case", PLANS, ids=lambda c: c.name)
+# the table's "multiphase" plan has phases of other intervals on purpose (its t
+# scale is the first phase's); the warning is tested on its own below
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:the time plan's phases have intervals:mmzarr.MMZarrWarning"
+)
 
 
 # ---- the plan table itself ---------------------------------------------------------
@@ -489,9 +501,19 @@ def test_single_plane_z_scale_is_not_zero() -> None:
 
 
 # ---- bad input ----------------------------------------------------------------------
-def test_empty_plan() -> None:
-    with pytest.raises(ValueError, match="empty"):
-        build(useq.MDASequence())
+@pytest.mark.parametrize(
+    "seq",
+    [
+        useq.MDASequence(),
+        # useq 0.9 yields no events for a top-down ZTopBottom with top < bottom
+        useq.MDASequence(z_plan=useq.ZTopBottom(top=0, bottom=3, step=1, go_up=False)),
+    ],
+    ids=["no-axes", "empty-z-plan"],
+)
+def test_empty_plan(seq: useq.MDASequence) -> None:
+    assert not list(seq)  # the oracle: useq yields nothing
+    with pytest.raises(EmptyPlanError, match="acquires no frames"):
+        build(seq)
 
 
 @pytest.mark.parametrize(
@@ -779,6 +801,23 @@ def test_plate_metadata_has_what_strict_ngff_wants(case: PlanCase) -> None:
     for acq in plate["acquisitions"]:
         assert acq["name"]
         assert acq["maximumfieldcount"] >= 1
+
+
+def test_time_phases_of_other_intervals_are_said() -> None:
+    """OME-Zarr has one t scale: phases of other intervals cannot all be placed
+    at their times; a warning says so (the first phase's was written silently)."""
+    phases = [
+        useq.TIntervalLoops(interval=0.1, loops=3),
+        useq.TIntervalLoops(interval=5, loops=3),
+    ]
+    seq = useq.MDASequence(time_plan=useq.MultiPhaseTimePlan(phases=phases))
+    with pytest.warns(MMZarrWarning, match=r"phases have intervals \[0\.1, 5\.0\] s"):
+        settings = build(seq)
+    assert settings.images[0].dimensions[0].scale == 0.1
+    same = useq.MultiPhaseTimePlan(phases=[phases[0], phases[0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(useq.MDASequence(time_plan=same))  # one interval: no warning
 
 
 @pytest.mark.parametrize(

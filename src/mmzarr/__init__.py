@@ -20,6 +20,7 @@ from mmzarr._validate import ValidationReport, validate
 from mmzarr._version import __version__
 from mmzarr.errors import (
     DatasetLockedError,
+    EmptyPlanError,
     FrameError,
     MMZarrError,
     PlanError,
@@ -33,6 +34,7 @@ __all__ = [
     "DatasetLockedError",
     "Dimension",
     "Downsample",
+    "EmptyPlanError",
     "FrameError",
     "ImageSettings",
     "MDAWriter",

@@ -24,7 +24,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import useq
 
@@ -39,11 +39,14 @@ from mmzarr._slots import (
     PlateFacts,
     frame_format,
 )
-from mmzarr.errors import PlanError
+from mmzarr.errors import EmptyPlanError, PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from mmzarr._settings import AcquisitionSettings
+
+    S = TypeVar("S", bound=AcquisitionSettings)
     from mmzarr._slots import FrameFormat, ImageId
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "useq_plan",
     "warn_unknown_interval",
     "with_fov",
+    "with_start_position",
 ]
 
 #: How `AcquisitionSettings.from_useq` refuses an event generator's sequence.
@@ -136,11 +140,16 @@ def _time_scale(plan: Any) -> float | None:
     if plan is None:
         return None
     if isinstance(plan, useq.MultiPhaseTimePlan):
-        for phase in plan.phases:
-            s = _time_scale(phase)
-            if s:
-                return s
-        return None
+        scales = [s for s in map(_time_scale, plan.phases) if s]
+        if any(not math.isclose(s, scales[0], rel_tol=1e-6) for s in scales):
+            warnings.warn(
+                f"the time plan's phases have intervals {scales} s: OME-Zarr has "
+                f"one t scale, {scales[0]:g} s (the first phase's) is written; the "
+                "frame log has each frame's time",
+                MMZarrWarning,
+                stacklevel=2,
+            )
+        return scales[0] if scales else None
     if isinstance(plan, useq.TDurationLoops):
         if plan.loops < 2:
             return None
@@ -387,8 +396,9 @@ def useq_plan(
         _slot(e, facts, xy=not redrawn) if acquires_image(e) else None for e in events
     )
     if not any(slots):
-        raise PlanError(
-            f"plan: the MDASequence is empty (it yields no events): {seq!r}"
+        raise EmptyPlanError(
+            f"plan: the MDASequence acquires no frames (useq yields no image "
+            f"events for it): {seq!r}"
         )
     order = "".join(seq.axis_order)
     plate = seq.stage_positions
@@ -422,6 +432,33 @@ def camera_plan(
     if core is not None and (fov := camera_fov(core)) is not None:
         seq = with_fov(seq, fov)
     return useq_plan(seq, unbounded_t=unbounded_t, repeat_time=True)
+
+
+def with_start_position(settings: S, start: Mapping[str, Any] | None) -> S:
+    """`settings` with images at `start` (µm, keys x/y/z) on the axes no plan sets.
+
+    pymmcore-plus moves a stage axis only for events that give it, so a plan
+    that sets no x (a z stack, a time lapse) acquires every image where x was
+    when it started.
+    """
+    start = start or {}
+    images = settings.images
+    unset = {
+        axis: float(value)
+        for axis in ("x", "y", "z")
+        if isinstance(value := start.get(axis), (int, float))
+        and math.isfinite(value)
+        and all(getattr(im.stage_position, axis) is None for im in images)
+    }
+    if not unset:
+        return settings
+    moved = tuple(
+        im.model_copy(
+            update={"stage_position": im.stage_position.model_copy(update=unset)}
+        )
+        for im in images
+    )
+    return settings.model_copy(update={"images": moved})
 
 
 def warn_unknown_interval(plan: UseqPlan) -> None:

@@ -25,6 +25,7 @@ from mmzarr._from_useq import (
     camera_frame,
     camera_plan,
     warn_unknown_interval,
+    with_start_position,
 )
 from mmzarr._models import (
     NON_SPATIAL,
@@ -435,6 +436,7 @@ class AcquisitionSettings(FrozenModel):
         chunks: Mapping[str, int] | None = None,
         shards: Mapping[str, int] | None = None,
         running: bool = False,
+        stage_position: Mapping[str, float] | None = None,
         **options: Any,
     ) -> Self:
         """Settings for a useq plan.
@@ -469,6 +471,11 @@ class AcquisitionSettings(FrozenModel):
             `sequenceStarted` gives it; its engine has set the grids' field of
             view): the settings follow that iteration, also for a plan whose
             grid useq kept from an earlier iteration (`MDAWriter` sets it).
+        stage_position
+            Where the stage is when the plan starts (µm; keys `x`, `y`, `z`):
+            on an axis no event of the plan sets, every image is there
+            (`MDAWriter` gives pymmcore-plus' summary `position`). Without it
+            such an axis has no translation.
         **options
             Other fields (`max_buffer_bytes`, `on_full`, `flush_interval_s`,
             `downsample`).
@@ -495,4 +502,4 @@ class AcquisitionSettings(FrozenModel):
             **options,
         )
         warn_unknown_interval(plan)
-        return settings
+        return with_start_position(settings, stage_position)

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BufferFullError",
     "DatasetLockedError",
+    "EmptyPlanError",
     "FrameError",
     "MMZarrError",
     "MissingDependencyError",
@@ -23,6 +24,10 @@ class MMZarrError(Exception):
 
 class PlanError(MMZarrError, ValueError):
     """An acquisition plan or settings value that cannot be written."""
+
+
+class EmptyPlanError(PlanError):
+    """A plan that acquires no frames (useq yields no image events for it)."""
 
 
 class FrameError(MMZarrError, ValueError):

@@ -48,7 +48,7 @@ from mmzarr._fallback import (
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
-from mmzarr.errors import FrameError, PlanError
+from mmzarr.errors import EmptyPlanError, FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
 from mmzarr.handlers._runner import frame_metadata, plain_index, running_core, runs
 
@@ -223,12 +223,21 @@ class MDAWriter(FrontEndBase):
                 )
             except Exception as e:  # a plan we cannot map: keep every frame
                 self.fallback_reason = f"{type(e).__name__}: {e}"
-                logger.warning(
-                    "mmzarr: cannot map the plan (%s); writing every frame in "
-                    "arrival order to the fallback layout at %s",
-                    self.fallback_reason,
-                    self.path,
-                )
+                if isinstance(e, EmptyPlanError):
+                    logger.warning(
+                        "mmzarr: the plan acquires no frames, so nothing is "
+                        "written (a frame that comes anyway goes to the fallback "
+                        "layout at %s): %s",
+                        self.path,
+                        e,
+                    )
+                else:
+                    logger.warning(
+                        "mmzarr: cannot map the plan (%s); writing every frame "
+                        "in arrival order to the fallback layout at %s",
+                        self.fallback_reason,
+                        self.path,
+                    )
                 self._fallback_dtype = self._common_dtype(meta or {})
                 return
             try:
@@ -354,6 +363,8 @@ class MDAWriter(FrontEndBase):
         self, sequence: useq.MDASequence, cameras: tuple[Camera, ...]
     ) -> CameraLayout:
         options = dict(self.settings_options)
+        # where the stage was as the run started: on axes the plan never sets
+        options.setdefault("stage_position", (self._summary or {}).get("position"))
         if cameras:
             first = cameras[0]
             options["image_shape"] = first.shape
