@@ -1104,6 +1104,49 @@ def _written_then_died(
     return frames
 
 
+def test_finalize_writes_the_ome_xml_of_the_frames_it_keeps(
+    tmp_path: Path, backend: str
+) -> None:
+    """A collection whose writer died: its last 3 frames on disk but not in the
+    log, one logged frame's chunk gone. The OME-XML after finalize has a plane
+    for each frame the arrays hold and the arrays' t (it was rendered from the
+    log alone: SizeT 3 and no plane for the kept frames, a plane for the lost)."""
+    import ome_types
+
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (100, 0, 0)],
+        channels=["DAPI"],
+        time_plan={"interval": 1, "loops": 1},
+    )
+    made = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, unbounded_t=True
+    )
+    out = tmp_path / "died.ome.zarr"
+    with mmzarr.create_stream(out, made, backend=backend) as stream:
+        for t in range(4):
+            for p in range(2):
+                stream.append(frame_for(2 * t + p), index={"t": t, "p": p, "c": 0})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
+    log = out / "mmzarr/frames.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:5]))
+    lost = out / "0/0/c/1/0/0/0"  # image 0, t=1: logged, its chunk gone
+    assert lost.is_file()
+    lost.unlink()
+
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    xml = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    expected_t = {0: [0, 2, 3], 1: [0, 1, 2, 3]}
+    for i, image in enumerate(xml.images):
+        data = read_zarr(out, f"{i}/0")
+        assert image.pixels.size_t == data.shape[0] == 4
+        assert sorted(p.the_t for p in image.pixels.planes) == expected_t[i]
+        for t in expected_t[i]:
+            np.testing.assert_array_equal(data[t, 0], frame_for(2 * t + i))
+
+
 def test_finalize_gives_a_bounded_array_its_planned_shape(tmp_path: Path) -> None:
     """acquire-zarr shapes a bounded array by its complete time points while
     it writes: after a kill a frame of the time point under way is on disk

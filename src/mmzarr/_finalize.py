@@ -39,11 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
 from mmzarr._claim import replaced_copies
-from mmzarr._dataset import SETTINGS_FILE, ChannelRanges, write_group_metadata
+from mmzarr._dataset import (
+    SETTINGS_FILE,
+    ChannelRanges,
+    read_summary,
+    write_group_metadata,
+)
 from mmzarr._kept_frames import (
     Frame,
     chunk_files,
     frame_entry,
+    kept_records,
     on_disk,
     other_chunks,
     split,
@@ -51,6 +57,7 @@ from mmzarr._kept_frames import (
 )
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, lock_holder
+from mmzarr._omexml import has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings
@@ -209,7 +216,8 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
 
     logged: list[Frame] = []
     index_of = {im.key: i for i, im in enumerate(settings.images)}
-    for rec in _metadata.read_frame_log(root):
+    records = _metadata.read_frame_log(root)
+    for rec in records:
         key = frame_key(rec)  # None: not a frame record (an old, clobbered log)
         i = index_of.get(key[0]) if key is not None else None
         if key is None or i is None or rec.get("dropped"):
@@ -319,6 +327,14 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         backend=old.get("backend", "unknown"),
         dropped=int(old.get("frames_dropped", 0)),
         ranges=ranges.by_key(),
+        # a plane per frame the arrays hold: none for a lost one, a bare one
+        # for a kept frame the log never had
+        ome_xml=has_ome_xml(settings)
+        and render_ome_xml(
+            settings,
+            kept_records(settings, records, kept),
+            read_summary(as_location(root)),
+        ),
     )
     report = validate(root)
     if not reader.available:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mmzarr import _layout, _metadata
 from mmzarr._chunk_files import chunk_paths, frame_is_complete, raw_chunk_bytes
 from mmzarr._pyramid import all_arrays
-from mmzarr._validate import FrameReader, array_documents
+from mmzarr._validate import FrameReader, array_documents, frame_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,6 +26,7 @@ __all__ = [
     "Frame",
     "chunk_files",
     "frame_entry",
+    "kept_records",
     "on_disk",
     "other_chunks",
     "split",
@@ -42,6 +43,29 @@ def frame_entry(
     """`frame` as `finalize.json` lists it: `{"image": key, "index": [...]}`."""
     i, index = frame
     return {"image": settings.images[i].key, "index": list(index), **extra}
+
+
+def kept_records(
+    settings: AcquisitionSettings,
+    records: Iterable[dict[str, Any]],
+    kept: Iterable[Frame],
+) -> list[dict[str, Any]]:
+    """The frame-log records of the `kept` frames, and a bare one for each unlogged.
+
+    For the OME-XML after `finalize`: one plane per frame the arrays hold, no
+    plane for a lost frame (a kept frame that never reached the log has no
+    metadata but its place).
+    """
+    kept = set(kept)
+    number = {im.key: i for i, im in enumerate(settings.images)}
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        key = frame_key(rec)
+        frame = (number.get(key[0], -1), key[1]) if key is not None else None
+        if frame in kept and not rec.get("dropped"):
+            kept.discard(frame)
+            out.append(rec)
+    return out + [frame_entry(settings, f) for f in sorted(kept)]
 
 
 def on_disk(
