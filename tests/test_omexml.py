@@ -171,3 +171,48 @@ def test_close_survives_a_failed_early_render(
     ome = ome_types.from_xml((out / OME_XML).read_text())
     assert len(ome.images) == 2
     assert mmzarr.validate(out).ok
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (None, None),
+        ("missing", "METADATA.ome.xml cannot be read"),
+        ("truncated", "METADATA.ome.xml does not parse"),
+        ("size", "image 1 has SizeX=999, its array '1/0' 16"),
+        ("plane", "image 0 has planes (t, c, z) outside its array '0/0': [(0, 0, 7)]"),
+    ],
+)
+def test_validate_checks_the_ome_xml(
+    tmp_path: Path, damage: str | None, said: str | None
+) -> None:
+    """A reader that takes the dimensions from the OME-XML (Bio-Formats) must
+    find the arrays' own: validate says when the document does not parse or
+    disagrees (it never looked at it)."""
+    seq = useq.MDASequence(stage_positions=[(0, 0, 0), (100, 0, 0)], channels=["DAPI"])
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(16, 16), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "xml.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend="tensorstore") as stream:
+        for event in seq:
+            stream.append(np.ones((16, 16), "uint16"), index=event.index)
+    xml = out / "OME/METADATA.ome.xml"
+    text = xml.read_text()
+    if damage == "missing":
+        xml.unlink()
+    elif damage == "truncated":
+        xml.write_text(text[:200])
+    elif damage in ("size", "plane"):
+        ome = ome_types.from_xml(text)
+        if damage == "size":
+            ome.images[1].pixels.size_x = 999
+        else:
+            ome.images[0].pixels.planes[0].the_z = 7
+        xml.write_text(ome.to_xml())
+    report = mmzarr.validate(out)
+    if said is None:
+        assert report.ok, report.format()
+    else:
+        assert not report.ok
+        assert any(said in p for p in report.problems), report.problems

@@ -7,7 +7,9 @@ Three independent kinds of check, each reported as a problem line:
    files that hold it, at every resolution level, exist, an uncompressed
    unsharded chunk has its full size, and a shard ends with an intact index
    (crc32c);
-3. reads: every array is read in full (tensorstore, else zarr-python).
+3. reads: every array is read in full (tensorstore, else zarr-python);
+4. the OME-XML of a collection or plate parses and has the arrays' sizes
+   (`_validate_xml`).
 A dataset whose writer never closed (status `acquiring`: the process died, or
 it still runs: it holds the dataset's lock) is reported as incomplete, with the
 number of frames that are on disk (and, when reading, decode). Frame-log
@@ -32,6 +34,7 @@ from mmzarr._claim import replaced_copies
 from mmzarr._layout import is_file_folder
 from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
+from mmzarr._validate_xml import ome_xml_problems
 
 __all__ = [
     "LOST_FRAMES",
@@ -301,6 +304,8 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
 
     docs = array_documents(root)
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
+    if not report.incomplete:  # an unfinished writer writes it at close
+        report.problems.extend(ome_xml_problems(root, report.arrays))
     reader = FrameReader(root) if read and report.incomplete else None
     _check_frames(root, docs, report, reader)
     holder = lock_holder(root) if report.incomplete else None
