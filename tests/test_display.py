@@ -77,6 +77,29 @@ def test_nan_and_inf_pixels_leave_the_window_of_the_others(tmp_path: Path) -> No
     assert [(w["start"], w["end"]) for w in windows] == [(100, 250), (1000, 3000)]
 
 
+def test_float_windows_bound_every_pixel(tmp_path: Path, backend: str) -> None:
+    """Float data has no dtype range: its window's min/max must bound the data
+    (they were the sampled values: a pixel off the sampled grid was outside)."""
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        SEQ, image_shape=(64, 80), dtype="float32", pixel_size_um=1
+    )
+    rng = np.random.default_rng(5)
+    frames = {}
+    out = tmp_path / "float.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for event in SEQ:
+            frame = rng.normal(size=(64, 80)).astype("float32")
+            frame[1, 3] = 1000.0 * (1 + event.index["c"])  # off any strided grid
+            frame[3, 1] = -500.0
+            frames[(event.index["t"], event.index["c"])] = frame
+            stream.append(frame, index=event.index)
+    for c, window in enumerate(_windows(out)):
+        data = np.stack([f for (_, ch), f in frames.items() if ch == c])
+        assert window["min"] <= data.min()
+        assert window["max"] >= data.max()
+        assert (window["start"], window["end"]) == (data.min(), data.max())
+
+
 def test_window_before_any_frame_spans_the_dtype(tmp_path: Path) -> None:
     settings = mmzarr.AcquisitionSettings.from_useq(
         SEQ, image_shape=(8, 8), dtype="uint8", pixel_size_um=1

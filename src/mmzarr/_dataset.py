@@ -63,9 +63,11 @@ RANGE_SAMPLES = 1024
 class ChannelRanges:
     """The lowest and highest value acquired per image and channel.
 
-    Sampled on a strided grid of about `RANGE_SAMPLES` pixels per frame, which
-    costs microseconds; it sets each channel's display window so that viewers
-    open the data with a useful contrast.
+    Integer frames are sampled on a strided grid of about `RANGE_SAMPLES`
+    pixels, which costs microseconds; float frames are read whole, as their
+    range is also the window's min/max (the data's bounds). It sets each
+    channel's display window so that viewers open the data with a useful
+    contrast.
     """
 
     def __init__(self, settings: AcquisitionSettings) -> None:
@@ -80,7 +82,9 @@ class ChannelRanges:
         """Take `frame` (written at storage `index` of image number `image`) in."""
         h, w = frame.shape[-2:]
         step = max(1, math.isqrt(h * w // RANGE_SAMPLES))
-        sample = frame[::step, ::step]
+        # float data has no dtype range to bound it: its window's min/max are
+        # these, so every pixel is looked at (integers are sampled)
+        sample = frame if frame.dtype.kind == "f" else frame[::step, ::step]
         lo, hi = float(sample.min()), float(sample.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or inf pixels
             finite = sample[np.isfinite(sample)]
