@@ -223,7 +223,9 @@ CASES: list[Any] = [
     Case("image-shape-3d", plan(image_shape=(8, 10, 3)), PE, "(8, 10, 3)"),
     Case("dtype-unknown", plan(dtype="bogus"), PE, "'bogus'"),
     Case("dtype-complex", plan(dtype="complex64"), PE, "'complex64'"),
-    Case("empty-plan", plan(useq.MDASequence()), PE, "MDASequence()"),
+    Case(
+        "empty-plan", plan(useq.MDASequence()), mmzarr.EmptyPlanError, "MDASequence()"
+    ),
     Case("well-outside-plate", plan(OUTSIDE_PLATE), PE, "plate_row=-1"),
     Case(
         "slot-acquired-twice",
