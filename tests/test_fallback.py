@@ -65,6 +65,10 @@ def test_unmappable_plan_keeps_every_frame_in_arrival_order(
     assert "more than once" in writer.fallback_reason
     attrs = group_json(out)["attributes"]
     assert "more than once" in attrs["mmzarr"]["fallback"]
+    # t is arrival order, not time: no unit (it said 1 s per frame)
+    t_axis = attrs["ome"]["multiscales"][0]["axes"][0]
+    assert t_axis["name"] == "t"
+    assert "unit" not in t_axis
     assert attrs["mmzarr"]["status"] == "complete"
     check_metadata(out)
     for data in (read_zarr(out, "0"), read_tensorstore(out, "0")):

@@ -376,7 +376,8 @@ class AcquisitionSettings(FrozenModel):
     ) -> AcquisitionSettings:
         """Settings that keep every frame of a plan mmzarr cannot map.
 
-        One image whose `t` grows by one per frame, in arrival order; each
+        One image whose `t` grows by one per frame, in arrival order (it has
+        no unit: it counts frames, not seconds); each
         frame's own index (position, channel, z...) goes to the frame log and
         the dataset's root metadata says `fallback: reason`.
 
@@ -407,7 +408,8 @@ class AcquisitionSettings(FrozenModel):
             key="",
             name="fallback",
             dimensions=(
-                Dimension(name="t", size=None, unit="second"),
+                # arrival order, not time: no unit (a scale of 1 s would lie)
+                Dimension(name="t", size=None),
                 *c,
                 Dimension(name="y", size=height, unit="micrometer", scale=px),
                 Dimension(name="x", size=width, unit="micrometer", scale=px),
