@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -531,3 +532,40 @@ def test_unbounded_shape_grows_while_acquiring(tmp_path: Path, backend: str) -> 
     # grown ahead while acquiring (tensorstore, zarr-python): exact after close
     assert json.loads((out / "0" / "zarr.json").read_text())["shape"][0] == 4
     assert np.array_equal(read_zarr(out, "0")[3, 0], np.full((8, 10), 3, "uint16"))
+
+
+def test_a_folder_without_write_bits_is_a_storage_error_naming_it(
+    tmp_path: Path, backend: str
+) -> None:
+    """acquire-zarr refuses a folder without write permission bits even to root
+    (who may write there): it said only "rejected the settings: Failed to
+    create Zarr stream". Every backend now names the folder, as a storage
+    error, and leaves nothing in it."""
+    from mmzarr.errors import StorageError
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    settings = AcquisitionSettings.from_useq(
+        useq.MDASequence(time_plan={"interval": 1, "loops": 2}),
+        image_shape=(8, 8),
+        dtype="uint16",
+        pixel_size_um=1,
+    )
+    root = folder / "a.ome.zarr"
+
+    def write() -> None:
+        with create_stream(root, settings, backend=backend) as stream:
+            for t in range(2):
+                stream.append(np.full((8, 8), t, "uint16"), index={"t": t})
+
+    try:
+        if backend == "acquire-zarr" or os.geteuid() != 0:
+            with pytest.raises(StorageError, match=re.escape(str(folder))):
+                write()
+            assert list(folder.iterdir()) == []
+        else:  # root writes through the mode bits: then the data is all there
+            write()
+            assert read_zarr(root, "0")[1, 0, 0] == 1
+    finally:
+        folder.chmod(0o755)

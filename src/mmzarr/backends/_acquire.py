@@ -77,6 +77,7 @@ from mmzarr.backends._acquire_batch import Batches
 from mmzarr.backends._acquire_disk import (
     Landing,
     link_arrays,
+    refuse_unwritable,
     remove_sibling,
 )
 from mmzarr.backends._base import Capabilities, Progress, last_time_point
@@ -237,6 +238,7 @@ class AcquireZarrBackend:
         except BaseException as e:
             self._remove_hidden()
             if isinstance(e, RuntimeError):
+                refuse_unwritable(store.get("store_path"), location, e)
                 raise PlanError(f"acquire-zarr rejected the settings: {e}") from e
             raise
         self._landing = Landing(location.path)

@@ -29,17 +29,20 @@ import heapq
 import itertools
 import json
 import os
+import stat
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmzarr._lock import hidden_name
 from mmzarr.backends._space import FreeSpaceGuard
+from mmzarr.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from mmzarr._storage import Location
     from mmzarr.backends._acquire_array import ArrayCursor
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "Shard",
     "crc32c",
     "link_arrays",
+    "refuse_unwritable",
     "remove_sibling",
     "shard_index",
     "shard_on_disk",
@@ -393,3 +397,25 @@ def remove_sibling(hidden: Path) -> None:
         os.unlink(p)
     for folder in reversed(folders):
         os.rmdir(folder)
+
+
+def refuse_unwritable(store_path: Any, location: Location, cause: Exception) -> None:
+    """Raise a `StorageError` naming the folder if acquire-zarr refused it.
+
+    acquire-zarr checks the permission bits of its store's parent folder, not
+    `access(2)`: a folder of mode 555 is refused even to root, who may write
+    there. Its own error says only "Failed to create Zarr stream".
+    """
+    if location.path is None or not isinstance(store_path, str):
+        return
+    folder = os.path.dirname(store_path) or "."
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise StorageError(
+            f"acquire-zarr cannot write in {folder!r}: the folder has no write "
+            "permission bits (acquire-zarr checks them, also for root); make it "
+            "writable, or use backend='tensorstore'"
+        ) from cause
