@@ -571,6 +571,30 @@ def test_frames_of_a_narrower_dtype_are_written_exactly(
         np.testing.assert_array_equal(data[t], img.astype(np.uint16))
 
 
+def test_big_endian_frames_are_kept_exactly_in_the_fallback_layout(
+    tmp_path: Path,
+) -> None:
+    """Frames in big-endian order (``>u2``) of a plan that falls back: kept in
+    the fallback dataset with every value (the dataset took their dtype, then
+    refused them, and so did the sibling: the MDA was cancelled)."""
+    out = tmp_path / "be.ome.zarr"
+    writer = mmzarr.MDAWriter(out)
+    writer.sequenceStarted(REPEATS, {})
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 65536, (8, 10)).astype(">u2") for _ in range(6)]
+    for event, frame in zip(REPEATS, frames, strict=True):
+        writer.frameReady(frame, event, {})
+    writer.sequenceFinished(REPEATS)
+    writer.close()  # raises the run's error, if any
+    assert writer.fallback_reason is not None
+    assert not Path(writer.unplaced_path).exists()
+    data = read_zarr(out, "0")
+    assert data.dtype == np.dtype("uint16")
+    assert data.shape == (6, 8, 10)
+    for k, frame in enumerate(frames):
+        assert data[k].tolist() == frame.tolist(), f"frame {k}"
+
+
 def test_a_failing_writer_cancels_no_other_cores_mda(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1163,3 +1163,27 @@ def test_image_after_close_is_returned_and_said(
     assert hook.frames_ignored == 1
     assert "after" in caplog.text
     assert "not written" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["events", "learn"])
+def test_big_endian_images_are_written_exactly(tmp_path: Path, mode: str) -> None:
+    """A ``>u2`` image (some cameras and bridges give one) is the dataset's
+    uint16 in another byte order: written with every value kept, in the
+    dataset (the hook raised, and pycromanager aborted the acquisition)."""
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.5} for t in range(3)]
+    out = tmp_path / "be.ome.zarr"
+    hook = ZarrHook(out, events=events if mode == "events" else None)
+    rng = np.random.default_rng(5)
+    sent = [rng.integers(0, 65536, SHAPE).astype(">u2") for _ in events]
+    for n, (ev, img) in enumerate(zip(events, sent, strict=True)):
+        _, md = pycro_image(ev, frame_of(n), elapsed_ms=n * 500.0)
+        assert hook(img, md) is not None
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_ignored == 0
+    assert not Path(hook.unplaced_path).exists()
+    data = read_zarr(out, "0")
+    assert data.dtype == np.dtype("uint16")
+    assert data.shape == (3, *SHAPE)
+    for t, img in enumerate(sent):
+        assert data[t].tolist() == img.tolist()  # values, whatever the byte order

@@ -17,17 +17,18 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import short_name
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import as_location
+from mmzarr._stream import native_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from contextlib import AbstractContextManager
+
+    import numpy as np
 
     from mmzarr._stream import Status, Stream
 
@@ -215,9 +216,10 @@ def kept_planes(frame: np.ndarray) -> list[np.ndarray]:
     A 2D frame is one plane. An RGB(A) camera's frame, (y, x, 3 or 4) as
     pymmcore-plus and pycromanager give it, is one plane per sample; any
     other frame of more axes, one plane per 2D slice of its last two axes.
-    bool and float16 frames are kept as uint8 and float32.
+    bool and float16 frames are kept as uint8 and float32, frames of another
+    byte order in this machine's (`native_order`, as `Stream.append` does).
     """
-    arr = np.asarray(frame)
+    arr = native_order(frame)
     if arr.dtype.name in _WIDER:
         arr = arr.astype(_WIDER[arr.dtype.name])
     if arr.ndim == 2:

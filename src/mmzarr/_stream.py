@@ -3,13 +3,14 @@
 `create_stream` (`_open`) does the I/O of opening (claims the output, writes
 the documents, reserves the space the final documents need, opens the frame
 log and the backend). `Stream` then coordinates each frame: checks it (shape,
-dtype), asks the `Router` where it goes, applies `on_full` (the shared
-`backends._pressure.Backpressure`), hands it (and its resolution levels) to the
-backend and logs its metadata; its `Flusher` pushes buffered frames to storage
-every `flush_interval_s / 2` and counts what is readable; on close it records what
-was acquired (`_dataset`), the status first when storage failed. Storage itself
-is the backend's job (`mmzarr.backends`); where the dataset lives (a local
-directory or an `s3://` prefix) is `_storage.Location`'s.
+dtype; another byte order is converted, `native_order`), asks the `Router`
+where it goes, applies `on_full` (the shared `backends._pressure.Backpressure`),
+hands it (and its resolution levels) to the backend and logs its metadata; its
+`Flusher` pushes buffered frames to storage every `flush_interval_s / 2` and
+counts what is readable; on close it records what was acquired (`_dataset`),
+the status first when storage failed. Storage itself is the backend's job
+(`mmzarr.backends`); where the dataset lives (a local directory or an `s3://`
+prefix) is `_storage.Location`'s.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from mmzarr._storage import Location
     from mmzarr.backends import ArrayBackend, Progress
 
-__all__ = ["Status", "Stream"]
+__all__ = ["Status", "Stream", "native_order"]
 
 logger = logging.getLogger("mmzarr")
 
@@ -64,6 +65,19 @@ LATEST_BYTES = 64 * 1024**2
 Status = Literal["acquiring", "complete", "cancelled", "failed", "interrupted"]
 #: The statuses a writer may close a stream with.
 CLOSING_STATUSES = ("complete", "cancelled", "failed")
+
+
+def native_order(frame: Any) -> np.ndarray:
+    """`frame` as an array in this machine's byte order, every value unchanged.
+
+    A big-endian frame (``>u2``, as some cameras, file readers and bridges
+    give) has the dataset's dtype in another byte order: it is converted (a
+    new array), not refused. A frame in native order is returned as is.
+    """
+    arr = np.asarray(frame)
+    if arr.dtype.isnative:
+        return arr
+    return arr.astype(arr.dtype.newbyteorder("="))
 
 
 class Stream(LiveReads, ClosesOnExit):
@@ -176,9 +190,10 @@ class Stream(LiveReads, ClosesOnExit):
         Parameters
         ----------
         frame
-            A 2D array of the settings' dtype and the image's (y, x) shape.
-            Unless `owned`, the stream copies it once, so the caller may reuse
-            its buffer when this returns.
+            A 2D array of the settings' dtype and the image's (y, x) shape,
+            in either byte order (a non-native one is converted, values
+            unchanged: `native_order`). Unless `owned`, the stream copies it
+            once, so the caller may reuse its buffer when this returns.
         index
             A useq-style index (`{"p": 1, "t": 0, "c": 2, "z": 5}`); without one,
             frames go in acquisition order.
@@ -218,7 +233,10 @@ class Stream(LiveReads, ClosesOnExit):
             # a fallback dataset takes frames in arrival order; the frame's own
             # index is kept in the log (`event_index`)
             where = self._router.place(index)
-            arr = self._check_frame(frame, where.image)
+            given = np.asarray(frame)
+            arr = native_order(given)
+            owned = owned or arr is not given  # converted: a copy of our own
+            self._check_frame(arr, where.image)
             self._router.check_free(where, index)
             try:
                 if not self._pressure.admit(arr.nbytes, self._flush):
@@ -459,12 +477,10 @@ class Stream(LiveReads, ClosesOnExit):
                 f"stream {self._where!r} failed earlier: {self._error}"
             ) from self._error
 
-    def _check_frame(self, frame: Any, image: int) -> np.ndarray:
-        arr = np.asarray(frame)
+    def _check_frame(self, arr: np.ndarray, image: int) -> None:
         if arr.dtype != self._dtype or arr.shape != self._shapes[image]:
             im = self.settings.images[image]
             raise FrameError(im.frame_problem(arr, self._dtype))
-        return arr
 
     def _write_groups(self, which: Which, *, ome_xml: bool | str = False) -> None:
         """Write the group documents `which` (and the OME-XML, `ome_xml`)."""

@@ -92,7 +92,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     or channel the dataset lacks, a slot already written) is never lost: it is
     kept with a warning that names the `PlanError` or `FrameError`, in a
     fallback-layout dataset at `path` if the dataset's shape is not known yet,
-    else beside it at `unplaced_path`.
+    else beside it at `unplaced_path`. An image of another byte order
+    (``>u2``) is written in native order, every value kept.
 
     Pycro-Manager does not tell an `image_process_fn` that the acquisition has
     ended: close the hook after the ``with Acquisition`` block (use it as a
