@@ -1187,3 +1187,83 @@ def test_big_endian_images_are_written_exactly(tmp_path: Path, mode: str) -> Non
     assert data.shape == (3, *SHAPE)
     for t, img in enumerate(sent):
         assert data[t].tolist() == img.tolist()  # values, whatever the byte order
+
+
+@pytest.mark.parametrize(
+    ("odd", "said"),
+    [
+        (np.full(SHAPE, 1 + 2j, "complex64"), r"dtype complex64 and shape \(6, 8\)"),
+        (np.zeros((0, 8), "uint16"), r"dtype uint16 and shape \(0, 8\)"),
+        (np.full(SHAPE, "a", "<U1"), r"dtype <U1 and shape \(6, 8\)"),
+        (np.zeros((3, 0, 8), "uint16"), r"dtype uint16 and shape \(3, 0, 8\)"),
+    ],
+    ids=["complex64", "empty", "str", "empty-3d"],
+)
+@pytest.mark.parametrize("mode", ["events", "learn", "settings", "fallback"])
+def test_images_no_dataset_can_store_are_returned_not_written(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    odd: np.ndarray,
+    said: str,
+) -> None:
+    """An image of a dtype OME-Zarr cannot store, or without pixels, is not
+    written: counted in frames_ignored, said with its dtype and shape, and
+    handed back to pycromanager (even with keep_images=False); the run goes on
+    (the hook raised a ValidationError that named neither, which aborted the
+    acquisition)."""
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.5} for t in range(3)]
+    out = tmp_path / "odd.ome.zarr"
+    kwargs: dict[str, Any] = {"keep_images": False}
+    if mode == "events":
+        kwargs["events"] = events
+    elif mode == "settings":
+        seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=0.5, loops=3))
+        kwargs["settings"] = mmzarr.AcquisitionSettings.from_useq(
+            seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+        )
+    elif mode == "fallback":  # Axes mmzarr cannot place: arrival order
+        events = [{"axes": {"time": t, "angle": 0}} for t in range(3)]
+    hook = ZarrHook(out, **kwargs)
+    images = [frame_of(0), odd, frame_of(2)]
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        for n, (ev, img) in enumerate(zip(events, images, strict=True)):
+            _, md = pycro_image(ev, frame_of(n), elapsed_ms=n * 500.0)
+            returned = hook(img, md)
+            if n == 1:
+                assert returned is not None
+                assert returned[0] is img
+                assert returned[1] is md
+            else:
+                assert returned is None
+        hook.close()
+    assert hook.error is None
+    assert hook.frames_ignored == 1
+    assert hook.frames_written == 2
+    assert re.search(said, caplog.text), caplog.text
+    assert "not written" in caplog.text
+    assert not Path(hook.unplaced_path).exists()
+    data = read_zarr(out, "0")
+    if mode == "fallback":  # the two stored images, in arrival order
+        assert data.shape == (2, *SHAPE)
+        np.testing.assert_array_equal(data[0], images[0])
+        np.testing.assert_array_equal(data[1], images[2])
+    else:
+        assert data.shape == (3, *SHAPE)
+        np.testing.assert_array_equal(data[0], images[0])
+        assert not data[1].any()  # never written: the fill value
+        np.testing.assert_array_equal(data[2], images[2])
+
+
+def test_an_image_after_close_is_said_after_an_image_not_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = [{"axes": {"time": t}} for t in range(2)]
+    hook = ZarrHook(tmp_path / "late.ome.zarr", pixel_size_um=0.5)
+    hook(np.zeros((0, 8), "uint16"), pycro_image(events[0], frame_of(0))[1])
+    hook(*pycro_image(events[0], frame_of(0)))
+    hook.close()
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        assert hook(*pycro_image(events[1], frame_of(1))) is not None
+    assert hook.frames_ignored == 2
+    assert "arrived after" in caplog.text

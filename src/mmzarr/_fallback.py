@@ -11,11 +11,16 @@ both front ends share: the dataset, its unplaced sibling, and closing them.
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from pydantic import ValidationError
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import short_name
@@ -28,8 +33,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from contextlib import AbstractContextManager
 
-    import numpy as np
-
     from mmzarr._stream import Status, Stream
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "kept_planes",
     "open_fallback",
     "open_unplaced",
+    "unkeepable",
     "unplaced_path",
 ]
 
@@ -105,8 +109,9 @@ class FrontEndBase(abc.ABC):
     error: BaseException | None
     #: why the plan could not be mapped (then `stream` is a fallback)
     fallback_reason: str | None
-    #: frames that came after an error (or before the dataset opened, or after
-    #: close) and were not written
+    #: frames that were not written: they came after an error (or before the
+    #: dataset opened, or after close), or no dataset can store them
+    #: (`unkeepable`)
     frames_ignored: int
     _lock: AbstractContextManager[Any]
 
@@ -229,6 +234,38 @@ def kept_planes(frame: np.ndarray) -> list[np.ndarray]:
     if arr.ndim == 3 and arr.shape[-1] <= 4 < min(arr.shape[:2]):
         return [arr[..., s] for s in range(arr.shape[-1])]
     return list(arr.reshape(-1, *arr.shape[-2:]))
+
+
+def unkeepable(frame: np.ndarray) -> str | None:
+    """Why no dataset can keep `frame`, not even the fallback layout (None: one can).
+
+    A frame without pixels, or one whose `kept_planes` the fallback layout's
+    settings refuse: a dtype OME-Zarr has no data type for (complex, object,
+    str, ...), a plane larger than mmzarr writes. A front end does not write
+    such a frame, says so naming its dtype and shape, and goes on.
+    """
+    arr = np.asarray(frame)
+    return _unkeepable(arr.dtype, arr.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _unkeepable(dtype: np.dtype[Any], shape: tuple[int, ...]) -> str | None:
+    what = f"an image of dtype {dtype} and shape {shape}"
+    if math.prod(shape) == 0:
+        return f"{what} has no pixels"
+    # the frames of one run share a format: checked once per format, on a
+    # stand-in without pixels of its own
+    planes = kept_planes(np.broadcast_to(np.zeros((), dtype), shape))
+    try:
+        AcquisitionSettings.fallback(
+            "", image_shape=planes[0].shape, dtype=str(planes[0].dtype)
+        )
+    except ValidationError as e:
+        why = "; ".join(str(err["msg"]) for err in e.errors())
+        return f"{what} cannot be stored: {why}"
+    except (ValueError, TypeError) as e:
+        return f"{what} cannot be stored: {e}"
+    return None
 
 
 def append_kept(stream: Stream, frame: np.ndarray, **append: Any) -> None:

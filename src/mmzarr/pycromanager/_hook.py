@@ -20,6 +20,7 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
+    unkeepable,
 )
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
@@ -93,7 +94,11 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     kept with a warning that names the `PlanError` or `FrameError`, in a
     fallback-layout dataset at `path` if the dataset's shape is not known yet,
     else beside it at `unplaced_path`. An image of another byte order
-    (``>u2``) is written in native order, every value kept.
+    (``>u2``) is written in native order, every value kept. An image no
+    dataset can store (a dtype OME-Zarr has no data type for, such as
+    complex64, or no pixels) is not written: a warning names its dtype and
+    shape, it is counted in `frames_ignored` and handed back to pycromanager;
+    the acquisition goes on.
 
     Pycro-Manager does not tell an `image_process_fn` that the acquisition has
     ended: close the hook after the ``with Acquisition`` block (use it as a
@@ -183,6 +188,10 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self.settings: AcquisitionSettings | None = settings
         self._no_streams()
         self.frames_received = 0
+        #: whether the images after an error or close were said to be ignored
+        self._said_late = False
+        #: why images were not written (`unkeepable`), each said once
+        self._refused: set[str] = set()
         self._lock = threading.RLock()
         self._closed = False
         self._plan: EventPlan | None = None
@@ -223,17 +232,21 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     ) -> tuple[np.ndarray, dict[str, Any]] | None:
         """Write one image (pycromanager calls this on its processing thread).
 
-        Returns ``(image, metadata)`` with `keep_images`, else None. Errors are
-        kept in `error` and raised, so that pycromanager aborts the acquisition;
-        images that arrive after an error or `close` are not written: they are
-        counted in `frames_ignored`, a warning says so (once), and they are
-        returned, for pycromanager to keep, whatever `keep_images` says.
+        Returns ``(image, metadata)`` with `keep_images`, else None. Errors
+        (storage failures) are kept in `error` and raised, so that pycromanager
+        aborts the acquisition. Images that are not written are counted in
+        `frames_ignored`, said in a warning and returned, for pycromanager to
+        keep, whatever `keep_images` says: those that arrive after an error or
+        `close` (one warning), and those no dataset can store (a dtype OME-Zarr
+        has no data type for, such as complex64, or no pixels; a warning per
+        dtype and shape, naming them).
         """
         with self._lock:
             self.frames_received += 1
             if self.error is not None or self._closed:
                 self.frames_ignored += 1
-                if self.frames_ignored == 1:
+                if not self._said_late:
+                    self._said_late = True
                     logger.warning(
                         "mmzarr: an image arrived after %s was %s: not written "
                         "(returned to pycromanager; counted in frames_ignored)",
@@ -241,8 +254,12 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                         "closed" if self.error is None else "failed",
                     )
                 return image, metadata
+            frame = np.asarray(image)
+            if (why := unkeepable(frame)) is not None:
+                self._refuse(why, metadata)
+                return image, metadata
             try:
-                self._write(np.asarray(image), metadata)
+                self._write(frame, metadata)
             except Exception as e:
                 logger.error("mmzarr: %s", e)
                 self.error = e
@@ -278,6 +295,20 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         return f"<ZarrHook {str(self.path)!r} {self.frames_written} frames {state}>"
 
     # ---- internals -----------------------------------------------------------------
+    def _refuse(self, why: str, md: Mapping[str, Any]) -> None:
+        """Count an image no dataset can store; warn once per dtype and shape."""
+        self.frames_ignored += 1
+        if why not in self._refused:
+            self._refused.add(why)
+            logger.warning(
+                "mmzarr: image %d (Axes %s) is not written to %s: %s (returned "
+                "to pycromanager; counted in frames_ignored)",
+                self.frames_received,
+                md.get("Axes"),
+                self.path,
+                why,
+            )
+
     def _plan_events(self, events: Any) -> EventPlan:
         if isinstance(events, Mapping):
             events = [events]
