@@ -1267,3 +1267,88 @@ def test_an_image_after_close_is_said_after_an_image_not_stored(
         assert hook(*pycro_image(events[1], frame_of(1))) is not None
     assert hook.frames_ignored == 2
     assert "arrived after" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("axes", "in_dataset", "beside", "lacking"),
+    [
+        pytest.param(
+            [{"z": 0}, {"time": 0}, {"time": 1}, {"time": 2}],
+            {1: (0,), 2: (1,), 3: (2,)},
+            [0],
+            "time",
+            id="snap-before-time-series",
+        ),
+        pytest.param(
+            [{"time": 0}, {"time": 1}, {}, {"time": 2}],
+            {0: (0,), 1: (1,), 3: (2,)},
+            [2],
+            "time",
+            id="snap-inside-time-series",
+        ),
+        pytest.param(
+            [
+                {"time": 0, "z": 0},
+                {"time": 0, "z": 1},
+                {"time": 1},
+                {"time": 1, "z": 0},
+                {"time": 1, "z": 1},
+            ],
+            {0: (0, 0), 1: (0, 1), 3: (1, 0), 4: (1, 1)},
+            [2],
+            "z",
+            id="no-z-in-a-z-stack",
+        ),
+    ],
+)
+def test_no_events_image_lacking_an_axis_is_kept_beside(
+    tmp_path: Path,
+    axes: list[dict[str, int]],
+    in_dataset: dict[int, tuple[int, ...]],
+    beside: list[int],
+    lacking: str,
+) -> None:
+    """Learn mode: an image whose Axes lack an axis the dataset has several
+    indices of (a reference snap without ``time``) is kept beside, with the
+    reason; it never takes index 0, where another image belongs (it took t=0,
+    and the t=0 image went beside as 'already written')."""
+    out = tmp_path / "snap.ome.zarr"
+    hook = ZarrHook(out)
+    sent = []
+    for n, ax in enumerate(axes):
+        img, md = pycro_image({"axes": ax}, frame_of(n), elapsed_ms=n * 100.0)
+        hook(img, md)
+        sent.append(img)
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_written == len(axes)
+    data = read_zarr(out, "0")
+    assert data.shape[0] == 1 + max(idx[0] for idx in in_dataset.values())
+    for n, idx in in_dataset.items():
+        np.testing.assert_array_equal(data[idx], sent[n], err_msg=f"image {n}")
+    reason, kept, log = _kept(tmp_path / "snap.unplaced.ome.zarr")
+    assert f"have no ['{lacking}']" in reason
+    assert [r["metadata"]["pycromanager"]["Axes"] for r in log] == [
+        axes[n] for n in beside
+    ]
+    for k, n in enumerate(beside):
+        np.testing.assert_array_equal(kept[k], sent[n])
+
+
+def test_settings_image_lacking_an_axis_is_kept_beside(tmp_path: Path) -> None:
+    """With settings of 3 time points, an image without ``time`` goes beside,
+    never to t=0, where the t=0 image is then written."""
+    seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=3))
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "s.ome.zarr"
+    hook = ZarrHook(out, settings=settings)
+    fed = feed(hook, [{"axes": {}}] + [{"axes": {"time": t}} for t in range(3)])
+    hook.close()
+    data = read_zarr(out, "0")
+    for t in range(3):
+        np.testing.assert_array_equal(data[t], fed[t + 1][1])
+    reason, kept, _ = _kept(tmp_path / "s.unplaced.ome.zarr")
+    assert "have no ['time']" in reason
+    np.testing.assert_array_equal(kept[0], fed[0][1])

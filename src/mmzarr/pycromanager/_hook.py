@@ -87,18 +87,22 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     * neither: the images of the first time point are buffered (at most
       ``max_buffer_bytes``, default 256 MiB) until the first image of the next
       time point; they fix the positions, channels and z planes, and ``t`` grows
-      without bound.
+      without bound. The first time point is that of the first image with a
+      ``time`` axis: an image without one (a reference snap) neither starts
+      nor ends it, and takes no part in the shape once an image has a time.
 
     An image the hook cannot place (an axis other than those four, a position
-    or channel the dataset lacks, a slot already written) is never lost: it is
-    kept with a warning that names the `PlanError` or `FrameError`, in a
-    fallback-layout dataset at `path` if the dataset's shape is not known yet,
-    else beside it at `unplaced_path`. An image of another byte order
-    (``>u2``) is written in native order, every value kept. An image no
-    dataset can store (a dtype OME-Zarr has no data type for, such as
-    complex64, or no pixels) is not written: a warning names its dtype and
-    shape, it is counted in `frames_ignored` and handed back to pycromanager;
-    the acquisition goes on.
+    or channel the dataset lacks, a slot already written, or Axes without an
+    axis of which the image has several indices, such as a snap without
+    ``time`` in a time series: it never takes index 0, where another image
+    belongs) is never lost: it is kept with a warning that names the
+    `PlanError` or `FrameError`, in a fallback-layout dataset at `path` if the
+    dataset's shape is not known yet, else beside it at `unplaced_path`. An
+    image of another byte order (``>u2``) is written in native order, every
+    value kept. An image no dataset can store (a dtype OME-Zarr has no data
+    type for, such as complex64, or no pixels) is not written: a warning names
+    its dtype and shape, it is counted in `frames_ignored` and handed back to
+    pycromanager; the acquisition goes on.
 
     Pycro-Manager does not tell an `image_process_fn` that the acquisition has
     ended: close the hook after the ``with Acquisition`` block (use it as a
@@ -430,7 +434,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     ) -> None:
         """Learn mode: fix the shape from the buffered images and write them."""
         plan = self._first.plan(next_image)
-        first = self._first.images[0]
+        first = self._first.planned[0]
         settings = settings_for(plan, first[0], first[2], self.settings_options)
         self._plan = plan
         self._learned = True

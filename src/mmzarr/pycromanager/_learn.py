@@ -2,9 +2,12 @@
 
 Given neither `settings` nor `events`, the hook keeps the images of the first
 time point (at most ``max_buffer_bytes``) until the first image of the next
-one; they fix the positions, channels and z planes of the dataset. This module
-holds those images and makes the plan they describe; the hook opens the
-dataset and writes them.
+one; they fix the positions, channels and z planes of the dataset. The first
+time point is that of the first image with a ``time`` axis: images without one
+(a reference snap before a time series) are kept in the buffer too, but take
+no part in the plan once any image has a time (their place in `t` is not
+known: the hook keeps them beside the dataset). This module holds those images
+and makes the plan they describe; the hook opens the dataset and writes them.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class FirstTimePoint:
     ) -> bool:
         """Keep an image of the first time point; False for one after it.
 
+        An image without a ``time`` axis is kept (it ends no time point).
+
         Raises
         ------
         PlanError
@@ -61,10 +66,11 @@ class FirstTimePoint:
             option in `options`).
         """
         t = axes.get("time")
-        if not self.images:
-            self._t0 = None if t is None else int(t)
-        if t != self._t0:
-            return False
+        if t is not None:
+            if self._t0 is None:
+                self._t0 = int(t)
+            elif t != self._t0:
+                return False
         limit = int(options.get("max_buffer_bytes", DEFAULT_BUFFER))
         if self._nbytes + frame.nbytes > limit:
             raise PlanError(
@@ -76,9 +82,20 @@ class FirstTimePoint:
         self._nbytes += frame.nbytes
         return True
 
+    @property
+    def planned(self) -> list[Buffered]:
+        """The images kept that fix the dataset's shape, in arrival order.
+
+        Those of the first time point; all of them when none had a ``time``.
+        """
+        if self._t0 is None:
+            return self.images
+        return [im for im in self.images if "time" in im[1]]
+
     def take(self) -> list[Buffered]:
         """The images kept, in arrival order; none are kept afterwards."""
         images, self.images, self._nbytes = self.images, [], 0
+        self._t0 = None
         return images
 
     def plan(
@@ -88,9 +105,10 @@ class FirstTimePoint:
         """The plan the images kept describe.
 
         `next_image` is the (axes, metadata) of the first image after the first
-        time point, if one came: its elapsed time gives the time scale.
+        time point, if one came: its elapsed time gives the time scale. Images
+        without a ``time`` take no part when others have one (`planned`).
         """
-        kept = self.images
+        kept = self.planned
         seen: dict[AxesKey, int] = {}
         for n, (_, axes, _) in enumerate(kept):
             earlier = seen.setdefault(axes_key(axes), n)

@@ -361,10 +361,16 @@ def place_by_axes(
     ``position`` values are looked up in `positions`, a ``channel`` name among
     the image's channel names. `hint` ends the messages.
 
+    Axes that lack an axis of the image with more than one index (``time``
+    for a `t` that grows) are refused, never put at index 0: that index may be
+    another image's. One of a single index (a lone channel or z plane) needs
+    no naming.
+
     Raises
     ------
     FrameError
-        For a position or channel the dataset does not have.
+        For a position or channel the dataset does not have, or Axes without
+        an axis the image has more than one index of.
     """
     value = axes.get("position")
     if value not in positions:
@@ -379,6 +385,20 @@ def place_by_axes(
         )
     image = positions[value]
     im = settings.images[image]
+    lacking = [
+        name
+        for name in ("time", "channel", "z")
+        if AXES[name] in im.dim_names
+        and name not in axes
+        and im.dim(AXES[name]).size != 1
+    ]
+    if lacking:
+        sizes = {AXES[n]: im.dim(AXES[n]).size or "growing" for n in lacking}
+        raise FrameError(
+            f"Axes {dict(axes)} have no {lacking}, but image {im.key!r} has "
+            f"several indices there ({sizes}): which one is not known, so the "
+            f"image is not put at index 0{hint}"
+        )
     index = dict(im.coords)
     for name in ("time", "z"):
         if name in axes:
