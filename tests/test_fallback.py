@@ -303,6 +303,34 @@ def _assert_rgb_kept(root: Path, frames: list[np.ndarray]) -> None:
     assert mmzarr.validate(root).ok
 
 
+def test_frames_no_dataset_can_keep_never_stop_the_mda(
+    core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A complex or empty frame: no dataset can keep it, not even the sibling.
+    It is counted and said (its dtype and shape); the run goes on and every
+    other frame is written (the sibling's error cancelled the MDA)."""
+    out = tmp_path / "odd.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 4})
+    writer = mmzarr.MDAWriter(out, core=core)
+    writer.sequenceStarted(seq, {})
+    shape = (core.getImageHeight(), core.getImageWidth())
+    events = list(seq)
+    good = {0: np.full(shape, 7, "uint16"), 3: np.full(shape, 9, "uint16")}
+    odd = {1: np.ones(shape, "complex64"), 2: np.zeros((0, shape[1]), "uint16")}
+    for k, event in enumerate(events):
+        writer.frameReady(good.get(k, odd.get(k)), event, {})
+    writer.sequenceFinished(seq)
+    writer.close()  # raises the run's error, if any
+    assert writer.error is None
+    assert writer.frames_ignored == 2
+    assert "dtype complex64" in caplog.text
+    assert f"shape (0, {shape[1]})" in caplog.text
+    data = read_zarr(out, "0")
+    for k, frame in good.items():
+        np.testing.assert_array_equal(data[k], frame)
+    assert not Path(writer.unplaced_path).exists()
+
+
 def test_rgb_frames_in_an_mda_are_kept_beside_the_dataset(
     core: UniMMCore, tmp_path: Path
 ) -> None:

@@ -123,6 +123,16 @@ class FrontEndBase(abc.ABC):
         self.fallback_reason = None
         self.error = None
         self.frames_ignored = 0
+        self._refused: set[str] = set()  # why frames were not kept, each said once
+
+    def _refuse(self, why: str, which: str, after: str = "") -> None:
+        """Count a frame no dataset can keep (`unkeepable`); warn once per `why`."""
+        self.frames_ignored += 1
+        if why not in self._refused:
+            self._refused.add(why)
+            logger.warning(
+                "mmzarr: %s is not written to %s: %s%s", which, self.path, why, after
+            )
 
     def close(self) -> None:
         """Close the dataset if still open, then raise any error of the run.

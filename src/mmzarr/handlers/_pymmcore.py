@@ -44,6 +44,7 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
+    unkeepable,
 )
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
@@ -261,6 +262,9 @@ class MDAWriter(FrontEndBase):
                 self.stream is None and self.fallback_reason is None
             ):
                 self.frames_ignored += 1
+                return
+            if (why := unkeepable(img)) is not None:
+                self._refuse(why, f"the frame of event {dict(event.index)}")
                 return
             metadata = frame_metadata(event, meta)
             index: dict[str, int] = dict(event.index)

@@ -194,8 +194,6 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self.frames_received = 0
         #: whether the images after an error or close were said to be ignored
         self._said_late = False
-        #: why images were not written (`unkeepable`), each said once
-        self._refused: set[str] = set()
         self._lock = threading.RLock()
         self._closed = False
         self._plan: EventPlan | None = None
@@ -260,7 +258,11 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 return image, metadata
             frame = np.asarray(image)
             if (why := unkeepable(frame)) is not None:
-                self._refuse(why, metadata)
+                self._refuse(
+                    why,
+                    f"image {self.frames_received} (Axes {metadata.get('Axes')})",
+                    " (returned to pycromanager; counted in frames_ignored)",
+                )
                 return image, metadata
             try:
                 self._write(frame, metadata)
@@ -299,20 +301,6 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         return f"<ZarrHook {str(self.path)!r} {self.frames_written} frames {state}>"
 
     # ---- internals -----------------------------------------------------------------
-    def _refuse(self, why: str, md: Mapping[str, Any]) -> None:
-        """Count an image no dataset can store; warn once per dtype and shape."""
-        self.frames_ignored += 1
-        if why not in self._refused:
-            self._refused.add(why)
-            logger.warning(
-                "mmzarr: image %d (Axes %s) is not written to %s: %s (returned "
-                "to pycromanager; counted in frames_ignored)",
-                self.frames_received,
-                md.get("Axes"),
-                self.path,
-                why,
-            )
-
     def _plan_events(self, events: Any) -> EventPlan:
         if isinstance(events, Mapping):
             events = [events]
