@@ -1352,3 +1352,17 @@ def test_settings_image_lacking_an_axis_is_kept_beside(tmp_path: Path) -> None:
     reason, kept, _ = _kept(tmp_path / "s.unplaced.ome.zarr")
     assert "have no ['time']" in reason
     np.testing.assert_array_equal(kept[0], fed[0][1])
+
+
+def test_unevenly_spaced_time_points_are_said(tmp_path: Path) -> None:
+    """A list of `time_interval_s` (pycromanager sums it: starts 0, 1, 4 s):
+    OME-Zarr has one t scale, so a warning says the first interval is written
+    (it was written silently)."""
+    events = multi_d_acquisition_events(num_time_points=3, time_interval_s=[0, 1, 3])
+    assert [float(e["min_start_time"]) for e in events] == [0.0, 1.0, 4.0]
+    with pytest.warns(mmzarr.MMZarrWarning, match=r"not evenly spaced.*\b1 s\b"):
+        hook = ZarrHook(tmp_path / "uneven.ome.zarr", events=events)
+    feed(hook, events)
+    hook.close()
+    t_axis = settings_of(tmp_path / "uneven.ome.zarr").images[0].dimensions[0]
+    assert (t_axis.name, t_axis.scale) == ("t", 1.0)

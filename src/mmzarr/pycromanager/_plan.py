@@ -22,6 +22,7 @@ image there. The dataset shape rules are `mmzarr._plan`'s.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -312,10 +313,28 @@ def _by_axes(
 
 
 def _t_scale(starts: Mapping[int, Mapping[int, float]]) -> float | None:
-    """Seconds between the first two time points of the first image with both."""
+    """Seconds between the first two time points of the first image with both.
+
+    Warns when that image's time points are not evenly spaced (a list of
+    `time_interval_s`): OME-Zarr has one t scale.
+    """
     for ts in starts.values():
         if 0 in ts and 1 in ts and ts[1] > ts[0]:
-            return round(ts[1] - ts[0], 9)
+            scale = round(ts[1] - ts[0], 9)
+            times = [ts[t] for t in sorted(ts)]
+            if any(
+                not math.isclose(ts[t] - ts[0], t * scale, rel_tol=1e-6, abs_tol=1e-6)
+                for t in ts
+            ):
+                warnings.warn(
+                    f"the time points (at {[round(t - times[0], 6) for t in times]} "
+                    f"s) are not evenly spaced: OME-Zarr has one t scale, {scale:g} "
+                    "s (the first interval) is written; the frame log has each "
+                    "image's time",
+                    MMZarrWarning,
+                    stacklevel=2,
+                )
+            return scale
     return None
 
 
