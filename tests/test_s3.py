@@ -10,8 +10,11 @@ yaozarrs for metadata.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -23,12 +26,14 @@ import useq
 import mmzarr
 from mmzarr.errors import StorageError
 from tests._readback import array_of
+from tests.test_cli import PLAN_YAML, small_config
 from tests.test_live_read import live_check, live_settings
 from tests.test_mda import Capture
 from tests.test_stream import COLLECTION, PLATE, TCZYX, frame_for, write_plan
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from pymmcore_plus.experimental.unicore import UniMMCore
 
@@ -464,3 +469,38 @@ def test_server_gone_fails_append_in_bounded_time(
         stream.close()
     assert time.monotonic() - t0 < FAILS_WITHIN_S + 5
     assert stream.status == "failed"
+
+
+# ---- the mmzarr command ----------------------------------------------------------
+def mmzarr_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The `mmzarr` command, with this test's AWS environment (`s3_url`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mmzarr", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_acquire_s3_keeps_the_url(
+    s3_endpoint: str, s3_url: str, tmp_path: Path
+) -> None:
+    """`s3://b/x` is said and written as such, not as `s3:/b/x` (a `Path`)."""
+    (tmp_path / "plan.yaml").write_text(PLAN_YAML)
+    cfg = str(small_config(tmp_path))
+    before = sorted(tmp_path.rglob("*"))
+    r = mmzarr_cli(
+        "acquire", "plan.yaml", s3_url, "--config", cfg, "--dry-run", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"would write {s3_url} with backend" in r.stdout
+    assert s3_keys(s3_endpoint, s3_url) == []
+    r = mmzarr_cli("acquire", "plan.yaml", s3_url, "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"wrote 6 frames to {s3_url}\n" in r.stdout
+    root = s3_json(s3_endpoint, s3_url, "zarr.json")["attributes"]["mmzarr"]
+    assert (root["status"], root["frames_written"]) == ("complete", 6)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing local (no `s3:` folder)

@@ -107,7 +107,7 @@ def _check_channels(seq: useq.MDASequence, core: Any) -> None:
             )
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
+def _check_output(out: str, overwrite: bool) -> None:
     """Fail before the rig loads where the writer could not start (same rule)."""
     from mmzarr._claim import check_output
     from mmzarr.errors import DatasetLockedError
@@ -118,21 +118,19 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise CLIError(str(e)) from e
     except FileExistsError as e:
         if not overwrite:
-            raise CLIError(
-                f"output {str(out)!r} already exists; use --overwrite"
-            ) from e
+            raise CLIError(f"output {out!r} already exists; use --overwrite") from e
         raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
 
 
 def run_acquisition(
     seq: useq.MDASequence,
-    out: Path,
+    out: str,
     *,
     config: str | None = None,
     backend: str | None = None,
     overwrite: bool = False,
 ) -> tuple[int, bool]:
-    """Run `seq` on a core (demo rig or `config`) into `out`.
+    """Run `seq` on a core (demo rig or `config`) into `out` (a path or URL).
 
     `backend`: None for `MDAWriter`'s choice (acquire-zarr, or tensorstore for
     a plan acquire-zarr cannot take in its order). Returns the frames written
@@ -218,20 +216,20 @@ def print_settings(settings: AcquisitionSettings) -> None:
         say(line)
 
 
-def info(out: Path) -> None:
+def info(out: str) -> None:
     """Print the dataset as a tree, then the microscope's key facts."""
     from mmzarr._info import dataset_tree, microscope_lines
 
     try:
-        tree = dataset_tree(out)
+        tree = dataset_tree(Path(out))
     except ValueError as e:
         raise CLIError(str(e)) from e
     console.print(tree)
-    for line in microscope_lines(out):
+    for line in microscope_lines(Path(out)):
         say(line)
 
 
-def _cmd_validate(out: Path) -> int:
+def _cmd_validate(out: str) -> int:
     from mmzarr._validate import validate
 
     report = validate(out)
@@ -239,18 +237,18 @@ def _cmd_validate(out: Path) -> int:
     return 0 if report.ok else 1
 
 
-def _cmd_finalize(out: Path) -> int:
+def _cmd_finalize(out: str) -> int:
     from mmzarr._finalize import finalize
 
     try:
         report = finalize(out)
     except (OSError, ValueError) as e:
-        raise CLIError(f"cannot finalize {str(out)!r}: {e}") from e
+        raise CLIError(f"cannot finalize {out!r}: {e}") from e
     say(report.format())
     return 0 if report.ok else 1
 
 
-def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
+def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
     _check_backend(backend)  # before the banner: a mistake is the only output
     _check_output(out, overwrite)
     seq = demo_plan()
@@ -261,7 +259,7 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     t0 = time.perf_counter()
     n, cancelled = run_acquisition(seq, out, backend=backend, overwrite=overwrite)
     dt = time.perf_counter() - t0
-    where = out.resolve()
+    where = Path(out).resolve()
     say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
     say(
@@ -273,10 +271,10 @@ def _cmd_demo(out: Path, backend: str, overwrite: bool) -> int:
     return _cancelled(n, out) if cancelled else code
 
 
-def _cancelled(n: int, out: Path) -> int:
+def _cancelled(n: int, out: str) -> int:
     """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
     say(
-        f"mmzarr: cancelled (Ctrl-C) after {count(n, 'frame')}; {str(out)!r} is "
+        f"mmzarr: cancelled (Ctrl-C) after {count(n, 'frame')}; {out!r} is "
         "a valid dataset of what was acquired",
         err_console,
     )
@@ -298,13 +296,14 @@ def _parser() -> argparse.ArgumentParser:
     backends = sorted(BACKENDS)
 
     d = sub.add_parser("demo", help="acquire a small plate on the built-in demo rig")
-    d.add_argument("out", nargs="?", default="demo.ome.zarr", type=Path)
+    # outputs stay strings: `Path` would turn `s3://b/x` into `s3:/b/x`
+    d.add_argument("out", nargs="?", default="demo.ome.zarr")
     d.add_argument("--backend", default="acquire-zarr", help=f"one of {backends}")
     d.add_argument("--overwrite", action="store_true")
 
     a = sub.add_parser("acquire", help="run a useq plan (YAML/JSON) into OUT")
     a.add_argument("plan", type=Path)
-    a.add_argument("out", type=Path)
+    a.add_argument("out", help="a local path or an s3://bucket/prefix URL")
     a.add_argument("--config", help="Micro-Manager .cfg (default: demo rig)")
     a.add_argument(
         "--backend",
@@ -320,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
         ("finalize", "make a crashed dataset valid"),
     ):
         s = sub.add_parser(name, help=text)
-        s.add_argument("out", type=Path)
+        s.add_argument("out")
     return p
 
 
@@ -337,7 +336,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print_settings(settings)
             _check_channels(seq, core)
             note = ""
-            if args.out.exists() and not args.overwrite:
+            if Path(args.out).exists() and not args.overwrite:
                 note = " (it exists: acquiring needs --overwrite)"
             say(
                 f"dry run: nothing acquired; would write {args.out}{note} "
