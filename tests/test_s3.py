@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -504,3 +505,89 @@ def test_cli_acquire_s3_keeps_the_url(
     root = s3_json(s3_endpoint, s3_url, "zarr.json")["attributes"]["mmzarr"]
     assert (root["status"], root["frames_written"]) == ("complete", 6)
     assert sorted(tmp_path.rglob("*")) == before  # nothing local (no `s3:` folder)
+
+
+def _put(endpoint: str, url: str, objects: dict[str, bytes]) -> None:
+    for key, body in objects.items():
+        _client(endpoint).put_object(
+            Bucket=BUCKET, Key=f"{_prefix(url)}/{key}", Body=body
+        )
+
+
+#: The root document of an OME-Zarr dataset (what `overwrite` may replace).
+DATASET = {
+    "zarr.json": json.dumps(
+        {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {}}}
+    ).encode()
+}
+NOT_A_DATASET = {"notes.txt": b"keep me"}
+
+
+def test_check_output_s3(s3_endpoint: str, s3_url: str) -> None:
+    """The CLI's and the hook's early check reads S3, and writes nothing there."""
+    from mmzarr._claim import check_output
+
+    check_output(s3_url, overwrite=False)  # nothing there yet
+    assert s3_keys(s3_endpoint, s3_url) == []  # not even the writability probe
+    _put(s3_endpoint, s3_url, NOT_A_DATASET)
+    with pytest.raises(FileExistsError, match=re.escape(f"output {s3_url!r} already")):
+        check_output(s3_url, overwrite=False)
+    with pytest.raises(FileExistsError, match="not a zarr dataset"):
+        check_output(s3_url, overwrite=True)
+    _put(s3_endpoint, s3_url, DATASET)
+    check_output(s3_url, overwrite=True)  # a dataset: replaceable
+    assert sorted(s3_keys(s3_endpoint, s3_url)) == ["notes.txt", "zarr.json"]
+
+
+def test_check_output_s3_wrong_credentials(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import settings as moto_settings
+
+    from mmzarr._claim import check_output
+
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(StorageError, match="credentials"):
+        check_output(s3_url, overwrite=False)
+
+
+@dataclass(frozen=True)
+class Existing:
+    name: str
+    objects: dict[str, bytes]
+    args: tuple[str, ...]
+    message: str  # {url}: the output
+
+
+EXISTING = [
+    Existing("exists", DATASET, (), "output '{url}' already exists; use --overwrite"),
+    Existing(
+        "overwrite-not-a-dataset",
+        NOT_A_DATASET,
+        ("--overwrite",),
+        "refusing to replace '{url}': it is not a zarr dataset (no zarr.json); "
+        "--overwrite replaces only an mmzarr/OME-Zarr dataset",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EXISTING, ids=lambda c: c.name)
+def test_cli_existing_s3_output_is_refused_before_acquiring(
+    s3_endpoint: str, s3_url: str, tmp_path: Path, case: Existing
+) -> None:
+    """As for a local output: one line, nothing acquired, nothing written."""
+    (tmp_path / "plan.yaml").write_text(PLAN_YAML)
+    cfg = str(small_config(tmp_path))
+    _put(s3_endpoint, s3_url, case.objects)
+    message = case.message.format(url=s3_url)
+    acquire = ("acquire", "plan.yaml", s3_url, "--config", cfg, *case.args)
+    r = mmzarr_cli(*acquire, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"would write {s3_url} (acquiring would fail: {message}) with" in r.stdout
+    r = mmzarr_cli(*acquire, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"mmzarr: error: {message}"]  # no progress
+    assert r.stdout == ""
+    assert sorted(s3_keys(s3_endpoint, s3_url)) == sorted(case.objects)

@@ -258,8 +258,10 @@ def _read_local(path: Path) -> bytes | None:
 def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
     """Fail early, without touching anything, where a writer could not start.
 
-    For front ends that create the dataset later (at the first frame): the
-    same checks as `Location.claim`, without taking the lock.
+    For front ends that create the dataset later (at the first frame) and the
+    CLI: the same checks as `claim`, without taking the lock or writing. On S3
+    that is whether the prefix holds anything and, with `overwrite`, a dataset
+    (`check_replaceable`); the bucket's writability is `claim`'s to check.
 
     Raises
     ------
@@ -269,9 +271,20 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
         When `path` exists and not `overwrite`, or is not replaceable.
     NotADirectoryError
         When a folder above `path` is a file.
+    StorageError
+        When an S3 prefix cannot be listed (credentials, endpoint).
+    ValueError
+        When `path` is a URL of another scheme, or an S3 URL without a bucket.
     """
     loc = parse_location(path)
     if loc.path is None:
+        if loc.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"output {loc.url!r} already exists; pass overwrite=True to "
+                    "replace it"
+                )
+            check_replaceable(loc)
         return
     above = Path(_full(loc.path)).parent
     while not above.exists() and above != above.parent:

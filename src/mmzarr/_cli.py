@@ -108,9 +108,12 @@ def _check_channels(seq: useq.MDASequence, core: Any) -> None:
 
 
 def _check_output(out: str, overwrite: bool) -> None:
-    """Fail before the rig loads where the writer could not start (same rule)."""
+    """Fail before the rig loads where the writer could not start (same rule).
+
+    Local paths and S3 URLs alike (`check_output`); nothing is written.
+    """
     from mmzarr._claim import check_output
-    from mmzarr.errors import DatasetLockedError
+    from mmzarr.errors import DatasetLockedError, StorageError
 
     try:
         check_output(out, overwrite)
@@ -120,6 +123,8 @@ def _check_output(out: str, overwrite: bool) -> None:
         if not overwrite:
             raise CLIError(f"output {out!r} already exists; use --overwrite") from e
         raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
+    except (StorageError, ValueError) as e:  # S3 unreachable; an unknown scheme
+        raise CLIError(str(e)) from e
 
 
 def run_acquisition(
@@ -336,8 +341,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print_settings(settings)
             _check_channels(seq, core)
             note = ""
-            if Path(args.out).exists() and not args.overwrite:
-                note = " (it exists: acquiring needs --overwrite)"
+            try:
+                _check_output(args.out, args.overwrite)
+            except CLIError as e:
+                note = f" (acquiring would fail: {e})"
             say(
                 f"dry run: nothing acquired; would write {args.out}{note} "
                 f"with backend {_backend_name(args.backend, settings)}"

@@ -298,13 +298,24 @@ class Location:
                 (self.path / RESERVE_FILE).unlink(missing_ok=True)
 
     def exists(self) -> bool:
-        """Whether anything exists at the root."""
+        """Whether anything exists at the root.
+
+        Raises
+        ------
+        StorageError
+            When S3 cannot be listed (credentials refused, endpoint unreachable).
+        """
         if self.path is not None:
             return self.path.exists() or self.path.is_symlink()
-        try:
-            return bool(self.fs.ls(self._key("").rstrip("/"), refresh=True))
-        except FileNotFoundError:
-            return False
+
+        def listed() -> bool:
+            try:
+                return bool(self.fs.ls(self._key("").rstrip("/"), refresh=True))
+            except FileNotFoundError:
+                return False
+
+        # refused credentials or an unreachable endpoint: a StorageError
+        return bool(self._call("listing", "", listed))
 
     def delete(self) -> None:
         """Delete everything under the root, unchecked.
@@ -365,10 +376,11 @@ class Location:
                 )
             return self._fs
 
-    def _call(self, what: str, key: str, fn: Any) -> None:
+    def _call(self, what: str, key: str, fn: Any) -> Any:
+        """`fn()`, its result; an error is a `StorageError` naming the object."""
         s3 = self._s3
         try:
-            fn()
+            return fn()
         except (OSError, ValueError) as e:
             raise StorageError(
                 s3.redact(
