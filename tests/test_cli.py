@@ -348,6 +348,33 @@ BAD_INPUTS = [
         ("demo", "o", "--backend", "foo"),
         "unknown backend 'foo'; choose one of",
     ),
+    *(
+        BadInput(  # these read local files only: refused, not looked for on disk
+            f"{command}-s3",
+            {},
+            (command, "s3://bucket/runs/run.ome.zarr"),
+            f"S3 URLs are not supported by mmzarr {command} "
+            "('s3://bucket/runs/run.ome.zarr'); copy the dataset to a local disk "
+            "first (e.g. `aws s3 sync s3://bucket/runs/run.ome.zarr run.ome.zarr`, "
+            f"then `mmzarr {command} run.ome.zarr`)",
+        )
+        for command in ("info", "validate", "finalize")
+    ),
+    BadInput(
+        "demo-s3",
+        {},
+        ("demo", "s3://bucket/run.ome.zarr"),
+        "S3 URLs are not supported by mmzarr demo ('s3://bucket/run.ome.zarr'); "
+        "write it to a local path, or acquire a plan to S3 with `mmzarr acquire "
+        "PLAN s3://bucket/run.ome.zarr`",
+    ),
+    BadInput(
+        "info-other-url",
+        {},
+        ("info", "gs://bucket/run.ome.zarr"),
+        "mmzarr info works on local datasets only; 'gs://bucket/run.ome.zarr' is "
+        "not a local path",
+    ),
     BadInput(
         "misspelled-key",
         {"p.yaml": "chanels: [DAPI]\n"},

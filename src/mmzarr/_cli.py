@@ -221,23 +221,55 @@ def print_settings(settings: AcquisitionSettings) -> None:
         say(line)
 
 
+def _local_dataset(command: str, out: str) -> Path:
+    """The local directory `out` names; a URL is refused.
+
+    `info`, `validate`, `finalize` (and `demo`, which validates what it wrote)
+    read and write files on a local disk only.
+    """
+    from mmzarr._storage import parse_location
+
+    try:
+        loc = parse_location(out)
+    except ValueError as e:
+        raise CLIError(
+            f"mmzarr {command} works on local datasets only; {out!r} is not a "
+            "local path"
+        ) from e
+    if loc.path is None:
+        assert loc.s3 is not None
+        local = loc.s3.prefix.rsplit("/", 1)[-1] or "DIR"
+        hint = (
+            f"write it to a local path, or acquire a plan to S3 with `mmzarr "
+            f"acquire PLAN {out}`"
+            if command == "demo"
+            else f"copy the dataset to a local disk first (e.g. `aws s3 sync "
+            f"{out} {local}`, then `mmzarr {command} {local}`)"
+        )
+        raise CLIError(
+            f"S3 URLs are not supported by mmzarr {command} ({out!r}); {hint}"
+        )
+    return loc.path
+
+
 def info(out: str) -> None:
     """Print the dataset as a tree, then the microscope's key facts."""
     from mmzarr._info import dataset_tree, microscope_lines
 
+    root = _local_dataset("info", out)
     try:
-        tree = dataset_tree(Path(out))
+        tree = dataset_tree(root)
     except ValueError as e:
         raise CLIError(str(e)) from e
     console.print(tree)
-    for line in microscope_lines(Path(out)):
+    for line in microscope_lines(root):
         say(line)
 
 
 def _cmd_validate(out: str) -> int:
     from mmzarr._validate import validate
 
-    report = validate(out)
+    report = validate(_local_dataset("validate", out))
     say(report.format(), console if report.ok else err_console)
     return 0 if report.ok else 1
 
@@ -245,8 +277,9 @@ def _cmd_validate(out: str) -> int:
 def _cmd_finalize(out: str) -> int:
     from mmzarr._finalize import finalize
 
+    root = _local_dataset("finalize", out)
     try:
-        report = finalize(out)
+        report = finalize(root)
     except (OSError, ValueError) as e:
         raise CLIError(f"cannot finalize {out!r}: {e}") from e
     say(report.format())
@@ -254,6 +287,7 @@ def _cmd_finalize(out: str) -> int:
 
 
 def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
+    _local_dataset("demo", out)  # it validates what it wrote
     _check_backend(backend)  # before the banner: a mistake is the only output
     _check_output(out, overwrite)
     seq = demo_plan()
