@@ -318,6 +318,12 @@ BAD_INPUTS = [
         "output 'o' already exists; use --overwrite",
     ),
     BadInput(
+        "plan-without-frames",
+        {"p.json": "{}"},  # MDASequence(): useq yields no event
+        ("acquire", "p.json", "o"),
+        "nothing to acquire: plan: the MDASequence acquires no frames",
+    ),
+    BadInput(
         "unknown-backend",
         {"p.yaml": PLAN_YAML},
         ("acquire", "p.yaml", "o", "--backend", "nope"),

@@ -216,3 +216,22 @@ def test_validate_checks_the_ome_xml(
     else:
         assert not report.ok
         assert any(said in p for p in report.problems), report.problems
+
+
+def test_validate_accepts_an_endless_run_closed_before_its_first_frame(
+    tmp_path: Path, backend: str
+) -> None:
+    """Its arrays have t = 0 and its OME-XML SizeT = 1 (OME's least): valid."""
+    seq = useq.MDASequence(
+        stage_positions=[(1, 2, 3), (4, 5, 6)], time_plan={"interval": 1, "loops": 1}
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(16, 16), dtype="uint16", pixel_size_um=1, unbounded_t=True
+    )
+    out = tmp_path / "none.ome.zarr"
+    mmzarr.create_stream(out, settings, backend=backend).close()
+    xml = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    assert [im.pixels.size_t for im in xml.images] == [1, 1]
+    report = mmzarr.validate(out)
+    assert report.arrays["0/0"][0] == 0
+    assert report.ok, report.format()

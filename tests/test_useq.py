@@ -814,6 +814,16 @@ def test_time_phases_of_other_intervals_are_said() -> None:
     with pytest.warns(MMZarrWarning, match=r"phases have intervals \[0\.1, 5\.0\] s"):
         settings = build(seq)
     assert settings.images[0].dimensions[0].scale == 0.1
+    # a phase as fast as possible (interval 0) differs from a 1 s one too
+    fast_then_slow = useq.MultiPhaseTimePlan(
+        phases=[
+            useq.TIntervalLoops(interval=0, loops=3),
+            useq.TIntervalLoops(interval=1, loops=3),
+        ]
+    )
+    with pytest.warns(MMZarrWarning, match=r"phases have intervals \[0\.0, 1\.0\] s"):
+        settings = build(useq.MDASequence(time_plan=fast_then_slow))
+    assert settings.images[0].dimensions[0].scale == 1.0
     same = useq.MultiPhaseTimePlan(phases=[phases[0], phases[0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -831,3 +841,14 @@ def test_unevenly_spaced_z_planes_are_said(z_plan: dict[str, Any]) -> None:
         AcquisitionSettings.from_useq(
             seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1.0
         )
+
+
+def test_stage_position_takes_any_real_number() -> None:
+    """numpy numbers are numbers (they were dropped); a bool is not one."""
+    import numpy as np
+
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    start = {"x": np.float32(123), "y": np.int64(-45), "z": True}
+    image = build(seq, stage_position=start).images[0]
+    assert (image.stage_position.x, image.stage_position.y) == (123.0, -45.0)
+    assert image.stage_position.z is None

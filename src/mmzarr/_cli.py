@@ -218,13 +218,16 @@ def _settings(seq: useq.MDASequence, core: Any) -> AcquisitionSettings | None:
     """The settings for `seq`, or None when the plan cannot be mapped.
 
     An unmappable plan is still acquired: `MDAWriter` keeps every frame in the
-    fallback layout, and the user is told why.
+    fallback layout, and the user is told why. A plan without frames is an
+    error (`CLIError`).
     """
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr.errors import PlanError
+    from mmzarr.errors import EmptyPlanError, PlanError
 
     try:
         return AcquisitionSettings.from_useq(seq, core=core)
+    except EmptyPlanError as e:
+        raise CLIError(f"nothing to acquire: {_one_line(e)}") from e
     except PlanError as e:
         say(
             f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "

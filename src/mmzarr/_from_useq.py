@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -140,11 +141,13 @@ def _time_scale(plan: Any) -> float | None:
     if plan is None:
         return None
     if isinstance(plan, useq.MultiPhaseTimePlan):
-        scales = [s for s in map(_time_scale, plan.phases) if s]
-        if any(not math.isclose(s, scales[0], rel_tol=1e-6) for s in scales):
+        # phases of several time points (0: as fast as possible)
+        spaced = [_time_scale(p) or 0.0 for p in plan.phases if p.num_timepoints() > 1]
+        scales = [s for s in spaced if s]
+        if any(not math.isclose(s, spaced[0], rel_tol=1e-6) for s in spaced):
             warnings.warn(
-                f"the time plan's phases have intervals {scales} s: OME-Zarr has "
-                f"one t scale, {scales[0]:g} s (the first phase's) is written; the "
+                f"the time plan's phases have intervals {spaced} s: OME-Zarr has "
+                f"one t scale, {scales[0] if scales else 1:g} s is written; the "
                 "frame log has each frame's time",
                 MMZarrWarning,
                 stacklevel=2,
@@ -446,7 +449,8 @@ def with_start_position(settings: S, start: Mapping[str, Any] | None) -> S:
     unset = {
         axis: float(value)
         for axis in ("x", "y", "z")
-        if isinstance(value := start.get(axis), (int, float))
+        if isinstance(value := start.get(axis), numbers.Real)
+        and not isinstance(value, bool)
         and math.isfinite(value)
         and all(getattr(im.stage_position, axis) is None for im in images)
     }

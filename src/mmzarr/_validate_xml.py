@@ -67,7 +67,8 @@ def ome_xml_problems(root: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[
         pixels = described.pixels
         for axis in "tczyx":
             said = getattr(pixels, f"size_{axis}")
-            if said != sizes.get(axis, 1):
+            # OME's sizes are at least 1: an unbounded t without a frame yet is 0
+            if said != max(sizes.get(axis, 1), 1):
                 problems.append(
                     f"{OME_XML}: image {i} has Size{axis.upper()}={said}, its "
                     f"array {path!r} {sizes.get(axis, 1)}"
