@@ -665,7 +665,8 @@ PLANS: list[PlanCase] = [
         ragged=True,
         acquisition_order={"0": ("c", "z"), "1": ("c",)},
         z_scale=1.0,
-        positions=((1.0, 1.0, -0.5), (2.0, 2.0, None)),
+        # position 1 sets no z: the stage stays at the last plane of position 0
+        positions=((1.0, 1.0, -0.5), (2.0, 2.0, 0.5)),
     ),
     PlanCase(
         "subseq-acquire-every-ptgcz",

@@ -162,6 +162,44 @@ def test_axes_a_plan_never_sets_are_where_the_stage_was(
         assert tr["z"] == pytest.approx(stage[0]["z"])
 
 
+@pytest.mark.parametrize(
+    "positions",
+    [
+        [useq.Position(z=5), useq.Position(x=1, y=2)],
+        [useq.Position(x=1, y=2), useq.Position(z=5)],
+    ],
+    ids=["unset-first", "unset-second"],
+)
+def test_positions_leaving_an_axis_unset_are_where_the_stage_is(
+    core: UniMMCore, tmp_path: Path, positions: list[useq.Position]
+) -> None:
+    """pymmcore-plus moves an axis only for an event that sets it: a position
+    without x/y is where the stage was (the start, or the position before).
+    Such an image was written at 0."""
+    core.setXYPosition(123.0, -45.0)
+    core.waitForSystem()
+    first: dict[int, dict[str, float]] = {}
+
+    def on_frame(img: Any, event: useq.MDAEvent, meta: Any) -> None:
+        first.setdefault(event.index["p"], meta["position"])
+
+    core.mda.events.frameReady.connect(on_frame)
+    seq = useq.MDASequence(
+        stage_positions=positions, time_plan=useq.TIntervalLoops(interval=0.01, loops=2)
+    )
+    out = tmp_path / "mixed.ome.zarr"
+    run(core, seq, out)
+    check_metadata(out)
+    for p, stage in first.items():
+        ms = group_json(out, str(p))["attributes"]["ome"]["multiscales"][0]
+        axes = [a["name"] for a in ms["axes"]]
+        translation = ms["datasets"][0]["coordinateTransformations"][1]["translation"]
+        tr = dict(zip(axes, translation, strict=True))
+        # the oracle: where pymmcore-plus reports the stage at the first frame
+        assert (tr["x"], tr["y"]) == pytest.approx((stage["x"], stage["y"])), p
+    assert len(first) == 2
+
+
 def test_well_plate(core: UniMMCore, tmp_path: Path) -> None:
     plan = useq.WellPlatePlan(
         plate="24-well",

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import useq
 
@@ -38,6 +37,7 @@ from mmzarr._slots import (
     MMZarrWarning,
     PlanFacts,
     PlateFacts,
+    Stage,
     frame_format,
 )
 from mmzarr.errors import EmptyPlanError, PlanError
@@ -45,9 +45,6 @@ from mmzarr.errors import EmptyPlanError, PlanError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from mmzarr._settings import AcquisitionSettings
-
-    S = TypeVar("S", bound=AcquisitionSettings)
     from mmzarr._slots import FrameFormat, ImageId
 
 __all__ = [
@@ -60,7 +57,6 @@ __all__ = [
     "useq_plan",
     "warn_unknown_interval",
     "with_fov",
-    "with_start_position",
 ]
 
 #: How `AcquisitionSettings.from_useq` refuses an event generator's sequence.
@@ -324,21 +320,24 @@ class _Facts:
         return cells[g] if g < len(cells) else None
 
 
-def _slot(event: useq.MDAEvent, facts: _Facts, *, xy: bool = True) -> FrameSlot:
+def _slot(
+    event: useq.MDAEvent, facts: _Facts, stage: Stage, *, xy: bool = True
+) -> FrameSlot:
     """The slot of `event`; without its x and y unless `xy`."""
     # useq's keys are `Axis` str-enums; keep plain strings
     index = {str(k): int(v) for k, v in event.index.items()}
     image = tuple((k, v) for k, v in index.items() if k not in NON_SPATIAL)
     channel = event.channel
+    at = stage.move(event.x_pos, event.y_pos, event.z_pos)
     return FrameSlot(
         image=image,
         t=index.get("t"),
         c=index.get("c"),
         z=index.get("z"),
         channel=ChannelUse(channel.config, event.exposure) if channel else None,
-        x_um=event.x_pos if xy else None,
-        y_um=event.y_pos if xy else None,
-        z_um=event.z_pos,
+        x_um=at["x"] if xy else None,
+        y_um=at["y"] if xy else None,
+        z_um=at["z"],
         facts=facts.of(image, event),
     )
 
@@ -366,7 +365,11 @@ def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
 
 
 def useq_plan(
-    seq: useq.MDASequence, *, unbounded_t: bool = False, repeat_time: bool = False
+    seq: useq.MDASequence,
+    *,
+    unbounded_t: bool = False,
+    repeat_time: bool = False,
+    stage_position: Mapping[str, Any] | None = None,
 ) -> UseqPlan:
     """Iterate `seq` with useq; its events, their slots and the plan's facts.
 
@@ -375,7 +378,9 @@ def useq_plan(
     a long time plan whose time points repeat their period's events
     (`repeating_time_points`) is iterated for `REPEATED_PERIODS` periods only
     (`PlanFacts.time_points` says how many there are): the events are then not
-    all of them, the slots describe every frame.
+    all of them, the slots describe every frame. Each slot's stage position is
+    where pymmcore-plus has the stage then (`Stage`: an axis an event does not
+    set stays put; `stage_position` is where it starts).
 
     Raises
     ------
@@ -395,9 +400,14 @@ def useq_plan(
         events = _events(seq)
     redrawn = redrawn_points(seq)
     facts = _Facts(seq)
-    slots = tuple(
-        _slot(e, facts, xy=not redrawn) if acquires_image(e) else None for e in events
-    )
+    stage = Stage(stage_position)
+    slots: list[FrameSlot | None] = []
+    for e in events:
+        if acquires_image(e):
+            slots.append(_slot(e, facts, stage, xy=not redrawn))
+        else:  # an autofocus event moves the stage too
+            stage.move(e.x_pos, e.y_pos, e.z_pos)
+            slots.append(None)
     if not any(slots):
         raise EmptyPlanError(
             f"plan: the MDASequence acquires no frames (useq yields no image "
@@ -407,7 +417,7 @@ def useq_plan(
     plate = seq.stage_positions
     return UseqPlan(
         events=tuple(events),
-        slots=slots,
+        slots=tuple(slots),
         plan=PlanFacts(
             axis_order=order,
             positions_inside_time="t" not in order
@@ -426,7 +436,11 @@ def useq_plan(
 
 
 def camera_plan(
-    seq: useq.MDASequence, core: Any, *, unbounded_t: bool = False
+    seq: useq.MDASequence,
+    core: Any,
+    *,
+    unbounded_t: bool = False,
+    stage_position: Mapping[str, Any] | None = None,
 ) -> UseqPlan:
     """`useq_plan` of `seq` as run with `core`: grids use the camera's field of view.
 
@@ -434,35 +448,9 @@ def camera_plan(
     """
     if core is not None and (fov := camera_fov(core)) is not None:
         seq = with_fov(seq, fov)
-    return useq_plan(seq, unbounded_t=unbounded_t, repeat_time=True)
-
-
-def with_start_position(settings: S, start: Mapping[str, Any] | None) -> S:
-    """`settings` with images at `start` (µm, keys x/y/z) on the axes no plan sets.
-
-    pymmcore-plus moves a stage axis only for events that give it, so a plan
-    that sets no x (a z stack, a time lapse) acquires every image where x was
-    when it started.
-    """
-    start = start or {}
-    images = settings.images
-    unset = {
-        axis: float(value)
-        for axis in ("x", "y", "z")
-        if isinstance(value := start.get(axis), numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and all(getattr(im.stage_position, axis) is None for im in images)
-    }
-    if not unset:
-        return settings
-    moved = tuple(
-        im.model_copy(
-            update={"stage_position": im.stage_position.model_copy(update=unset)}
-        )
-        for im in images
+    return useq_plan(
+        seq, unbounded_t=unbounded_t, repeat_time=True, stage_position=stage_position
     )
-    return settings.model_copy(update={"images": moved})
 
 
 def warn_unknown_interval(plan: UseqPlan) -> None:

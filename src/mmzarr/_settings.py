@@ -25,7 +25,6 @@ from mmzarr._from_useq import (
     camera_frame,
     camera_plan,
     warn_unknown_interval,
-    with_start_position,
 )
 from mmzarr._models import (
     NON_SPATIAL,
@@ -474,10 +473,12 @@ class AcquisitionSettings(FrozenModel):
             view): the settings follow that iteration, also for a plan whose
             grid useq kept from an earlier iteration (`MDAWriter` sets it).
         stage_position
-            Where the stage is when the plan starts (µm; keys `x`, `y`, `z`):
-            on an axis no event of the plan sets, every image is there
-            (`MDAWriter` gives pymmcore-plus' summary `position`). Without it
-            such an axis has no translation.
+            Where the stage is when the plan starts (µm; keys `x`, `y`, `z`).
+            pymmcore-plus moves an axis only for an event that sets it, so an
+            image whose events leave an axis unset is where the last event
+            that set it left the stage, or here (`MDAWriter` gives
+            pymmcore-plus' summary `position`). Without it such an image has
+            no translation on that axis until an event sets one.
         **options
             Other fields (`max_buffer_bytes`, `on_full`, `flush_interval_s`,
             `downsample`).
@@ -492,7 +493,12 @@ class AcquisitionSettings(FrozenModel):
         sequence = as_sequence(seq, generator_hint=GENERATOR_HINT, running=running)
         frame = camera_frame(core, image_shape, dtype, pixel_size_um)
         # a running plan's grids have the camera's field of view already
-        plan = camera_plan(sequence, None if running else core, unbounded_t=unbounded_t)
+        plan = camera_plan(
+            sequence,
+            None if running else core,
+            unbounded_t=unbounded_t,
+            stage_position=stage_position,
+        )
         settings = settings_from_slots(
             cls,
             plan.frame_slots,
@@ -504,4 +510,4 @@ class AcquisitionSettings(FrozenModel):
             **options,
         )
         warn_unknown_interval(plan)
-        return with_start_position(settings, stage_position)
+        return settings

@@ -13,6 +13,7 @@ metadata. Only plain data here: no plan library, no settings models.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "MMZarrWarning",
     "PlanFacts",
     "PlateFacts",
+    "Stage",
     "axis_sizes",
     "frame_format",
     "positive_int",
@@ -235,3 +237,31 @@ def axis_sizes(name: str, sizes: Any) -> dict[str, int]:
         if k not in NGFF_ORDER:
             raise PlanError(f"{name}: unknown axis {k!r}; axes are {NGFF_ORDER}")
     return {k: positive_int(f"{name}[{k!r}]", v) for k, v in sizes.items()}
+
+
+class Stage:
+    """Where the stage is at each event of a plan, in acquisition order.
+
+    pymmcore-plus (and Pycro-Manager's engine) move an axis only for an event
+    that gives it, so an axis an event leaves unset stays where the last
+    event that set it left it, or at `start` (µm, keys x/y/z: where it was as
+    the plan started; unknown when not given).
+    """
+
+    def __init__(self, start: Mapping[str, Any] | None = None) -> None:
+        start = start or {}
+        self.at: dict[str, float | None] = {
+            axis: float(v)
+            if isinstance(v := start.get(axis), numbers.Real)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            else None
+            for axis in ("x", "y", "z")
+        }
+
+    def move(self, x: Any, y: Any, z: Any) -> dict[str, float | None]:
+        """The position for an event that gives `x`, `y`, `z` (None: not moved)."""
+        for axis, value in (("x", x), ("y", y), ("z", z)):
+            if value is not None:
+                self.at[axis] = float(value)
+        return dict(self.at)

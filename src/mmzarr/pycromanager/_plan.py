@@ -39,6 +39,7 @@ from mmzarr._slots import (
     ImageFacts,
     MMZarrWarning,
     PlanFacts,
+    Stage,
     frame_format,
 )
 from mmzarr.errors import FrameError, PlanError
@@ -205,8 +206,10 @@ def _from_facts(entries: Sequence[Entry]) -> EventPlan:
     places: dict[AxesKey, Place] = {}
     positions: dict[PositionValue, int] = {}
     numbers: dict[frozenset[tuple[str, int]], int] = {}
+    stage = Stage()  # an event without x stays where the last one with x was
     for e in entries:
         assert e.facts is not None
+        at = stage.move(e.x, e.y, e.z)
         index = e.facts.index
         image: ImageId = tuple((k, v) for k, v in index.items() if k not in NON_SPATIAL)
         n = numbers.setdefault(frozenset(image), len(numbers))
@@ -219,9 +222,9 @@ def _from_facts(entries: Sequence[Entry]) -> EventPlan:
                 c=index.get("c"),
                 z=index.get("z"),
                 channel=ChannelUse(e.config, e.exposure) if e.config else None,
-                x_um=e.x,
-                y_um=e.y,
-                z_um=e.z,
+                x_um=at["x"],
+                y_um=at["y"],
+                z_um=at["z"],
                 facts=e.facts.image,
             )
         )
@@ -279,11 +282,13 @@ def _by_axes(
     }
     slots = []
     places: dict[AxesKey, Place] = {}
+    stage = Stage()  # an event without x stays where the last one with x was
     for e, index in zip(entries, indices, strict=True):
         n = index.get("p", 0)
         label = e.axes.get("channel")
         config = label if isinstance(label, str) else None
         places[axes_key(e.axes)] = Place(n, index, config)
+        at = stage.move(e.x, e.y, e.z)
         slots.append(
             FrameSlot(
                 image=(("p", n),) if has_p else (),
@@ -291,9 +296,9 @@ def _by_axes(
                 c=index.get("c"),
                 z=index.get("z"),
                 channel=ChannelUse(config, e.exposure) if config else None,
-                x_um=e.x,
-                y_um=e.y,
-                z_um=e.z,
+                x_um=at["x"],
+                y_um=at["y"],
+                z_um=at["z"],
                 facts=facts[n],
             )
         )
