@@ -198,6 +198,15 @@ def test_positions_leaving_an_axis_unset_are_where_the_stage_is(
         # the oracle: where pymmcore-plus reports the stage at the first frame
         assert (tr["x"], tr["y"]) == pytest.approx((stage["x"], stage["y"])), p
     assert len(first) == 2
+    # and the OME-XML's planes (from the frame log) say where the stage was
+    import ome_types
+
+    xml = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    for p, stage in first.items():
+        plane = xml.images[p].pixels.planes[0]
+        assert (plane.position_x, plane.position_y) == pytest.approx(
+            (stage["x"], stage["y"])
+        )
 
 
 def test_well_plate(core: UniMMCore, tmp_path: Path) -> None:

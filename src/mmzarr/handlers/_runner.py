@@ -50,13 +50,23 @@ def plain_index(index: Mapping[str, int]) -> dict[str, int]:
 
 def frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
     """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
+    # an axis the event does not set: where pymmcore-plus says the stage is
+    actual = meta.get("position")
+    actual = actual if isinstance(actual, dict) else {}
     out: dict[str, Any] = {
         "runner_time_ms": meta.get("runner_time_ms"),
         "exposure_ms": meta.get("exposure_ms", event.exposure),
         "camera_device": meta.get("camera_device"),
         "pixel_size_um": meta.get("pixel_size_um"),
         "channel": event.channel.config if event.channel else None,
-        "stage": {"x": event.x_pos, "y": event.y_pos, "z": event.z_pos},
+        "stage": {
+            axis: actual.get(axis) if value is None else value
+            for axis, value in (
+                ("x", event.x_pos),
+                ("y", event.y_pos),
+                ("z", event.z_pos),
+            )
+        },
     }
     if event.pos_name:
         out["position_name"] = event.pos_name
