@@ -277,30 +277,23 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
         When `path` is a URL of another scheme, or an S3 URL without a bucket.
     """
     loc = parse_location(path)
-    if loc.path is None:
-        if loc.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"output {loc.url!r} already exists; pass overwrite=True to "
-                    "replace it"
-                )
-            check_replaceable(loc)
-        return
-    above = Path(_full(loc.path)).parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if not above.is_dir():
-        raise NotADirectoryError(f"cannot create {str(loc.path)!r}: {above} is a file")
-    holder = lock_holder(loc.path)
-    if holder is not None:
-        raise DatasetLockedError(
-            f"{_full(loc.path)!r} is locked by another writer: {holder}", holder
-        )
+    if loc.path is not None:  # S3 has no folders and no lock
+        above = Path(_full(loc.path)).parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():
+            raise NotADirectoryError(
+                f"cannot create {str(loc.path)!r}: {above} is a file"
+            )
+        holder = lock_holder(loc.path)
+        if holder is not None:
+            raise DatasetLockedError(
+                f"{_full(loc.path)!r} is locked by another writer: {holder}", holder
+            )
     if loc.exists():
         if not overwrite:
             raise FileExistsError(
-                f"output {str(loc.path)!r} already exists; pass overwrite=True to "
-                "replace it"
+                f"output {loc.url!r} already exists; pass overwrite=True to replace it"
             )
         check_replaceable(loc)
 
