@@ -357,6 +357,37 @@ def test_backend_failure_cancels_and_reaches_caller(
     check_metadata(out)
 
 
+def test_a_camera_error_ending_the_mda_is_not_recorded_complete(
+    core: UniMMCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pymmcore-plus sends sequenceFinished when its run raises, too."""
+    snapped = {"n": 0}
+    get_image = core.getImage
+
+    def failing_get_image(*args: Any, **kwargs: Any) -> Any:
+        snapped["n"] += 1
+        if snapped["n"] == 3:
+            raise RuntimeError("injected: camera exploded")
+        return get_image(*args, **kwargs)
+
+    monkeypatch.setattr(core, "getImage", failing_get_image)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 4}
+    )
+    out = tmp_path / "camera.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    with pytest.raises(RuntimeError, match="camera exploded"):
+        core.mda.run(seq, output=writer)
+    writer.close()
+    assert len(cap.frames) == 2
+    assert_planes(out, cap)
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "failed"
+    assert attrs["frames_written"] == 2
+    check_metadata(out)
+
+
 @pytest.mark.parametrize("backend", [None, "acquire-zarr"])
 def test_plan_acquiring_z_outside_t_lands_in_place(
     core: UniMMCore, tmp_path: Path, backend: str | None

@@ -51,7 +51,13 @@ from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
-from mmzarr.handlers._runner import frame_metadata, plain_index, running_core, runs
+from mmzarr.handlers._runner import (
+    errored,
+    frame_metadata,
+    plain_index,
+    running_core,
+    runs,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -175,6 +181,7 @@ class MDAWriter(FrontEndBase):
         self._no_streams()
         self._canceled = False
         self._ran_to_end = False  # sequenceFinished came without a cancel
+        self._errored = False  # the MDA ended by an exception (e.g. the camera's)
         self._summary: dict[str, Any] | None = None
         #: where each camera's frames go (None: frames are appended as they come)
         self.camera_layout: CameraLayout | None = None
@@ -199,7 +206,7 @@ class MDAWriter(FrontEndBase):
                 self._finish()
                 if self.error is not None:
                     logger.error("mmzarr: the previous run failed: %s", self.error)
-            self._canceled = self._ran_to_end = False
+            self._canceled = self._ran_to_end = self._errored = False
             self.error = None
             self.fallback_reason = None
             self.stream = self.unplaced = None
@@ -317,10 +324,12 @@ class MDAWriter(FrontEndBase):
 
         Its status is `complete` when the MDA ran to its end (frames that did
         not fit it are then in the unplaced sibling, or dropped), `cancelled`
-        after a cancel, `failed` after a storage error.
+        after a cancel, `failed` after a storage error or when the MDA ended
+        by an exception (pymmcore-plus says it finished then too).
         """
         with self._lock:
-            self._ran_to_end = not self._canceled
+            self._errored = not self._canceled and errored(self._core(), self)
+            self._ran_to_end = not self._canceled and not self._errored
             self._finish()
 
     # ---- public (and `close`, `frames_written`, `unplaced_path`) -------------------
@@ -450,6 +459,14 @@ class MDAWriter(FrontEndBase):
     def _finish(self) -> None:
         status: Status | None = None
         if self.error is not None:
+            status = "failed"
+        elif self._errored:
+            logger.warning(
+                "mmzarr: the MDA writing to %s ended by an error before its end: "
+                "recorded as failed, %d frames written",
+                self.path,
+                self.frames_written,
+            )
             status = "failed"
         elif self._canceled:
             status = "cancelled"

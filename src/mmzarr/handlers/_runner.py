@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     import useq
 
-__all__ = ["frame_metadata", "plain_index", "running_core", "runs"]
+__all__ = ["errored", "frame_metadata", "plain_index", "running_core", "runs"]
 
 
 def running_core() -> Any:
@@ -41,6 +41,22 @@ def runs(core: Any, writer: object) -> bool:
     except Exception:  # an older or newer runner: assume it is ours
         return True
     return any(o is writer for o in outputs)
+
+
+def errored(core: Any, writer: object) -> bool:
+    """Whether `core`'s run with `writer` among its outputs ended by an exception.
+
+    pymmcore-plus emits `sequenceFinished` alike when its run raised (e.g. the
+    camera failed), then raises the exception from `run`; its runner's status
+    says why the run finished. False when the runner cannot say.
+    """
+    if core is None or not runs(core, writer):
+        return False
+    try:
+        reason = core.mda.status.finish_reason
+    except Exception:  # an older or newer runner
+        return False
+    return str(getattr(reason, "value", reason)) == "errored"
 
 
 def plain_index(index: Mapping[str, int]) -> dict[str, int]:
