@@ -749,6 +749,29 @@ def test_a_writer_killed_with_bare_groups_is_called_incomplete(tmp_path: Path) -
     assert group_json(copy)["attributes"]["mmzarr"]["status"] == "cancelled"
 
 
+@pytest.mark.parametrize("root_doc", ["", '{"zarr_format": 3, "node_ty', "null"])
+def test_finalize_rewrites_a_root_document_that_does_not_parse(
+    tmp_path: Path, root_doc: str
+) -> None:
+    """A torn (or not an object) root zarr.json: validate says to run
+    finalize, which failed on it ("Expecting value", or an AttributeError
+    traceback for `null`); it writes the root again and keeps every frame."""
+    out = tmp_path / "torn.ome.zarr"
+    frames = _written_then_died(out, "tensorstore", 4)
+    (out / "zarr.json").write_text(root_doc)
+    report = mmzarr.validate(out)
+    assert report.incomplete
+    assert any("run `mmzarr finalize`" in p for p in report.problems)
+    assert not any("rewritten the groups bare" in p for p in report.problems)
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "interrupted"
+    for read in (read_zarr, read_tensorstore):
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(read(out, "0")[t, c], frame)
+    check_metadata(out)
+
+
 def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -200,8 +200,11 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     settings = AcquisitionSettings.model_validate_json(
         settings_file.read_text(encoding="utf-8")
     )
-    root_attrs = _metadata.read_json(root / "zarr.json").get("attributes", {})
-    old = root_attrs.get("mmzarr", {})
+    # a root document that does not parse (torn, or not an object) is written
+    # again below: the writer is taken to have died while acquiring
+    root_attrs = _read_json(root / "zarr.json").get("attributes")
+    old = root_attrs.get("mmzarr") if isinstance(root_attrs, dict) else None
+    old = old if isinstance(old, dict) else {}
     status = old.get("status", "acquiring")
     # what the writer left for this: the space it kept, its half-written
     # documents, acquire-zarr's links (nothing of the dataset's content)

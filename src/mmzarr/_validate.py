@@ -281,19 +281,23 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
         except (OSError, ValueError) as e:
             report.problems.append(f"{zj.relative_to(root)}: unreadable JSON ({e})")
     try:
-        attrs = json.loads(root_json.read_text(encoding="utf-8")).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        attrs = {}
+        root_doc = json.loads(root_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        root_doc = None  # said above: unreadable JSON
+    attrs = root_doc.get("attributes", {}) if isinstance(root_doc, dict) else {}
+    attrs = attrs if isinstance(attrs, dict) else {}
     report.layout = _layout_of(attrs)
-    report.status = attrs.get("mmzarr", {}).get("status")
+    mm = attrs.get("mmzarr")
+    report.status = mm.get("status") if isinstance(mm, dict) else None
     if not attrs and (root / "mmzarr" / "settings.json").is_file():
         # acquire-zarr's close rewrites groups bare; its writer died before
         # writing them again: as incomplete as a writer that never closed
         report.status = "acquiring"
-        report.problems.append(
-            "the root group has no metadata: its writer died while closing "
-            "(acquire-zarr had rewritten the groups bare)"
-        )
+        if isinstance(root_doc, dict):
+            report.problems.append(
+                "the root group has no metadata: its writer died while closing "
+                "(acquire-zarr had rewritten the groups bare)"
+            )
 
     try:
         import yaozarrs
