@@ -1206,13 +1206,15 @@ def test_finalize_gives_a_bounded_array_its_planned_shape(tmp_path: Path) -> Non
             np.testing.assert_array_equal(data[t, c], frame)
 
 
-@pytest.mark.parametrize("status", ["acquiring", "failed"])
+@pytest.mark.parametrize("status", ["acquiring", "failed", "complete", "cancelled"])
 def test_finalize_keeps_frames_written_before_their_log_lines(
     tmp_path: Path, backend: str, status: str
 ) -> None:
     """A writer killed after writing frames but before their log lines (written
     every flush_interval_s / 2): finalize keeps the frames and says which; and
-    finalizing again finds the same (it had dropped them and shrunk `t`)."""
+    finalizing again finds the same (it had dropped them and shrunk `t`). A
+    closed dataset whose log has fewer records than its `frames_written`
+    too: finalize recorded its 3 unlogged frames missing and shrank `t`."""
     out = tmp_path / "unlogged.ome.zarr"
     frames = _written_then_died(out, backend, 10, status)
     log = out / "mmzarr/frames.jsonl"

@@ -236,8 +236,9 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     before = record.doc["status_before"]
     written = old.get("frames_written")
     if before == "acquiring" or (
-        # storage failed before the frame log had every record
-        before == "failed" and isinstance(written, int) and len(logged) < written
+        # the frame log has fewer records than the writer wrote frames:
+        # storage failed before it had every one, or it lost some since
+        isinstance(written, int) and len(logged) < written
     ):
         # the writer died: frames written within flush_interval_s before may
         # be on disk without their record; kept when a chunk file holds just
