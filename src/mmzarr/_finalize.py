@@ -277,7 +277,17 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     moves.update(level_files(root, settings, [f for f in reasons if f not in kept_set]))
 
     planned = {src: _destination(root, src) for src in sorted(moves)}
-    record.write(step="moving", damaged_files=sorted(planned.values()))
+    # why each frame is lost, before its files move: once moved they are
+    # "missing", and a finalize interrupted here is finished by the next
+    record.write(
+        step="moving",
+        damaged_files=sorted(planned.values()),
+        lost=[
+            frame_entry(settings, f, reason=why)
+            for f, why in reasons.items()
+            if f not in recovered
+        ],
+    )
     for src, dst in planned.items():
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
