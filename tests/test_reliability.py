@@ -772,6 +772,29 @@ def test_finalize_rewrites_a_root_document_that_does_not_parse(
     check_metadata(out)
 
 
+def test_finalize_writes_again_an_array_document_torn_by_a_kill(
+    tmp_path: Path, backend: str
+) -> None:
+    """acquire-zarr rewrites an array's zarr.json in place as `t` grows: a
+    writer killed meanwhile leaves it torn. finalize called every frame of
+    the array lost ("array '0' is missing"), its chunks intact on disk."""
+    out = tmp_path / "torn-array.ome.zarr"
+    frames = _written_then_died(out, backend, 6)
+    doc = out / "0" / "zarr.json"
+    doc.write_bytes(doc.read_bytes()[:100])
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["lost"] == []
+    assert record["frames_kept"] == 6
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape == (3, 2, *SHAPE)
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+    check_metadata(out)
+
+
 def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,6 +55,7 @@ from mmzarr._kept_frames import (
     split,
     unlogged,
 )
+from mmzarr._layout import array_document
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._omexml import has_ome_xml, render_ome_xml
@@ -229,6 +230,9 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             logged.append((i, key[1]))
 
     moves: set[str] = set()  # chunk files to move aside
+    # acquire-zarr rewrites an array's zarr.json in place: a writer killed
+    # meanwhile leaves it torn, and every frame of the array would be lost
+    _rewrite_torn_array_documents(root, settings, old.get("backend"))
     # acquire-zarr leaves a bounded array shaped by its complete time points:
     # its planned shape first, so that later frames on disk are looked at
     _set_t_sizes(root, settings, logged)
@@ -382,6 +386,42 @@ def _set_t_sizes(
         if list(doc["shape"]) != shape:
             doc["shape"] = shape
             _metadata.write_json_atomic(root / spec.path / "zarr.json", doc)
+
+
+#: `Stream.backend_name` of the backend that shards every array
+_ALWAYS_SHARDED = "AcquireZarrBackend"
+_BACKENDS = ("AcquireZarrBackend", "TensorStoreBackend", "ZarrPythonBackend")
+
+
+def _rewrite_torn_array_documents(
+    root: Path, settings: AcquisitionSettings, backend: Any
+) -> None:
+    """Write again, from the settings, each array `zarr.json` that does not parse.
+
+    Only where the writer's backend is known (the root document names it):
+    it decides whether the chunk files are shards. The shape is set after
+    (`_set_t_sizes`).
+    """
+    if backend not in _BACKENDS:
+        return
+    for spec in all_arrays(settings):
+        doc_path = root / spec.path / "zarr.json"
+        if not doc_path.is_file():
+            continue
+        try:
+            doc = json.loads(doc_path.read_bytes())
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("node_type") == "array":
+            continue
+        logger.warning("mmzarr: %s does not parse: written again", doc_path)
+        sharded = backend == _ALWAYS_SHARDED or spec.settings.sharded
+        _metadata.write_json_atomic(
+            doc_path,
+            array_document(
+                spec.settings, settings.dtype, settings.compression, sharded=sharded
+            ),
+        )
 
 
 def _destination(root: Path, src: str) -> str:
