@@ -257,6 +257,49 @@ def test_the_old_dataset_is_named_also_when_the_new_one_got_further(
     assert_frames(aside, frames)
 
 
+def test_a_replaced_dataset_partly_deleted_is_not_offered_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer killed while deleting the dataset it replaced left a part of
+    it under the name of a kept old dataset: finalize, validate and the next
+    writer said "move it back or delete it", of a dataset missing files. It
+    is renamed before its deletion starts, and the next writer deletes the
+    rest."""
+    from mmzarr import _claim
+
+    out = tmp_path / "run.ome.zarr"
+    write_plan(out, TWO_T, ANY_BACKEND)
+    seen: list[tuple[str, list[str]]] = []
+
+    def stopped_rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
+        # what a kill midway leaves: some of its files gone
+        folder, _, files = next(os.walk(os.path.join(path, "mmzarr")))
+        os.unlink(os.path.join(folder, files[0]))
+        seen.append((os.path.basename(path), sorted(os.listdir(tmp_path))))
+
+    def replace() -> None:
+        with mmzarr.create_stream(
+            out, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+        ) as stream:
+            for n, event in enumerate(TWO_T):
+                stream.append(frame_for(n), index=event.index)
+
+    monkeypatch.setattr(_claim.shutil, "rmtree", stopped_rmtree)
+    replace()
+    monkeypatch.undo()
+    assert len(seen) == 1
+    name, listing = seen[0]
+    assert not any("mmzarr-old-" in n for n in listing), listing
+    assert name.startswith(".run.ome.zarr.mmzarr-deleting-"), name
+    report = mmzarr.validate(out)
+    assert report.ok
+    assert not report.notes, report.notes
+    with caplog.at_level("WARNING", logger="mmzarr"):
+        replace()
+    assert "move it back" not in caplog.text
+    assert sorted(os.listdir(tmp_path)) == ["run.ome.zarr"]
+
+
 # ---- 2. the old dataset is kept until the new one has opened -------------------------
 def test_absurd_frame_size_is_a_plan_error() -> None:
     with pytest.raises(mmzarr.PlanError, match="200000 px"):

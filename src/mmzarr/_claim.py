@@ -58,6 +58,10 @@ logger = logging.getLogger("mmzarr")
 
 #: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
 _ASIDE = ".mmzarr-old-"
+#: An old dataset being deleted (`OutputClaim.commit`) is renamed so first: a
+#: writer killed meanwhile leaves a part of it, which is not offered back
+#: (`replaced_copies`) and is deleted by the next writer of the same name.
+_DELETING = ".mmzarr-deleting-"
 _SETTINGS = "mmzarr/settings.json"
 
 
@@ -197,6 +201,25 @@ def replaced_copies(root: Path) -> list[Path]:
     return sorted(canon.parent.glob(glob.escape(hidden_name(canon.name, _ASIDE)) + "*"))
 
 
+def _delete_half_deleted(canon: Path) -> None:
+    """Finish deleting old datasets of `canon`'s name whose deletion was stopped.
+
+    Only `OutputClaim.commit` makes such a folder, right before deleting it.
+    """
+    pattern = glob.escape(hidden_name(canon.name, _DELETING)) + "*"
+    for doomed in canon.parent.glob(pattern):
+        if doomed.is_dir() and not doomed.is_symlink():
+            try:
+                shutil.rmtree(doomed)
+            except OSError as e:
+                logger.warning(
+                    "mmzarr: could not delete %s, a replaced dataset partly "
+                    "deleted: %s",
+                    doomed,
+                    e,
+                )
+
+
 def _local_problem(path: Path) -> str | None:
     """Why the local `path` may not be replaced, or None (see `check_replaceable`)."""
     if path.is_symlink():
@@ -329,14 +352,27 @@ class OutputClaim:
         self.reused = False
 
     def commit(self) -> None:
-        """Delete the old dataset moved aside (a failure is logged, not raised)."""
+        """Delete the old dataset moved aside (a failure is logged, not raised).
+
+        It is renamed (`.NAME.mmzarr-deleting-XXXXXXXX`) before its deletion
+        starts: one stopped midway is not a dataset to move back.
+        """
         aside, self.aside = self.aside, None
         if aside is not None:
+            doomed = aside.with_name(
+                aside.name.replace(_ASIDE, _DELETING, 1)
+                if _ASIDE in aside.name
+                else aside.name + _DELETING
+            )
             try:
-                shutil.rmtree(aside)
+                os.rename(aside, doomed)
+            except OSError:
+                doomed = aside
+            try:
+                shutil.rmtree(doomed)
             except OSError as e:
                 logger.warning(
-                    "mmzarr: could not delete the replaced dataset %s: %s", aside, e
+                    "mmzarr: could not delete the replaced dataset %s: %s", doomed, e
                 )
 
     def abort(self) -> None:
@@ -439,6 +475,7 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
         raise StorageError(
             f"cannot create output {full!r}: its lock file cannot be created ({e})"
         ) from e
+    _delete_half_deleted(canon)  # under the lock: no writer is deleting it now
     claim = OutputClaim(loc, root=canon, lock=lock, parents=made)
     try:
         # again, under the lock: another writer may have finished meanwhile
