@@ -795,6 +795,35 @@ def test_finalize_writes_again_an_array_document_torn_by_a_kill(
     check_metadata(out)
 
 
+def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
+    tmp_path: Path,
+) -> None:
+    """The backend creates its arrays while the group documents are written:
+    a writer killed while opening a plate had written the root but not one
+    array's zarr.json. finalize left it so: "Dataset path '0' not found"."""
+    out = tmp_path / "opening.ome.zarr"
+    plate = useq.WellPlatePlan(
+        plate="24-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 0])
+    )
+    seq = useq.MDASequence(stage_positions=plate, time_plan={"interval": 1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    with mmzarr.create_stream(out, settings, backend=ANY_BACKEND):
+        pass
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
+    (out / "B/1/0/0/zarr.json").unlink()
+    assert not mmzarr.validate(out).ok
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    data = read_zarr(out, "B/1/0/0")
+    assert data.shape == (2, *SHAPE)
+    assert not data.any()
+    check_metadata(out)
+
+
 def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

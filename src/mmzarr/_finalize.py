@@ -231,7 +231,8 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
 
     moves: set[str] = set()  # chunk files to move aside
     # acquire-zarr rewrites an array's zarr.json in place: a writer killed
-    # meanwhile leaves it torn, and every frame of the array would be lost
+    # meanwhile leaves it torn, and every frame of the array would be lost;
+    # one killed while opening may have written the root before every array
     _rewrite_torn_array_documents(root, settings, old.get("backend"))
     # acquire-zarr leaves a bounded array shaped by its complete time points:
     # its planned shape first, so that later frames on disk are looked at
@@ -396,7 +397,7 @@ _BACKENDS = ("AcquireZarrBackend", "TensorStoreBackend", "ZarrPythonBackend")
 def _rewrite_torn_array_documents(
     root: Path, settings: AcquisitionSettings, backend: Any
 ) -> None:
-    """Write again, from the settings, each array `zarr.json` that does not parse.
+    """Write again, from the settings, each array `zarr.json` missing or torn.
 
     Only where the writer's backend is known (the root document names it):
     it decides whether the chunk files are shards. The shape is set after
@@ -406,15 +407,17 @@ def _rewrite_torn_array_documents(
         return
     for spec in all_arrays(settings):
         doc_path = root / spec.path / "zarr.json"
-        if not doc_path.is_file():
-            continue
         try:
             doc = json.loads(doc_path.read_bytes())
+            why = "not an array document"
+        except FileNotFoundError:
+            doc, why = None, "missing"
         except ValueError:
-            doc = None
+            doc, why = None, "torn"
         if isinstance(doc, dict) and doc.get("node_type") == "array":
             continue
-        logger.warning("mmzarr: %s does not parse: written again", doc_path)
+        logger.warning("mmzarr: %s is %s: written again", doc_path, why)
+        doc_path.parent.mkdir(parents=True, exist_ok=True)
         sharded = backend == _ALWAYS_SHARDED or spec.settings.sharded
         _metadata.write_json_atomic(
             doc_path,
