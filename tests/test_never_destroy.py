@@ -257,6 +257,48 @@ def test_the_old_dataset_is_named_also_when_the_new_one_got_further(
     assert_frames(aside, frames)
 
 
+@pytest.mark.parametrize("leftover", [None, ".settings.json.4242.139900.tmp"])
+def test_a_writer_killed_before_its_settings_leaves_a_replaceable_folder(
+    tmp_path: Path, leftover: str | None
+) -> None:
+    """Killed after creating the dataset's `mmzarr/` folder, before its
+    settings were in place: overwrite=True refused the folder ("not a zarr
+    dataset") and finalize called it not written by mmzarr."""
+    out = tmp_path / "run.ome.zarr"
+    (out / "mmzarr").mkdir(parents=True)
+    if leftover is not None:
+        (out / "mmzarr" / leftover).write_text('{"layout": "ima')
+    with pytest.raises(FileNotFoundError, match="died while opening"):
+        mmzarr.finalize(out)
+    frames = write_plan_over(out)
+    assert_frames(out, frames)
+    assert sorted(os.listdir(out / "mmzarr")) == sorted(
+        ["frames.jsonl", "settings.json", "zarr.json"]
+    )
+
+
+def test_a_folder_with_more_than_a_writers_leftovers_is_not_replaced(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run.ome.zarr"
+    (out / "mmzarr").mkdir(parents=True)
+    (out / "mmzarr" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a zarr dataset"):
+        write_plan_over(out)
+    assert (out / "mmzarr" / "notes.txt").read_text() == "mine"
+
+
+def write_plan_over(out: Path) -> dict[Any, np.ndarray]:
+    """`TWO_T` written to `out` with overwrite=True; the frames by (key, index)."""
+    frames = {}
+    with mmzarr.create_stream(
+        out, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+    ) as stream:
+        for n, event in enumerate(TWO_T):
+            frames[stream.append(frame_for(n), index=event.index)] = frame_for(n)
+    return frames
+
+
 def test_a_replaced_dataset_partly_deleted_is_not_offered_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -27,6 +27,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "claim",
     "dataset_problem",
     "delete_dataset",
+    "opening_leftovers",
     "replaced_copies",
 ]
 
@@ -201,6 +203,33 @@ def replaced_copies(root: Path) -> list[Path]:
     return sorted(canon.parent.glob(glob.escape(hidden_name(canon.name, _ASIDE)) + "*"))
 
 
+#: What a writer killed before its settings were written leaves in its
+#: `mmzarr/` folder: its half-written settings (`write_file_atomic`), the
+#: space it kept.
+_OPENING_FILES = re.compile(r"^\.settings\.json\.\d+\.\d+\.tmp$|^\.space-reserve$")
+
+
+def opening_leftovers(path: Path) -> bool:
+    """Whether the local `path` holds only a writer's leftovers from opening it.
+
+    A writer killed before it wrote its settings leaves `mmzarr/`, empty or
+    with those files.
+    """
+    try:
+        entries = list(path.iterdir())
+        if len(entries) != 1 or entries[0].name != "mmzarr":
+            return False
+        folder = entries[0]
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        return all(
+            _OPENING_FILES.match(f.name) and f.is_file() and not f.is_symlink()
+            for f in folder.iterdir()
+        )
+    except OSError:
+        return False
+
+
 def _delete_half_deleted(canon: Path) -> None:
     """Finish deleting old datasets of `canon`'s name whose deletion was stopped.
 
@@ -241,6 +270,8 @@ def _local_problem(path: Path) -> str | None:
             return None
     except OSError as e:
         return f"it cannot be listed ({e})"
+    if opening_leftovers(path):
+        return None  # a writer killed before it wrote its settings
     problem = _dataset_problem(lambda key: _read_local(path / key))
     if problem is not None:
         return f"a non-empty directory: {problem}"

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
-from mmzarr._claim import replaced_copies
+from mmzarr._claim import opening_leftovers, replaced_copies
 from mmzarr._dataset import (
     SETTINGS_FILE,
     ChannelRanges,
@@ -108,6 +108,12 @@ def finalize(path: str | Path) -> ValidationReport:
     settings_file = root / SETTINGS_FILE
     kept = [str(p) for p in replaced_copies(root)]
     where = f"; the dataset it was replacing is kept at {kept}" if kept else ""
+    if not settings_file.is_file() and opening_leftovers(root):
+        raise FileNotFoundError(
+            f"{str(settings_file)!r} not found: the writer died while opening "
+            f"{str(root)!r}, before writing its settings; nothing was acquired "
+            f"(overwrite=True replaces it){where}"
+        )
     if not settings_file.is_file():
         raise FileNotFoundError(
             f"{str(settings_file)!r} not found: only datasets written by mmzarr can "
