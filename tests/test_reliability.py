@@ -824,6 +824,35 @@ def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
     check_metadata(out)
 
 
+def test_a_writer_killed_before_the_ome_xml_is_pointed_to_finalize(
+    tmp_path: Path,
+) -> None:
+    """close writes the root (status `complete`) before a plate's OME-XML: a
+    writer killed in between left validate saying only "cannot be read
+    (FileNotFoundError ...)", not that finalize repairs it."""
+    import ome_types
+
+    out = tmp_path / "plate.ome.zarr"
+    plate = useq.WellPlatePlan(
+        plate="24-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 0])
+    )
+    seq = useq.MDASequence(stage_positions=plate, time_plan={"interval": 1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    with mmzarr.create_stream(out, settings, backend=ANY_BACKEND) as stream:
+        for n, event in enumerate(seq):
+            stream.append(frame_for(n), index=event.index)
+    (out / "OME" / "METADATA.ome.xml").unlink()
+    report = mmzarr.validate(out)
+    assert not report.ok
+    assert any("mmzarr finalize" in p for p in report.problems), report.problems
+    assert mmzarr.finalize(out).ok
+    ome = ome_types.from_xml((out / "OME" / "METADATA.ome.xml").read_text())
+    assert len(ome.images) == 2
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
 def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

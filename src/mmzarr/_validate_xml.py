@@ -40,6 +40,13 @@ def ome_xml_problems(root: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[
         return []
     try:
         text = (root / OME_XML).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        # written last at close, after the root's status: the writer died
+        # while closing
+        return [
+            f"{OME_XML} is missing: its writer died while closing; run "
+            "`mmzarr finalize` to write it"
+        ]
     except OSError as e:
         return [f"{OME_XML} cannot be read ({type(e).__name__}: {e})"]
     try:
