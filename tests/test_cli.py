@@ -138,6 +138,48 @@ def test_info_plate(demo: tuple[Path, Any]) -> None:
     assert "MB on disk" in lines[0]
 
 
+def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -> None:
+    """The frame counts in the root are set at close: for a run still going,
+    or killed, info said "0/4 frames" and frames=0 for each image, of a
+    dataset holding frames. It counts the frame log's records."""
+    import mmzarr as mz
+
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0), (10, 0)], time_plan={"interval": 1, "loops": 2}
+    )
+    settings = mz.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "killed.ome.zarr"
+    with mz.create_stream(out, settings, backend="tensorstore") as stream:
+        for event in seq:
+            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    # as a writer killed after its third frame's record leaves it
+    doc = json.loads((out / "zarr.json").read_text())
+    mm = doc["attributes"]["mmzarr"]
+    mm["status"] = "acquiring"
+    mm["frames_written"] = 0
+    mm["images"] = {}
+    (out / "zarr.json").write_text(json.dumps(doc))
+    log = out / "mmzarr" / "frames.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records[:3]))
+    per_image = {}
+    for r in records[:3]:
+        per_image[r["image"]] = per_image.get(r["image"], 0) + 1
+    assert per_image == {"0": 2, "1": 1}  # useq's order: t, then p
+
+    r = mmzarr("info", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "status acquiring, 3 logged/4 frames" in lines[0], r.stdout
+    assert "mmzarr finalize" in r.stdout
+    images = [line for line in lines if "(2, 8, 8)" in line]
+    assert len(images) == 2, r.stdout
+    assert "frames=2" in images[0], r.stdout
+    assert "frames=1" in images[1], r.stdout
+
+
 # ---- acquire ---------------------------------------------------------------------
 def test_acquire_yaml(acquired: tuple[Path, Any]) -> None:
     out, r = acquired

@@ -81,6 +81,23 @@ def _attributes(group: Path) -> dict[str, Any] | None:
         return None
 
 
+def _logged_frames(out: Path) -> tuple[dict[str, dict[str, int]], int]:
+    """Frames in the frame log: `({image: {"frames_written": n}}, total)`."""
+    from mmzarr._metadata import read_frame_log
+    from mmzarr._validate import frame_key
+
+    frames = set()
+    for record in read_frame_log(out):
+        key = frame_key(record)
+        if key is not None and not record.get("dropped"):
+            frames.add(key)
+    images: dict[str, dict[str, int]] = {}
+    for image, _ in frames:
+        entry = images.setdefault(image, {"frames_written": 0})
+        entry["frames_written"] += 1
+    return images, len(frames)
+
+
 def dataset_tree(out: Path) -> Tree:
     """The dataset as a tree: layout, size, status, each image's array.
 
@@ -103,15 +120,28 @@ def dataset_tree(out: Path) -> Tree:
     layout = "plate" if "plate" in ome else "image"
     if "bioformats2raw.layout" in ome:
         layout = "collection"
+    images = mm.get("images", {})
+    written = mm.get("frames_written", "?")
+    unknown: int | str = "?"  # frames of an image the counts do not name
+    if mm.get("status") == "acquiring":
+        unknown = 0
+        # the counts are set at close: a writer still running, or killed, has
+        # its frame log (written every flush_interval_s / 2)
+        images, written = _logged_frames(out)
+        written = f"{written} logged"
     tree = Tree(
         f"[bold]{out}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
-        f"status {mm.get('status', 'unknown')}, {mm.get('frames_written', '?')}"
+        f"status {mm.get('status', 'unknown')}, {written}"
         f"/{mm.get('frames_planned') or '∞'} frames)"
     )
+    if mm.get("status") == "acquiring":
+        tree.add(
+            "[yellow]not closed:[/] its writer is running, or was stopped "
+            f"(then `mmzarr finalize {escape(str(out))}` makes it valid)"
+        )
     if mm.get("fallback"):  # the plan could not be mapped: frames in arrival order
         tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")
     arrays = array_documents(out)
-    images = mm.get("images", {})
     branches: dict[str, Tree] = {}
     for path in sorted(
         arrays, key=lambda a: [int(x) if x.isdigit() else x for x in a.split("/")]
@@ -127,7 +157,7 @@ def dataset_tree(out: Path) -> Tree:
         group = (_attributes(out / key) or {}).get("ome", {})
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
         dims = "".join(doc.get("dimension_names") or [])
-        written = images.get(key, {}).get("frames_written", "?")
+        written = images.get(key, {}).get("frames_written", unknown)
         label = f"field {key.split('/')[-1]}" if layout == "plate" else key or "(root)"
         parent.add(
             f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
