@@ -275,6 +275,26 @@ def test_do_stack_false_slots_listed() -> None:
     assert image.skipped == ((1, 0), (1, 1), (1, 3), (1, 4))
 
 
+@pytest.mark.parametrize("go_up", [True, False])
+def test_plane_0_not_acquired_is_still_where_the_translation_says(go_up: bool) -> None:
+    """A lone `do_stack=False` channel is taken at the middle plane only: the
+    image's first plane (its translation) is that plane minus one z step, not
+    the middle plane's z."""
+    seq = useq.MDASequence(
+        stage_positions=[(0.0, 0.0, 10.0)],
+        channels=[useq.Channel(config="DAPI", do_stack=False)],
+        z_plan=useq.ZRangeAround(range=2.0, step=1.0, go_up=go_up),
+    )
+    (event,) = list(seq)  # useq: z index 1, at the position's z
+    assert (event.index["z"], event.z_pos) == (1, 10.0)
+    (image,) = build(seq).images
+    assert image.dim_names == ("c", "z", "y", "x")
+    z_scale = image.dimensions[1].scale
+    assert z_scale == (1.0 if go_up else -1.0)
+    # plane k is at stage_position.z + k * z_scale: plane 1 at 10 µm
+    assert image.stage_position.z + 1 * z_scale == 10.0
+
+
 def test_ragged_subsequence_shapes() -> None:
     s = build(PLANS_BY_NAME["subseq-channels-and-z"].seq)
     assert [im.shape for im in s.images] == [

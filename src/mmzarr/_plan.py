@@ -311,7 +311,7 @@ def image_settings(
         acquisition_order=_acquisition_order(axes, acquired, plan.axis_order),
         channels=_channels(image, sizes["c"]) if "c" in axes else (),
         stage_position=StagePosition(
-            x=first.x_um, y=first.y_um, z=image.z_um.get(0, first.z_um)
+            x=first.x_um, y=first.y_um, z=_first_plane_z(image, scales["z"])
         ),
         coords=dict(image.image),
         row=placement.row,
@@ -320,6 +320,21 @@ def image_settings(
         skipped=tuple(skipped),
         skip_period=plan.period if plan.unbounded_t else None,
     )
+
+
+def _first_plane_z(image: ImageSlots, z_scale: float) -> float | None:
+    """The z (µm) of plane 0, where the translation puts it.
+
+    A plan may acquire no frame at plane 0 (a channel with ``do_stack=False``
+    alone: useq takes it at the middle plane only); plane 0 is then the
+    lowest plane acquired minus its index times the z scale.
+    """
+    if not image.z_um:
+        return image.first.z_um
+    if 0 in image.z_um:
+        return image.z_um[0]
+    k = min(image.z_um)
+    return round(image.z_um[k] - k * z_scale, 9)
 
 
 def _z_scale(image: ImageSlots, sizes: Mapping[str, int]) -> float:
