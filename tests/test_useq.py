@@ -863,6 +863,34 @@ def test_unevenly_spaced_z_planes_are_said(z_plan: dict[str, Any]) -> None:
         )
 
 
+def test_a_channel_z_offset_is_said() -> None:
+    """A channel's `z_offset` puts its planes elsewhere than the other
+    channel's, but an image has one z per plane: a warning says so (the first
+    channel's z was written silently)."""
+    seq = useq.MDASequence(
+        stage_positions=[(0.0, 0.0, 10.0)],
+        channels=["DAPI", useq.Channel(config="FITC", z_offset=0.5)],
+        z_plan={"range": 2, "step": 1},
+    )
+    # useq: FITC's plane 0 is 0.5 µm above DAPI's
+    z = {(e.index["c"], e.index["z"]): e.z_pos for e in seq}
+    assert (z[(0, 0)], z[(1, 0)]) == (9.0, 9.5)
+    with pytest.warns(MMZarrWarning, match=r"at z 9 µm and at 9\.5 µm.*'FITC'"):
+        (image,) = build(seq).images
+    assert image.stage_position.z == 9.0
+    same = useq.MDASequence(
+        stage_positions=[(0.0, 0.0, 10.0)],
+        channels=[
+            useq.Channel(config="DAPI", z_offset=0.5),
+            useq.Channel(config="FITC", z_offset=0.5),
+        ],
+        z_plan={"range": 2, "step": 1},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(same)  # every channel at the same planes: no warning
+
+
 def test_stage_position_takes_any_real_number() -> None:
     """numpy numbers are numbers (they were dropped); a bool is not one."""
     import numpy as np

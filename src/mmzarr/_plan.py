@@ -18,7 +18,9 @@ cycle. It knows no plan library.
 from __future__ import annotations
 
 import itertools
+import math
 import string
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -35,7 +37,7 @@ from mmzarr._models import (
     default_color,
 )
 from mmzarr._routing import default_order
-from mmzarr._slots import ChannelUse, PlateFacts, axis_sizes
+from mmzarr._slots import ChannelUse, MMZarrWarning, PlateFacts, axis_sizes
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -147,6 +149,7 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
     for slot in slots:
         members.setdefault(frozenset(slot.image), []).append(slot)
     out = []
+    several_z: list[str] = []
     for group in members.values():
         channels: dict[int, ChannelUse] = {}
         z_um: dict[int, float] = {}
@@ -156,6 +159,8 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
             if s.z_um is not None:
                 z_um.setdefault(s.z or 0, s.z_um)
         first = group[0]
+        if (where := _planes_at_several_z(group, z_um)) is not None:
+            several_z.append(where)
         image = ImageSlots(
             image=first.image,
             facts=first.facts,
@@ -169,7 +174,41 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
         )
         image.check_no_repeats()
         out.append(image)
+    if several_z:
+        more = f" (and {len(several_z) - 1} more images)" if len(several_z) > 1 else ""
+        warnings.warn(
+            f"{several_z[0]}{more}, e.g. by a channel's z_offset: OME-Zarr has one "
+            "z per plane, the first frame's is written; the frame log has each "
+            "frame's z",
+            MMZarrWarning,
+            stacklevel=2,
+        )
     return tuple(out)
+
+
+def _planes_at_several_z(
+    group: Sequence[FrameSlot], z_um: Mapping[int, float]
+) -> str | None:
+    """Where frames of one z index of an image are at different z, if any.
+
+    E.g. a channel with a `z_offset`: OME-Zarr places a plane at one z for
+    every channel and time point, that of the image's first frame there.
+    """
+    if not any(s.z is not None for s in group):
+        return None  # no z axis: no z is written
+    for s in group:
+        z = z_um.get(s.z or 0)
+        if s.z_um is None or z is None:
+            continue
+        if not math.isclose(s.z_um, z, rel_tol=1e-9, abs_tol=1e-6):
+            first = group[0]
+            where = _describe(first.image, first.facts) if first.image else "image"
+            channel = f" (channel {s.channel.config!r})" if s.channel else ""
+            return (
+                f"{where}: plane z={s.z or 0} is acquired at z {z:g} µm and at "
+                f"{s.z_um:g} µm{channel}"
+            )
+    return None
 
 
 def _has(slot: FrameSlot, axis: int) -> bool:
