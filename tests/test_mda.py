@@ -209,6 +209,41 @@ def test_positions_leaving_an_axis_unset_are_where_the_stage_is(
         )
 
 
+def test_hardware_triggered_frames_log_where_the_stage_is(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Two positions setting only z (the same z) at interval 0 run as one
+    hardware sequence on the demo rig: pymmcore-plus gives its frames no
+    `position`. x and y stay where the stage was as the MDA started; the frame
+    log said null for them, and the OME-XML's planes had no PositionX/Y."""
+    core.setXYPosition(123.0, -45.0)
+    core.waitForSystem()
+    metas: list[dict[str, Any]] = []
+    core.mda.events.frameReady.connect(lambda img, event, meta: metas.append(meta))
+    seq = useq.MDASequence(
+        stage_positions=[useq.Position(z=7.0), useq.Position(z=7.0)],
+        time_plan=useq.TIntervalLoops(interval=0, loops=2),
+    )
+    out = tmp_path / "burst.ome.zarr"
+    with pytest.warns(mmzarr.MMZarrWarning, match="interval"):
+        run(core, seq, out)
+    assert len(metas) == 4
+    assert all(m.get("hardware_triggered") for m in metas)
+    assert not any("position" in m for m in metas)
+    lines = (out / "mmzarr" / "frames.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, filter(None, lines)) if "event_index" in r]
+    assert [r["metadata"]["stage"] for r in records] == [
+        {"x": 123.0, "y": -45.0, "z": 7.0}
+    ] * 4
+    import ome_types
+
+    xml = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    for image in xml.images:
+        assert [(p.position_x, p.position_y) for p in image.pixels.planes] == [
+            (123.0, -45.0)
+        ] * 2
+
+
 def test_well_plate(core: UniMMCore, tmp_path: Path) -> None:
     plan = useq.WellPlatePlan(
         plate="24-well",

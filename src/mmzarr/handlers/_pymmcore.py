@@ -183,6 +183,8 @@ class MDAWriter(FrontEndBase):
         self._ran_to_end = False  # sequenceFinished came without a cancel
         self._errored = False  # the MDA ended by an exception (e.g. the camera's)
         self._summary: dict[str, Any] | None = None
+        #: the stage at the last frame (a hardware-triggered frame has no position)
+        self._last_stage: dict[str, Any] = {}
         #: where each camera's frames go (None: frames are appended as they come)
         self.camera_layout: CameraLayout | None = None
         self._fallback_dtype: str | None = None  # several cameras, fallback layout
@@ -212,6 +214,8 @@ class MDAWriter(FrontEndBase):
             self.stream = self.unplaced = None
             self.more_unplaced = []
             self._summary = meta or None
+            start = (meta or {}).get("position")
+            self._last_stage = dict(start) if isinstance(start, dict) else {}
             self.camera_layout = None
             self._fallback_dtype = None
             self.backend = self._chosen_backend or DEFAULT_BACKEND
@@ -273,7 +277,10 @@ class MDAWriter(FrontEndBase):
             if (why := unkeepable(img)) is not None:
                 self._refuse(why, f"the frame of event {dict(event.index)}")
                 return
-            metadata = frame_metadata(event, meta)
+            metadata = frame_metadata(event, meta, self._last_stage)
+            self._last_stage.update(
+                (k, v) for k, v in metadata["stage"].items() if v is not None
+            )
             index: dict[str, int] = dict(event.index)
             layout = self.camera_layout
             if layout is not None and layout.mode != "single":

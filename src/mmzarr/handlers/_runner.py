@@ -64,11 +64,21 @@ def plain_index(index: Mapping[str, int]) -> dict[str, int]:
     return {str(getattr(k, "value", k)): v for k, v in index.items()}
 
 
-def frame_metadata(event: useq.MDAEvent, meta: dict[str, Any]) -> dict[str, Any]:
-    """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready."""
-    # an axis the event does not set: where pymmcore-plus says the stage is
+def frame_metadata(
+    event: useq.MDAEvent,
+    meta: dict[str, Any],
+    last_stage: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready.
+
+    An axis the event does not set is where pymmcore-plus says the stage is
+    (its `position`); a hardware-triggered frame's metadata has none, and the
+    stage has not moved since `last_stage` (the previous frame's stage, or the
+    summary's position at the start).
+    """
     actual = meta.get("position")
-    actual = actual if isinstance(actual, dict) else {}
+    if not isinstance(actual, dict):
+        actual = dict(last_stage or {})
     out: dict[str, Any] = {
         "runner_time_ms": meta.get("runner_time_ms"),
         "exposure_ms": meta.get("exposure_ms", event.exposure),
