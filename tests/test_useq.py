@@ -670,6 +670,24 @@ def test_interval_0_with_a_duration_is_a_plan_error() -> None:
         build(seq)
 
 
+def test_a_duration_over_one_loop_is_a_plan_error() -> None:
+    """useq cannot iterate a TDurationLoops of 1 loop (it divides the duration
+    by loops - 1): a `PlanError` naming the time plan, not a ZeroDivisionError."""
+    seq = useq.MDASequence(time_plan=useq.TDurationLoops(duration=1, loops=1))
+    with pytest.raises(ZeroDivisionError):
+        list(seq)
+    with pytest.raises(PlanError, match=r"time_plan: useq cannot iterate it"):
+        build(seq)
+    phases = useq.MultiPhaseTimePlan(
+        phases=[
+            useq.TIntervalLoops(interval=1, loops=2),
+            useq.TDurationLoops(duration=1, loops=1),
+        ]
+    )
+    with pytest.raises(PlanError, match=r"time_plan\.phases\[1\]: useq cannot"):
+        build(useq.MDASequence(time_plan=phases))
+
+
 def test_plan_error_names_the_sub_sequence_time_plan() -> None:
     seq = useq.MDASequence(
         stage_positions=[

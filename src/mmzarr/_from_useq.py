@@ -218,8 +218,15 @@ def _check_time_plans(seq: useq.MDASequence) -> None:
         phases = plan.phases if isinstance(plan, useq.MultiPhaseTimePlan) else [plan]
         for k, phase in enumerate(phases):
             name = f"{where}.phases[{k}]" if len(phases) > 1 else where
-            interval = getattr(phase, "interval", None)
-            duration = getattr(phase, "duration", None)
+            try:
+                # useq computes some of them: a TDurationLoops of 1 loop
+                # divides its duration by loops - 1
+                interval = getattr(phase, "interval", None)
+                duration = getattr(phase, "duration", None)
+            except Exception as e:
+                raise PlanError(
+                    f"{name}: useq cannot iterate it ({type(e).__name__}: {e})"
+                ) from e
             if (
                 isinstance(phase, useq.TIntervalDuration)
                 and interval is not None
