@@ -869,7 +869,15 @@ def test_time_phases_of_other_intervals_are_said() -> None:
 
 
 @pytest.mark.parametrize(
-    "z_plan", [{"absolute": [5, 1, 3]}, {"relative": [0, -2, 4]}], ids=str
+    "z_plan",
+    [
+        {"absolute": [5, 1, 3]},
+        {"relative": [0, -2, 4]},
+        # planes that repeat a z (were written silently 1 µm apart)
+        {"relative": [-1, -1]},
+        {"relative": [0, 0, 1]},
+    ],
+    ids=str,
 )
 def test_unevenly_spaced_z_planes_are_said(z_plan: dict[str, Any]) -> None:
     """OME-Zarr has one z scale: planes not evenly spaced cannot be placed

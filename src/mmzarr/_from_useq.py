@@ -169,19 +169,25 @@ def _z_scale(plan: Any) -> float | None:
         return None
     step = abs(float(getattr(plan, "step", None) or 0))
     zs = [float(z) for z in plan]
-    if len(zs) > 1 and zs[1] != zs[0]:
-        down = zs[1] - zs[0]
-        gaps = [b - a for a, b in itertools.pairwise(zs)]
-        if any(not math.isclose(g, down, rel_tol=1e-6, abs_tol=1e-9) for g in gaps):
-            warnings.warn(
-                f"the z planes {zs} are not evenly spaced: OME-Zarr has one z "
-                f"scale, {down:g} µm (the first step) is written; the frame log "
-                "has each plane's z",
-                MMZarrWarning,
-                stacklevel=2,
-            )
-        return math.copysign(step or abs(down), down)
-    return step or None
+    if len(zs) < 2:
+        return step or None
+    gaps = [b - a for a, b in itertools.pairwise(zs)]
+    # the first step that moves (planes may repeat a z: [0, 0, 1])
+    down = next((g for g in gaps if not math.isclose(g, 0, abs_tol=1e-9)), None)
+    scale = math.copysign(step or abs(down), down) if down is not None else None
+    if down is None or any(
+        not math.isclose(g, down, rel_tol=1e-6, abs_tol=1e-9) for g in gaps
+    ):
+        written = (
+            f"{scale:g} µm (the first nonzero step)" if scale else f"{step or 1:g} µm"
+        )
+        warnings.warn(
+            f"the z planes {zs} are not evenly spaced: OME-Zarr has one z "
+            f"scale, {written} is written; the frame log has each plane's z",
+            MMZarrWarning,
+            stacklevel=2,
+        )
+    return scale or step or None
 
 
 def _plan_of(seq: useq.MDASequence, position: useq.Position | None, attr: str) -> Any:
