@@ -917,6 +917,30 @@ def test_a_channel_z_offset_is_said() -> None:
         build(same)  # every channel at the same planes: no warning
 
 
+def test_a_position_that_moves_between_time_points_is_said() -> None:
+    """A position that leaves y unset is, from the second time point on, where
+    the position before it left the stage (pymmcore-plus moves only the axes
+    an event gives): its image has one y, that of its first frame, and a
+    warning says so (it was written silently)."""
+    seq = useq.MDASequence(
+        stage_positions=[useq.Position(x=1.0), useq.Position(x=2.0, y=0.0)],
+        time_plan={"interval": 1, "loops": 2},
+    )
+    # useq: position 0 never sets y
+    assert {e.y_pos for e in seq if e.index["p"] == 0} == {None}
+    start = {"x": 11.0, "y": 22.0, "z": 3.0}
+    with pytest.warns(MMZarrWarning, match=r"p=0: .*at y 22 µm and at 0 µm \(t=1\)"):
+        image, _ = build(seq, stage_position=start).images
+    assert image.stage_position.y == 22.0  # its first frame's
+    every_axis = useq.MDASequence(
+        stage_positions=[(1.0, 0.0, 0.0), (2.0, 0.0, 0.0)],
+        time_plan={"interval": 1, "loops": 2},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(every_axis, stage_position=start)  # images that stay: no warning
+
+
 def test_stage_position_takes_any_real_number() -> None:
     """numpy numbers are numbers (they were dropped); a bool is not one."""
     import numpy as np

@@ -149,7 +149,7 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
     for slot in slots:
         members.setdefault(frozenset(slot.image), []).append(slot)
     out = []
-    several_z: list[str] = []
+    elsewhere: list[str] = []
     for group in members.values():
         channels: dict[int, ChannelUse] = {}
         z_um: dict[int, float] = {}
@@ -159,8 +159,8 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
             if s.z_um is not None:
                 z_um.setdefault(s.z or 0, s.z_um)
         first = group[0]
-        if (where := _planes_at_several_z(group, z_um)) is not None:
-            several_z.append(where)
+        if (where := _frames_elsewhere(group, z_um)) is not None:
+            elsewhere.append(where)
         image = ImageSlots(
             image=first.image,
             facts=first.facts,
@@ -174,26 +174,44 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
         )
         image.check_no_repeats()
         out.append(image)
-    if several_z:
-        more = f" (and {len(several_z) - 1} more images)" if len(several_z) > 1 else ""
+    if elsewhere:
+        more = f" (and {len(elsewhere) - 1} more images)" if len(elsewhere) > 1 else ""
         warnings.warn(
-            f"{several_z[0]}{more}, e.g. by a channel's z_offset: OME-Zarr has one "
-            "z per plane, the first frame's is written; the frame log has each "
-            "frame's z",
+            f"{elsewhere[0]}{more}: OME-Zarr places an image at one x and y, and "
+            "a plane at one z (a channel's z_offset moves z; a position that "
+            "leaves an axis unset is where the position before it left the "
+            "stage), the first frame's are written; the frame log has each "
+            "frame's position",
             MMZarrWarning,
             stacklevel=2,
         )
     return tuple(out)
 
 
-def _planes_at_several_z(
+def _frames_elsewhere(
     group: Sequence[FrameSlot], z_um: Mapping[int, float]
 ) -> str | None:
-    """Where frames of one z index of an image are at different z, if any.
+    """Where frames of an image are at different stage positions, if any.
 
-    E.g. a channel with a `z_offset`: OME-Zarr places a plane at one z for
-    every channel and time point, that of the image's first frame there.
+    OME-Zarr places an image at one x and y, and each plane at one z for
+    every channel and time point: those of its first frame there. Frames
+    elsewhere: a channel with a `z_offset` (z), a position that leaves an
+    axis unset in a time-lapse (where the position before it left the stage).
     """
+    first = group[0]
+    where = _describe(first.image, first.facts) if first.image else "image"
+    for axis in ("x", "y"):
+        at = getattr(first, f"{axis}_um")
+        for s in group:
+            value = getattr(s, f"{axis}_um")
+            if at is None or value is None:
+                continue
+            if not math.isclose(value, at, rel_tol=1e-9, abs_tol=1e-6):
+                t = f" (t={s.t})" if s.t is not None else ""
+                return (
+                    f"{where}: its frames are at {axis} {at:g} µm and at "
+                    f"{value:g} µm{t}"
+                )
     if not any(s.z is not None for s in group):
         return None  # no z axis: no z is written
     for s in group:
@@ -201,8 +219,6 @@ def _planes_at_several_z(
         if s.z_um is None or z is None:
             continue
         if not math.isclose(s.z_um, z, rel_tol=1e-9, abs_tol=1e-6):
-            first = group[0]
-            where = _describe(first.image, first.facts) if first.image else "image"
             channel = f" (channel {s.channel.config!r})" if s.channel else ""
             return (
                 f"{where}: plane z={s.z or 0} is acquired at z {z:g} µm and at "
