@@ -440,6 +440,11 @@ def test_server_gone_fails_append_in_bounded_time(
     """The server stops mid-run: `append` raises a `StorageError` naming the URL
     within `FAILS_WITHIN_S` on every backend (issue #22, item 9); close too."""
     url, server = dying_s3
+    _write_until_the_server_is_gone(url, server, backend)
+
+
+def _write_until_the_server_is_gone(url: str, server: Any, backend: str) -> None:
+    """Append to `url` until `server`, stopped after 5 frames, makes it fail."""
     settings = mmzarr.AcquisitionSettings.from_useq(
         useq.MDASequence(time_plan={"interval": 0.01, "loops": 10_000}),
         image_shape=(64, 64),
@@ -470,6 +475,27 @@ def test_server_gone_fails_append_in_bounded_time(
         stream.close()
     assert time.monotonic() - t0 < FAILS_WITHIN_S + 5
     assert stream.status == "failed"
+
+
+def test_a_failed_s3_stream_does_not_hold_up_the_next(
+    dying_s3: tuple[str, Any],
+    s3_endpoint: str,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream whose server died leaves writes that its library retries for a
+    while: a new stream to a working server must not queue behind them
+    (tensorstore's S3 request limit is shared by the process by default: the
+    next stream's open timed out)."""
+    url, server = dying_s3
+    _write_until_the_server_is_gone(url, server, backend)
+    url = _use_server(monkeypatch, s3_endpoint)
+    with mmzarr.create_stream(url, _tiny_settings(), backend=backend) as stream:
+        stream.append(np.full((8, 10), 7, "uint16"))
+        stream.append(np.full((8, 10), 9, "uint16"))
+    data = read_zarr_s3(s3_endpoint, url, "0")
+    expected = np.stack([np.full((8, 10), 7, "uint16"), np.full((8, 10), 9, "uint16")])
+    np.testing.assert_array_equal(data.reshape(2, 8, 10), expected)
 
 
 # ---- the mmzarr command ----------------------------------------------------------

@@ -49,6 +49,8 @@ __all__ = ["TensorStoreBackend"]
 #: tensorstore's `s3_request_retries` context resource: a request is tried
 #: 6 times over ~8 s (0.25 + 0.5 + 1 + 2 + 4 s between tries).
 S3_RETRIES = {"max_retries": 5, "initial_delay": "0.25s", "max_delay": "4s"}
+#: S3 requests in flight per stream (tensorstore's default limit)
+S3_CONCURRENCY = 32
 
 
 #: tensorstore status codes of a failed open that are storage's, not the plan's
@@ -84,7 +86,14 @@ class TensorStoreBackend(GatheringBackend):
 
     def _create(self, location: Location, arrays: Arrays) -> list[GatheredArray]:
         self._context = ts.Context(
-            {"file_io_sync": self._limits.durable, "s3_request_retries": S3_RETRIES}
+            {
+                "file_io_sync": self._limits.durable,
+                "s3_request_retries": S3_RETRIES,
+                # the stream's own limit: tensorstore's default one is shared by
+                # the process, so a stream whose storage failed, still retrying
+                # its writes, held up every later S3 stream for minutes
+                "s3_request_concurrency": {"limit": S3_CONCURRENCY},
+            }
         )
         root = None if location.path is None else Path(os.path.abspath(location.path))
         if root is not None and "\\" in str(root):
