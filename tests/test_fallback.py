@@ -328,6 +328,26 @@ def test_frames_no_dataset_can_keep_never_stop_the_mda(
     data = read_zarr(out, "0")
     for k, frame in good.items():
         np.testing.assert_array_equal(data[k], frame)
+
+
+def test_a_second_run_of_a_writer_counts_and_says_its_own_ignored_frames(
+    core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`frames_ignored` and the once-per-kind warning are the run's: a writer
+    used again starts at 0 and says a kind refused in the last run again."""
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    shape = (core.getImageHeight(), core.getImageWidth())
+    writer = mmzarr.MDAWriter(tmp_path / "again.ome.zarr", core=core, overwrite=True)
+    for run in range(2):
+        caplog.clear()
+        writer.sequenceStarted(seq, {})
+        event0, event1 = list(seq)
+        writer.frameReady(np.full(shape, run, "uint16"), event0, {})
+        writer.frameReady(np.ones(shape, "complex64"), event1, {})
+        writer.sequenceFinished(seq)
+        writer.close()
+        assert writer.frames_ignored == 1, run
+        assert "dtype complex64" in caplog.text, run
     assert not Path(writer.unplaced_path).exists()
 
 

@@ -209,10 +209,7 @@ class MDAWriter(FrontEndBase):
                 if self.error is not None:
                     logger.error("mmzarr: the previous run failed: %s", self.error)
             self._canceled = self._ran_to_end = self._errored = False
-            self.error = None
-            self.fallback_reason = None
-            self.stream = self.unplaced = None
-            self.more_unplaced = []
+            self._no_streams()  # a run's error, streams and counts are its own
             self._summary = meta or None
             start = (meta or {}).get("position")
             self._last_stage = dict(start) if isinstance(start, dict) else {}
