@@ -795,13 +795,8 @@ def test_finalize_writes_again_an_array_document_torn_by_a_kill(
     check_metadata(out)
 
 
-def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
-    tmp_path: Path,
-) -> None:
-    """The backend creates its arrays while the group documents are written:
-    a writer killed while opening a plate had written the root but not one
-    array's zarr.json. finalize left it so: "Dataset path '0' not found"."""
-    out = tmp_path / "opening.ome.zarr"
+def _two_wells_two_time_points() -> tuple[useq.MDASequence, mmzarr.AcquisitionSettings]:
+    """A plate plan of wells A1 and B1, 2 time points, and its settings."""
     plate = useq.WellPlatePlan(
         plate="24-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 0])
     )
@@ -809,6 +804,17 @@ def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
     settings = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
     )
+    return seq, settings
+
+
+def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
+    tmp_path: Path,
+) -> None:
+    """The backend creates its arrays while the group documents are written:
+    a writer killed while opening a plate had written the root but not one
+    array's zarr.json. finalize left it so: "Dataset path '0' not found"."""
+    out = tmp_path / "opening.ome.zarr"
+    _, settings = _two_wells_two_time_points()
     with mmzarr.create_stream(out, settings, backend=ANY_BACKEND):
         pass
     doc = json.loads((out / "zarr.json").read_text())
@@ -833,13 +839,7 @@ def test_a_writer_killed_before_the_ome_xml_is_pointed_to_finalize(
     import ome_types
 
     out = tmp_path / "plate.ome.zarr"
-    plate = useq.WellPlatePlan(
-        plate="24-well", a1_center_xy=(0, 0), selected_wells=([0, 1], [0, 0])
-    )
-    seq = useq.MDASequence(stage_positions=plate, time_plan={"interval": 1, "loops": 2})
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
-    )
+    seq, settings = _two_wells_two_time_points()
     with mmzarr.create_stream(out, settings, backend=ANY_BACKEND) as stream:
         for n, event in enumerate(seq):
             stream.append(frame_for(n), index=event.index)
