@@ -177,7 +177,7 @@ def test_close_survives_a_failed_early_render(
     ("damage", "said"),
     [
         (None, None),
-        ("missing", "METADATA.ome.xml is missing: its writer died while closing"),
+        ("missing", "METADATA.ome.xml is missing (its writer died while closing"),
         ("truncated", "METADATA.ome.xml does not parse"),
         ("size", "image 1 has SizeX=999, its array '1/0' 16"),
         ("plane", "image 0 has planes (t, c, z) outside its array '0/0': [(0, 0, 7)]"),

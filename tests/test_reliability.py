@@ -833,9 +833,10 @@ def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
 def test_a_writer_killed_before_the_ome_xml_is_pointed_to_finalize(
     tmp_path: Path,
 ) -> None:
-    """close writes the root (status `complete`) before a plate's OME-XML: a
-    writer killed in between left validate saying only "cannot be read
-    (FileNotFoundError ...)", not that finalize repairs it."""
+    """A plate whose OME-XML is missing (an older mmzarr wrote the root's
+    `complete` first, so a writer killed in between left it so): validate said
+    only "cannot be read (FileNotFoundError ...)", not that finalize repairs
+    it."""
     import ome_types
 
     out = tmp_path / "plate.ome.zarr"
@@ -851,6 +852,33 @@ def test_a_writer_killed_before_the_ome_xml_is_pointed_to_finalize(
     ome = ome_types.from_xml((out / "OME" / "METADATA.ome.xml").read_text())
     assert len(ome.images) == 2
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+@pytest.mark.parametrize("backend", ["acquire-zarr", "tensorstore", "zarr-python"])
+def test_close_writes_the_ome_xml_before_the_root_says_complete(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed at any point of close leaves no root saying `complete`
+    without its OME-XML (the root was written first)."""
+    from mmzarr import _metadata
+
+    out = tmp_path / "plate.ome.zarr"
+    xml = out / "OME" / "METADATA.ome.xml"
+    seq, settings = _two_wells_two_time_points()
+    seen: list[tuple[str, bool]] = []
+    original = _metadata.write_groups
+
+    def write_groups(loc: Any, docs: Any, **kwargs: Any) -> None:
+        original(loc, docs, **kwargs)
+        status = group_json(out)["attributes"]["mmzarr"]["status"]
+        seen.append((status, xml.exists()))
+
+    monkeypatch.setattr(_metadata, "write_groups", write_groups)
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n, event in enumerate(seq):
+            stream.append(frame_for(n), index=event.index)
+    assert ("complete", True) in seen, seen
+    assert ("complete", False) not in seen, seen
 
 
 def test_a_finalize_stopped_while_writing_levels_is_finished_by_the_next(

@@ -197,17 +197,17 @@ def write_group_metadata(
         root_attributes={"mmzarr": attrs}, which=which, ranges=ranges
     )
     loc = as_location(root)
+    # the OME-XML before the groups: a root that says `complete` has it
+    if ome_xml and has_ome_xml(settings):
+        if not isinstance(ome_xml, str):
+            ome_xml = render_ome_xml(
+                settings, _metadata.read_frame_log(loc), read_summary(loc)
+            )
+        if loc.path is not None:
+            write_ome_xml(loc.path, ome_xml)
+        else:
+            loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
     _metadata.write_groups(loc, docs, fsync_all=durable)
-    if not ome_xml or not has_ome_xml(settings):
-        return
-    if not isinstance(ome_xml, str):
-        ome_xml = render_ome_xml(
-            settings, _metadata.read_frame_log(loc), read_summary(loc)
-        )
-    if loc.path is not None:
-        write_ome_xml(loc.path, ome_xml)
-    else:
-        loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
 
 
 def render_ome_xml_ahead(

@@ -41,11 +41,11 @@ def ome_xml_problems(root: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[
     try:
         text = (root / OME_XML).read_text(encoding="utf-8")
     except FileNotFoundError:
-        # written last at close, after the root's status: the writer died
-        # while closing
+        # written at close, before the root's status (an older mmzarr wrote
+        # it after): its writer died while closing, or it was deleted
         return [
-            f"{OME_XML} is missing: its writer died while closing; run "
-            "`mmzarr finalize` to write it"
+            f"{OME_XML} is missing (its writer died while closing, or it was "
+            "deleted); run `mmzarr finalize` to write it"
         ]
     except OSError as e:
         return [f"{OME_XML} cannot be read ({type(e).__name__}: {e})"]
