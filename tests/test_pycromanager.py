@@ -447,6 +447,36 @@ def test_custom_axis_with_settings_is_kept_beside(tmp_path: Path) -> None:
     assert int(kept[0, 0, 0]) == 101
 
 
+def test_channel_index_axes_take_the_names_of_their_config_group(
+    tmp_path: Path,
+) -> None:
+    # pycromanager's events may number the channel axis and select the preset
+    # with 'config_group' ([group, preset]): the preset names the channel
+    events = [
+        {
+            "axes": {"time": t, "channel": c},
+            "config_group": ["Channel", name],
+            "exposure": exposure,
+            "min_start_time": t * 0.5,
+        }
+        for t in range(2)
+        for c, (name, exposure) in enumerate([("DAPI", 10.0), ("FITC", 30.0)])
+    ]
+    out = tmp_path / "index.ome.zarr"
+    hook = ZarrHook(out, events=events)
+    feed(hook, events)
+    hook.close()
+    channels = settings_of(out).images[0].channels
+    assert [(c.name, c.exposure_ms) for c in channels] == [
+        ("DAPI", 10.0),
+        ("FITC", 30.0),
+    ]
+    lines = (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["metadata"]["channel"] for line in lines]
+    assert logged == ["DAPI", "FITC", "DAPI", "FITC"]
+    np.testing.assert_array_equal(read_zarr(out, array_of(""))[1, 1], frame_of(3))
+
+
 def test_images_that_do_not_match_the_events_are_kept_beside(tmp_path: Path) -> None:
     events = multi_d_acquisition_events(
         channel_group="Channel", channels=["DAPI"], xy_positions=[[0, 0]]

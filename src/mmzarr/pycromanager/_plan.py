@@ -286,7 +286,8 @@ def _by_axes(
     for e, index in zip(entries, indices, strict=True):
         n = index.get("p", 0)
         label = e.axes.get("channel")
-        config = label if isinstance(label, str) else None
+        # a channel index names no config: the event's config_group does
+        config = label if isinstance(label, str) else e.config
         places[axes_key(e.axes)] = Place(n, index, config)
         at = stage.move(e.x, e.y, e.z)
         slots.append(
