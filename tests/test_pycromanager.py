@@ -338,6 +338,17 @@ def test_no_events_learns_the_first_time_point_and_grows_t(tmp_path: Path) -> No
     assert read_zarr(out, "0/0").shape == (4, 2, 2, *SHAPE)
 
 
+def test_no_events_time_points_under_a_millisecond_apart(tmp_path: Path) -> None:
+    # a t scale measured from ElapsedTime-ms is never rounded to 0 (which
+    # was written as 1 s, without the warning for an unknown interval)
+    out = tmp_path / "fast.ome.zarr"
+    with ZarrHook(out) as hook:
+        for t in range(3):
+            hook(*pycro_image({"axes": {"time": t}}, frame_of(t), elapsed_ms=t * 0.3))
+    t_dim = settings_of(out).images[0].dimensions[0]
+    assert (t_dim.name, t_dim.scale) == ("t", 0.0003)
+
+
 def test_no_events_without_time_writes_at_close(tmp_path: Path) -> None:
     events = [{"axes": {"channel": ch}} for ch in ("DAPI", "FITC")]
     out = tmp_path / "ct.ome.zarr"

@@ -372,7 +372,9 @@ def measured_t_scale(
     if e0 is None or e1 is None or dt <= 0 or e1 <= e0:
         warnings.warn(UNKNOWN_T, MMZarrWarning, stacklevel=3)
         return None
-    return round((e1 - e0) / 1000 / dt, 3)
+    seconds = (e1 - e0) / 1000 / dt
+    # to the ms, or 3 significant digits for intervals under a ms (not 0)
+    return round(seconds, 3) or float(f"{seconds:.3g}")
 
 
 def place_by_axes(
