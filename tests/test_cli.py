@@ -138,6 +138,24 @@ def test_info_plate(demo: tuple[Path, Any]) -> None:
     assert "MB on disk" in lines[0]
 
 
+def test_info_names_a_path_with_brackets_as_it_is(tmp_path: Path) -> None:
+    # "[final]" is rich markup: info printed "run.ome.zarr (image, ..."
+    import mmzarr as mz
+
+    settings = mz.AcquisitionSettings.from_useq(
+        useq.MDASequence(channels=["DAPI"]),
+        image_shape=(8, 8),
+        dtype="uint16",
+        pixel_size_um=1,
+    )
+    out = tmp_path / "run[final].ome.zarr"
+    with mz.create_stream(out, settings, backend="tensorstore") as stream:
+        stream.append(np.ones((8, 8), "uint16"))
+    r = mmzarr("info", out.name, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("run[final].ome.zarr (image, "), r.stdout
+
+
 def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -> None:
     """The frame counts in the root are set at close: for a run still going,
     or killed, info said "0/4 frames" and frames=0 for each image, of a

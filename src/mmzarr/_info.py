@@ -130,7 +130,7 @@ def dataset_tree(out: Path) -> Tree:
         images, written = _logged_frames(out)
         written = f"{written} logged"
     tree = Tree(
-        f"[bold]{out}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
+        f"[bold]{escape(str(out))}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
         f"status {mm.get('status', 'unknown')}, {written}"
         f"/{mm.get('frames_planned') or '∞'} frames)"
     )
