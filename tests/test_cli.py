@@ -120,6 +120,26 @@ def test_demo(demo: tuple[Path, Any]) -> None:
     assert attrs["frames_written"] == len(wells) * 4 * t * c * z
 
 
+def test_demo_says_commands_that_open_a_path_with_spaces(tmp_path: Path) -> None:
+    # the "open it with" lines are shell commands: a path with a space or a
+    # quote must come out as one argument
+    import shlex
+
+    out = tmp_path / "my run's.ome.zarr"
+    r = mmzarr("demo", out.name, "--backend", "tensorstore", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("open it with:\n", 1)[1].splitlines()
+    napari, python, info = (shlex.split(line) for line in lines[:3])
+    assert napari == ["napari", "--plugin", "napari-ome-zarr", str(out.resolve())]
+    assert python[:2] == ["python", "-c"]
+    assert len(python) == 3
+    tree = subprocess.run(
+        [sys.executable, "-c", python[2]], capture_output=True, text=True
+    )
+    assert tree.returncode == 0, tree.stderr
+    assert info == ["mmzarr", "info", out.name]
+
+
 def test_info_plate(demo: tuple[Path, Any]) -> None:
     out, _ = demo
     r = mmzarr("info", out, cwd=out.parent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
 import time
 import warnings
@@ -328,11 +329,13 @@ def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
     where = Path(out).resolve()
     say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
+    # quoted for a shell: paths may hold spaces or quotes
+    tree = f"import zarr; print(zarr.open_group({str(where)!r}).tree())"
     say(
         "open it with:\n"
-        f"  napari --plugin napari-ome-zarr {where}\n"
-        f"  python -c \"import zarr; print(zarr.open_group('{where}').tree())\"\n"
-        f"  mmzarr info {out}"
+        f"  napari --plugin napari-ome-zarr {shlex.quote(str(where))}\n"
+        f"  python -c {shlex.quote(tree)}\n"
+        f"  mmzarr info {shlex.quote(out)}"
     )
     return _cancelled(n, out) if cancelled else code
 

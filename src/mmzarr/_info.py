@@ -8,6 +8,7 @@ CLI prints them. Reads only, never writes.
 from __future__ import annotations
 
 import json
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -113,7 +114,8 @@ def dataset_tree(out: Path) -> Tree:
     attrs = _attributes(out)
     if attrs is None:
         raise ValueError(
-            f"{out / 'zarr.json'}: unreadable; run `mmzarr validate {out}`"
+            f"{out / 'zarr.json'}: unreadable; run "
+            f"`mmzarr validate {shlex.quote(str(out))}`"
         )
     mm = attrs.get("mmzarr", {})
     ome = attrs.get("ome", {})
@@ -137,7 +139,7 @@ def dataset_tree(out: Path) -> Tree:
     if mm.get("status") == "acquiring":
         tree.add(
             "[yellow]not closed:[/] its writer is running, or was stopped "
-            f"(then `mmzarr finalize {escape(str(out))}` makes it valid)"
+            f"(then `mmzarr finalize {escape(shlex.quote(str(out)))}` makes it valid)"
         )
     if mm.get("fallback"):  # the plan could not be mapped: frames in arrival order
         tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")

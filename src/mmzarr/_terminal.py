@@ -8,6 +8,7 @@ end). Turning errors into messages and exit statuses is `mmzarr._cli`'s.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import threading
 import time
@@ -129,8 +130,9 @@ def _run_mda(
             core.mda.cancel()  # again each time: a no-op until the run has started
             time.sleep(0.05)
         except KeyboardInterrupt:
+            where = shlex.quote(str(writer.path))
             say(
-                f"mmzarr: aborted; run `mmzarr finalize {writer.path}` to make the "
+                f"mmzarr: aborted; run `mmzarr finalize {where}` to make the "
                 "dataset valid",
                 err_console,
             )
