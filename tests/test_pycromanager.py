@@ -287,6 +287,32 @@ def test_labels_and_settings_from_useq(tmp_path: Path) -> None:
         np.testing.assert_array_equal(read_zarr(out2, array_of(key)), data[key])
 
 
+@pytest.mark.parametrize("by", ["label", "number"])
+def test_settings_place_events_by_their_images_whatever_the_order(
+    tmp_path: Path, by: str
+) -> None:
+    # with settings=, a position label is an image name and an int an image
+    # number, also for events that visit the images in another order
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0, name="A"),
+            useq.Position(x=100, y=0, name="B"),
+        ],
+        channels=["DAPI"],
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    visits = ["B", "A"] if by == "label" else [1, 0]
+    events = [{"axes": {"position": p, "channel": "DAPI"}} for p in visits]
+    out = tmp_path / "order.ome.zarr"
+    with ZarrHook(out, settings=settings, events=events) as hook:
+        feed(hook, events)
+    assert hook.unplaced is None
+    np.testing.assert_array_equal(read_zarr(out, array_of("0"))[0], frame_of(1))
+    np.testing.assert_array_equal(read_zarr(out, array_of("1"))[0], frame_of(0))
+
+
 def test_sequence_path_string_metadata(tmp_path: Path) -> None:
     events = [{"axes": {"time": t}} for t in range(3)]  # interval 0: sequenced
     with pytest.warns(mmzarr.MMZarrWarning, match="time interval is unknown"):

@@ -210,18 +210,19 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             self._positions = self._plan.positions
             self._places = self._plan.places
         if settings is not None:
-            if self._plan is None:
-                positions: dict[int | str | None, int] = {
-                    i: i for i in range(len(settings.images))
-                }
-                positions.update(
-                    {im.name: i for i, im in enumerate(settings.images) if im.name}
-                )
-                if len(settings.images) == 1:
-                    positions[None] = 0
-                self._positions = positions
-            else:
-                check_events_fit(settings, self._plan)
+            # ints are image numbers, labels image names: those of `settings`,
+            # whatever order the events visit them in
+            positions: dict[int | str | None, int] = {
+                i: i for i in range(len(settings.images))
+            }
+            positions.update(
+                {im.name: i for i, im in enumerate(settings.images) if im.name}
+            )
+            if len(settings.images) == 1:
+                positions[None] = 0
+            self._positions = positions
+            if self._plan is not None:
+                check_events_fit(settings, self._plan, positions)
             self.stream = create_stream(
                 self.path, settings, backend=backend, overwrite=overwrite
             )

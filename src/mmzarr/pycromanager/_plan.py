@@ -444,8 +444,15 @@ def place_by_axes(
     return image, index
 
 
-def check_events_fit(settings: AcquisitionSettings, plan: EventPlan) -> None:
-    """Refuse events that `settings` cannot place, before anything runs."""
+def check_events_fit(
+    settings: AcquisitionSettings,
+    plan: EventPlan,
+    positions: Mapping[PositionValue, int],
+) -> None:
+    """Refuse events that `settings` cannot place, before anything runs.
+
+    `positions` maps a ``position`` value to its image in `settings`.
+    """
     n_pos = len(set(plan.positions.values()))
     if n_pos != len(settings.images):
         raise PlanError(
@@ -454,7 +461,7 @@ def check_events_fit(settings: AcquisitionSettings, plan: EventPlan) -> None:
         )
     for n, key in enumerate(plan.places):
         try:
-            _, index = place_by_axes(settings, plan.positions, dict(key))
+            _, index = place_by_axes(settings, positions, dict(key))
             settings.locate(index)
         except FrameError as e:
             raise PlanError(f"event {n} does not fit the settings: {e}") from e
