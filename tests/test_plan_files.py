@@ -280,6 +280,24 @@ PROBLEMS = [
         "plan 'plan.json': unknown key 'z_plan.setp' (did you mean 'step'?)",
         file="plan.json",
     ),
+    # a key given twice: YAML and JSON parsers keep its last value only
+    Problem(
+        "key-twice-yaml",
+        "channels: [DAPI]\nz_plan: {range: 2, step: 1}\nchannels: [FITC]\n",
+        "plan 'plan.yaml' is not valid YAML/JSON: key 'channels' is given twice "
+        "(line 3, column 1)",
+    ),
+    Problem(
+        "key-twice-nested-yaml",
+        "stage_positions:\n  - {x: 1, y: 2, x: 3}\n",
+        "plan 'plan.yaml' is not valid YAML/JSON: key 'x' is given twice",
+    ),
+    Problem(
+        "key-twice-json",
+        '{"z_plan": {"range": 2, "step": 1}, "z_plan": {"range": 4, "step": 1}}',
+        "plan 'plan.json' is not valid YAML/JSON: key 'z_plan' is given twice",
+        file="plan.json",
+    ),
 ]
 
 

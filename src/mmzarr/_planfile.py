@@ -75,7 +75,7 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     try:
         text = p.read_text(encoding="utf-8")
         if p.suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader
     except RecursionError as e:
@@ -405,7 +405,34 @@ def _plan_loader() -> type:
                 )
             return super().compose_node(parent, index)
 
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # a key given twice would silently take its last value only
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key == "<<":  # a merge key
+                    continue
+                if isinstance(key, collections.abc.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
     return PlanLoader
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (only its last value counted)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
 
 
 def _one_line(error: BaseException | str) -> str:
