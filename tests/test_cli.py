@@ -428,6 +428,12 @@ BAD_INPUTS = [
         "cannot create 'f/o.ome.zarr': ",
     ),
     BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
+    BadInput(  # a zarr group, but no image: info called it "(image, ...)"
+        "info-plain-zarr-group",
+        {"g/zarr.json": '{"zarr_format": 3, "node_type": "group", "attributes": {}}'},
+        ("info", "g"),
+        "'g' is not an OME-Zarr dataset (its zarr.json has no 'ome' attributes)",
+    ),
     BadInput(
         "demo-unknown-backend",
         {},

@@ -107,6 +107,7 @@ def dataset_tree(out: Path) -> Tree:
     ValueError
         When `out` is not a zarr v3 dataset or its root document is unreadable.
     """
+    from mmzarr._dataset import SETTINGS_FILE
     from mmzarr._validate import array_documents
 
     if not (out / "zarr.json").is_file():
@@ -119,6 +120,11 @@ def dataset_tree(out: Path) -> Tree:
         )
     mm = attrs.get("mmzarr", {})
     ome = attrs.get("ome", {})
+    if not ome and not mm and not (out / SETTINGS_FILE).is_file():
+        raise ValueError(
+            f"{str(out)!r} is not an OME-Zarr dataset (its zarr.json has no 'ome' "
+            "attributes)"
+        )
     layout = "plate" if "plate" in ome else "image"
     if "bioformats2raw.layout" in ome:
         layout = "collection"
