@@ -269,6 +269,7 @@ PROBLEMS = [
         "not-a-mapping", "- DAPI\n", "plan 'plan.yaml' must be a mapping, got list"
     ),
     Problem("empty", "", "plan 'plan.yaml' is empty"),
+    Problem("empty-json", " \n", "plan 'plan.json' is empty", file="plan.json"),
     Problem(
         "bad-yaml",
         "channels: [DAPI\n  z: :\n",

@@ -75,7 +75,12 @@ def load_plan(path: str | Path) -> useq.MDASequence:
     try:
         text = p.read_text(encoding="utf-8")
         if p.suffix == ".json":
-            data = json.loads(text, object_pairs_hook=_unique_keys)
+            # an empty file is an empty plan, as in YAML (not a JSON syntax error)
+            data = (
+                json.loads(text, object_pairs_hook=_unique_keys)
+                if text.strip()
+                else None
+            )
         else:
             data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader
     except RecursionError as e:
