@@ -24,6 +24,7 @@ import useq
 
 import mmzarr
 from mmzarr.backends import BACKENDS
+from mmzarr.pycromanager import ZarrHook
 from tests._readback import assert_frames, check_metadata, group_json
 
 if TYPE_CHECKING:
@@ -272,6 +273,20 @@ CASES: list[Any] = [
         "a_file/out.ome.zarr",
     ),
     Case("output-read-only", create(read_only), mmzarr.StorageError, "ro/out.ome.zarr"),
+    # an empty path is the current folder to pathlib: the writers took it
+    Case("output-empty", create(lambda c: ""), ValueError, "the path is empty ('')"),
+    Case(
+        "output-empty-mdawriter",
+        lambda c: mmzarr.MDAWriter(""),
+        ValueError,
+        "the path is empty ('')",
+    ),
+    Case(
+        "output-empty-hook",
+        lambda c: ZarrHook(" "),
+        ValueError,
+        "the path is empty (' ')",
+    ),
     Case(
         "backend-unknown",
         create(lambda c: c.tmp / "x.ome.zarr", backend="nope"),

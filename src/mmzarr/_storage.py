@@ -437,12 +437,14 @@ def parse_location(
     Raises
     ------
     ValueError
-        For an unknown `storage_options` key, options for a local path, or an
-        S3 URL without a bucket.
+        For an empty path, an unknown `storage_options` key, options for a
+        local path, or an S3 URL without a bucket.
     """
     if isinstance(path, Location):
         return path
     text = os.fspath(path)
+    if not text.strip():  # Path("") is the current folder
+        raise ValueError(f"the path is empty ({text!r}); give the dataset's path")
     opts = dict(storage_options or {})
     unknown = sorted(set(opts) - set(_S3_OPTIONS))
     if unknown:

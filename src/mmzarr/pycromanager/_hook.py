@@ -24,6 +24,7 @@ from mmzarr._fallback import (
 )
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
+from mmzarr._storage import parse_location
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._learn import FirstTimePoint
 from mmzarr.pycromanager._plan import (
@@ -173,6 +174,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         overwrite: bool = False,
         **settings_options: Any,
     ) -> None:
+        parse_location(path)  # an empty path or an unknown scheme: now
         self.path = Path(path)
         self.backend = backend
         self.keep_images = keep_images
