@@ -96,6 +96,11 @@ def test_demo(demo: tuple[Path, Any]) -> None:
     assert str(out.resolve()) in r.stdout
     assert "napari" in r.stdout
     assert f"mmzarr info {out.name}" in r.stdout
+    # a plain path reads plainly in the Python line (no nested shell quoting)
+    plain = (
+        f"""python -c 'import zarr; print(zarr.open_group("{out.resolve()}").tree())'"""
+    )
+    assert plain in r.stdout, r.stdout
     assert f"{out.name}: valid" in r.stdout  # validated
     assert "frames/s" in r.stderr  # progress
     assert "MB/s" in r.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shlex
 import sys
 import time
@@ -330,7 +331,9 @@ def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
     say(f"wrote {count(n, 'frame')} in {dt:.1f} s to {where}")
     code = _cmd_validate(out)
     # quoted for a shell: paths may hold spaces or quotes
-    tree = f"import zarr; print(zarr.open_group({str(where)!r}).tree())"
+    # (the path as a double-quoted literal, so the usual one reads plainly)
+    literal = json.dumps(str(where), ensure_ascii=False)
+    tree = f"import zarr; print(zarr.open_group({literal}).tree())"
     say(
         "open it with:\n"
         f"  napari --plugin napari-ome-zarr {shlex.quote(str(where))}\n"
