@@ -145,6 +145,17 @@ def test_demo_says_commands_that_open_a_path_with_spaces(tmp_path: Path) -> None
     assert info == ["mmzarr", "info", out.name]
 
 
+def test_info_of_a_well_says_it_is_one_and_whose(demo: tuple[Path, Any]) -> None:
+    """A well of the plate was shown as "(image, ... status unknown)"."""
+    out, _ = demo
+    well = group_json(out)["attributes"]["ome"]["plate"]["wells"][0]["path"]
+    r = mmzarr("info", out / well, cwd=out.parent)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{out / well} (well, "), r.stdout
+    assert "field 0:" in r.stdout
+    assert out.name in r.stdout.split("part of the dataset", 1)[1]
+
+
 def test_info_plate(demo: tuple[Path, Any]) -> None:
     out, _ = demo
     r = mmzarr("info", out, cwd=out.parent)

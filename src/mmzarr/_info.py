@@ -99,6 +99,14 @@ def _logged_frames(out: Path) -> tuple[dict[str, dict[str, int]], int]:
     return images, len(frames)
 
 
+def _enclosing_dataset(group: Path) -> Path | None:
+    """The mmzarr dataset a group (a well, a field, a position) is part of."""
+    for above in group.absolute().parents:
+        if "mmzarr" in (_attributes(above) or {}):
+            return above
+    return None
+
+
 def dataset_tree(out: Path) -> Tree:
     """The dataset as a tree: layout, size, status, each image's array.
 
@@ -125,7 +133,7 @@ def dataset_tree(out: Path) -> Tree:
             f"{str(out)!r} is not an OME-Zarr dataset (its zarr.json has no 'ome' "
             "attributes)"
         )
-    layout = "plate" if "plate" in ome else "image"
+    layout = "plate" if "plate" in ome else "well" if "well" in ome else "image"
     if "bioformats2raw.layout" in ome:
         layout = "collection"
     images = mm.get("images", {})
@@ -147,6 +155,11 @@ def dataset_tree(out: Path) -> Tree:
             "[yellow]not closed:[/] its writer is running, or was stopped "
             f"(then `mmzarr finalize {escape(shlex.quote(str(out)))}` makes it valid)"
         )
+    if not mm and (top := _enclosing_dataset(out)) is not None:
+        tree.add(
+            f"part of the dataset {escape(str(top))}: "
+            f"`mmzarr info {escape(shlex.quote(str(top)))}` shows its status and frames"
+        )
     if mm.get("fallback"):  # the plan could not be mapped: frames in arrival order
         tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")
     arrays = array_documents(out)
@@ -166,7 +179,11 @@ def dataset_tree(out: Path) -> Tree:
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
         dims = "".join(doc.get("dimension_names") or [])
         written = images.get(key, {}).get("frames_written", unknown)
-        label = f"field {key.split('/')[-1]}" if layout == "plate" else key or "(root)"
+        label = (
+            f"field {key.split('/')[-1]}"
+            if layout in ("plate", "well")
+            else key or "(root)"
+        )
         parent.add(
             f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
             f" channels={chans} frames={written}"
