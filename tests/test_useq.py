@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -667,6 +668,27 @@ def test_several_images_with_interval_0(time_plan: dict[str, Any]) -> None:
 def test_interval_0_with_a_duration_is_a_plan_error() -> None:
     seq = useq.MDASequence(time_plan={"interval": 0, "duration": 1})
     with pytest.raises(PlanError, match=r"time_plan: interval 0 with duration 1"):
+        build(seq)
+
+
+@pytest.mark.parametrize(
+    ("time_plan", "where"),
+    [
+        ({"interval": -1, "loops": 3}, "time_plan: interval -1 s"),
+        ({"interval": -0.5, "duration": 2}, "time_plan: interval -0.5 s"),
+        (
+            {"phases": [{"interval": 1, "loops": 2}, {"interval": -2, "loops": 2}]},
+            "time_plan.phases[1]: interval -2 s",
+        ),
+    ],
+)
+def test_a_negative_interval_is_a_plan_error_naming_it(
+    time_plan: dict[str, Any], where: str
+) -> None:
+    """useq takes a negative interval; it said only "dimension 't': scale must
+    be a finite number > 0"."""
+    seq = useq.MDASequence(time_plan=time_plan)  # useq takes it
+    with pytest.raises(PlanError, match=re.escape(where) + " is negative"):
         build(seq)
 
 

@@ -213,7 +213,7 @@ def acquires_image(event: useq.MDAEvent) -> bool:
 
 
 def _check_time_plans(seq: useq.MDASequence) -> None:
-    """Time plans useq would iterate forever or divide by zero on."""
+    """Time plans useq would iterate forever or divide by zero on, or go back."""
     plans = [("time_plan", seq.time_plan)]
     for i, p in enumerate(seq.stage_positions):
         if p.sequence is not None:
@@ -233,6 +233,11 @@ def _check_time_plans(seq: useq.MDASequence) -> None:
                 raise PlanError(
                     f"{name}: useq cannot iterate it ({type(e).__name__}: {e})"
                 ) from e
+            if interval is not None and interval.total_seconds() < 0:
+                raise PlanError(
+                    f"{name}: interval {interval.total_seconds():g} s is negative; "
+                    "give 0 (as fast as possible) or more"
+                )
             if (
                 isinstance(phase, useq.TIntervalDuration)
                 and interval is not None
