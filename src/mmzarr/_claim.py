@@ -58,7 +58,8 @@ __all__ = [
 
 logger = logging.getLogger("mmzarr")
 
-#: Suffix of the lock file beside a dataset being written: `.NAME.mmzarr-lock`.
+#: An old dataset moved aside while its replacement opens (`claim`):
+#: `.NAME.mmzarr-old-XXXXXXXX`, renamed back if the new one fails to open.
 _ASIDE = ".mmzarr-old-"
 #: An old dataset being deleted (`OutputClaim.commit`) is renamed so first: a
 #: writer killed meanwhile leaves a part of it, which is not offered back
