@@ -81,15 +81,26 @@ def listing(folder: Path) -> set[str]:
 
 
 # ---- 1. what overwrite may replace ---------------------------------------------------
-@pytest.mark.parametrize("path", ["", "."])
+@pytest.mark.parametrize(
+    ("path", "error", "said"),
+    [
+        ("", ValueError, "the path is empty"),  # pathlib reads it as "."
+        (".", FileExistsError, "current working directory"),
+    ],
+)
 def test_overwrite_refuses_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    error: type[Exception],
+    said: str,
 ) -> None:
     (tmp_path / "thesis.tex").write_text("years of work")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileExistsError, match="current working directory") as info:
+    with pytest.raises(error, match=said) as info:
         mmzarr.create_stream(path, settings_for(TWO_T), overwrite=True)
-    assert str(tmp_path) in str(info.value)
+    if path:
+        assert str(tmp_path) in str(info.value)
     assert (tmp_path / "thesis.tex").read_text() == "years of work"
     assert listing(tmp_path) == {"thesis.tex"}
 
