@@ -578,6 +578,9 @@ def test_finalize_sets_aside_torn_missing_and_unwritten(
         chunk(t, c).write_bytes(data[: len(data) // 2])
     chunk(3, 0).unlink()  # missing
     (out / "0" / ".zarr.json.123.456.tmp").write_text("{")  # a half-written doc
+    # a user's files named like temporary files, which mmzarr did not write
+    (out / "0" / ".draft.txt.123.456.tmp").write_text("mine")
+    (out / ".notes.json.123.456.tmp").write_text("mine")
 
     report = mmzarr.validate(out)
     assert report.incomplete
@@ -602,6 +605,8 @@ def test_finalize_sets_aside_torn_missing_and_unwritten(
     }
     assert _chunk_files(out) == untouched  # nothing else moved or rewritten
     assert not (out / "0" / ".zarr.json.123.456.tmp").exists()
+    assert (out / "0" / ".draft.txt.123.456.tmp").read_text() == "mine"
+    assert (out / ".notes.json.123.456.tmp").read_text() == "mine"
     check_metadata(out)
     attrs = group_json(out)["attributes"]["mmzarr"]
     assert attrs["status"] == "interrupted"

@@ -84,8 +84,14 @@ logger = logging.getLogger("mmzarr")
 
 #: Where chunk files that do not decode are moved, relative to the dataset root.
 DAMAGED_DIR = "mmzarr/damaged"
-#: `write_file_atomic`'s temporary files: `.NAME.PID.THREAD.tmp`.
-_TEMP = re.compile(r"^\..+\.\d+\.\d+\.tmp$")
+#: `write_file_atomic`'s temporary files (`.NAME.PID.THREAD.tmp`) of the files
+#: mmzarr writes: a group's or array's `zarr.json` anywhere, its own files under
+#: `mmzarr/` and the OME-XML. A user's file of another name is never deleted.
+_TEMP = re.compile(
+    r"^(?:.+/)?\.zarr\.json\.\d+\.\d+\.tmp$"
+    r"|^mmzarr/(?:.+/)?\.[^/]+\.\d+\.\d+\.tmp$"
+    r"|^OME/\.METADATA\.ome\.xml\.\d+\.\d+\.tmp$"
+)
 
 
 def finalize(path: str | Path) -> ValidationReport:
@@ -446,5 +452,5 @@ def _destination(root: Path, src: str) -> str:
 def _remove_stale_temp_files(root: Path) -> None:
     """Delete the half-written documents a killed writer left behind."""
     for tmp in root.rglob(".*.tmp"):
-        if _TEMP.match(tmp.name) and tmp.is_file():
+        if _TEMP.match(tmp.relative_to(root).as_posix()) and tmp.is_file():
             tmp.unlink(missing_ok=True)
