@@ -10,17 +10,16 @@ settings:
 3. `image_settings`: each image's dimensions, channels and acquisition order;
 4. the settings class it is given (`AcquisitionSettings`) validates the whole.
 
-It imports only `_models` and `_slots`: the settings class is passed in, so
-`_settings.py` (through `_from_useq.py`) uses this module without an import
-cycle. It knows no plan library.
+Where an image and its planes are on the stage (and the warning when its
+frames are elsewhere) is `_stage_rules`'s. It does not import `_settings`: the
+settings class is passed in, so `_settings.py` (through `_from_useq.py`) uses
+this module without an import cycle. It knows no plan library.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import string
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -33,11 +32,16 @@ from mmzarr._models import (
     Dimension,
     ImageSettings,
     PlateSettings,
-    StagePosition,
     default_color,
 )
 from mmzarr._routing import default_order
-from mmzarr._slots import ChannelUse, MMZarrWarning, PlateFacts, axis_sizes
+from mmzarr._slots import ChannelUse, PlateFacts, axis_sizes, describe_image
+from mmzarr._stage_rules import (
+    frames_elsewhere,
+    stage_position,
+    warn_frames_elsewhere,
+    z_scale,
+)
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -98,12 +102,6 @@ def unique_names(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _describe(image: ImageId, facts: ImageFacts) -> str:
-    """`position p=1 ('name')` for error messages."""
-    coords = ", ".join(f"{k}={v}" for k, v in image) or "(none)"
-    return f"position {coords}" + (f" ({facts.name!r})" if facts.name else "")
-
-
 # ---- step 1: the slots of each image ---------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ImageSlots:
@@ -134,8 +132,9 @@ class ImageSlots:
                     for a, v in zip(NON_SPATIAL, idx, strict=True)
                     if a in self.axes
                 }
+                where = describe_image(self.image, self.facts)
                 raise PlanError(
-                    f"{_describe(self.image, self.facts)}: the plan acquires {slot} "
+                    f"{where}: the plan acquires {slot} "
                     "more than once (e.g. a position sub-sequence time plan inside "
                     "the main time plan), so frames would overwrite each other; give "
                     "the time plan either to the sequence or to its positions"
@@ -159,7 +158,7 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
             if s.z_um is not None:
                 z_um.setdefault(s.z or 0, s.z_um)
         first = group[0]
-        if (where := _frames_elsewhere(group, z_um)) is not None:
+        if (where := frames_elsewhere(group, z_um)) is not None:
             elsewhere.append(where)
         image = ImageSlots(
             image=first.image,
@@ -174,57 +173,8 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
         )
         image.check_no_repeats()
         out.append(image)
-    if elsewhere:
-        more = f" (and {len(elsewhere) - 1} more images)" if len(elsewhere) > 1 else ""
-        warnings.warn(
-            f"{elsewhere[0]}{more}: OME-Zarr places an image at one x and y, and "
-            "a plane at one z (a channel's z_offset moves z; a position that "
-            "leaves an axis unset is where the position before it left the "
-            "stage), the first frame's are written; the frame log has each "
-            "frame's position",
-            MMZarrWarning,
-            stacklevel=2,
-        )
+    warn_frames_elsewhere(elsewhere)
     return tuple(out)
-
-
-def _frames_elsewhere(
-    group: Sequence[FrameSlot], z_um: Mapping[int, float]
-) -> str | None:
-    """Where frames of an image are at different stage positions, if any.
-
-    OME-Zarr places an image at one x and y, and each plane at one z for
-    every channel and time point: those of its first frame there. Frames
-    elsewhere: a channel with a `z_offset` (z), a position that leaves an
-    axis unset in a time-lapse (where the position before it left the stage).
-    """
-    first = group[0]
-    where = _describe(first.image, first.facts) if first.image else "image"
-    for axis in ("x", "y"):
-        at = getattr(first, f"{axis}_um")
-        for s in group:
-            value = getattr(s, f"{axis}_um")
-            if at is None or value is None:
-                continue
-            if not math.isclose(value, at, rel_tol=1e-9, abs_tol=1e-6):
-                t = f" (t={s.t})" if s.t is not None else ""
-                return (
-                    f"{where}: its frames are at {axis} {at:g} µm and at "
-                    f"{value:g} µm{t}"
-                )
-    if not any(s.z is not None for s in group):
-        return None  # no z axis: no z is written
-    for s in group:
-        z = z_um.get(s.z or 0)
-        if s.z_um is None or z is None:
-            continue
-        if not math.isclose(s.z_um, z, rel_tol=1e-9, abs_tol=1e-6):
-            channel = f" (channel {s.channel.config!r})" if s.channel else ""
-            return (
-                f"{where}: plane z={s.z or 0} is acquired at z {z:g} µm and at "
-                f"{s.z_um:g} µm{channel}"
-            )
-    return None
 
 
 def _has(slot: FrameSlot, axis: int) -> bool:
@@ -269,7 +219,7 @@ def _plate_placements(
     wells: dict[str, int] = {}  # well -> fields so far
     for im in images:
         f = im.facts
-        where = _describe(im.image, f)
+        where = describe_image(im.image, f)
         if f.plate_row is None or f.plate_col is None:
             raise PlanError(
                 f"{where}: some positions of the plan are in plate wells "
@@ -335,7 +285,7 @@ def image_settings(
             if (t := start + idx[0]) < n
         ]
         sizes["t"] = n
-    scales = {"t": image.facts.t_scale or 1.0, "c": 1.0, "z": _z_scale(image, sizes)}
+    scales = {"t": image.facts.t_scale or 1.0, "c": 1.0, "z": z_scale(image, sizes)}
     dims = [
         Dimension(
             name=a,
@@ -358,16 +308,13 @@ def image_settings(
                 scale=frame.pixel_size_um,
             )
         )
-    first = image.first
     return ImageSettings(
         key=placement.key,
         name=printable(image.facts.name),
         dimensions=tuple(dims),
         acquisition_order=_acquisition_order(axes, acquired, plan.axis_order),
         channels=_channels(image, sizes["c"]) if "c" in axes else (),
-        stage_position=StagePosition(
-            x=first.x_um, y=first.y_um, z=_first_plane_z(image, scales["z"])
-        ),
+        stage_position=stage_position(image, scales["z"]),
         coords=dict(image.image),
         row=placement.row,
         column=placement.column,
@@ -375,34 +322,6 @@ def image_settings(
         skipped=tuple(skipped),
         skip_period=plan.period if plan.unbounded_t else None,
     )
-
-
-def _first_plane_z(image: ImageSlots, z_scale: float) -> float | None:
-    """The z (µm) of plane 0, where the translation puts it.
-
-    A plan may acquire no frame at plane 0 (a channel with ``do_stack=False``
-    alone: useq takes it at the middle plane only); plane 0 is then the
-    lowest plane acquired minus its index times the z scale.
-    """
-    if not image.z_um:
-        return image.first.z_um
-    if 0 in image.z_um:
-        return image.z_um[0]
-    k = min(image.z_um)
-    return round(image.z_um[k] - k * z_scale, 9)
-
-
-def _z_scale(image: ImageSlots, sizes: Mapping[str, int]) -> float:
-    """The plan's z step, else the distance of the first two planes, else 1.
-
-    Negative when the planes go down (plane k is at plane 0's z + k * scale).
-    """
-    if image.facts.z_scale:
-        return image.facts.z_scale
-    z0, z1 = image.z_um.get(0), image.z_um.get(1)
-    if sizes.get("z", 0) > 1 and z0 is not None and z1 is not None and z1 != z0:
-        return round(z1 - z0, 9)
-    return 1.0
 
 
 def _acquisition_order(

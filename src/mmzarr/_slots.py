@@ -33,6 +33,7 @@ __all__ = [
     "PlateFacts",
     "Stage",
     "axis_sizes",
+    "describe_image",
     "frame_format",
     "positive_int",
 ]
@@ -158,6 +159,12 @@ class FrameFormat:
     shape: tuple[int, int]
     dtype: str
     pixel_size_um: float
+
+
+def describe_image(image: ImageId, facts: ImageFacts) -> str:
+    """`position p=1 ('name')` for error messages."""
+    coords = ", ".join(f"{k}={v}" for k, v in image) or "(none)"
+    return f"position {coords}" + (f" ({facts.name!r})" if facts.name else "")
 
 
 # ---- checks ----------------------------------------------------------------------
