@@ -18,26 +18,31 @@ The one rule for output paths (`claim`, `check_output`), used by
   back (`OutputClaim.abort`). On S3 the old objects are deleted first (there is
   no rename), but only under a prefix that holds a dataset.
 
-Where a dataset lives and how its objects are written is `_storage`'s.
+What a writer killed while opening or replacing a dataset leaves behind, and
+the names of the old dataset moved aside, are `_leftovers`'; where a dataset
+lives and how its objects are written is `_storage`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
-import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
+from mmzarr._leftovers import (
+    aside_path,
+    delete_half_deleted,
+    deleting_path,
+    opening_leftovers,
+    replaced_copies,
+)
 from mmzarr._lock import (
     LOCK_SUFFIX,
     DatasetLock,
     canonical,
-    hidden_name,
     json_object,
     lock_file_holder,
     lock_holder,
@@ -52,19 +57,10 @@ __all__ = [
     "claim",
     "dataset_problem",
     "delete_dataset",
-    "opening_leftovers",
-    "replaced_copies",
 ]
 
 logger = logging.getLogger("mmzarr")
 
-#: An old dataset moved aside while its replacement opens (`claim`):
-#: `.NAME.mmzarr-old-XXXXXXXX`, renamed back if the new one fails to open.
-_ASIDE = ".mmzarr-old-"
-#: An old dataset being deleted (`OutputClaim.commit`) is renamed so first: a
-#: writer killed meanwhile leaves a part of it, which is not offered back
-#: (`replaced_copies`) and is deleted by the next writer of the same name.
-_DELETING = ".mmzarr-deleting-"
 _SETTINGS = "mmzarr/settings.json"
 
 
@@ -192,62 +188,6 @@ def _has_settings(read: Any) -> bool:
         return False
     parsed = None if settings is None else json_object(settings)
     return parsed is not None and {"layout", "images"} <= set(parsed)
-
-
-def replaced_copies(root: Path) -> list[Path]:
-    """Datasets moved aside to be replaced by `root`, still there.
-
-    A writer killed while opening `root` with `overwrite` leaves the old one
-    there (`.NAME.mmzarr-old-XXXXXXXX`).
-    """
-    canon = canonical(root)
-    return sorted(canon.parent.glob(glob.escape(hidden_name(canon.name, _ASIDE)) + "*"))
-
-
-#: What a writer killed before its settings were written leaves in its
-#: `mmzarr/` folder: its half-written settings (`write_file_atomic`), the
-#: space it kept.
-_OPENING_FILES = re.compile(r"^\.settings\.json\.\d+\.\d+\.tmp$|^\.space-reserve$")
-
-
-def opening_leftovers(path: Path) -> bool:
-    """Whether the local `path` holds only a writer's leftovers from opening it.
-
-    A writer killed before it wrote its settings leaves `mmzarr/`, empty or
-    with those files.
-    """
-    try:
-        entries = list(path.iterdir())
-        if len(entries) != 1 or entries[0].name != "mmzarr":
-            return False
-        folder = entries[0]
-        if folder.is_symlink() or not folder.is_dir():
-            return False
-        return all(
-            _OPENING_FILES.match(f.name) and f.is_file() and not f.is_symlink()
-            for f in folder.iterdir()
-        )
-    except OSError:
-        return False
-
-
-def _delete_half_deleted(canon: Path) -> None:
-    """Finish deleting old datasets of `canon`'s name whose deletion was stopped.
-
-    Only `OutputClaim.commit` makes such a folder, right before deleting it.
-    """
-    pattern = glob.escape(hidden_name(canon.name, _DELETING)) + "*"
-    for doomed in canon.parent.glob(pattern):
-        if doomed.is_dir() and not doomed.is_symlink():
-            try:
-                shutil.rmtree(doomed)
-            except OSError as e:
-                logger.warning(
-                    "mmzarr: could not delete %s, a replaced dataset partly "
-                    "deleted: %s",
-                    doomed,
-                    e,
-                )
 
 
 def _local_problem(path: Path) -> str | None:
@@ -391,11 +331,7 @@ class OutputClaim:
         """
         aside, self.aside = self.aside, None
         if aside is not None:
-            doomed = aside.with_name(
-                aside.name.replace(_ASIDE, _DELETING, 1)
-                if _ASIDE in aside.name
-                else aside.name + _DELETING
-            )
+            doomed = deleting_path(aside)
             try:
                 os.rename(aside, doomed)
             except OSError:
@@ -507,7 +443,7 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
         raise StorageError(
             f"cannot create output {full!r}: its lock file cannot be created ({e})"
         ) from e
-    _delete_half_deleted(canon)  # under the lock: no writer is deleting it now
+    delete_half_deleted(canon)  # under the lock: no writer is deleting it now
     claim = OutputClaim(loc, root=canon, lock=lock, parents=made)
     try:
         # again, under the lock: another writer may have finished meanwhile
@@ -521,8 +457,7 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
             check_replaceable(loc)
             empty = claim.reused = not any(canon.iterdir())
             if not empty:
-                aside = canon.parent / hidden_name(canon.name, _ASIDE)
-                aside = aside.with_name(aside.name + secrets.token_hex(4))
+                aside = aside_path(canon)
                 try:
                     os.rename(canon, aside)
                 except OSError as e:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
-from mmzarr._claim import opening_leftovers, replaced_copies
 from mmzarr._dataset import (
     SETTINGS_FILE,
     ChannelRanges,
@@ -56,6 +55,7 @@ from mmzarr._kept_frames import (
     unlogged,
 )
 from mmzarr._layout import array_document
+from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, lock_holder
 from mmzarr._omexml import has_ome_xml, render_ome_xml
