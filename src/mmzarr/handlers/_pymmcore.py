@@ -53,6 +53,7 @@ from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
 from mmzarr.handlers._runner import (
+    cameras_of_core,
     errored,
     frame_metadata,
     plain_index,
@@ -367,7 +368,7 @@ class MDAWriter(FrontEndBase):
 
         `image_shape`, `dtype` and `pixel_size_um` options apply to each.
         """
-        cameras = cameras_from_summary(meta) or _cameras_of_core(self._core())
+        cameras = cameras_from_summary(meta) or cameras_of_core(self._core())
         opts = self.settings_options
         changes: dict[str, Any] = {}
         if opts.get("image_shape") is not None:
@@ -489,24 +490,3 @@ class MDAWriter(FrontEndBase):
                 self.frames_written,
             )
         self._close_streams(status)
-
-
-def _cameras_of_core(core: Any) -> tuple[Camera, ...]:
-    """The camera channels of `core`'s selected camera when it has several.
-
-    For runs without summary metadata. Micro-Manager's Multi Camera adapter
-    requires one frame shape for all its cameras, so each has the core's.
-    """
-    try:
-        n = int(core.getNumberOfCameraChannels()) if core is not None else 1
-        if n <= 1:
-            return ()
-        shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-        dtype = f"uint{int(core.getBytesPerPixel()) * 8}"
-        px = float(core.getPixelSizeUm()) or None
-        return tuple(
-            Camera(str(core.getPhysicalCameraDevice(k)), shape, dtype, px)
-            for k in range(n)
-        )
-    except Exception:  # a core without these: one camera, as before
-        return ()

@@ -1,6 +1,7 @@
 """What `MDAWriter` reads of pymmcore-plus.
 
-Its global core, its runner's outputs, and the frames' events and metadata.
+Its global core, its runner's outputs, the cameras of a core, and the frames'
+events and metadata.
 """
 
 from __future__ import annotations
@@ -8,14 +9,21 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from mmzarr._cameras import CAMERA_AXIS
+from mmzarr._cameras import CAMERA_AXIS, Camera
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import useq
 
-__all__ = ["errored", "frame_metadata", "plain_index", "running_core", "runs"]
+__all__ = [
+    "cameras_of_core",
+    "errored",
+    "frame_metadata",
+    "plain_index",
+    "running_core",
+    "runs",
+]
 
 
 def running_core() -> Any:
@@ -57,6 +65,27 @@ def errored(core: Any, writer: object) -> bool:
     except Exception:  # an older or newer runner
         return False
     return str(getattr(reason, "value", reason)) == "errored"
+
+
+def cameras_of_core(core: Any) -> tuple[Camera, ...]:
+    """The camera channels of `core`'s selected camera when it has several.
+
+    For runs without summary metadata. Micro-Manager's Multi Camera adapter
+    requires one frame shape for all its cameras, so each has the core's.
+    """
+    try:
+        n = int(core.getNumberOfCameraChannels()) if core is not None else 1
+        if n <= 1:
+            return ()
+        shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+        dtype = f"uint{int(core.getBytesPerPixel()) * 8}"
+        px = float(core.getPixelSizeUm()) or None
+        return tuple(
+            Camera(str(core.getPhysicalCameraDevice(k)), shape, dtype, px)
+            for k in range(n)
+        )
+    except Exception:  # a core without these: one camera, as before
+        return ()
 
 
 def plain_index(index: Mapping[str, int]) -> dict[str, int]:
