@@ -27,16 +27,15 @@ from mmzarr._slots import MMZarrWarning
 from mmzarr._storage import parse_location
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._learn import FirstTimePoint
+from mmzarr.pycromanager._placing import check_events_fit, place_by_axes
 from mmzarr.pycromanager._plan import (
     UNKNOWN_T,
     EventPlan,
     Place,
     axes_key,
     check_axes,
-    check_events_fit,
     entry_from_event,
     frame_record,
-    place_by_axes,
     plan_events,
     settings_for,
 )
