@@ -55,9 +55,9 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 # acquire-zarr bundles an OpenMP runtime (libgomp) whose idle threads spin for
-# a few ms after every task by default: writing 800 512x512 frames took 3.6 s of
-# CPU for 2.0 s wall, 1.8 s for 1.2 s with passive waiting, and the spinning
-# starves the camera thread on small machines. libgomp reads the variable once,
+# a few ms after every task by default: that doubles its CPU per frame and
+# starves the camera thread on small machines (measured in benchmarks/README.md,
+# "acquire-zarr's settings"). libgomp reads the variable once,
 # when acquire_zarr is first imported in the process, so it is set right before
 # that import (a value the user set is kept; an import of acquire_zarr
 # elsewhere, before this module's, comes too late).
@@ -190,12 +190,11 @@ class AcquireZarrBackend:
         ]
         largest_slab = max(c.frame_bytes * c.slab_frames for c in self._cursors)
         # acquire-zarr reserves buffers of its own (StreamSettings.
-        # get_maximum_memory_usage(): ~256 MiB whatever the frame size; peak RSS
-        # grew ~270-310 MiB with almost nothing in flight). A quarter of
-        # max_buffer_bytes, and at least six slabs, stays in flight: measured at
-        # 2048^2 2 slabs gave ~360-410 MB/s, 6 ~510 MB/s; at 512^2 six frames
-        # made the producer wait on every fsync. Peak RSS growth stays below
-        # max_buffer_bytes + 128 MiB (benchmarks/run.py).
+        # get_maximum_memory_usage(), whatever the frame size), so only a
+        # quarter of max_buffer_bytes is let in flight; at least six slabs,
+        # because fewer make the producer wait on every fsync (measured in
+        # benchmarks/README.md, "acquire-zarr's settings"). Peak RSS growth stays
+        # below max_buffer_bytes + 128 MiB (benchmarks/memory.py).
         self._budget = max(6 * largest_slab, limits.max_buffer_bytes // 4)
         self._window = (
             default_window(limits.max_buffer_bytes)
