@@ -115,6 +115,13 @@ def test_cli_acquire_falls_back_instead_of_refusing(tmp_path: Path) -> None:
     text = console.export_text()
     assert "fallback layout:" in text
     assert "more than once" in text
+    # so does `mmzarr validate`: valid, but not the plan's layout
+    report = mmzarr.validate(out)
+    assert report.ok
+    assert any(
+        n.startswith("fallback layout:") and "more than once" in n for n in report.notes
+    )
+    assert "note: fallback layout:" in report.format()
 
 
 def test_frames_that_do_not_fit_the_settings_are_kept_beside(

@@ -15,7 +15,8 @@ it still runs: it holds the dataset's lock) is reported as incomplete, with the
 number of frames that are on disk (and, when reading, decode). Frame-log
 records that name no frame (an old log whose fields a front end overwrote) are
 problems, not crashes. Frames that `finalize` recorded as lost (`LOST_FRAMES`) are
-not problems of a finalized dataset; they are counted in a note.
+not problems of a finalized dataset; they are counted in a note, as is a
+dataset in the fallback layout (valid, its frames in arrival order) and why.
 """
 
 from __future__ import annotations
@@ -289,6 +290,12 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     report.layout = _layout_of(attrs)
     mm = attrs.get("mmzarr")
     report.status = mm.get("status") if isinstance(mm, dict) else None
+    fallback = mm.get("fallback") if isinstance(mm, dict) else None
+    if fallback:  # valid, but not the plan's layout: say so, as `info` does
+        report.notes.append(
+            f"fallback layout: {fallback}; frames are in arrival order along t, "
+            "each frame's own index is in mmzarr/frames.jsonl"
+        )
     if not attrs and (root / "mmzarr" / "settings.json").is_file():
         # acquire-zarr's close rewrites groups bare; its writer died before
         # writing them again: as incomplete as a writer that never closed
