@@ -1216,7 +1216,11 @@ def _time_points_then_died(
 
 
 def _written_then_died(
-    out: Path, backend: str, n: int, status: str = "acquiring"
+    out: Path,
+    backend: str,
+    n: int,
+    status: str = "acquiring",
+    shards: dict[str, int] | None = None,
 ) -> dict[tuple[int, int], np.ndarray]:
     """`n` frames over (t, c) written and closed, then the status put back to
     `acquiring`, as a writer that died leaves it (or `status`, e.g. `failed`
@@ -1228,6 +1232,7 @@ def _written_then_died(
         pixel_size_um=0.5,
         unbounded_t=True,
         compression="blosc-lz4",
+        shards=shards,
     )
     frames = {}
     with mmzarr.create_stream(out, settings, backend=backend) as stream:
@@ -1353,6 +1358,39 @@ def test_finalize_keeps_frames_written_before_their_log_lines(
             for (t, c), frame in frames.items():
                 np.testing.assert_array_equal(data[t, c], frame)
         assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+
+
+def test_finalize_keeps_unlogged_frames_of_multi_frame_shards(
+    tmp_path: Path, backend: str
+) -> None:
+    """Shards of 4 time points: a writer killed before its last 3 log lines
+    left their frames whole on disk, listed in their shards' indexes (t=3 in
+    the shard of t=0-3 with logged frames, t=4 alone in the next). finalize
+    keeps them; it dropped them and cut `t` to 4 (only a file of one frame
+    named its frame)."""
+    out = tmp_path / "unlogged_shards.ome.zarr"
+    frames = _written_then_died(out, backend, 10, shards={"t": 4})
+    grid = json.loads((out / "0/zarr.json").read_text())["chunk_grid"]
+    assert grid["configuration"]["chunk_shape"][0] == 4
+    log = out / "mmzarr/frames.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:7]))  # the last 3 lines were never written
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["frames_logged"] == 7
+    assert [x["index"] for x in record["frames_not_logged"]] == [
+        [3, 1],
+        [4, 0],
+        [4, 1],
+    ]
+    assert record["frames_kept"] == 10
+    assert record["lost"] == []
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape[0] == 5  # t=5-7 of the last shard were never written
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
 
 
 def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:

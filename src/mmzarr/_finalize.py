@@ -259,8 +259,8 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     ):
         # the writer died: frames written within flush_interval_s before may
         # be on disk without their record; kept when a chunk file holds just
-        # them (a writer that closed wrote every record first, unless storage
-        # failed)
+        # them or a shard's index lists them (a writer that closed wrote every
+        # record first, unless storage failed)
         found, _ = on_disk(root, settings, unlogged(root, settings, logged), set())
         kept += found
     recovered = set(kept) - set(logged)

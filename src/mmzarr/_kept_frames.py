@@ -9,6 +9,7 @@ the frames that share a file going aside.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
@@ -214,8 +215,11 @@ def unlogged(
     meanwhile leaves frames on disk that it never logged. Where every chunk
     (or shard) file holds one frame (mmzarr's default), each file names its
     frame, and slots of the plan that hold one are kept (`on_disk` then checks
-    them like logged frames). Where a file holds several frames, nothing tells
-    the acquired ones from the fill value: those are not recovered.
+    them like logged frames). Where a shard holds several frames, one inner
+    chunk each, its index lists those written (every backend writes a shard
+    whole, or renames it into place): those are kept. Where a chunk holds
+    several frames, nothing tells the acquired ones from the fill value:
+    those are not recovered.
     """
     docs = array_documents(root)
     known = set(logged)
@@ -226,14 +230,33 @@ def unlogged(
         n_lead = len(im.index_dims)
         if doc is None or len(doc["shape"]) != n_lead + 2:
             continue
-        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
-        if any(g != 1 for g in grid[:n_lead]):
-            continue
+        grid = doc["chunk_grid"]["configuration"]["chunk_shape"][:n_lead]
+        per_file = [1] * n_lead
+        if any(g != 1 for g in grid):
+            codec = (doc.get("codecs") or [{}])[0]
+            inner = codec.get("configuration", {}).get("chunk_shape", [])
+            if codec.get("name") != "sharding_indexed" or any(
+                c != 1 for c in inner[:n_lead]
+            ):
+                continue
+            per_file = grid  # a frame per inner chunk: the shard's index says
         sizes = [d.size for d in im.index_dims]
-        frames = {coords[:n_lead] for _, coords in _files_of(root / apath, n_lead + 2)}
+        frames = {
+            tuple(
+                c * n + k
+                for c, n, k in zip(coords[:n_lead], per_file, off, strict=True)
+            )
+            for _, coords in _files_of(root / apath, n_lead + 2)
+            for off in itertools.product(*(range(n) for n in per_file))
+        }
         for index in sorted(frames):
             if (i, index) in known or not im.is_acquired(index):
                 continue
-            if all(n is None or x < n for x, n in zip(index, sizes, strict=True)):
-                found.append((i, index))
+            if not all(n is None or x < n for x, n in zip(index, sizes, strict=True)):
+                continue
+            if per_file != [1] * n_lead and not frame_is_complete(
+                root, apath, doc, index, grows=True, in_index=True
+            ):
+                continue
+            found.append((i, index))
     return found
