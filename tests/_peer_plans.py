@@ -714,8 +714,9 @@ with warnings.catch_warnings():
         ),
         PeerPlan(
             id="useq-plate-well-points-random",
-            # wrapped; fov added; num_points 10 -> 4 (96 wells). No random_seed
-            # in the source, so the points differ from one process to the next
+            # wrapped; fov added; num_points 10 -> 2 (96 wells: 192 fields, each
+            # its own image; 4 points took ~25 s per path). No random_seed in the
+            # source, so the points differ from one process to the next
             source=f"{_USEQ} tests/test_well_plate.py::test_plate_plan_well_points",
             seq=useq.MDASequence(
                 stage_positions=useq.WellPlatePlan(
@@ -723,7 +724,7 @@ with warnings.catch_warnings():
                     a1_center_xy=(500, 200),
                     rotation="0.2rad",
                     well_points_plan=useq.RandomPoints(
-                        num_points=4, fov_width=5.0, fov_height=4.0
+                        num_points=2, fov_width=5.0, fov_height=4.0
                     ),
                     selected_wells=slice(None),
                 )

@@ -8,7 +8,7 @@ frames, only the rig's channel presets, at most `MDA_MAX_FRAMES` frames and
 plans that cannot be mapped) through `MDAWriter` (acquire-zarr), compared
 pixel for pixel with what the camera produced, or with the fallback layout.
 The other plans (channel presets the rig lacks, seconds-long time plans, the
-empty plan, 176-384 frames) run on the stream path only. Pycro-Manager path:
+empty plan, 176-292 frames) run on the stream path only. Pycro-Manager path:
 every plan's `events_from_useq` events drive ``ZarrHook(events=...)``
 (`tests.test_plan_space.check_hook_plan`); plans whose events Pycro-Manager
 cannot run (autofocus, ...) are skipped with the reason.
