@@ -114,6 +114,7 @@ class Example:
     name: str
     args: tuple[str, ...]  # after the output path: make it small and self-contained
     check: Callable[[Path], None]
+    says: str = ""  # in what it prints, besides where the data is
 
 
 EXAMPLE_CASES = [
@@ -125,6 +126,7 @@ EXAMPLE_CASES = [
         "pycromanager_hook.py",
         ("--backend", "python", "--timepoints", "2"),
         check_pycromanager,
+        says="24 images",
     ),
 ]
 
@@ -136,6 +138,7 @@ def test_example(tmp_path: Path, case: Example) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     assert out.name in r.stdout  # says where the data is
+    assert case.says in r.stdout
     check_metadata(out)
     assert mm_attrs(out)["status"] == "complete"
     case.check(out)

@@ -31,8 +31,6 @@ import inspect
 import json
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +58,6 @@ from pycromanager import Acquisition, multi_d_acquisition_events
 if TYPE_CHECKING:
     from pymmcore_plus.experimental.unicore import UniMMCore
 
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = (6, 8)
 JAVA_PORT = 4827  # pyjavaz.DEFAULT_BRIDGE_PORT
 
@@ -1182,31 +1179,6 @@ def test_java_backend_acquisition(tmp_path: Path) -> None:  # pragma: no cover
             acq.acquire(events)
     assert len(cap.images) == hook.frames_written == 4
     check_metadata(out)
-
-
-# ---- the example ---------------------------------------------------------------------
-def test_example_runs(tmp_path: Path) -> None:
-    out = tmp_path / "example.ome.zarr"
-    script = REPO / "examples" / "pycromanager_hook.py"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            str(out),
-            "--backend",
-            "python",
-            "--timepoints",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "24 images" in proc.stdout
-    check_metadata(out)
-    assert read_zarr(out, "0/0").shape == (2, 2, 3, 512, 512)
 
 
 def test_image_after_close_is_returned_and_said(
