@@ -1336,28 +1336,42 @@ def test_finalize_keeps_frames_written_before_their_log_lines(
     too: finalize recorded its 3 unlogged frames missing and shrank `t`."""
     out = tmp_path / "unlogged.ome.zarr"
     frames = _written_then_died(out, backend, 10, status)
+    _drop_last_log_lines(out, 3)
+    for _ in range(2):
+        record = _finalize_keeps_the_three_unlogged(out, frames)
+        assert record["status_before"] == status
+        assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+
+
+def _drop_last_log_lines(out: Path, n: int) -> None:
+    """Lose the frame log's last `n` lines, as a writer killed before them."""
     log = out / "mmzarr/frames.jsonl"
     lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:7]))  # the last 3 lines were never written
-    for _ in range(2):
-        final = mmzarr.finalize(out)
-        assert final.ok, final.format()
-        record = json.loads((out / "mmzarr/finalize.json").read_text())
-        assert record["status_before"] == status
-        assert record["frames_logged"] == 7
-        assert [x["index"] for x in record["frames_not_logged"]] == [
-            [3, 1],
-            [4, 0],
-            [4, 1],
-        ]
-        assert record["frames_kept"] == 10
-        assert record["lost"] == []
-        for read in (read_zarr, read_tensorstore):
-            data = read(out, "0")
-            assert data.shape[0] == 5
-            for (t, c), frame in frames.items():
-                np.testing.assert_array_equal(data[t, c], frame)
-        assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+    log.write_text("".join(lines[:-n]))
+
+
+def _finalize_keeps_the_three_unlogged(
+    out: Path, frames: dict[tuple[int, int], np.ndarray]
+) -> dict[str, Any]:
+    """finalize `out`, 10 frames (t=0-4 x 2 channels) of which the last 3 are
+    not logged: all kept, read back by two decoders; its record."""
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record: dict[str, Any] = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["frames_logged"] == 7
+    assert [x["index"] for x in record["frames_not_logged"]] == [
+        [3, 1],
+        [4, 0],
+        [4, 1],
+    ]
+    assert record["frames_kept"] == 10
+    assert record["lost"] == []
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape[0] == 5  # shards: t=5-7 of the last were never written
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+    return record
 
 
 def test_finalize_keeps_unlogged_frames_of_multi_frame_shards(
@@ -1372,25 +1386,8 @@ def test_finalize_keeps_unlogged_frames_of_multi_frame_shards(
     frames = _written_then_died(out, backend, 10, shards={"t": 4})
     grid = json.loads((out / "0/zarr.json").read_text())["chunk_grid"]
     assert grid["configuration"]["chunk_shape"][0] == 4
-    log = out / "mmzarr/frames.jsonl"
-    lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:7]))  # the last 3 lines were never written
-    final = mmzarr.finalize(out)
-    assert final.ok, final.format()
-    record = json.loads((out / "mmzarr/finalize.json").read_text())
-    assert record["frames_logged"] == 7
-    assert [x["index"] for x in record["frames_not_logged"]] == [
-        [3, 1],
-        [4, 0],
-        [4, 1],
-    ]
-    assert record["frames_kept"] == 10
-    assert record["lost"] == []
-    for read in (read_zarr, read_tensorstore):
-        data = read(out, "0")
-        assert data.shape[0] == 5  # t=5-7 of the last shard were never written
-        for (t, c), frame in frames.items():
-            np.testing.assert_array_equal(data[t, c], frame)
+    _drop_last_log_lines(out, 3)
+    _finalize_keeps_the_three_unlogged(out, frames)
 
 
 def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
