@@ -1390,6 +1390,34 @@ def test_finalize_keeps_unlogged_frames_of_multi_frame_shards(
     _finalize_keeps_the_three_unlogged(out, frames)
 
 
+def test_finalize_moves_torn_shards_past_the_kept_time_points(
+    tmp_path: Path, backend: str
+) -> None:
+    """Shards of 3 time points, those of t=3-5 torn (no index): finalize cuts
+    `t` to 3 and moves both torn shards aside; it left them in the array
+    (outside its shape) when `t` is unbounded."""
+    out = tmp_path / "torn_shards.ome.zarr"
+    frames = _written_then_died(out, backend, 12, shards={"t": 3})
+    torn = [f"0/c/1/{c}/0/0" for c in (0, 1)]
+    for rel in torn:
+        data = (out / rel).read_bytes()
+        (out / rel).write_bytes(data[: len(data) // 2])
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert sorted(x["index"] for x in record["lost"]) == [
+        [t, c] for t in (3, 4, 5) for c in (0, 1)
+    ]
+    assert sorted(record["damaged_files"]) == [f"mmzarr/damaged/{r}" for r in torn]
+    assert not any((out / rel).exists() for rel in torn)
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape[0] == 3
+        for (t, c), frame in frames.items():
+            if t < 3:
+                np.testing.assert_array_equal(data[t, c], frame)
+
+
 def _crashed(out: Path, backend: str) -> dict[tuple[int, int], np.ndarray]:
     """A dataset whose writer "died": status acquiring, one torn chunk (1, 1)."""
     frames = _written_then_died(out, backend, 6)

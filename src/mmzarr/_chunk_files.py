@@ -19,7 +19,7 @@ from mmzarr.backends._acquire_disk import UNWRITTEN, shard_index
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["chunk_paths", "frame_is_complete", "raw_chunk_bytes"]
+__all__ = ["chunk_paths", "frame_is_complete", "is_torn", "raw_chunk_bytes"]
 
 
 def chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
@@ -49,6 +49,22 @@ def raw_chunk_bytes(doc: dict[str, Any]) -> int | None:
         return None
     itemsize = np.dtype(doc["data_type"]).itemsize
     return int(math.prod(doc["chunk_grid"]["configuration"]["chunk_shape"]) * itemsize)
+
+
+def is_torn(f: Path, doc: dict[str, Any]) -> bool:
+    """Whether the existing chunk or shard file `f` of the array `doc` is torn.
+
+    Torn: empty, not the size of an uncompressed chunk, or a shard without an
+    intact index (a killed writer's; it can be longer than a chunk).
+    """
+    size = f.stat().st_size
+    if size == 0:
+        return True
+    index_bytes = _shard_index_bytes(doc)
+    if index_bytes is not None:
+        return shard_index(f, index_bytes) is None
+    exact = raw_chunk_bytes(doc)
+    return exact is not None and size != exact
 
 
 def frame_is_complete(

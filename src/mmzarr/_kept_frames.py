@@ -13,7 +13,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
-from mmzarr._chunk_files import chunk_paths, frame_is_complete, raw_chunk_bytes
+from mmzarr._chunk_files import chunk_paths, frame_is_complete, is_torn
 from mmzarr._pyramid import all_arrays
 from mmzarr._validate import FrameReader, array_documents, frame_key
 
@@ -128,20 +128,15 @@ def chunk_files(
 ) -> list[str]:
     """The chunk files of frame `index` that exist, relative to the root.
 
-    `truncated_only`: only files that are empty or shorter than an uncompressed
-    chunk.
+    `truncated_only`: only files cut short (`is_torn`).
     """
     doc = _metadata.read_json(root / array / "zarr.json")
     shape = list(doc["shape"])
     shape[0] = max(shape[0], index[0] + 1)
-    exact = raw_chunk_bytes(doc)
     out = []
     for rel in chunk_paths({**doc, "shape": shape}, index):
         src = root / array / rel
-        if not src.is_file():
-            continue
-        size = src.stat().st_size
-        if not truncated_only or size == 0 or (exact is not None and size != exact):
+        if src.is_file() and (not truncated_only or is_torn(src, doc)):
             out.append(f"{array}/{rel}")
     return out
 
