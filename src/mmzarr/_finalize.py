@@ -58,11 +58,11 @@ from mmzarr._layout import array_document
 from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, lock_holder
-from mmzarr._omexml import has_ome_xml, render_ome_xml
+from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import as_location
+from mmzarr._storage import as_location, atomic_temp_pattern
 from mmzarr._validate import (
     LOST_FRAMES,
     FrameReader,
@@ -84,13 +84,14 @@ logger = logging.getLogger("mmzarr")
 
 #: Where chunk files that do not decode are moved, relative to the dataset root.
 DAMAGED_DIR = "mmzarr/damaged"
+_OME_DIR, _OME_NAME = OME_XML.rsplit("/", 1)
 #: `write_file_atomic`'s temporary files (`.NAME.PID.THREAD.tmp`) of the files
 #: mmzarr writes: a group's or array's `zarr.json` anywhere, its own files under
 #: `mmzarr/` and the OME-XML. A user's file of another name is never deleted.
 _TEMP = re.compile(
-    r"^(?:.+/)?\.zarr\.json\.\d+\.\d+\.tmp$"
-    r"|^mmzarr/(?:.+/)?\.[^/]+\.\d+\.\d+\.tmp$"
-    r"|^OME/\.METADATA\.ome\.xml\.\d+\.\d+\.tmp$"
+    rf"^(?:.+/)?{atomic_temp_pattern(re.escape('zarr.json'))}$"
+    rf"|^mmzarr/(?:.+/)?{atomic_temp_pattern('[^/]+')}$"
+    rf"|^{re.escape(_OME_DIR)}/{atomic_temp_pattern(re.escape(_OME_NAME))}$"
 )
 
 

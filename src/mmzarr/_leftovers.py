@@ -25,7 +25,9 @@ import secrets
 import shutil
 from typing import TYPE_CHECKING
 
+from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import canonical, hidden_name
+from mmzarr._storage import RESERVE_FILE, atomic_temp_pattern
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,7 +52,10 @@ _DELETING = ".mmzarr-deleting-"
 #: What a writer killed before its settings were written leaves in its
 #: `mmzarr/` folder: its half-written settings (`write_file_atomic`), the
 #: space it kept.
-_OPENING_FILES = re.compile(r"^\.settings\.json\.\d+\.\d+\.tmp$|^\.space-reserve$")
+_OPENING_FILES = re.compile(
+    rf"^{atomic_temp_pattern(re.escape(SETTINGS_FILE.rsplit('/', 1)[1]))}$"
+    rf"|^{re.escape(RESERVE_FILE.rsplit('/', 1)[1])}$"
+)
 
 
 def aside_path(canon: Path) -> Path:

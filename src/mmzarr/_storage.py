@@ -40,6 +40,7 @@ __all__ = [
     "Location",
     "S3Config",
     "as_location",
+    "atomic_temp_pattern",
     "parse_location",
     "write_file_atomic",
 ]
@@ -396,6 +397,14 @@ class Location:
             ) from e
 
 
+def atomic_temp_pattern(name: str) -> str:
+    """A regex (unanchored) of `write_file_atomic`'s temporary file for `name`.
+
+    `name` is itself a regex of the file's name: `.NAME.PID.THREAD.tmp`.
+    """
+    return rf"\.{name}\.\d+\.\d+\.tmp"
+
+
 def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
     """Write `data` to `path` via a temporary file and `os.replace`.
 
@@ -403,6 +412,7 @@ def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
     (a full disk) leaves the old content and no temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # atomic_temp_pattern(path.name) finds it again
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
