@@ -19,7 +19,13 @@ from mmzarr.backends._acquire_disk import UNWRITTEN, shard_index
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["chunk_paths", "frame_is_complete", "is_torn", "raw_chunk_bytes"]
+__all__ = [
+    "chunk_paths",
+    "frame_is_complete",
+    "inner_chunk_shape",
+    "is_torn",
+    "raw_chunk_bytes",
+]
 
 
 def chunk_paths(doc: dict[str, Any], index: tuple[int, ...]) -> list[str]:
@@ -155,16 +161,30 @@ def _listed(
     )
 
 
+def _sharding(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The `sharding_indexed` codec's configuration of the array `doc`, if any."""
+    codec = (doc.get("codecs") or [{}])[0]
+    if codec.get("name") != "sharding_indexed":
+        return None
+    conf: dict[str, Any] = codec.get("configuration", {})
+    return conf
+
+
+def inner_chunk_shape(doc: dict[str, Any]) -> list[int] | None:
+    """The shape of a shard's inner chunks of the array `doc`; None unsharded."""
+    conf = _sharding(doc)
+    return None if conf is None else [int(c) for c in conf.get("chunk_shape", [])]
+
+
 def _shard_index_bytes(doc: dict[str, Any]) -> int | None:
     """The size of the shard index of the array `doc` describes.
 
     None unless its shards are indexed at the end with a crc32c, as every
     mmzarr backend writes them.
     """
-    codecs = doc.get("codecs") or [{}]
-    if codecs[0].get("name") != "sharding_indexed":
+    conf = _sharding(doc)
+    if conf is None:
         return None
-    conf = codecs[0].get("configuration", {})
     names = [c.get("name") for c in conf.get("index_codecs", [])]
     if conf.get("index_location", "end") != "end" or names != ["bytes", "crc32c"]:
         return None

@@ -13,7 +13,12 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
-from mmzarr._chunk_files import chunk_paths, frame_is_complete, is_torn
+from mmzarr._chunk_files import (
+    chunk_paths,
+    frame_is_complete,
+    inner_chunk_shape,
+    is_torn,
+)
 from mmzarr._pyramid import all_arrays
 from mmzarr._validate import FrameReader, array_documents, frame_key
 
@@ -228,11 +233,8 @@ def unlogged(
         grid = doc["chunk_grid"]["configuration"]["chunk_shape"][:n_lead]
         per_file = [1] * n_lead
         if any(g != 1 for g in grid):
-            codec = (doc.get("codecs") or [{}])[0]
-            inner = codec.get("configuration", {}).get("chunk_shape", [])
-            if codec.get("name") != "sharding_indexed" or any(
-                c != 1 for c in inner[:n_lead]
-            ):
+            inner = inner_chunk_shape(doc)
+            if inner is None or any(c != 1 for c in inner[:n_lead]):
                 continue
             per_file = grid  # a frame per inner chunk: the shard's index says
         sizes = [d.size for d in im.index_dims]
