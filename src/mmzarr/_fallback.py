@@ -26,7 +26,7 @@ from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import short_name
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import as_location
+from mmzarr._storage import as_location, parse_location
 from mmzarr._stream import native_order
 
 if TYPE_CHECKING:
@@ -114,6 +114,11 @@ class FrontEndBase(abc.ABC):
     #: (`unkeepable`)
     frames_ignored: int
     _lock: AbstractContextManager[Any]
+
+    def _set_path(self, path: str | os.PathLike[str]) -> None:
+        """Keep `path`, refusing now an empty one or an unknown scheme."""
+        parse_location(path)
+        self.path = Path(path)
 
     def _no_streams(self) -> None:
         """Set the attributes above for a front end that has opened nothing yet."""

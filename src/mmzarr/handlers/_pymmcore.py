@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import (
@@ -48,7 +47,6 @@ from mmzarr._fallback import (
 )
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import parse_location
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
@@ -62,6 +60,8 @@ from mmzarr.handlers._runner import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import useq
 
@@ -170,8 +170,7 @@ class MDAWriter(FrontEndBase):
         if cameras not in CAMERA_MODES:
             raise ValueError(f"cameras: {cameras!r} is not one of {CAMERA_MODES}")
         check_on_full("MDAWriter", settings, settings_options)
-        parse_location(path)  # an empty path or an unknown scheme: now
-        self.path = Path(path)
+        self._set_path(path)
         #: the backend of the current run (`backend`, or chosen for the plan)
         self.backend = backend or DEFAULT_BACKEND
         self._chosen_backend = backend

@@ -6,7 +6,6 @@ import logging
 import threading
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,6 @@ from mmzarr._fallback import (
 )
 from mmzarr._open import create_stream
 from mmzarr._slots import MMZarrWarning
-from mmzarr._storage import parse_location
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._learn import FirstTimePoint
 from mmzarr.pycromanager._placing import check_events_fit, place_by_axes
@@ -42,6 +40,7 @@ from mmzarr.pycromanager._plan import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from mmzarr._settings import AcquisitionSettings
 
@@ -173,8 +172,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         overwrite: bool = False,
         **settings_options: Any,
     ) -> None:
-        parse_location(path)  # an empty path or an unknown scheme: now
-        self.path = Path(path)
+        self._set_path(path)
         self.backend = backend
         self.keep_images = keep_images
         self.overwrite = overwrite
