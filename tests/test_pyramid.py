@@ -80,6 +80,40 @@ def test_levels_match_reference(
         assert scale[-2:] == [0.5 * 2**k, 0.5 * 2**k]
 
 
+def test_levels_stop_at_one_pixel_with_a_warning(tmp_path: Path) -> None:
+    """levels=8 on 64x96 frames: 96 reaches 1 after 7 halvings, so an 8th
+    level would be a second 1x1 copy. 7 extra levels are written and the
+    user is told (it wrote two identical 1x1 levels silently)."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    with pytest.warns(mmzarr.MMZarrWarning, match=r"levels=8.*64x96: 7"):
+        settings = mmzarr.AcquisitionSettings.from_useq(
+            seq,
+            image_shape=(64, 96),
+            dtype="uint16",
+            pixel_size_um=1,
+            downsample={"levels": 8},
+        )
+    out = tmp_path / "tiny.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for t in range(2):
+            stream.append(np.full((64, 96), 100 * (t + 1), "uint16"))
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert [d["path"] for d in ms["datasets"]] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+    ]
+    assert read_zarr(out, "6").shape == (2, 1, 2)
+    np.testing.assert_array_equal(read_tensorstore(out, "7"), [[[100]], [[200]]])
+    assert not (out / "8").exists()
+    check_metadata(out)
+
+
 def test_levels_grow_with_unbounded_t(tmp_path: Path, backend: str) -> None:
     template = useq.MDASequence(
         channels=["DAPI"], time_plan={"interval": 1, "loops": 1}
