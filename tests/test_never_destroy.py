@@ -24,6 +24,7 @@ import errno
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,6 +163,63 @@ def test_overwrite_refuses_a_symlink_and_keeps_its_target(tmp_path: Path) -> Non
         mmzarr.create_stream(link, settings_for(TWO_T), overwrite=True)
     assert link.is_symlink()
     assert_frames(real, frames)
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Any:
+    """`mount(kind, source, target)`: a real mount, undone after the test.
+
+    Skips where this process may not mount (not root, or no mount rights in
+    its container).
+    """
+    done: list[Path] = []
+
+    def mount(target: Path, *args: str) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        run = subprocess.run(
+            ["mount", *args, str(target)], capture_output=True, text=True, check=False
+        )
+        if run.returncode:
+            pytest.skip(f"cannot mount here ({run.stderr.strip() or 'not root'})")
+        done.append(target)
+
+    yield mount
+    if done:  # wherever they went: a rename of a folder takes its mounts along
+        below = str(tmp_path) + os.sep
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            points = [line.split(" ")[4] for line in f]
+        for point in reversed(points):
+            path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), point)
+            if path.startswith(below):
+                subprocess.run(["umount", "-l", path], check=False)
+
+
+@pytest.mark.parametrize("how", ["bind", "tmpfs", "tmpfs-walked"])
+def test_overwrite_refuses_a_dataset_with_a_mount_inside(
+    tmp_path: Path, mounted: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Deleting the old dataset went through a file system mounted inside it
+    and emptied it (a bind mount of the thesis folder: the thesis was gone).
+    `tmpfs-walked`: a system without /proc/self/mountinfo (macOS) finds the
+    mount point by asking the folders."""
+    thesis = _thesis(tmp_path)
+    out = tmp_path / "run with space.ome.zarr"  # mountinfo escapes the space
+    frames = write_plan(out, TWO_T, ANY_BACKEND)
+    inside = out / "scratch" / "mnt"
+    if how == "bind":
+        mounted(inside, "--bind", str(thesis))
+    else:
+        mounted(inside, "-t", "tmpfs", "none")
+        (inside / "results.csv").write_text("1,2,3")
+    if how == "tmpfs-walked":
+        monkeypatch.setattr("mmzarr._claim.MOUNTINFO", str(tmp_path / "absent"))
+    before = snapshot(inside)
+    assert before  # the test sees what is mounted there
+    with pytest.raises(FileExistsError, match=r"mounted inside it at .*mnt"):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    assert snapshot(inside) == before
+    assert_frames(out, frames)
+    assert listing(tmp_path) == {"run with space.ome.zarr", "thesis"}
 
 
 def test_overwrite_replaces_datasets_and_empty_dirs_only_inside(

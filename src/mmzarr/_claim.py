@@ -6,7 +6,8 @@ The one rule for output paths (`claim`, `check_output`), used by
 - `overwrite=True` replaces only a dataset (`dataset_problem`: a directory whose
   root `zarr.json` is a zarr v3 group with `ome` or `mmzarr` attributes, or
   that holds `mmzarr/settings.json`) or an empty directory; never a file, a
-  symbolic link, the current working directory or a directory containing it.
+  symbolic link, the current working directory, a directory containing it or
+  one with a file system mounted inside it.
   Anything else is a `FileExistsError` saying why.
 - A local dataset being written is locked (`_lock.DatasetLock`, taken here
   before anything is touched): a second writer or `finalize` gets a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,8 @@ __all__ = [
 logger = logging.getLogger("mmzarr")
 
 _SETTINGS = "mmzarr/settings.json"
+#: Linux's list of the mounts this process sees
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def check_replaceable(loc: Location) -> None:
@@ -69,8 +73,8 @@ def check_replaceable(loc: Location) -> None:
 
     Replaceable: nothing, an empty directory, or a dataset (see
     `dataset_problem`). Never a file, a symbolic link, the current working
-    directory, a directory containing it, or a dataset holding a dataset
-    that a writer has locked.
+    directory, a directory containing it, one with a file system mounted
+    inside it, or a dataset holding a dataset that a writer has locked.
 
     Raises
     ------
@@ -216,8 +220,44 @@ def _local_problem(path: Path) -> str | None:
     problem = _dataset_problem(lambda key: _read_local(path / key))
     if problem is not None:
         return f"a non-empty directory: {problem}"
+    mount = _mount_inside(path)
+    if mount is not None:
+        return (
+            f"a file system is mounted inside it at {mount!r}, and deleting the "
+            "old dataset would delete what is there; unmount it first"
+        )
     live = _live_dataset_inside(path)
     return None if live is None else f"a dataset inside it is being written ({live})"
+
+
+def _mount_inside(path: Path) -> str | None:
+    """A mount point below `path` (not `path` itself), or None.
+
+    Linux lists every mount in `/proc/self/mountinfo`, bind mounts of the same
+    file system included (`os.path.ismount` misses those); elsewhere the
+    folders below `path` are asked one by one, following no link.
+    """
+    real = os.path.realpath(path)
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        for folder, dirs, _ in os.walk(real):
+            for d in dirs:
+                if os.path.ismount(os.path.join(folder, d)):
+                    return os.path.join(folder, d)
+        return None
+    below = real.rstrip(os.sep) + os.sep
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 5:
+            continue
+        # field 5 is the mount point, with space, tab, newline and backslash
+        # written as octal escapes
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+        if point.startswith(below):
+            return point
+    return None
 
 
 def _live_dataset_inside(path: Path) -> str | None:
