@@ -47,9 +47,11 @@ def frames_elsewhere(
     where = describe_image(first.image, first.facts) if first.image else "image"
     for axis in ("x", "y"):
         at = getattr(first, f"{axis}_um")
+        if at is None:  # no translation is written for this axis
+            continue
         for s in group:
             value = getattr(s, f"{axis}_um")
-            if at is None or value is None:
+            if value is None:
                 continue
             if not math.isclose(value, at, rel_tol=1e-9, abs_tol=1e-6):
                 t = f" (t={s.t})" if s.t is not None else ""
