@@ -626,6 +626,16 @@ def test_mixing_plate_and_plain_positions() -> None:
             ],
             ["DAPI", "DAPI (2)", "DAPI (5 ms)"],
         ),
+        # exposures that print alike are numbered (was "DAPI (10 ms)" beside
+        # "DAPI", whose exposure also prints as 10 ms)
+        (
+            [
+                {"config": "DAPI", "exposure": 10},
+                {"config": "DAPI", "exposure": 30},
+                {"config": "DAPI", "exposure": 10.0000001},
+            ],
+            ["DAPI", "DAPI (30 ms)", "DAPI (3)"],
+        ),
     ],
 )
 def test_repeated_channel_config_gets_unique_labels(

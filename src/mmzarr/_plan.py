@@ -363,10 +363,16 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
             labels.append(f"Channel {i}")
             continue
         same = [j for j, c in enumerate(configs) if c == ch.config]
-        exposures = [u.exposure for j in same if (u := found[j]) is not None]
+        # as printed: 10 and 10.0000001 ms both read "10 ms", which tells
+        # them apart no better than a number
+        shown = [
+            f"{u.exposure:g}"
+            for j in same
+            if (u := found[j]) is not None and u.exposure is not None
+        ]
         if same[0] == i:
             labels.append(ch.config)
-        elif ch.exposure is not None and exposures.count(ch.exposure) == 1:
+        elif ch.exposure is not None and shown.count(f"{ch.exposure:g}") == 1:
             labels.append(f"{ch.config} ({ch.exposure:g} ms)")
         else:
             labels.append(f"{ch.config} ({same.index(i) + 1})")
