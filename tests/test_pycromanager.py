@@ -361,6 +361,25 @@ def test_no_events_learns_the_first_time_point_and_grows_t(tmp_path: Path) -> No
     assert read_zarr(out, "0/0").shape == (4, 2, 2, *SHAPE)
 
 
+def test_no_events_learns_channel_exposures(tmp_path: Path) -> None:
+    """Learn mode takes each channel's exposure from its first image's
+    ``Exposure`` (the settings had none; `events=` had them)."""
+    events = multi_d_acquisition_events(
+        num_time_points=2,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+        channel_exposures_ms=[5.0, 20.0],
+    )
+    out = tmp_path / "exp.ome.zarr"
+    with ZarrHook(out) as hook:
+        feed(hook, events)
+    channels = settings_of(out).images[0].channels
+    assert [(c.config, c.exposure_ms) for c in channels] == [
+        ("DAPI", 5.0),
+        ("FITC", 20.0),
+    ]
+
+
 def test_no_events_time_points_under_a_millisecond_apart(tmp_path: Path) -> None:
     # a t scale measured from ElapsedTime-ms is never rounded to 0 (which
     # was written as 1 s, without the warning for an unknown interval)

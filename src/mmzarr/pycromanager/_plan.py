@@ -141,6 +141,7 @@ def entry_from_metadata(axes: dict[str, int | str], md: Mapping[str, Any]) -> En
         y=as_float(md.get("YPosition_um_Intended")),
         z=as_float(md.get("ZPosition_um_Intended")),
         start_s=None if elapsed is None else elapsed / 1000,
+        exposure=as_float(md.get("Exposure")),
     )
 
 
