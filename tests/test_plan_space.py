@@ -100,6 +100,16 @@ REGRESSIONS: dict[str, useq.MDASequence] = {
             )
         ],
     ),
+    # found by a sweep: described from one period of its time plan, c (which
+    # only the sub-sequence has) was put outside t: acquisition_order (c, t)
+    # and no index-less appends, where useq yields t0c0, t0c1, t1c0, ...
+    "sub-sequence channels, axis_order c before t": _mda(
+        axis_order="ctp",
+        stage_positions=[
+            useq.Position(sequence=useq.MDASequence(channels=["DAPI", "FITC"]))
+        ],
+        time_plan={"interval": 0, "loops": 5},
+    ),
     # useq's tests/fixtures/mda.yaml, smaller: autofocus on c, a position whose
     # sub-sequence has its own grid and z plan, DAPI every 3rd t and unstacked
     "useq fixture: autofocus + position z sub-plan": _mda(

@@ -285,6 +285,12 @@ def image_settings(
             if (t := start + idx[0]) < n
         ]
         sizes["t"] = n
+    in_order = acquired
+    if repeated:
+        # where t goes shows only from one period to the next (the slots may
+        # be a single time point): the next one repeats the first
+        first = [idx for idx in acquired if idx[0] < plan.period]
+        in_order = first + [(idx[0] + plan.period, *idx[1:]) for idx in first]
     scales = {"t": image.facts.t_scale or 1.0, "c": 1.0, "z": z_scale(image, sizes)}
     dims = [
         Dimension(
@@ -312,7 +318,7 @@ def image_settings(
         key=placement.key,
         name=printable(image.facts.name),
         dimensions=tuple(dims),
-        acquisition_order=_acquisition_order(axes, acquired, plan.axis_order),
+        acquisition_order=_acquisition_order(axes, in_order, plan.axis_order),
         channels=_channels(image, sizes["c"]) if "c" in axes else (),
         stage_position=stage_position(image, scales["z"]),
         coords=dict(image.image),
