@@ -218,7 +218,7 @@ def test_overwrite_refuses_a_dataset_with_a_mount_inside(
         mounted(inside, "-t", "tmpfs", "none")
         (inside / "results.csv").write_text("1,2,3")
     if how == "tmpfs-walked":
-        monkeypatch.setattr("mmzarr._claim.MOUNTINFO", str(tmp_path / "absent"))
+        monkeypatch.setattr("mmzarr._replaceable.MOUNTINFO", str(tmp_path / "absent"))
     before = snapshot(inside)
     assert before  # the test sees what is mounted there
     with pytest.raises(FileExistsError, match=r"mounted inside it at .*mnt"):

@@ -3,11 +3,9 @@
 The one rule for output paths (`claim`, `check_output`), used by
 `create_stream`, the front ends and the CLI:
 
-- `overwrite=True` replaces only a dataset (`dataset_problem`: a directory whose
-  root `zarr.json` is a zarr v3 group with `ome` or `mmzarr` attributes, or
-  that holds `mmzarr/settings.json`) or an empty directory; never a file, a
-  symbolic link, the current working directory, a directory containing it or
-  one with a file system mounted inside it.
+- `overwrite=True` replaces only a dataset (a directory whose root `zarr.json`
+  is a zarr v3 group with `ome` or `mmzarr` attributes, or that holds
+  `mmzarr/settings.json`) or an empty directory: `_replaceable`'s rule.
   Anything else is a `FileExistsError` saying why.
 - A local dataset being written is locked (`_lock.DatasetLock`, taken here
   before anything is touched): a second writer or `finalize` gets a
@@ -29,75 +27,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 from mmzarr._leftovers import (
     aside_path,
     delete_half_deleted,
     deleting_path,
-    opening_leftovers,
     replaced_copies,
 )
 from mmzarr._lock import (
-    LOCK_SUFFIX,
     DatasetLock,
     canonical,
-    json_object,
-    lock_file_holder,
     lock_holder,
 )
-from mmzarr._storage import Location, as_location, parse_location
+from mmzarr._replaceable import check_replaceable, full_path
+from mmzarr._storage import Location, parse_location
 from mmzarr.errors import DatasetLockedError, StorageError
 
-__all__ = [
-    "OutputClaim",
-    "check_output",
-    "check_replaceable",
-    "claim",
-    "dataset_problem",
-    "delete_dataset",
-]
+__all__ = ["OutputClaim", "check_output", "claim", "delete_dataset"]
 
 logger = logging.getLogger("mmzarr")
-
-_SETTINGS = "mmzarr/settings.json"
-#: Linux's list of the mounts this process sees
-MOUNTINFO = "/proc/self/mountinfo"
-
-
-def check_replaceable(loc: Location) -> None:
-    """Raise unless `overwrite=True` may replace what is at the root.
-
-    Replaceable: nothing, an empty directory, or a dataset (see
-    `dataset_problem`). Never a file, a symbolic link, the current working
-    directory, a directory containing it, one with a file system mounted
-    inside it, or a dataset holding a dataset that a writer has locked.
-
-    Raises
-    ------
-    FileExistsError
-        Naming the path and why it is not replaced.
-    """
-    if loc.path is None:
-        if not loc.exists():
-            return
-        problem = _dataset_problem(loc.read_bytes)
-        if problem is not None:
-            raise FileExistsError(
-                f"refusing to replace {loc.url!r}: {problem}; overwrite=True "
-                "replaces only an mmzarr/OME-Zarr dataset"
-            )
-        return
-    problem = _local_problem(loc.path)
-    if problem is not None:
-        raise FileExistsError(
-            f"refusing to replace {_full(loc.path)!r}: {problem}; "
-            "overwrite=True replaces only an mmzarr/OME-Zarr dataset or an "
-            "empty directory"
-        )
 
 
 def claim(loc: Location, overwrite: bool) -> OutputClaim:
@@ -145,151 +95,6 @@ def delete_dataset(loc: Location) -> None:
     loc.delete()
 
 
-# ---- what overwrite may replace ------------------------------------------------------
-def _full(path: Path) -> str:
-    """`path` made absolute (not resolved), for messages."""
-    return os.path.abspath(path)
-
-
-def dataset_problem(root: Path | Location) -> str | None:
-    """Why `root` is not an mmzarr/OME-Zarr dataset, or None when it is one.
-
-    A dataset's root `zarr.json` is a zarr v3 group whose attributes have `ome`
-    or `mmzarr`; a dataset whose writer died before its first group document,
-    or while acquire-zarr's close had left its groups bare, holds
-    `mmzarr/settings.json`.
-    """
-    return _dataset_problem(as_location(root).read_bytes)
-
-
-def _dataset_problem(read: Any) -> str | None:
-    try:
-        doc = read("zarr.json")
-    except OSError as e:
-        return f"its zarr.json cannot be read ({e})"
-    if doc is None:
-        if _has_settings(read):
-            return None  # a writer killed while opening it: mmzarr's settings
-        return "it is not a zarr dataset (no zarr.json)"
-    parsed = json_object(doc)
-    if parsed is None:
-        return "its zarr.json is not a JSON object"
-    if parsed.get("zarr_format") != 3 or parsed.get("node_type") != "group":
-        return "its zarr.json is not a zarr v3 group"
-    attrs = parsed.get("attributes")
-    if isinstance(attrs, dict) and {"ome", "mmzarr"} & set(attrs):
-        return None
-    if _has_settings(read):
-        return None  # a writer killed while acquire-zarr left bare groups
-    return "its zarr.json has no 'ome' or 'mmzarr' attributes"
-
-
-def _has_settings(read: Any) -> bool:
-    """Whether mmzarr's settings of a dataset are there."""
-    try:
-        settings = read(_SETTINGS)
-    except OSError:
-        return False
-    parsed = None if settings is None else json_object(settings)
-    return parsed is not None and {"layout", "images"} <= set(parsed)
-
-
-def _local_problem(path: Path) -> str | None:
-    """Why the local `path` may not be replaced, or None (see `check_replaceable`)."""
-    if path.is_symlink():
-        return (
-            f"it is a symbolic link (to {os.readlink(path)!r}); write to the "
-            "target or remove the link"
-        )
-    if not path.exists():
-        return None
-    if not path.is_dir():
-        return "it is a file, not a dataset directory"
-    real, cwd = path.resolve(), Path.cwd().resolve()
-    if real == cwd:
-        return "it is the current working directory"
-    if real in cwd.parents:
-        return f"it contains the current working directory {str(cwd)!r}"
-    try:
-        if not any(path.iterdir()):
-            return None
-    except OSError as e:
-        return f"it cannot be listed ({e})"
-    if opening_leftovers(path):
-        return None  # a writer killed before it wrote its settings
-    problem = _dataset_problem(lambda key: _read_local(path / key))
-    if problem is not None:
-        return f"a non-empty directory: {problem}"
-    mount = _mount_inside(path)
-    if mount is not None:
-        return (
-            f"a file system is mounted inside it at {mount!r}, and deleting the "
-            "old dataset would delete what is there; unmount it first"
-        )
-    live = _live_dataset_inside(path)
-    return None if live is None else f"a dataset inside it is being written ({live})"
-
-
-def _mount_inside(path: Path) -> str | None:
-    """A mount point below `path` (not `path` itself), or None.
-
-    Linux lists every mount in `/proc/self/mountinfo`, bind mounts of the same
-    file system included (`os.path.ismount` misses those); elsewhere the
-    folders below `path` are asked one by one, following no link.
-    """
-    real = os.path.realpath(path)
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        for folder, dirs, _ in os.walk(real):
-            for d in dirs:
-                if os.path.ismount(os.path.join(folder, d)):
-                    return os.path.join(folder, d)
-        return None
-    below = real.rstrip(os.sep) + os.sep
-    for line in lines:
-        fields = line.split(" ")
-        if len(fields) < 5:
-            continue
-        # field 5 is the mount point, with space, tab, newline and backslash
-        # written as octal escapes
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
-        if point.startswith(below):
-            return point
-    return None
-
-
-def _live_dataset_inside(path: Path) -> str | None:
-    """A dataset below `path` that a writer holds (its lock file, and who), or None.
-
-    Walks the groups, not the arrays' chunks (the `c` folder of an array),
-    and follows no link.
-    """
-    for folder, dirs, files in os.walk(path):
-        if "c" in dirs and "zarr.json" in files and _is_array(Path(folder)):
-            dirs.remove("c")
-        for name in files:
-            if name.startswith(".") and name.endswith(LOCK_SUFFIX):
-                holder = lock_file_holder(Path(folder) / name)
-                if holder is not None:
-                    return f"{os.path.join(folder, name)!r} is held by {holder}"
-    return None
-
-
-def _is_array(folder: Path) -> bool:
-    """Whether `folder` holds a zarr array (its `zarr.json` says so)."""
-    doc = json_object(_read_local(folder / "zarr.json") or b"")
-    return doc is not None and doc.get("node_type") == "array"
-
-
-def _read_local(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
     """Fail early, without touching anything, where a writer could not start.
 
@@ -313,7 +118,7 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
     """
     loc = parse_location(path)
     if loc.path is not None:  # S3 has no folders and no lock
-        above = Path(_full(loc.path)).parent
+        above = Path(full_path(loc.path)).parent
         while not above.exists() and above != above.parent:
             above = above.parent
         if not above.is_dir():
@@ -323,7 +128,7 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
         holder = lock_holder(loc.path)
         if holder is not None:
             raise DatasetLockedError(
-                f"{_full(loc.path)!r} is locked by another writer: {holder}", holder
+                f"{full_path(loc.path)!r} is locked by another writer: {holder}", holder
             )
     if loc.exists():
         if not overwrite:
@@ -447,7 +252,7 @@ def _make_dirs(path: Path) -> list[Path]:
 def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
     root = loc.path
     assert root is not None
-    full = _full(root)
+    full = full_path(root)
     exists = loc.exists()
     if exists and not overwrite:
         holder = lock_holder(root)

@@ -12,8 +12,8 @@
   written (`opening_leftovers`): `overwrite` may replace it, and `finalize`
   says nothing was acquired.
 
-What `overwrite` may replace, and the claim that uses these names, are
-`_claim`'s; the lock is `_lock`'s.
+What `overwrite` may replace is `_replaceable`'s, the claim that uses these
+names `_claim`'s; the lock is `_lock`'s.
 """
 
 from __future__ import annotations
