@@ -1246,6 +1246,42 @@ def _written_then_died(
     return frames
 
 
+def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> None:
+    """A collection of 2-D images (a grid, nothing else) whose writer died with
+    one logged frame's chunk missing and one torn: finalize raised IndexError
+    (it grew the leading axis of an index that has none)."""
+    seq = useq.MDASequence(
+        grid_plan=useq.GridRowsColumns(rows=1, columns=3, fov_width=5, fov_height=4)
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "grid.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for k, event in enumerate(seq):
+            stream.append(frame_for(k), index=event.index)
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
+    (out / "zarr.json").write_text(json.dumps(doc))
+    (out / "1/0/c/0/0").unlink()  # logged, never reached the disk
+    torn = out / "2/0/c/0/0"
+    torn.write_bytes(torn.read_bytes()[:7])
+
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert {(x["image"], tuple(x["index"])) for x in record["lost"]} == {
+        ("1", ()),
+        ("2", ()),
+    }
+    assert record["damaged_files"] == ["mmzarr/damaged/2/0/c/0/0"]
+    check_metadata(out)
+    for read in (read_zarr, read_tensorstore):
+        np.testing.assert_array_equal(read(out, "0/0"), frame_for(0))
+        assert not read(out, "1/0").any()  # fill value
+        assert not read(out, "2/0").any()
+
+
 def test_finalize_writes_the_ome_xml_of_the_frames_it_keeps(
     tmp_path: Path, backend: str
 ) -> None:

@@ -115,11 +115,7 @@ def split(
     for i, index in frames:
         apath = _layout.array_path(settings.images[i])
         doc = docs[apath]
-        shape = list(doc["shape"])
-        shape[0] = max(shape[0], index[0] + 1)
-        files = [
-            f"{apath}/{rel}" for rel in chunk_paths({**doc, "shape": shape}, index)
-        ]
+        files = [f"{apath}/{rel}" for rel in chunk_paths(_grown(doc, index), index)]
         moved = [f for f in files if f in moves]
         if moved:
             gone[(i, index)] = f"its chunk file {moved[0]} does not decode"
@@ -136,10 +132,8 @@ def chunk_files(
     `truncated_only`: only files cut short (`is_torn`).
     """
     doc = _metadata.read_json(root / array / "zarr.json")
-    shape = list(doc["shape"])
-    shape[0] = max(shape[0], index[0] + 1)
     out = []
-    for rel in chunk_paths({**doc, "shape": shape}, index):
+    for rel in chunk_paths(_grown(doc, index), index):
         src = root / array / rel
         if src.is_file() and (not truncated_only or is_torn(src, doc)):
             out.append(f"{array}/{rel}")
@@ -257,3 +251,16 @@ def unlogged(
                 continue
             found.append((i, index))
     return found
+
+
+def _grown(doc: dict[str, Any], index: tuple[int, ...]) -> dict[str, Any]:
+    """`doc` with its leading axis long enough for `index`.
+
+    An unbounded `t`'s metadata may lag behind its frames; an image without
+    `t`, `c` or `z` has an empty index and nothing to grow.
+    """
+    if not index:
+        return doc
+    shape = list(doc["shape"])
+    shape[0] = max(shape[0], index[0] + 1)
+    return {**doc, "shape": shape}
