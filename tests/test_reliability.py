@@ -1248,8 +1248,8 @@ def _written_then_died(
 
 def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> None:
     """A collection of 2-D images (a grid, nothing else) whose writer died with
-    one logged frame's chunk missing and one torn: finalize raised IndexError
-    (it grew the leading axis of an index that has none)."""
+    one logged frame's chunk missing and one torn: validate and finalize raised
+    IndexError (they grew the leading axis of an index that has none)."""
     seq = useq.MDASequence(
         grid_plan=useq.GridRowsColumns(rows=1, columns=3, fov_width=5, fov_height=4)
     )
@@ -1267,6 +1267,9 @@ def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> No
     torn = out / "2/0/c/0/0"
     torn.write_bytes(torn.read_bytes()[:7])
 
+    report = mmzarr.validate(out)
+    assert report.incomplete
+    assert (report.frames_logged, report.frames_complete) == (3, 1), report.format()
     final = mmzarr.finalize(out)
     assert final.ok, final.format()
     record = json.loads((out / "mmzarr/finalize.json").read_text())

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "chunk_paths",
     "frame_is_complete",
+    "grown",
     "inner_chunk_shape",
     "is_torn",
     "raw_chunk_bytes",
@@ -92,9 +93,7 @@ def frame_is_complete(
     frame of zeros is not listed either). Problems are appended to `problems`
     when given.
     """
-    shape = list(doc["shape"])
-    if grows:
-        shape[0] = max(shape[0], index[0] + 1)
+    shape = grown(doc, index)["shape"] if grows else doc["shape"]
     if any(i >= s for i, s in zip(index, shape, strict=False)):
         if problems is not None:
             problems.append(
@@ -192,3 +191,16 @@ def _shard_index_bytes(doc: dict[str, Any]) -> int | None:
     inner = conf["chunk_shape"]
     chunks = math.prod(-(-int(s) // int(c)) for s, c in zip(shard, inner, strict=True))
     return 16 * chunks + 4
+
+
+def grown(doc: dict[str, Any], index: tuple[int, ...]) -> dict[str, Any]:
+    """`doc` with its leading axis long enough for `index`.
+
+    An unbounded `t`'s metadata may lag behind its frames; an image without
+    `t`, `c` or `z` has an empty index and nothing to grow.
+    """
+    if not index:
+        return doc
+    shape = list(doc["shape"])
+    shape[0] = max(shape[0], index[0] + 1)
+    return {**doc, "shape": shape}

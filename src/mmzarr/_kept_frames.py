@@ -16,6 +16,7 @@ from mmzarr import _layout, _metadata
 from mmzarr._chunk_files import (
     chunk_paths,
     frame_is_complete,
+    grown,
     inner_chunk_shape,
     is_torn,
 )
@@ -115,7 +116,7 @@ def split(
     for i, index in frames:
         apath = _layout.array_path(settings.images[i])
         doc = docs[apath]
-        files = [f"{apath}/{rel}" for rel in chunk_paths(_grown(doc, index), index)]
+        files = [f"{apath}/{rel}" for rel in chunk_paths(grown(doc, index), index)]
         moved = [f for f in files if f in moves]
         if moved:
             gone[(i, index)] = f"its chunk file {moved[0]} does not decode"
@@ -133,7 +134,7 @@ def chunk_files(
     """
     doc = _metadata.read_json(root / array / "zarr.json")
     out = []
-    for rel in chunk_paths(_grown(doc, index), index):
+    for rel in chunk_paths(grown(doc, index), index):
         src = root / array / rel
         if src.is_file() and (not truncated_only or is_torn(src, doc)):
             out.append(f"{array}/{rel}")
@@ -251,16 +252,3 @@ def unlogged(
                 continue
             found.append((i, index))
     return found
-
-
-def _grown(doc: dict[str, Any], index: tuple[int, ...]) -> dict[str, Any]:
-    """`doc` with its leading axis long enough for `index`.
-
-    An unbounded `t`'s metadata may lag behind its frames; an image without
-    `t`, `c` or `z` has an empty index and nothing to grow.
-    """
-    if not index:
-        return doc
-    shape = list(doc["shape"])
-    shape[0] = max(shape[0], index[0] + 1)
-    return {**doc, "shape": shape}
