@@ -1246,6 +1246,43 @@ def _written_then_died(
     return frames
 
 
+def test_acquire_zarr_writes_a_time_point_that_ends_in_skipped_planes(
+    tmp_path: Path,
+) -> None:
+    """FITC (`do_stack=False`) is acquired at the middle plane only: its last
+    plane is never acquired. acquire-zarr writes a time point once all its
+    slots are appended, and that slot was filled only when the next time
+    point's first frame came, so t=0 stayed off disk (frames_flushed 0 of 4,
+    FITC lost on a kill) for a whole interval."""
+    seq = useq.MDASequence(
+        time_plan={"interval": 1, "loops": 2},
+        z_plan={"range": 2, "step": 1},
+        channels=["DAPI", {"config": "FITC", "do_stack": False}],
+    )
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "skips.ome.zarr"
+    first = [e for e in seq if e.index["t"] == 0]
+    assert [tuple(e.index.values()) for e in first][-1] == (0, 1, 1)  # FITC, z=1
+    with mmzarr.create_stream(out, settings, backend="acquire-zarr") as stream:
+        for k, event in enumerate(first):
+            stream.append(frame_for(k), index=event.index)
+        deadline = time.monotonic() + 30  # the flusher looks every 0.5 s
+        while stream.frames_flushed < len(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stream.frames_flushed == len(first)
+        # on disk, read by another library while the stream is open
+        np.testing.assert_array_equal(read_zarr(out, "0")[0, 1, 1], frame_for(3))
+        for k, event in enumerate(seq):
+            if event.index["t"] == 1:
+                stream.append(frame_for(k), index=event.index)
+    data = read_tensorstore(out, "0")
+    assert data.shape == (2, 2, 3, *SHAPE)
+    np.testing.assert_array_equal(data[1, 1, 1], frame_for(7))
+    assert not data[0, 1, 2].any()  # never acquired: the fill value
+
+
 def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> None:
     """A collection of 2-D images (a grid, nothing else) whose writer died with
     one logged frame's chunk missing and one torn: validate and finalize raised

@@ -285,6 +285,7 @@ class AcquireZarrBackend:
                 landing.mark(cur.shards[cur.shard_key(lin)], seq)
             if self._held_bytes > self._window:
                 self._overflow()
+        self._fill_row_end(cur)
         if cur.base:
             self._seq += 1
         if cur.image.unbounded and index[0] >= self._t_sizes[array]:
@@ -445,6 +446,32 @@ class AcquireZarrBackend:
         cur.next += 1
         if shard is not None:
             landing.appended(cur, slot, shard, seq, frame.nbytes)
+
+    def _fill_row_end(self, cur: ArrayCursor) -> None:
+        """Fill the slots after the last one appended that the plan never acquires.
+
+        Up to the end of its time point (row): acquire-zarr writes a time point
+        once all its slots are appended, so one ending in planes a
+        `do_stack=False` channel skips stayed off disk until the next time
+        point's first frame (lost on a kill). Skipped when frames are held (the
+        gap before them decides) or their disk space cannot be reserved (the
+        next frame's reservation says so, before it is accepted).
+        """
+        if cur.pending or not cur.row_slots or not cur.next:
+            return
+        end = ((cur.next - 1) // cur.row_slots + 1) * cur.row_slots
+        last = cur.next
+        while last < end and not cur.image.is_acquired(cur.index_of(last)):
+            last += 1
+        if last == cur.next:
+            return
+        if self._landing.track:
+            try:
+                self._landing.reserve(cur, last - 1)
+            except OSError:
+                return
+        while cur.next < last:
+            self._append(cur, self._zero(cur.image.frame_shape), -1)
 
     def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
         """Append frames to acquire-zarr (which copies them before returning)."""
