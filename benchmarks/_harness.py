@@ -285,7 +285,7 @@ def write_alone(
             w.result()
         return
     # acquire_zarr as mmzarr imports it: with its OMP_WAIT_POLICY
-    from mmzarr.backends._acquire import aqz
+    from mmzarr.backends._acquire_settings import aqz
 
     def dim(name: str, kind: Any, size: int, chunk: int) -> Any:
         return aqz.Dimension(

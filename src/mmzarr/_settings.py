@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, model_validator
 
+from mmzarr._downsample import Downsample, warn_levels_cut
 from mmzarr._fields import DTypeStr, check_finite_positive
 from mmzarr._from_useq import (
     GENERATOR_HINT,
@@ -40,7 +40,6 @@ from mmzarr._models import (
 )
 from mmzarr._plan import settings_from_slots
 from mmzarr._sequence import as_sequence
-from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
@@ -80,41 +79,6 @@ def _check_flush_interval(value: float) -> float:
 
 
 FlushInterval = Annotated[float, AfterValidator(_check_flush_interval)]
-
-
-class Downsample(FrozenModel):
-    """Resolution levels written during acquisition (2x in y and x per level).
-
-    Parameters
-    ----------
-    method
-        `"mean"` (average of each 2x2 block) or `"decimate"` (its top-left pixel).
-    levels
-        Extra levels beyond full resolution, or `"auto"`: halve until the
-        smaller side of a level is <= `min_size`. A number is cut to the
-        levels that differ (halving stops at 1x1; `AcquisitionSettings` warns).
-    min_size
-        The side length at which `"auto"` stops.
-    """
-
-    method: Literal["mean", "decimate"] = "mean"
-    levels: PositiveInt | Literal["auto"] = "auto"
-    min_size: PositiveInt = 256
-
-    def extra_levels(self, frame_shape: tuple[int, int]) -> int:
-        """Number of levels below full resolution for frames of `frame_shape`."""
-        if self.levels != "auto":
-            return min(int(self.levels), distinct_levels(frame_shape))
-        n, side = 0, min(frame_shape)
-        while side > self.min_size:
-            side = -(-side // 2)
-            n += 1
-        return n
-
-
-def distinct_levels(frame_shape: tuple[int, int]) -> int:
-    """How many times `frame_shape` halves (rounding up) before it is 1x1."""
-    return (max(frame_shape) - 1).bit_length()
 
 
 def _as_index(index: Any) -> dict[str, int]:
@@ -219,7 +183,7 @@ class AcquisitionSettings(FrozenModel):
             if k and not _KEY_RE.match(k):
                 raise ValueError(f"image key {k!r} is not a valid zarr path")
         itemsize = np.dtype(self.dtype).itemsize
-        self._warn_levels_cut()
+        warn_levels_cut(self.downsample, [im.frame_shape for im in self.images])
         for im in self.images:
             nbytes = math.prod(im.frame_shape) * itemsize
             if nbytes > MAX_FRAME_BYTES:
@@ -252,25 +216,6 @@ class AcquisitionSettings(FrozenModel):
             lookup[nc] = i
         self._lookup = lookup
         return self
-
-    def _warn_levels_cut(self) -> None:
-        levels = self.downsample.levels if self.downsample else "auto"
-        if levels == "auto":
-            return
-        cut = {
-            im.frame_shape: distinct_levels(im.frame_shape)
-            for im in self.images
-            if distinct_levels(im.frame_shape) < levels
-        }
-        if cut:
-            shapes = ", ".join(f"{h}x{w}: {n}" for (h, w), n in cut.items())
-            warnings.warn(
-                f"downsample levels={levels}: frames of this shape reach 1x1 "
-                f"sooner and get fewer extra levels ({shapes}); the levels past "
-                "1x1 would all be the same",
-                MMZarrWarning,
-                stacklevel=2,
-            )
 
     def _check_plate(self) -> None:
         if self.plate is None:

@@ -51,22 +51,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
-# acquire-zarr bundles an OpenMP runtime (libgomp) whose idle threads spin for
-# a few ms after every task by default: that doubles its CPU per frame and
-# starves the camera thread on small machines (measured in benchmarks/README.md,
-# "acquire-zarr's settings"). libgomp reads the variable once,
-# when acquire_zarr is first imported in the process, so it is set right before
-# that import (a value the user set is kept; an import of acquire_zarr
-# elsewhere, before this module's, comes too late).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import acquire_zarr as aqz
 import numpy as np
 
-from mmzarr._layout import BLOSC_CLEVEL, array_document
+from mmzarr._layout import array_document
 from mmzarr._metadata import dumps_json
 from mmzarr.backends._acquire_array import (
     ArrayCursor,
@@ -80,6 +70,7 @@ from mmzarr.backends._acquire_disk import (
     refuse_unwritable,
     remove_sibling,
 )
+from mmzarr.backends._acquire_settings import open_stream
 from mmzarr.backends._base import Capabilities, Progress, last_time_point
 from mmzarr.errors import FrameError, PlanError
 
@@ -87,36 +78,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from mmzarr._settings import Dimension
     from mmzarr._storage import Location
     from mmzarr.backends._base import Arrays, Limits
 
 __all__ = ["AcquireZarrBackend"]
 
 logger = logging.getLogger("mmzarr")
-
-_KINDS = {
-    "t": aqz.DimensionType.TIME,
-    "c": aqz.DimensionType.CHANNEL,
-    "z": aqz.DimensionType.SPACE,
-    "y": aqz.DimensionType.SPACE,
-    "x": aqz.DimensionType.SPACE,
-}
-
-
-def _compression(name: str) -> aqz.CompressionSettings | None:
-    if name == "none":
-        return None
-    codec = {
-        "blosc-lz4": aqz.CompressionCodec.BLOSC_LZ4,
-        "blosc-zstd": aqz.CompressionCodec.BLOSC_ZSTD,
-    }[name]
-    return aqz.CompressionSettings(
-        compressor=aqz.Compressor.BLOSC1,
-        codec=codec,
-        level=BLOSC_CLEVEL[name],
-        shuffle=1,
-    )
 
 
 class AcquireZarrBackend:
@@ -201,7 +168,7 @@ class AcquireZarrBackend:
             if self._max_reorder is None
             else self._max_reorder
         )
-        store: dict[str, Any]
+        store_path: str | None = None
         if location.path is not None:
             # array i is the sibling's link `i`: acquire-zarr then writes one
             # group document there, not one per group of the dataset
@@ -211,33 +178,15 @@ class AcquireZarrBackend:
             if self._hidden is not None:
                 for i, cur in enumerate(self._cursors):
                     cur.stream_key = str(i)
-            store = {"store_path": str(self._hidden or location.path)}
-        else:
-            s3 = location.s3
-            assert s3 is not None
-            s3.export_env("acquire-zarr")  # its S3 client reads the environment
-            store = {
-                "store_path": s3.prefix,
-                "s3": aqz.S3Settings(
-                    endpoint=s3.endpoint_url or "",
-                    bucket_name=s3.bucket,
-                    region=s3.region or "",
-                ),
-            }
-        array_settings = [self._array_settings(c, arrays) for c in self._cursors]
+            store_path = str(self._hidden or location.path)
         try:
-            self._stream = aqz.ZarrStream(
-                aqz.StreamSettings(
-                    **store,
-                    arrays=array_settings,
-                    overwrite=False,
-                    max_threads=self._max_threads,
-                )
+            self._stream = open_stream(
+                store_path, location.s3, self._cursors, arrays, self._max_threads
             )
         except BaseException as e:
             self._remove_hidden()
             if isinstance(e, RuntimeError):
-                refuse_unwritable(store.get("store_path"), location, e)
+                refuse_unwritable(store_path, location, e)
                 raise PlanError(f"acquire-zarr rejected the settings: {e}") from e
             raise
         self._landing = Landing(location.path)
@@ -273,8 +222,7 @@ class AcquireZarrBackend:
         if landing.track:
             landing.reserve(cur, lin)
         # slots the plan never acquires will get no frame: fill them at once
-        while cur.next < lin and not cur.image.is_acquired(cur.index_of(cur.next)):
-            self._append(cur, self._zero(cur.image.frame_shape), -1)
+        self._fill_to(cur, cur.unacquired_end(lin))
         if lin == cur.next:
             self._append(cur, frame, seq)
             self._drain(cur, force=False)
@@ -315,35 +263,6 @@ class AcquireZarrBackend:
         return Progress(landing.readable(self._seq), landing.in_flight, self._budget)
 
     # ---- helpers ----------------------------------------------------------------
-    @staticmethod
-    def _array_settings(cur: ArrayCursor, arrays: Arrays) -> aqz.ArraySettings:
-        im = cur.image
-        dims: dict[str, Dimension] = {d.name: d for d in im.dimensions}
-        aq_dims = []
-        for name in (*cur.order, "y", "x"):
-            d = dims[name]
-            aq_dims.append(
-                aqz.Dimension(
-                    name=name,
-                    kind=_KINDS[name],
-                    array_size_px=0 if d.size is None else d.size,
-                    chunk_size_px=d.chunk_size,
-                    shard_size_chunks=max(1, d.shard_size // d.chunk_size),
-                    unit=d.unit,
-                    scale=abs(d.scale),  # its own metadata is replaced
-                )
-            )
-        kwargs: dict[str, Any] = {}
-        if cur.order != cur.storage_names:
-            kwargs["storage_dimension_order"] = [*cur.storage_names, "y", "x"]
-        return aqz.ArraySettings(
-            output_key=cur.stream_key,
-            dimensions=aq_dims,
-            data_type=np.dtype(arrays.dtype),
-            compression=_compression(arrays.compression),
-            **kwargs,
-        )
-
     def _write_grown_docs(self) -> None:
         """Write the `zarr.json` of each array whose `t` grew since the last flush.
 
@@ -437,6 +356,12 @@ class AcquireZarrBackend:
             zero.flags.writeable = False
         return zero
 
+    def _fill_to(self, cur: ArrayCursor, stop: int) -> None:
+        """Append the fill value to `cur`'s slots before `stop`."""
+        zero = self._zero(cur.image.frame_shape)
+        while cur.next < stop:
+            self._append(cur, zero, -1)
+
     def _append(self, cur: ArrayCursor, frame: np.ndarray, seq: int) -> None:
         """Hand `frame` over for `cur`'s next slot (`seq`: its write number)."""
         slot = cur.next
@@ -457,12 +382,9 @@ class AcquireZarrBackend:
         gap before them decides) or their disk space cannot be reserved (the
         next frame's reservation says so, before it is accepted).
         """
-        if cur.pending or not cur.row_slots or not cur.next:
+        if cur.pending or not cur.row_slots or not cur.next or not cur.image.skipped:
             return
-        end = ((cur.next - 1) // cur.row_slots + 1) * cur.row_slots
-        last = cur.next
-        while last < end and not cur.image.is_acquired(cur.index_of(last)):
-            last += 1
+        last = cur.unacquired_end(((cur.next - 1) // cur.row_slots + 1) * cur.row_slots)
         if last == cur.next:
             return
         if self._landing.track:
@@ -470,8 +392,7 @@ class AcquireZarrBackend:
                 self._landing.reserve(cur, last - 1)
             except OSError:
                 return
-        while cur.next < last:
-            self._append(cur, self._zero(cur.image.frame_shape), -1)
+        self._fill_to(cur, last)
 
     def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
         """Append frames to acquire-zarr (which copies them before returning)."""
@@ -494,12 +415,12 @@ class AcquireZarrBackend:
                 self._held_bytes -= held[0].nbytes
                 self._append(cur, held[0], held[1])
                 continue
-            index = cur.index_of(nxt)
-            if not cur.image.is_acquired(index):
-                self._append(cur, self._zero(cur.image.frame_shape), -1)
+            end = cur.unacquired_end(sys.maxsize)  # stops at the first held frame
+            if end > nxt:
+                self._fill_to(cur, end)
             elif force:
-                filled.append(index)
-                self._append(cur, self._zero(cur.image.frame_shape), -1)
+                filled.append(cur.index_of(nxt))
+                self._fill_to(cur, nxt + 1)
             else:
                 break
         if filled:

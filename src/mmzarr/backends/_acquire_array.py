@@ -156,6 +156,23 @@ class ArrayCursor:
             index[pos], linear = divmod(linear, stride)
         return tuple(index)
 
+    def unacquired_end(self, stop: int) -> int:
+        """The first slot from `next` on, before `stop`, that will get a frame.
+
+        The slots between `next` and it are ones the plan never acquires
+        (`ImageSettings.is_acquired`), none holding a frame: they are written
+        with the fill value. `next` itself when the plan acquires every slot.
+        """
+        slot = self.next
+        if not self.image.skipped:
+            return slot
+        is_acquired, pending = self.image.is_acquired, self.pending
+        while (
+            slot < stop and slot not in pending and not is_acquired(self.index_of(slot))
+        ):
+            slot += 1
+        return slot
+
     def shard_key(self, linear: int) -> tuple[int, ...]:
         """Grid coordinates of the shard holding append position `linear`."""
         index = self.index_of(linear)

@@ -2,10 +2,10 @@
 
 Each `append` call has a cost of its own: 512x512 uint16 frames every 5 ms
 cost 1.75 ms of CPU each appended one by one, 0.9-1.3 ms in batches of 4-16
-(with libgomp's default active waiting, see `OMP_WAIT_POLICY` in `_acquire`,
-8.3 ms and 2.3 ms). So frames of one array are copied into a batch of about
-`BATCH_BYTES` and handed over together; a frame of half that or more goes
-alone, uncopied.
+(with libgomp's default active waiting, see `OMP_WAIT_POLICY` in
+`_acquire_settings`, 8.3 ms and 2.3 ms). So frames of one array are copied
+into a batch of about `BATCH_BYTES` and handed over together; a frame of half
+that or more goes alone, uncopied.
 """
 
 from __future__ import annotations
