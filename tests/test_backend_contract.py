@@ -411,6 +411,59 @@ class BackendContract:
         for t in range(80):
             np.testing.assert_array_equal(data[t], stamp(t, shape))
 
+    def test_completing_a_shard_moves_no_chunk(self, tmp_path: Path) -> None:
+        """A reader that read a shard's index before the shard was completed and
+        reads a chunk after (zarr-python reads them with separate requests)
+        still reads that chunk's frame: an incomplete shard is written with
+        every chunk (the missing ones as the fill value), so none moves."""
+        if not backend_class(self.backend).capabilities.flush_makes_readable:
+            pytest.skip(f"{self.backend} writes no incomplete shard")
+        seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+        root = tmp_path / "s.ome.zarr"
+        backend = self.open_backend(root, settings_of(seq, shards={"t": 2}))
+        backend.write(0, (1,), stamp(1))
+        wait_for("t 1 readable", lambda: backend.flush().readable == 1)
+        shard = root / "0" / "c" / "0" / "0" / "0"
+        # the shard index (zarr v3 sharding, index at the end): an (offset,
+        # nbytes) pair per chunk, then a crc32c
+        index = np.frombuffer(shard.read_bytes()[-(2 * 16 + 4) : -4], "<u8")
+        offset, nbytes = (int(v) for v in index.reshape(2, 2)[1])
+        backend.write(0, (0,), stamp(0))
+        wait_for("the shard complete", lambda: backend.flush().readable == 2)
+        assert shard.read_bytes()[offset : offset + nbytes] == stamp(1).tobytes()
+        backend.flush(final=True)
+        for read in (read_zarr, read_tensorstore):
+            data = read(root, "0")
+            for t in range(2):
+                np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+
+    def test_frames_of_an_incomplete_compressed_shard_wait_for_it(
+        self, tmp_path: Path
+    ) -> None:
+        """Compressed chunks change size, so completing a shard moves them: a
+        frame of an incomplete compressed shard is counted readable only once
+        the shard is complete (a reader holding the older index would read
+        other bytes)."""
+        seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+        root = tmp_path / "z.ome.zarr"
+        settings = settings_of(seq, shards={"t": 2}, compression="blosc-lz4")
+        backend = self.open_backend(root, settings)
+        for t in range(3):  # t 2 is half of the second shard
+            backend.write(0, (t,), stamp(t))
+        wait_for("the first shard readable", lambda: backend.flush().readable >= 2)
+        counts = [backend.flush().readable for _ in range(20)]
+        if backend_class(self.backend).capabilities.flush_makes_readable:
+            wait_for("t 2 on disk", (root / "0" / "c" / "1" / "0" / "0").exists)
+        counts += [backend.flush().readable for _ in range(20)]
+        assert set(counts) == {2}, counts
+        backend.write(0, (3,), stamp(3))
+        wait_for("the second shard readable", lambda: backend.flush().readable == 4)
+        backend.flush(final=True)
+        for read in (read_zarr, read_tensorstore):
+            data = read(root, "0")
+            for t in range(4):
+                np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+
     # ---- backpressure: on_full on a tiny buffer and stalled storage ---------------
     def _pressed(
         self, tmp_path: Path, on_full: str, **options: Any
@@ -524,6 +577,45 @@ class BackendContract:
         assert stream.status == "failed"
         assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
         assert_frames(out, accepted)
+
+    def test_latest_answers_while_an_append_waits_for_storage(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`latest` reads memory only: it answers while an append holds the
+        stream waiting for storage to take frames (`on_full="block"`)."""
+        stream, _ = self._pressed(tmp_path, "block")
+        gate = self.stall(monkeypatch)
+        cls = backend_class(self.backend)
+        flush = cls.flush
+        waiting = threading.Event()
+
+        def watched_flush(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is producer:
+                waiting.set()  # an append asks storage for room
+            return flush(backend, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "flush", watched_flush)
+
+        def produce() -> None:
+            for n in range(12):
+                stream.append(stamp(n))
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        wait_for("an append waiting for storage", waiting.is_set)
+        got: list[np.ndarray | None] = []
+        reader = threading.Thread(target=lambda: got.append(stream.latest()))
+        reader.start()
+        reader.join(30)  # a bound: latest needs nothing the append holds
+        answered = not reader.is_alive()
+        gate.set()
+        producer.join(60)
+        reader.join(60)
+        stream.close()
+        assert answered, "latest() waited for the append holding the stream"
+        frame = got[0]
+        assert frame is not None
+        assert any((frame == stamp(n)).all() for n in range(12))
 
     # ---- lifecycle and failures ----------------------------------------------------
     def test_close_twice(self, tmp_path: Path) -> None:

@@ -61,6 +61,26 @@ def test_view_indexes_like_numpy(tmp_path: Path, backend: str, key: tuple) -> No
     np.testing.assert_array_equal(view[key], expected[key])
 
 
+def test_a_file_that_does_not_read_hides_only_its_frame(
+    tmp_path: Path, backend: str
+) -> None:
+    """A chunk file being written (acquire-zarr and zarrs write in place) fails
+    a read that spans it: the view still returns every frame that reads."""
+    settings = _settings()
+    out = tmp_path / "v.ome.zarr"
+    expected = np.zeros((3, 2, *SHAPE), "uint16")
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n, event in enumerate(list(SEQ)[:4]):  # t=0 and t=1 only
+            stream.append(_frame(n), index=event.index)
+            expected[event.index["t"], event.index["c"]] = _frame(n)
+    torn = out / "0" / "c" / "2" / "0" / "0" / "0"  # t=2, c=0: half written
+    torn.parent.mkdir(parents=True, exist_ok=True)
+    torn.write_bytes(b"\0" * 10)
+    view = LiveView(out, settings.images[0], "uint16", recent=dict)
+    np.testing.assert_array_equal(view[...], expected)
+    np.testing.assert_array_equal(view[:, 1], expected[:, 1])
+
+
 def test_frames_in_memory_are_laid_over_storage(tmp_path: Path) -> None:
     settings = _settings()
     out = tmp_path / "m.ome.zarr"

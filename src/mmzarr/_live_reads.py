@@ -49,10 +49,12 @@ class LiveReads:
         frame): for an image written longer ago, e.g. an early field of a
         plate, this is None.
         """
-        with self._lock:
-            image = self.settings.keys.index(key) if key in self.settings.keys else -1
-            frame = self._recent.latest(image)
-            return None if frame is None else frame.copy()
+        # not under the stream's lock: an append waiting for storage
+        # (on_full="block") or a close would stall the display; the recent
+        # frames have a lock of their own and are never changed once kept
+        image = self.settings.keys.index(key) if key in self.settings.keys else -1
+        frame = self._recent.latest(image)
+        return None if frame is None else frame.copy()
 
     def view(self, key: str = "") -> LiveView:
         """An array-like over image `key` as acquired so far (and after close).

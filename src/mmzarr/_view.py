@@ -10,6 +10,7 @@ It never writes.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -118,12 +119,17 @@ class LiveView:
         if any(len(s) == 0 for s in sel):
             return
         try:
-            if hasattr(arr, "oindex") and not hasattr(arr, "read"):
-                data = np.asarray(arr.oindex[tuple(sel)])  # zarr-python
-            else:
-                data = np.asarray(arr.oindex[tuple(sel)].read().result())
-        except Exception:  # a chunk being written: what memory has is laid over
-            return
+            data = _read(arr, sel)
+        except Exception:
+            # a file being written (acquire-zarr and zarrs write in place)
+            # fails the whole read: read frame by frame, keeping every frame
+            # that reads; what memory has is laid over the others
+            data = np.zeros([len(s) for s in sel], dtype=out.dtype)
+            n_index = len(self._image.index_dims)
+            for pos in np.ndindex(data.shape[:n_index]):
+                one = [s[i : i + 1] for s, i in zip(sel[:n_index], pos, strict=True)]
+                with contextlib.suppress(Exception):
+                    data[pos] = _read(arr, [*one, *sel[n_index:]])[(0,) * n_index]
         out[np.ix_(*masks)] = data
 
     def _overlay(self, picks: list[tuple[np.ndarray, bool]], out: np.ndarray) -> None:
@@ -159,6 +165,13 @@ class LiveView:
             return ts.open(spec, open=True, read=True).result()
         except Exception:  # being rewritten (acquire-zarr): memory covers it
             return None
+
+
+def _read(arr: Any, sel: list[np.ndarray]) -> np.ndarray:
+    """`arr` (tensorstore or zarr-python) at the orthogonal selection `sel`."""
+    if hasattr(arr, "oindex") and not hasattr(arr, "read"):
+        return np.asarray(arr.oindex[tuple(sel)])  # zarr-python
+    return np.asarray(arr.oindex[tuple(sel)].read().result())
 
 
 def _picks(key: Any, shape: tuple[int, ...]) -> list[tuple[np.ndarray, bool]]:

@@ -50,8 +50,10 @@ class Capabilities:
     #: Writes `s3://` locations; otherwise `create_stream` refuses them.
     object_storage: bool = False
     #: Flushing, with no more frames, eventually makes every frame written
-    #: readable, those of incomplete shards included (`Progress.readable`
-    #: reaches the frames written).
+    #: readable, those of incomplete uncompressed shards included
+    #: (`Progress.readable` reaches the frames written). Completing a
+    #: compressed shard moves its chunks in the file, so no backend counts the
+    #: frames of an incomplete compressed shard before it is complete.
     flush_makes_readable: bool = True
     #: `Progress.readable` grows while writing on object storage too; otherwise
     #: it stays 0 there until the final flush.

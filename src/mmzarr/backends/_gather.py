@@ -32,6 +32,8 @@ class Block:
     seqs: list[int] = field(default_factory=list)
     #: a write of it was issued: later ones replace a file readers may read
     written: bool = False
+    #: frames written while the shard was incomplete, not counted readable yet
+    held: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -8,7 +8,8 @@ shard's frames until every frame the plan acquires in it has arrived, and the
 shard is then written in one call. A flush writes the shards still gathering
 as they are (again, in full, once complete): such a rewrite replaces a file
 readers may be reading, so backends write it atomically (a new file renamed
-into place).
+into place), with every chunk stored so that uncompressed chunks keep their
+place (`GatheringBackend._put`).
 
 Writes run in the background (`_submit` starts a `Write` and returns a
 future); `flush` collects those that completed and reports, per frame in write
@@ -211,6 +212,8 @@ class GatheringBackend:
         self._pending_disk = 0
         self._final: Progress | None = None
         self._failed = False  # a write failed: storage is failing
+        #: compressed chunks: a shard rewritten moves them within its file
+        self._compressed = False
 
     # ---- the contract -----------------------------------------------------------
     def open(self, location: Location, arrays: Arrays, limits: Limits) -> None:
@@ -220,6 +223,7 @@ class GatheringBackend:
             self._space = FreeSpaceGuard(location.path)
         self._arrays = self._create(location, arrays)
         dtype = np.dtype(arrays.dtype)
+        self._compressed = arrays.compression != "none"
         for arr in self._arrays:
             arr.disk = shard_disk_bytes(
                 arr.image, dtype.itemsize, compressed=arrays.compression != "none"
@@ -313,7 +317,22 @@ class GatheringBackend:
     ) -> None:
         """Write block `blk` (the frames it holds since its last write)."""
         seqs, blk.seqs = blk.seqs, []
-        rewrite, blk.written = blk.written, True
+        # an incomplete shard is written again when its other frames come: its
+        # first write stores every chunk (the missing ones as the fill value),
+        # as the later ones do, so a chunk keeps its place in the file and a
+        # reader holding the older shard index (zarr-python reads the index
+        # and the chunks with separate requests) reads the same bytes there
+        rewrite = blk.written or blk.missing > 0
+        blk.written = True
+        if blk.missing > 0 and self._compressed:
+            # compressed chunks change size, so the rewrite that completes the
+            # shard moves them: a reader holding this version's index would
+            # read wrong bytes. Its frames count once the complete shard is on
+            # storage (as with acquire-zarr)
+            blk.held += seqs
+            seqs = []
+        else:
+            seqs, blk.held = blk.held + seqs, []
         self._write(
             arr, blk.start, blk.data, seqs, owned=owned, rewrite=rewrite, disk=disk
         )
