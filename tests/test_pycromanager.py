@@ -1424,3 +1424,24 @@ def test_unevenly_spaced_time_points_are_said(tmp_path: Path) -> None:
     hook.close()
     t_axis = settings_of(tmp_path / "uneven.ome.zarr").images[0].dimensions[0]
     assert (t_axis.name, t_axis.scale) == ("t", 1.0)
+
+
+def test_events_an_unplaceable_first_image_is_kept_beside(tmp_path: Path) -> None:
+    # given events, the dataset does not depend on the first image's Axes: an
+    # image the events do not place is kept beside, also as the first image,
+    # not the whole run in the fallback layout
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.1, "loops": 2}
+    )
+    events = events_from_useq(seq)
+    out = tmp_path / "first.ome.zarr"
+    with ZarrHook(out, events=events) as hook:
+        stray = {"axes": {"time": 0, "channel": "DAPI", "view": 1}}
+        hook(*pycro_image(stray, frame_of(99)))
+        fed = feed(hook, events)
+    assert hook.fallback_reason is None
+    assert hook.unplaced is not None
+    data = read_zarr(out, "0")
+    for ev, img, _ in fed:
+        idx = ev["mmzarr"]["index"]
+        np.testing.assert_array_equal(data[idx["t"], idx["c"]], img)

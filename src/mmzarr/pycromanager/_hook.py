@@ -321,15 +321,15 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             self._into_fallback(frame, {"pycromanager": dict(md)}, self._px(md))
             return
         try:
+            if self.stream is None and self._plan is not None:
+                # the events describe the dataset; its frame format is that of
+                # the first image, whatever its Axes say (an image the events
+                # do not place is then kept beside, not the whole run in the
+                # fallback layout)
+                self._open(settings_for(self._plan, frame, md, self.settings_options))
             axes = check_axes(md.get("Axes"), where)
-            if self.stream is None:
-                if self._plan is None:
-                    if self._buffer(frame, axes, md):
-                        return
-                else:
-                    self._open(
-                        settings_for(self._plan, frame, md, self.settings_options)
-                    )
+            if self.stream is None and self._buffer(frame, axes, md):
+                return
         except PlanError as e:
             self._keep(frame, md, e)
             return
