@@ -184,6 +184,15 @@ def chunk_files(root: Path) -> dict[str, tuple[int, int, int]]:
     return out
 
 
+def assert_stamps(root: Path, n: int) -> None:
+    """Array `0` under `root` holds `stamp(t)` at each t < n (zarr-python and
+    tensorstore both read it)."""
+    for read in (read_zarr, read_tensorstore):
+        data = read(root, "0")
+        for t in range(n):
+            np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+
+
 class Gate(threading.Event):
     """Storage held back until `set`; `on_set` callbacks then let it go on."""
 
@@ -328,10 +337,7 @@ class BackendContract:
         wait_for("frames readable", flushed)
         assert counts == sorted(counts)  # it only grows
         assert counts[-1] <= written
-        for read in (read_zarr, read_tensorstore):
-            data = read(root, "0")
-            for t in range(counts[-1]):
-                np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+        assert_stamps(root, counts[-1])
         final = backend.flush(final=True)
         assert final.readable == written
         assert final.in_flight == 0
@@ -432,10 +438,7 @@ class BackendContract:
         wait_for("the shard complete", lambda: backend.flush().readable == 2)
         assert shard.read_bytes()[offset : offset + nbytes] == stamp(1).tobytes()
         backend.flush(final=True)
-        for read in (read_zarr, read_tensorstore):
-            data = read(root, "0")
-            for t in range(2):
-                np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+        assert_stamps(root, 2)
 
     def test_frames_of_an_incomplete_compressed_shard_wait_for_it(
         self, tmp_path: Path
@@ -459,10 +462,7 @@ class BackendContract:
         backend.write(0, (3,), stamp(3))
         wait_for("the second shard readable", lambda: backend.flush().readable == 4)
         backend.flush(final=True)
-        for read in (read_zarr, read_tensorstore):
-            data = read(root, "0")
-            for t in range(4):
-                np.testing.assert_array_equal(data[t], stamp(t), err_msg=f"t={t}")
+        assert_stamps(root, 4)
 
     # ---- backpressure: on_full on a tiny buffer and stalled storage ---------------
     def _pressed(
