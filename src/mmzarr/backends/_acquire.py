@@ -448,5 +448,5 @@ class AcquireZarrBackend:
                 cur.index_of(cur.next),
             )
             cur.overflowed.add(cur.next)
-            self._append(cur, self._zero(cur.image.frame_shape), -1)
+            self._fill_to(cur, cur.next + 1)
             self._drain(cur, force=False)

@@ -226,7 +226,7 @@ class GatheringBackend:
         self._compressed = arrays.compression != "none"
         for arr in self._arrays:
             arr.disk = shard_disk_bytes(
-                arr.image, dtype.itemsize, compressed=arrays.compression != "none"
+                arr.image, dtype.itemsize, compressed=self._compressed
             )
 
     def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
