@@ -43,6 +43,7 @@ from tests._readback import (
     read_tensorstore,
     read_zarr,
 )
+from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -204,14 +205,6 @@ class Gate(threading.Event):
         super().set()
         for fn in self.on_set:
             fn()
-
-
-def wait_for(what: str, ready: Callable[[], bool], seconds: float = 30) -> None:
-    """Wait until `ready()`; fail after `seconds` (a bound, not a clock to pass)."""
-    deadline = time.monotonic() + seconds
-    while not ready():
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.005)
 
 
 # ---- the suite -------------------------------------------------------------------

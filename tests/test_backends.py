@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,13 +26,13 @@ from mmzarr._layout import array_path
 from mmzarr._storage import Location
 from mmzarr.backends import BACKENDS, Arrays, Limits, get_backend
 from tests._readback import check_metadata, group_json, read_tensorstore, read_zarr
+from tests._waiting import wait_for
 from tests.test_backend_contract import (
     CASES,
     SHAPE,
     Case,
     assert_frames_equal,
     stamp,
-    wait_for,
     write_case,
 )
 
@@ -300,15 +299,14 @@ def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -
             buf[:] = stamp(n)
             stream.append(buf)
             buf[:] = 0  # reused at once: the batch holds a copy
-        deadline = time.monotonic() + 15
-        while True:
+
+        def on_disk() -> bool:
             data = zarr.open_array(str(out / "0"), mode="r")[:4]
             # acquire-zarr rewrites zarr.json with the complete time points so
             # far: fewer rows may be readable yet
-            if len(data) == 4 and all((data[n] == stamp(n)).all() for n in range(4)):
-                break
-            assert time.monotonic() < deadline, "batched frames never reached disk"
-            time.sleep(0.1)
+            return len(data) == 4 and all((data[n] == stamp(n)).all() for n in range(4))
+
+        wait_for("batched frames on disk", on_disk, seconds=15, every=0.1)
         assert stream.status == "acquiring"
     finally:
         stream.close()
@@ -524,10 +522,13 @@ def test_unbounded_shape_grows_while_acquiring(tmp_path: Path, backend: str) -> 
             stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 0})
             if t < 3:  # t 3 has one channel of two: incomplete
                 stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 1})
-        deadline = time.monotonic() + 60
-        while json.loads((out / "0" / "zarr.json").read_text())["shape"][0] < want:
-            assert time.monotonic() < deadline, f"the shape never covered t {want - 1}"
-            time.sleep(0.02)
+        wait_for(
+            f"the shape covering t {want - 1}",
+            lambda: (
+                json.loads((out / "0" / "zarr.json").read_text())["shape"][0] >= want
+            ),
+            seconds=60,
+        )
         assert stream.status == "acquiring"
     # grown ahead while acquiring (tensorstore, zarr-python): exact after close
     assert json.loads((out / "0" / "zarr.json").read_text())["shape"][0] == 4

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ import zarr
 from mmzarr.backends import BACKENDS
 from mmzarr.demo import DEMO_CONFIG
 from tests._readback import check_metadata, group_json, read_zarr
+from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -540,13 +540,11 @@ def test_progress_off_a_terminal_is_one_unwrapped_line(tmp_path: Path) -> None:
 
 # ---- Ctrl-C ----------------------------------------------------------------------
 def _wait_for_frames(log: Path, n: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def logged() -> bool:
         assert proc.poll() is None, "acquisition ended before Ctrl-C"
-        if log.is_file() and len(log.read_text().splitlines()) >= n:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"fewer than {n} frames logged after {timeout} s")
+        return log.is_file() and len(log.read_text().splitlines()) >= n
+
+    wait_for(f"{n} frames logged", logged, seconds=timeout, every=0.05)
 
 
 def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:

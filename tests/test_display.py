@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import useq
 
 import mmzarr
 from tests._readback import check_metadata, group_json
+from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,10 +115,8 @@ def test_finalize_sets_windows_from_the_frames_on_disk(tmp_path: Path) -> None:
     # writer was killed: its documents are those written at open
     out = tmp_path / "live.ome.zarr"
     stream = _write(out, "tensorstore", close=False)
-    deadline = time.monotonic() + 30
-    while stream.frames_flushed < 4:  # the writer says the frames are on disk
-        assert time.monotonic() < deadline, "frames never flushed"
-        time.sleep(0.05)
+    # the writer says the frames are on disk
+    wait_for("frames flushed", lambda: stream.frames_flushed >= 4)
     killed = tmp_path / "killed.ome.zarr"
     shutil.copytree(out, killed)
     stream.close()

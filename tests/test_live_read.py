@@ -13,7 +13,6 @@ acquiring, with every backend; acquire-zarr on S3 reports them only at close.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import useq
 
 import mmzarr
 from tests._readback import read_zarr
+from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -111,10 +111,12 @@ def live_check(
 
         if reports_flushes(stream, backend):
             # the producer waits: every frame it wrote becomes readable
-            deadline = time.monotonic() + 60
-            while stream.frames_flushed < N_BEFORE_PAUSE:
-                assert time.monotonic() < deadline, "no flush reported"
-                time.sleep(FLUSH_S / 4)
+            wait_for(
+                "a flush reported",
+                lambda: stream.frames_flushed >= N_BEFORE_PAUSE,
+                seconds=60,
+                every=FLUSH_S / 4,
+            )
             assert stream.frames_flushed == N_BEFORE_PAUSE
         else:
             assert stream.frames_flushed == 0  # documented: known at close

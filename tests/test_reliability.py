@@ -50,6 +50,7 @@ from tests._readback import (
     read_tensorstore,
     read_zarr,
 )
+from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -518,11 +519,9 @@ def test_acquire_zarr_counts_only_readable_frames(
     events = list(seq)[:written]
     for n, event in enumerate(events):
         backend.write(0, (event.index["t"], event.index["c"]), frame_for(n))
-    deadline = time.monotonic() + 30
-    while (now := backend.flush().readable) < readable:
-        assert time.monotonic() < deadline, f"{now} frames readable"
-        time.sleep(0.01)
-    assert now == readable  # never a frame of an open shard, or outside the shape
+    wait_for(f"{readable} readable", lambda: backend.flush().readable >= readable)
+    # never a frame of an open shard, or outside the shape
+    assert backend.flush().readable == readable
     data = zarr.open_array(str(tmp_path / "0"), mode="r")
     for n, event in enumerate(events[:readable]):
         idx = (event.index["t"], event.index["c"])
@@ -1268,9 +1267,8 @@ def test_acquire_zarr_writes_a_time_point_that_ends_in_skipped_planes(
     with mmzarr.create_stream(out, settings, backend="acquire-zarr") as stream:
         for k, event in enumerate(first):
             stream.append(frame_for(k), index=event.index)
-        deadline = time.monotonic() + 30  # the flusher looks every 0.5 s
-        while stream.frames_flushed < len(first) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # the flusher looks every 0.5 s
+        wait_for("t 0 flushed", lambda: stream.frames_flushed >= len(first))
         assert stream.frames_flushed == len(first)
         # on disk, read by another library while the stream is open
         np.testing.assert_array_equal(read_zarr(out, "0")[0, 1, 1], frame_for(3))
@@ -1599,15 +1597,17 @@ def test_frame_log_failure_is_a_storage_error(
         monkeypatch.setattr(FrameLog, "flush", no_space)
         stream.append(frame_for(3), index={"t": 3})
         assert tried.wait(30)
-        deadline = time.monotonic() + 30
-        error: mmzarr.StorageError | None = None
-        while error is None and time.monotonic() < deadline:
-            try:  # until the thread has recorded the failure
+        errors: list[mmzarr.StorageError] = []
+
+        def failed() -> bool:  # once the thread has recorded the failure
+            try:
                 stream.skip(0)
             except mmzarr.StorageError as e:
-                error = e
-            time.sleep(0.01)
-        assert error is not None
+                errors.append(e)
+            return bool(errors)
+
+        wait_for("the frame log's failure recorded", failed, every=0.01)
+        error = errors[0]
         assert "failed earlier" in str(error)
         assert "frame log" in str(error)
         assert str(out) in str(error)
