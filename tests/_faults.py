@@ -15,10 +15,12 @@ def fail_on_write(
     original = backend_cls.write
     calls = {"n": 0}
 
-    def failing_write(self: Any, image: int, index: Any, frame: Any) -> None:
+    def failing_write(
+        self: Any, image: int, index: Any, frame: Any, levels: Any = ()
+    ) -> None:
         calls["n"] += 1
         if calls["n"] == n:
             raise OSError(message)
-        original(self, image, index, frame)
+        original(self, image, index, frame, levels)
 
     monkeypatch.setattr(backend_cls, "write", failing_write)

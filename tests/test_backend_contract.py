@@ -245,7 +245,7 @@ class BackendContract:
         }
         assert params == {
             "open": ["self", "location", "arrays", "limits"],
-            "write": ["self", "array", "index", "frame"],
+            "write": ["self", "array", "index", "frame", "levels"],
             "flush": ["self", "final"],
         }
 

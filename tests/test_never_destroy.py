@@ -562,11 +562,11 @@ def test_ctrl_c_while_a_frame_is_written_accepts_it_whole(
     real_write = cls.write
     calls: list[int] = []
 
-    def write(self: Any, array: int, index: Any, frame: Any) -> None:
+    def write(self: Any, array: int, index: Any, frame: Any, levels: Any = ()) -> None:
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C
-        real_write(self, array, index, frame)
+        real_write(self, array, index, frame, levels)
 
     monkeypatch.setattr(cls, "write", write)
     out = tmp_path / "run.ome.zarr"

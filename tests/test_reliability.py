@@ -1197,6 +1197,42 @@ def test_close_after_disk_full_records_failed(tmp_path: Path, backend: str) -> N
         assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
 
 
+def test_failed_close_renders_the_ome_xml_from_the_whole_frame_log(
+    tmp_path: Path, backend: str
+) -> None:
+    """A full disk fails an unbounded collection; `close` (which has the
+    space it kept) renders the OME-XML after the frame log's last records are
+    written, so the dataset it leaves validates (it said SizeT=1 while the
+    arrays held every time point)."""
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (100, 0, 0)],
+        time_plan={"interval": 0.05, "loops": 1},
+    )
+    shape = (128, 128)
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=shape, dtype="uint16", pixel_size_um=0.5, unbounded_t=True
+    )
+    with _tmpfs(tmp_path / "small", "2m") as small:
+        out = small / "run.ome.zarr"
+        stream = mmzarr.create_stream(out, settings, backend=backend)
+        accepted = {}
+
+        def fill_up() -> None:
+            for t in range(1000):
+                for p in range(2):
+                    frame = frame_for(2 * t + p, shape)
+                    accepted[stream.append(frame, index={"t": t, "p": p})] = frame
+
+        with pytest.raises(mmzarr.StorageError, match="No space left"):
+            fill_up()
+        stream.close()
+        assert stream.status == "failed"
+        assert len(accepted) >= 8
+        report = mmzarr.validate(out)
+        assert report.ok, report.format()
+        assert_frames(out, accepted)
+
+
 def _time_points_then_died(
     out: Path, backend: str, loops: int, **settings: Any
 ) -> None:
@@ -1839,6 +1875,72 @@ def test_free_space_guard_measures_only_when_needed(
     assert info.value.errno == errno.ENOSPC
     assert str(tmp_path) in str(info.value)
     assert 2 < len(calls) <= accepted  # measured again within `margin` of full
+
+
+def test_a_frame_refused_for_space_leaves_none_of_its_levels(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame and its resolution levels are checked against the free space
+    together: the disk filling (here, by another process) between the frame's
+    full resolution and a level refuses the next frame whole, never one whose
+    full resolution was already accepted (which then stayed on disk, or half
+    of its levels did, though `append` raised)."""
+    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 8})
+    shape = (256, 256)
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq,
+        image_shape=shape,
+        dtype="uint16",
+        pixel_size_um=0.5,
+        downsample={"levels": 2},
+    )
+    out = tmp_path / "run.ome.zarr"
+    stream = mmzarr.create_stream(out, settings, backend=backend)
+    measured = {"n": 0}
+
+    class _St:
+        f_frsize = 1
+
+        def __init__(self, free: int) -> None:
+            self.f_bavail = free
+
+    def statvfs(path: Any) -> _St:
+        # room for anything at the first measurement, none afterwards
+        measured["n"] += 1
+        return _St(8 * 1024**2 if measured["n"] == 1 else 0)
+
+    accepted = {}
+
+    def go_on() -> None:
+        for t in range(1, 8):
+            accepted[t] = frame_for(t, shape)
+            stream.append(accepted[t], index={"t": t})
+
+    try:
+        stream.append(frame_for(0, shape), index={"t": 0})
+        # frame 0 on disk: nothing of it is in flight
+        wait_for("frame 0 flushed", lambda: stream.frames_flushed >= 1)
+        monkeypatch.setattr(os, "statvfs", statvfs)
+        with pytest.raises(mmzarr.StorageError, match="No space left"):
+            go_on()
+        refused = max(accepted)
+        del accepted[refused]
+        monkeypatch.undo()
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):
+            stream.close()
+    assert measured["n"] >= 2
+    # the refused frame left nothing; the one accepted after the first
+    # measurement is whole
+    for level in ("0", "1", "2"):
+        chunks = {p.name for p in (out / level / "c").iterdir()}
+        assert str(refused) not in chunks, (level, sorted(chunks))
+    assert list(accepted) == [1]
+    for level in ("0", "1", "2"):
+        assert {"0", "1"} <= {p.name for p in (out / level / "c").iterdir()}
+    frames = {("", (0,)): frame_for(0, shape), ("", (1,)): accepted[1]}
+    assert_frames(out, frames)
 
 
 def test_free_space_guard_keeps_a_reserve_and_counts_in_flight_bytes(

@@ -298,7 +298,9 @@ def test_backend_without_object_storage_refuses_s3(
         def open(self, location: Any, arrays: Any, limits: Any) -> None:
             raise AssertionError("not reached")
 
-        def write(self, array: int, index: Any, frame: Any) -> None: ...
+        def write(
+            self, array: int, index: Any, frame: Any, levels: Any = ()
+        ) -> None: ...
 
         def flush(self, *, final: bool = False) -> Progress:
             return Progress()

@@ -277,11 +277,10 @@ class Stream(LiveReads, ClosesOnExit):
     ) -> None:
         """Hand the frame (and its levels) to the backend; count and log it."""
         try:
-            self._backend.write(where.image, where.index, arr)
-            nbytes = arr.nbytes
-            for number, level in self._levels.frames(where.image, arr):
-                self._backend.write(number, where.index, level)
-                nbytes += level.nbytes
+            # a frame and its levels are accepted together, or none of them
+            levels = list(self._levels.frames(where.image, arr))
+            self._backend.write(where.image, where.index, arr, levels)
+            nbytes = arr.nbytes + sum(level.nbytes for _, level in levels)
         except (FrameError, BufferFullError, StorageError):
             raise
         except Exception as e:
@@ -345,8 +344,14 @@ class Stream(LiveReads, ClosesOnExit):
         except OSError as e:
             errors.append(e)
         # the OME-XML (~0.5 s for a 96-well plate) is rendered from the frame
-        # log while the backend writes its last frames
-        xml = render_ome_xml_ahead(self.location, self.settings)
+        # log while the backend writes its last frames; after a storage error
+        # the log's last records are written only below (`self._log.close()`),
+        # so the OME-XML is rendered then, from the whole log
+        xml = (
+            render_ome_xml_ahead(self.location, self.settings)
+            if self._error is None
+            else None
+        )
         # storage failed before close: on object storage the failed status is
         # written while the backend gives up its last writes (either may retry
         # for seconds)

@@ -75,7 +75,7 @@ from mmzarr.backends._base import Capabilities, Progress, last_time_point
 from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from mmzarr._storage import Location
@@ -197,14 +197,30 @@ class AcquireZarrBackend:
             self.flush(final=True)
             raise
 
-    def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Append `frame`, or hold it until the slots before it are written.
+    def write(
+        self,
+        array: int,
+        index: tuple[int, ...],
+        frame: np.ndarray,
+        levels: Sequence[tuple[int, np.ndarray]] = (),
+    ) -> None:
+        """Append `frame` and its `levels`, or hold each until the slots before it are.
 
-        Raises `OSError(ENOSPC)`, having accepted nothing, when the frame's
-        shard files (and those of the gap before it) may not fit on the disk.
+        Raises `OSError(ENOSPC)`, having accepted nothing, when the shard files of
+        the frame and its levels (and those of the gaps before them) may not fit
+        on the disk together.
         """
-        cur = self._cursors[array]
-        lin = cur.linear(index)
+        writes = [(array, frame), *levels]
+        slots = [(self._cursors[n], self._cursors[n].linear(index)) for n, _ in writes]
+        for cur, lin in slots:
+            self._refuse_late(cur, lin, index)
+        if self._landing.track:
+            self._landing.reserve(slots)
+        for (number, data), (cur, lin) in zip(writes, slots, strict=True):
+            self._write_one(number, cur, lin, index, data)
+
+    def _refuse_late(self, cur: ArrayCursor, lin: int, index: tuple[int, ...]) -> None:
+        """Raise `FrameError` for a slot of `cur` already written or passed."""
         if lin < cur.next or lin in cur.pending:
             why = (
                 f"the reorder window ({self._window} bytes, max_reorder_bytes) "
@@ -217,10 +233,18 @@ class AcquireZarrBackend:
                 f"image {cur.image.key!r}: index {index} came too late: {why} "
                 "(acquire-zarr appends in order)"
             )
+
+    def _write_one(
+        self,
+        array: int,
+        cur: ArrayCursor,
+        lin: int,
+        index: tuple[int, ...],
+        frame: np.ndarray,
+    ) -> None:
+        """Append `frame` at slot `lin` of array `array` or hold it (space reserved)."""
         seq = self._seq if cur.base else self._seq - 1
         landing = self._landing
-        if landing.track:
-            landing.reserve(cur, lin)
         # slots the plan never acquires will get no frame: fill them at once
         self._fill_to(cur, cur.unacquired_end(lin))
         if lin == cur.next:
@@ -389,7 +413,7 @@ class AcquireZarrBackend:
             return
         if self._landing.track:
             try:
-                self._landing.reserve(cur, last - 1)
+                self._landing.reserve([(cur, last - 1)])
             except OSError:
                 return
         self._fill_to(cur, last)

@@ -40,7 +40,7 @@ from mmzarr.backends._space import FreeSpaceGuard
 from mmzarr.errors import StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from mmzarr._storage import Location
     from mmzarr.backends._acquire_array import ArrayCursor
@@ -187,25 +187,31 @@ class Landing:
         self._landed_marked = 0
         self.in_flight = self.disk_reserved = 0
 
-    def reserve(self, cur: ArrayCursor, lin: int) -> None:
-        """Open the shards of the slots up to `lin`, once their disk space is checked.
+    def reserve(self, slots: Iterable[tuple[ArrayCursor, int]]) -> None:
+        """Open the shards of each (cursor, slot) up to that slot, space checked.
 
-        Nothing is reserved when the check fails (`OSError(ENOSPC)`).
+        The disk space of them all is checked together (a frame and its
+        resolution levels). Nothing is reserved when the check fails
+        (`OSError(ENOSPC)`).
         """
-        if lin < cur.reserved:
-            return
-        new: dict[tuple[int, ...], None] = {}
-        for slot in range(max(cur.reserved, cur.next), lin + 1):
-            key = cur.shard_key(slot)
-            if key not in cur.shards:
-                new[key] = None
-        nbytes = len(new) * cur.shard_disk
+        opens: list[tuple[ArrayCursor, int, list[tuple[int, ...]]]] = []
+        for cur, lin in slots:
+            if lin < cur.reserved:
+                continue
+            new: dict[tuple[int, ...], None] = {}
+            for slot in range(max(cur.reserved, cur.next), lin + 1):
+                key = cur.shard_key(slot)
+                if key not in cur.shards:
+                    new[key] = None
+            opens.append((cur, lin, list(new)))
+        nbytes = sum(len(keys) * cur.shard_disk for cur, _, keys in opens)
         if self.space is not None and nbytes:
             self.space.check(nbytes, self.disk_reserved, self._refresh_disk)
-        for key in new:
-            cur.shards[key] = cur.new_shard(key)
+        for cur, lin, keys in opens:
+            for key in keys:
+                cur.shards[key] = cur.new_shard(key)
+            cur.reserved = lin + 1
         self.disk_reserved += nbytes
-        cur.reserved = lin + 1
 
     def mark(self, shard: Shard, seq: int) -> None:
         """Record that `shard` holds frame number `seq` (the first one counts)."""
@@ -215,7 +221,7 @@ class Landing:
 
     def shard_of(self, cur: ArrayCursor, slot: int) -> Shard:
         """The shard of `cur`'s next slot `slot`, its disk space reserved."""
-        self.reserve(cur, slot)
+        self.reserve([(cur, slot)])
         return cur.shards[cur.shard_key(slot)]
 
     def appended(

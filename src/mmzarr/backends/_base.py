@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from mmzarr._pyramid import all_arrays
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     import numpy as np
 
@@ -149,15 +149,23 @@ class ArrayBackend(Protocol):
         On failure, anything it made outside the dataset is removed.
         """
 
-    def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
+    def write(
+        self,
+        array: int,
+        index: tuple[int, ...],
+        frame: np.ndarray,
+        levels: Sequence[tuple[int, np.ndarray]] = (),
+    ) -> None:
         """Accept `frame` (y, x) at the non-spatial storage `index` of `array`.
 
-        The frame has the dataset's dtype and the array's frame shape, and is
-        handed over: nobody changes it afterwards (`Stream` copies a frame
-        whose caller keeps its buffer), so the backend may keep it without a
-        copy. Writing may go on in the background: `flush` reports when it is
-        done. A local backend refuses, with `OSError(ENOSPC)` and having
-        accepted nothing, a frame whose files may not fit on the disk.
+        Each of its resolution `levels` (array number, frame) goes to the same
+        `index`, accepted together with the frame or not at all. The frame has
+        the dataset's dtype and the array's frame shape, and is handed over:
+        nobody changes it afterwards (`Stream` copies a frame whose caller
+        keeps its buffer), so the backend may keep it without a copy. Writing
+        may go on in the background: `flush` reports when it is done. A local
+        backend refuses, with `OSError(ENOSPC)` and having accepted nothing, a
+        frame whose files (with its levels') may not fit on the disk.
         """
 
     def flush(self, *, final: bool = False) -> Progress:

@@ -229,19 +229,49 @@ class GatheringBackend:
                 arr.image, dtype.itemsize, compressed=self._compressed
             )
 
-    def write(self, array: int, index: tuple[int, ...], frame: np.ndarray) -> None:
-        """Write `frame` now (it is handed over), or copy it into its block.
+    def write(
+        self,
+        array: int,
+        index: tuple[int, ...],
+        frame: np.ndarray,
+        levels: Sequence[tuple[int, np.ndarray]] = (),
+    ) -> None:
+        """Write `frame` and its `levels` now (handed over), or copy each to its block.
 
-        Raises `OSError(ENOSPC)`, having accepted nothing, when the frame's files
-        may not fit on the disk.
+        Raises `OSError(ENOSPC)`, having accepted nothing, when the files of the
+        frame and its levels may not fit on the disk together.
         """
-        arr = self._arrays[array]
+        writes = [(self._arrays[array], frame)]
+        writes += [(self._arrays[number], level) for number, level in levels]
+        # the disk bytes of the shards each write opens (a gathered shard's
+        # are reserved until it is written)
+        opens = [self._opens(arr, index) for arr, _ in writes]
+        need = sum(disk for disk, _ in opens)
+        if need:
+            self._check_space(need)
+        for (arr, data), (disk, reserve) in zip(writes, opens, strict=True):
+            if reserve:
+                self._reserved += disk
+            self._write_one(arr, index, data)
+
+    @staticmethod
+    def _opens(arr: GatheredArray, index: tuple[int, ...]) -> tuple[int, bool]:
+        """Disk bytes a write at `index` of `arr` opens, and if they stay reserved."""
+        g = arr.gatherer
+        if not g.active:  # one frame per shard
+            return arr.disk, False
+        key = g.key(index)
+        if key in g.written:  # a late frame: its shard is written again
+            return arr.disk, False
+        return (arr.disk, True) if key not in g.open else (0, False)
+
+    def _write_one(
+        self, arr: GatheredArray, index: tuple[int, ...], frame: np.ndarray
+    ) -> None:
+        """Write `frame` now, or copy it into its block (its space checked)."""
         g = arr.gatherer
         key = g.key(index) if g.active else ()
         if g.active and key not in g.written:
-            if key not in g.open:  # a new shard: reserve its files
-                self._check_space(arr.disk)
-                self._reserved += arr.disk
             seq = self._order.frame(arr.spec.level == 0)
             self._order.hold(seq)
             self._see(arr, index)
@@ -254,7 +284,6 @@ class GatheringBackend:
             return
         # one frame per shard, or a late frame for a shard already written
         # (which the library then reads and rewrites)
-        self._check_space(arr.disk)
         seq = self._order.frame(arr.spec.level == 0)
         self._order.hold(seq)
         self._see(arr, index)
