@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 import useq
 
 import mmzarr
@@ -14,8 +16,6 @@ from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 SEQ = useq.MDASequence(channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 2})
 #: (t, c) -> the frame's value range: channel 0 spans 100-250, channel 1 1000-3000
@@ -98,6 +98,35 @@ def test_float_windows_bound_every_pixel(tmp_path: Path, backend: str) -> None:
         assert window["min"] <= data.min()
         assert window["max"] >= data.max()
         assert (window["start"], window["end"]) == (data.min(), data.max())
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [
+        ("float32", 1e30),
+        ("float64", 3e16),
+        ("float64", float(np.finfo("float64").max)),
+        ("uint64", 2**64 - 1),
+        ("int64", 2**62),
+    ],
+)
+def test_a_flat_channel_of_a_large_value_gets_a_window_of_nonzero_width(
+    tmp_path: Path, dtype: str, value: float
+) -> None:
+    """A channel of one value gets a window around it; past 2**53 `value + 1`
+    is `value`, and the window was `start == end` (a zero-width contrast)."""
+    seq = useq.MDASequence(channels=["DAPI"], time_plan={"interval": 1, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 4), dtype=dtype, pixel_size_um=1
+    )
+    out = tmp_path / "flat.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend="tensorstore") as stream:
+        stream.append(np.full((4, 4), value, dtype), index={"t": 0, "c": 0})
+    (window,) = _windows(out)
+    assert window["start"] < window["end"], window
+    assert window["start"] <= float(np.asarray(value, dtype)) <= window["end"]
+    assert all(math.isfinite(v) for v in window.values())
+    check_metadata(out)
 
 
 def test_window_before_any_frame_spans_the_dtype(tmp_path: Path) -> None:

@@ -161,6 +161,72 @@ def test_levels_of_frames_sharded_in_y_and_x(tmp_path: Path, backend: str) -> No
         np.testing.assert_array_equal(read_tensorstore(out, str(k)), expect)
 
 
+@pytest.mark.parametrize(
+    ("chunks", "shards"),
+    [
+        ({"y": 512, "x": 512}, {"y": 1024, "x": 1024}),  # a preset for a bigger ROI
+        ({"y": 20, "x": 20}, {"y": 1000, "x": 1000}),
+        (None, {"t": 10**8}),  # shard past a bounded t
+    ],
+    ids=["chunk-past-frame", "shard-past-frame", "shard-past-t"],
+)
+def test_shards_past_the_array_are_cut_to_it(
+    tmp_path: Path,
+    backend: str,
+    chunks: dict[str, int] | None,
+    shards: dict[str, int],
+) -> None:
+    """Chunks and shards larger than a 57x63 frame (or than t) are cut to the
+    chunks that cover it, as each level's are. Chunks of 512 in shards of 1024
+    raised "shard 1024 is not a multiple of chunk 57" (the chunk had been cut
+    to the frame, the shard not); a t shard of 10**8 frames for 3 time points
+    failed the first append with a false "No space left on device"
+    (tensorstore, zarr-python) or hung in acquire-zarr's open."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 3})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq,
+        image_shape=(57, 63),
+        dtype="uint16",
+        pixel_size_um=0.5,
+        chunks=chunks,
+        shards=shards,
+        downsample={"levels": 1},
+    )
+    dims = {d.name: d for d in settings.images[0].dimensions}
+    for d in dims.values():
+        if d.shard is not None:
+            covering = -(-(d.size or 0) // d.chunk_size) * d.chunk_size
+            assert d.shard <= covering, (d.name, d.chunk, d.shard)
+    out = tmp_path / "cut.ome.zarr"
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 60000, (57, 63)).astype("uint16") for _ in range(3)]
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for frame in frames:
+            stream.append(frame)
+    assert mmzarr.validate(out).ok
+    for read in (read_zarr, read_tensorstore):
+        np.testing.assert_array_equal(read(out, "0"), np.stack(frames))
+        np.testing.assert_array_equal(
+            read(out, "1"), reference_halve(np.stack(frames), "mean")
+        )
+
+
+def test_a_shard_not_a_multiple_of_the_chunk_asked_for_is_refused() -> None:
+    """Checked against the chunk given, before it is cut to the frame."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    with pytest.raises(
+        mmzarr.PlanError, match="shard 1500 is not a multiple of chunk 1000"
+    ):
+        mmzarr.AcquisitionSettings.from_useq(
+            seq,
+            image_shape=(57, 63),
+            dtype="uint16",
+            pixel_size_um=0.5,
+            chunks={"y": 1000},
+            shards={"y": 1500},
+        )
+
+
 @pytest.mark.parametrize("dtype", ["int64", "uint64", "float64"])
 def test_level_means_of_extreme_values_do_not_overflow(
     tmp_path: Path, dtype: str

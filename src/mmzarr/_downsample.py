@@ -19,6 +19,9 @@ __all__ = ["Downsample", "distinct_levels", "warn_levels_cut"]
 class Downsample(FrozenModel):
     """Resolution levels written during acquisition (2x in y and x per level).
 
+    A level's sides are half the level above's, rounded up: an odd last row or
+    column is averaged with itself (`"mean"`).
+
     Parameters
     ----------
     method

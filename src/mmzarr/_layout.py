@@ -9,6 +9,7 @@ documents.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -70,6 +71,10 @@ def _window(dtype: str, seen: tuple[float, float] | None = None) -> v05.OmeroWin
         start, end = float(seen[0]), float(seen[1])
         if end <= start:  # a flat channel: a window around its one value
             end = start + 1
+            if end <= start:  # past 2**53 `start + 1` is `start`: the next float
+                end = math.nextafter(start, math.inf)
+                if not math.isfinite(end):  # the largest float64: the one below
+                    start, end = math.nextafter(start, -math.inf), start
     return v05.OmeroWindow(start=start, end=end, min=min(lo, start), max=max(hi, end))
 
 

@@ -149,6 +149,25 @@ class Dimension(FrozenModel):
         """The shard length in elements (the chunk length when unsharded)."""
         return int(self.shard or self.chunk_size)
 
+    def within_size(self) -> Dimension:
+        """The axis with a frame side's chunk and a shard cut to cover `size`.
+
+        Past the end of a bounded axis they would hold only empty space, which
+        a backend still sizes its buffers (acquire-zarr) and the free-space
+        check by.
+        """
+        if self.size is None:
+            return self
+        chunk = self.chunk_size
+        if self.name in ("y", "x"):
+            chunk = min(chunk, self.size)
+        shard = self.shard
+        if shard is not None:
+            shard = min(shard, -(-self.size // chunk) * chunk)
+        if (chunk, shard) == (self.chunk_size, self.shard):
+            return self
+        return self.replace(chunk=chunk, shard=shard)
+
 
 class Channel(FrozenModel):
     """A channel of an image.

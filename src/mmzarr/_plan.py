@@ -300,7 +300,7 @@ def image_settings(
             shard=shards.get(a),
             unit=_UNITS.get(a),
             scale=scales[a],
-        )
+        ).within_size()
         for a in axes
     ]
     for a, n in zip(("y", "x"), frame.shape, strict=True):
@@ -308,11 +308,11 @@ def image_settings(
             Dimension(
                 name=a,
                 size=n,
-                chunk=min(chunks.get(a, n), n),
+                chunk=chunks.get(a, n),
                 shard=shards.get(a),
                 unit="micrometer",
                 scale=frame.pixel_size_um,
-            )
+            ).within_size()  # as asked for (checked), then cut to the frame
         )
     return ImageSettings(
         key=placement.key,

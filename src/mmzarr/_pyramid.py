@@ -58,12 +58,7 @@ def level_image(image: ImageSettings, level: int) -> ImageSettings:
     for d in image.dimensions:
         if d.name in ("y", "x"):
             size = -(-int(d.size or 1) // 2**level)
-            chunk = min(d.chunk_size, size)
-            # a shard holds whole chunks: at most the chunks that cover `size`
-            shard = None
-            if d.shard is not None:
-                shard = min(d.shard_size, -(-size // chunk) * chunk)
-            d = d.replace(size=size, chunk=chunk, shard=shard, scale=d.scale * 2**level)
+            d = d.replace(size=size, scale=d.scale * 2**level).within_size()
         dims.append(d)
     return image.replace(dimensions=tuple(dims))
 

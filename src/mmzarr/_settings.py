@@ -428,7 +428,7 @@ class AcquisitionSettings(FrozenModel):
             A `useq.MDASequence` (or a dict useq accepts).
         image_shape, dtype, pixel_size_um
             Frame (height, width), pixel type and pixel size in µm. Taken from
-            `core` when not given.
+            `core` when not given; without a core the pixel type is uint16.
         core
             A `CMMCorePlus` (or anything with `getImageHeight`, `getImageWidth`,
             `getBytesPerPixel`, `getPixelSizeUm`, `getROI`). When it knows the
@@ -439,7 +439,9 @@ class AcquisitionSettings(FrozenModel):
             Treat time as unbounded: one period of the plan describes a time
             point and `t` grows as frames arrive.
         compression, chunks, shards
-            Storage options; `chunks`/`shards` map axis names to element counts.
+            Storage options; `chunks`/`shards` map axis names to element counts
+            (a shard a multiple of its chunk), cut to the array: a chunk past
+            a frame side, or a shard past a bounded axis, covers only it.
         running
             `seq` is the object pymmcore-plus' runner is iterating (as
             `sequenceStarted` gives it; its engine has set the grids' field of
