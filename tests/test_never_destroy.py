@@ -44,7 +44,7 @@ from mmzarr._metadata import write_groups
 from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3
-from tests._readback import assert_frames, group_json, read_zarr
+from tests._readback import assert_frames, check_metadata, group_json, read_zarr
 from tests.test_stream import SHAPE, frame_for, settings_for, write_plan
 
 if TYPE_CHECKING:
@@ -1105,3 +1105,98 @@ def test_s3_overwrite_refuses_a_prefix_that_is_not_a_dataset(
             s3_url, settings_for(TWO_T), backend="zarr-python", overwrite=True
         )
     assert test_s3.s3_keys(s3_endpoint, s3_url) == ["notes.txt"]
+
+
+# ---- paths through links, look-alike names ---------------------------------------
+def test_a_path_through_a_link_and_dot_dot_writes_where_the_kernel_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lnk/../run.ome.zarr` with `lnk` a link: the claim, lock and documents
+    went to the link target's parent (as the kernel resolves it), but
+    tensorstore's arrays to the lexical `./run.ome.zarr`, over a user's
+    folder of that name, whose file was overwritten with frame pixels."""
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "real" / "deep")
+    user = tmp_path / "run.ome.zarr"
+    (user / "0" / "c" / "0" / "0").mkdir(parents=True)
+    (user / "0" / "c" / "0" / "0" / "0").write_bytes(b"USER DATA")
+    before = snapshot(user)
+    monkeypatch.chdir(tmp_path)
+    frames = write_plan(tmp_path / "lnk" / ".." / "run.ome.zarr", TWO_T, "tensorstore")
+    assert snapshot(user) == before
+    assert_frames(tmp_path / "real" / "run.ome.zarr", frames)
+
+
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_the_lock_never_writes_into_a_file_that_is_not_a_lock(
+    tmp_path: Path, kind: str
+) -> None:
+    """A link (or a user's own file) named `.NAME.mmzarr-lock`: the writer
+    truncated the link's target and wrote its lock record into it."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("ten years of lab notes")
+    lock = tmp_path / ".run.ome.zarr.mmzarr-lock"
+    if kind == "link":
+        lock.symlink_to(precious)
+    else:
+        lock.write_text("my own notes")
+    before = snapshot(tmp_path)
+    with pytest.raises(OSError, match="lock"):
+        mmzarr.create_stream(tmp_path / "run.ome.zarr", settings_for(TWO_T))
+    assert snapshot(tmp_path) == before
+
+
+def test_only_mmzarrs_own_deleting_folders_are_deleted(tmp_path: Path) -> None:
+    """The next writer of NAME deleted every `.NAME.mmzarr-deleting-*` folder,
+    a user's `.NAME.mmzarr-deleting-mine` too."""
+    mine = tmp_path / ".run.ome.zarr.mmzarr-deleting-mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    ours = tmp_path / ".run.ome.zarr.mmzarr-deleting-0badc0de"
+    ours.mkdir()
+    write_plan(tmp_path / "run.ome.zarr", TWO_T, ANY_BACKEND)
+    assert (mine / "thesis.tex").read_text() == "mine"
+    assert not ours.exists()
+
+
+def test_finalize_follows_an_array_moved_and_linked_back(
+    tmp_path: Path, backend: str
+) -> None:
+    """Level 0 moved to another disk and linked back: finalize called every
+    frame lost ("array '0' is missing"), moved every intact chunk of the other
+    levels to mmzarr/damaged and recorded 0 frames written."""
+    out = tmp_path / "run.ome.zarr"
+    settings = settings_for(TC, downsample=mmzarr.Downsample(levels=2))
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for n, event in enumerate(TC):
+            stream.append(frame_for(n), index=event.index)
+    moved = tmp_path / "other-disk"
+    (out / "0").rename(moved)
+    (out / "0").symlink_to(moved, target_is_directory=True)
+    chunks = {k: v for k, v in snapshot(out).items() if "/c/" in k}
+    report = mmzarr.finalize(out)
+    assert report.ok
+    assert not (out / "mmzarr" / "damaged").exists()
+    assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 4
+    assert {k: v for k, v in snapshot(out).items() if "/c/" in k} == chunks
+
+
+def test_finalize_keeps_the_attributes_a_user_added(tmp_path: Path) -> None:
+    """`finalize` writes mmzarr's own metadata (`ome`, `mmzarr`) again; what
+    a user added beside it (here in the root and in an image's group of a
+    collection) is kept, where it was dropped."""
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (100, 0, 0)], time_plan={"interval": 1, "loops": 2}
+    )
+    out = tmp_path / "run.ome.zarr"
+    write_plan(out, seq, ANY_BACKEND)
+    for key, note in (("", "root note"), ("1", "position note")):
+        doc = group_json(out, key)
+        doc["attributes"]["my_notes"] = {"text": note}
+        (out / key / "zarr.json").write_text(json.dumps(doc))
+    ome_before = group_json(out)["attributes"]["ome"]
+    assert mmzarr.finalize(out).ok
+    assert group_json(out)["attributes"]["my_notes"] == {"text": "root note"}
+    assert group_json(out, "1")["attributes"]["my_notes"] == {"text": "position note"}
+    assert group_json(out)["attributes"]["ome"] == ome_before
+    check_metadata(out)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from mmzarr import _layout, _metadata
+from mmzarr._lock import json_object
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml, write_ome_xml
 from mmzarr._storage import as_location
 from mmzarr._version import __version__
@@ -165,6 +166,7 @@ def write_group_metadata(
     which: _layout.Which = "all",
     ranges: dict[str, list[tuple[float, float] | None]] | None = None,
     documents: _layout.GroupDocuments | None = None,
+    keep_user_attributes: bool = False,
 ) -> None:
     """Write every group's `zarr.json`, with the `mmzarr` status in the root.
 
@@ -176,7 +178,9 @@ def write_group_metadata(
     images' alone (`_layout.Which`; the others exist, unchanged). `ranges`:
     the values acquired per image and channel (`ChannelRanges`), for the
     display windows. `documents`: the dataset's documents built before (for
-    `settings`), built again otherwise.
+    `settings`), built again otherwise. `keep_user_attributes`: attributes
+    other than mmzarr's (`ome`, `mmzarr`) found in a group's document on disk
+    are kept (`finalize`: a user may have added them since).
     """
     attrs: dict[str, Any] = {
         "version": __version__,
@@ -197,6 +201,8 @@ def write_group_metadata(
         root_attributes={"mmzarr": attrs}, which=which, ranges=ranges
     )
     loc = as_location(root)
+    if keep_user_attributes:
+        docs = _with_user_attributes(loc, docs)
     # the OME-XML before the groups: a root that says `complete` has it
     if ome_xml and has_ome_xml(settings):
         if not isinstance(ome_xml, str):
@@ -208,6 +214,28 @@ def write_group_metadata(
         else:
             loc.write_bytes(OME_XML, ome_xml.encode("utf-8"))
     _metadata.write_groups(loc, docs, fsync_all=durable)
+
+
+def _with_user_attributes(
+    loc: Location, docs: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`docs`, each with the attributes its group on disk has beside mmzarr's."""
+    out = {}
+    for key, doc in docs.items():
+        try:
+            data = loc.read_bytes(f"{key}/zarr.json" if key else "zarr.json")
+        except OSError:  # unreadable: written anew, as without the option
+            data = None
+        old = json_object(data) if data else None
+        attrs = doc.get("attributes", {})
+        theirs = old.get("attributes") if old else None
+        extra = (
+            {k: v for k, v in theirs.items() if k not in attrs}
+            if isinstance(theirs, dict)
+            else {}
+        )
+        out[key] = {**doc, "attributes": {**extra, **attrs}} if extra else doc
+    return out
 
 
 def render_ome_xml_ahead(

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,7 @@ from mmzarr._kept_frames import (
 from mmzarr._layout import array_document
 from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
-from mmzarr._lock import DatasetLock, lock_holder
+from mmzarr._lock import DatasetLock, canonical, lock_holder
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
@@ -111,7 +110,7 @@ def finalize(path: str | Path) -> ValidationReport:
     OSError
         When its record cannot be written (a full disk): nothing was changed.
     """
-    root = Path(os.path.abspath(path))  # the readers refuse ".."
+    root = canonical(Path(path))  # the readers refuse "..": resolved as the kernel does
     settings_file = root / SETTINGS_FILE
     kept = [str(p) for p in replaced_copies(root)]
     where = f"; the dataset it was replacing is kept at {kept}" if kept else ""
@@ -359,6 +358,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         backend=old.get("backend", "unknown"),
         dropped=int(old.get("frames_dropped", 0)),
         ranges=ranges.by_key(),
+        keep_user_attributes=True,
         # a plane per frame the arrays hold: none for a lost one, a bare one
         # for a kept frame the log never had
         ome_xml=has_ome_xml(settings)

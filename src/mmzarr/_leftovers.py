@@ -109,8 +109,11 @@ def delete_half_deleted(canon: Path) -> None:
 
     Only `OutputClaim.commit` makes such a folder, right before deleting it.
     """
-    pattern = glob.escape(hidden_name(canon.name, _DELETING)) + "*"
+    prefix = hidden_name(canon.name, _DELETING)
+    pattern = glob.escape(prefix) + "[0-9a-f]" * 8
     for doomed in canon.parent.glob(pattern):
+        # exactly `deleting_path`'s name: a user's `.NAME.mmzarr-deleting-mine`
+        # (or any longer name) is not mmzarr's to delete
         if doomed.is_dir() and not doomed.is_symlink():
             try:
                 shutil.rmtree(doomed)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -128,9 +130,22 @@ class DatasetLock:
         if fcntl is None:  # pragma: no cover
             return cls(path, None)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # never through a link: it would truncate (and later keep) the
+            # link's target
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise FileExistsError(
+                    errno.EEXIST,
+                    "is a symbolic link, not mmzarr's lock file: left alone; "
+                    "remove it to write this dataset",
+                    str(path),
+                ) from e
             locked = False
             try:
+                _refuse_foreign(fd, path)
                 if not _flock_exclusive(fd):
                     holder = _holder_text(os.pread(fd, 4096, 0))
                     raise DatasetLockedError(
@@ -185,6 +200,26 @@ class DatasetLock:
             pass
         finally:
             os.close(fd)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _refuse_foreign(fd: int, path: Path) -> None:
+    """Raise unless `fd` is an empty file or a lock record (a killed writer's).
+
+    A user's own file of the lock's name is never truncated.
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{str(path)!r} is not a regular file: not mmzarr's lock file")
+    data = os.pread(fd, 4096, 0)
+    doc = json_object(data) if data else {"pid": None}
+    if doc is None or "pid" not in doc:
+        raise FileExistsError(
+            f"{str(path)!r} exists and is not mmzarr's lock file: left alone; "
+            "move it to write this dataset"
+        )
 
 
 def _flock_exclusive(fd: int) -> bool:

@@ -33,7 +33,7 @@ import numpy as np
 from mmzarr._chunk_files import frame_is_complete
 from mmzarr._layout import is_file_folder
 from mmzarr._leftovers import replaced_copies
-from mmzarr._lock import lock_holder
+from mmzarr._lock import canonical, lock_holder
 from mmzarr._metadata import read_frame_log
 from mmzarr._validate_xml import ome_xml_problems
 
@@ -116,7 +116,7 @@ def array_documents(root: Path) -> dict[str, dict[str, Any]]:
     declared as empty arrays (`_layout.file_folder`): they are left out.
     """
     out: dict[str, dict[str, Any]] = {}
-    for zj in sorted(root.rglob("zarr.json")):
+    for zj in sorted(_zarr_documents(root)):
         try:
             doc = json.loads(zj.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -128,6 +128,41 @@ def array_documents(root: Path) -> dict[str, dict[str, Any]]:
         ):
             out[zj.parent.relative_to(root).as_posix()] = doc
     return out
+
+
+def _zarr_documents(root: Path) -> list[Path]:
+    """Every `zarr.json` below `root`, also through a link to a zarr node.
+
+    A user who moved an array (or a group) to another disk and linked it back
+    has not removed it: `rglob` does not follow links, and finalize took its
+    frames for lost (and moved their levels aside). A linked directory is
+    followed only when it holds a `zarr.json`, each directory once.
+    """
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        try:
+            st = folder.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == "zarr.json" and entry.is_file():
+                found.append(folder / entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                todo.append(folder / entry.name)
+            elif entry.is_symlink() and entry.is_dir():
+                if os.path.isfile(os.path.join(entry.path, "zarr.json")):
+                    todo.append(folder / entry.name)
+    return found
 
 
 def _have_reader() -> bool:
@@ -148,7 +183,8 @@ class FrameReader:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(os.path.abspath(root))  # tensorstore refuses ".."
+        # tensorstore refuses "..": resolved as the kernel reads it
+        self.root = canonical(Path(root))
         self.engine: str | None
         self._arrays: dict[str, Any] = {}
         try:

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmzarr._lock import hidden_name
+from mmzarr._lock import canonical, hidden_name
 from mmzarr.backends._space import FreeSpaceGuard
 from mmzarr.errors import StorageError
 
@@ -333,7 +333,7 @@ SIBLING_SUFFIX = ".mmzarr-acquire-zarr"
 
 def sibling_path(root: Path) -> Path:
     """The hidden directory beside dataset `root` where acquire-zarr writes."""
-    root = Path(os.path.abspath(root))
+    root = canonical(Path(root))  # `lnk/..` as the kernel reads it
     return root.parent / hidden_name(root.name, SIBLING_SUFFIX)
 
 

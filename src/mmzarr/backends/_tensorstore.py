@@ -25,14 +25,13 @@ pending ~15 minutes; `S3_RETRIES` bounds them, so a commit fails within ~8 s.
 from __future__ import annotations
 
 import errno
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import tensorstore as ts
 
 from mmzarr._layout import array_document
+from mmzarr._lock import canonical
 from mmzarr.backends._base import Capabilities
 from mmzarr.backends._gather import ShardGatherer
 from mmzarr.backends._shards import GatheredArray, GatheringBackend
@@ -95,7 +94,9 @@ class TensorStoreBackend(GatheringBackend):
                 "s3_request_concurrency": {"limit": S3_CONCURRENCY},
             }
         )
-        root = None if location.path is None else Path(os.path.abspath(location.path))
+        # the parent resolved as the kernel does (`lnk/..` is the link target's
+        # parent): os.path.abspath would collapse it to another directory
+        root = None if location.path is None else canonical(location.path)
         if root is not None and "\\" in str(root):
             raise PlanError(
                 f"tensorstore reads a backslash in a path as a separator and would "
