@@ -235,3 +235,65 @@ def test_validate_accepts_an_endless_run_closed_before_its_first_frame(
     report = mmzarr.validate(out)
     assert report.arrays["0/0"][0] == 0
     assert report.ok, report.format()
+
+
+def test_well_sample_positions_are_in_micrometers(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A WellSample's PositionX/Y default to the unit "reference frame" (pixels)
+    in the OME schema: the stage coordinates mmzarr writes there are µm."""
+    plan = useq.WellPlatePlan(
+        plate="96-well",
+        a1_center_xy=(0, 0),
+        selected_wells=([0, 1], [0, 2]),
+        well_points_plan=useq.GridRowsColumns(
+            rows=1, columns=2, fov_width=512, fov_height=512
+        ),
+    )
+    seq = useq.MDASequence(stage_positions=plan)
+    out = tmp_path / "plate.ome.zarr"
+    _, cap = run(core, seq, out)
+    ome = ome_types.from_xml((out / "OME" / "METADATA.ome.xml").read_text())
+    samples = [ws for w in ome.plates[0].wells for ws in w.well_samples]
+    assert len(samples) == len(cap.frames) == 4
+    for ws, (event, _) in zip(samples, cap.frames, strict=True):
+        assert ws.position_x_unit.value == ws.position_y_unit.value == "µm"
+        assert ws.position_x == pytest.approx(event.x_pos)
+        assert ws.position_y == pytest.approx(event.y_pos)
+
+
+@pytest.mark.parametrize("mode", ["channels", "images"])
+def test_each_channel_names_the_camera_that_took_it(tmp_path: Path, mode: str) -> None:
+    """With several cameras each channel's DetectorSettings is its own camera's
+    Detector (the frames' `camera_device`), not the first one of the summary
+    (the Multi Camera adapter)."""
+    from tests.test_cameras import _two_camera_core
+
+    core = _two_camera_core()
+    try:
+        seq = useq.MDASequence(
+            stage_positions=[(0, 0, 0), (5, 5, 1)], channels=["DAPI"]
+        )
+        out = tmp_path / "cams.ome.zarr"
+        cams: dict[tuple[int, int], str] = {}
+        core.mda.events.frameReady.connect(
+            lambda img, e, meta: cams.setdefault(
+                (e.index["p"], e.index["cam"]), meta["camera_device"]
+            )
+        )
+        writer = mmzarr.MDAWriter(out, core=core, cameras=mode)
+        core.mda.run(seq, output=writer)
+        writer.close()
+        ome = ome_types.from_xml((out / "OME" / "METADATA.ome.xml").read_text())
+        label = {d.id: d.serial_number for d in ome.instruments[0].detectors}
+        used = [
+            label[ch.detector_settings.id]
+            for im in ome.images
+            for ch in im.pixels.channels
+        ]
+        # channels: per image "DAPI / Camera-1", "DAPI / Camera-2";
+        # images: per position, one image per camera
+        assert used == [cams[k] for k in sorted(cams)]
+        assert set(used) == {"Camera-1", "Camera-2"}
+    finally:
+        core.unloadAllDevices()

@@ -165,10 +165,18 @@ def build_ome(
         if im.unbounded
         for r in by_image[im.key]
     )
+    detectors = {d.serial_number: d for d in instrument.detectors} if instrument else {}
     images = []
     for i, im in enumerate(settings.images):
         recs = by_image[im.key]
         dims = {d.name: d for d in im.dimensions}
+        # each channel's camera: the one that took its frames (several cameras)
+        channel_detector: dict[int, Any] = {}
+        for r in recs:
+            c = _plane(im, r)["the_c"]
+            cam = frame_metadata(r).get("camera_device")
+            if c not in channel_detector and isinstance(cam, str) and cam in detectors:
+                channel_detector[c] = detectors[cam]
         size_t = dims["t"].size if "t" in dims else 1
         if size_t is None:
             size_t = max(t_end, 1)
@@ -189,7 +197,9 @@ def build_ome(
                     id=f"Channel:{i}:{c}",
                     name=ch.name,
                     samples_per_pixel=1,
-                    detector_settings=m.DetectorSettings(id=detector.id)
+                    detector_settings=m.DetectorSettings(
+                        id=channel_detector.get(c, detector).id
+                    )
                     if detector
                     else None,
                 )
@@ -243,7 +253,9 @@ def _plate(settings: AcquisitionSettings) -> Any:
                 index=i,
                 image_ref=m.ImageRef(id=f"Image:{i}"),
                 position_x=pos.x,
+                position_x_unit="µm",
                 position_y=pos.y,
+                position_y_unit="µm",
             )
         )
     return m.Plate(
