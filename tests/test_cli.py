@@ -587,3 +587,32 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     r = mmzarr("validate", out, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "status: cancelled" in r.stdout
+
+
+def test_info_lists_the_channels_of_sub_sequences_too(tmp_path: Path) -> None:
+    """A position's own channels (here Cy5 at 33 ms) were left out of the
+    "channels:" line: it listed the top-level plan's channels only."""
+    import mmzarr as mz
+
+    sub = useq.MDASequence(channels=[useq.Channel(config="Cy5", exposure=33)])
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=0),
+            useq.Position(x=10, y=0, sequence=sub),
+        ],
+        channels=[useq.Channel(config="DAPI", exposure=10)],
+    )
+    settings = mz.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "run.ome.zarr"
+    with mz.create_stream(out, settings, backend="tensorstore") as stream:
+        for event in seq:
+            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    # the summary pymmcore-plus gives at sequenceStarted holds the plan
+    (out / "mmzarr" / "summary.json").write_text(
+        json.dumps({"mda_sequence": seq.model_dump(mode="json")})
+    )
+    r = mmzarr("info", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "channels: DAPI 10 ms, Cy5 33 ms" in r.stdout.splitlines(), r.stdout

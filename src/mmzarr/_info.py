@@ -216,15 +216,27 @@ def microscope_lines(out: Path) -> list[str]:
             f"pixel size: {info.get('pixel_size_um')} µm "
             f"(config {info.get('pixel_size_config_name') or 'none'})"
         )
-    seq = summary.get("mda_sequence") or {}
-    channels = [
-        f"{c.get('config')}"
-        + (f" {c['exposure']:g} ms" if c.get("exposure") is not None else "")
-        for c in seq.get("channels") or ()
-        if isinstance(c, dict)
-    ]
+    channels = list(
+        dict.fromkeys(
+            f"{c.get('config')}"
+            + (f" {c['exposure']:g} ms" if c.get("exposure") is not None else "")
+            for c in _plan_channels(summary.get("mda_sequence"))
+        )
+    )
     if channels:
         lines.append("channels: " + ", ".join(channels))
     if summary.get("datetime"):
         lines.append(f"started: {summary['datetime']}")
     return lines
+
+
+def _plan_channels(seq: Any, depth: int = 0) -> list[dict[str, Any]]:
+    """The channels of a plan (as JSON) and of its positions' sub-sequences."""
+    if not isinstance(seq, dict) or depth > 8:
+        return []
+    out = [c for c in seq.get("channels") or () if isinstance(c, dict)]
+    positions = seq.get("stage_positions")
+    for pos in positions if isinstance(positions, list) else ():
+        if isinstance(pos, dict):
+            out += _plan_channels(pos.get("sequence"), depth + 1)
+    return out
