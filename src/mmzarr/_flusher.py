@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from mmzarr.errors import StorageError
@@ -84,8 +85,15 @@ class Flusher:
         """
         with self._lock:
             self.flush(self._frames())
+        # the thread holds the flusher (and through it the stream) only while
+        # it flushes: a stream dropped without `close` is then collected (and
+        # closed by its finalizer) instead of flushing, and holding its lock,
+        # its files and its backend's threads, until the process ends
         threading.Thread(
-            target=self._loop, args=(interval_s,), name="mmzarr-flush", daemon=True
+            target=_loop,
+            args=(weakref.ref(self), self._stop, interval_s),
+            name="mmzarr-flush",
+            daemon=True,
         ).start()
 
     def stop(self) -> None:
@@ -105,31 +113,44 @@ class Flusher:
         logged = frames if self._log is None else self._log.frames_logged
         self.flushed = max(self.flushed, min(self._readable, frames, logged))
 
-    def _loop(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            with self._lock:
-                if not self._flushing():
-                    continue
-                try:
-                    self.flush(self._frames())
-                except Exception as e:
-                    self._fail(e)
-                    logger.error("mmzarr: flushing %s failed: %s", self._where, e)
-                    continue
-            failure: StorageError | None = None
+    def tick(self) -> None:
+        """One flush of the thread (and of the frame log)."""
+        with self._lock:
+            if not self._flushing():
+                return
             try:
-                if self._log is not None:
-                    self._log.flush()
-            except OSError as e:
-                logger.error(
-                    "mmzarr: writing the frame log of %s failed: %s", self._where, e
-                )
-                failure = StorageError(
-                    f"writing the frame log of {self._where} failed: {e}"
-                )
-            except Exception:  # a bug: logged; the thread keeps flushing frames
-                logger.exception("mmzarr: writing the frame log of %s", self._where)
-            with self._lock:
-                self.count(self._frames())
-                if failure is not None:
-                    self._fail(failure)
+                self.flush(self._frames())
+            except Exception as e:
+                self._fail(e)
+                logger.error("mmzarr: flushing %s failed: %s", self._where, e)
+                return
+        failure: StorageError | None = None
+        try:
+            if self._log is not None:
+                self._log.flush()
+        except OSError as e:
+            logger.error(
+                "mmzarr: writing the frame log of %s failed: %s", self._where, e
+            )
+            failure = StorageError(
+                f"writing the frame log of {self._where} failed: {e}"
+            )
+        except Exception:  # a bug: logged; the thread keeps flushing frames
+            logger.exception("mmzarr: writing the frame log of %s", self._where)
+        with self._lock:
+            self.count(self._frames())
+            if failure is not None:
+                self._fail(failure)
+
+
+def _loop(ref: weakref.ref[Flusher], stop: threading.Event, interval_s: float) -> None:
+    """Run the flush thread: `ref`'s `tick` every `interval_s`.
+
+    Until `stop` is set, or the flusher is gone.
+    """
+    while not stop.wait(interval_s):
+        flusher = ref()
+        if flusher is None:
+            return
+        flusher.tick()
+        del flusher

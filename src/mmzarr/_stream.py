@@ -16,8 +16,11 @@ prefix) is `_storage.Location`'s.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import warnings
+import weakref
 from concurrent.futures import wait
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -130,14 +133,29 @@ class Stream(LiveReads, ClosesOnExit):
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
+        # the flusher reaches the stream through a weak reference: no cycle,
+        # so a stream dropped without `close` is finalized (`__del__`) at once,
+        # before the frame log and the backend it owns
+        me = weakref.ref(self)
+
+        def flushing() -> bool:
+            stream = me()
+            # its own state, through a weak reference
+            return stream is not None and not (stream._closed or stream._error)  # noqa: SLF001
+
+        def fail(e: BaseException) -> None:
+            stream = me()
+            if stream is not None:
+                stream._fail(e)  # noqa: SLF001 (its own, through a weak reference)
+
         self._flusher = Flusher(
             backend,
             self._pressure,
             log,
             lock=self._lock,
-            frames=lambda: self._frames,
-            flushing=lambda: not self._closed and self._error is None,
-            fail=self._fail,
+            frames=lambda: getattr(me(), "_frames", 0),
+            flushing=flushing,
+            fail=fail,
             where=self._where,
         )
 
@@ -439,6 +457,29 @@ class Stream(LiveReads, ClosesOnExit):
             self.close("failed" if failed else None)
         except Exception:
             logger.exception("closing %s after an error failed", self.path)
+
+    def __del__(self) -> None:
+        # a stream dropped without `close` (an app that lost it, a front end
+        # whose run never finished): close it as a file would be, rather than
+        # keep its lock, its files and its backend's threads until the process
+        # ends; the status says what was acquired. Not while the interpreter
+        # shuts down: the threads a close waits for may be stopped by then
+        if getattr(self, "_closed", True) or sys.is_finalizing():
+            return
+        try:
+            warnings.warn(
+                f"mmzarr: stream {str(self.path)!r} was never closed; closing it now",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+        finally:  # closed also when warnings are errors
+            try:
+                self.close()
+            except Exception:
+                logger.exception(
+                    "mmzarr: closing the unclosed stream %s failed", self.path
+                )
 
     def __repr__(self) -> str:
         return (

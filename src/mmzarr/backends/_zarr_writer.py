@@ -27,6 +27,8 @@ __all__ = ["BATCH", "BatchWriter"]
 
 #: Independent writes awaited together at most.
 BATCH = 16
+#: How often an idle writer thread looks whether the program is ending (s).
+IDLE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BatchWriter:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None  # started by the first job
+        self._starting = threading.Lock()  # a job queued always has a thread
 
     def submit(
         self,
@@ -56,10 +59,11 @@ class BatchWriter:
         coroutine, awaited on zarr's event loop with its neighbours.
         """
         future: Future[Any] = Future()
-        self._jobs.put(_Job(future, run, alone))
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=self._name)
-            self._thread.start()
+        with self._starting:
+            self._jobs.put(_Job(future, run, alone))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name)
+                self._thread.start()
         return future
 
     def shutdown(self) -> None:
@@ -68,11 +72,30 @@ class BatchWriter:
             self._jobs.put(None)
 
     # ---- the writer thread -----------------------------------------------------
+    def _next(self) -> _Job | None:
+        """The next job; None at the end, or once idle after the program ended.
+
+        The thread is not a daemon (a job queued runs to its end), so a
+        stream never closed would keep a program that ended from exiting:
+        once the main thread has ended, the thread ends when nothing is
+        queued (a later job starts another).
+        """
+        while True:
+            try:
+                return self._jobs.get(timeout=IDLE_S)
+            except queue.Empty:
+                if threading.main_thread().is_alive():
+                    continue
+                with self._starting:
+                    if self._jobs.empty():
+                        self._thread = None
+                        return None
+
     def _loop(self) -> None:
         held: _Job | None = None  # taken from the queue to run next
         stop = False  # the end was taken from the queue
         while not stop or held is not None:
-            job = held if held is not None else self._jobs.get()
+            job = held if held is not None else self._next()
             held = None
             if job is None:
                 return
