@@ -25,6 +25,7 @@ from mmzarr.backends import BACKENDS
 from mmzarr.demo import DEMO_CONFIG
 from tests._readback import check_metadata, group_json, read_zarr
 from tests._waiting import wait_for
+from tests.test_stream import write_plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -196,18 +197,12 @@ def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -
     """The frame counts in the root are set at close: for a run still going,
     or killed, info said "0/4 frames" and frames=0 for each image, of a
     dataset holding frames. It counts the frame log's records."""
-    import mmzarr as mz
 
     seq = useq.MDASequence(
         stage_positions=[(0, 0), (10, 0)], time_plan={"interval": 1, "loops": 2}
     )
-    settings = mz.AcquisitionSettings.from_useq(
-        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
-    )
     out = tmp_path / "killed.ome.zarr"
-    with mz.create_stream(out, settings, backend="tensorstore") as stream:
-        for event in seq:
-            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    write_plan(out, seq, "tensorstore")
     # as a writer killed after its third frame's record leaves it
     doc = json.loads((out / "zarr.json").read_text())
     mm = doc["attributes"]["mmzarr"]
@@ -592,7 +587,6 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
 def test_info_lists_the_channels_of_sub_sequences_too(tmp_path: Path) -> None:
     """A position's own channels (here Cy5 at 33 ms) were left out of the
     "channels:" line: it listed the top-level plan's channels only."""
-    import mmzarr as mz
 
     sub = useq.MDASequence(channels=[useq.Channel(config="Cy5", exposure=33)])
     seq = useq.MDASequence(
@@ -602,13 +596,8 @@ def test_info_lists_the_channels_of_sub_sequences_too(tmp_path: Path) -> None:
         ],
         channels=[useq.Channel(config="DAPI", exposure=10)],
     )
-    settings = mz.AcquisitionSettings.from_useq(
-        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
-    )
     out = tmp_path / "run.ome.zarr"
-    with mz.create_stream(out, settings, backend="tensorstore") as stream:
-        for event in seq:
-            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    write_plan(out, seq, "tensorstore")
     # the summary pymmcore-plus gives at sequenceStarted holds the plan
     (out / "mmzarr" / "summary.json").write_text(
         json.dumps({"mda_sequence": seq.model_dump(mode="json")})
