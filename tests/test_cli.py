@@ -223,7 +223,7 @@ def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -
     lines = r.stdout.splitlines()
     assert "status acquiring, 3 logged/4 frames" in lines[0], r.stdout
     assert "mmzarr finalize" in r.stdout
-    images = [line for line in lines if "(2, 8, 8)" in line]
+    images = [line for line in lines if "(2, 8, 10)" in line]  # write_plan's frames
     assert len(images) == 2, r.stdout
     assert "frames=2" in images[0], r.stdout
     assert "frames=1" in images[1], r.stdout
