@@ -1,21 +1,24 @@
 """What the writers share around closing.
 
-`with` support (close on exit, after an error too) and Ctrl-C deferred until a
-write or a close has ended (`DeferredInterrupt`).
+`with` support (close on exit, after an error too), closing when dropped
+unclosed (`ClosesWhenDropped`) and Ctrl-C deferred until a write or a close
+has ended (`DeferredInterrupt`).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-__all__ = ["ClosesOnExit", "DeferredInterrupt"]
+__all__ = ["ClosesOnExit", "ClosesWhenDropped", "DeferredInterrupt"]
 
 logger = logging.getLogger("mmzarr")
 
@@ -92,3 +95,36 @@ class ClosesOnExit:
             self.close()
         else:
             self._close_after_error(exc)
+
+
+class ClosesWhenDropped:
+    """Closed, with a `ResourceWarning`, when collected while still open.
+
+    A writer dropped without `close` (an app that lost it, a front end whose
+    run never finished) is closed as a file would be, rather than keep its
+    lock, its files and its threads until the process ends; its status says
+    what was acquired. Not while the interpreter shuts down: the threads a
+    close waits for may be stopped by then. Subclasses set `_closed` (False
+    once open) and `path`.
+    """
+
+    def close(self) -> None:
+        """Close (subclasses)."""
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) or sys.is_finalizing():
+            return
+        path = str(getattr(self, "path", "?"))
+        try:
+            warnings.warn(
+                f"mmzarr: stream {path!r} was never closed; closing it now",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+        finally:  # closed also when warnings are errors
+            try:
+                self.close()
+            except Exception:
+                logger.exception("mmzarr: closing the unclosed stream %s failed", path)

@@ -153,7 +153,7 @@ class LevelWriter:
             arr[index].write(pixels).result()
             return
         arr[index] = pixels
-        from mmzarr.backends._shards import fsync_files
+        from mmzarr.backends._fsync import fsync_files
 
         files = _files(self.root, self._docs, path, index)
         fsync_files([str(self.root / f) for f in files])

@@ -214,8 +214,7 @@ def _refuse_foreign(fd: int, path: Path) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{str(path)!r} is not a regular file: not mmzarr's lock file")
     data = os.pread(fd, 4096, 0)
-    doc = json_object(data) if data else {"pid": None}
-    if doc is None or "pid" not in doc:
+    if data and "pid" not in (json_object(data) or {}):
         raise FileExistsError(
             f"{str(path)!r} exists and is not mmzarr's lock file: left alone; "
             "move it to write this dataset"

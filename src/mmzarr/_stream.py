@@ -16,17 +16,15 @@ prefix) is `_storage.Location`'s.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-import warnings
 import weakref
 from concurrent.futures import wait
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mmzarr._closing import ClosesOnExit, DeferredInterrupt
+from mmzarr._closing import ClosesOnExit, ClosesWhenDropped, DeferredInterrupt
 from mmzarr._dataset import (
     ChannelRanges,
     in_background,
@@ -83,7 +81,7 @@ def native_order(frame: Any) -> np.ndarray:
     return arr.astype(arr.dtype.newbyteorder("="))
 
 
-class Stream(LiveReads, ClosesOnExit):
+class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
     """An open dataset that accepts frames. Create it with `create_stream`.
 
     Thread-safe: concurrent calls are serialized.
@@ -457,29 +455,6 @@ class Stream(LiveReads, ClosesOnExit):
             self.close("failed" if failed else None)
         except Exception:
             logger.exception("closing %s after an error failed", self.path)
-
-    def __del__(self) -> None:
-        # a stream dropped without `close` (an app that lost it, a front end
-        # whose run never finished): close it as a file would be, rather than
-        # keep its lock, its files and its backend's threads until the process
-        # ends; the status says what was acquired. Not while the interpreter
-        # shuts down: the threads a close waits for may be stopped by then
-        if getattr(self, "_closed", True) or sys.is_finalizing():
-            return
-        try:
-            warnings.warn(
-                f"mmzarr: stream {str(self.path)!r} was never closed; closing it now",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-        finally:  # closed also when warnings are errors
-            try:
-                self.close()
-            except Exception:
-                logger.exception(
-                    "mmzarr: closing the unclosed stream %s failed", self.path
-                )
 
     def __repr__(self) -> str:
         return (

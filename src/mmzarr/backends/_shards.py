@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import collections
 import heapq
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,8 +46,6 @@ __all__ = [
     "Pending",
     "Write",
     "WriteOrder",
-    "fsync_at_once",
-    "fsync_files",
     "t_ahead",
 ]
 
@@ -104,8 +100,6 @@ class WriteOrder:
         return heap[0] if heap else self.count
 
 
-#: Threads that call fsync at once at the final flush (`fsync_at_once`).
-FSYNC_THREADS = 4
 #: An unbounded `t` grows ahead by the time points expected in this long
 #: (`t_ahead`), at most `MAX_T_AHEAD` of them.
 GROW_AHEAD_S = 0.5
@@ -243,38 +237,41 @@ class GatheringBackend:
         """
         writes = [(self._arrays[array], frame)]
         writes += [(self._arrays[number], level) for number, level in levels]
-        # the disk bytes of the shards each write opens (a gathered shard's
-        # are reserved until it is written)
         opens = [self._opens(arr, index) for arr, _ in writes]
         need = sum(disk for disk, _ in opens)
         if need:
             self._check_space(need)
-        for (arr, data), (disk, reserve) in zip(writes, opens, strict=True):
-            if reserve:
+        for (arr, data), (disk, gathered) in zip(writes, opens, strict=True):
+            if gathered:  # a new block's files stay reserved until it is written
                 self._reserved += disk
-            self._write_one(arr, index, data)
+            self._write_one(arr, index, data, gathered=gathered)
 
     @staticmethod
     def _opens(arr: GatheredArray, index: tuple[int, ...]) -> tuple[int, bool]:
-        """Disk bytes a write at `index` of `arr` opens, and if they stay reserved."""
+        """Disk bytes a write at `index` of `arr` opens; whether it joins a block.
+
+        A frame joins the block of its shard unless it is one frame per shard
+        or a late frame for a shard already written (written again, alone).
+        """
         g = arr.gatherer
-        if not g.active:  # one frame per shard
-            return arr.disk, False
-        key = g.key(index)
-        if key in g.written:  # a late frame: its shard is written again
-            return arr.disk, False
-        return (arr.disk, True) if key not in g.open else (0, False)
+        if g.active and (key := g.key(index)) not in g.written:
+            return (0 if key in g.open else arr.disk), True
+        return arr.disk, False
 
     def _write_one(
-        self, arr: GatheredArray, index: tuple[int, ...], frame: np.ndarray
+        self,
+        arr: GatheredArray,
+        index: tuple[int, ...],
+        frame: np.ndarray,
+        *,
+        gathered: bool,
     ) -> None:
-        """Write `frame` now, or copy it into its block (its space checked)."""
+        """Copy `frame` into its block (`gathered`), or write it now (space checked)."""
         g = arr.gatherer
-        key = g.key(index) if g.active else ()
-        if g.active and key not in g.written:
-            seq = self._order.frame(arr.spec.level == 0)
-            self._order.hold(seq)
-            self._see(arr, index)
+        seq = self._order.frame(arr.spec.level == 0)
+        self._order.hold(seq)
+        self._see(arr, index)
+        if gathered:
             blk = g.add(index, frame)
             blk.seqs.append(seq)
             if blk.missing <= 0:
@@ -284,9 +281,6 @@ class GatheringBackend:
             return
         # one frame per shard, or a late frame for a shard already written
         # (which the library then reads and rewrites)
-        seq = self._order.frame(arr.spec.level == 0)
-        self._order.hold(seq)
-        self._see(arr, index)
         data = frame.reshape((1,) * len(index) + frame.shape)
         self._write(
             arr, index, data, [seq], owned=True, rewrite=g.active, disk=arr.disk
@@ -494,38 +488,3 @@ class GatheringBackend:
 
     def _release(self) -> None:
         """Release resources at the end of the final flush."""
-
-
-def fsync_files(paths: Iterable[str], *, missing_ok: bool = False) -> None:
-    """Call fsync on each path (file or, on POSIX, directory).
-
-    `missing_ok`: skip a path that no longer exists.
-    """
-    for name in paths:
-        try:
-            fd = os.open(name, os.O_RDONLY)
-        except FileNotFoundError:
-            if missing_ok:
-                continue
-            raise
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def fsync_at_once(
-    paths: Sequence[str], *, missing_ok: bool = False, threads: int = FSYNC_THREADS
-) -> None:
-    """`fsync_files(paths)` on `threads` threads at once.
-
-    A file system commits concurrent fsyncs together.
-    """
-    if len(paths) < 2 * threads:
-        fsync_files(paths, missing_ok=missing_ok)
-        return
-    with ThreadPoolExecutor(threads, thread_name_prefix="mmzarr-fsync") as pool:
-        parts = [paths[i::threads] for i in range(threads)]
-        futures = [pool.submit(fsync_files, p, missing_ok=missing_ok) for p in parts]
-        for done in futures:
-            done.result()

@@ -55,13 +55,9 @@ from zarr.storage import FsspecStore, LocalStore
 
 from mmzarr._layout import BLOSC_CLEVEL
 from mmzarr.backends._base import Capabilities
+from mmzarr.backends._fsync import fsync_at_once, fsync_files
 from mmzarr.backends._gather import ShardGatherer
-from mmzarr.backends._shards import (
-    GatheredArray,
-    GatheringBackend,
-    fsync_at_once,
-    fsync_files,
-)
+from mmzarr.backends._shards import GatheredArray, GatheringBackend
 from mmzarr.backends._zarr_writer import BatchWriter
 from mmzarr.errors import MissingDependencyError, PlanError
 
