@@ -1966,3 +1966,117 @@ def test_free_space_guard_keeps_a_reserve_and_counts_in_flight_bytes(
     FreeSpaceGuard(tmp_path, margin=0, reserve=0).check(1024 * kib)
     with pytest.raises(OSError, match="No space left"):
         FreeSpaceGuard(tmp_path, margin=0, reserve=1).check(1024 * kib)
+
+
+# ---- the dataset directory moved or removed under a running writer ----------------
+def _moved_run(tmp_path: Path, backend: str) -> tuple[mmzarr.Stream, Path, dict]:
+    """A stream of 4 frames, all readable, whose directory is then renamed."""
+    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 6})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "run.ome.zarr"
+    stream = mmzarr.create_stream(out, settings, backend=backend)
+    frames = {}
+    for t in range(4):
+        frames[stream.append(frame_for(t), index={"t": t})] = frame_for(t)
+    wait_for("the frames on disk", lambda: stream.frames_flushed == 4)
+    moved = tmp_path / "moved.ome.zarr"
+    out.rename(moved)  # e.g. the folder moved in a file manager
+    return stream, moved, frames
+
+
+def test_close_of_a_dataset_moved_away_fails_and_writes_nothing_there(
+    tmp_path: Path, backend: str
+) -> None:
+    """close does not report `complete` for a directory that is gone, nor make
+    a dataset without frames at its old path; the frames are where it went."""
+    stream, moved, frames = _moved_run(tmp_path, backend)
+    out = tmp_path / "run.ome.zarr"
+    with pytest.raises(mmzarr.StorageError, match=re.escape(str(out))) as info:
+        stream.close()
+    assert "moved" in str(info.value)
+    assert stream.status == "failed"
+    assert not out.exists()  # no document written again at the old path
+    assert group_json(moved)["attributes"]["mmzarr"]["status"] == "acquiring"
+    report = mmzarr.finalize(moved)
+    assert report.ok, report.format()
+    check_metadata(moved)
+    assert_frames(moved, frames)
+
+
+def test_a_dataset_moved_away_fails_the_stream_at_the_next_flush(
+    tmp_path: Path, backend: str
+) -> None:
+    """The flush thread notices the move (here its `tick`, called directly):
+    the next frame is refused with an error that says what happened."""
+    stream, _, _ = _moved_run(tmp_path, backend)
+    stream._flusher.tick()  # one flush of the thread, without waiting for it
+    with pytest.raises(mmzarr.StorageError, match="moved, renamed or removed"):
+        stream.append(frame_for(4), index={"t": 4})
+    with contextlib.suppress(mmzarr.StorageError):
+        stream.close()
+    assert not (tmp_path / "run.ome.zarr").exists()
+
+
+def test_acquire_zarr_open_on_a_full_disk_says_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The array documents do not fit: the error is the full disk, not
+    acquire-zarr's own failure to close the stream it had just opened (which
+    on a real full disk fails too: tmpfs of 24-56 KiB for a 2-well plate)."""
+    from mmzarr.backends._acquire import AcquireZarrBackend
+
+    calls = itertools.count()
+
+    def no_space(self: Any, numbers: Any) -> None:
+        if next(calls) == 0:  # the documents of `open`; not those of its close
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_close = AcquireZarrBackend._close
+
+    def close_fails(self: Any) -> Any:
+        real_close(self)  # its threads end, as they do on a full disk
+        raise OSError("acquire-zarr failed to close: Failed to close Zarr stream")
+
+    monkeypatch.setattr(AcquireZarrBackend, "_write_array_docs", no_space)
+    monkeypatch.setattr(AcquireZarrBackend, "_close", close_fails)
+    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "full.ome.zarr"
+    with pytest.raises(mmzarr.StorageError, match="No space left on device") as info:
+        mmzarr.create_stream(out, settings, backend="acquire-zarr")
+    assert str(out) in str(info.value)
+    assert not out.exists()
+
+
+def test_a_close_whose_documents_are_refused_says_failed(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every frame written, the final documents refused (permissions taken
+    away, a disk filled since): close raises, and the stream's status is
+    `failed`, not `complete`."""
+    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "run.ome.zarr"
+    stream = mmzarr.create_stream(out, settings, backend=backend)
+    frames = {}
+    for t in range(2):
+        frames[stream.append(frame_for(t), index={"t": t})] = frame_for(t)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(out / "zarr.json"))
+
+    monkeypatch.setattr("mmzarr._stream.write_group_metadata", refused)
+    with pytest.raises(mmzarr.StorageError, match=re.escape(str(out))):
+        stream.close()
+    assert stream.status == "failed"
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "acquiring"
+    monkeypatch.undo()
+    report = mmzarr.finalize(out)
+    assert report.ok, report.format()
+    assert_frames(out, frames)

@@ -13,8 +13,10 @@ time points that hold data, moves chunk files that do not decode to
 kept frames that lack them (`_level_repair`: computed from level 0), records
 the frames it could not keep in `mmzarr/finalize.json` (`LOST_FRAMES`) and
 rewrites the group metadata with
-status `interrupted` (a `failed` status stays). Only metadata and missing
-levels are written; no intact chunk is touched.
+status `interrupted` (a `failed` status stays). Only metadata and levels are
+written: those kept frames lack, and those of the frames the writer was writing
+the levels of when it stopped (a shard it wrote may hold them as the fill
+value; the same pixels are written again). No level-0 chunk is written.
 
 Every step is recorded before it is done, and each is idempotent: the record
 (`finalize.json`, `"state": "in progress"`) is written first, with the chunk

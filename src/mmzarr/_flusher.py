@@ -50,6 +50,10 @@ class Flusher:
         fails with it (unless it failed already).
     where
         The dataset, for messages.
+    check
+        Called under `lock` before each flush of the thread: raises the
+        `StorageError` that fails the stream when storage is no longer the
+        dataset's (its local directory moved or removed).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Flusher:
         flushing: Callable[[], bool],
         fail: Callable[[BaseException], None],
         where: str,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self._backend = backend
         self._pressure = pressure
@@ -72,6 +77,7 @@ class Flusher:
         self._flushing = flushing
         self._fail = fail
         self._where = where
+        self._check = check
         #: Frames known to be readable from storage, their records logged.
         self.flushed = 0
         self._readable = 0  # frames the backend reported readable
@@ -119,6 +125,8 @@ class Flusher:
             if not self._flushing():
                 return
             try:
+                if self._check is not None:
+                    self._check()
                 self.flush(self._frames())
             except Exception as e:
                 self._fail(e)

@@ -49,6 +49,7 @@ nothing is reported in flight, so the buffer is then acquire-zarr's own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -194,7 +195,10 @@ class AcquireZarrBackend:
         try:
             self._write_array_docs(range(len(arrays.specs)))
         except BaseException:
-            self.flush(final=True)
+            # the stream's threads end; its own failure to close (on the same
+            # full disk, say) must not hide why opening failed
+            with contextlib.suppress(Exception):
+                self.flush(final=True)
             raise
 
     def write(
