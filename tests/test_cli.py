@@ -605,3 +605,18 @@ def test_info_lists_the_channels_of_sub_sequences_too(tmp_path: Path) -> None:
     r = mmzarr("info", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "channels: DAPI 10 ms, Cy5 33 ms" in r.stdout.splitlines(), r.stdout
+
+
+def test_channel_of_an_unknown_group_names_the_group(tmp_path: Path) -> None:
+    """A channel whose config group the rig lacks: the group is what is wrong."""
+    (tmp_path / "p.yaml").write_text(
+        "channels:\n  - {config: DAPI, group: Nope}\n", encoding="utf-8"
+    )
+    cfg = small_config(tmp_path)
+    r = mmzarr("acquire", "p.yaml", "o.ome.zarr", "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        "mmzarr: error: channel 'DAPI': config group 'Nope' is not defined on "
+        "this rig; groups: ['Channel']"
+    )
+    assert not (tmp_path / "o.ome.zarr").exists()

@@ -615,3 +615,42 @@ def test_cli_existing_s3_output_is_refused_before_acquiring(
     assert r.stderr.splitlines() == [f"mmzarr: error: {message}"]  # no progress
     assert r.stdout == ""
     assert sorted(s3_keys(s3_endpoint, s3_url)) == sorted(case.objects)
+
+
+def test_check_output_s3_missing_bucket(s3_url: str) -> None:
+    """A missing bucket fails the early check, naming it (not a missing prefix)."""
+    from mmzarr._claim import check_output
+
+    url = s3_url.replace(BUCKET, "no-such-bucket-mmzarr")
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket-mmzarr' does not"):
+        check_output(url, overwrite=False)
+
+
+def test_cli_missing_bucket_is_refused_before_acquiring(
+    s3_endpoint: str, s3_url: str, tmp_path: Path
+) -> None:
+    """As an existing output: `--dry-run` says it, `acquire` acquires nothing."""
+    (tmp_path / "plan.yaml").write_text(PLAN_YAML)
+    cfg = str(small_config(tmp_path))
+    url = s3_url.replace(BUCKET, "no-such-bucket-mmzarr")
+    acquire = ("acquire", "plan.yaml", url, "--config", cfg)
+    r = mmzarr_cli(*acquire, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(acquiring would fail: " in r.stdout
+    assert "bucket 'no-such-bucket-mmzarr' does not exist" in r.stdout
+    r = mmzarr_cli(*acquire, cwd=tmp_path)
+    assert r.returncode == 1
+    assert len(r.stderr.splitlines()) == 1, r.stderr  # no progress, no MDA
+    assert r.stderr.startswith("mmzarr: error: ")
+    assert "no-such-bucket-mmzarr" in r.stderr
+
+
+def test_root_names_the_frame_log_it_has_s3(s3_endpoint: str, s3_url: str) -> None:
+    """The root's `frame_metadata` names where the frame log is on S3."""
+    with mmzarr.create_stream(s3_url, _tiny_settings()) as stream:
+        for t in range(2):
+            stream.append(frame_for(t), index={"t": t})
+    root = s3_json(s3_endpoint, s3_url, "zarr.json")["attributes"]["mmzarr"]
+    keys = s3_keys(s3_endpoint, s3_url)
+    where = root["frame_metadata"]
+    assert any(k == where or k.startswith(where) for k in keys), (where, keys)

@@ -122,8 +122,14 @@ def _release_cores() -> None:
 def _check_channels(seq: useq.MDASequence, core: Any) -> None:
     """Fail before anything is written when the plan names a channel the rig lacks."""
     plans = [seq, *(p.sequence for p in seq.stage_positions if p.sequence)]
+    groups = list(core.getAvailableConfigGroups())
     for plan in plans:
         for ch in plan.channels:
+            if ch.group not in groups:
+                raise CLIError(
+                    f"channel {ch.config!r}: config group {ch.group!r} is not "
+                    f"defined on this rig; groups: {groups}"
+                )
             known = list(core.getAvailableConfigs(ch.group))
             if ch.config in known:
                 continue

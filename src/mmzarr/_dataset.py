@@ -182,6 +182,7 @@ def write_group_metadata(
     other than mmzarr's (`ome`, `mmzarr`) found in a group's document on disk
     are kept (`finalize`: a user may have added them since).
     """
+    loc = as_location(root)
     attrs: dict[str, Any] = {
         "version": __version__,
         "status": status,
@@ -189,7 +190,10 @@ def write_group_metadata(
         "frames_written": sum(ledger.count for ledger in ledgers),
         "frames_planned": settings.frames_planned,
         "frames_dropped": dropped,
-        "frame_metadata": _metadata.FRAMES_LOG,
+        # on object storage the log is a series of segments (`SegmentedFrameLog`)
+        "frame_metadata": (
+            _metadata.FRAMES_LOG if loc.path is not None else _metadata.FRAME_SEGMENTS
+        ),
         "settings": SETTINGS_FILE,
         "images": image_status(settings, ledgers),
     }
@@ -200,7 +204,6 @@ def write_group_metadata(
     docs = documents.documents(
         root_attributes={"mmzarr": attrs}, which=which, ranges=ranges
     )
-    loc = as_location(root)
     if keep_user_attributes:
         docs = _with_user_attributes(loc, docs)
     # the OME-XML before the groups: a root that says `complete` has it

@@ -313,7 +313,17 @@ class Location:
             try:
                 return bool(self.fs.ls(self._key("").rstrip("/"), refresh=True))
             except FileNotFoundError:
-                return False
+                pass
+            # s3fs lists a missing bucket as a missing prefix: tell them apart,
+            # so that a missing bucket fails the early checks (the CLI's, before
+            # the rig loads), not the first write once the MDA has started
+            try:
+                self.fs.info(self._s3.bucket)
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"bucket {self._s3.bucket!r} does not exist"
+                ) from None
+            return False
 
         # refused credentials or an unreachable endpoint: a StorageError
         return bool(self._call("listing", "", listed))
