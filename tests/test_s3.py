@@ -654,3 +654,119 @@ def test_root_names_the_frame_log_it_has_s3(s3_endpoint: str, s3_url: str) -> No
     keys = s3_keys(s3_endpoint, s3_url)
     where = root["frame_metadata"]
     assert any(k == where or k.startswith(where) for k in keys), (where, keys)
+
+
+# ---- a server that hangs ----------------------------------------------------------
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint that accepts connections and never answers (a hung server)."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    done.set()
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def test_hung_server_fails_object_requests_in_bounded_time(
+    silent_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents and the frame log (s3fs) fail within `S3_CALL_TIMEOUT_S` when the
+    server takes the connection but never answers: the flush thread, and `close`
+    waiting for it, hung for minutes (botocore's 60 s read timeout, retried)."""
+    import threading
+
+    monkeypatch.setattr(mmzarr._storage, "S3_CALL_TIMEOUT_S", 2.0, raising=False)
+    url = "s3://bucket/prefix/run.ome.zarr"
+    loc = mmzarr._storage.parse_location(
+        url,
+        {
+            "endpoint_url": silent_endpoint,
+            "region": REGION,
+            "key": "testing",
+            "secret": "testing",
+        },
+    )
+    errors: list[BaseException] = []
+
+    def call(fn: Any) -> None:
+        try:
+            fn()
+        except BaseException as e:  # collected for the assertions
+            errors.append(e)
+
+    for fn in (
+        lambda: loc.write_bytes("mmzarr/frames/000000.jsonl", b"{}\n"),
+        lambda: loc.read_bytes("zarr.json"),
+    ):
+        thread = threading.Thread(target=call, args=(fn,), daemon=True)
+        thread.start()
+        thread.join(30)  # far beyond the 2 s bound; the unbounded call takes minutes
+        assert not thread.is_alive(), "still waiting for a server that never answers"
+    assert len(errors) == 2
+    for e in errors:
+        assert isinstance(e, StorageError), repr(e)
+        assert url in str(e)
+        assert "no answer within 2 s" in str(e)
+
+
+def test_acquire_zarr_on_a_server_that_stops_answering_gives_up(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """acquire-zarr's S3 client has no request timeout: its append and close
+    blocked for ever on a server that took connections and never answered.
+    Each call now has a deadline (here 1 s); a call past it fails the stream,
+    and close does not call acquire-zarr again (it would block too)."""
+    import threading
+
+    monkeypatch.setattr("mmzarr.backends._base.OBJECT_STORAGE_TIMEOUT_S", 1.0)
+    stream = mmzarr.create_stream(s3_url, _tiny_settings(), backend="acquire-zarr")
+    stream.append(frame_for(0))
+    backend = stream._backend
+    released = threading.Event()
+
+    class Unanswered:  # acquire-zarr waiting on uploads that never finish
+        def append(self, *args: Any, **kwargs: Any) -> None:
+            released.wait()
+
+        def close(self) -> None:
+            released.wait()
+
+    real, backend._stream = backend._stream, Unanswered()
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            stream.close()
+        except BaseException as e:  # collected for the assertions
+            errors.append(e)
+
+    try:
+        closing = threading.Thread(target=close, daemon=True)
+        closing.start()
+        closing.join(30)  # far beyond the 1 s deadline; without it: for ever
+        assert not closing.is_alive(), "close still waits for the server"
+    finally:
+        released.set()
+        real.close()
+    assert len(errors) == 1
+    assert isinstance(errors[0], StorageError), repr(errors[0])
+    assert s3_url in str(errors[0])
+    assert "S3 stopped answering" in str(errors[0])
+    assert stream.status == "failed"

@@ -48,6 +48,11 @@ __all__ = [
 logger = logging.getLogger("mmzarr")
 
 _S3_OPTIONS = ("endpoint_url", "region", "key", "secret", "token")
+#: Seconds an S3 object request (retries included) may take before it fails: a
+#: server that accepts connections but never answers held s3fs (botocore's
+#: 60 s read timeout, retried by botocore and s3fs) for many minutes, and with
+#: it the flush thread and `close`.
+S3_CALL_TIMEOUT_S = 15.0
 _PROBE = "mmzarr/.write-probe"
 #: Disk space a local dataset keeps allocated while it is written, released at
 #: close for the final documents: a full disk then still takes the status.
@@ -206,7 +211,11 @@ class Location:
         if self.path is not None:
             write_file_atomic(self.path / key, data, fsync=fsync)
             return
-        self._call("writing", key, lambda: self.fs.pipe_file(self._key(key), data))
+        self._call(
+            "writing",
+            key,
+            lambda: self.fs.pipe_file(self._key(key), data, timeout=S3_CALL_TIMEOUT_S),
+        )
 
     def write_many(self, objects: Mapping[str, bytes], *, fsync: bool = False) -> None:
         """Write every object of `objects` (`{key: data}`), `WRITERS` at once.
@@ -233,10 +242,17 @@ class Location:
                 return (self.path / key).read_bytes()
             except FileNotFoundError:
                 return None
-        try:
-            return bytes(self.fs.cat_file(self._key(key)))
-        except FileNotFoundError:
-            return None
+
+        def read() -> bytes | None:
+            try:
+                return bytes(
+                    self.fs.cat_file(self._key(key), timeout=S3_CALL_TIMEOUT_S)
+                )
+            except FileNotFoundError:
+                return None
+
+        result: bytes | None = self._call("reading", key, read)
+        return result
 
     def list(self, prefix: str) -> list[str]:
         """Keys (relative to the root) of objects whose key starts with `prefix`."""
@@ -355,7 +371,11 @@ class Location:
         if self.path is not None:
             return
         self.write_bytes(_PROBE, b"")
-        self._call("deleting", _PROBE, lambda: self.fs.rm_file(self._key(_PROBE)))
+        self._call(
+            "deleting",
+            _PROBE,
+            lambda: self.fs.rm_file(self._key(_PROBE), timeout=S3_CALL_TIMEOUT_S),
+        )
 
     # ---- helpers ----------------------------------------------------------------
     @property
@@ -393,9 +413,14 @@ class Location:
         try:
             return fn()
         except (OSError, ValueError) as e:
+            why = str(e) or (
+                f"no answer within {S3_CALL_TIMEOUT_S:.0f} s"
+                if isinstance(e, TimeoutError)
+                else ""
+            )
             raise StorageError(
                 s3.redact(
-                    f"{what} {s3.url}/{key} failed: {type(e).__name__}: {e} "
+                    f"{what} {s3.url}/{key} failed: {type(e).__name__}: {why} "
                     f"(endpoint {s3.endpoint_url or 'AWS default'}, bucket "
                     f"{s3.bucket!r}; check the bucket exists and the credentials "
                     "in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage_options)"

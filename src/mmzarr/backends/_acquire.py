@@ -65,6 +65,7 @@ from mmzarr.backends._acquire_array import (
     default_window,
 )
 from mmzarr.backends._acquire_batch import Batches
+from mmzarr.backends._acquire_deadline import Deadlines
 from mmzarr.backends._acquire_disk import (
     Landing,
     link_arrays,
@@ -141,11 +142,13 @@ class AcquireZarrBackend:
         self._t_sizes: list[int] = []
         self._grown: set[int] = set()  # arrays whose t grew since the last flush
         self._final: Progress | None = None
+        self._calls = Deadlines(None)  # on S3: each call within a deadline
 
     # ---- the contract -----------------------------------------------------------
     def open(self, location: Location, arrays: Arrays, limits: Limits) -> None:
         """Create one acquire-zarr array per array under `location`."""
         self._location, self._arrays = location, arrays
+        self._calls = Deadlines(None if location.is_local else limits.io_timeout_s)
         dtype = np.dtype(arrays.dtype)
         self._cursors = [
             ArrayCursor(
@@ -335,7 +338,7 @@ class AcquireZarrBackend:
             try:
                 if stream is not None:
                     try:
-                        stream.close()
+                        self._calls.close(stream.close)
                     except RuntimeError as e:
                         raise OSError(f"acquire-zarr failed to close: {e}") from e
                     self._write_array_docs(self._reshaped_arrays())
@@ -424,8 +427,13 @@ class AcquireZarrBackend:
 
     def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
         """Append frames to acquire-zarr (which copies them before returning)."""
+        stream = self._stream
         try:
-            self._stream.append(data, key=cur.stream_key)
+            self._calls.append(
+                lambda: stream.append(data, key=cur.stream_key),
+                data.nbytes,
+                f"writing {cur.key!r}",
+            )
         except RuntimeError as e:
             raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e
 
