@@ -462,7 +462,7 @@ def _feed(
 ) -> tuple[mmzarr.MDAWriter, list[Any]]:
     writer = mmzarr.MDAWriter(path, core=core, **kw)
     # what the engine's setup_sequence returns (get_summary_metadata)
-    summary = summary_metadata(core, mda_sequence=SEQ, include_property_details=False)
+    summary = core.mda.engine.get_summary_metadata(SEQ)
     frames = list(_triples(core, SEQ))
     writer.sequenceStarted(SEQ, dict(summary) if with_summary else None)
     for img, event, meta in frames:

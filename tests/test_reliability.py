@@ -278,6 +278,9 @@ def _run_and_kill(
             stdout=subprocess.PIPE,
             stderr=err_f,
             text=True,
+            # pymmcore-plus 0.18.0 logs INFO to stdout (a rich console): keep
+            # stdout for the child's reports
+            env={**os.environ, "PYMM_LOG_LEVEL": "WARNING"},
         )
     assert proc.stdout is not None
     stdout = proc.stdout
