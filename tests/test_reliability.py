@@ -1972,17 +1972,26 @@ def test_free_space_guard_keeps_a_reserve_and_counts_in_flight_bytes(
 
 
 # ---- the dataset directory moved or removed under a running writer ----------------
-def _moved_run(tmp_path: Path, backend: str) -> tuple[mmzarr.Stream, Path, dict]:
-    """A stream of 4 frames, all readable, whose directory is then renamed."""
-    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 6})
+def _time_series(
+    tmp_path: Path, backend: str, *, loops: int, written: int
+) -> tuple[mmzarr.Stream, Path, dict]:
+    """An open stream of `loops` time points at tmp_path/run.ome.zarr, the first
+    `written` appended; (stream, path, {frame number: frame})."""
+    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": loops})
     settings = mmzarr.AcquisitionSettings.from_useq(
         seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
     )
     out = tmp_path / "run.ome.zarr"
     stream = mmzarr.create_stream(out, settings, backend=backend)
     frames = {}
-    for t in range(4):
+    for t in range(written):
         frames[stream.append(frame_for(t), index={"t": t})] = frame_for(t)
+    return stream, out, frames
+
+
+def _moved_run(tmp_path: Path, backend: str) -> tuple[mmzarr.Stream, Path, dict]:
+    """A stream of 4 frames, all readable, whose directory is then renamed."""
+    stream, out, frames = _time_series(tmp_path, backend, loops=6, written=4)
     wait_for("the frames on disk", lambda: stream.frames_flushed == 4)
     moved = tmp_path / "moved.ome.zarr"
     out.rename(moved)  # e.g. the folder moved in a file manager
@@ -2061,15 +2070,7 @@ def test_a_close_whose_documents_are_refused_says_failed(
     """Every frame written, the final documents refused (permissions taken
     away, a disk filled since): close raises, and the stream's status is
     `failed`, not `complete`."""
-    seq = useq.MDASequence(time_plan={"interval": 0.1, "loops": 2})
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
-    )
-    out = tmp_path / "run.ome.zarr"
-    stream = mmzarr.create_stream(out, settings, backend=backend)
-    frames = {}
-    for t in range(2):
-        frames[stream.append(frame_for(t), index={"t": t})] = frame_for(t)
+    stream, out, frames = _time_series(tmp_path, backend, loops=2, written=2)
 
     def refused(*args: Any, **kwargs: Any) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(out / "zarr.json"))
