@@ -2084,3 +2084,39 @@ def test_a_close_whose_documents_are_refused_says_failed(
     report = mmzarr.finalize(out)
     assert report.ok, report.format()
     assert_frames(out, frames)
+
+
+def test_a_finalize_stopped_while_writing_levels_still_lists_the_files_it_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finalize moves a torn level chunk to `mmzarr/damaged/`, records the
+    levels it is about to write, and is killed while writing them: its record
+    must still list the file moved (the "writing levels" record dropped it),
+    and so must the next finalize, which finishes it (README: "a finalize that
+    was interrupted is finished by the next one, which still lists the files
+    moved")."""
+    from mmzarr import _level_repair
+
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(out, "tensorstore", 2, downsample={"levels": 1})
+    torn = out / "1" / "c" / "0" / "0" / "0"
+    torn.write_bytes(torn.read_bytes()[:-5])
+    moved = ["mmzarr/damaged/1/c/0/0/0"]
+
+    def killed(self: Any, *args: Any) -> None:
+        raise KeyboardInterrupt  # as a kill: nothing after it runs
+
+    monkeypatch.setattr(_level_repair.LevelWriter, "_write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        mmzarr.finalize(out)
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["step"] == "writing levels"
+    assert record["damaged_files"] == moved
+    assert (out / moved[0]).is_file()
+    monkeypatch.undo()
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["state"] == "done"
+    assert record["damaged_files"] == moved
+    np.testing.assert_array_equal(read_zarr(out, "1")[0], _mean2(frame_for(0)))

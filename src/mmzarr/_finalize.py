@@ -195,10 +195,16 @@ class _Record:
         }
 
     def write(self, **fields: Any) -> None:
-        """Record `fields` (and the files moved so far); raise if it cannot."""
+        """Record `fields` (and the files moved so far); raise if it cannot.
+
+        The files this finalize is moving stay listed in the records written
+        after the one that names them (a kill then leaves them listed, and the
+        next finalize lists them again).
+        """
+        files = fields.get("damaged_files", self.doc.get("damaged_files", []))
         self.doc.update(fields)
         self.doc["damaged_files"] = self.moved + [
-            f for f in fields.get("damaged_files", []) if f not in self.moved
+            f for f in files if f not in self.moved
         ]
         _metadata.write_json_atomic(self.path, self.doc)
 
