@@ -306,6 +306,15 @@ def test_a_writer_killed_while_replacing_a_dataset_says_where_the_old_one_is(
     report = mmzarr.validate(out)
     assert not report.ok
     assert any("0badc0de" in p for p in report.problems)
+    info = subprocess.run(
+        [sys.executable, "-m", "mmzarr", "info", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert info.returncode == 1
+    assert "0badc0de" in info.stderr, info.stderr  # `mmzarr info` names it too
     assert_frames(aside, frames)
 
 

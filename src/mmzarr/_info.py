@@ -119,7 +119,15 @@ def dataset_tree(out: Path) -> Tree:
     from mmzarr._validate import array_documents
 
     if not (out / "zarr.json").is_file():
-        raise ValueError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json)")
+        from mmzarr._leftovers import replaced_copies
+
+        kept = [str(p) for p in replaced_copies(out)]
+        aside = (
+            f"; the dataset it was replacing when its writer died is kept at {kept}"
+            if kept
+            else ""
+        )
+        raise ValueError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json){aside}")
     attrs = _attributes(out)
     if attrs is None:
         raise ValueError(
