@@ -26,14 +26,14 @@ import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmzarr._s3config import S3_OPTIONS, S3Config, env_value
 from mmzarr.errors import MissingDependencyError, StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 __all__ = [
     "RESERVE_FILE",
@@ -47,7 +47,6 @@ __all__ = [
 
 logger = logging.getLogger("mmzarr")
 
-_S3_OPTIONS = ("endpoint_url", "region", "key", "secret", "token")
 #: Seconds an S3 object request (retries included) may take before it fails: a
 #: server that accepts connections but never answers held s3fs (botocore's
 #: 60 s read timeout, retried by botocore and s3fs) for many minutes, and with
@@ -63,114 +62,6 @@ MIN_RESERVE = 256 * 1024
 #: group documents of a 96-well plate took ~0.2-0.3 s one by one on a 2-core
 #: machine, ~0.17 s four at a time)
 WRITERS = 4
-#: Serializes the AWS variables set around a backend's open (`S3Config.environment`).
-_ENV_LOCK = threading.RLock()
-_env_block = threading.local()
-
-
-@dataclass(frozen=True)
-class S3Config:
-    """Bucket, key prefix, endpoint, region and credentials of an S3 dataset.
-
-    The credentials never appear in `repr` (nor in mmzarr's errors and logs).
-    """
-
-    bucket: str
-    prefix: str  # no leading or trailing "/"
-    endpoint_url: str | None = None
-    region: str | None = None
-    key: str | None = field(default=None, repr=False)
-    secret: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        """`s3://bucket/prefix`."""
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-
-    def env(self) -> dict[str, str]:
-        """Credentials and region as AWS environment variables (for C++ clients)."""
-        pairs = {
-            "AWS_ACCESS_KEY_ID": self.key,
-            "AWS_SECRET_ACCESS_KEY": self.secret,
-            "AWS_SESSION_TOKEN": self.token,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-        }
-        return {k: v for k, v in pairs.items() if v}
-
-    def export_env(self, backend: str) -> None:
-        """Put explicit credentials/region into `os.environ` for a C++ S3 client.
-
-        tensorstore and acquire-zarr read credentials from the environment when
-        they open (and keep them). Inside an `environment` block (`Stream` wraps
-        every `open_location` in one) the variables set here are removed when
-        the block ends, so no secret stays in the process environment; outside
-        one they stay. Variables already set are kept; a different explicit
-        value is an error (the backend would use the environment's, mmzarr's own
-        objects these).
-
-        Raises
-        ------
-        ValueError
-            When `storage_options` and the environment disagree.
-        """
-        with _ENV_LOCK:
-            added: list[str] | None = getattr(_env_block, "added", None)
-            for name, value in self.env().items():
-                current = os.environ.get(name)
-                if current is None:
-                    os.environ[name] = value
-                    if added is not None:
-                        added.append(name)
-                elif current != value:
-                    raise ValueError(
-                        f"backend {backend!r} reads S3 credentials and region from "
-                        f"the environment, where {name} differs from "
-                        "storage_options; unset it or pass the same value"
-                    )
-
-    @staticmethod
-    @contextlib.contextmanager
-    def environment() -> Iterator[None]:
-        """A block whose `export_env` variables are removed when it ends.
-
-        Holds a process-wide lock for the block, so no other thread's backend
-        opens (or sees the variables) meanwhile.
-        """
-        with _ENV_LOCK:
-            outer = getattr(_env_block, "added", None)
-            added: list[str] = []
-            _env_block.added = added if outer is None else outer
-            try:
-                yield
-            finally:
-                if outer is None:
-                    _env_block.added = None
-                    for name in added:
-                        os.environ.pop(name, None)
-
-    def redact(self, text: str) -> str:
-        """`text` with the credentials replaced by `***`."""
-        for value in (self.secret, self.token, self.key):
-            if value:
-                text = text.replace(value, "***")
-        return text
-
-    def storage_options(self) -> dict[str, Any]:
-        """s3fs / fsspec keyword arguments."""
-        opts: dict[str, Any] = {}
-        if self.endpoint_url:
-            opts["endpoint_url"] = self.endpoint_url
-        if self.region:
-            opts["client_kwargs"] = {"region_name": self.region}
-        if self.key:
-            opts["key"] = self.key
-        if self.secret:
-            opts["secret"] = self.secret
-        if self.token:
-            opts["token"] = self.token
-        return opts
 
 
 class Location:
@@ -462,14 +353,6 @@ def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
         raise
 
 
-def _env(*names: str) -> str | None:
-    for n in names:
-        v = os.environ.get(n)
-        if v:
-            return v
-    return None
-
-
 def parse_location(
     path: str | os.PathLike[str] | Location,
     storage_options: Mapping[str, Any] | None = None,
@@ -491,10 +374,10 @@ def parse_location(
     if not text.strip():  # Path("") is the current folder
         raise ValueError(f"the path is empty ({text!r}); give the dataset's path")
     opts = dict(storage_options or {})
-    unknown = sorted(set(opts) - set(_S3_OPTIONS))
+    unknown = sorted(set(opts) - set(S3_OPTIONS))
     if unknown:
         raise ValueError(
-            f"storage_options: unknown keys {unknown}; allowed: {list(_S3_OPTIONS)}"
+            f"storage_options: unknown keys {unknown}; allowed: {list(S3_OPTIONS)}"
         )
     scheme = text.split(":", 1)[0].lower() if ":" in text else ""
     if scheme != "s3":
@@ -515,11 +398,11 @@ def parse_location(
             bucket=bucket,
             prefix=prefix.strip("/"),
             endpoint_url=opts.get("endpoint_url")
-            or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-            region=opts.get("region") or _env("AWS_REGION", "AWS_DEFAULT_REGION"),
-            key=opts.get("key") or _env("AWS_ACCESS_KEY_ID"),
-            secret=opts.get("secret") or _env("AWS_SECRET_ACCESS_KEY"),
-            token=opts.get("token") or _env("AWS_SESSION_TOKEN"),
+            or env_value("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region=opts.get("region") or env_value("AWS_REGION", "AWS_DEFAULT_REGION"),
+            key=opts.get("key") or env_value("AWS_ACCESS_KEY_ID"),
+            secret=opts.get("secret") or env_value("AWS_SECRET_ACCESS_KEY"),
+            token=opts.get("token") or env_value("AWS_SESSION_TOKEN"),
         )
     )
 

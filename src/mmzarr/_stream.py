@@ -16,7 +16,6 @@ prefix) is `_storage.Location`'s.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -39,6 +38,7 @@ from mmzarr._live_reads import LiveReads
 from mmzarr._metadata import frame_record
 from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
+from mmzarr._root_watch import RootWatch
 from mmzarr._routing import Router
 from mmzarr.backends import Limits
 from mmzarr.backends._pressure import Backpressure
@@ -132,9 +132,8 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
-        # the local root directory as opened: moved, renamed or removed while
-        # writing (the root or a folder above it), the path leads elsewhere
-        self._root_id = _directory_id(location.path)
+        # the local root directory as opened (moved or removed: fails the stream)
+        self._root = RootWatch(location.path, self._where)
         # the flusher reaches the stream through a weak reference: no cycle,
         # so a stream dropped without `close` is finalized (`__del__`) at once,
         # before the frame log and the backend it owns
@@ -159,7 +158,7 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
             flushing=flushing,
             fail=fail,
             where=self._where,
-            check=lambda: _check_same_root(me()),
+            check=self._root.check,
         )
 
     def start(self) -> None:
@@ -361,7 +360,7 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
         errors: list[BaseException] = []
         # a root moved or removed: its documents are not written at the old
         # path (they would make a dataset there again, without its frames)
-        moved = self._root_moved()
+        moved = self._root.moved()
         if moved is not None and self._error is None:
             self._error = moved
         try:
@@ -418,7 +417,7 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
         self._status = status = self._final_status(status, bool(errors))
         self.location.release_space()  # room for the documents below
         stored = True  # whether storage takes documents
-        moved = moved or self._root_moved()  # also while the backend closed
+        moved = moved or self._root.moved()  # also while the backend closed
         if moved is not None:
             stored = False
             errors.insert(0, moved)
@@ -480,17 +479,6 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
         )
 
     # ---- internals ------------------------------------------------------------
-    def _root_moved(self) -> StorageError | None:
-        """The error to fail with when the local root is no longer the one opened."""
-        if self._root_id is None or _directory_id(self.location.path) == self._root_id:
-            return None
-        return StorageError(
-            f"the dataset directory {self._where} was moved, renamed or removed "
-            "while it was being written (it or a folder above it): frames written "
-            "since are not in it and nothing more is written there; run `mmzarr "
-            "finalize` on the dataset where it is now"
-        )
-
     def _flush(self, *, final: bool = False) -> Progress:
         """Flush the backend (under the lock); what it reports."""
         return self._flusher.flush(self._frames, final=final)
@@ -545,20 +533,3 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
             ranges=self._ranges.by_key(),
             documents=self._documents,
         )
-
-
-def _directory_id(path: Path | None) -> tuple[int, int] | None:
-    """(device, inode) of the directory at `path`; None for none (or no path)."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _check_same_root(stream: Stream | None) -> None:
-    """Raise (for the flush thread) when `stream`'s local root moved."""
-    if stream is not None and (error := stream._root_moved()) is not None:  # noqa: SLF001
-        raise error
