@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,6 +13,7 @@ from mmzarr.backends import BACKENDS
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from pymmcore_plus import CMMCorePlus
     from pymmcore_plus.experimental.unicore import UniMMCore
 
 
@@ -27,6 +28,35 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CFG = REPO / "configs" / "demo.cfg"
+
+
+@pytest.fixture(autouse=True)
+def _cores_released_on_the_main_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    """Keep every core a test makes alive until it ends, then release it here.
+
+    A core dropped mid-test is freed by whichever thread next runs Python's
+    garbage collector; when that is the core's own notification thread, MMCore
+    aborts the process (seen once in CI: `Fatal Python error: Aborted` while
+    `test_demo.py` loaded the next core; `mmzarr.demo.release_core`).
+    """
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+    from mmzarr.demo import _rig, release_core
+
+    made: list[CMMCorePlus] = []
+
+    def tracked(*args: Any, **kwargs: Any) -> UniMMCore:
+        made.append(mmc := UniMMCore(*args, **kwargs))
+        return mmc
+
+    # every core the tests make comes from `demo_core` (the two others are
+    # released by their tests)
+    monkeypatch.setattr(_rig, "UniMMCore", tracked)
+    yield
+    for mmc in made:  # then Python may free it on any thread
+        release_core(mmc)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from mmzarr.demo import (
     PIXEL_SIZE_UM,
     DemoCamera,
     demo_core,
+    release_core,
 )
 
 if TYPE_CHECKING:
@@ -320,7 +321,7 @@ def test_mmconfig_demo_with_cpp_adapters() -> None:
         )
         assert len(run_and_collect(mmc, seq)) == len(list(seq))
     finally:
-        mmc.unloadAllDevices()
+        release_core(mmc)
 
 
 def test_demo_core_prints_nothing_alarming(capfd: pytest.CaptureFixture[str]) -> None:
@@ -338,3 +339,26 @@ def test_demo_core_prints_nothing_alarming(capfd: pytest.CaptureFixture[str]) ->
         assert core.getCameraDevice() == "Camera"
     finally:
         core.unloadAllDevices()
+
+
+def test_release_core_stops_notifications_and_unloads() -> None:
+    # a notification reaching Python on MMCore's own thread may run the garbage
+    # collector there; freeing the core on that thread aborts the process
+    mmc = demo_core()
+    main = threading.get_ident()
+    from_mmcore = threading.Event()
+
+    def on_change(*_: object) -> None:
+        if threading.get_ident() != main:
+            from_mmcore.set()
+
+    mmc.events.propertyChanged.connect(on_change)
+    mmc.setAutoShutter(not mmc.getAutoShutter())  # MMCore notifies on its thread
+    assert from_mmcore.wait(10), "control: no notification came on MMCore's thread"
+
+    release_core(mmc)
+    assert list(mmc.getLoadedDevices()) == ["Core"]
+    from_mmcore.clear()
+    mmc.setAutoShutter(not mmc.getAutoShutter())  # notifies, but not into Python
+    assert not from_mmcore.wait(1.0)
+    mmc.unloadAllDevices()

@@ -658,22 +658,25 @@ def test_a_failing_writer_cancels_no_other_cores_mda(
     writing nothing)."""
     from pymmcore_plus import CMMCorePlus
 
-    from mmzarr.demo import demo_core
+    from mmzarr.demo import demo_core, release_core
 
     glob = CMMCorePlus.instance()  # the global core (made now if there is none)
-    other = demo_core()
-    assert other is not glob
-    cancelled: list[str] = []
-    monkeypatch.setattr(glob.mda, "cancel", lambda: cancelled.append("global"))
-    out = tmp_path / "b.ome.zarr"
-    (out / "not-a-dataset").mkdir(parents=True)  # the writer cannot start
-    writer = mmzarr.MDAWriter(out)
-    other.mda.run(
-        useq.MDASequence(time_plan={"interval": 0, "loops": 2}), output=writer
-    )
-    assert isinstance(writer.error, FileExistsError)
-    assert cancelled == []
-    assert (out / "not-a-dataset").is_dir()
+    try:
+        other = demo_core()
+        assert other is not glob
+        cancelled: list[str] = []
+        monkeypatch.setattr(glob.mda, "cancel", lambda: cancelled.append("global"))
+        out = tmp_path / "b.ome.zarr"
+        (out / "not-a-dataset").mkdir(parents=True)  # the writer cannot start
+        writer = mmzarr.MDAWriter(out)
+        other.mda.run(
+            useq.MDASequence(time_plan={"interval": 0, "loops": 2}), output=writer
+        )
+        assert isinstance(writer.error, FileExistsError)
+        assert cancelled == []
+        assert (out / "not-a-dataset").is_dir()
+    finally:  # a global core is held by a weak reference only
+        release_core(glob)
 
 
 def test_overwrite_never_replaces_a_foreign_dataset_at_the_sibling_name(

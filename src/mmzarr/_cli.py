@@ -11,7 +11,6 @@ read and checked by `mmzarr._planfile`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shlex
 import sys
@@ -103,20 +102,16 @@ def _load_core(config: str | None) -> Any:
 
 
 def _release_cores() -> None:
-    """Stop the loaded cores' notifications into Python, then unload their devices.
+    """Release the loaded cores before the interpreter shuts down (`release_core`).
 
-    MMCore posts notifications from a C++ thread; one that reaches Python while
-    the interpreter shuts down can abort the process ("FATAL: exception not
-    rethrown", seen on ~1 in 60 runs with the demo rig), losing the exit status.
+    A notification reaching Python while the interpreter shuts down aborted the
+    process ("FATAL: exception not rethrown", ~1 in 60 runs with the demo rig),
+    losing the exit status.
     """
-    from pymmcore_plus import CMMCorePlus
+    from mmzarr.demo import release_core
 
     while _CORES:
-        core = _CORES.pop()
-        with contextlib.suppress(Exception):
-            super(CMMCorePlus, core).registerCallback(None)
-        with contextlib.suppress(Exception):
-            core.unloadAllDevices()
+        release_core(_CORES.pop())
 
 
 def _check_channels(seq: useq.MDASequence, core: Any) -> None:

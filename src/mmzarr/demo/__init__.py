@@ -29,7 +29,13 @@ from mmzarr.demo._devices import (
     DemoZStage,
 )
 from mmzarr.demo._render import CLOCK_ROWS
-from mmzarr.demo._rig import CHANNEL_GROUP, DEMO_CONFIG, PIXEL_SIZE_PRESET, demo_core
+from mmzarr.demo._rig import (
+    CHANNEL_GROUP,
+    DEMO_CONFIG,
+    PIXEL_SIZE_PRESET,
+    demo_core,
+    release_core,
+)
 
 __all__ = [
     "CHANNELS",
@@ -44,4 +50,5 @@ __all__ = [
     "DemoXYStage",
     "DemoZStage",
     "demo_core",
+    "release_core",
 ]

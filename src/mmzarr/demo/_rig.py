@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
-from pymmcore_plus import DeviceType, find_micromanager
+from pymmcore_plus import CMMCorePlus, DeviceType, find_micromanager
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmzarr.demo._devices import PIXEL_SIZE_UM
 
-__all__ = ["CHANNEL_GROUP", "DEMO_CONFIG", "PIXEL_SIZE_PRESET", "demo_core"]
+__all__ = [
+    "CHANNEL_GROUP",
+    "DEMO_CONFIG",
+    "PIXEL_SIZE_PRESET",
+    "demo_core",
+    "release_core",
+]
 
 #: The bundled configuration file for the pure-Python demo rig.
 DEMO_CONFIG = Path(__file__).with_name("demo.cfg")
@@ -68,6 +75,29 @@ def demo_core(config: str | Path | None = None) -> UniMMCore:
     _prime_channel(core)
     core.updateSystemStateCache()
     return core
+
+
+def release_core(core: CMMCorePlus) -> None:
+    """Stop `core`'s notifications into Python, then unload its devices.
+
+    Call it when a process is done with a core but goes on running (a script,
+    a notebook, a test suite). MMCore delivers its notifications on a C++
+    thread of its own; Python's garbage collector may run on that thread and
+    free the core there, and MMCore's destructor then aborts the whole process
+    ("Cannot call registerCallback from within an MMEventCallback handler",
+    pymmcore-plus#570). A notification reaching Python while the interpreter
+    shuts down can abort it too. After this call none reaches Python, so the
+    core may be dropped on any thread. Errors are suppressed: this is cleanup.
+
+    Parameters
+    ----------
+    core : CMMCorePlus
+        The core to release (any `CMMCorePlus`, not only `demo_core`'s).
+    """
+    with contextlib.suppress(Exception):
+        super(CMMCorePlus, core).registerCallback(None)
+    with contextlib.suppress(Exception):
+        core.unloadAllDevices()
 
 
 def _drop_not_found(record: logging.LogRecord) -> bool:
