@@ -17,7 +17,7 @@ from pathlib import Path
 import useq
 
 import mmzarr
-from mmzarr.demo import demo_core
+from mmzarr.demo import demo_core, release_core
 
 parser = argparse.ArgumentParser(description="Acquire a plate into OME-Zarr.")
 parser.add_argument("out", type=Path, help="output directory, e.g. plate.ome.zarr")
@@ -50,6 +50,7 @@ seq = useq.MDASequence(
 writer = mmzarr.MDAWriter(args.out, core=core, overwrite=True)
 core.mda.run(seq, output=writer)  # blocks; frames are written as they arrive
 writer.close()  # raises if anything went wrong during the run
+release_core(core)  # done with the rig (README: Python API)
 
 report = mmzarr.validate(args.out)
 print(report.format())

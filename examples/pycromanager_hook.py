@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     seq = make_plan(args.timepoints)
     use_java = args.backend == "java" or (args.backend == "auto" and java_running())
     backend: contextlib.AbstractContextManager[Any]
+    core = None
     if use_java:  # Micro-Manager runs the hardware; events need no core here
         backend = contextlib.nullcontext()
         events = events_from_useq(seq)
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         ) as acq,
     ):
         acq.acquire(events)
+    if core is not None:
+        from mmzarr.demo import release_core
+
+        release_core(core)  # done with the rig (README: Python API)
     assert hook.settings is not None
     shapes = {im.key or "/": im.shape for im in hook.settings.images}
     engine = "Java Micro-Manager" if use_java else "Python engine on the demo rig"
