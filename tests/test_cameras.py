@@ -36,7 +36,13 @@ from mmzarr._cameras import (
     common_dtype,
     upcast,
 )
-from mmzarr.demo import DEMO_CONFIG, PIXEL_SIZE_PRESET, PIXEL_SIZE_UM, DemoCamera
+from mmzarr.demo import (
+    DEMO_CONFIG,
+    PIXEL_SIZE_PRESET,
+    PIXEL_SIZE_UM,
+    DemoCamera,
+    release_core,
+)
 from tests._readback import group_json, read_zarr
 from tests.test_mda import Capture
 
@@ -411,7 +417,7 @@ def same_core() -> Iterator[MultiCameraCore]:
     """Two cameras of 64x96 uint16."""
     core = _two_camera_core()
     yield core
-    core.unloadAllDevices()
+    release_core(core)
 
 
 @pytest.fixture
@@ -419,7 +425,7 @@ def mixed_core() -> Iterator[MultiCameraCore]:
     """`Camera-1` 64x96 uint16, `Camera-2` 80x64 uint8."""
     core = _two_camera_core(second=(80, 64), second_bits=8)
     yield core
-    core.unloadAllDevices()
+    release_core(core)
 
 
 # ---- 2. MDAWriter fed pymmcore-plus' triples ---------------------------------------
@@ -660,7 +666,7 @@ def test_mda_one_camera_of_several_loaded(tmp_path: Path) -> None:
         assert read_zarr(out, "0").shape == (2, 2, 64, 96)
         assert _channel_labels(out) == ["DAPI", "FITC"]
     finally:
-        core.unloadAllDevices()
+        release_core(core)
 
 
 def test_mda_unmappable_plan_with_two_cameras_keeps_every_frame(
@@ -686,3 +692,47 @@ def test_mda_unmappable_plan_with_two_cameras_keeps_every_frame(
     for path in (out, tmp_path / "fallback.unplaced.ome.zarr"):
         report = mmzarr.validate(path)
         assert report.ok, report.format()
+
+
+# ---- 5. Python cameras of other dtypes ---------------------------------------------
+class _TypedCamera(DemoCamera):
+    """The demo camera giving its frames as `dtype` (pymmcore-plus casts them)."""
+
+    def __init__(self, dtype: str) -> None:
+        super().__init__()
+        self._dtype = np.dtype(dtype)
+
+    def dtype(self) -> Any:
+        return self._dtype
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32", "int32"])
+def test_a_python_camera_of_another_dtype_is_written_in_it(
+    dtype: str, core: UniMMCore, tmp_path: Path
+) -> None:
+    """MMCore knows only bytes per pixel, and pymmcore-plus' summary calls 2
+    bytes uint16: an int16 or float32 Python camera's frames all went to the
+    sibling. The camera's own dtype is asked now."""
+    core.unloadDevice("Camera")
+    core.loadPyDevice("Camera", _TypedCamera(dtype))
+    core.initializeDevice("Camera")
+    core.setCameraDevice("Camera")
+    core.setProperty("Camera", "SensorWidth", 96)
+    core.setProperty("Camera", "SensorHeight", 64)
+    seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 2, "step": 1})
+    assert mmzarr.AcquisitionSettings.from_useq(seq, core=core).dtype == dtype
+
+    cap = Capture(core)
+    out = tmp_path / "typed.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+
+    assert not list(tmp_path.glob("*unplaced*"))
+    data = read_zarr(out, "0")  # c, z, y, x
+    assert data.dtype == np.dtype(dtype)
+    assert data.shape == (2, 3, 64, 96)
+    assert len(cap.frames) == len(list(seq)) == 6
+    for event, img in cap.frames:
+        assert img.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(data[event.index["c"], event.index["z"]], img)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import useq
 
 from mmzarr._models import NON_SPATIAL
@@ -54,6 +55,8 @@ __all__ = [
     "camera_fov",
     "camera_frame",
     "camera_plan",
+    "core_dtype",
+    "python_camera_dtype",
     "useq_plan",
     "warn_unknown_interval",
     "with_fov",
@@ -68,12 +71,41 @@ REPEATED_PERIODS = 2
 
 
 # ---- step 2: camera facts ----------------------------------------------------------
+#: MMCore's bytes per pixel -> the dtype pymmcore-plus gives its frames
+_DTYPE_OF_BYTES = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
+
+
+def python_camera_dtype(core: Any, label: str | None = None) -> str | None:
+    """The dtype a pymmcore-plus Python camera declares, or ``None``.
+
+    MMCore describes a camera by its bytes per pixel only, and pymmcore-plus'
+    summary metadata calls 2 bytes uint16: a `UniMMCore` Python camera of
+    int16, float32 or bool frames is described wrongly there (its frames all
+    went to the sibling). `label` (default: the selected camera) is asked
+    through `UniMMCore._py_camera`, private in pymmcore-plus 0.18; ``None``
+    for a C++ camera, another core, or an API that changed.
+    """
+    find = getattr(core, "_py_camera", None)
+    if find is None:
+        return None
+    try:
+        camera = find(label) if label else find()
+        return None if camera is None else str(np.dtype(camera.dtype()))
+    except Exception:  # a changed private API: the summary's dtype stands
+        return None
+
+
+def core_dtype(core: Any) -> str:
+    """The dtype of the frames `core`'s selected camera gives."""
+    if found := python_camera_dtype(core):
+        return found
+    return _DTYPE_OF_BYTES.get(int(core.getBytesPerPixel()), "uint16")
+
+
 def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-    nbytes = int(core.getBytesPerPixel())
-    dtype = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}.get(nbytes, "uint16")
     px = float(core.getPixelSizeUm())
-    return shape, dtype, (px if px > 0 else None)
+    return shape, core_dtype(core), (px if px > 0 else None)
 
 
 def camera_frame(

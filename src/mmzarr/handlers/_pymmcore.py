@@ -45,6 +45,7 @@ from mmzarr._fallback import (
     open_unplaced,
     unkeepable,
 )
+from mmzarr._from_useq import python_camera_dtype
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
@@ -367,7 +368,11 @@ class MDAWriter(FrontEndBase):
 
         `image_shape`, `dtype` and `pixel_size_um` options apply to each.
         """
-        cameras = cameras_from_summary(meta) or cameras_of_core(self._core())
+        core = self._core()
+        cameras = tuple(
+            dataclasses.replace(c, dtype=python_camera_dtype(core, c.label) or c.dtype)
+            for c in cameras_from_summary(meta) or cameras_of_core(core)
+        )
         opts = self.settings_options
         changes: dict[str, Any] = {}
         if opts.get("image_shape") is not None:

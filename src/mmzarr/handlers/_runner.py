@@ -10,6 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import CAMERA_AXIS, Camera
+from mmzarr._from_useq import core_dtype
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -78,7 +79,7 @@ def cameras_of_core(core: Any) -> tuple[Camera, ...]:
         if n <= 1:
             return ()
         shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-        dtype = f"uint{int(core.getBytesPerPixel()) * 8}"
+        dtype = core_dtype(core)
         px = float(core.getPixelSizeUm()) or None
         return tuple(
             Camera(str(core.getPhysicalCameraDevice(k)), shape, dtype, px)
