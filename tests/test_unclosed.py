@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -125,3 +125,155 @@ while stream.frames_flushed < 1:  # frame 0 on disk; frame 1 maybe not
     # what was on disk stays, as after a killed writer
     frame = zarr.open_array(str(out / "0"), mode="r")[0]
     np.testing.assert_array_equal(frame, np.full((16, 16), 7, "uint16"))
+
+
+# ---- collected by the cyclic garbage collector, on whichever thread ----------
+# A stream in a reference cycle (an app's handler holding it, a traceback kept
+# with an error) is freed by Python's cyclic collector, which runs on whichever
+# thread happens to allocate: also one of the stream's own.
+
+
+def _closed_dropped() -> None:
+    """Wait for the dropped streams handed to threads of their own to close."""
+    for t in threading.enumerate():
+        if t.name == "mmzarr-close-dropped":
+            t.join(timeout=60)
+            assert not t.is_alive(), "closing a dropped stream did not end"
+
+
+def _status(out: Path) -> str:
+    return json.loads((out / "zarr.json").read_text())["attributes"]["mmzarr"]["status"]
+
+
+def _in_a_cycle(stream: mmzarr.Stream) -> list[mmzarr.Stream]:
+    """Put `stream` in a reference cycle; the only other reference to it.
+
+    Clearing the list leaves it to the cyclic collector (`gc.collect()`).
+    """
+    stream.cycle = stream  # type: ignore[attr-defined]
+    return [stream]
+
+
+def test_a_stream_collected_in_a_cycle_keeps_its_frame_log(
+    backend: str, tmp_path: Path
+) -> None:
+    """The collector finalizes every object of the cycle: the frame log's file
+    object was closed before the stream's finalizer, which found the log closed
+    and dropped its queued records (`frames.jsonl` empty)."""
+    out = tmp_path / "cycle.ome.zarr"
+    stream = mmzarr.create_stream(out, _settings(), backend=backend)
+    stream.append(np.ones((16, 16), "uint16"))
+    stream.append(np.full((16, 16), 2, "uint16"))
+    held = _in_a_cycle(stream)
+    del stream
+    held.clear()  # left to the cyclic collector
+    with pytest.warns(ResourceWarning, match="never closed"):
+        gc.collect()
+    assert _status(out) == "cancelled"
+    lines = (out / "mmzarr/frames.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1]
+    np.testing.assert_array_equal(
+        zarr.open_array(str(out / "0"), mode="r")[:2, 0, 0], [1, 2]
+    )
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_stream_collected_on_its_flush_thread_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection on the flush thread while it wrote the frame log (holding
+    the log's lock) closed the stream there: the close waited for that lock for
+    ever, the path stayed locked and the status `acquiring`."""
+    from mmzarr import _metadata
+    from tests._waiting import wait_for
+
+    store = _metadata.FrameLog._store
+    held: list[mmzarr.Stream] = []
+    collected = threading.Event()
+
+    def collecting(log: _metadata.FrameLog, records: list[Any]) -> None:
+        if threading.current_thread().name == "mmzarr-flush" and held:
+            held.clear()
+            gc.collect()  # a pass may start at any allocation
+            collected.set()
+        store(log, records)
+
+    monkeypatch.setattr(_metadata.FrameLog, "_store", collecting)
+    out = tmp_path / "flush.ome.zarr"
+    settings = _settings()
+    stream = mmzarr.create_stream(out, settings)
+    stream.append(np.ones((16, 16), "uint16"))
+    held += _in_a_cycle(stream)
+    del stream
+    wait_for("a collection on the flush thread", collected.is_set)
+    wait_for("the dropped stream closed", lambda: _status(out) == "cancelled")
+    _closed_dropped()
+    assert len((out / "mmzarr/frames.jsonl").read_text().splitlines()) == 1
+    mmzarr.create_stream(out, settings, overwrite=True).close()  # not locked
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_stream_collected_on_its_zarr_writer_thread_keeps_its_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed on zarr-python's writer thread, a stream waited there for its
+    last writes, queued behind that thread: after `io_timeout_s` (120 s) it
+    recorded `failed` and the frames held in a shard were lost."""
+    from mmzarr.backends import _base
+
+    monkeypatch.setattr(_base, "LOCAL_TIMEOUT_S", 5.0)  # the failure, sooner
+    out = tmp_path / "writer.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(16, 16), dtype="uint16", pixel_size_um=1.0, shards={"t": 4}
+    )
+    stream = mmzarr.create_stream(out, settings, backend="zarr-python")
+    stream.append(np.ones((16, 16), "uint16"))  # held: the shard is not whole
+    stream.append(np.full((16, 16), 2, "uint16"))
+    writer = stream._backend._writer
+    held = _in_a_cycle(stream)
+    del stream
+
+    def collect() -> None:
+        held.clear()
+        gc.collect()  # a pass may start at any allocation
+
+    writer.submit(collect, alone=True).result(timeout=60)
+    _closed_dropped()
+    assert _status(out) == "cancelled"
+    np.testing.assert_array_equal(
+        zarr.open_array(str(out / "0"), mode="r")[:2, 0, 0], [1, 2]
+    )
+
+
+@pytest.mark.parametrize("backend_name", ["acquire-zarr", "tensorstore"])
+def test_a_stream_opened_on_a_thread_after_the_main_thread_ended(
+    backend_name: str, tmp_path: Path
+) -> None:
+    """Python waits for a thread that is not a daemon, but executors take no
+    work once the main thread has returned: `create_stream` raised
+    `RuntimeError: cannot schedule new futures after interpreter shutdown`."""
+    out = tmp_path / "late.ome.zarr"
+    script = f"""
+import threading, numpy as np, useq, mmzarr
+seq = useq.MDASequence(time_plan={{"interval": 1, "loops": 3}})
+settings = mmzarr.AcquisitionSettings.from_useq(
+    seq, image_shape=(16, 16), dtype="uint16", pixel_size_um=1.0
+)
+main = threading.main_thread()
+def acquire():
+    main.join()  # the script has returned
+    with mmzarr.create_stream({str(out)!r}, settings, backend={backend_name!r}) as s:
+        for i in range(3):
+            s.append(np.full((16, 16), i + 1, "uint16"))
+threading.Thread(target=acquire).start()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert _status(out) == "complete"
+    np.testing.assert_array_equal(
+        zarr.open_array(str(out / "0"), mode="r")[:, 0, 0], [1, 2, 3]
+    )

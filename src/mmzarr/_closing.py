@@ -106,6 +106,13 @@ class ClosesWhenDropped:
     what was acquired. Not while the interpreter shuts down: the threads a
     close waits for may be stopped by then. Subclasses set `_closed` (False
     once open) and `path`.
+
+    Python's cyclic garbage collector runs on whichever thread happens to
+    allocate: for a writer in a reference cycle that may be one of its own
+    threads (its flush thread holding its frame log's lock, zarr-python's
+    writer thread that its last writes wait for, zarr's event loop), and a
+    close there would wait for that thread itself. Off the main thread it is
+    closed on a thread of its own.
     """
 
     def close(self) -> None:
@@ -124,7 +131,17 @@ class ClosesWhenDropped:
                 source=self,
             )
         finally:  # closed also when warnings are errors
-            try:
-                self.close()
-            except Exception:
-                logger.exception("mmzarr: closing the unclosed stream %s failed", path)
+            if threading.current_thread() is threading.main_thread():
+                self._close_dropped(path)
+            else:  # not a daemon: the close ends before the program does
+                threading.Thread(
+                    target=self._close_dropped,
+                    args=(path,),
+                    name="mmzarr-close-dropped",
+                ).start()
+
+    def _close_dropped(self, path: str) -> None:
+        try:
+            self.close()
+        except Exception:
+            logger.exception("mmzarr: closing the unclosed stream %s failed", path)

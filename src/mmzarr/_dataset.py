@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -259,10 +260,25 @@ def render_ome_xml_ahead(
 
 
 def in_background(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-    """Run `fn` on a thread of its own; its future."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="mmzarr-io")
-    future = pool.submit(fn, *args, **kwargs)
-    pool.shutdown(wait=False)
+    """Run `fn` on a thread of its own; its future.
+
+    A plain thread, not an executor's: once the main thread has returned,
+    executors take no more work ("cannot schedule new futures after
+    interpreter shutdown"), while an acquisition on another thread goes on.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:
+            future.set_exception(e)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name="mmzarr-io").start()
     return future
 
 

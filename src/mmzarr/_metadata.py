@@ -225,7 +225,12 @@ class FrameLog(_QueuedLog):
         super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._f = open(path, "ab", buffering=0)
+        # a plain descriptor, not a file object: a stream in a reference cycle
+        # is collected with its log, and the collector finalizes (closes) file
+        # objects before the stream's own finalizer closes the stream, which
+        # would then find its log closed and its last records unwritten
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        self._fd: int | None = os.open(path, flags, 0o644)
         self._interval = fsync_interval_s
         self._last_sync = time.monotonic()
 
@@ -235,25 +240,28 @@ class FrameLog(_QueuedLog):
             self.flush()
         finally:
             with self._lock:
-                if not self._f.closed:
+                fd, self._fd = self._fd, None
+                if fd is not None:
                     try:
-                        os.fsync(self._f.fileno())
+                        os.fsync(fd)
                     finally:
-                        self._f.close()
+                        os.close(fd)
 
     def _closed(self) -> bool:
-        return self._f.closed
+        return self._fd is None
 
     def _store(self, records: list[Mapping[str, Any]]) -> None:
+        fd = self._fd
+        assert fd is not None  # called under the lock, while open
         data = memoryview(_encode("".join(_dumps(r) + "\n" for r in records)))
         while data:
-            n = self._f.write(data)
+            n = os.write(fd, data)
             if not n:
                 raise OSError(errno.EIO, "the frame log accepted no bytes", self.path)
             data = data[n:]
         now = time.monotonic()
         if now - self._last_sync >= self._interval:
-            os.fsync(self._f.fileno())
+            os.fsync(fd)
             self._last_sync = now
 
 
