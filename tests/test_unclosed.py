@@ -246,17 +246,33 @@ def test_a_stream_collected_on_its_zarr_writer_thread_keeps_its_frames(
     )
 
 
+#: useq plans for `test_a_stream_opened_on_a_thread_after_the_main_thread_ended`:
+#: a plate of 12 wells has its group documents written several at a time
+LATE_PLANS = {
+    "time": useq.MDASequence(time_plan={"interval": 1, "loops": 3}),
+    "plate": useq.MDASequence(
+        stage_positions=useq.WellPlatePlan(
+            plate="96-well",
+            a1_center_xy=(0, 0),
+            selected_wells=(slice(0, 3), slice(0, 4)),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("plan", sorted(LATE_PLANS))
 @pytest.mark.parametrize("backend_name", ["acquire-zarr", "tensorstore"])
 def test_a_stream_opened_on_a_thread_after_the_main_thread_ended(
-    backend_name: str, tmp_path: Path
+    backend_name: str, plan: str, tmp_path: Path
 ) -> None:
     """Python waits for a thread that is not a daemon, but executors take no
     work once the main thread has returned: `create_stream` raised
-    `RuntimeError: cannot schedule new futures after interpreter shutdown`."""
+    `RuntimeError: cannot schedule new futures after interpreter shutdown`
+    (and so did a plate's group documents, written several at a time)."""
     out = tmp_path / "late.ome.zarr"
     script = f"""
 import threading, numpy as np, useq, mmzarr
-seq = useq.MDASequence(time_plan={{"interval": 1, "loops": 3}})
+seq = useq.MDASequence.model_validate_json({LATE_PLANS[plan].model_dump_json()!r})
 settings = mmzarr.AcquisitionSettings.from_useq(
     seq, image_shape=(16, 16), dtype="uint16", pixel_size_um=1.0
 )
@@ -264,8 +280,8 @@ main = threading.main_thread()
 def acquire():
     main.join()  # the script has returned
     with mmzarr.create_stream({str(out)!r}, settings, backend={backend_name!r}) as s:
-        for i in range(3):
-            s.append(np.full((16, 16), i + 1, "uint16"))
+        for i, event in enumerate(seq):
+            s.append(np.full((16, 16), i + 1, "uint16"), index=dict(event.index))
 threading.Thread(target=acquire).start()
 """
     proc = subprocess.run(
@@ -274,6 +290,14 @@ threading.Thread(target=acquire).start()
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert _status(out) == "complete"
-    np.testing.assert_array_equal(
-        zarr.open_array(str(out / "0"), mode="r")[:, 0, 0], [1, 2, 3]
-    )
+    events = list(LATE_PLANS[plan])  # useq says where each frame goes
+    if plan == "time":
+        np.testing.assert_array_equal(
+            zarr.open_array(str(out / "0"), mode="r")[:, 0, 0], [1, 2, 3]
+        )
+    else:
+        assert len(events) == 12
+        for i, event in enumerate(events):
+            well = str(event.pos_name)  # "A1": row A, column 1
+            frame = zarr.open_array(str(out / well[0] / well[1:] / "0" / "0"), mode="r")
+            assert int(np.asarray(frame[...]).flat[0]) == i + 1

@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,19 +111,37 @@ class Location:
         """Write every object of `objects` (`{key: data}`), `WRITERS` at once.
 
         The first failure is raised and the writes not started by then are
-        not made; each object written is whole (`write_bytes`).
+        not made; each object written is whole (`write_bytes`). Plain
+        threads, not an executor: executors take no work once the main thread
+        has returned, while an acquisition on another thread may go on.
         """
         if len(objects) < 2 * WRITERS:
             for key, data in objects.items():
                 self.write_bytes(key, data, fsync=fsync)
             return
+        items = list(objects.items())
+        errors: list[BaseException] = []
 
-        def write(item: tuple[str, bytes]) -> None:
-            self.write_bytes(*item, fsync=fsync)
+        def write(part: list[tuple[str, bytes]]) -> None:
+            for key, data in part:
+                if errors:
+                    return
+                try:
+                    self.write_bytes(key, data, fsync=fsync)
+                except BaseException as e:
+                    errors.append(e)  # list.append is atomic
+                    return
 
-        with ThreadPoolExecutor(WRITERS, "mmzarr-write") as pool:
-            for _ in pool.map(write, objects.items()):  # raises the first error
-                pass
+        writers = [
+            threading.Thread(target=write, args=(items[k::WRITERS],), name="mmzarr-io")
+            for k in range(WRITERS)
+        ]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def read_bytes(self, key: str) -> bytes | None:
         """The object `key`, or None when it does not exist."""
