@@ -134,11 +134,15 @@ class ClosesWhenDropped:
             if threading.current_thread() is threading.main_thread():
                 self._close_dropped(path)
             else:  # not a daemon: the close ends before the program does
-                threading.Thread(
+                closer = threading.Thread(
                     target=self._close_dropped,
                     args=(path,),
                     name="mmzarr-close-dropped",
-                ).start()
+                )
+                try:
+                    closer.start()
+                except RuntimeError:  # Python 3.12+, the main thread returned
+                    self._close_dropped(path)
 
     def _close_dropped(self, path: str) -> None:
         try:
