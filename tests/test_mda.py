@@ -518,3 +518,40 @@ def test_each_plane_is_where_it_was_acquired(
         placed = transforms["translation"][z] + k * transforms["scale"][z]
         assert placed == pytest.approx(event.z_pos), k
     check_metadata(out)
+
+
+def test_planes_are_where_the_stage_was_not_where_it_was_sent(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A stage that fails to move (pymmcore-plus logs it and snaps anyway)
+    leaves position 1's frames where the stage stood; pymmcore-plus' frame
+    metadata says so (`position`), but the frame log's `stage` and the
+    OME-XML's PositionX/Y gave the plan's target, (500, 200)."""
+    import ome_types
+
+    from mmzarr.demo import DemoXYStage
+
+    class StuckStage(DemoXYStage):
+        def set_position_um(self, x: float, y: float) -> None:
+            if x == 500:
+                raise RuntimeError("injected: stage stuck")
+            super().set_position_um(x, y)
+
+    core.unloadDevice("XY")
+    core.loadPyDevice("XY", StuckStage())
+    core.initializeDevice("XY")
+    core.setXYStageDevice("XY")
+    seq = useq.MDASequence(
+        stage_positions=[(0, 0, 0), (500, 200, 0)], channels=["DAPI"]
+    )
+    out = tmp_path / "stuck.ome.zarr"
+    run(core, seq, out)
+    lines = (out / "mmzarr" / "frames.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, filter(None, lines)) if "event_index" in r]
+    assert [r["metadata"]["stage"] for r in records] == [
+        {"x": 0.0, "y": 0.0, "z": 0.0}
+    ] * 2
+    xml = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    assert [
+        (p.position_x, p.position_y) for im in xml.images for p in im.pixels.planes
+    ] == [(0.0, 0.0)] * 2

@@ -101,14 +101,24 @@ def frame_metadata(
 ) -> dict[str, Any]:
     """What is worth keeping of pymmcore-plus' frame metadata, JSON-ready.
 
-    An axis the event does not set is where pymmcore-plus says the stage is
-    (its `position`); a hardware-triggered frame's metadata has none, and the
-    stage has not moved since `last_stage` (the previous frame's stage, or the
-    summary's position at the start).
+    Each axis is where pymmcore-plus says the stage was (its `position`,
+    read from the stage for this frame), not where the event asked it to go:
+    a stage that failed to move, or stopped off target, leaves the frame
+    where the stage was. A hardware-triggered frame's metadata has no
+    `position`: an axis its event sets is the event's (the sequence moved it
+    there), another has not moved since `last_stage` (the previous frame's
+    stage, or the summary's position at the start).
     """
-    actual = meta.get("position")
-    if not isinstance(actual, dict):
-        actual = dict(last_stage or {})
+    measured = meta.get("position")
+    if not isinstance(measured, dict):
+        measured = {}
+    before = measured or dict(last_stage or {})
+
+    def where(axis: str, planned: float | None) -> Any:
+        if measured.get(axis) is not None:
+            return measured[axis]
+        return before.get(axis) if planned is None else planned
+
     out: dict[str, Any] = {
         "runner_time_ms": meta.get("runner_time_ms"),
         "exposure_ms": meta.get("exposure_ms", event.exposure),
@@ -116,7 +126,7 @@ def frame_metadata(
         "pixel_size_um": meta.get("pixel_size_um"),
         "channel": event.channel.config if event.channel else None,
         "stage": {
-            axis: actual.get(axis) if value is None else value
+            axis: where(axis, value)
             for axis, value in (
                 ("x", event.x_pos),
                 ("y", event.y_pos),
