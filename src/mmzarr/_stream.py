@@ -39,7 +39,7 @@ from mmzarr._metadata import frame_record
 from mmzarr._pyramid import Levels
 from mmzarr._recent import RecentFrames
 from mmzarr._root_watch import RootWatch
-from mmzarr._routing import Router
+from mmzarr._routing import Placement, Router
 from mmzarr.backends import Limits
 from mmzarr.backends._pressure import Backpressure
 from mmzarr.errors import BufferFullError, FrameError, StorageError
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from mmzarr import _metadata
     from mmzarr._claim import OutputClaim
     from mmzarr._layout import Which
-    from mmzarr._routing import Placement
     from mmzarr._settings import AcquisitionSettings
     from mmzarr._storage import Location
     from mmzarr.backends import ArrayBackend, Progress
@@ -311,6 +310,27 @@ class Stream(LiveReads, ClosesOnExit, ClosesWhenDropped):
         self._frames += 1
         self._recent.keep(where.image, where.index, arr)
         self._log_frame(where, index, metadata)
+
+    def abandon(self, image: int, index: tuple[int, ...]) -> None:
+        """Say that storage `index` of image number `image` will get no frame.
+
+        E.g. the camera failed to snap it and the acquisition went on. The
+        backend stops holding later frames for it (acquire-zarr appends in
+        order): they reach storage now, not at `close`. The slot reads as the
+        fill value; a frame that comes for it after all may be refused
+        (`FrameError`). A slot already written, or never acquired, is left.
+        """
+        with self._lock:
+            if self.closed or self._error is not None:
+                return
+            im = self.settings.images[image]
+            where = Placement(image, im.key, tuple(index))
+            if not im.is_acquired(where.index) or self._router.is_written(where):
+                return
+            try:
+                self._backend.abandon(image, where.index)
+            except OSError as e:  # a storage failure (filling the slot)
+                raise self._failed(where, e) from e
 
     def skip(self, n: int = 1) -> None:
         """Advance the default acquisition order by `n` frames without writing.

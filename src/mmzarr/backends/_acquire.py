@@ -226,13 +226,34 @@ class AcquireZarrBackend:
         for (number, data), (cur, lin) in zip(writes, slots, strict=True):
             self._write_one(number, cur, lin, index, data)
 
+    def abandon(self, array: int, index: tuple[int, ...]) -> None:
+        """Stop waiting for slot `index` of `array` and its levels' (never coming).
+
+        Held frames behind it are appended now (the slot as the fill value)
+        instead of waiting in the reorder window until it overflows or the
+        stream closes (memory, and frames a killed process would lose).
+        """
+        assert self._arrays is not None
+        image = self._arrays.specs[array].image
+        for spec, cur in zip(self._arrays.specs, self._cursors, strict=True):
+            if spec.image != image:
+                continue
+            lin = cur.linear(index)
+            if lin < cur.next or lin in cur.pending:
+                continue
+            cur.overflowed.add(lin)  # a frame for it that comes later is refused
+            if lin == cur.next:
+                self._fill_to(cur, lin + 1)
+                self._drain(cur, force=False)
+                self._fill_row_end(cur)
+
     def _refuse_late(self, cur: ArrayCursor, lin: int, index: tuple[int, ...]) -> None:
         """Raise `FrameError` for a slot of `cur` already written or passed."""
         if lin < cur.next or lin in cur.pending:
             why = (
                 f"the reorder window ({self._window} bytes, max_reorder_bytes) "
-                "overflowed while waiting for it and its slot was written with the "
-                "fill value"
+                "overflowed while waiting for it (or it was given up for lost) and "
+                "its slot was written with the fill value"
                 if lin in cur.overflowed
                 else "it was already written or passed"
             )
@@ -254,6 +275,9 @@ class AcquireZarrBackend:
         landing = self._landing
         # slots the plan never acquires will get no frame: fill them at once
         self._fill_to(cur, cur.unacquired_end(lin))
+        while cur.next < lin and cur.next in cur.overflowed:  # given up (`abandon`)
+            self._fill_to(cur, cur.next + 1)
+            self._fill_to(cur, cur.unacquired_end(lin))
         if lin == cur.next:
             self._append(cur, frame, seq)
             self._drain(cur, force=False)
@@ -454,6 +478,8 @@ class AcquireZarrBackend:
             end = cur.unacquired_end(sys.maxsize)  # stops at the first held frame
             if end > nxt:
                 self._fill_to(cur, end)
+            elif nxt in cur.overflowed:  # abandoned: its frame will not come
+                self._fill_to(cur, nxt + 1)
             elif force:
                 filled.append(cur.index_of(nxt))
                 self._fill_to(cur, nxt + 1)

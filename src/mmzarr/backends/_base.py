@@ -168,6 +168,16 @@ class ArrayBackend(Protocol):
         frame whose files (with its levels') may not fit on the disk.
         """
 
+    def abandon(self, array: int, index: tuple[int, ...]) -> None:
+        """Slot `index` of `array` (and its levels) will get no frame.
+
+        E.g. the camera failed to snap it. A backend that holds later frames
+        until the slots before them are written (acquire-zarr) stops waiting
+        for it: it is written as the fill value when its turn comes, and a
+        frame that comes for it after all may be refused (`FrameError`).
+        Others need do nothing.
+        """
+
     def flush(self, *, final: bool = False) -> Progress:
         """Hand what is buffered to storage, without waiting; report progress.
 

@@ -286,6 +286,9 @@ class GatheringBackend:
             arr, index, data, [seq], owned=True, rewrite=g.active, disk=arr.disk
         )
 
+    def abandon(self, array: int, index: tuple[int, ...]) -> None:
+        """Nothing to do: frames are written as they come, in any order."""
+
     def flush(self, *, final: bool = False) -> Progress:
         """Write the shards still gathering; report what completed."""
         if self._final is not None:

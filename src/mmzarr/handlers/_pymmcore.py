@@ -52,6 +52,7 @@ from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError, PlanError
 from mmzarr.handlers._backend_choice import choose_backend
 from mmzarr.handlers._runner import (
+    PassedSlots,
     cameras_of_core,
     errored,
     frame_metadata,
@@ -191,6 +192,8 @@ class MDAWriter(FrontEndBase):
         #: where each camera's frames go (None: frames are appended as they come)
         self.camera_layout: CameraLayout | None = None
         self._fallback_dtype: str | None = None  # several cameras, fallback layout
+        #: slots the run went past without a frame (one camera, a plan's run)
+        self._passed: PassedSlots | None = None
         self._lock = threading.Lock()
 
     # ---- pymmcore-plus callbacks -------------------------------------------------
@@ -218,6 +221,7 @@ class MDAWriter(FrontEndBase):
             self._last_stage = dict(start) if isinstance(start, dict) else {}
             self.camera_layout = None
             self._fallback_dtype = None
+            self._passed = None
             self.backend = self._chosen_backend or DEFAULT_BACKEND
             try:
                 if self.settings is not None:
@@ -263,6 +267,14 @@ class MDAWriter(FrontEndBase):
                 )
             except Exception as e:
                 self._fail(e, "could not start writing")
+                return
+            # the runner iterates the plan itself, in order: a slot it went past
+            # without a frame (the camera failed to snap it) will get none
+            in_order = self.settings is None and (
+                type(sequence).__name__ != "GeneratorMDASequence"
+            )
+            single = self.camera_layout is None or self.camera_layout.mode == "single"
+            self._passed = PassedSlots(settings) if in_order and single else None
 
     def frameReady(
         self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]
@@ -314,9 +326,19 @@ class MDAWriter(FrontEndBase):
                             self.stream, img, index=index, metadata=metadata, owned=True
                         )
                     else:
-                        self.stream.append(
+                        key, at = self.stream.append(
                             img, index=index, metadata=metadata, owned=True
                         )
+                        if self._passed is not None:
+                            image, gone = self._passed.passed(key, at)
+                            try:
+                                for slot in gone:  # will not come: stop holding
+                                    self.stream.abandon(image, slot)  # later frames
+                            except OSError:
+                                raise
+                            except Exception:  # only memory and timing are at stake
+                                logger.exception("mmzarr: cannot give up %s", gone)
+                                self._passed = None
                 except FrameError as e:  # does not fit: keep it beside
                     self._keep_unplaced(img, event, meta, metadata, e)
             except Exception as e:

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
     import useq
 
+    from mmzarr._settings import AcquisitionSettings
+
 __all__ = [
+    "PassedSlots",
     "cameras_of_core",
     "errored",
     "frame_metadata",
@@ -142,3 +145,58 @@ def frame_metadata(
         if key in meta:
             out[key] = meta[key]
     return out
+
+
+#: storage axis names, acquisition order, sizes (the first may be 0: unbounded)
+_Spec = tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]
+
+
+class PassedSlots:
+    """The slots of each image an in-order run went past without a frame.
+
+    pymmcore-plus runs a plan's events one after another, each image's frames
+    in its `acquisition_order` (one camera): when a frame comes, the slots of
+    its image before it in that order that got none never will (the camera
+    failed to snap one, a burst ended short). A frame that comes behind the
+    last one (out of order) passes nothing.
+    """
+
+    def __init__(self, settings: AcquisitionSettings) -> None:
+        self._keys = {im.key: i for i, im in enumerate(settings.images)}
+        self._last = [-1] * len(settings.images)
+        #: per image: storage axis names, acquisition order, sizes
+        self._specs: list[_Spec | None] = []
+        for im in settings.images:
+            names = tuple(d.name for d in im.index_dims)
+            order = tuple(im.acquisition_order or names)
+            sizes: dict[str, int | None] = {d.name: d.size for d in im.index_dims}
+            if sorted(order) != sorted(names) or any(
+                sizes[n] is None for n in order[1:]
+            ):
+                self._specs.append(None)
+                continue
+            self._specs.append((names, order, {n: int(sizes[n] or 0) for n in order}))
+
+    def passed(
+        self, key: str, index: tuple[int, ...]
+    ) -> tuple[int, list[tuple[int, ...]]]:
+        """Image number of `key`; the storage indices passed since its last frame."""
+        image = self._keys[key]
+        spec = self._specs[image]
+        if spec is None:
+            return image, []
+        names, order, sizes = spec
+        at = dict(zip(names, index, strict=True))
+        seq = 0
+        for n in order:  # the first axis may be unbounded: its size is not needed
+            seq = seq * sizes[n] + at[n]
+        last, self._last[image] = self._last[image], max(seq, self._last[image])
+        out = []
+        for s in range(last + 1, seq):
+            values: dict[str, int] = {}
+            for n in reversed(order[1:]):
+                s, values[n] = divmod(s, sizes[n])
+            if order:
+                values[order[0]] = s
+            out.append(tuple(values[n] for n in names))
+        return image, out
