@@ -21,6 +21,7 @@ from mmzarr.errors import PlanError
 __all__ = [
     "as_sequence",
     "independent_copy",
+    "is_event_generator",
     "iterated_as_run",
     "random_points",
     "redrawn_points",
@@ -94,6 +95,15 @@ def random_points(seq: useq.MDASequence) -> list[tuple[str, useq.RandomPoints]]:
     return [(w, plan) for w, plan in plans if isinstance(plan, useq.RandomPoints)]
 
 
+def is_event_generator(seq: Any) -> bool:
+    """Whether `seq` is pymmcore-plus' wrapper of an event generator.
+
+    Its `GeneratorMDASequence` has no fixed list of events (by name: the class
+    is private to pymmcore-plus' runner).
+    """
+    return type(seq).__name__ == "GeneratorMDASequence"
+
+
 def as_sequence(
     seq: Any, *, generator_hint: str, running: bool = False
 ) -> useq.MDASequence:
@@ -106,7 +116,7 @@ def as_sequence(
     """
     if isinstance(seq, useq.MDASequence):
         return seq if running and iterated_as_run(seq) else independent_copy(seq)
-    if type(seq).__name__ == "GeneratorMDASequence":
+    if is_event_generator(seq):
         raise PlanError(
             f"plan: a GeneratorMDASequence has no fixed shape; {generator_hint}"
         )

@@ -47,6 +47,7 @@ from mmzarr._fallback import (
 )
 from mmzarr._from_useq import python_camera_dtype
 from mmzarr._open import create_stream
+from mmzarr._sequence import is_event_generator
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError, PlanError
@@ -270,9 +271,7 @@ class MDAWriter(FrontEndBase):
                 return
             # the runner iterates the plan itself, in order: a slot it went past
             # without a frame (the camera failed to snap it) will get none
-            in_order = self.settings is None and (
-                type(sequence).__name__ != "GeneratorMDASequence"
-            )
+            in_order = self.settings is None and not is_event_generator(sequence)
             single = self.camera_layout is None or self.camera_layout.mode == "single"
             self._passed = PassedSlots(settings) if in_order and single else None
 
@@ -419,7 +418,7 @@ class MDAWriter(FrontEndBase):
         elif self._core() is not None:
             options.setdefault("core", self._core())
         plan: Any = sequence
-        if type(sequence).__name__ == "GeneratorMDASequence":
+        if is_event_generator(sequence):
             if self.template is None:
                 raise PlanError(
                     "the MDA runs an event generator, whose shape is unknown: pass "
