@@ -229,6 +229,31 @@ def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -
     assert "frames=1" in images[1], r.stdout
 
 
+def test_info_and_validate_name_planned_frames_never_written(tmp_path: Path) -> None:
+    """A run closed as complete (a camera failed to snap once): info and validate
+    both say which planned frame is not there."""
+    import mmzarr as mz
+
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 3})
+    settings = mz.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 10), dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "holes.ome.zarr"
+    with mz.create_stream(out, settings, backend="tensorstore") as stream:
+        for t in (0, 2):
+            stream.append(np.full((8, 10), t, "uint16"), index={"t": t})
+        stream.close("complete")
+    r = mmzarr("info", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "status complete, 2/3 frames" in r.stdout, r.stdout
+    assert "frames=2 (1 planned never written)" in r.stdout, r.stdout
+    r = mmzarr("validate", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "valid" in r.stdout.splitlines()[0], r.stdout
+    assert "1 planned frame never written" in r.stdout, r.stdout
+    assert "{t: 1}" in r.stdout, r.stdout
+
+
 # ---- acquire ---------------------------------------------------------------------
 def test_acquire_yaml(acquired: tuple[Path, Any]) -> None:
     out, r = acquired

@@ -7,6 +7,7 @@ the camera produced (an independent `frameReady` listener) and from literals.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ import useq
 from rich.console import Console
 
 import mmzarr
+from mmzarr._info import dataset_tree
 from tests._readback import check_metadata, group_json, read_tensorstore, read_zarr
 from tests.test_mda import Capture
 
@@ -213,6 +215,14 @@ def test_taken_unplaced_sibling_is_left_alone_and_the_run_completes(
     np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[2][1])
     check_metadata(beside)
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    # validate names the sibling that keeps the frame, not the one it left alone
+    notes = [n for n in mmzarr.validate(out).notes if "did not fit" in n]
+    assert notes == [
+        f"frames that did not fit this dataset are kept beside it in {[str(beside)]}"
+    ]
+    console = Console(width=400, record=True, file=io.StringIO())
+    console.print(dataset_tree(out))
+    assert f"frames that did not fit it are in {beside}" in console.export_text()
 
 
 def _random_plate(*, allow_overlap: bool) -> useq.MDASequence:
@@ -547,6 +557,18 @@ def test_an_unplaced_sibling_of_another_dataset_is_never_replaced(
     ]
     for path, frame in beside.items():
         np.testing.assert_array_equal(read_zarr(Path(path), "0")[0], frame)
+    # each dataset names its own sibling only
+    for name, sibling in (
+        ("exp.ome.zarr", "exp.unplaced"),
+        ("exp.zarr", "exp.unplaced-2"),
+    ):
+        notes = [
+            n for n in mmzarr.validate(tmp_path / name).notes if "did not fit" in n
+        ]
+        assert notes == [
+            "frames that did not fit this dataset are kept beside it in "
+            f"{[str(tmp_path / sibling) + '.ome.zarr']}"
+        ]
 
 
 def test_a_writer_reused_after_a_run_that_never_finished(

@@ -322,6 +322,58 @@ def test_unbounded_time_grows(tmp_path: Path, backend: str) -> None:
     check_metadata(out)
 
 
+def test_an_unbounded_run_with_a_gap_lists_its_missing_slots(
+    tmp_path: Path, backend: str
+) -> None:
+    """Slots before the last time point written that got no frame are missing."""
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 1}
+    )
+    out = tmp_path / "gap.ome.zarr"
+    with mmzarr.create_stream(
+        out, settings_for(template, unbounded_t=True), backend=backend
+    ) as stream:
+        for t, c in [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]:  # no (1, 1)
+            stream.append(frame_for(t), index={"t": t, "c": c})
+    image = group_json(out)["attributes"]["mmzarr"]["images"][""]
+    assert image["t_size"] == 3
+    assert image["missing_count"] == 1
+    assert image["missing"] == [[1, 1]]
+    report = mmzarr.validate(out)
+    assert report.ok, report.problems
+    assert any(
+        "1 planned frame never written" in n and "{t: 1, c: 1}" in n
+        for n in report.notes
+    ), report.notes
+
+
+def test_validate_names_planned_frames_never_written(
+    tmp_path: Path, backend: str
+) -> None:
+    """A run that closed as complete with frames missing is valid, and says so."""
+    out = tmp_path / "holes.ome.zarr"
+    events = list(TCZYX)
+    with mmzarr.create_stream(out, settings_for(TCZYX), backend=backend) as stream:
+        for n, event in enumerate(events):
+            if n not in (2, 7):
+                stream.append(frame_for(n), index=event.index)
+        stream.close("complete")
+    report = mmzarr.validate(out)
+    assert report.ok, report.problems
+    # TCZYX acquires t, c, z: its third event is {t: 0, c: 0, z: 2}, its
+    # eighth {t: 1, c: 0, z: 1} (useq's own order, "tpgcz")
+    assert [dict(events[n].index) for n in (2, 7)] == [
+        {"t": 0, "c": 0, "z": 2},
+        {"t": 1, "c": 0, "z": 1},
+    ]
+    assert any(
+        "2 planned frames never written" in n
+        and "{t: 0, c: 0, z: 2}, {t: 1, c: 0, z: 1}" in n
+        for n in report.notes
+    ), report.notes
+    assert "never written" in report.format()
+
+
 def _partial(tmp_path: Path, backend: str) -> tuple[mmzarr.Stream, dict]:
     settings = settings_for(TCZYX)
     stream = mmzarr.create_stream(tmp_path / "e.ome.zarr", settings, backend=backend)

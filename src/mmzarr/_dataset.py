@@ -140,16 +140,19 @@ def write_settings(root: Location, settings: AcquisitionSettings) -> None:
 def image_status(
     settings: AcquisitionSettings, ledgers: Sequence[Ledger]
 ) -> dict[str, Any]:
-    """`{image key: {frames_written, missing_count, missing | t_size}}`."""
+    """`{image key: {frames_written, [t_size,] missing_count[, missing]}}`.
+
+    `t_size` for an unbounded `t`, whose missing slots are those before its
+    last time point written (`Ledger.holes`).
+    """
     out: dict[str, Any] = {}
     for im, ledger in zip(settings.images, ledgers, strict=True):
         entry: dict[str, Any] = {"frames_written": ledger.count}
         if im.unbounded:
             entry["t_size"] = ledger.t_size
-        else:
-            entry["missing_count"] = n = ledger.missing_count(im)
-            if n <= MAX_LISTED_MISSING:  # listed, but never 100,000 of them
-                entry["missing"] = ledger.missing(im)
+        entry["missing_count"] = n = ledger.missing_count(im)
+        if n <= MAX_LISTED_MISSING:  # listed, but never 100,000 of them
+            entry["missing"] = ledger.missing(im)
         out[im.key] = entry
     return out
 

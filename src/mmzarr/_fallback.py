@@ -46,6 +46,7 @@ __all__ = [
     "open_unplaced",
     "unkeepable",
     "unplaced_path",
+    "unplaced_siblings",
 ]
 
 logger = logging.getLogger("mmzarr")
@@ -368,7 +369,7 @@ def open_unplaced(
     ``"frame {'t': 3}"``) does not fit, and it and any other such `noun`
     (``"frame"``, ``"image"``) are kept there; `why` is the error.
     """
-    made_for = f"{noun}s that did not fit {_full_path(front.path)}: "
+    made_for = _made_for(front.path, noun)
     reason = made_for + why
     taken: FileExistsError | None = None
     for number in range(1, MAX_UNPLACED + 1):
@@ -403,10 +404,40 @@ def open_unplaced(
     raise taken
 
 
+def unplaced_siblings(path: str | Path) -> list[str]:
+    """The siblings of the local dataset `path` that keep frames that did not fit it.
+
+    Those of `unplaced_path`'s names that exist and whose settings say they
+    were made for `path` (`open_unplaced`): `info` and `validate` name them.
+    """
+    made_for = tuple(_made_for(path, noun) for noun in ("frame", "image"))
+    return [
+        where
+        for number in range(1, MAX_UNPLACED + 1)
+        if (reason := _fallback_reason(where := unplaced_path(path, number)))
+        and reason.startswith(made_for)
+    ]
+
+
+def _made_for(path: str | Path, noun: str) -> str:
+    """How the fallback reason of `path`'s unplaced sibling begins."""
+    return f"{noun}s that did not fit {_full_path(path)}: "
+
+
 def _full_path(path: str | Path) -> str:
     """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
     text = str(path)
     return text if "://" in text else os.path.realpath(text)
+
+
+def _fallback_reason(where: str) -> str | None:
+    """The fallback reason of an mmzarr dataset at the local `where`, if any."""
+    try:
+        data = as_location(Path(where)).read_bytes(SETTINGS_FILE)
+        reason = json.loads(data).get("fallback_reason") if data else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return reason if isinstance(reason, str) else None
 
 
 def _replaceable_sibling(where: str, made_for: str) -> bool:
@@ -419,17 +450,10 @@ def _replaceable_sibling(where: str, made_for: str) -> bool:
     """
     if "://" in where:
         return True  # object storage: `claim` replaces only a dataset there
-    loc = as_location(Path(where))
     try:
-        if not loc.exists():
+        if not as_location(Path(where)).exists():
             return True
-        data = loc.read_bytes(SETTINGS_FILE)
     except OSError:
         return False
-    if data is None:
-        return False  # not mmzarr's (another OME-Zarr, a user's folder)
-    try:
-        reason = json.loads(data).get("fallback_reason")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(reason, str) and reason.startswith(made_for)
+    reason = _fallback_reason(where)  # None: not mmzarr's (a user's folder)
+    return reason is not None and reason.startswith(made_for)

@@ -168,6 +168,11 @@ def dataset_tree(out: Path) -> Tree:
             f"part of the dataset {escape(str(top))}: "
             f"`mmzarr info {escape(shlex.quote(str(top)))}` shows its status and frames"
         )
+    if mm:
+        from mmzarr._fallback import unplaced_siblings
+
+        for sibling in unplaced_siblings(out):
+            tree.add(f"[yellow]frames that did not fit it are in[/] {escape(sibling)}")
     if mm.get("fallback"):  # the plan could not be mapped: frames in arrival order
         tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")
     arrays = array_documents(out)
@@ -187,6 +192,8 @@ def dataset_tree(out: Path) -> Tree:
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
         dims = "".join(doc.get("dimension_names") or [])
         written = images.get(key, {}).get("frames_written", unknown)
+        if missing := images.get(key, {}).get("missing_count"):
+            written = f"{written} ({missing} planned never written)"
         label = (
             f"field {key.split('/')[-1]}"
             if layout in ("plate", "well")

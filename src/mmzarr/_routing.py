@@ -70,21 +70,34 @@ class Ledger:
         return True
 
     def missing_count(self, image: ImageSettings) -> int:
-        """How many planned slots of a bounded image hold no frame."""
-        if image.unbounded or self.count >= (image.frames_planned or 0):
+        """How many slots the plan acquires hold no frame (see `holes`)."""
+        if not image.unbounded and self.count >= (image.frames_planned or 0):
             return 0
-        unmarked = self.mask.size - int(np.count_nonzero(self.mask))
-        return unmarked - sum(1 for idx in image.skipped if not self.mask[idx])
+        return int(np.count_nonzero(self.holes(image)))
 
     def missing(self, image: ImageSettings) -> list[list[int]]:
-        """Planned slots of a bounded image that hold no frame, in storage order."""
-        if image.unbounded or self.count >= (image.frames_planned or 0):
+        """The slots of `holes`, as storage indices in storage order."""
+        if not image.unbounded and self.count >= (image.frames_planned or 0):
             return []
-        return [
-            [int(v) for v in idx]
-            for idx in zip(*np.nonzero(~self.mask), strict=True)
-            if image.is_acquired(tuple(int(v) for v in idx))
-        ]
+        return [[int(v) for v in idx] for idx in np.argwhere(self.holes(image))]
+
+    def holes(self, image: ImageSettings) -> np.ndarray:
+        """Which slots the plan acquires hold no frame, as a mask.
+
+        All of a bounded image's; an unbounded image's up to its last `t`
+        written (`t_size`), so a gap before it counts. Slots the plan skips
+        (`ImageSettings.skipped`, repeating every `skip_period` along `t`) are
+        not holes.
+        """
+        due = self.mask[: self.t_size] if image.unbounded else self.mask
+        holes = ~due
+        periodic = bool(image.skip_period) and image.dim_names[:1] == ("t",)
+        for idx in image.skipped:
+            if periodic:
+                holes[(slice(idx[0], None, image.skip_period), *idx[1:])] = False
+            elif not image.unbounded or idx[0] < holes.shape[0]:
+                holes[idx] = False
+        return holes
 
 
 def default_order(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mmzarr._chunk_files import frame_is_complete
+from mmzarr._fallback import unplaced_siblings
 from mmzarr._layout import is_file_folder
 from mmzarr._leftovers import replaced_copies
 from mmzarr._lock import canonical, lock_holder
@@ -351,6 +352,12 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
 
     docs = array_documents(root)
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
+    if isinstance(mm, dict) and not report.incomplete:
+        report.notes.extend(_holes(mm, docs))
+    if isinstance(mm, dict) and (siblings := unplaced_siblings(root)):
+        report.notes.append(
+            f"frames that did not fit this dataset are kept beside it in {siblings}"
+        )
     if not report.incomplete:  # an unfinished writer writes it at close
         report.problems.extend(ome_xml_problems(root, report.arrays))
     reader = FrameReader(root) if read and report.incomplete else None
@@ -385,6 +392,47 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             if why is not None:
                 report.problems.append(f"array {name!r} cannot be read: {why}")
     return report
+
+
+#: Missing slots `validate` names per image (the root's status lists more).
+_NAMED_HOLES = 5
+
+
+def _holes(mm: dict[str, Any], docs: dict[str, dict[str, Any]]) -> list[str]:
+    """A note per image with planned slots that hold no frame (the root's status).
+
+    A closed dataset may be valid and still miss frames: the camera failed to
+    snap one, the run was cancelled, a frame was dropped. They read as the
+    fill value.
+    """
+    images = mm.get("images")
+    out: list[str] = []
+    for key, entry in (images if isinstance(images, dict) else {}).items():
+        n = entry.get("missing_count") if isinstance(entry, dict) else None
+        if not isinstance(n, int) or n <= 0:
+            continue
+        doc = docs.get(f"{key}/0" if key else "0", {})
+        listed = entry.get("missing") or []
+        named = [
+            _slot_text(doc, idx)
+            for idx in listed[:_NAMED_HOLES]
+            if isinstance(idx, list)
+        ]
+        more = f" and {n - len(named)} more" if n > len(named) else ""
+        out.append(
+            f"image {key or '(root)'!r}: {n} planned frame{'' if n == 1 else 's'} "
+            f"never written (read as the fill value): {', '.join(named)}{more}"
+        )
+    return out
+
+
+def _slot_text(doc: dict[str, Any], idx: list[int]) -> str:
+    """A storage index as ``{t: 1, c: 0}``: the array's dimensions before y, x."""
+    names = doc.get("dimension_names")
+    names = names[:-2] if isinstance(names, list) else []
+    if len(names) != len(idx):  # an image of one frame has the index [0]
+        return str(idx)
+    return "{" + ", ".join(f"{n}: {i}" for n, i in zip(names, idx, strict=True)) + "}"
 
 
 def _check_frames(
