@@ -2075,7 +2075,7 @@ def test_a_close_whose_documents_are_refused_says_failed(
     def refused(*args: Any, **kwargs: Any) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(out / "zarr.json"))
 
-    monkeypatch.setattr("mmzarr._stream.write_group_metadata", refused)
+    monkeypatch.setattr("mmzarr._stream_close.write_group_metadata", refused)
     with pytest.raises(mmzarr.StorageError, match=re.escape(str(out))):
         stream.close()
     assert stream.status == "failed"
