@@ -299,6 +299,23 @@ CASES: list[Any] = [
         TypeError,
         "'max_thread'",
     ),
+    # an MDAWriter's options: checked when it is made, not at the run's start
+    # (where a bad one wrote the run in the fallback layout, or nothing)
+    *(
+        Case(
+            f"mdawriter-{name}",
+            lambda c, kw=kw: mmzarr.MDAWriter(c.tmp / "w.ome.zarr", **kw),
+            PE,
+            match,
+        )
+        for name, kw, match in [
+            ("misspelled-option", {"compresion": "blosc-lz4"}, "compresion"),
+            ("compression", {"compression": "bogus"}, "'bogus'"),
+            ("chunks", {"chunks": {"t": 0}}, "chunks['t']"),
+            ("max-buffer", {"max_buffer_bytes": "x"}, "max_buffer_bytes"),
+            ("downsample", {"downsample": "x"}, "downsample"),
+        ]
+    ),
     Case(
         "settings-not-settings",
         lambda c: mmzarr.create_stream(c.tmp / "x.ome.zarr", "tczyx"),  # type: ignore[arg-type]

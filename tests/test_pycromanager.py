@@ -1445,3 +1445,92 @@ def test_events_an_unplaceable_first_image_is_kept_beside(tmp_path: Path) -> Non
     for ev, img, _ in fed:
         idx = ev["mmzarr"]["index"]
         np.testing.assert_array_equal(data[idx["t"], idx["c"]], img)
+
+
+# ---- options, several cameras ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"compression": "bogus"}, "compression"),
+        ({"flush_interval_s": -1}, "flush_interval_s"),
+        ({"max_buffer_bytes": "x"}, "max_buffer_bytes"),
+        ({"on_full": "bogus"}, "on_full"),
+        ({"chunks": {"t": 0}}, "chunks"),
+    ],
+)
+@pytest.mark.parametrize("given", ["events", "nothing"])
+def test_bad_options_are_refused_by_the_constructor(
+    tmp_path: Path, options: dict[str, Any], named: str, given: str
+) -> None:
+    # used only at the first image (or time point), inside pycromanager's
+    # thread: a bad value there stopped the acquisition, the fallback layout
+    # taking the same storage options, and lost the images buffered
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.1} for t in range(2)]
+    out = tmp_path / "opt.ome.zarr"
+    with pytest.raises(PlanError, match=named):
+        ZarrHook(out, events=events if given == "events" else None, **options)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("given", ["events", "nothing"])
+def test_images_of_a_second_camera_are_kept_beside(tmp_path: Path, given: str) -> None:
+    # Multi Camera: the engine hands one image per camera channel for each
+    # event, with the event's Axes; get_tagged_image tags its channel
+    # (engine.py:310-346, launcher.py:42-43)
+    events = multi_d_acquisition_events(
+        num_time_points=2,
+        time_interval_s=0.1,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+    )
+    out = tmp_path / "cams.ome.zarr"
+    hook = ZarrHook(out, events=events if given == "events" else None)
+    fed: dict[int, list[tuple[dict[str, Any], np.ndarray]]] = {0: [], 1: []}
+    n = 0
+    for ev in events:
+        for cam in (0, 1):
+            img, md = pycro_image(ev, frame_of(n), elapsed_ms=n * 10.0)
+            md["CameraChannelIndex"] = cam
+            hook(img, md)
+            fed[cam].append((md["Axes"], img))
+            n += 1
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_written == 8
+    data = read_zarr(out, "0")
+    assert data.shape == (2, 2, *SHAPE)  # camera channel 0's images, placed
+    for ax, img in fed[0]:
+        c = ["DAPI", "FITC"].index(str(ax["channel"]))
+        np.testing.assert_array_equal(data[ax["time"], c], img)
+    reason, kept, log = _kept(tmp_path / "cams.unplaced.ome.zarr")
+    assert "camera channel 1" in reason
+    assert kept.shape[0] == 4
+    for k, (ax, img) in enumerate(fed[1]):
+        np.testing.assert_array_equal(kept[k], img)
+        assert log[k]["metadata"]["pycromanager"]["Axes"] == ax
+
+
+def test_unicore_backend_gives_each_camera_channel_its_image() -> None:
+    # mmpycorex's get_tagged_image takes camera channel 0's image for every
+    # channel: with a Multi Camera adapter both images were the first camera's
+    from mmzarr.demo import release_core
+    from tests.test_cameras import _two_camera_core
+
+    core = _two_camera_core(second=(80, 64), second_bits=8)
+    got: list[tuple[tuple[int, ...], str, Any]] = []
+
+    def image_process_fn(image: np.ndarray, metadata: dict[str, Any]) -> None:
+        got.append((image.shape, str(image.dtype), metadata["CameraChannelIndex"]))
+
+    try:
+        with (
+            unicore_backend(core),
+            Acquisition(image_process_fn=image_process_fn) as acq,
+        ):
+            # an interval: snapped (the adapter has no hardware sequence)
+            acq.acquire(
+                multi_d_acquisition_events(num_time_points=2, time_interval_s=0.01)
+            )
+    finally:
+        release_core(core)
+    assert got == [((64, 96), "uint16", 0), ((80, 64), "uint8", 1)] * 2

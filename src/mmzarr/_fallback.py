@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +29,7 @@ from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import as_location, parse_location
 from mmzarr._stream import native_order
+from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -40,6 +42,7 @@ __all__ = [
     "FrontEndBase",
     "append_kept",
     "check_on_full",
+    "check_options",
     "kept_misfit",
     "kept_planes",
     "open_fallback",
@@ -229,6 +232,38 @@ def check_on_full(
             f"retry, which {front} cannot; use 'block' (the default: wait for "
             "storage) or 'drop' (skip the frame, counted in frames_dropped)"
         )
+
+
+#: The plan `check_options` tries the options on: one frame.
+_PROBE_PLAN = {"time_plan": {"interval": 1, "loops": 1}}
+
+
+def check_options(
+    front: str, settings: AcquisitionSettings | None, options: Mapping[str, Any]
+) -> None:
+    """Refuse now the settings options a front end's run would refuse later.
+
+    A front end builds its settings (`AcquisitionSettings.from_useq`) at the
+    run's start or first frame, on the acquisition's thread, and its fallback
+    layout takes the same storage options: a bad or misspelled option found
+    there would stop the acquisition, or write it in the fallback layout. They
+    are tried on a plan of one frame. Also `check_on_full`.
+
+    Raises
+    ------
+    PlanError
+        (a `ValueError`) naming the front end, the option and its value.
+    """
+    check_on_full(front, settings, options)
+    if settings is not None or not options:
+        return
+    probe = {"image_shape": (1, 1), "dtype": "uint8", "pixel_size_um": 1.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said again, if true, when the run starts
+        try:
+            AcquisitionSettings.from_useq(_PROBE_PLAN, **{**probe, **options})
+        except PlanError as e:
+            raise PlanError(f"{front}: {e}") from e
 
 
 def kept_planes(frame: np.ndarray) -> list[np.ndarray]:

@@ -39,7 +39,7 @@ from mmzarr._cameras import (
 from mmzarr._fallback import (
     FrontEndBase,
     append_kept,
-    check_on_full,
+    check_options,
     kept_misfit,
     open_fallback,
     open_unplaced,
@@ -172,7 +172,7 @@ class MDAWriter(FrontEndBase):
     ) -> None:
         if cameras not in CAMERA_MODES:
             raise ValueError(f"cameras: {cameras!r} is not one of {CAMERA_MODES}")
-        check_on_full("MDAWriter", settings, settings_options)
+        check_options("MDAWriter", settings, settings_options)
         self._set_path(path)
         #: the backend of the current run (`backend`, or chosen for the plan)
         self.backend = backend or DEFAULT_BACKEND

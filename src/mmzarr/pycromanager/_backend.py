@@ -41,11 +41,46 @@ class _SnakeCaseCore:
             _camel_to_snake(n): n for n in dir(type(core)) if not n.startswith("_")
         }
         self.TaggedImage = launcher.TaggedImage
-        # bound to the proxy: they call self.get_image / self.pop_next_image_md
-        self.get_tagged_image = types.MethodType(launcher.get_tagged_image, self)
+        # bound to the proxy: it calls self.pop_next_image_md
         self.pop_next_tagged_image = types.MethodType(
             launcher.pop_next_tagged_image, self
         )
+
+    def get_tagged_image(
+        self,
+        cam_index: int,
+        camera: str,
+        height: int,
+        width: int,
+        binning: Any = None,
+        pixel_type: Any = None,
+        roi_x_start: Any = None,
+        roi_y_start: Any = None,
+    ) -> Any:
+        """A tagged image of camera channel `cam_index` (as mmpycorex's, fixed).
+
+        The engine calls it once per camera channel of a snap
+        (``engine.py:310-346``); mmpycorex's own takes ``get_image()``, camera
+        channel 0's, for each, so with several cameras (Multi Camera) every
+        image would be the first camera's. The tags are mmpycorex's
+        (``launcher.py:34-52``).
+        """
+        several = self._core.getNumberOfCameraChannels() > 1
+        pix = self._core.getImage(cam_index) if several else self._core.getImage()
+        tags: dict[str, Any] = {
+            "Camera": camera,
+            "Height": height,
+            "Width": width,
+            "PixelType": pixel_type,
+            "CameraChannelIndex": cam_index,
+        }
+        optional = {
+            "Binning": binning,
+            "ROI-X-start": roi_x_start,
+            "ROI-Y-start": roi_y_start,
+        }
+        tags.update({k: v for k, v in optional.items() if v is not None})
+        return self.TaggedImage(tags, pix)
 
     def prepare_sequence_acquisition(self, camera_label: str) -> None:
         """No-op (the engine calls it before a hardware sequence).
@@ -101,7 +136,9 @@ def unicore_backend(core: Any, *, check_versions: bool = True) -> Iterator[Any]:
     ``mmpycorex.launcher._PYMMCORES`` (read by ``is_pymmcore_active``, which
     makes ``Acquisition`` pick the Python backend), the ``Engine.singleton`` of
     ``pycromanager.acquisition.acq_eng_py.internal.engine`` and
-    ``mmpycorex.launcher.{TaggedImage, get_tagged_image, pop_next_tagged_image}``.
+    ``mmpycorex.launcher.{TaggedImage, pop_next_tagged_image}`` (and the tags
+    of its ``get_tagged_image``, which takes camera channel 0's image for
+    every camera: the proxy's own gives each camera channel its image).
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ from mmzarr._closing import ClosesOnExit
 from mmzarr._fallback import (
     FrontEndBase,
     append_kept,
-    check_on_full,
+    check_options,
     kept_misfit,
     open_fallback,
     open_unplaced,
@@ -31,6 +31,7 @@ from mmzarr.pycromanager._plan import (
     EventPlan,
     Place,
     axes_key,
+    camera_channel,
     check_axes,
     entry_from_event,
     frame_record,
@@ -186,7 +187,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 f"ZarrHook: options {sorted(settings_options)} apply only without "
                 "settings=; put them in the settings"
             )
-        check_on_full("ZarrHook", settings, settings_options)
+        check_options("ZarrHook", settings, settings_options)
         self.settings_options = settings_options
         self.settings: AcquisitionSettings | None = settings
         self._no_streams()
@@ -445,6 +446,13 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self, frame: np.ndarray, axes: dict[str, int | str], md: Mapping[str, Any]
     ) -> None:
         assert self.stream is not None
+        if cam := camera_channel(md):
+            raise FrameError(
+                f"camera channel {cam} (CameraChannelIndex) of {md.get('Camera')!r}: "
+                "pycromanager gives every camera's image of an event the same "
+                f"Axes {dict(axes)}; ZarrHook writes camera channel 0's images "
+                "to the dataset and keeps the other cameras' beside"
+            )
         settings = self.stream.settings
         place = self._places.get(axes_key(axes))
         if place is not None and self._own_places:  # the image of a known event

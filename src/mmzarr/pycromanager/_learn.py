@@ -20,6 +20,7 @@ from mmzarr.errors import PlanError
 from mmzarr.pycromanager._plan import (
     AxesKey,
     axes_key,
+    camera_channel,
     entry_from_metadata,
     measured_t_scale,
     plan_images,
@@ -87,10 +88,13 @@ class FirstTimePoint:
         """The images kept that fix the dataset's shape, in arrival order.
 
         Those of the first time point; all of them when none had a ``time``.
+        Images of a second camera (``CameraChannelIndex`` > 0) take no part:
+        they have the Axes of the first camera's (the hook keeps them beside).
         """
+        first = [im for im in self.images if camera_channel(im[2]) == 0]
         if self._t0 is None:
-            return self.images
-        return [im for im in self.images if "time" in im[1]]
+            return first
+        return [im for im in first if "time" in im[1]]
 
     def take(self) -> list[Buffered]:
         """The images kept, in arrival order; none are kept afterwards."""

@@ -98,6 +98,17 @@ def as_float(value: Any) -> float | None:
         return None
 
 
+def camera_channel(md: Mapping[str, Any]) -> int:
+    """The camera channel of an image (``CameraChannelIndex``; 0 if not said).
+
+    With several cameras (Micro-Manager's Multi Camera) the engine hands one
+    image per camera channel for each event, all with the event's ``Axes``
+    (``engine.py:310-396``); only this tag tells them apart.
+    """
+    value = as_float(md.get("CameraChannelIndex"))
+    return int(value) if value is not None and value.is_integer() else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """What one event (or one image's metadata) says about its frame."""
