@@ -736,3 +736,110 @@ def test_a_python_camera_of_another_dtype_is_written_in_it(
     for event, img in cap.frames:
         assert img.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(data[event.index["c"], event.index["z"]], img)
+
+
+# ---- 6. a slot the run went past without a frame, with several cameras -------------
+FLAKY_SEQ = useq.MDASequence(
+    channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 4}
+)
+
+
+def _snap_fails_once(
+    core: MultiCameraCore, monkeypatch: pytest.MonkeyPatch, at: int = 3
+) -> None:
+    """The adapter's snap number `at` fails: no camera gives that event a frame
+    (pymmcore-plus logs the failed snap and goes on)."""
+    snap, snaps = core._do_snap_image, [0]
+
+    def flaky() -> None:
+        snaps[0] += 1
+        if snaps[0] == at:
+            raise RuntimeError("injected: snap failed")
+        snap()
+
+    monkeypatch.setattr(core, "_do_snap_image", flaky)
+
+
+@pytest.mark.parametrize("rig", ["same_core", "mixed_core"])
+def test_mda_two_cameras_a_failed_snap_holds_no_later_frame(
+    rig: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    backend: str,
+) -> None:
+    """Event (t=1, c=0) gets no frame from either camera. Each camera's slot
+    of it is given up at that camera's next frame: acquire-zarr held every
+    later frame until close (10 of 14). As channels, camera 1's slot is given
+    up one frame after camera 0's (each camera is followed on its own)."""
+    from tests.test_mda import HeldCounter
+
+    core: MultiCameraCore = request.getfixturevalue(rig)
+    _snap_fails_once(core, monkeypatch)
+    out = tmp_path / "flaky.ome.zarr"
+    cap = Capture(core)
+    writer = HeldCounter(out, core=core, backend=backend)
+    core.mda.run(FLAKY_SEQ, output=writer)
+    writer.close()
+    assert len(cap.frames) == 14
+    assert writer.held[-1] == 0
+    assert max(writer.held) <= (1 if rig == "same_core" else 0)
+    assert writer.unplaced is None
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "complete"
+    if rig == "same_core":  # channels: c = plan c * 2 + cam
+        assert attrs["images"][""]["missing"] == [[1, 0], [1, 1]]
+        data = read_zarr(out, "0")
+        for event, img in cap.frames:
+            i = event.index
+            np.testing.assert_array_equal(
+                data[i["t"], i["c"] * 2 + i["cam"]], img, err_msg=str(i)
+            )
+        assert data[1, :2].max() == 0
+    else:  # one image per camera
+        assert {k: v["missing"] for k, v in attrs["images"].items()} == {
+            "0": [[1, 0]],
+            "1": [[1, 0]],
+        }
+        arrays = [read_zarr(out, "0/0"), read_zarr(out, "1/0")]
+        for event, img in cap.frames:
+            i = event.index
+            np.testing.assert_array_equal(
+                arrays[i["cam"]][i["t"], i["c"]], img, err_msg=str(i)
+            )
+        assert arrays[0][1, 0].max() == arrays[1][1, 0].max() == 0
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+
+
+def test_a_camera_whose_frames_come_late_loses_none_of_them(
+    same_core: MultiCameraCore, tmp_path: Path, backend: str
+) -> None:
+    """Each camera's frames are followed on their own: camera 1's frame of an
+    event that comes after camera 0's frame of the next event is still written
+    in place (a give-up of every slot before the last frame in (event, camera)
+    order would have given it up, and acquire-zarr refused it); camera 1's
+    missing frame of event (t=1, c=0) is given up at its next frame."""
+    out = tmp_path / "late.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=same_core, backend=backend)
+    summary = same_core.mda.engine.get_summary_metadata(SEQ)  # type: ignore[union-attr]
+    frames = list(_triples(same_core, SEQ))
+    # (t, c, cam) in SEQ's order: (0,0,0) (0,0,1) (0,1,0) (0,1,1) (1,0,0) ...
+    frames[1], frames[2] = frames[2], frames[1]  # camera 1 late for (0, 0)
+    del frames[5]  # camera 1 never gives (1, 0)
+    writer.sequenceStarted(SEQ, dict(summary))
+    for img, event, meta in frames:
+        writer.frameReady(img, event, meta)
+    writer.sequenceFinished(SEQ)
+    writer.close()
+    assert writer.error is None
+    assert writer.unplaced is None
+    assert writer.frames_written == 7
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["images"][""]["missing"] == [[1, 1]]
+    data = read_zarr(out, "0")
+    for img, event, _ in frames:
+        i = event.index
+        np.testing.assert_array_equal(
+            data[CHANNEL_PLACES[(i["t"], i["c"], i["cam"])]], img
+        )

@@ -612,3 +612,94 @@ def test_a_frame_the_camera_failed_to_snap_holds_no_later_frame(
     assert read_zarr(out, array_of(""))[1, 0].max() == 0
     assert "cannot give up" not in caplog.text
     check_metadata(out)
+
+
+# ---- give-up of a slot the run went past: settings=, event generators ---------------
+def snap_fails_once(core: UniMMCore, at: int = 3) -> None:
+    """The demo camera (96x64) fails its snap number `at` (pymmcore-plus goes on)."""
+    from mmzarr.demo import DemoCamera
+
+    class FlakyCamera(DemoCamera):
+        snaps = 0
+
+        def snap(self, buffer: np.ndarray) -> Any:
+            self.snaps += 1
+            if self.snaps == at:
+                raise RuntimeError("injected: snap failed")
+            return super().snap(buffer)
+
+    core.unloadDevice("Camera")
+    core.loadPyDevice("Camera", FlakyCamera())
+    core.initializeDevice("Camera")
+    core.setCameraDevice("Camera")
+    core.setProperty("Camera", "SensorWidth", 96)
+    core.setProperty("Camera", "SensorHeight", 64)
+
+
+class HeldCounter(mmzarr.MDAWriter):
+    """After each frame, how many frames acquire-zarr holds (its cursors' pending)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.held: list[int] = []
+
+    def frameReady(self, img: Any, event: Any, meta: Any) -> None:
+        super().frameReady(img, event, meta)
+        arrays = self.stream._backend  # type: ignore[union-attr]
+        cursors = getattr(arrays, "_cursors", ())  # acquire-zarr's, in order
+        self.held.append(sum(len(c.pending) for c in cursors))
+
+
+FLAKY_SEQ = useq.MDASequence(
+    channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 4}
+)
+
+
+def test_settings_that_expect_another_order_give_up_nothing(
+    backend: str, core: UniMMCore, tmp_path: Path
+) -> None:
+    """Settings whose image expects `c` outside `t` while the plan acquires
+    `c` inside `t`: following them, frame (t=0, c=1) would pass (t=1..3, c=0)
+    and acquire-zarr would refuse those frames (the unplaced sibling). They
+    are given (`settings=`), so nothing is given up."""
+    snap_fails_once(core, at=0)  # never fails: a 96x64 camera
+    own = mmzarr.AcquisitionSettings.from_useq(FLAKY_SEQ, core=core)
+    (image,) = own.images
+    settings = own.replace(images=(image.replace(acquisition_order=("c", "t")),))
+    out = tmp_path / "order.ome.zarr"
+    writer, cap = run(core, FLAKY_SEQ, out, backend=backend, settings=settings)
+    assert len(cap.frames) == writer.frames_written == 8
+    assert writer.unplaced is None
+    assert_planes(out, cap)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+def test_a_generator_retaking_a_failed_snap_puts_the_retake_in_place(
+    backend: str, core: UniMMCore, tmp_path: Path
+) -> None:
+    """An event generator may yield an event again (here: the one whose snap
+    failed, at the end). Giving its slot up when the next frame came would have
+    made acquire-zarr refuse the retake (the unplaced sibling): a generator's
+    run gives nothing up."""
+    snap_fails_once(core)
+
+    def event(t: int, c: int) -> useq.MDAEvent:
+        config = ("DAPI", "FITC")[c]
+        return useq.MDAEvent(index={"t": t, "c": c}, channel={"config": config})
+
+    def events() -> Any:
+        for t in range(3):
+            for c in range(2):
+                yield event(t, c)
+        yield event(1, 0)  # the retake
+
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 1}
+    )
+    out = tmp_path / "retake.ome.zarr"
+    writer, cap = run(core, events(), out, backend=backend, template=template)
+    assert [dict(e.index) for e, _ in cap.frames][-1] == {"t": 1, "c": 0}
+    assert len(cap.frames) == writer.frames_written == 6
+    assert writer.unplaced is None
+    assert_planes(out, cap)
+    check_metadata(out)

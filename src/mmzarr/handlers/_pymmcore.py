@@ -193,7 +193,7 @@ class MDAWriter(FrontEndBase):
         #: where each camera's frames go (None: frames are appended as they come)
         self.camera_layout: CameraLayout | None = None
         self._fallback_dtype: str | None = None  # several cameras, fallback layout
-        #: slots the run went past without a frame (one camera, a plan's run)
+        #: slots the run went past without a frame (a plan's run)
         self._passed: PassedSlots | None = None
         self._lock = threading.Lock()
 
@@ -269,11 +269,7 @@ class MDAWriter(FrontEndBase):
             except Exception as e:
                 self._fail(e, "could not start writing")
                 return
-            # the runner iterates the plan itself, in order: a slot it went past
-            # without a frame (the camera failed to snap it) will get none
-            in_order = self.settings is None and not is_event_generator(sequence)
-            single = self.camera_layout is None or self.camera_layout.mode == "single"
-            self._passed = PassedSlots(settings) if in_order and single else None
+            self._passed = self._passed_slots(sequence, settings)
 
     def frameReady(
         self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]
@@ -431,6 +427,24 @@ class MDAWriter(FrontEndBase):
             options["running"] = True  # as the runner iterates it
         settings = AcquisitionSettings.from_useq(plan, **options)
         return camera_layout(settings, cameras, self.cameras)
+
+    def _passed_slots(
+        self, sequence: useq.MDASequence, settings: AcquisitionSettings
+    ) -> PassedSlots | None:
+        """What gives up the slots this run goes past without a frame, or None.
+
+        The runner iterates a plan itself, in order, each camera's frames of an
+        event in event order: a slot it went past without a frame (the camera
+        failed to snap it, a burst ended short) will get none. Not for an event
+        generator: it may yield events in any order and an event again (a
+        retake), whose frame would then come for a slot already given up. Not
+        for `settings=`: they may expect the frames in another order.
+        """
+        if self.settings is not None or is_event_generator(sequence):
+            return None
+        layout = self.camera_layout
+        cameras = len(layout.cameras) if layout and layout.mode == "channels" else 1
+        return PassedSlots(settings, cameras)
 
     def _common_dtype(self, meta: dict[str, Any]) -> str | None:
         """The dtype that holds every camera's frames (several cameras), or None."""

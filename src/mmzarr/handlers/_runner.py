@@ -155,42 +155,68 @@ class PassedSlots:
     """The slots of each image an in-order run went past without a frame.
 
     pymmcore-plus runs a plan's events one after another, each image's frames
-    in its `acquisition_order` (one camera): when a frame comes, the slots of
-    its image before it in that order that got none never will (the camera
-    failed to snap one, a burst ended short). A frame that comes behind the
-    last one (out of order) passes nothing.
+    in its `acquisition_order`, and each camera's frames of an event in event
+    order (several cameras: one frame per camera and event, emitted in (event,
+    camera) order, also for a hardware-sequenced burst): when a frame comes,
+    the slots of its image (and camera) before it in that order that got none
+    never will (the camera failed to snap one, a burst ended short). A frame
+    that comes behind the last one (out of order) passes nothing.
+
+    `cameras` > 1: each image's `c` axis holds every camera's channels,
+    channel-major (plan channel `c` of camera `cam` at `c * cameras + cam`, as
+    `camera_layout`'s `"channels"` makes it); each camera's frames are followed
+    on their own, so a camera whose frames come late, or are missing, passes
+    none of another camera's slots. With one image per camera (`"images"`)
+    give 1: each image is one camera's.
     """
 
-    def __init__(self, settings: AcquisitionSettings) -> None:
+    def __init__(self, settings: AcquisitionSettings, cameras: int = 1) -> None:
         self._keys = {im.key: i for i, im in enumerate(settings.images)}
-        self._last = [-1] * len(settings.images)
-        #: per image: storage axis names, acquisition order, sizes
+        self._cameras = max(int(cameras), 1)
+        #: per (image, camera): the acquisition sequence number of its last frame
+        self._last: dict[tuple[int, int], int] = {}
+        #: per image: storage axis names, acquisition order, sizes (per camera)
         self._specs: list[_Spec | None] = []
+        ncam = self._cameras
         for im in settings.images:
             names = tuple(d.name for d in im.index_dims)
             order = tuple(im.acquisition_order or names)
             sizes: dict[str, int | None] = {d.name: d.size for d in im.index_dims}
-            if sorted(order) != sorted(names) or any(
-                sizes[n] is None for n in order[1:]
+            if (
+                sorted(order) != sorted(names)
+                or any(sizes[a] is None for a in order[1:])
+                or (
+                    ncam > 1 and (int(sizes.get("c") or 0) % ncam or not sizes.get("c"))
+                )
             ):
                 self._specs.append(None)
                 continue
-            self._specs.append((names, order, {n: int(sizes[n] or 0) for n in order}))
+            per_camera = {a: int(sizes[a] or 0) for a in order}
+            if ncam > 1:
+                per_camera["c"] //= ncam
+            self._specs.append((names, order, per_camera))
 
     def passed(
         self, key: str, index: tuple[int, ...]
     ) -> tuple[int, list[tuple[int, ...]]]:
-        """Image number of `key`; the storage indices passed since its last frame."""
+        """Image number of `key`; the storage indices passed since its last frame.
+
+        With several cameras in `c`, those of the frame's camera (`c % cameras`).
+        """
         image = self._keys[key]
         spec = self._specs[image]
         if spec is None:
             return image, []
         names, order, sizes = spec
         at = dict(zip(names, index, strict=True))
+        cam = 0
+        if self._cameras > 1:
+            cam, at["c"] = at["c"] % self._cameras, at["c"] // self._cameras
         seq = 0
         for n in order:  # the first axis may be unbounded: its size is not needed
             seq = seq * sizes[n] + at[n]
-        last, self._last[image] = self._last[image], max(seq, self._last[image])
+        last = self._last.get((image, cam), -1)
+        self._last[(image, cam)] = max(seq, last)
         out = []
         for s in range(last + 1, seq):
             values: dict[str, int] = {}
@@ -198,5 +224,7 @@ class PassedSlots:
                 s, values[n] = divmod(s, sizes[n])
             if order:
                 values[order[0]] = s
+            if self._cameras > 1:
+                values["c"] = values["c"] * self._cameras + cam
             out.append(tuple(values[n] for n in names))
         return image, out
