@@ -571,6 +571,33 @@ def test_an_unplaced_sibling_of_another_dataset_is_never_replaced(
         ]
 
 
+def test_an_earlier_runs_sibling_is_not_named_by_the_dataset_that_replaced_it(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A run with frames that did not fit, then one to the same path with
+    `overwrite=True` whose frames all fit: the first run's sibling stays (it is
+    not the second's to delete) and validate of the new dataset does not call
+    it its own."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    out = tmp_path / "run.ome.zarr"
+    beside = tmp_path / "run.unplaced.ome.zarr"
+    for plan in (small, seq):
+        settings = mmzarr.AcquisitionSettings.from_useq(plan, core=core)
+        writer = mmzarr.MDAWriter(out, core=core, settings=settings, overwrite=True)
+        core.mda.run(seq, output=writer)
+        writer.close()
+        notes = [n for n in mmzarr.validate(out).notes if "did not fit" in n]
+        if plan is small:  # t=1 went beside
+            assert notes == [
+                "frames that did not fit this dataset are kept beside it in "
+                f"{[str(beside)]}"
+            ]
+    assert notes == []
+    assert beside.is_dir()
+    assert read_zarr(beside, "0").shape[0] == 1
+
+
 def test_a_writer_reused_after_a_run_that_never_finished(
     core: UniMMCore, tmp_path: Path
 ) -> None:

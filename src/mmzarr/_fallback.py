@@ -442,16 +442,28 @@ def open_unplaced(
 def unplaced_siblings(path: str | Path) -> list[str]:
     """The siblings of the local dataset `path` that keep frames that did not fit it.
 
-    Those of `unplaced_path`'s names that exist and whose settings say they
-    were made for `path` (`open_unplaced`): `info` and `validate` name them.
+    Those of `unplaced_path`'s names that exist, whose settings say they were
+    made for `path` (`open_unplaced`) and were written since `path`'s own
+    (an earlier run's, which `path` replaced, are not its): `info` and
+    `validate` name them.
     """
     made_for = tuple(_made_for(path, noun) for noun in ("frame", "image"))
+    since = _settings_mtime(str(path)) or 0
     return [
         where
         for number in range(1, MAX_UNPLACED + 1)
         if (reason := _fallback_reason(where := unplaced_path(path, number)))
         and reason.startswith(made_for)
+        and (_settings_mtime(where) or 0) >= since
     ]
+
+
+def _settings_mtime(where: str) -> int | None:
+    """When the local dataset at `where` was opened: its settings' mtime (ns)."""
+    try:
+        return os.stat(os.path.join(where, SETTINGS_FILE)).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _made_for(path: str | Path, noun: str) -> str:
