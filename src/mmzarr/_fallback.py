@@ -5,17 +5,16 @@ be mapped to images (or a frame does not fit the dataset that was), front ends
 open a dataset in the fallback layout (`AcquisitionSettings.fallback`: one
 image, `t` in arrival order, each frame's own index in the frame log) at the
 first such frame, whose shape and dtype it takes. `FrontEndBase` holds what
-both front ends share: the dataset, its unplaced sibling, and closing them.
+both front ends share: the dataset, its unplaced siblings (named by
+`_unplaced`), and closing them.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
-import json
 import logging
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,15 +22,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from mmzarr._dataset import SETTINGS_FILE
-from mmzarr._lock import short_name
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import as_location, parse_location
+from mmzarr._storage import parse_location
 from mmzarr._stream import native_order
+from mmzarr._unplaced import (
+    MAX_UNPLACED,
+    made_for,
+    replaceable_sibling,
+    unplaced_path,
+)
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Mapping
     from contextlib import AbstractContextManager
 
@@ -49,29 +53,12 @@ __all__ = [
     "open_unplaced",
     "unkeepable",
     "unplaced_path",
-    "unplaced_siblings",
 ]
 
 logger = logging.getLogger("mmzarr")
 
 #: settings options that apply to a fallback dataset too
 STORAGE_OPTIONS = ("compression", "max_buffer_bytes", "on_full", "flush_interval_s")
-
-
-#: Numbered siblings `open_unplaced` tries when the first is taken.
-MAX_UNPLACED = 100
-
-
-def unplaced_path(path: str | Path, number: int = 1) -> str:
-    """The sibling of `path` for frames that do not fit it: `x.unplaced.ome.zarr`.
-
-    `number` > 1: `x.unplaced-2.ome.zarr`, ... (the first is taken).
-    """
-    text = str(path).rstrip("/")
-    stem = text.removesuffix(".zarr").removesuffix(".ome")
-    suffix = "" if number == 1 else f"-{number}"
-    head, sep, name = stem.rpartition("/")
-    return f"{head}{sep}{short_name(name)}.unplaced{suffix}.ome.zarr"
 
 
 class FrontEnd(Protocol):
@@ -404,12 +391,12 @@ def open_unplaced(
     ``"frame {'t': 3}"``) does not fit, and it and any other such `noun`
     (``"frame"``, ``"image"``) are kept there; `why` is the error.
     """
-    made_for = _made_for(front.path, noun)
-    reason = made_for + why
+    reason_head = made_for(front.path, noun)
+    reason = reason_head + why
     taken: FileExistsError | None = None
     for number in range(1, MAX_UNPLACED + 1):
         where = unplaced_path(front.path, number)
-        if front.overwrite and not _replaceable_sibling(where, made_for):
+        if front.overwrite and not replaceable_sibling(where, reason_head):
             taken = taken or FileExistsError(
                 f"{where!r} keeps frames of another dataset; not replaced"
             )
@@ -437,70 +424,3 @@ def open_unplaced(
         return stream
     assert taken is not None
     raise taken
-
-
-def unplaced_siblings(path: str | Path) -> list[str]:
-    """The siblings of the local dataset `path` that keep frames that did not fit it.
-
-    Those of `unplaced_path`'s names that exist, whose settings say they were
-    made for `path` (`open_unplaced`) and were written since `path`'s own
-    (an earlier run's, which `path` replaced, are not its): `info` and
-    `validate` name them.
-    """
-    made_for = tuple(_made_for(path, noun) for noun in ("frame", "image"))
-    since = _settings_mtime(str(path)) or 0
-    return [
-        where
-        for number in range(1, MAX_UNPLACED + 1)
-        if (reason := _fallback_reason(where := unplaced_path(path, number)))
-        and reason.startswith(made_for)
-        and (_settings_mtime(where) or 0) >= since
-    ]
-
-
-def _settings_mtime(where: str) -> int | None:
-    """When the local dataset at `where` was opened: its settings' mtime (ns)."""
-    try:
-        return os.stat(os.path.join(where, SETTINGS_FILE)).st_mtime_ns
-    except OSError:
-        return None
-
-
-def _made_for(path: str | Path, noun: str) -> str:
-    """How the fallback reason of `path`'s unplaced sibling begins."""
-    return f"{noun}s that did not fit {_full_path(path)}: "
-
-
-def _full_path(path: str | Path) -> str:
-    """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
-    text = str(path)
-    return text if "://" in text else os.path.realpath(text)
-
-
-def _fallback_reason(where: str) -> str | None:
-    """The fallback reason of an mmzarr dataset at the local `where`, if any."""
-    try:
-        data = as_location(Path(where)).read_bytes(SETTINGS_FILE)
-        reason = json.loads(data).get("fallback_reason") if data else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    return reason if isinstance(reason, str) else None
-
-
-def _replaceable_sibling(where: str, made_for: str) -> bool:
-    """Whether `overwrite` may replace what is at `where`.
-
-    Nothing there, or an unplaced sibling made for the same dataset (its
-    reason begins with `made_for`). `x.zarr` and `x.ome.zarr` have the same
-    sibling name: the frames that did not fit one are never replaced by a run
-    of the other.
-    """
-    if "://" in where:
-        return True  # object storage: `claim` replaces only a dataset there
-    try:
-        if not as_location(Path(where)).exists():
-            return True
-    except OSError:
-        return False
-    reason = _fallback_reason(where)  # None: not mmzarr's (a user's folder)
-    return reason is not None and reason.startswith(made_for)

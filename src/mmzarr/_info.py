@@ -169,7 +169,7 @@ def dataset_tree(out: Path) -> Tree:
             f"`mmzarr info {escape(shlex.quote(str(top)))}` shows its status and frames"
         )
     if mm:
-        from mmzarr._fallback import unplaced_siblings
+        from mmzarr._unplaced import unplaced_siblings
 
         for sibling in unplaced_siblings(out):
             tree.add(f"[yellow]frames that did not fit it are in[/] {escape(sibling)}")

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from mmzarr._chunk_files import frame_is_complete
-from mmzarr._fallback import unplaced_siblings
 from mmzarr._layout import is_file_folder
 from mmzarr._leftovers import replaced_copies
 from mmzarr._lock import canonical, lock_holder
 from mmzarr._metadata import read_frame_log
+from mmzarr._unplaced import unplaced_siblings
 from mmzarr._validate_xml import ome_xml_problems
 
 __all__ = [

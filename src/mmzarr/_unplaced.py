@@ -1,0 +1,108 @@
+"""The unplaced siblings of a dataset: their names, and whose they are.
+
+Frames that do not fit a dataset `x.ome.zarr` go to a sibling in the fallback
+layout (`_fallback.open_unplaced`), `x.unplaced.ome.zarr` or a numbered one,
+whose fallback reason begins by naming the dataset it was made for. This
+module names them, tells whether `overwrite` may replace one, and finds a
+dataset's own (`info`, `validate`); opening one is `_fallback`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._lock import short_name
+from mmzarr._storage import as_location
+
+__all__ = [
+    "MAX_UNPLACED",
+    "made_for",
+    "replaceable_sibling",
+    "unplaced_path",
+    "unplaced_siblings",
+]
+
+#: Numbered siblings `open_unplaced` tries when the first is taken.
+MAX_UNPLACED = 100
+
+
+def unplaced_path(path: str | Path, number: int = 1) -> str:
+    """The sibling of `path` for frames that do not fit it: `x.unplaced.ome.zarr`.
+
+    `number` > 1: `x.unplaced-2.ome.zarr`, ... (the first is taken).
+    """
+    text = str(path).rstrip("/")
+    stem = text.removesuffix(".zarr").removesuffix(".ome")
+    suffix = "" if number == 1 else f"-{number}"
+    head, sep, name = stem.rpartition("/")
+    return f"{head}{sep}{short_name(name)}.unplaced{suffix}.ome.zarr"
+
+
+def unplaced_siblings(path: str | Path) -> list[str]:
+    """The siblings of the local dataset `path` that keep frames that did not fit it.
+
+    Those of `unplaced_path`'s names that exist, whose settings say they were
+    made for `path` (`open_unplaced`) and were written since `path`'s own
+    (an earlier run's, which `path` replaced, are not its): `info` and
+    `validate` name them.
+    """
+    heads = tuple(made_for(path, noun) for noun in ("frame", "image"))
+    since = _settings_mtime(str(path)) or 0
+    return [
+        where
+        for number in range(1, MAX_UNPLACED + 1)
+        if (reason := _fallback_reason(where := unplaced_path(path, number)))
+        and reason.startswith(heads)
+        and (_settings_mtime(where) or 0) >= since
+    ]
+
+
+def _settings_mtime(where: str) -> int | None:
+    """When the local dataset at `where` was opened: its settings' mtime (ns)."""
+    try:
+        return os.stat(os.path.join(where, SETTINGS_FILE)).st_mtime_ns
+    except OSError:
+        return None
+
+
+def made_for(path: str | Path, noun: str) -> str:
+    """How the fallback reason of `path`'s sibling for `noun`s begins."""
+    return f"{noun}s that did not fit {_full_path(path)}: "
+
+
+def _full_path(path: str | Path) -> str:
+    """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
+    text = str(path)
+    return text if "://" in text else os.path.realpath(text)
+
+
+def _fallback_reason(where: str) -> str | None:
+    """The fallback reason of an mmzarr dataset at the local `where`, if any."""
+    try:
+        data = as_location(Path(where)).read_bytes(SETTINGS_FILE)
+        reason = json.loads(data).get("fallback_reason") if data else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return reason if isinstance(reason, str) else None
+
+
+def replaceable_sibling(where: str, reason_head: str) -> bool:
+    """Whether `overwrite` may replace what is at `where`.
+
+    Nothing there, or an unplaced sibling made for the same dataset (its
+    reason begins with `reason_head`, see `made_for`). `x.zarr` and
+    `x.ome.zarr` have the same sibling name: the frames that did not fit one
+    are never replaced by a run of the other.
+    """
+    if "://" in where:
+        return True  # object storage: `claim` replaces only a dataset there
+    try:
+        if not as_location(Path(where)).exists():
+            return True
+    except OSError:
+        return False
+    reason = _fallback_reason(where)  # None: not mmzarr's (a user's folder)
+    return reason is not None and reason.startswith(reason_head)
