@@ -314,6 +314,11 @@ CASES: list[Any] = [
             ("chunks", {"chunks": {"t": 0}}, "chunks['t']"),
             ("max-buffer", {"max_buffer_bytes": "x"}, "max_buffer_bytes"),
             ("downsample", {"downsample": "x"}, "downsample"),
+            # axes a plan of one frame lacks: the run wrote the fallback layout
+            ("shards-c", {"chunks": {"c": 2}, "shards": {"c": 3}}, "'c': shard 3"),
+            ("shards-z", {"chunks": {"z": 2}, "shards": {"z": 5}}, "'z': shard 5"),
+            # an AttributeError ('str' object has no attribute 'get') before
+            ("stage-position", {"stage_position": "x"}, "stage_position"),
         ]
     ),
     Case(

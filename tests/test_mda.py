@@ -703,3 +703,19 @@ def test_a_generator_retaking_a_failed_snap_puts_the_retake_in_place(
     assert writer.unplaced is None
     assert_planes(out, cap)
     check_metadata(out)
+
+
+def test_options_of_axes_a_one_frame_plan_lacks_are_checked_when_made(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """`chunks`/`shards` of `c` and `z` that no plan can take are refused by the
+    constructor: checked only at the run's start, the run went to the
+    fallback layout. Those every plan takes are accepted, and used."""
+    out = tmp_path / "opt.ome.zarr"
+    with pytest.raises(mmzarr.PlanError, match="'z': shard 5"):
+        mmzarr.MDAWriter(out, core=core, chunks={"z": 2}, shards={"z": 5})
+    assert not out.exists()
+    seq = useq.MDASequence(channels=["DAPI", "FITC"], z_plan={"range": 3, "step": 1})
+    _, cap = run(core, seq, out, chunks={"z": 2}, shards={"z": 4})
+    assert group_json(out)["attributes"]["mmzarr"].get("fallback") is None
+    assert_planes(out, cap)

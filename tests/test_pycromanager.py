@@ -1456,6 +1456,8 @@ def test_events_an_unplaceable_first_image_is_kept_beside(tmp_path: Path) -> Non
         ({"max_buffer_bytes": "x"}, "max_buffer_bytes"),
         ({"on_full": "bogus"}, "on_full"),
         ({"chunks": {"t": 0}}, "chunks"),
+        ({"chunks": {"c": 2}, "shards": {"c": 3}}, "'c': shard 3"),
+        ({"chunks": {"z": 2}, "shards": {"z": 5}}, "'z': shard 5"),
     ],
 )
 @pytest.mark.parametrize("given", ["events", "nothing"])
@@ -1534,3 +1536,29 @@ def test_unicore_backend_gives_each_camera_channel_its_image() -> None:
     finally:
         release_core(core)
     assert got == [((64, 96), "uint16", 0), ((80, 64), "uint8", 1)] * 2
+
+
+def test_unicore_backend_tags_each_camera_channel_with_its_size_and_camera() -> None:
+    # the engine passes the Multi Camera's name and camera channel 0's
+    # height/width for every channel (engine.py:260-262, 345-346): camera 1's
+    # 80x64 image was tagged 64x96 "Multi Camera" (and so logged)
+    from mmzarr.demo import release_core
+    from tests.test_cameras import _two_camera_core
+
+    core = _two_camera_core(second=(80, 64), second_bits=8)
+    got: list[tuple[tuple[int, ...], Any, Any, Any]] = []
+
+    def image_process_fn(image: np.ndarray, metadata: dict[str, Any]) -> None:
+        got.append(
+            (image.shape, metadata["Height"], metadata["Width"], metadata["Camera"])
+        )
+
+    try:
+        with (
+            unicore_backend(core),
+            Acquisition(image_process_fn=image_process_fn) as acq,
+        ):
+            acq.acquire(multi_d_acquisition_events(num_time_points=1))
+    finally:
+        release_core(core)
+    assert got == [((64, 96), 64, 96, "Camera-1"), ((80, 64), 80, 64, "Camera-2")]

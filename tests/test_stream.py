@@ -549,3 +549,24 @@ def test_skip_and_the_default_order_say_what_is_wrong(tmp_path: Path) -> None:
     data = read_zarr(tmp_path / "s.ome.zarr", "0")
     for t in range(3):
         np.testing.assert_array_equal(data[t], frame_for(t))
+
+
+def test_validate_counts_missing_frames_too_many_to_list(tmp_path: Path) -> None:
+    """Beyond MAX_LISTED_MISSING the root lists none: the note gives the count
+    alone (it read "10002 ... never written (...):  and 10002 more")."""
+    out = tmp_path / "many.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 10_005})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 4), dtype="uint8", pixel_size_um=0.5
+    )
+    with mmzarr.create_stream(out, settings, backend="tensorstore") as stream:
+        for t in range(3):
+            stream.append(np.full((4, 4), t + 1, "uint8"), index={"t": t})
+        stream.close("cancelled")
+    image = group_json(out)["attributes"]["mmzarr"]["images"][""]
+    assert image["missing_count"] == 10_002
+    assert "missing" not in image
+    notes = [n for n in mmzarr.validate(out).notes if "never written" in n]
+    assert notes == [
+        "image '(root)': 10002 planned frames never written (read as the fill value)"
+    ]

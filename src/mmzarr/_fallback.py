@@ -221,8 +221,14 @@ def check_on_full(
         )
 
 
-#: The plan `check_options` tries the options on: one frame.
-_PROBE_PLAN = {"time_plan": {"interval": 1, "loops": 1}}
+#: The plan `check_options` tries the options on: one frame, with every
+#: storage axis (`t`, `c`, `z`, each of size 1), so that `chunks`/`shards` of
+#: each axis are checked (a shard not a multiple of its chunk), not only `t`'s.
+_PROBE_PLAN = {
+    "time_plan": {"interval": 1, "loops": 1},
+    "channels": ["probe"],
+    "z_plan": {"range": 0, "step": 1},
+}
 
 
 def check_options(

@@ -40,7 +40,7 @@ from mmzarr._models import (
 )
 from mmzarr._plan import settings_from_slots
 from mmzarr._sequence import as_sequence
-from mmzarr.errors import FrameError
+from mmzarr.errors import FrameError, PlanError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -465,6 +465,11 @@ class AcquisitionSettings(FrozenModel):
             useq cannot iterate and one that acquires one storage slot twice
             (a position's own time plan nested in the sequence's time plan).
         """
+        if stage_position is not None and not isinstance(stage_position, Mapping):
+            raise PlanError(
+                "stage_position: expected a mapping such as {'x': 0.0, 'y': 0.0}, "
+                f"got {stage_position!r}"
+            )
         sequence = as_sequence(seq, generator_hint=GENERATOR_HINT, running=running)
         frame = camera_frame(core, image_shape, dtype, pixel_size_um)
         # a running plan's grids have the camera's field of view already

@@ -418,10 +418,11 @@ def _holes(mm: dict[str, Any], docs: dict[str, dict[str, Any]]) -> list[str]:
             for idx in listed[:_NAMED_HOLES]
             if isinstance(idx, list)
         ]
-        more = f" and {n - len(named)} more" if n > len(named) else ""
+        more = f" and {n - len(named)} more" if named and n > len(named) else ""
+        which = f": {', '.join(named)}{more}" if named else ""  # too many listed
         out.append(
             f"image {key or '(root)'!r}: {n} planned frame{'' if n == 1 else 's'} "
-            f"never written (read as the fill value): {', '.join(named)}{more}"
+            f"never written (read as the fill value){which}"
         )
     return out
 

@@ -63,10 +63,18 @@ class _SnakeCaseCore:
         (``engine.py:310-346``); mmpycorex's own takes ``get_image()``, camera
         channel 0's, for each, so with several cameras (Multi Camera) every
         image would be the first camera's. The tags are mmpycorex's
-        (``launcher.py:34-52``).
+        (``launcher.py:34-52``), except with several cameras: the engine gives
+        every channel the Multi Camera's name and camera channel 0's size
+        (``engine.py:260-262, 345-346``), so ``Height``/``Width`` are the
+        image's own and ``Camera`` its physical camera (as pymmcore-plus'
+        ``getTaggedImage``).
         """
         several = self._core.getNumberOfCameraChannels() > 1
         pix = self._core.getImage(cam_index) if several else self._core.getImage()
+        if several:
+            height, width = (int(n) for n in pix.shape[:2])
+            with contextlib.suppress(Exception):
+                camera = self._core.getPhysicalCameraDevice(cam_index) or camera
         tags: dict[str, Any] = {
             "Camera": camera,
             "Height": height,
