@@ -1562,3 +1562,20 @@ def test_unicore_backend_tags_each_camera_channel_with_its_size_and_camera() -> 
     finally:
         release_core(core)
     assert got == [((64, 96), 64, 96, "Camera-1"), ((80, 64), 80, 64, "Camera-2")]
+
+
+@pytest.mark.parametrize(
+    ("tags", "channel"),
+    [
+        ({}, 0),
+        ({"CameraChannelIndex": 1}, 1),
+        # a hardware sequence's image: the Multi Camera adapter's own tag, which
+        # pycromanager's engine trusts before CameraChannelIndex
+        ({"Multi Camera-CameraChannelIndex": "1"}, 1),
+        ({"CameraChannelIndex": 0, "Multi Camera-CameraChannelIndex": "2"}, 2),
+    ],
+)
+def test_camera_channel_of_an_image(tags: dict[str, Any], channel: int) -> None:
+    from mmzarr.pycromanager._plan import camera_channel
+
+    assert camera_channel(tags) == channel

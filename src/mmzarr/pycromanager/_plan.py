@@ -103,10 +103,15 @@ def camera_channel(md: Mapping[str, Any]) -> int:
 
     With several cameras (Micro-Manager's Multi Camera) the engine hands one
     image per camera channel for each event, all with the event's ``Axes``
-    (``engine.py:310-396``); only this tag tells them apart.
+    (``engine.py:310-396``); only this tag tells them apart. An image of a
+    hardware sequence has the Multi Camera adapter's own tag
+    (``Multi Camera-CameraChannelIndex``), which the engine trusts first.
     """
-    value = as_float(md.get("CameraChannelIndex"))
-    return int(value) if value is not None and value.is_integer() else 0
+    for key in ("Multi Camera-CameraChannelIndex", "CameraChannelIndex"):
+        value = as_float(md.get(key))
+        if value is not None and value.is_integer():
+            return int(value)
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
