@@ -132,7 +132,6 @@ class AcquireZarrBackend:
         self._seq = 0  # frames written to full-resolution arrays
         self._batches = Batches(self._append_now)
         self._budget = 0
-        self._single = False  # one array: appended without its key
         self._stream: Any = None
         self._cursors: list[ArrayCursor] = []
         self._zeros: dict[tuple[int, int], np.ndarray] = {}
@@ -160,10 +159,6 @@ class AcquireZarrBackend:
             )
             for spec in arrays.specs
         ]
-        # acquire-zarr parses the key of every append call (~100 µs): a stream
-        # of one array is appended to without it, its frames by reference
-        self._single = len(self._cursors) == 1
-        self._batches = Batches(self._append_now, by_reference=self._single)
         largest_slab = max(c.frame_bytes * c.slab_frames for c in self._cursors)
         # acquire-zarr reserves buffers of its own (StreamSettings.
         # get_maximum_memory_usage(), whatever the frame size), so only a
@@ -454,25 +449,14 @@ class AcquireZarrBackend:
                 return
         self._fill_to(cur, last)
 
-    def _append_now(
-        self, cur: ArrayCursor, data: np.ndarray | list[np.ndarray]
-    ) -> None:
-        """Append frames to acquire-zarr (which copies them before returning).
-
-        `data`: an array of one or more frames, or a list of frames (one call
-        each, in order).
-        """
+    def _append_now(self, cur: ArrayCursor, data: np.ndarray) -> None:
+        """Append frames to acquire-zarr (which copies them before returning)."""
         stream = self._stream
-        key = None if self._single else cur.stream_key
-        frames = data if isinstance(data, list) else [data]
-
-        def call() -> None:
-            for frame in frames:
-                stream.append(frame, key=key)
-
         try:
             self._calls.append(
-                call, sum(f.nbytes for f in frames), f"writing {cur.key!r}"
+                lambda: stream.append(data, key=cur.stream_key),
+                data.nbytes,
+                f"writing {cur.key!r}",
             )
         except RuntimeError as e:
             raise OSError(f"acquire-zarr failed to write {cur.key!r}: {e}") from e

@@ -95,9 +95,8 @@ class ArrayCursor:
         self.sizes = sizes
         self.storage_names: tuple[str, ...] = tuple(d.name for d in image.index_dims)
         self.next = 0
-        #: frames accepted but not yet handed to acquire-zarr (`batch[:batched]`:
-        #: copies in a buffer, or the frames themselves, `Batches.by_reference`)
-        self.batch: np.ndarray | list[np.ndarray] | None = None
+        #: frames accepted but not yet handed to acquire-zarr (`batch[:batched]`)
+        self.batch: np.ndarray | None = None
         self.batched = 0
         #: early frames (copies) by append position, with their write number
         self.pending: dict[int, tuple[np.ndarray, int]] = {}

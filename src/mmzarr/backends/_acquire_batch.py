@@ -6,13 +6,6 @@ cost 1.75 ms of CPU each appended one by one, 0.9-1.3 ms in batches of 4-16
 `_acquire_settings`, 8.3 ms and 2.3 ms). So frames of one array are copied
 into a batch of about `BATCH_BYTES` and handed over together; a frame of half
 that or more goes alone, uncopied.
-
-A stream of one array is appended to without its key (`by_reference`): each
-call with a key costs acquire-zarr ~100 µs more (it parses the key), so there
-the frames themselves (kept, not copied: nobody changes a frame once handed
-over) are appended one call each when their batch is handed over, which saves
-the copy into the batch (~90 µs per 512x512 uint16 frame) and keeps one
-hand-over (one wake-up of acquire-zarr's threads) per batch.
 """
 
 from __future__ import annotations
@@ -40,20 +33,10 @@ BATCH_AGE_S = 0.005
 
 
 class Batches:
-    """The batches in the making; `append(cursor, frames)` hands one over.
+    """The batches in the making; `append(cursor, frames)` hands one over."""
 
-    `frames`: an array of one or more frames, or (`by_reference`) a list of
-    the frames themselves.
-    """
-
-    def __init__(
-        self,
-        append: Callable[[ArrayCursor, np.ndarray | list[np.ndarray]], None],
-        *,
-        by_reference: bool = False,
-    ) -> None:
+    def __init__(self, append: Callable[[ArrayCursor, np.ndarray], None]) -> None:
         self._append = append
-        self._by_reference = by_reference
         self._batching: list[ArrayCursor] = []  # arrays with batched frames
         self._t0 = 0.0  # when the oldest batched frame came
 
@@ -62,11 +45,9 @@ class Batches:
         if 2 * cur.frame_bytes > BATCH_BYTES:  # a frame alone fills a batch
             self._append(cur, np.ascontiguousarray(frame))
             return
-        n = BATCH_BYTES // max(cur.frame_bytes, 1)
         if cur.batch is None:
-            cur.batch = (
-                [] if self._by_reference else np.empty((n, *frame.shape), frame.dtype)
-            )
+            n = BATCH_BYTES // max(cur.frame_bytes, 1)
+            cur.batch = np.empty((n, *frame.shape), frame.dtype)
         if cur not in self._batching:
             # one batch in the making at a time, except across pyramid levels
             # (whose frames alternate): beyond BATCH_BYTES, earlier ones go first
@@ -75,12 +56,9 @@ class Batches:
             if not self._batching:
                 self._t0 = time.monotonic()
             self._batching.append(cur)
-        if isinstance(cur.batch, list):
-            cur.batch.append(np.ascontiguousarray(frame))
-        else:
-            cur.batch[cur.batched] = frame
+        cur.batch[cur.batched] = frame
         cur.batched += 1
-        if cur.batched == n:
+        if cur.batched == len(cur.batch):
             self._push(cur)
             self._batching.remove(cur)
 
@@ -99,10 +77,6 @@ class Batches:
     def _push(self, cur: ArrayCursor) -> None:
         """Append `cur`'s batched frames to acquire-zarr (it copies them)."""
         if not cur.batched or cur.batch is None:
-            return
-        if isinstance(cur.batch, list):  # the frames themselves: no buffer kept
-            kept, cur.batch, cur.batched = cur.batch, None, 0
-            self._append(cur, kept)
             return
         full = cur.batched == len(cur.batch)
         frames = cur.batch[: cur.batched]
