@@ -557,64 +557,7 @@ def test_planes_are_where_the_stage_was_not_where_it_was_sent(
     ] == [(0.0, 0.0)] * 2
 
 
-def test_a_frame_the_camera_failed_to_snap_holds_no_later_frame(
-    backend: str, core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """pymmcore-plus logs a failed snap and goes on. acquire-zarr appends in
-    order, so every later frame was held in memory behind the empty slot until
-    the reorder window overflowed or the dataset closed: a process killed
-    meanwhile lost them all (a crash 40 frames on: 2 of 39 frames on disk)."""
-    from mmzarr.demo import DemoCamera
-
-    class FlakyCamera(DemoCamera):
-        snaps = 0
-
-        def snap(self, buffer: np.ndarray) -> Any:
-            FlakyCamera.snaps += 1
-            if FlakyCamera.snaps == 3:
-                raise RuntimeError("injected: snap failed")
-            return super().snap(buffer)
-
-    core.unloadDevice("Camera")
-    core.loadPyDevice("Camera", FlakyCamera())
-    core.initializeDevice("Camera")
-    core.setCameraDevice("Camera")
-    core.setProperty("Camera", "SensorWidth", 96)
-    core.setProperty("Camera", "SensorHeight", 64)
-    held: list[int] = []
-
-    class Writer(mmzarr.MDAWriter):
-        def frameReady(self, img: Any, event: Any, meta: Any) -> None:
-            super().frameReady(img, event, meta)
-            arrays = self.stream._backend  # type: ignore[union-attr]
-            cursors = getattr(arrays, "_cursors", ())  # acquire-zarr's, in order
-            held.append(sum(len(c.pending) for c in cursors))
-
-    seq = useq.MDASequence(
-        channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 4}
-    )
-    out = tmp_path / "flaky.ome.zarr"
-    cap = Capture(core)
-    writer = Writer(
-        out,
-        core=core,
-        backend=backend,
-        downsample=mmzarr.Downsample(levels=1),  # its levels' slots too
-    )
-    core.mda.run(seq, output=writer)
-    writer.close()
-    assert len(cap.frames) == 7
-    assert held == [0] * 7
-    assert_planes(out, cap)
-    attrs = group_json(out)["attributes"]["mmzarr"]
-    assert attrs["status"] == "complete"
-    assert attrs["images"][""]["missing"] == [[1, 0]]
-    assert read_zarr(out, array_of(""))[1, 0].max() == 0
-    assert "cannot give up" not in caplog.text
-    check_metadata(out)
-
-
-# ---- give-up of a slot the run went past: settings=, event generators ---------------
+# ---- give-up of a slot the run went past -------------------------------------------
 def snap_fails_once(core: UniMMCore, at: int = 3) -> None:
     """The demo camera (96x64) fails its snap number `at` (pymmcore-plus goes on)."""
     from mmzarr.demo import DemoCamera
@@ -653,6 +596,35 @@ class HeldCounter(mmzarr.MDAWriter):
 FLAKY_SEQ = useq.MDASequence(
     channels=["DAPI", "FITC"], time_plan={"interval": 0.01, "loops": 4}
 )
+
+
+def test_a_frame_the_camera_failed_to_snap_holds_no_later_frame(
+    backend: str, core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pymmcore-plus logs a failed snap and goes on. acquire-zarr appends in
+    order, so every later frame was held in memory behind the empty slot until
+    the reorder window overflowed or the dataset closed: a process killed
+    meanwhile lost them all (a crash 40 frames on: 2 of 39 frames on disk)."""
+    snap_fails_once(core)
+    out = tmp_path / "flaky.ome.zarr"
+    cap = Capture(core)
+    writer = HeldCounter(
+        out,
+        core=core,
+        backend=backend,
+        downsample=mmzarr.Downsample(levels=1),  # its levels' slots too
+    )
+    core.mda.run(FLAKY_SEQ, output=writer)
+    writer.close()
+    assert len(cap.frames) == 7
+    assert writer.held == [0] * 7
+    assert_planes(out, cap)
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "complete"
+    assert attrs["images"][""]["missing"] == [[1, 0]]
+    assert read_zarr(out, array_of(""))[1, 0].max() == 0
+    assert "cannot give up" not in caplog.text
+    check_metadata(out)
 
 
 def test_settings_that_expect_another_order_give_up_nothing(
