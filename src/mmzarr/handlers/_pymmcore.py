@@ -21,19 +21,14 @@ translated (`CameraLayout.index`) and its pixels upcast to the dataset's dtype
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import (
     CAMERA_MODES,
-    Camera,
     CameraLayout,
     CameraMode,
-    camera_layout,
-    cameras_from_summary,
-    common_dtype,
     upcast,
 )
 from mmzarr._fallback import (
@@ -45,16 +40,14 @@ from mmzarr._fallback import (
     open_unplaced,
     unkeepable,
 )
-from mmzarr._from_useq import python_camera_dtype
 from mmzarr._open import create_stream
 from mmzarr._sequence import is_event_generator
-from mmzarr._settings import AcquisitionSettings
 from mmzarr.backends import DEFAULT_BACKEND
-from mmzarr.errors import EmptyPlanError, FrameError, PlanError
+from mmzarr.errors import EmptyPlanError, FrameError
 from mmzarr.handlers._backend_choice import choose_backend
+from mmzarr.handlers._run_plan import run_cameras, run_dtype, run_layout
 from mmzarr.handlers._runner import (
     PassedSlots,
-    cameras_of_core,
     errored,
     frame_metadata,
     plain_index,
@@ -68,6 +61,7 @@ if TYPE_CHECKING:
     import numpy as np
     import useq
 
+    from mmzarr._settings import AcquisitionSettings
     from mmzarr._stream import Status
     from mmzarr._view import LiveView
 
@@ -228,8 +222,19 @@ class MDAWriter(FrontEndBase):
                 if self.settings is not None:
                     settings = self.settings
                 else:
-                    cameras = self._cameras(meta or {})
-                    self.camera_layout = self._layout_for(sequence, cameras)
+                    cameras = run_cameras(
+                        self._core(), meta or {}, self.settings_options
+                    )
+                    self.camera_layout = run_layout(
+                        sequence,
+                        cameras,
+                        options=self.settings_options,
+                        core=self._core(),
+                        # where the stage was: on axes the plan never sets
+                        start=(self._summary or {}).get("position"),
+                        template=self.template,
+                        mode=self.cameras,
+                    )
                     settings = self.camera_layout.settings
                 self.backend, backend_options = choose_backend(
                     settings,
@@ -255,7 +260,9 @@ class MDAWriter(FrontEndBase):
                         self.fallback_reason,
                         self.path,
                     )
-                self._fallback_dtype = self._common_dtype(meta or {})
+                self._fallback_dtype = run_dtype(
+                    self._core(), meta or {}, self.settings_options
+                )
                 return
             try:
                 self.stream = create_stream(
@@ -380,54 +387,6 @@ class MDAWriter(FrontEndBase):
         return stream.view(key)
 
     # ---- internals ------------------------------------------------------------------
-    def _cameras(self, meta: dict[str, Any]) -> tuple[Camera, ...]:
-        """The cameras whose frames come: the summary's, else the core's.
-
-        `image_shape`, `dtype` and `pixel_size_um` options apply to each.
-        """
-        core = self._core()
-        cameras = tuple(
-            dataclasses.replace(c, dtype=python_camera_dtype(core, c.label) or c.dtype)
-            for c in cameras_from_summary(meta) or cameras_of_core(core)
-        )
-        opts = self.settings_options
-        changes: dict[str, Any] = {}
-        if opts.get("image_shape") is not None:
-            changes["shape"] = tuple(int(n) for n in opts["image_shape"])
-        if opts.get("dtype") is not None:
-            changes["dtype"] = str(opts["dtype"])
-        if opts.get("pixel_size_um") is not None:
-            changes["pixel_size_um"] = float(opts["pixel_size_um"])
-        return tuple(dataclasses.replace(c, **changes) for c in cameras)
-
-    def _layout_for(
-        self, sequence: useq.MDASequence, cameras: tuple[Camera, ...]
-    ) -> CameraLayout:
-        options = dict(self.settings_options)
-        # where the stage was as the run started: on axes the plan never sets
-        options.setdefault("stage_position", (self._summary or {}).get("position"))
-        if cameras:
-            first = cameras[0]
-            options["image_shape"] = first.shape
-            options["dtype"] = first.dtype
-            options["pixel_size_um"] = first.pixel_size_um
-        elif self._core() is not None:
-            options.setdefault("core", self._core())
-        plan: Any = sequence
-        if is_event_generator(sequence):
-            if self.template is None:
-                raise PlanError(
-                    "the MDA runs an event generator, whose shape is unknown: pass "
-                    "MDAWriter(..., template=<MDASequence for one time point>) or "
-                    "settings=..."
-                )
-            plan = self.template
-            options["unbounded_t"] = True
-        else:
-            options["running"] = True  # as the runner iterates it
-        settings = AcquisitionSettings.from_useq(plan, **options)
-        return camera_layout(settings, cameras, self.cameras)
-
     def _passed_slots(
         self, sequence: useq.MDASequence, settings: AcquisitionSettings
     ) -> PassedSlots | None:
@@ -445,16 +404,6 @@ class MDAWriter(FrontEndBase):
         layout = self.camera_layout
         cameras = len(layout.cameras) if layout and layout.mode == "channels" else 1
         return PassedSlots(settings, cameras)
-
-    def _common_dtype(self, meta: dict[str, Any]) -> str | None:
-        """The dtype that holds every camera's frames (several cameras), or None."""
-        try:
-            cameras = self._cameras(meta)
-            return (
-                common_dtype([c.dtype for c in cameras]) if len(cameras) > 1 else None
-            )
-        except Exception:
-            return None
 
     def _keep_unplaced(
         self,
