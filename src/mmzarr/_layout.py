@@ -35,9 +35,13 @@ __all__ = [
 LEVEL0 = "0"
 
 
-def array_path(image: ImageSettings, level: int = 0) -> str:
-    """Path (relative to the dataset root) of an image's array at `level`."""
-    return f"{image.key}/{level}" if image.key else str(level)
+def array_path(image: ImageSettings | str, level: int = 0) -> str:
+    """Path (relative to the dataset root) of an image's array at `level`.
+
+    `image`: its settings, or its key.
+    """
+    key = image if isinstance(image, str) else image.key
+    return f"{key}/{level}" if key else str(level)
 
 
 def _axes(image: ImageSettings) -> list[Any]:

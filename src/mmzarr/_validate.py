@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mmzarr._chunk_files import frame_is_complete
-from mmzarr._layout import is_file_folder
+from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies
 from mmzarr._lock import canonical, lock_holder
 from mmzarr._metadata import read_frame_log
@@ -411,7 +411,7 @@ def _holes(mm: dict[str, Any], docs: dict[str, dict[str, Any]]) -> list[str]:
         n = entry.get("missing_count") if isinstance(entry, dict) else None
         if not isinstance(n, int) or n <= 0:
             continue
-        doc = docs.get(f"{key}/0" if key else "0", {})
+        doc = docs.get(array_path(key), {})
         listed = entry.get("missing") or []
         named = [
             _slot_text(doc, idx)
@@ -470,7 +470,7 @@ def _check_frames(
         key = rec.get("image", "")
         if (key, tuple(rec.get("index", []))) in lost:
             continue
-        array = f"{key}/0" if key else "0"
+        array = array_path(key)
         doc = docs.get(array)
         if doc is None:
             if problems is not None and array not in missing_arrays:
