@@ -157,6 +157,13 @@ def disk_usage(path: Path) -> int:
     )
 
 
+def entries(path: Path) -> int:
+    """The files and directories at `path` (each one an inode the writer made)."""
+    if not path.is_dir():
+        return int(path.exists())
+    return 1 + sum(len(dirs) + len(files) for _, dirs, files in os.walk(path))
+
+
 def remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
@@ -214,6 +221,12 @@ class Run:
     close_s: float = 0.0
     sync_s: float = 0.0
     stored_bytes: int = 0
+    #: the process' CPU time over the run (every thread): in user space and in
+    #: the kernel (file and directory creation, page-cache copies, fsync)
+    user_s: float = 0.0
+    kernel_s: float = 0.0
+    #: files and directories the run left at its path
+    entries: int = 0
 
 
 def time_run(
@@ -232,6 +245,7 @@ def time_run(
     """
     remove(path)
     settle()
+    cpu0 = os.times()
     t0 = time.perf_counter()
     handle = open_()
     t1 = time.perf_counter()
@@ -243,6 +257,7 @@ def time_run(
     if sync_after:
         fsync_tree(path)
     t4 = time.perf_counter()
+    cpu1 = os.times()
     run = Run(
         seconds=t4 - t0,
         open_s=t1 - t0,
@@ -250,6 +265,9 @@ def time_run(
         close_s=t3 - t2,
         sync_s=t4 - t3,
         stored_bytes=disk_usage(path),
+        user_s=cpu1.user - cpu0.user,
+        kernel_s=cpu1.system - cpu0.system,
+        entries=entries(path),
     )
     remove(path)
     return run

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 TARGET_PLATE = 0.8
+#: the CPU phases of a run, as `phases` prints them
+CPU = ("user_s", "kernel_s")
 
 
 def run(cfg: Config, scratch: Path) -> dict[str, Any]:
@@ -139,11 +141,18 @@ def targets(plate: dict[str, Any], cfg: Config) -> list[Target]:
             row["ratio"],
             TARGET_PLATE,
             note=f"open/append/close s: plate {phases(row['plate_runs'])}, "
-            f"one array {phases(row['one_runs'])}",
+            f"one array {phases(row['one_runs'])}; CPU user/kernel s: plate "
+            f"{phases(row['plate_runs'], CPU)}, one array "
+            f"{phases(row['one_runs'], CPU)}; files and directories made: plate "
+            f"{_entries(row['plate_runs'])}, one array {_entries(row['one_runs'])}",
             short=f"plate {row['backend']}",
         )
         for row in plate["rows"]
     ]
+
+
+def _entries(runs: list[dict[str, Any]]) -> int:
+    return int(median(r.get("entries", 0) for r in runs))
 
 
 def draw(ax: Any, plate: dict[str, Any]) -> None:
