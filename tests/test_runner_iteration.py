@@ -192,3 +192,32 @@ def test_shuffled_random_points_write_no_other_fields_position(
     cap = _acquire(core, seq, out)
     assert len({e.index["g"] for e, _ in cap.frames}) == 5
     _assert_as_acquired(out, cap, seq.stage_positions, positions=False)
+
+
+def test_shuffled_points_of_one_position_keep_the_others_positions(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Only the fields of the shuffled `RandomPoints` lose their position: the
+    other stage positions of the plan are translated where they were
+    acquired (the events' x and y)."""
+    shuffled = useq.RandomPoints(
+        num_points=2, max_width=20, max_height=20, random_seed=74, order="random"
+    )
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=0, y=5),
+            useq.Position(x=5, y=3, sequence=useq.MDASequence(grid_plan=shuffled)),
+            useq.Position(x=-7, y=9),
+        ]
+    )
+    out = tmp_path / "one_shuffled.ome.zarr"
+    cap = _acquire(core, seq, out)
+    placed = {
+        e.index["p"]: (e.x_pos, e.y_pos) for e, _ in cap.frames if "g" not in e.index
+    }
+    assert placed == {0: (0, 5), 2: (-7, 9)}
+    for key, p in (("0", 0), ("3", 2)):
+        tr = _translation(out, key)
+        assert (tr.get("x"), tr.get("y")) == pytest.approx(placed[p]), key
+    for key in ("1", "2"):  # the shuffled fields
+        assert "x" not in _translation(out, key), key

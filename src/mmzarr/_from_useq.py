@@ -30,7 +30,7 @@ import numpy as np
 import useq
 
 from mmzarr._models import NON_SPATIAL
-from mmzarr._sequence import redrawn_points, with_time_plan
+from mmzarr._sequence import redrawn_points, redrawn_xy, with_time_plan
 from mmzarr._slots import (
     ChannelUse,
     FrameSlot,
@@ -454,7 +454,8 @@ def useq_plan(
     slots: list[FrameSlot | None] = []
     for e in events:
         if acquires_image(e):
-            slots.append(_slot(e, facts, stage, xy=not redrawn))
+            xy = not redrawn_xy(seq, redrawn, e)
+            slots.append(_slot(e, facts, stage, xy=xy))
         else:  # an autofocus event moves the stage too
             stage.move(e.x_pos, e.y_pos, e.z_pos)
             slots.append(None)

@@ -25,6 +25,7 @@ __all__ = [
     "iterated_as_run",
     "random_points",
     "redrawn_points",
+    "redrawn_xy",
     "sub_sequences",
     "with_time_plan",
 ]
@@ -95,6 +96,26 @@ def random_points(seq: useq.MDASequence) -> list[tuple[str, useq.RandomPoints]]:
     return [(w, plan) for w, plan in plans if isinstance(plan, useq.RandomPoints)]
 
 
+def redrawn_xy(seq: useq.MDASequence, redrawn: set[str], event: useq.MDAEvent) -> bool:
+    """Whether `event` is at random points drawn anew (`redrawn_points`' `redrawn`).
+
+    A plate's random well points move every position; a grid's only its own
+    fields (events with a `g`): a position's sub-sequence grid, else the
+    sequence's. Other positions of the plan are where the plan says.
+    """
+    if "stage_positions.well_points_plan" in redrawn:
+        return True
+    if "g" not in event.index:
+        return False
+    p = event.index.get("p", 0)
+    positions = seq.stage_positions
+    if not isinstance(positions, useq.WellPlatePlan) and p < len(positions):
+        sub = positions[p].sequence
+        if sub is not None and sub.grid_plan is not None:
+            return f"stage_positions[{p}].sequence.grid_plan" in redrawn
+    return "grid_plan" in redrawn
+
+
 def is_event_generator(seq: Any) -> bool:
     """Whether `seq` is pymmcore-plus' wrapper of an event generator.
 
@@ -126,8 +147,8 @@ def as_sequence(
         raise PlanError(f"plan: useq rejected it: {e}") from e
 
 
-def redrawn_points(seq: useq.MDASequence) -> bool:
-    """Whether `seq` places fields at random points drawn anew on each iteration.
+def redrawn_points(seq: useq.MDASequence) -> set[str]:
+    """Where `seq` places fields at random points drawn anew on each iteration.
 
     useq draws `RandomPoints` without a `random_seed` again every time the plan
     is iterated, and shuffles them with numpy's global generator when their
@@ -137,8 +158,9 @@ def redrawn_points(seq: useq.MDASequence) -> bool:
     time, so fields keep their numbers and only their positions are unknown;
     without either useq may place fewer, and the numbers of the fields (and,
     in a plate, their wells) cannot be known in advance: a `PlanError`.
+    Returns where those plans are in `seq` (as `random_points` names them).
     """
-    found = False
+    found: set[str] = set()
     for where, plan in random_points(seq):
         shuffled = plan.order == useq.TraversalOrder.RANDOM
         if plan.random_seed is not None and not shuffled:
@@ -150,7 +172,7 @@ def redrawn_points(seq: useq.MDASequence) -> bool:
                 "iterated, and may be fewer than num_points: which frame belongs "
                 "to which field is not known in advance; give a random_seed"
             )
-        found = True
+        found.add(where)
     return found
 
 
