@@ -309,10 +309,12 @@ def _rgb(k: int, shape: tuple[int, int] = (16, 20)) -> np.ndarray:
 
 
 def _assert_rgb_kept(root: Path, frames: list[np.ndarray]) -> None:
-    """Frame k is time point k, its samples channels 0-2, in both readers."""
+    """Frame k is time point k, its samples channels 0-2, in both readers, in
+    the camera's own dtype."""
     for read in (read_zarr, read_tensorstore):
         data = read(root, "0")
         assert data.shape == (len(frames), 3, *frames[0].shape[:2])
+        assert data.dtype == frames[0].dtype
         for k, frame in enumerate(frames):
             for s in range(3):
                 np.testing.assert_array_equal(data[k, s], frame[..., s])
@@ -770,3 +772,67 @@ def test_a_dataset_with_a_long_name_keeps_frames_beside_it(
     assert len(beside.name.encode()) < 255
     assert beside.name.endswith(".unplaced.ome.zarr")
     np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[1][1])
+
+
+def test_frames_acquired_at_another_pixel_size_are_kept_beside(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """The objective changes during the run (the pixel-size preset's value,
+    from a hook at t=1): frames of the same shape but half the pixel size go
+    to a sibling whose scale is theirs, not into the dataset at its scale."""
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    preset = core.getCurrentPixelSizeConfig()
+    core.setPixelSizeUm(preset, 0.65)
+
+    def switch(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0:
+            core.setPixelSizeUm(preset, 0.325)
+
+    core.mda.events.eventStarted.connect(switch)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
+    )
+    out = tmp_path / "run.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert len(cap.frames) == 4
+    assert writer.frames_written == 4
+
+    def scale(path: Path) -> list[float]:
+        ms = group_json(path)["attributes"]["ome"]["multiscales"][0]
+        return list(ms["datasets"][0]["coordinateTransformations"][0]["scale"])
+
+    assert scale(out)[-2:] == [0.65, 0.65]
+    main = read_zarr(out, "0")
+    for event, img in cap.frames[:2]:
+        np.testing.assert_array_equal(main[0, event.index["c"]], img)
+    beside = tmp_path / "run.unplaced.ome.zarr"
+    check_metadata(beside)
+    assert scale(beside)[-2:] == [0.325, 0.325]
+    kept = read_tensorstore(beside, "0")
+    assert kept.shape == (2, 64, 64)
+    for k, (_, img) in enumerate(cap.frames[2:]):
+        np.testing.assert_array_equal(kept[k], img)
+    assert [r["event_index"] for r in _log(beside)] == [
+        {"t": 1, "c": 0},
+        {"t": 1, "c": 1},
+    ]
+
+
+def test_the_fallback_layout_takes_the_pixel_size_given_to_the_writer(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """`pixel_size_um=` corrects the core's calibration in a plan that falls
+    back too (it did in a mapped plan, and in `ZarrHook`'s fallback)."""
+    out = tmp_path / "fallback.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, pixel_size_um=0.5)
+    core.mda.run(REPEATS, output=writer)
+    writer.close()
+    attrs = group_json(out)["attributes"]
+    assert "more than once" in attrs["mmzarr"]["fallback"]
+    ms = attrs["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.5]
+    assert writer.frames_written == 6

@@ -51,6 +51,7 @@ __all__ = [
     "kept_planes",
     "open_fallback",
     "open_unplaced",
+    "pixel_size_misfit",
     "unkeepable",
     "unplaced_path",
 ]
@@ -150,15 +151,24 @@ class FrontEndBase(abc.ABC):
         found = [self.stream, self.unplaced, *self.more_unplaced]
         return [s for s in found if s is not None]
 
-    def _unplaced_for(self, frame: np.ndarray, open_: Callable[[], Stream]) -> Stream:
+    def _unplaced_for(
+        self,
+        frame: np.ndarray,
+        open_: Callable[[], Stream],
+        pixel_size_um: Any = None,
+    ) -> Stream:
         """The unplaced sibling that keeps frames of `frame`'s format.
 
         `unplaced`, or another of `more_unplaced`, else a new one (`open_`): a
         run whose frames come in three formats (e.g. channels that set other
-        binnings) keeps each, and is never stopped for it.
+        binnings) keeps each, and is never stopped for it. A known
+        `pixel_size_um` must be the sibling's too (`kept_misfit`).
         """
         for stream in (self.unplaced, *self.more_unplaced):
-            if stream is not None and kept_misfit(stream, frame) is None:
+            if (
+                stream is not None
+                and kept_misfit(stream, frame, pixel_size_um=pixel_size_um) is None
+            ):
                 return stream
         stream = open_()
         if self.unplaced is None:
@@ -323,11 +333,15 @@ def append_kept(stream: Stream, frame: np.ndarray, **append: Any) -> None:
         stream.append(plane, **append)
 
 
-def kept_misfit(stream: Stream, frame: np.ndarray) -> str | None:
+def kept_misfit(
+    stream: Stream, frame: np.ndarray, *, pixel_size_um: Any = None
+) -> str | None:
     """Why `frame` is not kept by the fallback-layout `stream` (None: it is).
 
     Its planes must have the dataset's frame shape and dtype, and be as many
-    as the dataset's channels (an RGB camera's 3).
+    as the dataset's channels (an RGB camera's 3); a known `pixel_size_um`
+    (µm, the frame's) must be the dataset's y/x scale: a frame acquired with
+    another objective or binning would be shown at the wrong size.
     """
     settings = stream.settings
     image = settings.images[0]
@@ -339,7 +353,27 @@ def kept_misfit(stream: Stream, frame: np.ndarray) -> str | None:
             f"a frame of {len(planes)} plane(s) of shape {planes[0].shape}; "
             f"{stream.path} keeps {samples} per frame"
         )
-    return image.frame_problem(planes[0], settings.dtype)
+    if (why := image.frame_problem(planes[0], settings.dtype)) is not None:
+        return why
+    return pixel_size_misfit(image.dim("x").scale, pixel_size_um)
+
+
+def pixel_size_misfit(scale: float, pixel_size_um: Any) -> str | None:
+    """Why a frame of `pixel_size_um` does not belong where pixels are `scale` µm.
+
+    None when they agree, or when the frame's pixel size is unknown (None, 0,
+    not a number).
+    """
+    try:
+        px = float(pixel_size_um)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(px) or px <= 0 or math.isclose(px, scale, rel_tol=1e-6):
+        return None
+    return (
+        f"frame pixel size {px:g} µm, not {scale:g} µm (the pixel size changed "
+        "during the run: another objective, binning or calibration)"
+    )
 
 
 def open_fallback(

@@ -45,7 +45,12 @@ from mmzarr._sequence import is_event_generator
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError
 from mmzarr.handlers._backend_choice import choose_backend
-from mmzarr.handlers._run_plan import run_cameras, run_dtype, run_layout
+from mmzarr.handlers._run_plan import (
+    RunPixelSize,
+    run_cameras,
+    run_dtype,
+    run_layout,
+)
 from mmzarr.handlers._runner import (
     PassedSlots,
     errored,
@@ -182,6 +187,8 @@ class MDAWriter(FrontEndBase):
         self._ran_to_end = False  # sequenceFinished came without a cancel
         self._errored = False  # the MDA ended by an exception (e.g. the camera's)
         self._summary: dict[str, Any] | None = None
+        #: the run's pixel size: as it started, and the one each frame is kept at
+        self._pixel_size = RunPixelSize()
         #: the stage at the last frame (a hardware-triggered frame has no position)
         self._last_stage: dict[str, Any] = {}
         #: where each camera's frames go (None: frames are appended as they come)
@@ -212,6 +219,9 @@ class MDAWriter(FrontEndBase):
             self._canceled = self._ran_to_end = self._errored = False
             self._no_streams()  # a run's error, streams and counts are its own
             self._summary = meta or None
+            self._pixel_size = RunPixelSize.of(
+                meta or {}, self.settings_options.get("pixel_size_um")
+            )
             start = (meta or {}).get("position")
             self._last_stage = dict(start) if isinstance(start, dict) else {}
             self.camera_layout = None
@@ -300,11 +310,9 @@ class MDAWriter(FrontEndBase):
             if layout is not None and layout.mode != "single":
                 index = layout.index(index)
                 img = layout.frame(img)
-            elif self._fallback_dtype is not None:
-                img = upcast(img, self._fallback_dtype)
-            elif self.stream is not None and img.dtype != self.stream.settings.dtype:
-                # e.g. dtype="uint16" given for an 8-bit camera: kept exactly
-                img = upcast(img, self.stream.settings.dtype)
+            taken = img  # as the camera gave it: what a sibling keeps
+            if layout is None or layout.mode == "single":
+                img = self._widened(img)
             try:
                 if self.stream is None:
                     self.stream = open_fallback(
@@ -312,15 +320,17 @@ class MDAWriter(FrontEndBase):
                         self.path,
                         self.fallback_reason or "",
                         img,
-                        pixel_size_um=meta.get("pixel_size_um"),
+                        pixel_size_um=self._pixel_size.kept(meta),
                         summary=self._summary,
                     )
                 elif self.fallback_reason is not None and (
-                    why := kept_misfit(self.stream, img)
+                    why := kept_misfit(
+                        self.stream, img, pixel_size_um=self._pixel_size.kept(meta)
+                    )
                 ):
                     # another camera's format: refused by the stream, it would
                     # still take the next slot of the arrival order
-                    self._keep_unplaced(img, event, meta, metadata, FrameError(why))
+                    self._keep_unplaced(taken, event, meta, metadata, FrameError(why))
                     return
                 try:
                     if self.fallback_reason is not None:
@@ -328,6 +338,8 @@ class MDAWriter(FrontEndBase):
                             self.stream, img, index=index, metadata=metadata, owned=True
                         )
                     else:
+                        if why := self._pixel_size.misfit(meta):
+                            raise FrameError(why)
                         key, at = self.stream.append(
                             img, index=index, metadata=metadata, owned=True
                         )
@@ -342,7 +354,7 @@ class MDAWriter(FrontEndBase):
                                 logger.exception("mmzarr: cannot give up %s", gone)
                                 self._passed = None
                 except FrameError as e:  # does not fit: keep it beside
-                    self._keep_unplaced(img, event, meta, metadata, e)
+                    self._keep_unplaced(taken, event, meta, metadata, e)
             except Exception as e:
                 self._fail(e, f"frame {plain_index(event.index)} could not be written")
 
@@ -413,6 +425,7 @@ class MDAWriter(FrontEndBase):
         metadata: dict[str, Any],
         error: FrameError,
     ) -> None:
+        px = self._pixel_size.kept(meta)
         beside = self._unplaced_for(
             img,
             lambda: open_unplaced(
@@ -421,11 +434,23 @@ class MDAWriter(FrontEndBase):
                 what=f"frame {plain_index(event.index)}",
                 noun="frame",
                 why=str(error),
-                pixel_size_um=meta.get("pixel_size_um"),
+                pixel_size_um=px,
                 summary=self._summary,
             ),
+            pixel_size_um=px,
         )
         append_kept(beside, img, index=event.index, metadata=metadata, owned=True)
+
+    def _widened(self, img: np.ndarray) -> np.ndarray:
+        """`img` in the dtype of the dataset it goes to, where that holds it exactly.
+
+        E.g. `dtype="uint16"` given for an 8-bit camera.
+        """
+        if self._fallback_dtype is not None:
+            return upcast(img, self._fallback_dtype)
+        if self.stream is not None and img.dtype != self.stream.settings.dtype:
+            return upcast(img, self.stream.settings.dtype)
+        return img
 
     def _core(self) -> Any:
         return self.core if self.core is not None else running_core()

@@ -10,9 +10,11 @@ cameras (`run_layout`). Receiving frames is `MDAWriter`'s (`_pymmcore`).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import camera_layout, cameras_from_summary, common_dtype
+from mmzarr._fallback import pixel_size_misfit
 from mmzarr._from_useq import python_camera_dtype
 from mmzarr._sequence import is_event_generator
 from mmzarr._settings import AcquisitionSettings
@@ -26,7 +28,48 @@ if TYPE_CHECKING:
 
     from mmzarr._cameras import Camera, CameraLayout, CameraMode
 
-__all__ = ["run_cameras", "run_dtype", "run_layout"]
+__all__ = ["RunPixelSize", "run_cameras", "run_dtype", "run_layout"]
+
+
+@dataclass(frozen=True)
+class RunPixelSize:
+    """A run's pixel size as it started, and the frames acquired at another.
+
+    The dataset's y/x scale is the camera's pixel size as the run started (or
+    the `pixel_size_um` given to the writer); a frame of the same shape
+    acquired after an objective, binning or calibration change would be shown
+    at the wrong size.
+    """
+
+    #: the pixel size (µm) of the run's one camera at its start, if known
+    start: float | None = None
+    #: the `pixel_size_um` given to the writer
+    given: Any = None
+
+    @classmethod
+    def of(cls, summary: Mapping[str, Any], given: Any) -> RunPixelSize:
+        """From pymmcore-plus' summary metadata (one camera, else unknown)."""
+        try:
+            cameras = cameras_from_summary(summary)
+        except Exception:  # a summary we cannot read: nothing to compare
+            return cls(None, given)
+        return cls(cameras[0].pixel_size_um if len(cameras) == 1 else None, given)
+
+    def misfit(self, meta: Mapping[str, Any]) -> str | None:
+        """Why a frame (`meta`: its metadata) does not belong in the dataset."""
+        if self.start is None:
+            return None
+        return pixel_size_misfit(self.start, meta.get("pixel_size_um"))
+
+    def kept(self, meta: Mapping[str, Any]) -> Any:
+        """The pixel size of a frame kept in the fallback layout or beside.
+
+        The one given to the writer, unless the frame was acquired at another
+        pixel size than the run started with; else the frame's.
+        """
+        if self.given is None or self.misfit(meta) is not None:
+            return meta.get("pixel_size_um")
+        return self.given
 
 
 def run_cameras(
