@@ -401,6 +401,10 @@ class BadInput:
 
 
 REJECTED = {"channels": ["DAPI"], "axis_order": "tpqz"}
+#: the root document of a dataset `--overwrite` may replace
+OME_GROUP = json.dumps(
+    {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
+)
 BAD_INPUTS = [
     BadInput("missing-plan", {}, ("acquire", "nope.yaml", "o"), "plan file not found"),
     BadInput(
@@ -429,7 +433,7 @@ BAD_INPUTS = [
     ),
     BadInput(
         "output-exists",
-        {"p.yaml": PLAN_YAML, "o/zarr.json": "{}"},
+        {"p.yaml": PLAN_YAML, "o/zarr.json": OME_GROUP},
         ("acquire", "p.yaml", "o"),
         "output 'o' already exists; use --overwrite",
     ),
@@ -464,6 +468,20 @@ BAD_INPUTS = [
         "cannot create 'f/o.ome.zarr': ",
     ),
     BadInput("demo-exists", {"o/zarr.json": "{}"}, ("demo", "o"), "already exists"),
+    BadInput(  # it said "use --overwrite", which then refused the folder
+        "output-exists-not-replaceable",
+        {"p.yaml": PLAN_YAML, "thesis/chapter1.tex": "years of work"},
+        ("acquire", "p.yaml", "thesis"),
+        "output 'thesis' already exists and --overwrite would not replace it "
+        "(refusing to replace ",
+    ),
+    BadInput(
+        "demo-exists-not-replaceable",
+        {"notes.txt": "not a dataset"},
+        ("demo", "notes.txt"),
+        "it is a file, not a dataset directory; --overwrite replaces only an "
+        "mmzarr/OME-Zarr dataset or an empty directory); choose another path",
+    ),
     BadInput(  # a zarr group, but no image: info called it "(image, ...)"
         "info-plain-zarr-group",
         {"g/zarr.json": '{"zarr_format": 3, "node_type": "group", "attributes": {}}'},
@@ -487,6 +505,33 @@ BAD_INPUTS = [
             f"then `mmzarr {command} run.ome.zarr`)",
         )
         for command in ("info", "validate", "finalize")
+    ),
+    *(
+        BadInput(  # a mistyped path: it said "INVALID", "no zarr.json" or named a
+            # settings file inside it, as if a dataset were there and broken
+            f"{command}-missing-path",
+            {},
+            (command, "nope.ome.zarr"),
+            "'nope.ome.zarr' does not exist; check the path",
+        )
+        for command in ("info", "validate", "finalize")
+    ),
+    *(
+        BadInput(
+            f"{command}-a-file",
+            {"notes.txt": "not a dataset"},
+            (command, "notes.txt"),
+            "'notes.txt' is a file, not a dataset folder; give the dataset's "
+            "folder (the one holding zarr.json)",
+        )
+        for command in ("info", "validate", "finalize")
+    ),
+    BadInput(
+        "validate-the-root-document",
+        {"run.ome.zarr/zarr.json": "{}"},
+        ("validate", "run.ome.zarr/zarr.json"),
+        "is a file, not a dataset folder; give its folder: "
+        "`mmzarr validate run.ome.zarr`",
     ),
     BadInput(
         "demo-s3",

@@ -587,6 +587,14 @@ class Existing:
 
 EXISTING = [
     Existing("exists", DATASET, (), "output '{url}' already exists; use --overwrite"),
+    Existing(  # not told to use --overwrite, which would refuse it in turn
+        "exists-not-a-dataset",
+        NOT_A_DATASET,
+        (),
+        "output '{url}' already exists and --overwrite would not replace it "
+        "(refusing to replace '{url}': it is not a zarr dataset (no zarr.json); "
+        "--overwrite replaces only an mmzarr/OME-Zarr dataset); choose another path",
+    ),
     Existing(
         "overwrite-not-a-dataset",
         NOT_A_DATASET,

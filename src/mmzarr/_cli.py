@@ -147,9 +147,19 @@ def _check_output(out: str, overwrite: bool) -> None:
     except (DatasetLockedError, NotADirectoryError) as e:
         raise CLIError(str(e)) from e
     except FileExistsError as e:
-        if not overwrite:
-            raise CLIError(f"output {out!r} already exists; use --overwrite") from e
-        raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
+        if overwrite:
+            raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
+        try:  # suggest --overwrite only where it would not be refused in turn
+            check_output(out, overwrite=True)
+        except FileExistsError as refused:
+            why = str(refused).replace("overwrite=True", "--overwrite")
+            raise CLIError(
+                f"output {out!r} already exists and --overwrite would not replace "
+                f"it ({why}); choose another path"
+            ) from e
+        except StorageError:  # S3 unreachable now: the first answer stands
+            pass
+        raise CLIError(f"output {out!r} already exists; use --overwrite") from e
     except (StorageError, ValueError) as e:  # S3 unreachable; an unknown scheme
         raise CLIError(str(e)) from e
 
@@ -282,11 +292,38 @@ def _local_dataset(command: str, out: str) -> Path:
     return loc.path
 
 
+def _existing_dataset(command: str, out: str) -> Path:
+    """The local dataset folder `out` names, refused when it is none.
+
+    A mistyped path is said to be missing, not reported as a broken dataset; a
+    file (e.g. the dataset's own ``zarr.json``) is named as a file.
+    """
+    root = _local_dataset(command, out)
+    if root.is_dir():
+        return root
+    if root.exists():
+        hint = (
+            f"give its folder: `mmzarr {command} {shlex.quote(str(root.parent))}`"
+            if root.name == "zarr.json"
+            else "give the dataset's folder (the one holding zarr.json)"
+        )
+        raise CLIError(f"{out!r} is a file, not a dataset folder; {hint}")
+    from mmzarr._leftovers import replaced_copies
+
+    kept = [str(p) for p in replaced_copies(root)]
+    aside = (
+        f"; the dataset it was replacing when its writer died is kept at {kept}"
+        if kept
+        else "; check the path"
+    )
+    raise CLIError(f"{out!r} does not exist{aside}")
+
+
 def info(out: str) -> None:
     """Print the dataset as a tree, then the microscope's key facts."""
     from mmzarr._info import dataset_tree, microscope_lines
 
-    root = _local_dataset("info", out)
+    root = _existing_dataset("info", out)
     try:
         tree = dataset_tree(root)
     except ValueError as e:
@@ -299,7 +336,7 @@ def info(out: str) -> None:
 def _cmd_validate(out: str) -> int:
     from mmzarr._validate import validate
 
-    report = validate(_local_dataset("validate", out))
+    report = validate(_existing_dataset("validate", out))
     say(report.format(), console if report.ok else err_console)
     return 0 if report.ok else 1
 
@@ -307,7 +344,7 @@ def _cmd_validate(out: str) -> int:
 def _cmd_finalize(out: str) -> int:
     from mmzarr._finalize import finalize
 
-    root = _local_dataset("finalize", out)
+    root = _existing_dataset("finalize", out)
     try:
         report = finalize(root)
     except (OSError, ValueError) as e:
@@ -354,6 +391,13 @@ def _cancelled(n: int, out: str) -> int:
     return 130
 
 
+#: what `--overwrite` replaces (and what it never does)
+OVERWRITE_HELP = (
+    "replace OUT if it is an mmzarr/OME-Zarr dataset or an empty directory "
+    "(anything else is refused)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     from mmzarr import __version__
     from mmzarr.backends import BACKENDS
@@ -370,9 +414,14 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="acquire a small plate on the built-in demo rig")
     # outputs stay strings: `Path` would turn `s3://b/x` into `s3:/b/x`
-    d.add_argument("out", nargs="?", default="demo.ome.zarr")
+    d.add_argument(
+        "out",
+        nargs="?",
+        default="demo.ome.zarr",
+        help="a local path or an s3://bucket/prefix URL (default demo.ome.zarr)",
+    )
     d.add_argument("--backend", default="acquire-zarr", help=f"one of {backends}")
-    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     a = sub.add_parser("acquire", help="run a useq plan (YAML/JSON) into OUT")
     a.add_argument("plan", type=Path)
@@ -383,8 +432,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"one of {backends} (default acquire-zarr, or tensorstore for a plan "
         "acquire-zarr cannot take in its order)",
     )
-    a.add_argument("--overwrite", action="store_true")
-    a.add_argument("--dry-run", action="store_true", help="print settings only")
+    a.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    a.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the settings (or why the run would be refused), acquire nothing",
+    )
 
     for name, text in (
         ("info", "show a dataset as a tree"),
@@ -392,7 +445,7 @@ def _parser() -> argparse.ArgumentParser:
         ("finalize", "make a crashed dataset valid"),
     ):
         s = sub.add_parser(name, help=text)
-        s.add_argument("out")
+        s.add_argument("out", help="the dataset's folder (the one holding zarr.json)")
     return p
 
 

@@ -102,7 +102,8 @@ class ValidationReport:
         head = "valid" if self.ok else f"INVALID ({n} problem{'' if n == 1 else 's'})"
         lines = [f"{self.path}: {head}"]
         if self.layout:
-            lines.append(f"  layout: {self.layout}, {len(self.arrays)} arrays")
+            k = len(self.arrays)
+            lines.append(f"  layout: {self.layout}, {k} array{'' if k == 1 else 's'}")
         if self.status:
             lines.append(f"  status: {self.status}")
         lines += [f"  problem: {p}" for p in self.problems]
