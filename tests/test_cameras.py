@@ -695,6 +695,32 @@ def test_mda_unmappable_plan_with_two_cameras_keeps_every_frame(
         assert report.ok, report.format()
 
 
+def test_mda_two_cameras_frames_at_another_pixel_size_are_kept_beside(
+    same_core: MultiCameraCore, tmp_path: Path
+) -> None:
+    """The objective changes at t=1 of a two-camera run: both cameras' frames
+    of t=1 go to the sibling at their own 0.5 µm, not into the 1 µm dataset
+    (with several cameras the change went unseen)."""
+    preset = same_core.getCurrentPixelSizeConfig()
+
+    def switch(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0:
+            same_core.setPixelSizeUm(preset, 0.5)
+
+    same_core.mda.events.eventStarted.connect(switch)
+    out = tmp_path / "two.ome.zarr"
+    writer, cap = _run(same_core, SEQ, out)
+    assert writer.frames_written == len(cap.frames) == 8
+    beside = tmp_path / "two.unplaced.ome.zarr"
+    ms = group_json(beside)["attributes"]["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][-2:] == [
+        0.5,
+        0.5,
+    ]
+    later = [img for e, img in cap.frames if e.index["t"] == 1]
+    np.testing.assert_array_equal(read_zarr(beside, "0"), np.stack(later))
+
+
 # ---- 5. Python cameras of other dtypes ---------------------------------------------
 class _TypedCamera(DemoCamera):
     """The demo camera giving its frames as `dtype` (pymmcore-plus casts them)."""

@@ -438,6 +438,43 @@ def test_no_events_position_after_first_time_point_is_kept_beside(
     ]
 
 
+@pytest.mark.parametrize("mode", ["events", "learn", "given"])
+def test_images_at_another_pixel_size_are_kept_beside(
+    tmp_path: Path, mode: str
+) -> None:
+    """The objective changes from t=2 on (``PixelSize_um`` 0.5 -> 0.25): those
+    images go to the sibling at their own scale, not into the dataset at the
+    first images' (or the given) pixel size."""
+    events = multi_d_acquisition_events(
+        num_time_points=4,
+        time_interval_s=0.1,
+        channel_group="Channel",
+        channels=["DAPI", "FITC"],
+    )
+    out = tmp_path / "px.ome.zarr"
+    kw: dict[str, Any] = {"events": events} if mode == "events" else {}
+    if mode == "given":
+        kw["pixel_size_um"] = 0.3
+    hook = ZarrHook(out, **kw)
+    for n, ev in enumerate(events):
+        px = 0.5 if ev["axes"]["time"] < 2 else 0.25
+        hook(*pycro_image(ev, frame_of(n), elapsed_ms=n * 10.0, pixel_size=px))
+    hook.close()
+    assert hook.frames_written == 8
+
+    def scale(root: Path) -> list[float]:
+        ms = group_json(root)["attributes"]["ome"]["multiscales"][0]
+        return list(ms["datasets"][0]["coordinateTransformations"][0]["scale"])
+
+    assert scale(out)[-2:] == ([0.3, 0.3] if mode == "given" else [0.5, 0.5])
+    assert read_zarr(out, "0")[:2, :, 0, 0].tolist() == [[100, 101], [102, 103]]
+    reason, kept, log = _kept(tmp_path / "px.unplaced.ome.zarr")
+    assert "pixel size 0.25 µm, not 0.5 µm" in reason
+    assert scale(tmp_path / "px.unplaced.ome.zarr")[-2:] == [0.25, 0.25]
+    assert [int(kept[k, 0, 0]) for k in range(4)] == [104, 105, 106, 107]
+    assert [r["metadata"]["pycromanager"]["Axes"]["time"] for r in log] == [2, 2, 3, 3]
+
+
 def test_no_events_buffer_limit_keeps_every_image(tmp_path: Path) -> None:
     events = [{"axes": {"z": z}} for z in range(3)]
     out = tmp_path / "big.ome.zarr"

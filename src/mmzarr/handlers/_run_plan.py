@@ -10,6 +10,8 @@ cameras (`run_layout`). Receiving frames is `MDAWriter`'s (`_pymmcore`).
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +24,6 @@ from mmzarr.errors import PlanError
 from mmzarr.handlers._runner import cameras_of_core
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import useq
 
     from mmzarr._cameras import Camera, CameraLayout, CameraMode
@@ -41,19 +41,25 @@ class RunPixelSize:
     at the wrong size.
     """
 
-    #: the pixel size (µm) of the run's one camera at its start, if known
+    #: the core's pixel size (µm) at the run's start, if known
     start: float | None = None
     #: the `pixel_size_um` given to the writer
     given: Any = None
 
     @classmethod
     def of(cls, summary: Mapping[str, Any], given: Any) -> RunPixelSize:
-        """From pymmcore-plus' summary metadata (one camera, else unknown)."""
+        """From pymmcore-plus' summary metadata.
+
+        The selected camera's (`image_infos[0]`; a Multi Camera adapter's with
+        several cameras): the pixel size each frame's metadata says.
+        """
+        infos = summary.get("image_infos") or ()
+        first = infos[0] if infos and isinstance(infos[0], Mapping) else {}
         try:
-            cameras = cameras_from_summary(summary)
-        except Exception:  # a summary we cannot read: nothing to compare
-            return cls(None, given)
-        return cls(cameras[0].pixel_size_um if len(cameras) == 1 else None, given)
+            px = float(first.get("pixel_size_um") or 0)
+        except (TypeError, ValueError):  # a summary we cannot read
+            px = 0.0
+        return cls(px if math.isfinite(px) and px > 0 else None, given)
 
     def misfit(self, meta: Mapping[str, Any]) -> str | None:
         """Why a frame (`meta`: its metadata) does not belong in the dataset."""

@@ -19,6 +19,7 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
+    pixel_size_misfit,
     unkeepable,
 )
 from mmzarr._open import create_stream
@@ -30,6 +31,7 @@ from mmzarr.pycromanager._plan import (
     UNKNOWN_T,
     EventPlan,
     Place,
+    as_float,
     axes_key,
     camera_channel,
     check_axes,
@@ -202,6 +204,9 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self._places: Mapping[frozenset[tuple[str, int | str]], Place] = {}
         #: whether the places' indices are those of the dataset (made from them)
         self._own_places = settings is None
+        #: the ``PixelSize_um`` of the first image that said one (µm): an image
+        #: acquired at another (objective, binning changed) is kept beside
+        self._start_px: float | None = None
         #: learn mode: the images of the first time point
         self._first = FirstTimePoint()
         self._learned = False
@@ -318,6 +323,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
 
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
+        if self._start_px is None and (px := as_float(md.get("PixelSize_um"))):
+            self._start_px = px if px > 0 else None
         if self.fallback_reason is not None and self.stream is not None:
             self._into_fallback(frame, {"pycromanager": dict(md)}, self._px(md))
             return
@@ -367,25 +374,40 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             self.path,
         )
         pending = self._first.take()
-        images: list[tuple[np.ndarray, dict[str, Any]]] = [
-            (old, {"pycromanager": old_md}) for old, _, old_md in pending
+        images: list[tuple[np.ndarray, dict[str, Any], Mapping[str, Any]]] = [
+            (old, {"pycromanager": old_md}, old_md) for old, _, old_md in pending
         ]
-        images.append((frame, record))
-        first = images[0][0]
-        self.stream = open_fallback(self, self.path, reason, first, pixel_size_um=px)
-        for image, meta in images:
-            self._into_fallback(image, meta, px)
+        images.append((frame, record, md))
+        first, _, first_md = images[0]
+        self.stream = open_fallback(
+            self, self.path, reason, first, pixel_size_um=self._px(first_md)
+        )
+        for image, meta, image_md in images:
+            self._into_fallback(image, meta, self._px(image_md))
+
+    def _px_misfit(self, md: Mapping[str, Any]) -> str | None:
+        """Why an image was acquired at another pixel size than the first (None)."""
+        if self._start_px is None:
+            return None
+        return pixel_size_misfit(self._start_px, md.get("PixelSize_um"))
 
     def _px(self, md: Mapping[str, Any]) -> Any:
-        """The pixel size for a fallback dataset: the one given, else the image's."""
-        return self.settings_options.get("pixel_size_um") or md.get("PixelSize_um")
+        """The pixel size an image is kept at: the one given, else the image's.
+
+        The image's own when it was acquired at another pixel size than the
+        first image (`_px_misfit`): the given one corrects the first's.
+        """
+        given = self.settings_options.get("pixel_size_um")
+        if given and self._px_misfit(md) is None:
+            return given
+        return md.get("PixelSize_um")
 
     def _into_fallback(
         self, image: np.ndarray, record: dict[str, Any], px: Any
     ) -> None:
         """Append to the fallback dataset, or beside it an image of another format."""
         assert self.stream is not None
-        if misfit := kept_misfit(self.stream, image):
+        if misfit := kept_misfit(self.stream, image, pixel_size_um=px):
             why = f"{FrameError.__name__}: {misfit}"
             self._keep_beside(image, {**record, "not_placed": why}, why, px)
         else:
@@ -400,6 +422,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             lambda: open_unplaced(
                 self, frame, what="an image", noun="image", why=why, pixel_size_um=px
             ),
+            pixel_size_um=px,
         )
         append_kept(beside, frame, metadata=record)
 
@@ -453,6 +476,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 f"Axes {dict(axes)}; ZarrHook writes camera channel 0's images "
                 "to the dataset and keeps the other cameras' beside"
             )
+        if why := self._px_misfit(md):
+            raise FrameError(why)
         settings = self.stream.settings
         place = self._places.get(axes_key(axes))
         if place is not None and self._own_places:  # the image of a known event
