@@ -308,15 +308,9 @@ def _existing_dataset(command: str, out: str) -> Path:
             else "give the dataset's folder (the one holding zarr.json)"
         )
         raise CLIError(f"{out!r} is a file, not a dataset folder; {hint}")
-    from mmzarr._leftovers import replaced_copies
+    from mmzarr._leftovers import replaced_note
 
-    kept = [str(p) for p in replaced_copies(root)]
-    aside = (
-        f"; the dataset it was replacing when its writer died is kept at {kept}"
-        if kept
-        else "; check the path"
-    )
-    raise CLIError(f"{out!r} does not exist{aside}")
+    raise CLIError(f"{out!r} does not exist; {replaced_note(root) or 'check the path'}")
 
 
 def info(out: str) -> None:

@@ -119,14 +119,9 @@ def dataset_tree(out: Path) -> Tree:
     from mmzarr._validate import array_documents
 
     if not (out / "zarr.json").is_file():
-        from mmzarr._leftovers import replaced_copies
+        from mmzarr._leftovers import replaced_note
 
-        kept = [str(p) for p in replaced_copies(out)]
-        aside = (
-            f"; the dataset it was replacing when its writer died is kept at {kept}"
-            if kept
-            else ""
-        )
+        aside = f"; {note}" if (note := replaced_note(out)) else ""
         raise ValueError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json){aside}")
     attrs = _attributes(out)
     if attrs is None:

@@ -38,6 +38,7 @@ __all__ = [
     "deleting_path",
     "opening_leftovers",
     "replaced_copies",
+    "replaced_note",
 ]
 
 logger = logging.getLogger("mmzarr")
@@ -81,6 +82,18 @@ def replaced_copies(root: Path) -> list[Path]:
     """
     canon = canonical(root)
     return sorted(canon.parent.glob(glob.escape(hidden_name(canon.name, _ASIDE)) + "*"))
+
+
+def replaced_note(root: Path) -> str:
+    """Where the dataset `root` was replacing is kept, in words ("" if nowhere).
+
+    For a message on a `root` that is missing: its writer died while replacing
+    a dataset with `overwrite` (`replaced_copies`).
+    """
+    kept = [str(p) for p in replaced_copies(root)]
+    if not kept:
+        return ""
+    return f"the dataset it was replacing when its writer died is kept at {kept}"
 
 
 def opening_leftovers(path: Path) -> bool:

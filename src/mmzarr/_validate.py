@@ -32,7 +32,7 @@ import numpy as np
 
 from mmzarr._chunk_files import frame_is_complete
 from mmzarr._layout import array_path, is_file_folder
-from mmzarr._leftovers import replaced_copies
+from mmzarr._leftovers import replaced_copies, replaced_note
 from mmzarr._lock import canonical, lock_holder
 from mmzarr._metadata import read_frame_log
 from mmzarr._unplaced import unplaced_siblings
@@ -308,11 +308,8 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     root_json = root / "zarr.json"
     if not root_json.is_file():
         report.problems.append(f"{root_json} is missing: not a zarr v3 group")
-        kept = [str(p) for p in replaced_copies(root)]
-        if kept:
-            report.problems.append(
-                f"the dataset it was replacing when its writer died is kept at {kept}"
-            )
+        if note := replaced_note(root):
+            report.problems.append(note)
         return report
     for zj in sorted(root.rglob("zarr.json")):
         try:
