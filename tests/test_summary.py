@@ -79,5 +79,5 @@ def test_summary_in_the_dataset_and_the_ome_xml(
     assert main(["info", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "camera: Camera (mmzarr.demo._devices DemoCamera)" in shown
-    assert "pixel size: 1.0 µm (config Res1x)" in shown
+    assert "pixel size at the start: 1.0 µm (config Res1x)" in shown
     assert "channels: DAPI, FITC 20 ms" in shown

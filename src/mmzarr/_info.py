@@ -223,7 +223,7 @@ def microscope_lines(out: Path) -> list[str]:
             f"exposure {props.get('Exposure', '?')} ms"
         )
         lines.append(
-            f"pixel size: {info.get('pixel_size_um')} µm "
+            f"pixel size at the start: {info.get('pixel_size_um')} µm "
             f"(config {info.get('pixel_size_config_name') or 'none'})"
         )
     channels = list(
