@@ -690,3 +690,18 @@ def test_channel_of_an_unknown_group_names_the_group(tmp_path: Path) -> None:
         "this rig; groups: ['Channel']"
     )
     assert not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_validate_says_where_the_metadata_fails(tmp_path: Path) -> None:
+    """pydantic's text spans lines, with a link after each failure: validate
+    names where and what failed instead."""
+    root = tmp_path / "g"
+    root.mkdir()
+    ome = {"version": "0.5", "multiscales": "not a list"}
+    doc = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": ome}}
+    (root / "zarr.json").write_text(json.dumps(doc))
+    r = mmzarr("validate", "g", cwd=tmp_path)
+    assert r.returncode == 1
+    said = " ".join(r.stderr.split())
+    assert "ome.image.multiscales: Input should be a valid list" in said
+    assert "errors.pydantic.dev" not in said

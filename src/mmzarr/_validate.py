@@ -346,7 +346,7 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
 
         yaozarrs.validate_zarr_store(str(root))
     except Exception as e:
-        report.problems.append(f"OME-Zarr metadata: {type(e).__name__}: {e}")
+        report.problems.append(f"OME-Zarr metadata: {_error_text(e)}")
 
     docs = array_documents(root)
     report.arrays = {k: tuple(v.get("shape", ())) for k, v in docs.items()}
@@ -494,3 +494,20 @@ def _check_frames(
         if ok and reader is not None and reader.available and inside:
             ok = reader.error(array, index) is None
         report.frames_complete += ok
+
+
+def _error_text(e: Exception, most: int = 10) -> str:
+    """`e` on one line; a pydantic error as its failures (`where: what`).
+
+    pydantic's own text spans lines, with a link after each failure.
+    """
+    try:
+        failures = e.errors()  # type: ignore[attr-defined]
+        said = [
+            f"{'.'.join(str(p) for p in f.get('loc', ())) or '(root)'}: {f['msg']}"
+            for f in failures
+        ]
+    except Exception:  # not pydantic's: its own text
+        return f"{type(e).__name__}: {' '.join(str(e).split())}"
+    more = f"; and {len(said) - most} more" if len(said) > most else ""
+    return f"{type(e).__name__}: {'; '.join(said[:most])}{more}"
