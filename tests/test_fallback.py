@@ -836,3 +836,42 @@ def test_the_fallback_layout_takes_the_pixel_size_given_to_the_writer(
     ms = attrs["ome"]["multiscales"][0]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.5]
     assert writer.frames_written == 6
+
+
+def test_a_pixel_size_changed_before_the_first_frame_is_the_dataset_s(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """The plan's first channel preset switches the objective after the run's
+    start (here: a hook at the first event): every frame is in the dataset,
+    at the first frame's pixel size (they all went to the sibling)."""
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    preset = core.getCurrentPixelSizeConfig()
+    core.setPixelSizeUm(preset, 1.0)
+
+    def switch(event: useq.MDAEvent) -> None:
+        if not any(event.index.values()):
+            core.setPixelSizeUm(preset, 0.5)
+
+    core.mda.events.eventStarted.connect(switch)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
+    )
+    out = tmp_path / "run.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.error is None
+    assert len(cap.frames) == writer.frames_written == 4
+    assert not Path(writer.unplaced_path).exists()
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][-2:] == [0.5, 0.5]
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        for event, img in cap.frames:
+            np.testing.assert_array_equal(data[event.index["t"], event.index["c"]], img)
+    saved = json.loads((out / "mmzarr" / "settings.json").read_text())
+    yx = [d for d in saved["images"][0]["dimensions"] if d["name"] in ("y", "x")]
+    assert [d["scale"] for d in yx] == [0.5, 0.5]
+    assert mmzarr.validate(out).ok

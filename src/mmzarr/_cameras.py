@@ -54,6 +54,7 @@ __all__ = [
     "cameras_from_summary",
     "common_dtype",
     "upcast",
+    "with_pixel_size",
 ]
 
 #: The event-index key pymmcore-plus gives each camera's frame of an event.
@@ -383,6 +384,22 @@ def _resized(im: ImageSettings, cam: Camera) -> ImageSettings:
         scale = cam.pixel_size_um if cam.pixel_size_um else d.scale
         dims.append(d.replace(size=new, chunk=chunk, shard=shard, scale=scale))
     return im.replace(dimensions=tuple(dims))
+
+
+def with_pixel_size(
+    settings: AcquisitionSettings, pixel_size_um: float
+) -> AcquisitionSettings:
+    """`settings` with every image's y/x scale `pixel_size_um` (µm)."""
+    images = tuple(
+        im.replace(
+            dimensions=tuple(
+                d.replace(scale=pixel_size_um) if d.name in ("y", "x") else d
+                for d in im.dimensions
+            )
+        )
+        for im in settings.images
+    )
+    return settings.replace(images=images)
 
 
 # ---- summary metadata ------------------------------------------------------------

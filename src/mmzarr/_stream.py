@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmzarr._cameras import with_pixel_size
 from mmzarr._closing import ClosesOnExit, ClosesWhenDropped, DeferredInterrupt
-from mmzarr._dataset import ChannelRanges
+from mmzarr._dataset import ChannelRanges, write_settings
 from mmzarr._flusher import Flusher
 from mmzarr._layout import GroupDocuments
 from mmzarr._live_reads import LiveReads
@@ -317,6 +318,37 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
                 self._backend.abandon(image, where.index)
             except OSError as e:  # a storage failure (filling the slot)
                 raise self._failed(where, e) from e
+
+    def set_pixel_size(self, pixel_size_um: float) -> None:
+        """Give every image the y/x scale `pixel_size_um` (µm) before its first frame.
+
+        E.g. the camera's pixel size changed between the dataset's creation and
+        the first frame (the plan's first channel preset switched the
+        objective). The settings and group documents are written again.
+
+        Raises
+        ------
+        RuntimeError
+            When a frame was written already (its scale would change).
+        """
+        with self._lock:
+            self._check_open()
+            if self._frames:
+                raise RuntimeError(
+                    f"{self.path}: the pixel size can change only before the first "
+                    f"frame ({self._frames} written)"
+                )
+            settings = with_pixel_size(self.settings, pixel_size_um)
+            try:
+                write_settings(self.location, settings)
+                self.settings = settings
+                self._documents = GroupDocuments(settings)
+                self._write_groups("all")
+            except OSError as e:
+                self._fail(e)
+                raise StorageError(
+                    f"writing the pixel size of {self._where} failed: {e}"
+                ) from e
 
     def skip(self, n: int = 1) -> None:
         """Advance the default acquisition order by `n` frames without writing.

@@ -21,6 +21,7 @@ translated (`CameraLayout.index`) and its pixels upcast to the dataset's dtype
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -338,8 +339,7 @@ class MDAWriter(FrontEndBase):
                             self.stream, img, index=index, metadata=metadata, owned=True
                         )
                     else:
-                        if why := self._pixel_size.misfit(meta):
-                            raise FrameError(why)
+                        self._check_pixel_size(meta)
                         key, at = self.stream.append(
                             img, index=index, metadata=metadata, owned=True
                         )
@@ -451,6 +451,29 @@ class MDAWriter(FrontEndBase):
         if self.stream is not None and img.dtype != self.stream.settings.dtype:
             return upcast(img, self.stream.settings.dtype)
         return img
+
+    def _check_pixel_size(self, meta: dict[str, Any]) -> None:
+        """Raise `FrameError` for a frame acquired at another pixel size.
+
+        Before the dataset's first frame, the dataset takes the frame's pixel
+        size instead (the plan's first channel preset may switch the objective
+        after the run's start), unless one was given to the writer.
+        """
+        why = self._pixel_size.misfit(meta)
+        if why is None:
+            return
+        assert self.stream is not None
+        if self._pixel_size.given is not None or self.stream.frames_written:
+            raise FrameError(why)
+        px = float(meta["pixel_size_um"])
+        self.stream.set_pixel_size(px)
+        logger.info(
+            "mmzarr: the pixel size changed between the run's start (%g µm) and "
+            "its first frame (%g µm): the dataset's scale is the first frame's",
+            self._pixel_size.start,
+            px,
+        )
+        self._pixel_size = dataclasses.replace(self._pixel_size, start=px)
 
     def _core(self) -> Any:
         return self.core if self.core is not None else running_core()
