@@ -193,6 +193,37 @@ def test_info_names_a_path_with_brackets_as_it_is(tmp_path: Path) -> None:
     assert r.stdout.startswith("run[final].ome.zarr (image, "), r.stdout
 
 
+def test_info_shows_image_and_channel_names_as_given(tmp_path: Path) -> None:
+    """Position names were not shown (a collection read `0`, `1`), and channel
+    labels went through rich markup: `[bold]x` showed as `x` and a `[/]` in a
+    name made `info` fail with a MarkupError."""
+    import mmzarr as mz
+
+    seq = useq.MDASequence(
+        channels=["[bold]x", "a[/]"],
+        stage_positions=[
+            useq.Position(x=0, y=0, name="[/]"),
+            useq.Position(x=1, y=1, name="日本"),
+            useq.Position(x=2, y=2),
+        ],
+    )
+    settings = mz.AcquisitionSettings.from_useq(
+        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "names.ome.zarr"
+    with mz.create_stream(out, settings, backend="tensorstore") as stream:
+        for event in seq:
+            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    r = mmzarr("info", out.name, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("├", "└"))]
+    assert len(lines) == 3, r.stdout
+    assert lines[0].startswith("├── 0: name='[/]' cyx"), r.stdout
+    assert lines[1].startswith("├── 1: name='日本' cyx"), r.stdout
+    assert lines[2].startswith("└── 2: cyx"), r.stdout  # no name of its own
+    assert all("channels=['[bold]x', 'a[/]']" in line for line in lines), r.stdout
+
+
 def test_info_of_a_dataset_not_closed_counts_its_logged_frames(tmp_path: Path) -> None:
     """The frame counts in the root are set at close: for a run still going,
     or killed, info said "0/4 frames" and frames=0 for each image, of a

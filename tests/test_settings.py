@@ -250,6 +250,33 @@ def test_layout_keys() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (("..", "0"), r"image key '\.\.': '\.\.' is reserved"),
+        (("a/./b", "0"), r"'\.' is reserved"),
+        (("zarr.json", "0"), r"'zarr\.json' is reserved"),
+        (("0", "a/zarr.json"), r"'zarr\.json' is reserved"),
+        (("__x", "0"), r"'__x' is reserved"),
+        (("OME", "0"), r"'OME' holds the dataset's own metadata"),
+        (("0", "mmzarr"), r"'mmzarr' holds the dataset's own metadata"),
+        (("A", "a"), r"'A' and 'a' differ only by case"),
+        (("x/A/1", "x/a/2"), r"'x/A' and 'x/a' differ only by case"),
+        (("0", "0/1"), r"image key '0/1' is inside image '0'"),
+    ],
+    ids=lambda v: "+".join(v) if isinstance(v, tuple) else "",
+)
+def test_image_keys_each_a_folder_of_their_own(
+    keys: tuple[str, ...], message: str
+) -> None:
+    """Such keys were accepted: `OME` or `mmzarr` went into the dataset's own
+    groups, `0/1` inside image `0`, `A` and `a` are one folder on macOS, and
+    `..`, `.`, `zarr.json` failed only when the stream opened, unclearly."""
+    images = tuple(image(k, coords={"p": i}) for i, k in enumerate(keys))
+    with pytest.raises(ValidationError, match=message):
+        AcquisitionSettings(layout="collection", images=images, dtype="uint8")
+
+
 @pytest.mark.parametrize("dtype", ["uint17", "complex64", "nonsense"])
 def test_bad_dtype(dtype: str) -> None:
     with pytest.raises(ValidationError, match=dtype):

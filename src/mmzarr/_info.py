@@ -41,8 +41,8 @@ def settings_table(settings: AcquisitionSettings) -> Table:
         table.add_column(col)
     for im in settings.images:
         table.add_row(
-            im.key or "(root)",
-            im.name or "",
+            escape(im.key or "(root)"),
+            escape(im.name or ""),
             "x".join("∞" if s is None else str(s) for s in im.shape),
             "x".join(str(d.chunk_size) for d in im.dimensions),
             "x".join(str(d.shard_size) for d in im.dimensions)
@@ -185,6 +185,7 @@ def dataset_tree(out: Path) -> Tree:
             parent = branches[well]
         group = (_attributes(out / key) or {}).get("ome", {})
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
+        name = _image_name(group, key)
         dims = "".join(doc.get("dimension_names") or [])
         written = images.get(key, {}).get("frames_written", unknown)
         if missing := images.get(key, {}).get("missing_count"):
@@ -194,11 +195,29 @@ def dataset_tree(out: Path) -> Tree:
             if layout in ("plate", "well")
             else key or "(root)"
         )
+        # names and channel labels are the user's: escaped, or rich takes
+        # "[bold]" as markup and "[/]" fails to render
         parent.add(
-            f"{label}: {dims} {tuple(doc['shape'])} {doc['data_type']}"
-            f" channels={chans} frames={written}"
+            f"{escape(label)}:{escape(f' name={name!r}') if name else ''}"
+            f" {dims} {tuple(doc['shape'])} {doc['data_type']}"
+            f" channels={escape(str(chans))} frames={written}"
         )
     return tree
+
+
+def _image_name(group: dict[str, Any], key: str) -> str | None:
+    """The image's `multiscales` name, unless it only repeats its path.
+
+    An image without a name of its own is written under its key (`"0"`,
+    `"A/1/0"`) or, at the root, as `"image"`.
+    """
+    multiscales = group.get("multiscales")
+    if not (isinstance(multiscales, list) and multiscales):
+        return None
+    name = multiscales[0].get("name") if isinstance(multiscales[0], dict) else None
+    if not isinstance(name, str) or name == (key or "image"):
+        return None
+    return name
 
 
 def microscope_lines(out: Path) -> list[str]:
