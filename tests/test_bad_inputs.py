@@ -380,3 +380,27 @@ def test_unicode_names_round_trip(ctx: Ctx, backend: str) -> None:
     assert names == {"Zelle ü", "細胞 2 ✓"}
     assert json.loads(log[0])["metadata"]["note"] == "μm ✓"
     assert_undamaged(ctx)
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    """A 265-byte dataset name can never be created: each front end says so
+    when it is made (`MDAWriter` accepted it and the MDA was cancelled at
+    `sequenceStarted`, with `File name too long`)."""
+    long = tmp_path / ("x" * 256 + ".ome.zarr")
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(channels=["DAPI"]),
+        image_shape=(4, 4),
+        dtype="uint8",
+        pixel_size_um=1,
+    )
+    makers: list[Callable[[], Any]] = [
+        lambda: mmzarr.MDAWriter(long),
+        lambda: ZarrHook(long),
+        lambda: mmzarr.create_stream(long, settings),
+    ]
+    for make in makers:
+        with pytest.raises(ValueError, match="is 265 bytes, and the file system"):
+            make()
+    assert list(tmp_path.iterdir()) == []

@@ -405,6 +405,7 @@ def parse_location(
             )
         if opts:
             raise ValueError("storage_options apply to s3:// paths only")
+        _check_name_lengths(Path(text))
         return Location(path=Path(text))
     rest = text.split(":", 1)[1].lstrip("/")
     bucket, _, prefix = rest.partition("/")
@@ -422,6 +423,27 @@ def parse_location(
             token=opts.get("token") or env_value("AWS_SESSION_TOKEN"),
         )
     )
+
+
+def _check_name_lengths(path: Path) -> None:
+    """Refuse now a path with a name longer than its file system takes.
+
+    It could never be created: the writer would fail only when the run starts
+    (`File name too long`).
+    """
+    above = path.absolute().parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    try:
+        limit = os.pathconf(above, "PC_NAME_MAX")
+    except (OSError, ValueError):  # not known here (e.g. Windows)
+        limit = 255
+    for part in path.parts:
+        if (size := len(os.fsencode(part))) > limit:
+            raise ValueError(
+                f"output {str(path)!r}: the name {part[:24] + '...'!r} is {size} "
+                f"bytes, and the file system takes at most {limit}; use a shorter name"
+            )
 
 
 def as_location(root: Path | Location) -> Location:
