@@ -197,8 +197,6 @@ def test_info_shows_image_and_channel_names_as_given(tmp_path: Path) -> None:
     """Position names were not shown (a collection read `0`, `1`), and channel
     labels went through rich markup: `[bold]x` showed as `x` and a `[/]` in a
     name made `info` fail with a MarkupError."""
-    import mmzarr as mz
-
     seq = useq.MDASequence(
         channels=["[bold]x", "a[/]"],
         stage_positions=[
@@ -207,13 +205,8 @@ def test_info_shows_image_and_channel_names_as_given(tmp_path: Path) -> None:
             useq.Position(x=2, y=2),
         ],
     )
-    settings = mz.AcquisitionSettings.from_useq(
-        seq, image_shape=(8, 8), dtype="uint16", pixel_size_um=1
-    )
     out = tmp_path / "names.ome.zarr"
-    with mz.create_stream(out, settings, backend="tensorstore") as stream:
-        for event in seq:
-            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    write_plan(out, seq, "tensorstore")
     r = mmzarr("info", out.name, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stdout.splitlines() if line.startswith(("├", "└"))]

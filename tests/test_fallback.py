@@ -774,44 +774,54 @@ def test_a_dataset_with_a_long_name_keeps_frames_beside_it(
     np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[1][1])
 
 
+def _yx_scale(root: Path) -> list[float]:
+    """The y/x scale of level 0 of the image at `root`."""
+    ms = group_json(root)["attributes"]["ome"]["multiscales"][0]
+    return list(ms["datasets"][0]["coordinateTransformations"][0]["scale"][-2:])
+
+
+def _run_switching_pixel_size(
+    core: UniMMCore, out: Path, start: float, then: float, at_t: int
+) -> tuple[mmzarr.MDAWriter, Capture]:
+    """A 2-channel, 2-time-point run of 64x64 frames whose pixel size goes from
+    `start` to `then` as event (t=`at_t`, c=0) starts (a hook: the objective)."""
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    preset = core.getCurrentPixelSizeConfig()
+    core.setPixelSizeUm(preset, start)
+
+    def switch(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == at_t and event.index.get("c") == 0:
+            core.setPixelSizeUm(preset, then)
+
+    core.mda.events.eventStarted.connect(switch)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
+    )
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.error is None
+    assert len(cap.frames) == writer.frames_written == 4
+    return writer, cap
+
+
 def test_frames_acquired_at_another_pixel_size_are_kept_beside(
     core: UniMMCore, tmp_path: Path
 ) -> None:
     """The objective changes during the run (the pixel-size preset's value,
     from a hook at t=1): frames of the same shape but half the pixel size go
     to a sibling whose scale is theirs, not into the dataset at its scale."""
-    core.setProperty("Camera", "SensorWidth", 64)
-    core.setProperty("Camera", "SensorHeight", 64)
-    preset = core.getCurrentPixelSizeConfig()
-    core.setPixelSizeUm(preset, 0.65)
-
-    def switch(event: useq.MDAEvent) -> None:
-        if event.index.get("t") == 1 and event.index.get("c") == 0:
-            core.setPixelSizeUm(preset, 0.325)
-
-    core.mda.events.eventStarted.connect(switch)
-    seq = useq.MDASequence(
-        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
-    )
     out = tmp_path / "run.ome.zarr"
-    cap = Capture(core)
-    writer = mmzarr.MDAWriter(out, core=core)
-    core.mda.run(seq, output=writer)
-    writer.close()
-    assert len(cap.frames) == 4
-    assert writer.frames_written == 4
-
-    def scale(path: Path) -> list[float]:
-        ms = group_json(path)["attributes"]["ome"]["multiscales"][0]
-        return list(ms["datasets"][0]["coordinateTransformations"][0]["scale"])
-
-    assert scale(out)[-2:] == [0.65, 0.65]
+    _, cap = _run_switching_pixel_size(core, out, 0.65, 0.325, at_t=1)
+    assert _yx_scale(out) == [0.65, 0.65]
     main = read_zarr(out, "0")
     for event, img in cap.frames[:2]:
         np.testing.assert_array_equal(main[0, event.index["c"]], img)
     beside = tmp_path / "run.unplaced.ome.zarr"
     check_metadata(beside)
-    assert scale(beside)[-2:] == [0.325, 0.325]
+    assert _yx_scale(beside) == [0.325, 0.325]
     kept = read_tensorstore(beside, "0")
     assert kept.shape == (2, 64, 64)
     for k, (_, img) in enumerate(cap.frames[2:]):
@@ -844,29 +854,10 @@ def test_a_pixel_size_changed_before_the_first_frame_is_the_dataset_s(
     """The plan's first channel preset switches the objective after the run's
     start (here: a hook at the first event): every frame is in the dataset,
     at the first frame's pixel size (they all went to the sibling)."""
-    core.setProperty("Camera", "SensorWidth", 64)
-    core.setProperty("Camera", "SensorHeight", 64)
-    preset = core.getCurrentPixelSizeConfig()
-    core.setPixelSizeUm(preset, 1.0)
-
-    def switch(event: useq.MDAEvent) -> None:
-        if not any(event.index.values()):
-            core.setPixelSizeUm(preset, 0.5)
-
-    core.mda.events.eventStarted.connect(switch)
-    seq = useq.MDASequence(
-        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
-    )
     out = tmp_path / "run.ome.zarr"
-    cap = Capture(core)
-    writer = mmzarr.MDAWriter(out, core=core)
-    core.mda.run(seq, output=writer)
-    writer.close()
-    assert writer.error is None
-    assert len(cap.frames) == writer.frames_written == 4
+    writer, cap = _run_switching_pixel_size(core, out, 1.0, 0.5, at_t=0)
     assert not Path(writer.unplaced_path).exists()
-    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
-    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][-2:] == [0.5, 0.5]
+    assert _yx_scale(out) == [0.5, 0.5]
     for read in (read_zarr, read_tensorstore):
         data = read(out, "0")
         for event, img in cap.frames:
