@@ -398,10 +398,12 @@ def test_backend_failure_cancels_and_reaches_caller(
     check_metadata(out)
 
 
+@pytest.mark.parametrize("given", ["sequence", "events"])
 def test_a_camera_error_ending_the_mda_is_not_recorded_complete(
-    core: UniMMCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    core: UniMMCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
 ) -> None:
-    """pymmcore-plus sends sequenceFinished when its run raises, too."""
+    """pymmcore-plus sends sequenceFinished when its run raises, too (also for
+    a list of events, which it wraps in a sequence of its own)."""
     snapped = {"n": 0}
     get_image = core.getImage
 
@@ -417,9 +419,13 @@ def test_a_camera_error_ending_the_mda_is_not_recorded_complete(
     )
     out = tmp_path / "camera.ome.zarr"
     cap = Capture(core)
-    writer = mmzarr.MDAWriter(out, core=core)
+    if given == "events":
+        writer = mmzarr.MDAWriter(out, core=core, template=seq)
+        plan: Any = list(seq)
+    else:
+        writer, plan = mmzarr.MDAWriter(out, core=core), seq
     with pytest.raises(RuntimeError, match="camera exploded"):
-        core.mda.run(seq, output=writer)
+        core.mda.run(plan, output=writer)
     writer.close()
     assert len(cap.frames) == 2
     assert_planes(out, cap)
@@ -427,6 +433,45 @@ def test_a_camera_error_ending_the_mda_is_not_recorded_complete(
     assert attrs["status"] == "failed"
     assert attrs["frames_written"] == 2
     check_metadata(out)
+
+
+def test_a_later_run_failing_does_not_mark_a_finished_run_failed(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """The relay thread hands `sequenceFinished` over after the runner ended.
+
+    A run started meanwhile (`run_mda` again while the last frames are still
+    handed over; pymmcore-plus 0.18.1 fails it, its old relay thread cannot
+    start again) replaces the runner's status: run 1 still ran to its end.
+    """
+    import threading
+
+    from pymmcore_plus.mda import RunState
+
+    gate = threading.Event()
+
+    class Held:  # holds run 1's relay thread at its first frame
+        def frameReady(self, *args: Any) -> None:
+            gate.wait(30)
+
+    seq = useq.MDASequence(channels=["DAPI", "FITC"])
+    out = tmp_path / "first.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    first = core.run_mda(seq, output=[writer, Held()])
+    while first.is_alive() and core.mda.status.phase != RunState.IDLE:
+        gate.wait(0.01)  # run 1 acquires its frames
+    try:
+        core.mda.run(useq.MDASequence(channels=["Cy5"]), output=writer)
+    except Exception:  # pymmcore-plus' own failure, not the point here
+        pass
+    finally:
+        gate.set()
+    first.join()
+    writer.close()
+    assert len(cap.frames) == 2
+    assert_planes(out, cap)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
 
 
 @pytest.mark.parametrize("backend", [None, "acquire-zarr"])

@@ -371,7 +371,7 @@ class MDAWriter(FrontEndBase):
         by an exception (pymmcore-plus says it finished then too).
         """
         with self._lock:
-            self._errored = not self._canceled and errored(self._core(), self)
+            self._errored = not self._canceled and errored(self._core(), self, sequence)
             self._ran_to_end = not self._canceled and not self._errored
             self._finish()
 

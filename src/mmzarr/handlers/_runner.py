@@ -55,14 +55,20 @@ def runs(core: Any, writer: object) -> bool:
     return any(o is writer for o in outputs)
 
 
-def errored(core: Any, writer: object) -> bool:
-    """Whether `core`'s run with `writer` among its outputs ended by an exception.
+def errored(core: Any, writer: object, sequence: object = None) -> bool:
+    """Whether `core`'s run of `sequence` with `writer` among its outputs raised.
 
     pymmcore-plus emits `sequenceFinished` alike when its run raised (e.g. the
     camera failed), then raises the exception from `run`; its runner's status
-    says why the run finished. False when the runner cannot say.
+    says why the run finished. False when the runner cannot say, or when its
+    status is another run's: the relay thread delivers `sequenceFinished`
+    after the runner has finished, and a run started meanwhile (`run_mda`
+    again before the last frames were handed over) has replaced its status.
     """
     if core is None or not runs(core, writer):
+        return False
+    current = getattr(core.mda, "_sequence", sequence)  # no public accessor
+    if sequence is not None and current is not sequence:
         return False
     try:
         reason = core.mda.status.finish_reason
