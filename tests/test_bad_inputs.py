@@ -404,3 +404,14 @@ def test_a_name_too_long_for_the_file_system_is_refused_at_once(
         with pytest.raises(ValueError, match="is 265 bytes, and the file system"):
             make()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_name_too_long_for_the_file_system_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    """A name too long in a folder of the path, not only the dataset's own,
+    is said as such (it was `OSError: [Errno 36] File name too long`)."""
+    long = tmp_path / ("x" * 300) / "run.ome.zarr"
+    with pytest.raises(ValueError, match="is 300 bytes, and the file system"):
+        mmzarr.MDAWriter(long)
+    assert list(tmp_path.iterdir()) == []

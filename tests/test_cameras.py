@@ -721,6 +721,31 @@ def test_mda_two_cameras_frames_at_another_pixel_size_are_kept_beside(
     np.testing.assert_array_equal(read_zarr(beside, "0"), np.stack(later))
 
 
+def test_mda_two_camera_images_frames_beside_keep_each_camera_s_dtype(
+    mixed_core: MultiCameraCore, tmp_path: Path
+) -> None:
+    """The objective changes at t=1 of a run writing each camera as an image
+    (uint16 and uint8 in a uint16 dataset): the uint8 camera's frames of t=1
+    go beside as it gave them, uint8 (they were widened to uint16)."""
+    preset = mixed_core.getCurrentPixelSizeConfig()
+
+    def switch(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0:
+            mixed_core.setPixelSizeUm(preset, 0.5)
+
+    mixed_core.mda.events.eventStarted.connect(switch)
+    out = tmp_path / "mixed.ome.zarr"
+    writer, cap = _run(mixed_core, SEQ, out)
+    assert writer.frames_written == len(cap.frames) == 8
+    for name, cam in (("mixed.unplaced", 0), ("mixed.unplaced-2", 1)):
+        beside = read_zarr(tmp_path / f"{name}.ome.zarr", "0")
+        later = [
+            img for e, img in cap.frames if (e.index["t"], e.index["cam"]) == (1, cam)
+        ]
+        assert beside.dtype == later[0].dtype == (np.uint16, np.uint8)[cam]
+        np.testing.assert_array_equal(beside, np.stack(later))
+
+
 # ---- 5. Python cameras of other dtypes ---------------------------------------------
 class _TypedCamera(DemoCamera):
     """The demo camera giving its frames as `dtype` (pymmcore-plus casts them)."""

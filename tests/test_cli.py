@@ -572,6 +572,15 @@ BAD_INPUTS = [
         "mmzarr info works on local datasets only; 'gs://bucket/run.ome.zarr' is "
         "not a local path",
     ),
+    *(
+        BadInput(  # it said "works on local datasets only; ... not a local path"
+            f"{command}-name-too-long",
+            {},
+            (command, "x" * 300 + ".ome.zarr"),
+            "is 309 bytes, and the file system takes at most",
+        )
+        for command in ("demo", "info", "validate", "finalize")
+    ),
     BadInput(
         "misspelled-key",
         {"p.yaml": "chanels: [DAPI]\n"},

@@ -781,10 +781,17 @@ def _yx_scale(root: Path) -> list[float]:
 
 
 def _run_switching_pixel_size(
-    core: UniMMCore, out: Path, start: float, then: float, at_t: int
+    core: UniMMCore,
+    out: Path,
+    start: float,
+    then: float,
+    at_t: int,
+    settings_px: float | None = None,
 ) -> tuple[mmzarr.MDAWriter, Capture]:
     """A 2-channel, 2-time-point run of 64x64 frames whose pixel size goes from
-    `start` to `then` as event (t=`at_t`, c=0) starts (a hook: the objective)."""
+    `start` to `then` as event (t=`at_t`, c=0) starts (a hook: the objective).
+
+    With `settings_px`, the writer is given settings of that pixel size."""
     core.setProperty("Camera", "SensorWidth", 64)
     core.setProperty("Camera", "SensorHeight", 64)
     preset = core.getCurrentPixelSizeConfig()
@@ -798,8 +805,15 @@ def _run_switching_pixel_size(
     seq = useq.MDASequence(
         channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 2}
     )
+    settings = (
+        None
+        if settings_px is None
+        else mmzarr.AcquisitionSettings.from_useq(
+            seq, core=core, pixel_size_um=settings_px
+        )
+    )
     cap = Capture(core)
-    writer = mmzarr.MDAWriter(out, core=core)
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
     core.mda.run(seq, output=writer)
     writer.close()
     assert writer.error is None
@@ -866,3 +880,20 @@ def test_a_pixel_size_changed_before_the_first_frame_is_the_dataset_s(
     yx = [d for d in saved["images"][0]["dimensions"] if d["name"] in ("y", "x")]
     assert [d["scale"] for d in yx] == [0.5, 0.5]
     assert mmzarr.validate(out).ok
+
+
+def test_a_pixel_size_changed_before_the_first_frame_keeps_given_settings(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Settings given to the writer at their own pixel size (a calibration of
+    the user's, not the core's) are not rewritten with the core's new one:
+    the frames acquired at another pixel size go beside, as with
+    `pixel_size_um=` (their 0.3 µm was replaced by the core's 0.5 µm)."""
+    out = tmp_path / "given.ome.zarr"
+    writer, cap = _run_switching_pixel_size(core, out, 1.0, 0.5, 0, settings_px=0.3)
+    assert _yx_scale(out) == [0.3, 0.3]
+    beside = Path(writer.unplaced_path)
+    assert _yx_scale(beside) == [0.5, 0.5]
+    kept = read_tensorstore(beside, "0")
+    for k, (_, img) in enumerate(cap.frames):
+        np.testing.assert_array_equal(kept[k], img)

@@ -272,6 +272,8 @@ def _local_dataset(command: str, out: str) -> Path:
     try:
         loc = parse_location(out)
     except ValueError as e:
+        if "://" not in out and not out.lower().startswith("s3:"):
+            raise CLIError(str(e)) from e  # a local path (e.g. a name too long)
         raise CLIError(
             f"mmzarr {command} works on local datasets only; {out!r} is not a "
             "local path"

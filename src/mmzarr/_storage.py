@@ -383,7 +383,8 @@ def parse_location(
     ------
     ValueError
         For an empty path, an unknown `storage_options` key, options for a
-        local path, or an S3 URL without a bucket.
+        local path, a local name longer than its file system takes, or an S3
+        URL without a bucket.
     """
     if isinstance(path, Location):
         return path
@@ -432,7 +433,7 @@ def _check_name_lengths(path: Path) -> None:
     (`File name too long`).
     """
     above = path.absolute().parent
-    while not above.exists() and above != above.parent:
+    while not _is_there(above) and above != above.parent:
         above = above.parent
     try:
         limit = os.pathconf(above, "PC_NAME_MAX")
@@ -444,6 +445,14 @@ def _check_name_lengths(path: Path) -> None:
                 f"output {str(path)!r}: the name {part[:24] + '...'!r} is {size} "
                 f"bytes, and the file system takes at most {limit}; use a shorter name"
             )
+
+
+def _is_there(path: Path) -> bool:
+    """Whether `path` exists; False when it cannot (e.g. a name too long)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def as_location(root: Path | Location) -> Location:

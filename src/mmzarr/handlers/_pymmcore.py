@@ -39,6 +39,7 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
+    pixel_size_misfit,
     unkeepable,
 )
 from mmzarr._open import create_stream
@@ -308,11 +309,11 @@ class MDAWriter(FrontEndBase):
             )
             index: dict[str, int] = dict(event.index)
             layout = self.camera_layout
+            taken = img  # as the camera gave it: what a sibling keeps
             if layout is not None and layout.mode != "single":
                 index = layout.index(index)
                 img = layout.frame(img)
-            taken = img  # as the camera gave it: what a sibling keeps
-            if layout is None or layout.mode == "single":
+            else:
                 img = self._widened(img)
             try:
                 if self.stream is None:
@@ -457,13 +458,22 @@ class MDAWriter(FrontEndBase):
 
         Before the dataset's first frame, the dataset takes the frame's pixel
         size instead (the plan's first channel preset may switch the objective
-        after the run's start), unless one was given to the writer.
+        after the run's start), unless one was given to the writer: as
+        `pixel_size_um`, or as the scale of the `settings` given (any other than
+        the run's start).
         """
         why = self._pixel_size.misfit(meta)
         if why is None:
             return
         assert self.stream is not None
-        if self._pixel_size.given is not None or self.stream.frames_written:
+        start = self._pixel_size.start
+        assert start is not None  # a misfit is one with the start's
+        scale = self.stream.settings.images[0].dim("x").scale
+        if (
+            self._pixel_size.given is not None
+            or self.stream.frames_written
+            or pixel_size_misfit(start, scale) is not None  # the user's own
+        ):
             raise FrameError(why)
         px = float(meta["pixel_size_um"])
         self.stream.set_pixel_size(px)
