@@ -695,22 +695,28 @@ def test_mda_unmappable_plan_with_two_cameras_keeps_every_frame(
         assert report.ok, report.format()
 
 
+def _run_switching_objective(core: MultiCameraCore, out: Path) -> Capture:
+    """Run `SEQ` to `out`, the pixel size going to 0.5 µm as t=1 starts; the
+    frames acquired (all written, in the dataset or beside)."""
+    preset = core.getCurrentPixelSizeConfig()
+
+    def switch(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0:
+            core.setPixelSizeUm(preset, 0.5)
+
+    core.mda.events.eventStarted.connect(switch)
+    writer, cap = _run(core, SEQ, out)
+    assert writer.frames_written == len(cap.frames) == 8
+    return cap
+
+
 def test_mda_two_cameras_frames_at_another_pixel_size_are_kept_beside(
     same_core: MultiCameraCore, tmp_path: Path
 ) -> None:
     """The objective changes at t=1 of a two-camera run: both cameras' frames
     of t=1 go to the sibling at their own 0.5 µm, not into the 1 µm dataset
     (with several cameras the change went unseen)."""
-    preset = same_core.getCurrentPixelSizeConfig()
-
-    def switch(event: useq.MDAEvent) -> None:
-        if event.index.get("t") == 1 and event.index.get("c") == 0:
-            same_core.setPixelSizeUm(preset, 0.5)
-
-    same_core.mda.events.eventStarted.connect(switch)
-    out = tmp_path / "two.ome.zarr"
-    writer, cap = _run(same_core, SEQ, out)
-    assert writer.frames_written == len(cap.frames) == 8
+    cap = _run_switching_objective(same_core, tmp_path / "two.ome.zarr")
     beside = tmp_path / "two.unplaced.ome.zarr"
     ms = group_json(beside)["attributes"]["ome"]["multiscales"][0]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][-2:] == [
@@ -727,16 +733,7 @@ def test_mda_two_camera_images_frames_beside_keep_each_camera_s_dtype(
     """The objective changes at t=1 of a run writing each camera as an image
     (uint16 and uint8 in a uint16 dataset): the uint8 camera's frames of t=1
     go beside as it gave them, uint8 (they were widened to uint16)."""
-    preset = mixed_core.getCurrentPixelSizeConfig()
-
-    def switch(event: useq.MDAEvent) -> None:
-        if event.index.get("t") == 1 and event.index.get("c") == 0:
-            mixed_core.setPixelSizeUm(preset, 0.5)
-
-    mixed_core.mda.events.eventStarted.connect(switch)
-    out = tmp_path / "mixed.ome.zarr"
-    writer, cap = _run(mixed_core, SEQ, out)
-    assert writer.frames_written == len(cap.frames) == 8
+    cap = _run_switching_objective(mixed_core, tmp_path / "mixed.ome.zarr")
     for name, cam in (("mixed.unplaced", 0), ("mixed.unplaced-2", 1)):
         beside = read_zarr(tmp_path / f"{name}.ome.zarr", "0")
         later = [
