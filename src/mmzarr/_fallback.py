@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from mmzarr._open import create_stream
+from mmzarr._pixel_size import pixel_size_misfit
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import parse_location
 from mmzarr._stream import native_order
@@ -51,7 +52,6 @@ __all__ = [
     "kept_planes",
     "open_fallback",
     "open_unplaced",
-    "pixel_size_misfit",
     "unkeepable",
     "unplaced_path",
 ]
@@ -356,24 +356,6 @@ def kept_misfit(
     if (why := image.frame_problem(planes[0], settings.dtype)) is not None:
         return why
     return pixel_size_misfit(image.dim("x").scale, pixel_size_um)
-
-
-def pixel_size_misfit(scale: float, pixel_size_um: Any) -> str | None:
-    """Why a frame of `pixel_size_um` does not belong where pixels are `scale` µm.
-
-    None when they agree, or when the frame's pixel size is unknown (None, 0,
-    not a number).
-    """
-    try:
-        px = float(pixel_size_um)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(px) or px <= 0 or math.isclose(px, scale, rel_tol=1e-6):
-        return None
-    return (
-        f"frame pixel size {px:g} µm, not {scale:g} µm (the pixel size changed "
-        "during the run: another objective, binning or calibration)"
-    )
 
 
 def open_fallback(

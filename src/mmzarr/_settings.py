@@ -12,7 +12,6 @@ of `_from_useq.py` and builds itself with `_plan.settings_from_slots`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -27,6 +26,7 @@ from mmzarr._from_useq import (
     camera_plan,
     warn_unknown_interval,
 )
+from mmzarr._keys import check_image_keys
 from mmzarr._models import (
     NON_SPATIAL,
     Channel,
@@ -60,9 +60,6 @@ __all__ = [
 
 Layout = Literal["image", "collection", "plate"]
 OnFull = Literal["block", "raise", "drop"]
-_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-#: top-level names the dataset uses itself (series group, mmzarr's files)
-_RESERVED_TOP = ("OME", "mmzarr")
 #: The largest frame (bytes) mmzarr writes: 2 GiB, beyond any camera, so a
 #: mistyped shape fails here rather than as a MemoryError in a backend.
 MAX_FRAME_BYTES = 2**31
@@ -99,47 +96,6 @@ def _as_index(index: Any) -> dict[str, int]:
 
 def _norm_coords(coords: Mapping[str, int]) -> frozenset[tuple[str, int]]:
     return frozenset((k, int(v)) for k, v in coords.items() if v != 0)
-
-
-def _check_keys(keys: list[str]) -> None:
-    """Image keys that are zarr paths, each a folder of its own.
-
-    Refused: names zarr v3 reserves (`.`, `..`, `__*`), a `zarr.json` node,
-    the dataset's own top-level `OME` and `mmzarr`, an image inside another,
-    and two paths that differ only by case (one folder on macOS and Windows).
-    """
-    spelled: dict[str, str] = {}  # casefolded group path -> as given
-    for k in keys:
-        if not k:
-            continue
-        if not _KEY_RE.match(k):
-            raise ValueError(f"image key {k!r} is not a valid zarr path")
-        parts = k.split("/")
-        for part in parts:
-            if part in (".", "..", "zarr.json") or part.startswith("__"):
-                raise ValueError(
-                    f"image key {k!r}: {part!r} is reserved in zarr "
-                    "('.', '..', 'zarr.json' and names starting with '__')"
-                )
-        if parts[0].casefold() in (r.casefold() for r in _RESERVED_TOP):
-            raise ValueError(
-                f"image key {k!r}: {parts[0]!r} holds the dataset's own metadata "
-                f"(reserved: {_RESERVED_TOP}); use another key"
-            )
-        for i in range(1, len(parts) + 1):
-            path = "/".join(parts[:i])
-            other = spelled.setdefault(path.casefold(), path)
-            if other != path:
-                raise ValueError(
-                    f"image keys {other!r} and {path!r} differ only by case: one "
-                    "folder on a case-insensitive file system (macOS, Windows)"
-                )
-    given = set(keys)
-    for k in keys:
-        parts = k.split("/")
-        for i in range(1, len(parts)):
-            if (outer := "/".join(parts[:i])) in given:
-                raise ValueError(f"image key {k!r} is inside image {outer!r}")
 
 
 class AcquisitionSettings(FrozenModel):
@@ -219,10 +175,7 @@ class AcquisitionSettings(FrozenModel):
     @model_validator(mode="after")
     def _check(self) -> Self:
         keys = [im.key for im in self.images]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"images: duplicate keys {dupes}")
-        _check_keys(keys)
+        check_image_keys(keys)
         itemsize = np.dtype(self.dtype).itemsize
         warn_levels_cut(self.downsample, [im.frame_shape for im in self.images])
         for im in self.images:

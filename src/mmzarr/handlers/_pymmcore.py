@@ -21,7 +21,6 @@ translated (`CameraLayout.index`) and its pixels upcast to the dataset's dtype
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -39,20 +38,15 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
-    pixel_size_misfit,
     unkeepable,
 )
 from mmzarr._open import create_stream
+from mmzarr._pixel_size import RunPixelSize
 from mmzarr._sequence import is_event_generator
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError
 from mmzarr.handlers._backend_choice import choose_backend
-from mmzarr.handlers._run_plan import (
-    RunPixelSize,
-    run_cameras,
-    run_dtype,
-    run_layout,
-)
+from mmzarr.handlers._run_plan import run_cameras, run_dtype, run_layout
 from mmzarr.handlers._runner import (
     PassedSlots,
     errored,
@@ -340,7 +334,7 @@ class MDAWriter(FrontEndBase):
                             self.stream, img, index=index, metadata=metadata, owned=True
                         )
                     else:
-                        self._check_pixel_size(meta)
+                        self._pixel_size = self._pixel_size.admitted(meta, self.stream)
                         key, at = self.stream.append(
                             img, index=index, metadata=metadata, owned=True
                         )
@@ -452,38 +446,6 @@ class MDAWriter(FrontEndBase):
         if self.stream is not None and img.dtype != self.stream.settings.dtype:
             return upcast(img, self.stream.settings.dtype)
         return img
-
-    def _check_pixel_size(self, meta: dict[str, Any]) -> None:
-        """Raise `FrameError` for a frame acquired at another pixel size.
-
-        Before the dataset's first frame, the dataset takes the frame's pixel
-        size instead (the plan's first channel preset may switch the objective
-        after the run's start), unless one was given to the writer: as
-        `pixel_size_um`, or as the scale of the `settings` given (any other than
-        the run's start).
-        """
-        why = self._pixel_size.misfit(meta)
-        if why is None:
-            return
-        assert self.stream is not None
-        start = self._pixel_size.start
-        assert start is not None  # a misfit is one with the start's
-        scale = self.stream.settings.images[0].dim("x").scale
-        if (
-            self._pixel_size.given is not None
-            or self.stream.frames_written
-            or pixel_size_misfit(start, scale) is not None  # the user's own
-        ):
-            raise FrameError(why)
-        px = float(meta["pixel_size_um"])
-        self.stream.set_pixel_size(px)
-        logger.info(
-            "mmzarr: the pixel size changed between the run's start (%g µm) and "
-            "its first frame (%g µm): the dataset's scale is the first frame's",
-            self._pixel_size.start,
-            px,
-        )
-        self._pixel_size = dataclasses.replace(self._pixel_size, start=px)
 
     def _core(self) -> Any:
         return self.core if self.core is not None else running_core()

@@ -10,13 +10,9 @@ cameras (`run_layout`). Receiving frames is `MDAWriter`'s (`_pymmcore`).
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import camera_layout, cameras_from_summary, common_dtype
-from mmzarr._fallback import pixel_size_misfit
 from mmzarr._from_useq import python_camera_dtype
 from mmzarr._sequence import is_event_generator
 from mmzarr._settings import AcquisitionSettings
@@ -24,58 +20,13 @@ from mmzarr.errors import PlanError
 from mmzarr.handlers._runner import cameras_of_core
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import useq
 
     from mmzarr._cameras import Camera, CameraLayout, CameraMode
 
-__all__ = ["RunPixelSize", "run_cameras", "run_dtype", "run_layout"]
-
-
-@dataclass(frozen=True)
-class RunPixelSize:
-    """A run's pixel size as it started, and the frames acquired at another.
-
-    The dataset's y/x scale is the camera's pixel size as the run started (or
-    the `pixel_size_um` given to the writer); a frame of the same shape
-    acquired after an objective, binning or calibration change would be shown
-    at the wrong size.
-    """
-
-    #: the core's pixel size (µm) at the run's start, if known
-    start: float | None = None
-    #: the `pixel_size_um` given to the writer
-    given: Any = None
-
-    @classmethod
-    def of(cls, summary: Mapping[str, Any], given: Any) -> RunPixelSize:
-        """From pymmcore-plus' summary metadata.
-
-        The selected camera's (`image_infos[0]`; a Multi Camera adapter's with
-        several cameras): the pixel size each frame's metadata says.
-        """
-        infos = summary.get("image_infos") or ()
-        first = infos[0] if infos and isinstance(infos[0], Mapping) else {}
-        try:
-            px = float(first.get("pixel_size_um") or 0)
-        except (TypeError, ValueError):  # a summary we cannot read
-            px = 0.0
-        return cls(px if math.isfinite(px) and px > 0 else None, given)
-
-    def misfit(self, meta: Mapping[str, Any]) -> str | None:
-        """Why a frame (`meta`: its metadata) does not belong in the dataset."""
-        if self.start is None:
-            return None
-        return pixel_size_misfit(self.start, meta.get("pixel_size_um"))
-
-    def kept(self, meta: Mapping[str, Any]) -> Any:
-        """The pixel size of a frame kept in the fallback layout or beside.
-
-        The one given to the writer, unless the frame was acquired at another
-        pixel size than the run started with; else the frame's.
-        """
-        if self.given is None or self.misfit(meta) is not None:
-            return meta.get("pixel_size_um")
-        return self.given
+__all__ = ["run_cameras", "run_dtype", "run_layout"]
 
 
 def run_cameras(

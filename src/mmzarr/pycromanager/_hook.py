@@ -19,10 +19,10 @@ from mmzarr._fallback import (
     kept_misfit,
     open_fallback,
     open_unplaced,
-    pixel_size_misfit,
     unkeepable,
 )
 from mmzarr._open import create_stream
+from mmzarr._pixel_size import RunPixelSize
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._learn import FirstTimePoint
@@ -31,7 +31,6 @@ from mmzarr.pycromanager._plan import (
     UNKNOWN_T,
     EventPlan,
     Place,
-    as_float,
     axes_key,
     camera_channel,
     check_axes,
@@ -206,7 +205,9 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self._own_places = settings is None
         #: the ``PixelSize_um`` of the first image that said one (µm): an image
         #: acquired at another (objective, binning changed) is kept beside
-        self._start_px: float | None = None
+        self._pixel_size = RunPixelSize(
+            given=settings_options.get("pixel_size_um"), key="PixelSize_um"
+        )
         #: learn mode: the images of the first time point
         self._first = FirstTimePoint()
         self._learned = False
@@ -323,10 +324,11 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
 
     def _write(self, frame: np.ndarray, md: Mapping[str, Any]) -> None:
         where = f"image {self.frames_received} (Axes {md.get('Axes')})"
-        if self._start_px is None and (px := as_float(md.get("PixelSize_um"))):
-            self._start_px = px if px > 0 else None
+        self._pixel_size = self._pixel_size.started(md)
         if self.fallback_reason is not None and self.stream is not None:
-            self._into_fallback(frame, {"pycromanager": dict(md)}, self._px(md))
+            self._into_fallback(
+                frame, {"pycromanager": dict(md)}, self._pixel_size.kept(md)
+            )
             return
         try:
             if self.stream is None and self._plan is not None:
@@ -362,7 +364,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         """
         reason = f"{type(error).__name__}: {error}"
         record = {"pycromanager": dict(md), "not_placed": reason}
-        px = self._px(md)
+        px = self._pixel_size.kept(md)
         if self.stream is not None:
             self._keep_beside(frame, record, reason, px)
             return
@@ -380,27 +382,14 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         images.append((frame, record, md))
         first, _, first_md = images[0]
         self.stream = open_fallback(
-            self, self.path, reason, first, pixel_size_um=self._px(first_md)
+            self,
+            self.path,
+            reason,
+            first,
+            pixel_size_um=self._pixel_size.kept(first_md),
         )
         for image, meta, image_md in images:
-            self._into_fallback(image, meta, self._px(image_md))
-
-    def _px_misfit(self, md: Mapping[str, Any]) -> str | None:
-        """Why an image was acquired at another pixel size than the first (None)."""
-        if self._start_px is None:
-            return None
-        return pixel_size_misfit(self._start_px, md.get("PixelSize_um"))
-
-    def _px(self, md: Mapping[str, Any]) -> Any:
-        """The pixel size an image is kept at: the one given, else the image's.
-
-        The image's own when it was acquired at another pixel size than the
-        first image (`_px_misfit`): the given one corrects the first's.
-        """
-        given = self.settings_options.get("pixel_size_um")
-        if given and self._px_misfit(md) is None:
-            return given
-        return md.get("PixelSize_um")
+            self._into_fallback(image, meta, self._pixel_size.kept(image_md))
 
     def _into_fallback(
         self, image: np.ndarray, record: dict[str, Any], px: Any
@@ -476,7 +465,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 f"Axes {dict(axes)}; ZarrHook writes camera channel 0's images "
                 "to the dataset and keeps the other cameras' beside"
             )
-        if why := self._px_misfit(md):
+        if why := self._pixel_size.misfit(md):
             raise FrameError(why)
         settings = self.stream.settings
         place = self._places.get(axes_key(axes))
