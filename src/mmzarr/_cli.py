@@ -5,7 +5,8 @@ after Ctrl-C) and turning errors into one-line messages with a non-zero exit.
 The consoles, progress display and the Ctrl-C handling of a running MDA are
 `mmzarr._terminal`'s. The work itself is done by the library
 (`AcquisitionSettings`, `MDAWriter`, `validate`, `finalize`); plan files are
-read and checked by `mmzarr._planfile`.
+read and checked by `mmzarr._planfile`; which paths a command may use is
+`mmzarr._cli_paths`' (with `CLIError`).
 """
 
 from __future__ import annotations
@@ -26,18 +27,16 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings
 
+from mmzarr._cli_paths import (
+    CLIError,
+    check_output_path,
+    existing_dataset,
+    local_dataset,
+)
 from mmzarr._info import count
 from mmzarr._terminal import console, err_console, run_with_progress, say
 
 __all__ = ["main"]
-
-
-class CLIError(Exception):
-    """A user-facing error: printed on one line, exit status 1 (or `code`)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def demo_plan() -> useq.MDASequence:
@@ -134,36 +133,6 @@ def _check_channels(seq: useq.MDASequence, core: Any) -> None:
             )
 
 
-def _check_output(out: str, overwrite: bool) -> None:
-    """Fail before the rig loads where the writer could not start (same rule).
-
-    Local paths and S3 URLs alike (`check_output`); nothing is written.
-    """
-    from mmzarr._claim import check_output
-    from mmzarr.errors import DatasetLockedError, StorageError
-
-    try:
-        check_output(out, overwrite)
-    except (DatasetLockedError, NotADirectoryError) as e:
-        raise CLIError(str(e)) from e
-    except FileExistsError as e:
-        if overwrite:
-            raise CLIError(str(e).replace("overwrite=True", "--overwrite")) from e
-        try:  # suggest --overwrite only where it would not be refused in turn
-            check_output(out, overwrite=True)
-        except FileExistsError as refused:
-            why = str(refused).replace("overwrite=True", "--overwrite")
-            raise CLIError(
-                f"output {out!r} already exists and --overwrite would not replace "
-                f"it ({why}); choose another path"
-            ) from e
-        except StorageError:  # S3 unreachable now: the first answer stands
-            pass
-        raise CLIError(f"output {out!r} already exists; use --overwrite") from e
-    except (StorageError, ValueError) as e:  # S3 unreachable; an unknown scheme
-        raise CLIError(str(e)) from e
-
-
 def run_acquisition(
     seq: useq.MDASequence,
     out: str,
@@ -181,7 +150,7 @@ def run_acquisition(
     from mmzarr.handlers import MDAWriter
 
     _check_backend(backend)
-    _check_output(out, overwrite)
+    check_output_path(out, overwrite)
     core = _load_core(config)
     settings = _settings(seq, core)
     _check_channels(seq, core)
@@ -261,65 +230,11 @@ def print_settings(settings: AcquisitionSettings) -> None:
         say(line)
 
 
-def _local_dataset(command: str, out: str) -> Path:
-    """The local directory `out` names; a URL is refused.
-
-    `info`, `validate`, `finalize` (and `demo`, which validates what it wrote)
-    read and write files on a local disk only.
-    """
-    from mmzarr._storage import parse_location
-
-    try:
-        loc = parse_location(out)
-    except ValueError as e:
-        if "://" not in out and not out.lower().startswith("s3:"):
-            raise CLIError(str(e)) from e  # a local path (e.g. a name too long)
-        raise CLIError(
-            f"mmzarr {command} works on local datasets only; {out!r} is not a "
-            "local path"
-        ) from e
-    if loc.path is None:
-        assert loc.s3 is not None
-        local = loc.s3.prefix.rsplit("/", 1)[-1] or "DIR"
-        hint = (
-            f"write it to a local path, or acquire a plan to S3 with `mmzarr "
-            f"acquire PLAN {out}`"
-            if command == "demo"
-            else f"copy the dataset to a local disk first (e.g. `aws s3 sync "
-            f"{out} {local}`, then `mmzarr {command} {local}`)"
-        )
-        raise CLIError(
-            f"S3 URLs are not supported by mmzarr {command} ({out!r}); {hint}"
-        )
-    return loc.path
-
-
-def _existing_dataset(command: str, out: str) -> Path:
-    """The local dataset folder `out` names, refused when it is none.
-
-    A mistyped path is said to be missing, not reported as a broken dataset; a
-    file (e.g. the dataset's own ``zarr.json``) is named as a file.
-    """
-    root = _local_dataset(command, out)
-    if root.is_dir():
-        return root
-    if root.exists():
-        hint = (
-            f"give its folder: `mmzarr {command} {shlex.quote(str(root.parent))}`"
-            if root.name == "zarr.json"
-            else "give the dataset's folder (the one holding zarr.json)"
-        )
-        raise CLIError(f"{out!r} is a file, not a dataset folder; {hint}")
-    from mmzarr._leftovers import replaced_note
-
-    raise CLIError(f"{out!r} does not exist; {replaced_note(root) or 'check the path'}")
-
-
 def info(out: str) -> None:
     """Print the dataset as a tree, then the microscope's key facts."""
     from mmzarr._info import dataset_tree, microscope_lines
 
-    root = _existing_dataset("info", out)
+    root = existing_dataset("info", out)
     try:
         tree = dataset_tree(root)
     except ValueError as e:
@@ -332,7 +247,7 @@ def info(out: str) -> None:
 def _cmd_validate(out: str) -> int:
     from mmzarr._validate import validate
 
-    report = validate(_existing_dataset("validate", out))
+    report = validate(existing_dataset("validate", out))
     say(report.format(), console if report.ok else err_console)
     return 0 if report.ok else 1
 
@@ -340,7 +255,7 @@ def _cmd_validate(out: str) -> int:
 def _cmd_finalize(out: str) -> int:
     from mmzarr._finalize import finalize
 
-    root = _existing_dataset("finalize", out)
+    root = existing_dataset("finalize", out)
     try:
         report = finalize(root)
     except (OSError, ValueError) as e:
@@ -350,9 +265,9 @@ def _cmd_finalize(out: str) -> int:
 
 
 def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
-    _local_dataset("demo", out)  # it validates what it wrote
+    local_dataset("demo", out)  # it validates what it wrote
     _check_backend(backend)  # before the banner: a mistake is the only output
-    _check_output(out, overwrite)
+    check_output_path(out, overwrite)
     seq = demo_plan()
     say(
         f"mmzarr demo: a 3-well plate (2x2 fields, 2 channels, 3 z, 3 time points) "
@@ -459,7 +374,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             _check_channels(seq, core)
             note = ""
             try:
-                _check_output(args.out, args.overwrite)
+                check_output_path(args.out, args.overwrite)
             except CLIError as e:
                 note = f" (acquiring would fail: {e})"
             say(
