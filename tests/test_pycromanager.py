@@ -812,6 +812,42 @@ def test_events_from_useq_carry_what_pycromanager_keys_cannot_say() -> None:
         AcquisitionEvent.from_json({**events[0], "tags": {"well": "B3"}}, None)
 
 
+def test_a_config_of_two_groups_says_its_group(tmp_path: Path) -> None:
+    """One config name in two config groups was labelled "DAPI", "DAPI (2)"."""
+    seq = useq.MDASequence(
+        channels=[
+            useq.Channel(config="DAPI"),
+            useq.Channel(config="DAPI", group="Other"),
+            "FITC",
+        ]
+    )
+    events = events_from_useq(seq)
+    assert [e["config_group"] for e in events] == [
+        ["Channel", "DAPI"],
+        ["Other", "DAPI"],
+        ["Channel", "FITC"],
+    ]
+    labels = ["DAPI (Channel)", "DAPI (Other)", "FITC"]
+    assert [e["axes"]["channel"] for e in events] == labels
+    out = tmp_path / "groups.ome.zarr"
+    with ZarrHook(out, events=events) as hook:
+        feed(hook, events)
+    assert [c.name for c in settings_of(out).images[0].channels] == labels
+    # a channel no event acquires is named by the plan's [config, exposure,
+    # group] in the "mmzarr" entry (an entry without the group still reads)
+    named = [["DAPI", None], ["DAPI", None, "Other"], ["FITC", None]]
+    kept = [
+        {**e, "mmzarr": {**e["mmzarr"], "image": {"channels": named}}}
+        for e in events
+        if e["config_group"][0] == "Channel"
+    ]
+    out2 = tmp_path / "named.ome.zarr"
+    with ZarrHook(out2, events=kept) as hook2:
+        feed(hook2, kept)
+    channels = settings_of(out2).images[0].channels
+    assert [c.name for c in channels] == labels
+
+
 def test_hook_refuses_events_it_cannot_read(tmp_path: Path) -> None:
     events = events_from_useq(useq.MDASequence(time_plan={"interval": 1, "loops": 2}))
     p = tmp_path / "x.ome.zarr"

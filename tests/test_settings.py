@@ -263,6 +263,20 @@ def test_layout_keys() -> None:
         (("A", "a"), r"'A' and 'a' differ only by case"),
         (("x/A/1", "x/a/2"), r"'x/A' and 'x/a' differ only by case"),
         (("0", "0/1"), r"image key '0/1' is inside image '0'"),
+        # Windows: a trailing '.' is dropped, device names are no folders
+        (("a.", "a"), r"'a\.' ends with '\.', which Windows drops"),
+        (("x/b..", "0"), r"'b\.\.' ends with '\.'"),
+        (("con", "0"), r"'con' is a device name on Windows"),
+        (("0", "x/NUL.txt"), r"'NUL\.txt' is a device name on Windows"),
+        (("Aux", "0"), r"'Aux' is a device name"),
+        (("prn.tar.gz", "0"), r"'prn\.tar\.gz' is a device name"),
+        (("com1", "0"), r"'com1' is a device name"),
+        (("0", "LPT9"), r"'LPT9' is a device name"),
+        (("a:b", "0"), r"'a:b' is not a valid zarr path: use letters"),
+        (("x?", "0"), r"'x\?' is not a valid zarr path"),
+        (("a\\b", "0"), r"is not a valid zarr path"),
+        (("a\tb", "0"), r"is not a valid zarr path"),
+        (("a ", "0"), r"'a ' is not a valid zarr path"),
     ],
     ids=lambda v: "+".join(v) if isinstance(v, tuple) else "",
 )
@@ -270,11 +284,24 @@ def test_image_keys_each_a_folder_of_their_own(
     keys: tuple[str, ...], message: str
 ) -> None:
     """Such keys were accepted: `OME` or `mmzarr` went into the dataset's own
-    groups, `0/1` inside image `0`, `A` and `a` are one folder on macOS, and
+    groups, `0/1` inside image `0`, `A` and `a` are one folder on macOS, `a.`
+    and `a` one folder on Windows, `con` or `nul.txt` no folder there, and
     `..`, `.`, `zarr.json` failed only when the stream opened, unclearly."""
     images = tuple(image(k, coords={"p": i}) for i, k in enumerate(keys))
     with pytest.raises(ValidationError, match=message):
         AcquisitionSettings(layout="collection", images=images, dtype="uint8")
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [("console", "com10", "nul_1", "lpt", "a.b", ".a", "A/1/0"), ("con_", "x")],
+    ids=lambda v: "+".join(v),
+)
+def test_image_keys_windows_can_hold(keys: tuple[str, ...]) -> None:
+    """Names that only look like Windows' reserved ones are folders there."""
+    images = tuple(image(k, coords={"p": i}) for i, k in enumerate(keys))
+    s = AcquisitionSettings(layout="collection", images=images, dtype="uint8")
+    assert s.keys == keys
 
 
 @pytest.mark.parametrize("dtype", ["uint17", "complex64", "nonsense"])

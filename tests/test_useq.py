@@ -636,6 +636,38 @@ def test_mixing_plate_and_plain_positions() -> None:
             ],
             ["DAPI", "DAPI (30 ms)", "DAPI (3)"],
         ),
+        # one config name in two config groups says its group (was "DAPI",
+        # "DAPI (2)": which group acquired which was lost)
+        (
+            [
+                useq.Channel(config="DAPI", group="Channel"),
+                useq.Channel(config="DAPI", group="Other"),
+                "FITC",
+            ],
+            ["DAPI (Channel)", "DAPI (Other)", "FITC"],
+        ),
+        (
+            [
+                "FITC",
+                useq.Channel(config="DAPI", group="Other"),
+                useq.Channel(config="DAPI"),
+            ],
+            ["FITC", "DAPI (Other)", "DAPI (Channel)"],
+        ),
+        (
+            [
+                {"config": "DAPI", "exposure": 10},
+                {"config": "DAPI", "exposure": 30},
+                {"config": "DAPI", "group": "Other", "exposure": 10},
+                {"config": "DAPI", "group": "Other", "exposure": 10},
+            ],
+            [
+                "DAPI (Channel)",
+                "DAPI (Channel, 30 ms)",
+                "DAPI (Other)",
+                "DAPI (Other, 2)",
+            ],
+        ),
     ],
 )
 def test_repeated_channel_config_gets_unique_labels(
@@ -658,6 +690,18 @@ def test_repeated_position_names_give_unique_image_names() -> None:
         ]
     )
     assert [im.name for im in build(seq).images] == ["A", "A_3", "A_2", "B"]
+
+
+def test_position_names_windows_cannot_hold_are_names_not_keys() -> None:
+    """Keys come from the plan's order, so a name Windows has no folder for
+    (a device, a trailing '.', ':' or '?') stays a name and the dataset copies."""
+    names = ["con", "nul.", "a:b", "x?", "LPT1.txt", "a "]
+    seq = useq.MDASequence(
+        stage_positions=[useq.Position(x=i, name=n) for i, n in enumerate(names)]
+    )
+    s = build(seq)
+    assert s.keys == ("0", "1", "2", "3", "4", "5")
+    assert [im.name for im in s.images] == names
 
 
 @pytest.mark.parametrize(

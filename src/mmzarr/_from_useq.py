@@ -353,7 +353,7 @@ class _Facts:
             name=name,
             t_scale=_time_scale(_plan_of(seq, pos, "time_plan")),
             z_scale=_z_scale(_plan_of(seq, pos, "z_plan")),
-            channels=tuple(ChannelUse(c.config, c.exposure) for c in channels),
+            channels=tuple(ChannelUse(c.config, c.exposure, c.group) for c in channels),
             plate_row=getattr(pos, "plate_row", None),
             plate_col=getattr(pos, "plate_col", None),
             grid_row=getattr(cell, "grid_row", None),
@@ -384,7 +384,11 @@ def _slot(
         t=index.get("t"),
         c=index.get("c"),
         z=index.get("z"),
-        channel=ChannelUse(channel.config, event.exposure) if channel else None,
+        channel=(
+            ChannelUse(channel.config, event.exposure, channel.group)
+            if channel
+            else None
+        ),
         x_um=at["x"] if xy else None,
         y_um=at["y"] if xy else None,
         z_um=at["z"],

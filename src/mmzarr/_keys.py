@@ -10,6 +10,11 @@ __all__ = ["check_image_keys"]
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 #: top-level names the dataset uses itself (series group, mmzarr's files)
 _RESERVED_TOP = ("OME", "mmzarr")
+#: names Windows gives its devices, with any extension (`nul.txt`) and in any case
+_WINDOWS_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"]
+    + [f"{dev}{i}" for dev in ("com", "lpt") for i in range(10)]
+)
 
 
 def check_image_keys(keys: list[str]) -> None:
@@ -17,8 +22,11 @@ def check_image_keys(keys: list[str]) -> None:
 
     Refused (a `ValueError` naming the key): a key given twice, names zarr v3
     reserves (`.`, `..`, `__*`), a `zarr.json` node, the dataset's own
-    top-level `OME` and `mmzarr`, an image inside another, and two paths that
-    differ only by case (one folder on macOS and Windows).
+    top-level `OME` and `mmzarr`, an image inside another, and names Windows
+    cannot hold: two paths that differ only by case (one folder on macOS and
+    Windows), a name ending in `.` (Windows drops it: `a.` is `a`) and a device
+    name (`con`, `nul.txt`, `COM1`, ...). A dataset acquired on Linux must
+    copy whole to a Windows analysis PC.
     """
     dupes = sorted(k for k, n in Counter(keys).items() if n > 1)
     if dupes:
@@ -28,13 +36,27 @@ def check_image_keys(keys: list[str]) -> None:
         if not k:
             continue
         if not _KEY_RE.match(k):
-            raise ValueError(f"image key {k!r} is not a valid zarr path")
+            raise ValueError(
+                f"image key {k!r} is not a valid zarr path: use letters, digits, "
+                "'_', '.' and '-' in names separated by '/'"
+            )
         parts = k.split("/")
         for part in parts:
             if part in (".", "..", "zarr.json") or part.startswith("__"):
                 raise ValueError(
                     f"image key {k!r}: {part!r} is reserved in zarr "
                     "('.', '..', 'zarr.json' and names starting with '__')"
+                )
+            if part.endswith("."):
+                raise ValueError(
+                    f"image key {k!r}: {part!r} ends with '.', which Windows drops "
+                    "from folder names ('a.' is the folder 'a' there)"
+                )
+            if part.split(".")[0].casefold() in _WINDOWS_DEVICES:
+                raise ValueError(
+                    f"image key {k!r}: {part!r} is a device name on Windows (CON, "
+                    "PRN, AUX, NUL, COM0-9, LPT0-9, with any extension), not a "
+                    "folder"
                 )
         if parts[0].casefold() in (r.casefold() for r in _RESERVED_TOP):
             raise ValueError(

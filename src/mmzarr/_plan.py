@@ -349,9 +349,12 @@ def _acquisition_order(
 def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
     """Channels with unique labels; each keeps its config and exposure.
 
-    A config used once is its own label. A config used at several `c` indices
-    (e.g. DAPI at 10 ms and at 30 ms) is labelled by its exposure when that tells
-    them apart (`DAPI`, `DAPI (30 ms)`), else numbered (`DAPI`, `DAPI (2)`).
+    A config used once is its own label. A config of several config groups
+    (DAPI of group `Channel` and of group `Other`) says its group in each of
+    them (`DAPI (Channel)`, `DAPI (Other)`). A config used at several `c`
+    indices of one group (e.g. DAPI at 10 ms and at 30 ms) is labelled by its
+    exposure when that tells them apart (`DAPI`, `DAPI (30 ms)`), else
+    numbered (`DAPI`, `DAPI (2)`).
     """
     plan = image.facts.channels
     found = [
@@ -359,16 +362,24 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
         for i in range(size)
     ]
     found = [
-        ch if ch is None else ChannelUse(printable(ch.config) or "", ch.exposure)
+        ch
+        if ch is None
+        else ChannelUse(printable(ch.config) or "", ch.exposure, printable(ch.group))
         for ch in found
     ]
-    configs = [ch.config if ch is not None else None for ch in found]
+    groups: dict[str, set[str | None]] = {}
+    for ch in found:
+        if ch is not None:
+            groups.setdefault(ch.config, set()).add(ch.group)
+    uses = [(ch.config, ch.group) if ch is not None else None for ch in found]
     labels: list[str] = []
     for i, ch in enumerate(found):
         if ch is None:
             labels.append(f"Channel {i}")
             continue
-        same = [j for j, c in enumerate(configs) if c == ch.config]
+        # the group, when the config is also one of another group's
+        said = [ch.group] if ch.group and len(groups[ch.config]) > 1 else []
+        same = [j for j, u in enumerate(uses) if u == (ch.config, ch.group)]
         # as printed: 10 and 10.0000001 ms both read "10 ms", which tells
         # them apart no better than a number
         shown = [
@@ -376,12 +387,12 @@ def _channels(image: ImageSlots, size: int) -> tuple[Channel, ...]:
             for j in same
             if (u := found[j]) is not None and u.exposure is not None
         ]
-        if same[0] == i:
-            labels.append(ch.config)
-        elif ch.exposure is not None and shown.count(f"{ch.exposure:g}") == 1:
-            labels.append(f"{ch.config} ({ch.exposure:g} ms)")
-        else:
-            labels.append(f"{ch.config} ({same.index(i) + 1})")
+        if same[0] != i:  # the first use of a config (in its group) is plain
+            if ch.exposure is not None and shown.count(f"{ch.exposure:g}") == 1:
+                said.append(f"{ch.exposure:g} ms")
+            else:
+                said.append(str(same.index(i) + 1))
+        labels.append(f"{ch.config} ({', '.join(said)})" if said else ch.config)
     return tuple(
         Channel(
             name=label,

@@ -49,10 +49,15 @@ class MMZarrWarning(UserWarning):
 # ---- the inputs ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ChannelUse:
-    """A channel config as one `c` index of the plan acquires it."""
+    """A channel config as one `c` index of the plan acquires it.
+
+    `group` is the config group holding `config` (useq's `Channel.group`),
+    None when the plan does not say.
+    """
 
     config: str
     exposure: float | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

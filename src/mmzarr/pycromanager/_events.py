@@ -76,7 +76,7 @@ def _image_entry(
         if value is not None:
             out[name] = value
     if channels:  # some `c` of the image is never acquired: name it by the plan
-        out["channels"] = [[c.config, c.exposure] for c in facts.channels]
+        out["channels"] = [[c.config, c.exposure, c.group] for c in facts.channels]
     return out
 
 
@@ -113,6 +113,16 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
+def _channel(entry: Any) -> ChannelUse:
+    # [config, exposure, group]; the group may be left out
+    config, exposure, *group = entry
+    return ChannelUse(
+        _str(config, "a channel config"),
+        _opt(exposure, _number, "exposure"),
+        _opt(group[0] if group else None, _str, "a channel group"),
+    )
+
+
 def _read(entry: Any) -> EventFacts:
     index = {
         _str(k, "an index key"): _int(v, f"index {k!r}")
@@ -126,10 +136,7 @@ def _read(entry: Any) -> EventFacts:
             name=_opt(image.get("name"), _str, "name"),
             **{k: _opt(image.get(k), _number, k) for k in _IMAGE_FLOATS},
             **{k: _opt(image.get(k), _int, k) for k in _IMAGE_INTS},
-            channels=tuple(
-                ChannelUse(_str(c, "a channel config"), _opt(e, _number, "exposure"))
-                for c, e in image.get("channels", ())
-            ),
+            channels=tuple(_channel(c) for c in image.get("channels", ())),
         ),
         plan=PlanFacts(
             axis_order=_str(plan.get("axis_order", "tpgcz"), "axis_order"),

@@ -123,6 +123,7 @@ class Entry:
     y: float | None = None
     z: float | None = None
     config: str | None = None
+    group: str | None = None
     start_s: float | None = None
     exposure: float | None = None
     facts: EventFacts | None = None
@@ -139,6 +140,7 @@ def entry_from_event(event: Any, where: str) -> Entry:
         y=as_float(event.get("y")),
         z=as_float(event.get("z")),
         config=str(group[1]) if group and len(group) > 1 else None,
+        group=str(group[0]) if group and len(group) > 1 else None,
         start_s=as_float(event.get("min_start_time")),
         exposure=as_float(event.get("exposure")),
         facts=read_facts(event, where),
@@ -239,7 +241,7 @@ def _from_facts(entries: Sequence[Entry]) -> EventPlan:
                 t=index.get("t"),
                 c=index.get("c"),
                 z=index.get("z"),
-                channel=ChannelUse(e.config, e.exposure) if e.config else None,
+                channel=ChannelUse(e.config, e.exposure, e.group) if e.config else None,
                 x_um=at["x"],
                 y_um=at["y"],
                 z_um=at["z"],
