@@ -846,6 +846,35 @@ def test_frames_acquired_at_another_pixel_size_are_kept_beside(
     ]
 
 
+def test_a_cancelled_run_s_sibling_says_cancelled(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A run cancelled after frames went beside (the objective changed at
+    t=1): the sibling, which holds part of that run, says `cancelled` as the
+    dataset does (it said `complete`)."""
+    preset = core.getCurrentPixelSizeConfig()
+    core.setPixelSizeUm(preset, 0.65)
+
+    def switch_then_cancel(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == 1 and event.index.get("c") == 0:
+            core.setPixelSizeUm(preset, 0.325)
+        if event.index.get("t") == 2:
+            core.mda.cancel()
+
+    core.mda.events.eventStarted.connect(switch_then_cancel)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 4}
+    )
+    out = tmp_path / "run.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    beside = tmp_path / "run.unplaced.ome.zarr"
+    assert [r["event_index"]["t"] for r in _log(beside)][:2] == [1, 1]
+    for path in (out, beside):
+        assert group_json(path)["attributes"]["mmzarr"]["status"] == "cancelled"
+
+
 def test_the_fallback_layout_takes_the_pixel_size_given_to_the_writer(
     core: UniMMCore, tmp_path: Path
 ) -> None:

@@ -1359,6 +1359,45 @@ def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> No
         assert not read(out, "2/0").any()
 
 
+def test_finalize_keeps_no_frame_for_a_slot_given_up(
+    tmp_path: Path, backend: str
+) -> None:
+    """A slot the writer gave up (`Stream.abandon`: its frame went to the
+    unplaced sibling, or the camera failed to snap it) is stored by
+    acquire-zarr as a chunk of the fill value. A writer killed before its
+    documents (its frame log whole): finalize counted that chunk as a frame
+    whose log line was lost (`frames_not_logged`, 4/4 frames, none missing).
+    An unlogged frame of another value is still kept."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    out = tmp_path / "gave_up.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        stream.append(frame_for(0), index={"t": 0})
+        stream.abandon(0, (1,))
+        stream.append(frame_for(2), index={"t": 2})
+        stream.append(frame_for(3), index={"t": 3})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
+    (out / "zarr.json").write_text(json.dumps(doc))
+    _drop_last_log_lines(out, 1)  # t=3: on disk, its line lost
+
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert [x["index"] for x in record["frames_not_logged"]] == [[3]]
+    assert record["frames_kept"] == 3
+    assert record["lost"] == []
+    images = group_json(out)["attributes"]["mmzarr"]["images"]
+    assert images[""]["missing"] == [[1]]
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        for t in (0, 2, 3):
+            np.testing.assert_array_equal(data[t], frame_for(t))
+        assert not data[1].any()  # the fill value
+
+
 def test_finalize_writes_the_ome_xml_of_the_frames_it_keeps(
     tmp_path: Path, backend: str
 ) -> None:

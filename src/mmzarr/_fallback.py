@@ -192,12 +192,17 @@ class FrontEndBase(abc.ABC):
         """Close the datasets if still open; called with `_lock` held."""
 
     def _close_streams(self, status: Status | None) -> None:
-        """Close `stream` (with `status`) and its siblings; keep the first error."""
+        """Close `stream` (with `status`) and its siblings; keep the first error.
+
+        A sibling holds part of the same run: a run cancelled or failed says so
+        in each; else a sibling's status is its own (all its frames written).
+        """
+        ended = status if status in ("cancelled", "failed") else None
         for stream in self._streams():
             if stream.closed:
                 continue
             try:
-                stream.close(status if stream is self.stream else None)
+                stream.close(status if stream is self.stream else ended)
             except Exception as e:
                 if self.error is None:
                     self.error = e

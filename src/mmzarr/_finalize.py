@@ -6,7 +6,8 @@ records may name frames that never reached the disk, and possibly a chunk or
 shard file that was being written (a shard without its index). Finalizing keeps
 every logged frame whose chunks are on disk and decode (and, where a chunk file
 holds one frame, every frame on disk that the writer died, or a storage failure
-stopped it, before logging: the log is written every `flush_interval_s / 2`),
+stopped it, before logging: the log is written every `flush_interval_s / 2`;
+not one all of the fill value, which is how acquire-zarr stores a slot given up),
 sets unbounded arrays' `t` to the
 time points that hold data, moves chunk files that do not decode to
 `mmzarr/damaged/` (never deletes them), writes again the resolution levels of
@@ -49,6 +50,7 @@ from mmzarr._kept_frames import (
     Frame,
     chunk_files,
     frame_entry,
+    is_fill,
     kept_records,
     on_disk,
     other_chunks,
@@ -274,6 +276,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     recovered = set(kept) - set(logged)
     _set_t_sizes(root, settings, kept)  # metadata only: to read what is kept
     reader = FrameReader(root)
+    docs = array_documents(root)
     ranges = ChannelRanges(settings)  # display windows from the frames kept
     if reader.available:
         decoded: list[Frame] = []
@@ -283,6 +286,10 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             if error is not None:
                 moves.update(chunk_files(root, apath, index))
                 reasons[(i, index)] = f"does not decode ({error})"
+            elif (i, index) in recovered and is_fill(pixels, docs.get(apath)):
+                # a slot the writer gave up (its frame went beside, or never
+                # came), stored as the fill value: reads the same kept or not
+                continue
             else:
                 decoded.append((i, index))
                 if pixels is not None:

@@ -2,15 +2,18 @@
 
 `finalize`'s reading of the arrays: `on_disk` splits frames into those whose
 chunk files are all there and the others; `unlogged` finds frames on disk that
-the frame log never named; `other_chunks` finds chunk files of no kept frame
-that must go aside (they do not decode, or are a lower level's); `split` drops
-the frames that share a file going aside.
+the frame log never named (`is_fill` tells a slot stored as the fill value);
+`other_chunks` finds chunk files of no kept frame that must go aside (they do
+not decode, or are a lower level's); `split` drops the frames that share a
+file going aside.
 """
 
 from __future__ import annotations
 
 import itertools
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mmzarr import _layout, _metadata
 from mmzarr._chunk_files import (
@@ -33,6 +36,7 @@ __all__ = [
     "Frame",
     "chunk_files",
     "frame_entry",
+    "is_fill",
     "kept_records",
     "on_disk",
     "other_chunks",
@@ -50,6 +54,26 @@ def frame_entry(
     """`frame` as `finalize.json` lists it: `{"image": key, "index": [...]}`."""
     i, index = frame
     return {"image": settings.images[i].key, "index": list(index), **extra}
+
+
+def is_fill(pixels: np.ndarray | None, doc: dict[str, Any] | None) -> bool:
+    """Whether `pixels` (read from the array of document `doc`) are all its fill value.
+
+    acquire-zarr stores a slot the writer gave up (`Stream.abandon`: its frame
+    went to the unplaced sibling, or the camera never gave it) or filled at
+    `close` as a chunk of the fill value. Without its frame-log record such a
+    chunk looks like an unlogged frame; one that holds only the fill value is
+    not taken for one (kept or not, it reads the same).
+    """
+    if pixels is None or doc is None:
+        return False
+    try:
+        fill = np.asarray(doc.get("fill_value", 0)).astype(pixels.dtype)
+    except (TypeError, ValueError):
+        return False
+    if pixels.dtype.kind in "fc" and np.isnan(fill):
+        return bool(np.isnan(pixels).all())
+    return bool((pixels == fill).all())
 
 
 def kept_records(
