@@ -444,7 +444,8 @@ def test_images_at_another_pixel_size_are_kept_beside(
 ) -> None:
     """The objective changes from t=2 on (``PixelSize_um`` 0.5 -> 0.25): those
     images go to the sibling at their own scale, not into the dataset at the
-    first images' (or the given) pixel size."""
+    first images' (or the given) pixel size; the reason names the dataset's
+    (it said "not 0.5 µm" of a dataset written at the given 0.3 µm)."""
     events = multi_d_acquisition_events(
         num_time_points=4,
         time_interval_s=0.1,
@@ -469,7 +470,11 @@ def test_images_at_another_pixel_size_are_kept_beside(
     assert scale(out)[-2:] == ([0.3, 0.3] if mode == "given" else [0.5, 0.5])
     assert read_zarr(out, "0")[:2, :, 0, 0].tolist() == [[100, 101], [102, 103]]
     reason, kept, log = _kept(tmp_path / "px.unplaced.ome.zarr")
-    assert "pixel size 0.25 µm, not 0.5 µm" in reason
+    if mode == "given":
+        assert "pixel size 0.25 µm, not the run's 0.5 µm (" in reason
+        assert reason.endswith("; the dataset is written at 0.3 µm)")
+    else:
+        assert "pixel size 0.25 µm, not 0.5 µm (the pixel size changed" in reason
     assert scale(tmp_path / "px.unplaced.ome.zarr")[-2:] == [0.25, 0.25]
     assert [int(kept[k, 0, 0]) for k in range(4)] == [104, 105, 106, 107]
     assert [r["metadata"]["pycromanager"]["Axes"]["time"] for r in log] == [2, 2, 3, 3]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mmzarr._fields import pixel_axis
 from mmzarr._settings import AcquisitionSettings, Dimension, ImageSettings
 from mmzarr.errors import PlanError
 
@@ -381,8 +382,8 @@ def _resized(im: ImageSettings, cam: Camera) -> ImageSettings:
         shard = d.shard
         if shard is not None:
             shard = max(chunk, min(shard, new) // chunk * chunk)
-        scale = cam.pixel_size_um if cam.pixel_size_um else d.scale
-        dims.append(d.replace(size=new, chunk=chunk, shard=shard, scale=scale))
+        px = pixel_axis(cam.pixel_size_um) if cam.pixel_size_um else {}
+        dims.append(d.replace(size=new, chunk=chunk, shard=shard, **px))
     return im.replace(dimensions=tuple(dims))
 
 
@@ -390,11 +391,11 @@ def with_pixel_size(
     settings: AcquisitionSettings, pixel_size_um: float
 ) -> AcquisitionSettings:
     """`settings` with every image's y/x scale `pixel_size_um` (µm)."""
+    px = pixel_axis(pixel_size_um)
     images = tuple(
         im.replace(
             dimensions=tuple(
-                d.replace(scale=pixel_size_um) if d.name in ("y", "x") else d
-                for d in im.dimensions
+                d.replace(**px) if d.name in ("y", "x") else d for d in im.dimensions
             )
         )
         for im in settings.images

@@ -345,7 +345,7 @@ def kept_misfit(
 
     Its planes must have the dataset's frame shape and dtype, and be as many
     as the dataset's channels (an RGB camera's 3); a known `pixel_size_um`
-    (µm, the frame's) must be the dataset's y/x scale: a frame acquired with
+    (µm, the frame's) must be the dataset's, when known: a frame acquired with
     another objective or binning would be shown at the wrong size.
     """
     settings = stream.settings
@@ -360,7 +360,7 @@ def kept_misfit(
         )
     if (why := image.frame_problem(planes[0], settings.dtype)) is not None:
         return why
-    return pixel_size_misfit(image.dim("x").scale, pixel_size_um)
+    return pixel_size_misfit(image.pixel_size_um, pixel_size_um)
 
 
 def open_fallback(

@@ -1,7 +1,8 @@
 """Field types of the settings models: `Annotated` validators and value checks.
 
 Each type checks one value (a dtype, a positive number, a color, a name) and
-says what is wrong with it; the models that use them are in `_models.py`.
+says what is wrong with it; the models that use them are in `_models.py`. A
+y/x pixel size, known or not, becomes a unit and a scale here (`pixel_axis`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import numpy as np
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 __all__ = [
+    "UM_PER_UNIT",
     "DTypeStr",
     "HexColor",
     "Name",
     "check_finite_positive",
     "default_color",
     "dtype_name",
+    "pixel_axis",
     "printable",
 ]
 
@@ -118,3 +121,29 @@ _CYCLE = ("00FF00", "FF00FF", "00FFFF", "FFFF00", "FF0000", "0000FF", "FFFFFF")
 def default_color(name: str, index: int) -> str:
     """A display color for a channel, from its name (DAPI blue, FITC green...)."""
     return _CHANNEL_COLORS.get(name.strip().lower(), _CYCLE[index % len(_CYCLE)])
+
+
+#: µm per NGFF length unit (of those a y/x pixel size is given in)
+UM_PER_UNIT = {
+    "picometer": 1e-6,
+    "angstrom": 1e-4,
+    "nanometer": 1e-3,
+    "micrometer": 1.0,
+    "millimeter": 1e3,
+    "centimeter": 1e4,
+    "meter": 1e6,
+}
+
+
+def pixel_axis(pixel_size_um: float | None) -> dict[str, Any]:
+    """The y/x `unit` and `scale` of frames whose pixels are `pixel_size_um` µm.
+
+    An unknown pixel size (None: the core has no pixel-size configuration for
+    the microscope's state) has no unit and a scale of 1: the dataset counts
+    pixels and claims no size it was never given (NGFF axes SHOULD, not MUST,
+    have a unit; the OME-XML then has no `PhysicalSizeX`/`Y`). Read back by
+    `ImageSettings.pixel_size_um`.
+    """
+    if pixel_size_um is None:
+        return {"unit": None, "scale": 1.0}
+    return {"unit": "micrometer", "scale": float(pixel_size_um)}

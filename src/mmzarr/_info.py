@@ -28,6 +28,8 @@ __all__ = [
     "settings_table",
 ]
 
+_UNIT_SYMBOLS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm"}
+
 
 def count(n: int, noun: str) -> str:
     """`1 image`, `2 images`."""
@@ -172,6 +174,7 @@ def dataset_tree(out: Path) -> Tree:
         tree.add(f"[yellow]fallback layout:[/] {escape(str(mm['fallback']))}")
     arrays = array_documents(out)
     branches: dict[str, Tree] = {}
+    pixel_sizes: dict[str, None] = {}  # each image's, in order
     for path in sorted(
         arrays, key=lambda a: [int(x) if x.isdigit() else x for x in a.split("/")]
     ):
@@ -185,6 +188,7 @@ def dataset_tree(out: Path) -> Tree:
             parent = branches[well]
         group = (_attributes(out / key) or {}).get("ome", {})
         chans = [c.get("label") for c in group.get("omero", {}).get("channels", [])]
+        pixel_sizes[_pixel_size(group)] = None
         name = _image_name(group, key)
         dims = "".join(doc.get("dimension_names") or [])
         written = images.get(key, {}).get("frames_written", unknown)
@@ -202,7 +206,26 @@ def dataset_tree(out: Path) -> Tree:
             f" {dims} {tuple(doc['shape'])} {doc['data_type']}"
             f" channels={escape(str(chans))} frames={written}"
         )
+    if pixel_sizes:  # under the dataset's line
+        tree.label = f"{tree.label}\npixel size: {', '.join(pixel_sizes)}"
     return tree
+
+
+def _pixel_size(group: dict[str, Any]) -> str:
+    """The x pixel size of an image (its `ome` attributes) as `mmzarr info` says it.
+
+    `unknown (no unit)` for x without a unit (`pixel_axis`).
+    """
+    try:
+        ms = group["multiscales"][0]
+        x = [a.get("name") for a in ms["axes"]].index("x")
+        unit = ms["axes"][x].get("unit")
+        scale = float(ms["datasets"][0]["coordinateTransformations"][0]["scale"][x])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return "?"
+    if not unit:
+        return "unknown (no unit: y/x count pixels)"
+    return escape(f"{scale:g} {_UNIT_SYMBOLS.get(unit, unit)}")
 
 
 def _image_name(group: dict[str, Any], key: str) -> str | None:
@@ -241,9 +264,11 @@ def microscope_lines(out: Path) -> list[str]:
             f"{info.get('width')}x{info.get('height')} {info.get('dtype')}, "
             f"exposure {props.get('Exposure', '?')} ms"
         )
+        px = info.get("pixel_size_um")
         lines.append(
-            f"pixel size at the start: {info.get('pixel_size_um')} µm "
-            f"(config {info.get('pixel_size_config_name') or 'none'})"
+            "pixel size at the start: "
+            + (f"{px} µm" if isinstance(px, (int, float)) and px > 0 else "unknown")
+            + f" (config {info.get('pixel_size_config_name') or 'none'})"
         )
     channels = list(
         dict.fromkeys(

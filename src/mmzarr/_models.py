@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from mmzarr._fields import (
+    UM_PER_UNIT,
     HexColor,
     Name,
     check_finite_positive,
@@ -138,6 +139,12 @@ class Dimension(FrozenModel):
                 f"chunk {self.chunk}"
             )
         return self
+
+    @property
+    def step_um(self) -> float | None:
+        """`scale` in µm; None without a length unit (e.g. a pixel size unknown)."""
+        um = UM_PER_UNIT.get(self.unit or "")
+        return None if um is None else self.scale * um
 
     @property
     def chunk_size(self) -> int:
@@ -357,6 +364,11 @@ class ImageSettings(FrozenModel):
     def frame_shape(self) -> tuple[int, int]:
         """(y, x) of one frame."""
         return (int(self.dim("y").size or 0), int(self.dim("x").size or 0))
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        """The x pixel size in µm; None when unknown (no unit: `pixel_axis`)."""
+        return self.dim("x").step_um
 
     def frame_problem(
         self, frame: np.ndarray, dtype: np.dtype[Any] | str

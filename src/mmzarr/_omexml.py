@@ -189,8 +189,9 @@ def build_ome(
             size_z=dims["z"].size if "z" in dims else 1,
             size_c=dims["c"].size if "c" in dims else 1,
             size_t=size_t,
-            physical_size_x=dims["x"].scale,
-            physical_size_y=dims["y"].scale,
+            # None (not written) when unknown: no unit (`pixel_axis`)
+            physical_size_x=dims["x"].step_um,
+            physical_size_y=dims["y"].step_um,
             physical_size_z=abs(dims["z"].scale) if "z" in dims else None,
             channels=[
                 m.Channel(

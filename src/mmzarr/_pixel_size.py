@@ -1,10 +1,10 @@
 """The pixel size a run's frames are acquired at, and frames acquired at another.
 
 A dataset's y/x scale is the camera's pixel size as the run started (or the
-one given to the writer); a frame of the same shape acquired after an
-objective, binning or calibration change would be shown at the wrong size,
-so the front ends (`MDAWriter`, `ZarrHook`) keep it beside (`RunPixelSize`,
-one rule: `pixel_size_misfit`).
+one given to the writer; none, without a unit, when unknown: `pixel_axis`); a
+frame of the same shape acquired after an objective, binning or calibration
+change would be shown at the wrong size, so the front ends (`MDAWriter`,
+`ZarrHook`) keep it beside (`RunPixelSize`, one rule: `pixel_size_misfit`).
 """
 
 from __future__ import annotations
@@ -26,29 +26,35 @@ __all__ = ["RunPixelSize", "pixel_size_misfit"]
 logger = logging.getLogger("mmzarr")
 
 
-def pixel_size_misfit(scale: float, pixel_size_um: Any) -> str | None:
+def pixel_size_misfit(scale: float | None, pixel_size_um: Any) -> str | None:
     """Why a frame of `pixel_size_um` does not belong where pixels are `scale` µm.
 
-    None when they agree, or when the frame's pixel size is unknown (None, 0,
-    not a number).
+    None when they agree, or when either is unknown (None; for the frame also 0
+    or not a number): a dataset of unknown pixel size claims none.
     """
-    try:
-        px = float(pixel_size_um)
-    except (TypeError, ValueError):
+    px = _known(pixel_size_um)
+    if scale is None or px is None or math.isclose(px, scale, rel_tol=1e-6):
         return None
-    if not math.isfinite(px) or px <= 0 or math.isclose(px, scale, rel_tol=1e-6):
-        return None
-    return (
-        f"frame pixel size {px:g} µm, not {scale:g} µm (the pixel size changed "
-        "during the run: another objective, binning or calibration)"
-    )
+    return f"frame pixel size {px:g} µm, not {scale:g} µm ({_CHANGED})"
+
+
+#: why a run's frames come at another pixel size
+_CHANGED = (
+    "the pixel size changed during the run: another objective, binning or calibration"
+)
 
 
 @dataclass(frozen=True)
 class RunPixelSize:
-    """A run's pixel size as it started, and the frames acquired at another."""
+    """A run's pixel size, and the frames acquired at another.
 
-    #: the pixel size (µm) at the run's start, if known
+    The run's pixel size is the core's as the run started, or, when that was
+    unknown, that of the run's first frame that has one. It tells when the
+    microscope changed; the dataset may be written at another (one given to
+    the writer) or at none (unknown), and a misfit names it.
+    """
+
+    #: the run's pixel size (µm), if known
     start: float | None = None
     #: the `pixel_size_um` given to the writer
     given: Any = None
@@ -73,19 +79,43 @@ class RunPixelSize:
             return self
         return dataclasses.replace(self, start=_known(meta.get(self.key)))
 
-    def misfit(self, meta: Mapping[str, Any]) -> str | None:
-        """Why a frame (`meta`: its metadata) does not belong in the dataset."""
-        if self.start is None:
+    def changed(self, meta: Mapping[str, Any]) -> float | None:
+        """The frame (`meta`)'s pixel size if it is known and not the run's."""
+        px = _known(meta.get(self.key))
+        if self.start is None or pixel_size_misfit(self.start, px) is None:
             return None
-        return pixel_size_misfit(self.start, meta.get(self.key))
+        return px
+
+    def misfit(self, meta: Mapping[str, Any], dataset: float | None) -> str | None:
+        """Why a frame (`meta`) does not belong in a dataset at `dataset` µm.
+
+        A frame acquired at another pixel size than the run's; the message
+        names the dataset's pixel size when it is not the run's (one given to
+        the writer, or unknown).
+        """
+        px = self.changed(meta)
+        if px is None:
+            return None
+        assert self.start is not None  # a change is one from the run's
+        if dataset is not None and math.isclose(dataset, self.start, rel_tol=1e-6):
+            return pixel_size_misfit(self.start, px)
+        written = (
+            "the dataset's pixel size is unknown"
+            if dataset is None
+            else f"the dataset is written at {dataset:g} µm"
+        )
+        return (
+            f"frame pixel size {px:g} µm, not the run's {self.start:g} µm "
+            f"({_CHANGED}; {written})"
+        )
 
     def kept(self, meta: Mapping[str, Any]) -> Any:
         """The pixel size of a frame kept in the fallback layout or beside.
 
         The one given to the writer, unless the frame was acquired at another
-        pixel size than the run started with; else the frame's.
+        pixel size than the run's; else the frame's.
         """
-        if self.given is None or self.misfit(meta) is not None:
+        if self.given is None or self.changed(meta) is not None:
             return meta.get(self.key)
         return self.given
 
@@ -94,27 +124,35 @@ class RunPixelSize:
 
         Before the dataset's first frame, the dataset takes the frame's pixel
         size instead (the plan's first channel preset may switch the objective
-        after the run's start), unless one was given to the writer: as
-        `pixel_size_um`, or as the scale of the `settings` given (any other than
-        the run's start).
+        after the run's start; or the pixel size was unknown as the run
+        started), unless one was given to the writer: as `pixel_size_um`, or
+        as the scale of the `settings` given (any other than the run's start).
+        After it, a dataset of unknown pixel size takes frames of any (its
+        first known one becomes the run's).
         """
-        why = self.misfit(meta)
-        if why is None:
+        dataset = stream.settings.images[0].pixel_size_um
+        px = _known(meta.get(self.key))
+        if self.start is None:
+            if px is None:
+                return self
+            if self.given is not None or stream.frames_written or dataset is not None:
+                return dataclasses.replace(self, start=px)  # the run's first known
+        elif (why := self.misfit(meta, dataset)) is None:
             return self
-        assert self.start is not None  # a misfit is one with the start's
-        scale = stream.settings.images[0].dim("x").scale
-        if (
+        elif (
             self.given is not None
             or stream.frames_written
-            or pixel_size_misfit(self.start, scale) is not None  # the user's own
+            # the user's own settings: of another pixel size, or of none
+            or pixel_size_misfit(dataset, self.start) is not None
+            or dataset is None
         ):
             raise FrameError(why)
-        px = float(meta[self.key])
+        assert px is not None
         stream.set_pixel_size(px)
         logger.info(
-            "mmzarr: the pixel size changed between the run's start (%g µm) and "
+            "mmzarr: the pixel size changed between the run's start (%s) and "
             "its first frame (%g µm): the dataset's scale is the first frame's",
-            self.start,
+            "unknown" if self.start is None else f"{self.start:g} µm",
             px,
         )
         return dataclasses.replace(self, start=px)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from mmzarr._fields import printable
+from mmzarr._fields import pixel_axis, printable
 from mmzarr._models import (
     NON_SPATIAL,
     Channel,
@@ -310,8 +310,7 @@ def image_settings(
                 size=n,
                 chunk=chunks.get(a, n),
                 shard=shards.get(a),
-                unit="micrometer",
-                scale=frame.pixel_size_um,
+                **pixel_axis(frame.pixel_size_um),
             ).within_size()  # as asked for (checked), then cut to the frame
         )
     return ImageSettings(

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, model_validator
 
 from mmzarr._downsample import Downsample, warn_levels_cut
-from mmzarr._fields import DTypeStr, check_finite_positive
+from mmzarr._fields import DTypeStr, check_finite_positive, pixel_axis
 from mmzarr._from_useq import (
     GENERATOR_HINT,
     camera_frame,
@@ -352,14 +352,15 @@ class AcquisitionSettings(FrozenModel):
         reason
             Why the plan could not be mapped (shown to users).
         image_shape, dtype, pixel_size_um
-            Frame (height, width), pixel type and pixel size (µm, 1 if unknown).
+            Frame (height, width), pixel type and pixel size (µm; None or 0 if
+            unknown: y/x without a unit, `pixel_axis`).
         samples
             Planes per frame (e.g. 3 for an RGB camera's frames), kept as the
             channels of a `c` axis, each frame's planes in a row.
         **options
             Other fields (`compression`, `max_buffer_bytes`, ...).
         """
-        px = pixel_size_um if pixel_size_um and pixel_size_um > 0 else 1.0
+        px = pixel_axis(pixel_size_um if pixel_size_um and pixel_size_um > 0 else None)
         height, width = (int(n) for n in image_shape)
         c: tuple[Dimension, ...] = ()
         channels: tuple[Channel, ...] = ()
@@ -377,8 +378,8 @@ class AcquisitionSettings(FrozenModel):
                 # arrival order, not time: no unit (a scale of 1 s would lie)
                 Dimension(name="t", size=None),
                 *c,
-                Dimension(name="y", size=height, unit="micrometer", scale=px),
-                Dimension(name="x", size=width, unit="micrometer", scale=px),
+                Dimension(name="y", size=height, **px),
+                Dimension(name="x", size=width, **px),
             ),
             channels=channels,
         )
@@ -422,7 +423,9 @@ class AcquisitionSettings(FrozenModel):
             A `useq.MDASequence` (or a dict useq accepts).
         image_shape, dtype, pixel_size_um
             Frame (height, width), pixel type and pixel size in µm. Taken from
-            `core` when not given; without a core the pixel type is uint16.
+            `core` when not given; without a core the pixel type is uint16. A
+            pixel size neither given nor known to `core` (0) warns and is
+            written as unknown: y/x without a unit (`pixel_axis`).
         core
             A `CMMCorePlus` (or anything with `getImageHeight`, `getImageWidth`,
             `getBytesPerPixel`, `getPixelSizeUm`, `getROI`). When it knows the

@@ -159,11 +159,14 @@ class PlanFacts:
 
 @dataclass(frozen=True, slots=True)
 class FrameFormat:
-    """Frames as the camera gives them: (height, width), dtype, pixel size (µm)."""
+    """Frames as the camera gives them: (height, width), dtype, pixel size (µm).
+
+    `pixel_size_um` is None when unknown (`pixel_axis`).
+    """
 
     shape: tuple[int, int]
     dtype: str
-    pixel_size_um: float
+    pixel_size_um: float | None
 
 
 def describe_image(image: ImageId, facts: ImageFacts) -> str:
@@ -201,14 +204,15 @@ def _check_shape(image_shape: Any) -> tuple[int, int]:
         ) from None
 
 
-def _check_pixel_size(pixel_size_um: Any) -> float:
+def _check_pixel_size(pixel_size_um: Any) -> float | None:
     if pixel_size_um is None:
         warnings.warn(
-            "pixel_size_um is unknown: writing a y/x scale of 1 micrometer",
+            "pixel_size_um is unknown: y/x are written in pixels, without a unit "
+            "(no physical size; give pixel_size_um or a pixel-size configuration)",
             MMZarrWarning,
             stacklevel=5,
         )
-        return 1.0
+        return None
     try:
         value = float(pixel_size_um)
     except (TypeError, ValueError):
@@ -221,7 +225,7 @@ def _check_pixel_size(pixel_size_um: Any) -> float:
 
 
 def frame_format(image_shape: Any, dtype: Any, pixel_size_um: Any) -> FrameFormat:
-    """Checked frame facts; an unknown (None) pixel size warns and becomes 1 µm.
+    """Checked frame facts; an unknown (None) pixel size warns and stays None.
 
     Raises
     ------

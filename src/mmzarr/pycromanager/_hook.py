@@ -465,7 +465,9 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
                 f"Axes {dict(axes)}; ZarrHook writes camera channel 0's images "
                 "to the dataset and keeps the other cameras' beside"
             )
-        if why := self._pixel_size.misfit(md):
+        if why := self._pixel_size.misfit(
+            md, self.stream.settings.images[0].pixel_size_um
+        ):
             raise FrameError(why)
         settings = self.stream.settings
         place = self._places.get(axes_key(axes))
