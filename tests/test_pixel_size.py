@@ -115,6 +115,83 @@ def test_every_backend_writes_an_unknown_pixel_size_without_unit(
         np.testing.assert_array_equal(read_tensorstore(out, f"{p}/0")[c], frame)
 
 
+def _transforms(root: Path, key: str) -> list[tuple[list[float], list[float]]]:
+    """(scale, translation) of each level of the image at `root`/`key`."""
+    ms = group_json(root, key)["attributes"]["ome"]["multiscales"][0]
+    out = []
+    for ds in ms["datasets"]:
+        scale, *shift = ds["coordinateTransformations"]
+        zero = [0.0] * len(scale["scale"])
+        out.append((scale["scale"], shift[0]["translation"] if shift else zero))
+    return out
+
+
+def test_an_unknown_pixel_size_places_no_position_in_pixels(tmp_path: Path) -> None:
+    """Stage positions are µm: along y/x that count pixels they are no
+    translation (they were written as pixels, 1000 µm as pixel 1000, so two
+    positions 100 µm apart were shown 100 pixels apart, whatever the real
+    pixel size). z, in micrometer, keeps its translation; a level keeps its
+    pixel-center shift (in pixels)."""
+    seq = useq.MDASequence(
+        stage_positions=[(1000, 2000, 5), (1100, 2000, 5)],
+        z_plan={"range": 4, "step": 2},
+    )
+    with pytest.warns(mmzarr.MMZarrWarning, match=UNKNOWN):
+        settings = mmzarr.AcquisitionSettings.from_useq(
+            seq,
+            image_shape=(8, 8),
+            dtype="uint16",
+            downsample=mmzarr.Downsample(levels=1),
+        )
+    out = tmp_path / "s.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for event in seq:
+            stream.append(np.ones((8, 8), "uint16"), index=event.index)
+    for key in ("0", "1"):
+        assert _transforms(out, key) == [
+            ([2.0, 1.0, 1.0], [3.0, 0.0, 0.0]),
+            ([2.0, 2.0, 2.0], [3.0, 0.5, 0.5]),
+        ]
+    check_metadata(out)
+    assert mmzarr.validate(out).ok
+
+
+def test_positions_and_z_steps_are_written_in_the_axes_units(tmp_path: Path) -> None:
+    """Settings given in nanometer: the stage position (µm) is translated
+    into nm (it was written as is: 1000 µm as 1000 nm), and the OME-XML's
+    PhysicalSizeZ is in µm, its unit (it said 500 µm for 500 nm)."""
+    nm = {"unit": "nanometer"}
+
+    def image(p: int) -> mmzarr.ImageSettings:
+        return mmzarr.ImageSettings(
+            key=str(p),
+            coords={"p": p},
+            dimensions=(
+                mmzarr.Dimension(name="z", size=2, scale=500, **nm),
+                mmzarr.Dimension(name="y", size=8, scale=650, **nm),
+                mmzarr.Dimension(name="x", size=8, scale=650, **nm),
+            ),
+            stage_position=mmzarr.StagePosition(x=1000 + 100 * p, y=2000, z=5),
+        )
+
+    settings = mmzarr.AcquisitionSettings(
+        dtype="uint16", layout="collection", images=(image(0), image(1))
+    )
+    out = tmp_path / "nm.ome.zarr"
+    with mmzarr.create_stream(out, settings) as stream:
+        for p in range(2):
+            for z in range(2):
+                stream.append(np.ones((8, 8), "uint16"), index={"p": p, "z": z})
+    assert _transforms(out, "0") == [([500.0, 650.0, 650.0], [5e3, 2e6, 1e6])]
+    assert _transforms(out, "1") == [([500.0, 650.0, 650.0], [5e3, 2e6, 1.1e6])]
+    ome = ome_types.from_xml((out / "OME/METADATA.ome.xml").read_text())
+    for im in ome.images:
+        assert im.pixels.physical_size_z == 0.5
+        assert im.pixels.physical_size_z_unit.value == "µm"
+        assert (im.pixels.physical_size_x, im.pixels.physical_size_y) == (0.65, 0.65)
+    check_metadata(out)
+
+
 # ---- MDAWriter on the demo rig ----------------------------------------------------
 def test_an_mda_without_pixel_size_writes_it_unknown(
     core: UniMMCore, tmp_path: Path

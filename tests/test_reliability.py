@@ -1398,6 +1398,46 @@ def test_finalize_keeps_no_frame_for_a_slot_given_up(
         assert not data[1].any()  # the fill value
 
 
+def test_finalize_keeps_a_dark_frame_s_time_point_and_says_what_it_may_be(
+    tmp_path: Path, backend: str
+) -> None:
+    """The last frame of an unbounded run is all 0 (a dark frame: the fill
+    value) and its log line was lost. finalize cut `t` before it (t=3 left
+    outside the array, 3 frames, said nowhere); its time point stays, and the
+    record and the report say that the slot is a given-up slot or a frame of
+    only the fill value, not that the camera gave none."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5, unbounded_t=True
+    )
+    out = tmp_path / "dark.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t in range(3):
+            stream.append(frame_for(t), index={"t": t})
+        stream.append(np.zeros(SHAPE, "uint16"), index={"t": 3})
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
+    (out / "zarr.json").write_text(json.dumps(doc))
+    _drop_last_log_lines(out, 1)  # t=3: on disk, its line lost
+
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    assert "a frame of only that value (e.g. a dark frame of 0s)" in final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert [x["index"] for x in record["fill_not_logged"]] == [[3]]
+    assert record["frames_kept"] == 3
+    assert record["lost"] == []
+    images = group_json(out)["attributes"]["mmzarr"]["images"]
+    assert images[""]["t_size"] == 4
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.shape == (4, *SHAPE)
+        for t in range(3):
+            np.testing.assert_array_equal(data[t], frame_for(t))
+        assert not data[3].any()
+    assert mmzarr.validate(out).ok
+
+
 def test_finalize_writes_the_ome_xml_of_the_frames_it_keeps(
     tmp_path: Path, backend: str
 ) -> None:

@@ -278,6 +278,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     reader = FrameReader(root)
     docs = array_documents(root)
     ranges = ChannelRanges(settings)  # display windows from the frames kept
+    fill: list[Frame] = []  # unlogged, all of the fill value: no frame known
     if reader.available:
         decoded: list[Frame] = []
         for i, index in kept:
@@ -288,8 +289,10 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
                 reasons[(i, index)] = f"does not decode ({error})"
             elif (i, index) in recovered and is_fill(pixels, docs.get(apath)):
                 # a slot the writer gave up (its frame went beside, or never
-                # came), stored as the fill value: reads the same kept or not
-                continue
+                # came), stored as the fill value, or a frame of only that
+                # value (a dark frame of 0s): not counted, listed as such, and
+                # inside the array (an unbounded t is not cut before it)
+                fill.append((i, index))
             else:
                 decoded.append((i, index))
                 if pixels is not None:
@@ -323,7 +326,7 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     for src, dst in planned.items():
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
-    _set_t_sizes(root, settings, kept)
+    _set_t_sizes(root, settings, kept, fill)
     rebuilt, not_rebuilt = rebuild_levels(
         root,
         settings,
@@ -332,12 +335,15 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
         pending=record.pending,
         before=lambda todo: record.write(step="writing levels", levels_pending=todo),
     )
-    written = _mark(settings, kept)
+    written = _mark(settings, kept, reach=fill)
     record.write(
         step="done",
         state="done",
         frames_logged=len(logged),
         frames_not_logged=[frame_entry(settings, f) for f in kept if f in recovered],
+        fill_not_logged=[
+            frame_entry(settings, f, reason=FILL_NOT_LOGGED) for f in fill
+        ],
         frames_kept=sum(w.count for w in written),
         reader=reader.engine,
         lost=[
@@ -381,30 +387,54 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
             settings,
             kept_records(settings, records, kept),
             read_summary(as_location(root)),
+            last_time_point(w.t_size for w in written),
         ),
     )
     report = validate(root)
+    if fill:
+        report.notes.append(
+            f"{len(fill)} slot(s) on disk hold only the fill value and have no "
+            f"frame-log record, counted missing: {FILL_NOT_LOGGED} "
+            "(`fill_not_logged` in mmzarr/finalize.json)"
+        )
     if not reader.available:
         report.notes.append("no tensorstore or zarr-python: chunks were not decoded")
     return report
 
 
-def _mark(settings: AcquisitionSettings, frames: Iterable[Frame]) -> list[Ledger]:
+#: what a slot on disk of only the fill value, without its log record, is
+FILL_NOT_LOGGED = (
+    "a slot the writer gave up (its frame kept beside, or never acquired) or a "
+    "frame of only that value (e.g. a dark frame of 0s) whose log line was "
+    "lost; either reads the same"
+)
+
+
+def _mark(
+    settings: AcquisitionSettings, frames: Iterable[Frame], reach: Iterable[Frame] = ()
+) -> list[Ledger]:
+    """The ledgers of `frames`; an unbounded `t` also reaches the slots `reach`."""
     written = [Ledger(im) for im in settings.images]
     for i, index in frames:
         written[i].mark(index)
+    for i, index in reach:
+        if settings.images[i].unbounded:
+            written[i].t_size = max(written[i].t_size, index[0] + 1)
     return written
 
 
 def _set_t_sizes(
-    root: Path, settings: AcquisitionSettings, frames: Iterable[Frame]
+    root: Path,
+    settings: AcquisitionSettings,
+    frames: Iterable[Frame],
+    reach: Iterable[Frame] = (),
 ) -> None:
     """Give every array the shape to read what is kept.
 
-    An unbounded `t` is the `last_time_point` of those that hold `frames`; a
-    bounded array has its planned shape.
+    An unbounded `t` is the `last_time_point` of those that hold `frames` (or
+    the slots `reach`); a bounded array has its planned shape.
     """
-    written = _mark(settings, frames)
+    written = _mark(settings, frames, reach)
     t_size = last_time_point(w.t_size for w in written)
     docs = array_documents(root)
     for spec in all_arrays(settings):  # every resolution level

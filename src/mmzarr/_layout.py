@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from yaozarrs import v05
 
+from mmzarr._fields import UM_PER_UNIT
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from mmzarr._models import Dimension
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
 __all__ = [
@@ -94,7 +97,8 @@ def image_model(
     """The `ome` attributes of an image group (multiscales + omero).
 
     Each level `k` scales y and x by `factor**k`; the translation is the stage
-    position of the image's first plane (and the pixel-center shift of a level).
+    position of the image's first plane, in each axis' unit (`_stage_at`), and
+    the pixel-center shift of a level.
     `ranges[c]` is the (lowest, highest) value acquired in channel `c`, for its
     display window.
     """
@@ -110,7 +114,7 @@ def image_model(
         ]
         translation = []
         for s, d in zip(base_scale, image.dimensions, strict=False):
-            t = float(stage.get(d.name) or 0.0)
+            t = _stage_at(stage.get(d.name), d)
             if d.name in ("y", "x") and f > 1 and method == "mean":
                 t += (f - 1) * s / 2
             translation.append(t)
@@ -130,6 +134,19 @@ def image_model(
     return v05.Image(
         multiscales=[multiscale], omero=omero_model(image, dtype, ranges=ranges)
     )
+
+
+def _stage_at(um: float | None, d: Dimension) -> float:
+    """A stage coordinate (`um` µm) along axis `d`, in the axis' unit.
+
+    0 (no translation) along an axis without a length unit: y/x of an unknown
+    pixel size count pixels, and a position in µm is none of them (written
+    there, two positions 100 µm apart would be 100 pixels apart).
+    """
+    per_unit = UM_PER_UNIT.get(d.unit or "")
+    if not um or per_unit is None:
+        return 0.0
+    return float(um) / per_unit
 
 
 def omero_model(

@@ -51,6 +51,10 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _abs(value: float | None) -> float | None:
+    return None if value is None else abs(value)
+
+
 def _plane(image: ImageSettings, rec: dict[str, Any]) -> dict[str, Any]:
     idx = dict(zip([d.name for d in image.index_dims], rec["index"], strict=True))
     plane: dict[str, Any] = {
@@ -137,10 +141,13 @@ def build_ome(
     settings: AcquisitionSettings,
     records: list[dict[str, Any]] | None = None,
     summary: Mapping[str, Any] | None = None,
+    t_size: int = 0,
 ) -> OME:
     """The OME model for a dataset; `records` are its frame-log records.
 
     `summary`: pymmcore-plus' summary metadata of the run, for the instrument.
+    `t_size`: an unbounded `t`'s time points when the arrays hold more than
+    the records' (slots on disk that are no frame known: `finalize`).
     """
     from ome_types import model as m
 
@@ -160,10 +167,13 @@ def build_ome(
             by_image[im.key].append(rec)
     # an unbounded t: the time points acquired, the same in every image
     t_end = last_time_point(
-        r["index"][0] + 1
-        for im in settings.images
-        if im.unbounded
-        for r in by_image[im.key]
+        [t_size]
+        + [
+            r["index"][0] + 1
+            for im in settings.images
+            if im.unbounded
+            for r in by_image[im.key]
+        ]
     )
     detectors = {d.serial_number: d for d in instrument.detectors} if instrument else {}
     images = []
@@ -189,10 +199,11 @@ def build_ome(
             size_z=dims["z"].size if "z" in dims else 1,
             size_c=dims["c"].size if "c" in dims else 1,
             size_t=size_t,
-            # None (not written) when unknown: no unit (`pixel_axis`)
+            # µm (OME's default unit); None (not written) without a length
+            # unit: a pixel size unknown (`pixel_axis`)
             physical_size_x=dims["x"].step_um,
             physical_size_y=dims["y"].step_um,
-            physical_size_z=abs(dims["z"].scale) if "z" in dims else None,
+            physical_size_z=_abs(dims["z"].step_um) if "z" in dims else None,
             channels=[
                 m.Channel(
                     id=f"Channel:{i}:{c}",
@@ -274,14 +285,18 @@ def render_ome_xml(
     settings: AcquisitionSettings,
     records: list[dict[str, Any]] | None = None,
     summary: Mapping[str, Any] | None = None,
+    t_size: int = 0,
 ) -> str:
-    """The OME-XML text of a dataset; `records` are its frame-log records."""
+    """The OME-XML text of a dataset; `records` are its frame-log records.
+
+    `t_size`: as `build_ome`'s.
+    """
     from ome_types import to_xml
 
     # defaults left out by value, not by tracking which fields were set, which
     # walks the whole model first: the same document, read back, much faster
     return to_xml(
-        build_ome(settings, records, summary),
+        build_ome(settings, records, summary, t_size),
         exclude_unset=False,
         exclude_defaults=True,
     )
