@@ -594,8 +594,19 @@ def test_well_outside_the_plate() -> None:
             useq.Position(x=0, y=0, plate_row=-1, plate_col=3),
         ]
     )
-    with pytest.raises(ValueError, match=r"plate_row=-1"):
+    with pytest.raises(ValueError, match=r"plate_row=-1, plate_col=3 is no well"):
         build(seq)
+
+
+def test_a_negative_well_is_said_to_be_none() -> None:
+    """A well at row -1 was said to be outside "the 0x1 plate (rows 0--1)",
+    the plate's size taken from the rows given."""
+    seq = useq.MDASequence(
+        stage_positions=[useq.Position(x=0, y=0, plate_row=-1, plate_col=0)]
+    )
+    with pytest.raises(ValueError, match="count from 0") as e:
+        build(seq)
+    assert "0--1" not in str(e.value)
 
 
 def test_mixing_plate_and_plain_positions() -> None:

@@ -227,7 +227,12 @@ def _plate_placements(
                 f"{f.plate_row!r}, plate_col={f.plate_col!r})"
             )
         r, c = f.plate_row, f.plate_col
-        if not (0 <= r < plate.rows and 0 <= c < plate.columns):
+        if r < 0 or c < 0:
+            raise PlanError(
+                f"{where}: well plate_row={r}, plate_col={c} is no well: rows and "
+                "columns count from 0 (row A, column 1)"
+            )
+        if not (r < plate.rows and c < plate.columns):
             raise PlanError(
                 f"{where}: well plate_row={r}, plate_col={c} is outside the "
                 f"{plate.rows}x{plate.columns} plate (rows 0-{plate.rows - 1}, "
