@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, Field, PositiveInt, PrivateAttr, model_validator
 
+from mmzarr._core_camera import camera_frame
 from mmzarr._downsample import Downsample, warn_levels_cut
 from mmzarr._fields import DTypeStr, check_finite_positive, pixel_axis
-from mmzarr._from_useq import (
-    GENERATOR_HINT,
-    camera_frame,
-    camera_plan,
-    warn_unknown_interval,
-)
+from mmzarr._from_useq import GENERATOR_HINT, camera_plan, warn_unknown_interval
 from mmzarr._keys import check_image_keys
 from mmzarr._models import (
     NON_SPATIAL,

@@ -13,7 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import camera_layout, cameras_from_summary, common_dtype
-from mmzarr._from_useq import python_camera_dtype
+from mmzarr._core_camera import python_camera_dtype
 from mmzarr._sequence import is_event_generator
 from mmzarr._settings import AcquisitionSettings
 from mmzarr.errors import PlanError

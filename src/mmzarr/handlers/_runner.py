@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import CAMERA_AXIS, Camera
-from mmzarr._from_useq import core_dtype
+from mmzarr._core_camera import core_dtype
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import useq
 
-from mmzarr._from_useq import camera_fov, useq_plan, with_fov
+from mmzarr._core_camera import camera_fov, with_fov
+from mmzarr._from_useq import useq_plan
 from mmzarr._models import NON_SPATIAL
 from mmzarr._plan import settings_from_slots
 from mmzarr._sequence import as_sequence
