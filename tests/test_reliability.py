@@ -824,9 +824,7 @@ def test_finalize_writes_an_array_document_a_writer_killed_opening_left_out(
     _, settings = _two_wells_two_time_points()
     with mmzarr.create_stream(out, settings, backend=ANY_BACKEND):
         pass
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
     (out / "B/1/0/0/zarr.json").unlink()
     assert not mmzarr.validate(out).ok
     final = mmzarr.finalize(out)
@@ -1248,9 +1246,7 @@ def _time_points_then_died(
     with mmzarr.create_stream(out, made, backend=backend) as stream:
         for t in range(loops):
             stream.append(frame_for(t), index={"t": t})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
 
 
 def _written_then_died(
@@ -1334,9 +1330,7 @@ def test_finalize_of_images_without_t_c_or_z(tmp_path: Path, backend: str) -> No
     with mmzarr.create_stream(out, settings, backend=backend) as stream:
         for k, event in enumerate(seq):
             stream.append(frame_for(k), index=event.index)
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
     (out / "1/0/c/0/0").unlink()  # logged, never reached the disk
     torn = out / "2/0/c/0/0"
     torn.write_bytes(torn.read_bytes()[:7])
@@ -1378,9 +1372,7 @@ def test_finalize_keeps_no_frame_for_a_slot_given_up(
         stream.abandon(0, (1,))
         stream.append(frame_for(2), index={"t": 2})
         stream.append(frame_for(3), index={"t": 3})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
     _drop_last_log_lines(out, 1)  # t=3: on disk, its line lost
 
     final = mmzarr.finalize(out)
@@ -1415,9 +1407,7 @@ def test_finalize_keeps_a_dark_frame_s_time_point_and_says_what_it_may_be(
         for t in range(3):
             stream.append(frame_for(t), index={"t": t})
         stream.append(np.zeros(SHAPE, "uint16"), index={"t": 3})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"  # as a killed writer
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
     _drop_last_log_lines(out, 1)  # t=3: on disk, its line lost
 
     final = mmzarr.finalize(out)
@@ -1460,9 +1450,7 @@ def test_finalize_writes_the_ome_xml_of_the_frames_it_keeps(
         for t in range(4):
             for p in range(2):
                 stream.append(frame_for(2 * t + p), index={"t": t, "p": p, "c": 0})
-    doc = json.loads((out / "zarr.json").read_text())
-    doc["attributes"]["mmzarr"]["status"] = "acquiring"
-    (out / "zarr.json").write_text(json.dumps(doc))
+    _as_killed(out)
     log = out / "mmzarr/frames.jsonl"
     log.write_text("".join(log.read_text().splitlines(keepends=True)[:5]))
     lost = out / "0/0/c/1/0/0/0"  # image 0, t=1: logged, its chunk gone
@@ -1533,6 +1521,13 @@ def test_finalize_keeps_frames_written_before_their_log_lines(
         record = _finalize_keeps_the_three_unlogged(out, frames)
         assert record["status_before"] == status
         assert group_json(out)["attributes"]["mmzarr"]["frames_written"] == 10
+
+
+def _as_killed(out: Path) -> None:
+    """The root says `acquiring`, as that of a writer killed before its close."""
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["mmzarr"]["status"] = "acquiring"
+    (out / "zarr.json").write_text(json.dumps(doc))
 
 
 def _drop_last_log_lines(out: Path, n: int) -> None:
