@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
+from mmzarr._closing import DeferredInterrupt
 from mmzarr._open import create_stream
 from mmzarr._pixel_size import pixel_size_misfit
 from mmzarr._settings import AcquisitionSettings
@@ -198,15 +199,19 @@ class FrontEndBase(abc.ABC):
         in each; else a sibling's status is its own (all its frames written).
         """
         ended = status if status in ("cancelled", "failed") else None
-        for stream in self._streams():
-            if stream.closed:
-                continue
-            try:
-                stream.close(status if stream is self.stream else ended)
-            except Exception as e:
-                if self.error is None:
-                    self.error = e
-                logger.error("mmzarr: closing %s failed: %s", stream.path, e)
+        # a first Ctrl-C (raised by a stream's close once it has closed) waits
+        # for the siblings too: one left open keeps its lock and its status
+        # `acquiring`
+        with DeferredInterrupt(f"closing {self.path} and its unplaced siblings"):
+            for stream in self._streams():
+                if stream.closed:
+                    continue
+                try:
+                    stream.close(status if stream is self.stream else ended)
+                except Exception as e:
+                    if self.error is None:
+                        self.error = e
+                    logger.error("mmzarr: closing %s failed: %s", stream.path, e)
 
 
 #: dtypes a fallback dataset keeps in a wider one, losslessly

@@ -192,6 +192,9 @@ class MDAWriter(FrontEndBase):
         self._fallback_dtype: str | None = None  # several cameras, fallback layout
         #: slots the run went past without a frame (a plan's run)
         self._passed: PassedSlots | None = None
+        #: closed (`close`, or the run ended): frames until the next run are
+        #: not written
+        self._closed = False
         self._lock = threading.Lock()
 
     # ---- pymmcore-plus callbacks -------------------------------------------------
@@ -213,6 +216,7 @@ class MDAWriter(FrontEndBase):
                 if self.error is not None:
                     logger.error("mmzarr: the previous run failed: %s", self.error)
             self._canceled = self._ran_to_end = self._errored = False
+            self._closed = False
             self._no_streams()  # a run's error, streams and counts are its own
             self._summary = meta or None
             self._pixel_size = RunPixelSize.of(
@@ -289,6 +293,15 @@ class MDAWriter(FrontEndBase):
     ) -> None:
         """Write one frame where its `event.index` says."""
         with self._lock:
+            if self._closed:
+                # e.g. a GUI's stop button closed the writer while the MDA runs:
+                # its datasets are closed, and a new one is not opened for
+                # the frames that follow
+                self._refuse(
+                    "the writer was closed before the MDA ended",
+                    f"the frame of event {plain_index(event.index)}",
+                )
+                return
             if self.error is not None or (
                 self.stream is None and self.fallback_reason is None
             ):
@@ -472,6 +485,7 @@ class MDAWriter(FrontEndBase):
                 logger.exception("mmzarr: could not cancel the MDA")
 
     def _finish(self) -> None:
+        self._closed = True
         status: Status | None = None
         if self.error is not None:
             status = "failed"
@@ -488,12 +502,13 @@ class MDAWriter(FrontEndBase):
         elif self._ran_to_end:
             status = "complete"
         elif self.stream is not None and not self.stream.closed:
-            # e.g. another output handler raised: pymmcore-plus stops sending
-            # events to every handler, sequenceFinished included
+            # `close` while the MDA runs; or another output handler raised:
+            # pymmcore-plus stops sending events to every handler,
+            # sequenceFinished included
             logger.warning(
                 "mmzarr: closing %s before the MDA said it finished or was "
-                "cancelled (sequenceFinished never came: another output handler "
-                "may have failed): %d frames written",
+                "cancelled (closed while it runs, or sequenceFinished never came: "
+                "another output handler may have failed): %d frames written",
                 self.path,
                 self.frames_written,
             )
