@@ -596,6 +596,25 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("command", "local_only"),
+    [
+        ("demo", True),
+        ("info", True),
+        ("validate", True),
+        ("finalize", True),
+        ("acquire", False),
+    ],
+)
+def test_help_offers_s3_only_where_it_is_taken(
+    tmp_path: Path, command: str, local_only: bool
+) -> None:
+    """`--help` names S3 for OUT only where the command takes an S3 URL."""
+    r = mmzarr(command, "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert ("s3://" in r.stdout) is not local_only, r.stdout
+
+
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.name)
 def test_bad_input(tmp_path: Path, case: BadInput) -> None:
     for name, text in case.files.items():

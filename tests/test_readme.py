@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import mmzarr
 from tests._readback import check_metadata
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +36,29 @@ def test_python_examples_run(code: str, tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
+    for out in tmp_path.glob("*.ome.zarr"):
+        check_metadata(out)
+
+
+DOCTESTS = [
+    test
+    for name in mmzarr.__all__
+    if name != "__version__"
+    for test in doctest.DocTestFinder(recurse=False).find(getattr(mmzarr, name), name)
+    if test.examples
+]
+
+
+@pytest.mark.parametrize("test", DOCTESTS, ids=lambda t: t.name)
+def test_public_docstring_examples_run(
+    test: doctest.DocTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Examples block of each public name runs as written (its own imports)."""
+    monkeypatch.chdir(tmp_path)
+    test.globs = {}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    result = runner.run(test, out=lambda text: print(text, end=""))
+    assert result.failed == 0, f"{test.name}: {result.failed} example(s) failed"
     for out in tmp_path.glob("*.ome.zarr"):
         check_metadata(out)
 

@@ -329,7 +329,7 @@ def _parser() -> argparse.ArgumentParser:
         "out",
         nargs="?",
         default="demo.ome.zarr",
-        help="a local path or an s3://bucket/prefix URL (default demo.ome.zarr)",
+        help="a local path (default %(default)s)",
     )
     d.add_argument("--backend", default="acquire-zarr", help=f"one of {backends}")
     d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

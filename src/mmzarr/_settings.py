@@ -141,6 +141,7 @@ class AcquisitionSettings(FrozenModel):
     Examples
     --------
     >>> import useq
+    >>> from mmzarr import AcquisitionSettings
     >>> seq = useq.MDASequence(
     ...     channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 3}
     ... )

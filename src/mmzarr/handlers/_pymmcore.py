@@ -142,8 +142,9 @@ class MDAWriter(FrontEndBase):
 
     Examples
     --------
+    >>> import useq
     >>> from mmzarr import MDAWriter
-    >>> from mmzarr.demo import demo_core
+    >>> from mmzarr.demo import demo_core, release_core
     >>> core = demo_core()
     >>> seq = useq.MDASequence(
     ...     channels=["DAPI"], time_plan={"interval": 0.1, "loops": 2}
@@ -151,6 +152,7 @@ class MDAWriter(FrontEndBase):
     >>> writer = MDAWriter("run.ome.zarr", overwrite=True)
     >>> core.mda.run(seq, output=writer)
     >>> writer.close()  # raises if anything failed during the run
+    >>> release_core(core)  # done with the rig
     """
 
     def __init__(
