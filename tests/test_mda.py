@@ -722,6 +722,30 @@ def test_a_generator_retaking_a_failed_snap_puts_the_retake_in_place(
     check_metadata(out)
 
 
+@pytest.mark.parametrize(
+    "options", [{"compression": "blosc-zstd"}, {"chunk": {"t": 2}}], ids=str
+)
+def test_options_given_with_settings_are_refused_not_ignored(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    """`MDAWriter(settings=s, compression=...)` was accepted and the option
+    ignored (the settings' own compression written), a misspelled one too;
+    ZarrHook refused both. Both front ends refuse them when made."""
+    from mmzarr.pycromanager import ZarrHook
+
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        useq.MDASequence(channels=["DAPI"]),
+        image_shape=(8, 8),
+        dtype="uint16",
+        pixel_size_um=1,
+    )
+    out = tmp_path / "opt.ome.zarr"
+    for front in (mmzarr.MDAWriter, ZarrHook):
+        with pytest.raises(mmzarr.PlanError, match=f"{front.__name__}: .*option"):
+            front(out, settings=settings, **options)
+    assert not out.exists()
+
+
 def test_options_of_axes_a_one_frame_plan_lacks_are_checked_when_made(
     core: UniMMCore, tmp_path: Path
 ) -> None:

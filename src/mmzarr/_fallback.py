@@ -260,7 +260,8 @@ def check_options(
     run's start or first frame, on the acquisition's thread, and its fallback
     layout takes the same storage options: a bad or misspelled option found
     there would stop the acquisition, or write it in the fallback layout. They
-    are tried on a plan of one frame. Also `check_on_full`.
+    are tried on a plan of one frame. Also `check_on_full`. With `settings`,
+    options have nothing to apply to: they are refused, not ignored.
 
     Raises
     ------
@@ -268,7 +269,12 @@ def check_options(
         (a `ValueError`) naming the front end, the option and its value.
     """
     check_on_full(front, settings, options)
-    if settings is not None or not options:
+    if settings is not None and options:
+        raise PlanError(
+            f"{front}: options {sorted(options)} apply only without settings=; "
+            "put them in the settings"
+        )
+    if not options:
         return
     probe = {"image_shape": (1, 1), "dtype": "uint8", "pixel_size_um": 1.0}
     with warnings.catch_warnings():

@@ -138,7 +138,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     PlanError
         For `events` with axes mmzarr cannot place, repeated axes, a malformed
         ``"mmzarr"`` entry (or one on some events only), or events that do not
-        fit `settings`.
+        fit `settings`; for an unknown or bad option, or options given with
+        `settings`.
     FileExistsError
         If `path` exists and not `overwrite`, or is not a dataset or an empty
         directory that `overwrite` may replace; a `DatasetLockedError` when
@@ -180,13 +181,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self.overwrite = overwrite
         unknown = sorted(set(settings_options) - _OPTIONS)
         if unknown:
-            raise TypeError(
+            raise PlanError(
                 f"ZarrHook: unknown option(s) {unknown}; options are {sorted(_OPTIONS)}"
-            )
-        if settings is not None and settings_options:
-            raise TypeError(
-                f"ZarrHook: options {sorted(settings_options)} apply only without "
-                "settings=; put them in the settings"
             )
         check_options("ZarrHook", settings, settings_options)
         self.settings_options = settings_options
