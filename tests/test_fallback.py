@@ -154,6 +154,39 @@ def test_frames_that_do_not_fit_the_settings_are_kept_beside(
     assert _log(beside)[0]["event_index"] == {"t": 2}
 
 
+def test_the_unplaced_sibling_takes_the_storage_choices_of_the_settings_given(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """With `settings=` (which takes no options), the sibling of the frames
+    that do not fit is written with the settings' compression, `on_full`,
+    buffer and flush interval, as the dataset is (it took the defaults:
+    uncompressed, and blocking a run whose settings say drop)."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        small,
+        core=core,
+        compression="blosc-zstd",
+        on_full="drop",
+        max_buffer_bytes=64 * 1024**2,
+        flush_interval_s=0.5,
+    )
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
+    out = tmp_path / "run.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.unplaced is not None
+    kept = mmzarr.AcquisitionSettings.model_validate_json(
+        (tmp_path / "run.unplaced.ome.zarr/mmzarr/settings.json").read_text()
+    )
+    assert (
+        kept.compression,
+        kept.on_full,
+        kept.max_buffer_bytes,
+        kept.flush_interval_s,
+    ) == ("blosc-zstd", "drop", 64 * 1024**2, 0.5)
+
+
 class _CountingSequence(useq.MDASequence):
     """Counts iterations of this very object (copies count on their own)."""
 

@@ -136,3 +136,69 @@ def test_ctrl_c_during_close_closes_the_unplaced_siblings_too(
     np.testing.assert_array_equal(
         read_zarr(siblings["hook.unplaced.ome.zarr"], "0")[0], fed[2]
     )
+
+
+def test_a_second_ctrl_c_during_a_siblings_close_stops_at_once(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a front end closes its dataset, then again while it closes
+    the unplaced sibling: the second stops at once (README), leaving the
+    sibling for `mmzarr finalize` (it was only noted: the sibling's close
+    counted the presses afresh)."""
+    cls = type(get_backend(backend))
+    real_flush = cls.flush
+    presses: list[str] = []
+    closed: list[str] = []
+
+    def flush(self: Any, *, final: bool = False) -> Any:
+        if final:
+            presses.append("ctrl-c")
+            os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C, each close
+            closed.append("flushed")
+        return real_flush(self, final=final)
+
+    monkeypatch.setattr(cls, "flush", flush)
+    events = multi_d_acquisition_events(num_time_points=4, time_interval_s=1)
+    out = tmp_path / "hook.ome.zarr"
+    hook = ZarrHook(out, events=events, keep_images=False, backend=backend)
+    for n, event in enumerate(events):  # image 2 has another shape: beside
+        img, md = pycro_image(event, frame_of(n, SHAPE if n != 2 else (4, 4)))
+        assert hook(img, md) is None
+    assert hook.unplaced is not None
+    with pytest.raises(KeyboardInterrupt):
+        hook.close()
+    # the second press raised in the sibling's last flush, before it wrote
+    assert presses == ["ctrl-c", "ctrl-c"]
+    assert closed == ["flushed"]
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "cancelled"
+    sibling = tmp_path / "hook.unplaced.ome.zarr"
+    assert group_json(sibling)["attributes"]["mmzarr"]["status"] == "acquiring"
+
+
+def test_a_fallback_dataset_closed_while_the_mda_runs_says_cancelled(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """`close()` while the MDA runs a plan mmzarr cannot map (an event
+    generator, no template): the fallback dataset says `cancelled`, as a
+    mapped one does (README), not `complete` (it has no plan to compare)."""
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0.001, "loops": 3}
+    )
+    out = tmp_path / "stopped.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core)
+    stopper = CloseFromAnotherThread(writer, at=2)
+    core.mda.run(iter(list(seq)), output=[stopper, writer])
+    writer.close()
+    assert stopper.errors == []
+    assert writer.fallback_reason is not None
+    assert len(cap.frames) == 6
+    assert (writer.frames_written, writer.frames_ignored) == (2, 4)
+    assert writer.stream is not None
+    assert writer.stream.status == "cancelled"
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "cancelled"
+    data = read_zarr(out, "0")
+    assert data.shape[0] == 2
+    for t, (_, img) in enumerate(cap.frames[:2]):
+        np.testing.assert_array_equal(data[t], img)
+    assert mmzarr.validate(out).ok

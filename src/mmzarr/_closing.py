@@ -32,7 +32,9 @@ class DeferredInterrupt:
     On the main thread a first SIGINT meanwhile is only noted (and said, with
     `what`); a second one interrupts at once. The first is raised as
     KeyboardInterrupt once the block has ended, unless the block raised.
-    Elsewhere (SIGINT interrupts only the main thread) it does nothing.
+    Elsewhere (SIGINT interrupts only the main thread) it does nothing; nor
+    inside another's block (a dataset's close among its siblings'), which
+    counts the presses for both: a second one there stops at once too.
     """
 
     __slots__ = ("_caught", "_previous", "_what")
@@ -43,8 +45,14 @@ class DeferredInterrupt:
         self._previous: Any = None
 
     def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._defer)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if isinstance(
+            getattr(signal.getsignal(signal.SIGINT), "__self__", None),
+            DeferredInterrupt,
+        ):
+            return  # the enclosing block defers (and raises) the first Ctrl-C
+        self._previous = signal.signal(signal.SIGINT, self._defer)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         previous, self._previous = self._previous, None

@@ -79,6 +79,10 @@ class FrontEnd(Protocol):
         """Whether an existing dataset may be replaced."""
 
     @property
+    def settings(self) -> AcquisitionSettings | None:
+        """The settings the front end was given (or made), if any."""
+
+    @property
     def settings_options(self) -> Mapping[str, Any]:
         """The settings options the front end was given."""
 
@@ -199,11 +203,14 @@ class FrontEndBase(abc.ABC):
         in each; else a sibling's status is its own (all its frames written).
         """
         ended = status if status in ("cancelled", "failed") else None
-        # a first Ctrl-C (raised by a stream's close once it has closed) waits
-        # for the siblings too: one left open keeps its lock and its status
-        # `acquiring`
-        with DeferredInterrupt(f"closing {self.path} and its unplaced siblings"):
-            for stream in self._streams():
+        # a first Ctrl-C waits for the siblings too: one left open keeps its
+        # lock and its status `acquiring`
+        streams = self._streams()
+        siblings = " and its unplaced siblings" if len(streams) > 1 else ""
+        with DeferredInterrupt(
+            f"closing {self.path}{siblings} (or run `mmzarr finalize` on it)"
+        ):
+            for stream in streams:
                 if stream.closed:
                     continue
                 try:
@@ -385,10 +392,17 @@ def open_fallback(
 ) -> Stream:
     """Open a fallback-layout dataset at `path` for frames like `frame`.
 
-    It is written with `front`'s backend and overwrite policy, and those of its
-    settings options that apply to the fallback (`STORAGE_OPTIONS`); `summary`
-    is the front end's summary metadata (`create_stream`).
+    It is written with `front`'s backend and overwrite policy, and the storage
+    choices that apply to the fallback (`STORAGE_OPTIONS`): its settings' (a
+    front end given `settings` takes no options), else its settings options;
+    `summary` is the front end's summary metadata (`create_stream`).
     """
+    if front.settings is not None:
+        storage = {k: getattr(front.settings, k) for k in STORAGE_OPTIONS}
+    else:
+        storage = {
+            k: v for k, v in front.settings_options.items() if k in STORAGE_OPTIONS
+        }
     try:
         px = float(pixel_size_um) if pixel_size_um is not None else None
     except (TypeError, ValueError):
@@ -400,7 +414,7 @@ def open_fallback(
         dtype=str(planes[0].dtype),
         pixel_size_um=px,
         samples=len(planes),
-        **{k: v for k, v in front.settings_options.items() if k in STORAGE_OPTIONS},
+        **storage,
     )
     return create_stream(
         path,

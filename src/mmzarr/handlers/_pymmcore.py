@@ -514,4 +514,8 @@ class MDAWriter(FrontEndBase):
                 self.path,
                 self.frames_written,
             )
+            if self.fallback_reason is not None:
+                # a fallback dataset has no plan to say whether frames are
+                # missing: it would say `complete`
+                status = "cancelled"
         self._close_streams(status)
