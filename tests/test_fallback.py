@@ -187,6 +187,27 @@ def test_the_unplaced_sibling_takes_the_storage_choices_of_the_settings_given(
     ) == ("blosc-zstd", "drop", 64 * 1024**2, 0.5)
 
 
+def test_the_unplaced_sibling_takes_the_pixel_size_of_the_settings_given(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Settings at 0.65 µm on a core that says 1 µm: the frames that do not
+    fit (t=2 of a 2-time-point dataset) go beside at the settings' 0.65 µm,
+    the dataset's (the sibling said the core's 1 µm)."""
+    core.setPixelSizeUm(core.getCurrentPixelSizeConfig(), 1.0)
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        small, core=core, pixel_size_um=0.65
+    )
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
+    out = tmp_path / "run.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.unplaced is not None
+    assert _yx_scale(out) == [0.65, 0.65]
+    assert _yx_scale(tmp_path / "run.unplaced.ome.zarr") == [0.65, 0.65]
+
+
 class _CountingSequence(useq.MDASequence):
     """Counts iterations of this very object (copies count on their own)."""
 

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from mmzarr.errors import FrameError
 
 if TYPE_CHECKING:
+    from mmzarr._settings import AcquisitionSettings
     from mmzarr._stream import Stream
 
-__all__ = ["RunPixelSize", "pixel_size_misfit"]
+__all__ = ["RunPixelSize", "of_settings", "pixel_size_misfit"]
 
 logger = logging.getLogger("mmzarr")
 
@@ -61,9 +62,17 @@ class RunPixelSize:
     #: the frame-metadata key of a frame's pixel size (pycromanager's
     #: ``PixelSize_um``; pymmcore-plus' ``pixel_size_um``)
     key: str = "pixel_size_um"
+    #: the pixel size (µm) of the settings given to the writer, one for all
+    #: their images (`of_settings`)
+    settings_px: float | None = None
 
     @classmethod
-    def of(cls, summary: Mapping[str, Any], given: Any) -> RunPixelSize:
+    def of(
+        cls,
+        summary: Mapping[str, Any],
+        given: Any,
+        settings: AcquisitionSettings | None = None,
+    ) -> RunPixelSize:
         """From pymmcore-plus' summary metadata.
 
         The selected camera's (`image_infos[0]`; a Multi Camera adapter's with
@@ -71,7 +80,8 @@ class RunPixelSize:
         """
         infos = summary.get("image_infos") or ()
         first = infos[0] if infos and isinstance(infos[0], Mapping) else {}
-        return cls(_known(first.get("pixel_size_um")), given)
+        start = _known(first.get("pixel_size_um"))
+        return cls(start, given, settings_px=of_settings(settings))
 
     def started(self, meta: Mapping[str, Any]) -> RunPixelSize:
         """The run's pixel size, the frame `meta`'s when none was known yet."""
@@ -112,12 +122,14 @@ class RunPixelSize:
     def kept(self, meta: Mapping[str, Any]) -> Any:
         """The pixel size of a frame kept in the fallback layout or beside.
 
-        The one given to the writer, unless the frame was acquired at another
-        pixel size than the run's; else the frame's.
+        The one given to the writer (as `pixel_size_um`, or as the settings'),
+        unless the frame was acquired at another pixel size than the run's;
+        else the frame's.
         """
-        if self.given is None or self.changed(meta) is not None:
+        fixed = self.given if self.given is not None else self.settings_px
+        if fixed is None or self.changed(meta) is not None:
             return meta.get(self.key)
-        return self.given
+        return fixed
 
     def admitted(self, meta: Mapping[str, Any], stream: Stream) -> RunPixelSize:
         """The run's pixel size once `stream` takes the frame `meta`; else `FrameError`.
@@ -156,6 +168,17 @@ class RunPixelSize:
             px,
         )
         return dataclasses.replace(self, start=px)
+
+
+def of_settings(settings: AcquisitionSettings | None) -> float | None:
+    """The pixel size (µm) of all images of `settings`.
+
+    None without settings, or when their images differ or one has none.
+    """
+    if settings is None:
+        return None
+    found = {im.pixel_size_um for im in settings.images}
+    return found.pop() if len(found) == 1 else None
 
 
 def _known(value: Any) -> float | None:

@@ -222,7 +222,7 @@ class MDAWriter(FrontEndBase):
             self._no_streams()  # a run's error, streams and counts are its own
             self._summary = meta or None
             self._pixel_size = RunPixelSize.of(
-                meta or {}, self.settings_options.get("pixel_size_um")
+                meta or {}, self.settings_options.get("pixel_size_um"), self.settings
             )
             start = (meta or {}).get("position")
             self._last_stage = dict(start) if isinstance(start, dict) else {}

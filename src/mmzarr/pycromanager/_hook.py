@@ -22,7 +22,7 @@ from mmzarr._fallback import (
     unkeepable,
 )
 from mmzarr._open import create_stream
-from mmzarr._pixel_size import RunPixelSize
+from mmzarr._pixel_size import RunPixelSize, of_settings
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError
 from mmzarr.pycromanager._learn import FirstTimePoint
@@ -202,7 +202,9 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         #: the ``PixelSize_um`` of the first image that said one (µm): an image
         #: acquired at another (objective, binning changed) is kept beside
         self._pixel_size = RunPixelSize(
-            given=settings_options.get("pixel_size_um"), key="PixelSize_um"
+            given=settings_options.get("pixel_size_um"),
+            key="PixelSize_um",
+            settings_px=of_settings(settings),
         )
         #: learn mode: the images of the first time point
         self._first = FirstTimePoint()
