@@ -1657,3 +1657,30 @@ def test_camera_channel_of_an_image(tags: dict[str, Any], channel: int) -> None:
     from mmzarr.pycromanager._plan import camera_channel
 
     assert camera_channel(tags) == channel
+
+
+def test_a_storage_error_writing_the_learned_time_point_says_what_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learn mode: images held to learn the shape and lost to a full disk are
+    counted in the error (they were handed back to pycromanager when buffered)."""
+    events = multi_d_acquisition_events(
+        num_time_points=2, channel_group="Channel", channels=["DAPI", "FITC"]
+    )
+    out = tmp_path / "full.ome.zarr"
+    hook = ZarrHook(out)
+    backend_cls = type(get_backend(hook.backend))
+    fail_on_write(monkeypatch, backend_cls, 2, "injected: No space left on device")
+    for n, ev in enumerate(events[:2]):  # t=0: DAPI, FITC, held in memory
+        hook(*pycro_image(ev, frame_of(n)))
+    assert hook.stream is None
+    # the first image of t=1 writes them: the second write fails
+    with pytest.raises(StorageError, match="No space left") as info:
+        hook(*pycro_image(events[2], frame_of(2), elapsed_ms=10.0))
+    assert "1 of the 2 images of the first time point" in str(info.value)
+    assert str(out) in str(info.value)
+    with pytest.raises(StorageError, match="1 of the 2 images"):
+        hook.close()
+    attrs = group_json(out)["attributes"]["mmzarr"]
+    assert attrs["status"] == "failed"
+    assert attrs["frames_written"] == 1

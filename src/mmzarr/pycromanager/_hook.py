@@ -24,7 +24,7 @@ from mmzarr._fallback import (
 from mmzarr._open import create_stream
 from mmzarr._pixel_size import RunPixelSize, of_settings
 from mmzarr._slots import MMZarrWarning
-from mmzarr.errors import FrameError, PlanError
+from mmzarr.errors import FrameError, PlanError, StorageError
 from mmzarr.pycromanager._learn import FirstTimePoint
 from mmzarr.pycromanager._placing import check_events_fit, place_by_axes
 from mmzarr.pycromanager._plan import (
@@ -431,7 +431,15 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     def _flush_pending(
         self, next_image: tuple[dict[str, int | str], Mapping[str, Any]] | None = None
     ) -> None:
-        """Learn mode: fix the shape from the buffered images and write them."""
+        """Learn mode: fix the shape from the buffered images and write them.
+
+        Raises
+        ------
+        StorageError
+            When storage fails (a full disk) before every buffered image is
+            written; it says how many were not: they were handed back to
+            pycromanager when they were buffered, so only the hook held them.
+        """
         plan = self._first.plan(next_image)
         first = self._first.planned[0]
         settings = settings_for(plan, first[0], first[2], self.settings_options)
@@ -439,9 +447,22 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         self._learned = True
         # places by axes would be those of the first time point only
         self._positions = plan.positions
-        self._open(settings)
-        for frame, axes, md in self._first.take():
-            self._place(frame, axes, md)
+        pending = self._first.take()
+        written = 0
+        try:
+            self._open(settings)
+            for frame, axes, md in pending:
+                self._place(frame, axes, md)
+                written += 1
+        except StorageError as e:
+            error = StorageError(
+                f"{e}; {len(pending) - written} of the {len(pending)} images of the "
+                "first time point that ZarrHook held in memory to learn the "
+                "dataset's shape were not written to it (pass events= or "
+                "settings= for an acquisition that cannot be repeated)"
+            )
+            error.errno = e.errno  # ENOSPC stays ENOSPC
+            raise error from e
 
     def _hint(self) -> str:
         if self._learned:
