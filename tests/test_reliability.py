@@ -2194,3 +2194,44 @@ def test_a_finalize_stopped_while_writing_levels_still_lists_the_files_it_moved(
     assert record["state"] == "done"
     assert record["damaged_files"] == moved
     np.testing.assert_array_equal(read_zarr(out, "1")[0], _mean2(frame_for(0)))
+
+
+def test_finalize_reads_the_frame_log_past_a_line_that_does_not_parse(
+    tmp_path: Path,
+) -> None:
+    """A line of NULs (what a crash may leave in a file) in the middle of the
+    frame log: the records after it are read, not taken as never logged (their
+    frames lost their record: bare planes in the OME-XML)."""
+    out = tmp_path / "crashed.ome.zarr"
+    frames = _written_then_died(out, ANY_BACKEND, 6)
+    log = out / "mmzarr/frames.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join([*lines[:2], "\x00" * 40 + "\n", "garbage{\n", *lines[2:]]))
+    assert mmzarr.finalize(out).ok
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["frames_logged"] == 6
+    assert record["frames_not_logged"] == []
+    data = read_zarr(out, "0")
+    for (t, c), frame in frames.items():
+        np.testing.assert_array_equal(data[t, c], frame)
+
+
+def test_finalize_of_damaged_settings_says_so_in_one_line(tmp_path: Path) -> None:
+    """A torn `mmzarr/settings.json`: a one-line error naming the file, and no
+    chunk file moved (it was pydantic's multi-line dump of the JSON)."""
+    out = tmp_path / "crashed.ome.zarr"
+    _crashed(out, ANY_BACKEND)
+    settings = out / "mmzarr/settings.json"
+    settings.write_bytes(settings.read_bytes()[:50])
+    before = _chunk_files(out)
+    with pytest.raises(ValueError, match=r"settings\.json' is damaged") as e:
+        mmzarr.finalize(out)
+    assert "\n" not in str(e.value)
+    assert _chunk_files(out) == before
+    assert not (out / "mmzarr/finalize.json").exists()
+    # validate names the file (it only said to run finalize, which then failed)
+    report = mmzarr.validate(out)
+    assert any(
+        "settings.json' is damaged" in p and "cannot repair" in p
+        for p in report.problems
+    ), report.format()

@@ -64,7 +64,6 @@ from mmzarr._lock import DatasetLock, canonical, lock_holder
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
-from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import as_location, atomic_temp_pattern
 from mmzarr._validate import (
     LOST_FRAMES,
@@ -72,6 +71,7 @@ from mmzarr._validate import (
     ValidationReport,
     array_documents,
     frame_key,
+    read_settings,
     validate,
 )
 from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
@@ -80,6 +80,8 @@ from mmzarr.errors import DatasetLockedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from mmzarr._settings import AcquisitionSettings
 
 __all__ = ["DAMAGED_DIR", "finalize"]
 
@@ -136,7 +138,7 @@ def finalize(path: str | Path) -> ValidationReport:
         )
     lock = _lock(root)
     try:
-        return _finalize(root, settings_file)
+        return _finalize(root)
     finally:
         if lock is not None:
             lock.release()
@@ -219,10 +221,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _finalize(root: Path, settings_file: Path) -> ValidationReport:
-    settings = AcquisitionSettings.model_validate_json(
-        settings_file.read_text(encoding="utf-8")
-    )
+def _finalize(root: Path) -> ValidationReport:
+    settings = _read_settings(root)
     # a root document that does not parse (torn, or not an object) is written
     # again below: the writer is taken to have died while acquiring
     root_attrs = _read_json(root / "zarr.json").get("attributes")
@@ -400,6 +400,16 @@ def _finalize(root: Path, settings_file: Path) -> ValidationReport:
     if not reader.available:
         report.notes.append("no tensorstore or zarr-python: chunks were not decoded")
     return report
+
+
+def _read_settings(root: Path) -> AcquisitionSettings:
+    """The writer's settings; a `ValueError` in one line if they do not parse."""
+    try:
+        return read_settings(root)
+    except ValueError as e:
+        raise ValueError(
+            f"{e}: finalize needs the settings its writer wrote; nothing was changed"
+        ) from None
 
 
 #: what a slot on disk of only the fill value, without its log record, is

@@ -364,17 +364,19 @@ def frame_metadata(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _parse_lines(text: str, records: list[dict[str, Any]]) -> None:
+    # a line that does not parse (torn by a kill, or a block of NULs a crash
+    # left) is skipped, not the end: the records after it are still read
     for line in text.splitlines():
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            break
+            continue
         if isinstance(record, dict):
             records.append(record)
 
 
 def read_frame_log(root: Path | Location) -> list[dict[str, Any]]:
-    """Records of a dataset's frame log (a torn last line is ignored).
+    """Records of a dataset's frame log (a line that does not parse is skipped).
 
     Reads `mmzarr/frames.jsonl` and then the segments `mmzarr/frames/*.jsonl`
     (object storage), whichever exist.

@@ -26,17 +26,21 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmzarr._chunk_files import frame_is_complete
+from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies, replaced_note
 from mmzarr._lock import canonical, lock_holder
 from mmzarr._metadata import read_frame_log
 from mmzarr._unplaced import unplaced_siblings
 from mmzarr._validate_xml import ome_xml_problems
+
+if TYPE_CHECKING:
+    from mmzarr._settings import AcquisitionSettings
 
 __all__ = [
     "LOST_FRAMES",
@@ -331,7 +335,15 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"fallback layout: {fallback}; frames are in arrival order along t, "
             "each frame's own index is in mmzarr/frames.jsonl"
         )
-    if not attrs and (root / "mmzarr" / "settings.json").is_file():
+    if isinstance(mm, dict) and (root / SETTINGS_FILE).is_file():
+        try:
+            read_settings(root)
+        except ValueError as e:
+            report.problems.append(
+                f"{e}: `mmzarr finalize` cannot repair the dataset without it "
+                "(restore it from a copy)"
+            )
+    if not attrs and (root / SETTINGS_FILE).is_file():
         # acquire-zarr's close rewrites groups bare; its writer died before
         # writing them again: as incomplete as a writer that never closed
         report.status = "acquiring"
@@ -494,6 +506,25 @@ def _check_frames(
         if ok and reader is not None and reader.available and inside:
             ok = reader.error(array, index) is None
         report.frames_complete += ok
+
+
+def read_settings(root: Path) -> AcquisitionSettings:
+    """The settings the writer of the dataset at `root` wrote.
+
+    Raises
+    ------
+    FileNotFoundError
+        When `mmzarr/settings.json` is missing.
+    ValueError
+        In one line, naming the file, when it does not parse (torn, edited).
+    """
+    from mmzarr._settings import AcquisitionSettings
+
+    path = root / SETTINGS_FILE
+    try:
+        return AcquisitionSettings.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # pydantic's ValidationError, UnicodeDecodeError
+        raise ValueError(f"{str(path)!r} is damaged ({_error_text(e)})") from None
 
 
 def _error_text(e: Exception, most: int = 10) -> str:
