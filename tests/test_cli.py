@@ -593,6 +593,16 @@ BAD_INPUTS = [
         ("acquire", "p.yaml", "o", "--dry-run"),
         "plan 'p.yaml': unknown key 'z_plan.rnage' (did you mean 'range'?)",
     ),
+    *(  # the dry run printed the table of a run it then refused
+        BadInput(
+            f"unknown-channel{'-dry-run' * dry}",
+            {"p.yaml": "channels: [DAPI, GFP]\nz_plan: {range: 2, step: 1}\n"},
+            ("acquire", "p.yaml", "o", *["--dry-run"] * dry),
+            "channel 'GFP' (group 'Channel') is not defined on this rig; "
+            "defined: ['Cy5', 'DAPI', 'FITC', 'TRITC']",
+        )
+        for dry in (False, True)
+    ),
 ]
 
 

@@ -294,6 +294,28 @@ def test_repo_config_loads() -> None:
         mmc.unloadAllDevices()
 
 
+@pytest.mark.parametrize(("sizes", "expected"), [((0.65,), 0.65), ((0,), 0.0)])
+def test_a_pixel_size_preset_added_to_a_copy_of_the_config_is_used(
+    tmp_path: Path, sizes: tuple[float, ...], expected: float
+) -> None:
+    """A user adds `Res40x` (0.65 µm; or 0, uncalibrated) to a copy of the
+    config: UniMMCore never matches a preset keyed on a Python device's
+    property, and `demo_core` replaced it by its own 1 µm preset, so every run
+    was written at 1 µm."""
+    cfg = tmp_path / "edited.cfg"
+    lines = [
+        f"#py ConfigPixelSize,Res40x,Camera,Binning,1\n#py PixelSize_um,Res40x,{px}\n"
+        for px in sizes
+    ]
+    cfg.write_text(REPO_DEMO_CFG.read_text() + "".join(lines))
+    mmc = demo_core(cfg)
+    try:
+        assert mmc.getCurrentPixelSizeConfig() == "Res40x"
+        assert mmc.getPixelSizeUm() == expected
+    finally:
+        mmc.unloadAllDevices()
+
+
 def test_repo_config_is_the_packaged_one() -> None:
     # one file: configs/demo.cfg links to the one installed with the package
     assert DEMO_CONFIG.is_file()

@@ -368,10 +368,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         seq = load_plan(args.plan)
         if args.dry_run:
             core = _load_core(args.config)
+            # a plan the rig cannot run prints no table: only why it is refused
+            _check_channels(seq, core)
             settings = _settings(seq, core)
             if settings is not None:
                 print_settings(settings)
-            _check_channels(seq, core)
             note = ""
             try:
                 check_output_path(args.out, args.overwrite)

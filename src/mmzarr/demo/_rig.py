@@ -23,8 +23,10 @@ __all__ = [
 DEMO_CONFIG = Path(__file__).with_name("demo.cfg")
 #: Name of the config group whose presets select the channel.
 CHANNEL_GROUP = "Channel"
-#: Name of the pixel-size preset defined by `demo_core` when none matches.
+#: Name of the pixel-size preset defined by `demo_core` when the config has none.
 PIXEL_SIZE_PRESET = "Res1x"
+
+logger = logging.getLogger("mmzarr")
 
 
 def demo_core(config: str | Path | None = None) -> UniMMCore:
@@ -139,13 +141,34 @@ def _assign_roles(core: UniMMCore) -> None:
 
 
 def _ensure_pixel_size(core: UniMMCore) -> None:
-    """Define and select a property-less pixel-size preset if none matches."""
+    """Select a pixel-size preset when none matches the rig's state.
+
+    UniMMCore never matches (nor selects) a preset keyed on a Python device's
+    property: the config's first preset (a user's `Res40x` added to a copy of
+    the config) is defined again without properties, with its pixel size and
+    affine transform, and selected; a config without one gets `Res1x`, 1 µm.
+    """
     if core.getCurrentPixelSizeConfig():
         return
-    if PIXEL_SIZE_PRESET not in core.getAvailablePixelSizeConfigs():
-        core.definePixelSizeConfig(PIXEL_SIZE_PRESET)
-        core.setPixelSizeUm(PIXEL_SIZE_PRESET, PIXEL_SIZE_UM)
-    core.setPixelSizeConfig(PIXEL_SIZE_PRESET)
+    defined = list(core.getAvailablePixelSizeConfigs())
+    name, px, affine = PIXEL_SIZE_PRESET, PIXEL_SIZE_UM, None
+    if defined:
+        name = defined[0]
+        px = core.getPixelSizeUmByID(name)
+        affine = tuple(core.getPixelSizeAffineByID(name))
+        if len(defined) > 1:
+            logger.warning(
+                "mmzarr.demo: no pixel-size preset matches the rig's state; "
+                "selected %r, the first of %s",
+                name,
+                defined,
+            )
+        core.deletePixelSizeConfig(name)
+    core.definePixelSizeConfig(name)
+    core.setPixelSizeUm(name, px)
+    if affine is not None:
+        core.setPixelSizeAffine(name, affine)
+    core.setPixelSizeConfig(name)
 
 
 def _prime_channel(core: UniMMCore) -> None:
