@@ -154,6 +154,21 @@ def test_frames_that_do_not_fit_the_settings_are_kept_beside(
     assert _log(beside)[0]["event_index"] == {"t": 2}
 
 
+def _run_beyond_settings(
+    core: UniMMCore, tmp_path: Path, **options: Any
+) -> mmzarr.MDAWriter:
+    """A 3-time-point run into settings of 2 time points made with `options`:
+    t=2 goes to `run.unplaced.ome.zarr`."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core, **options)
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
+    writer = mmzarr.MDAWriter(tmp_path / "run.ome.zarr", core=core, settings=settings)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    assert writer.unplaced is not None
+    return writer
+
+
 def test_the_unplaced_sibling_takes_the_storage_choices_of_the_settings_given(
     core: UniMMCore, tmp_path: Path
 ) -> None:
@@ -161,21 +176,14 @@ def test_the_unplaced_sibling_takes_the_storage_choices_of_the_settings_given(
     that do not fit is written with the settings' compression, `on_full`,
     buffer and flush interval, as the dataset is (it took the defaults:
     uncompressed, and blocking a run whose settings say drop)."""
-    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        small,
-        core=core,
+    _run_beyond_settings(
+        core,
+        tmp_path,
         compression="blosc-zstd",
         on_full="drop",
         max_buffer_bytes=64 * 1024**2,
         flush_interval_s=0.5,
     )
-    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
-    out = tmp_path / "run.ome.zarr"
-    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
-    core.mda.run(seq, output=writer)
-    writer.close()
-    assert writer.unplaced is not None
     kept = mmzarr.AcquisitionSettings.model_validate_json(
         (tmp_path / "run.unplaced.ome.zarr/mmzarr/settings.json").read_text()
     )
@@ -194,17 +202,8 @@ def test_the_unplaced_sibling_takes_the_pixel_size_of_the_settings_given(
     fit (t=2 of a 2-time-point dataset) go beside at the settings' 0.65 µm,
     the dataset's (the sibling said the core's 1 µm)."""
     core.setPixelSizeUm(core.getCurrentPixelSizeConfig(), 1.0)
-    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
-    settings = mmzarr.AcquisitionSettings.from_useq(
-        small, core=core, pixel_size_um=0.65
-    )
-    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
-    out = tmp_path / "run.ome.zarr"
-    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
-    core.mda.run(seq, output=writer)
-    writer.close()
-    assert writer.unplaced is not None
-    assert _yx_scale(out) == [0.65, 0.65]
+    _run_beyond_settings(core, tmp_path, pixel_size_um=0.65)
+    assert _yx_scale(tmp_path / "run.ome.zarr") == [0.65, 0.65]
     assert _yx_scale(tmp_path / "run.unplaced.ome.zarr") == [0.65, 0.65]
 
 
