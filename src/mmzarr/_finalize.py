@@ -46,6 +46,7 @@ from mmzarr._dataset import (
     read_summary,
     write_group_metadata,
 )
+from mmzarr._frame_reader import FrameReader
 from mmzarr._kept_frames import (
     Frame,
     chunk_files,
@@ -67,7 +68,6 @@ from mmzarr._routing import Ledger
 from mmzarr._storage import as_location, atomic_temp_pattern
 from mmzarr._validate import (
     LOST_FRAMES,
-    FrameReader,
     ValidationReport,
     array_documents,
     frame_key,

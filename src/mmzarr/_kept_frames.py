@@ -24,12 +24,13 @@ from mmzarr._chunk_files import (
     is_torn,
 )
 from mmzarr._pyramid import all_arrays
-from mmzarr._validate import FrameReader, array_documents, frame_key
+from mmzarr._validate import array_documents, frame_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+    from mmzarr._frame_reader import FrameReader
     from mmzarr._settings import AcquisitionSettings
 
 __all__ = [

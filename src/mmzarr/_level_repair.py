@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from mmzarr._frame_reader import FrameReader
     from mmzarr._kept_frames import Frame
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr._validate import FrameReader
 
 __all__ = [
     "LevelWriter",

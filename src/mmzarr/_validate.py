@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from mmzarr._chunk_files import frame_is_complete
 from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._frame_reader import FrameReader, have_reader
 from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies, replaced_note
-from mmzarr._lock import canonical, lock_holder
+from mmzarr._lock import lock_holder
 from mmzarr._metadata import read_frame_log
 from mmzarr._unplaced import unplaced_siblings
 from mmzarr._validate_xml import ome_xml_problems
@@ -44,11 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOST_FRAMES",
-    "FrameReader",
     "ValidationReport",
     "array_documents",
     "frame_key",
     "lost_frames",
+    "read_settings",
     "validate",
 ]
 
@@ -169,93 +168,6 @@ def _zarr_documents(root: Path) -> list[Path]:
                 if os.path.isfile(os.path.join(entry.path, "zarr.json")):
                     todo.append(folder / entry.name)
     return found
-
-
-def _have_reader() -> bool:
-    import importlib.util
-
-    return any(importlib.util.find_spec(m) for m in ("tensorstore", "zarr"))
-
-
-class ArrayOpenError(OSError):
-    """An array that cannot be opened (its metadata, the path, the reader)."""
-
-
-class FrameReader:
-    """Reads single frames to check that their chunks decode.
-
-    Uses tensorstore if installed, else zarr-python; `available` is False when
-    neither is. Each array is opened once, from its `zarr.json` on disk.
-    """
-
-    def __init__(self, root: Path) -> None:
-        # tensorstore refuses "..": resolved as the kernel reads it
-        self.root = canonical(Path(root))
-        self.engine: str | None
-        self._arrays: dict[str, Any] = {}
-        try:
-            import tensorstore  # noqa: F401
-        except ImportError:
-            self.engine = "zarr-python" if _has_zarr() else None
-        else:
-            # tensorstore's file driver takes a backslash for a separator
-            slash = "\\" in str(self.root) and _has_zarr()
-            self.engine = "zarr-python" if slash else "tensorstore"
-
-    @property
-    def available(self) -> bool:
-        """Whether a reader is installed."""
-        return self.engine is not None
-
-    def error(self, array: str, index: tuple[Any, ...]) -> str | None:
-        """Why `array[index]` (a frame, or a region) cannot be read, or None."""
-        try:
-            return self.read(array, index)[1]
-        except ArrayOpenError as e:
-            return str(e)
-
-    def read(
-        self, array: str, index: tuple[Any, ...]
-    ) -> tuple[np.ndarray | None, str | None]:
-        """`(array[index], None)`, or `(None, why it cannot be read)`.
-
-        Raises
-        ------
-        ArrayOpenError
-            When the array cannot be opened: nothing is known of its chunks.
-        """
-        arr = self._arrays.get(array)
-        if arr is None:
-            try:
-                arr = self._arrays[array] = self._open(array)
-            except Exception as e:
-                raise ArrayOpenError(
-                    f"cannot open array {str(self.root / array)!r} with "
-                    f"{self.engine}: {type(e).__name__}: {e}"
-                ) from e
-        try:
-            if self.engine == "tensorstore":
-                return np.asarray(arr[index].read().result()), None
-            return np.asarray(arr[index]), None
-        except Exception as e:
-            return None, f"{type(e).__name__}: {e}"
-
-    def _open(self, array: str) -> Any:
-        path = self.root / array
-        if self.engine == "tensorstore":
-            import tensorstore as ts
-
-            spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
-            return ts.open(spec, open=True, read=True).result()
-        import zarr
-
-        return zarr.open_array(str(path), mode="r")
-
-
-def _has_zarr() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("zarr") is not None
 
 
 def frame_key(record: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
@@ -391,7 +303,7 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"the dataset this one replaced is still kept at {aside} (its writer "
             "was stopped while replacing it): move it back or delete it"
         )
-    if read and not _have_reader():
+    if read and not have_reader():
         report.notes.append(
             'arrays were not read: install a reader (pip install "mmzarr[tensorstore]")'
         )
