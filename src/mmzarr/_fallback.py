@@ -38,7 +38,7 @@ from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from contextlib import AbstractContextManager
 
     from mmzarr._stream import Status, Stream
@@ -95,6 +95,11 @@ class FrontEndBase(abc.ABC):
     """
 
     path: Path
+    #: what `FrontEnd` says (the siblings are opened with them)
+    backend: str
+    overwrite: bool
+    settings: AcquisitionSettings | None
+    settings_options: Mapping[str, Any]
     #: the dataset (a fallback-layout one when the plan could not be mapped)
     stream: Stream | None
     #: frames that did not fit `stream` (see `unplaced_path`)
@@ -156,31 +161,46 @@ class FrontEndBase(abc.ABC):
         found = [self.stream, self.unplaced, *self.more_unplaced]
         return [s for s in found if s is not None]
 
-    def _unplaced_for(
+    def _keep_beside(
         self,
         frame: np.ndarray,
-        open_: Callable[[], Stream],
+        *,
+        what: str,
+        noun: str,
+        why: str,
         pixel_size_um: Any = None,
-    ) -> Stream:
-        """The unplaced sibling that keeps frames of `frame`'s format.
+        summary: Mapping[str, Any] | None = None,
+        **append: Any,
+    ) -> None:
+        """Keep `frame`, which does not fit the dataset, in an unplaced sibling.
 
-        `unplaced`, or another of `more_unplaced`, else a new one (`open_`): a
-        run whose frames come in three formats (e.g. channels that set other
-        binnings) keeps each, and is never stopped for it. A known
-        `pixel_size_um` must be the sibling's too (`kept_misfit`).
+        `unplaced`, or another of `more_unplaced`, else a new one
+        (`open_unplaced`, with `what`, `noun`, `why`, `summary`): a run whose
+        frames come in three formats (e.g. channels that set other binnings)
+        keeps each, and is never stopped for it. A known `pixel_size_um` must
+        be the sibling's too (`kept_misfit`). `append` goes to `append_kept`.
         """
         for stream in (self.unplaced, *self.more_unplaced):
             if (
                 stream is not None
                 and kept_misfit(stream, frame, pixel_size_um=pixel_size_um) is None
             ):
-                return stream
-        stream = open_()
-        if self.unplaced is None:
-            self.unplaced = stream
+                break
         else:
-            self.more_unplaced.append(stream)
-        return stream
+            stream = open_unplaced(
+                self,
+                frame,
+                what=what,
+                noun=noun,
+                why=why,
+                pixel_size_um=pixel_size_um,
+                summary=summary,
+            )
+            if self.unplaced is None:
+                self.unplaced = stream
+            else:
+                self.more_unplaced.append(stream)
+        append_kept(stream, frame, **append)
 
     @property
     def unplaced_path(self) -> str:

@@ -37,7 +37,6 @@ from mmzarr._fallback import (
     check_options,
     kept_misfit,
     open_fallback,
-    open_unplaced,
     unkeepable,
 )
 from mmzarr._open import create_stream
@@ -435,21 +434,17 @@ class MDAWriter(FrontEndBase):
         metadata: dict[str, Any],
         error: FrameError,
     ) -> None:
-        px = self._pixel_size.kept(meta)
-        beside = self._unplaced_for(
+        self._keep_beside(
             img,
-            lambda: open_unplaced(
-                self,
-                img,
-                what=f"frame {plain_index(event.index)}",
-                noun="frame",
-                why=str(error),
-                pixel_size_um=px,
-                summary=self._summary,
-            ),
-            pixel_size_um=px,
+            what=f"frame {plain_index(event.index)}",
+            noun="frame",
+            why=str(error),
+            pixel_size_um=self._pixel_size.kept(meta),
+            summary=self._summary,
+            index=event.index,
+            metadata=metadata,
+            owned=True,
         )
-        append_kept(beside, img, index=event.index, metadata=metadata, owned=True)
 
     def _widened(self, img: np.ndarray) -> np.ndarray:
         """`img` in the dtype of the dataset it goes to, where that holds it exactly.

@@ -18,7 +18,6 @@ from mmzarr._fallback import (
     check_options,
     kept_misfit,
     open_fallback,
-    open_unplaced,
     unkeepable,
 )
 from mmzarr._open import create_stream
@@ -364,7 +363,14 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         record = {"pycromanager": dict(md), "not_placed": reason}
         px = self._pixel_size.kept(md)
         if self.stream is not None:
-            self._keep_beside(frame, record, reason, px)
+            self._keep_beside(
+                frame,
+                what="an image",
+                noun="image",
+                why=reason,
+                pixel_size_um=px,
+                metadata=record,
+            )
             return
         self.fallback_reason = reason
         logger.warning(
@@ -396,22 +402,16 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         assert self.stream is not None
         if misfit := kept_misfit(self.stream, image, pixel_size_um=px):
             why = f"{FrameError.__name__}: {misfit}"
-            self._keep_beside(image, {**record, "not_placed": why}, why, px)
+            self._keep_beside(
+                image,
+                what="an image",
+                noun="image",
+                why=why,
+                pixel_size_um=px,
+                metadata={**record, "not_placed": why},
+            )
         else:
             append_kept(self.stream, image, metadata=record)
-
-    def _keep_beside(
-        self, frame: np.ndarray, record: dict[str, Any], why: str, px: Any
-    ) -> None:
-        """Keep an image that does not fit the dataset in `unplaced_path`."""
-        beside = self._unplaced_for(
-            frame,
-            lambda: open_unplaced(
-                self, frame, what="an image", noun="image", why=why, pixel_size_um=px
-            ),
-            pixel_size_um=px,
-        )
-        append_kept(beside, frame, metadata=record)
 
     def _open(self, settings: AcquisitionSettings) -> None:
         self.settings = settings
