@@ -856,6 +856,32 @@ def test_metadata_keeps_its_own_namespace(tmp_path: Path, backend: str) -> None:
     assert lost["frames_kept"] == 2
 
 
+#: line breaks other than "\n" that JSON leaves as they are in a string
+OTHER_BREAKS = {"note": "a\u2028b\u2029c\x85d\x1ce"}
+
+
+def test_metadata_with_other_line_breaks_keeps_its_log_record(tmp_path: Path) -> None:
+    """A frame's metadata holding U+2028 or NEL (a user's text) is written as is
+    on its line: reading the log split that line there, and the frame lost its
+    record (finalize took it for one written but never logged)."""
+    out = tmp_path / "run.ome.zarr"
+    with mmzarr.create_stream(out, settings_for(TWO_T), backend=ANY_BACKEND) as s:
+        s.append(frame_for(0), index={"t": 0}, metadata=OTHER_BREAKS)
+        s.append(frame_for(1), index={"t": 1}, metadata={"note": "fine"})
+    lines = (out / "mmzarr/frames.jsonl").read_bytes().split(b"\n")
+    assert lines[2:] == [b""]  # two records, one per line
+    assert json.loads(lines[0])["metadata"] == OTHER_BREAKS
+    logged = mmzarr._metadata.read_frame_log(out)
+    assert [r["metadata"] for r in logged] == [OTHER_BREAKS, {"note": "fine"}]
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    assert (report.frames_logged, report.frames_complete) == (2, 2)
+    assert not any("frame-log" in n for n in report.notes), report.notes
+    assert mmzarr.finalize(out).ok
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert (record["frames_logged"], record["frames_not_logged"]) == (2, [])
+
+
 def test_old_clobbered_logs_do_not_crash_validate_or_finalize(tmp_path: Path) -> None:
     out = tmp_path / "run.ome.zarr"
     write_plan(out, TWO_T, ANY_BACKEND)
@@ -864,11 +890,15 @@ def test_old_clobbered_logs_do_not_crash_validate_or_finalize(tmp_path: Path) ->
     # what an old writer logged for metadata=CLOBBER (without "dropped")
     records[1].update({k: v for k, v in CLOBBER.items() if k != "dropped"})
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # its pixels are there: a note, not a problem (it was one even after finalize)
     report = mmzarr.validate(out)
-    assert any("record 1: not a frame" in p for p in report.problems)
-    mmzarr.finalize(out)  # no crash
+    assert report.ok, report.format()
+    assert any("frames.jsonl line 2: not a frame record" in n for n in report.notes)
+    assert mmzarr.finalize(out).ok
     lost = json.loads((out / "mmzarr/finalize.json").read_text())
     assert lost["frames_logged"] == 1
+    assert [x["line"] for x in lost["skipped_log_lines"]] == [2]
+    assert lost["frames_kept"] == 2  # its frame too, found on disk
 
 
 def test_ome_xml_reads_metadata_and_old_top_level_keys() -> None:

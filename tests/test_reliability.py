@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import itertools
 import json
@@ -31,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -2235,3 +2237,198 @@ def test_finalize_of_damaged_settings_says_so_in_one_line(tmp_path: Path) -> Non
         "settings.json' is damaged" in p and "cannot repair" in p
         for p in report.problems
     ), report.format()
+
+
+#: (id, a frame-log line that names no frame of `_written_then_died`'s one
+#: image "" of (t, c), what the reason given for skipping it says)
+NOT_A_FRAME = [
+    ("torn", '{"frame": 2, "image": "", "ind', "not a JSON object"),
+    ("nuls", "\x00" * 40, "not a JSON object"),
+    ("a-list", "[1, 2]", "not a JSON object"),
+    ("no-fields", '{"foo": 1}', "not a frame record (image None, index None)"),
+    ("index-text", '{"frame": 3, "image": "", "index": "x"}', "index 'x'"),
+    ("image-null", '{"image": null, "index": [0, 0]}', "not a frame"),
+    ("other-image", '{"frame": 3, "image": "p1", "index": [0, 0]}', "'p1' is none"),
+    ("short-index", '{"frame": 3, "image": "", "index": [0]}', "does not fit"),
+]
+
+
+@pytest.mark.parametrize("status", ["acquiring", "complete"])
+@pytest.mark.parametrize(
+    ("line", "reason"), [c[1:] for c in NOT_A_FRAME], ids=[c[0] for c in NOT_A_FRAME]
+)
+def test_a_log_line_naming_no_frame_is_a_note_and_finalize_lists_it(
+    tmp_path: Path, status: str, line: str, reason: str
+) -> None:
+    """A frame-log line that names no frame (torn, not a frame record, another
+    image's) costs a frame's metadata, not its pixels: validate notes it and
+    never calls the dataset invalid for it (a record that parsed was a problem
+    forever, even after finalize; a torn line went unsaid), before finalize too
+    when the writer closed; finalize lists it in `finalize.json`, keeps every
+    frame and leaves the user's log as it is."""
+    out = tmp_path / "run.ome.zarr"
+    frames = _written_then_died(out, ANY_BACKEND, 6, status)
+    log = out / "mmzarr/frames.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join([*lines[:2], line + "\n", *lines[2:]]))
+    damaged = log.read_bytes()
+    where = "mmzarr/frames.jsonl line 3: "
+
+    def said(report: mmzarr.ValidationReport) -> None:
+        assert report.frames_logged == 6
+        assert not any("line 3" in p or "not a frame" in p for p in report.problems)
+        assert any(where in n and reason in n for n in report.notes), report.format()
+
+    before = mmzarr.validate(out)
+    said(before)
+    assert before.ok is (status == "complete"), before.format()
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    said(final)
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["skipped_log_lines"] == [
+        {"file": "mmzarr/frames.jsonl", "line": 3, "reason": ANY}
+    ]
+    assert reason in record["skipped_log_lines"][0]["reason"]
+    assert record["skipped_log_lines_count"] == 1
+    assert (record["frames_logged"], record["frames_kept"]) == (6, 6)
+    assert (record["frames_not_logged"], record["lost"]) == ([], [])
+    assert log.read_bytes() == damaged
+    after = mmzarr.validate(out)
+    assert after.ok, after.format()
+    said(after)
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        for (t, c), frame in frames.items():
+            np.testing.assert_array_equal(data[t, c], frame)
+
+
+@functools.cache
+def _bound_by_file_modes() -> tuple[str, ...] | None:
+    """A command prefix under which `chmod a-w` stops writes; None if none is.
+
+    Root ignores file modes (CAP_DAC_OVERRIDE): as root, `setpriv` runs the
+    command without the capabilities that override them. Checked by writing a
+    read-only file.
+    """
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    drop = "--bounding-set=-dac_override,-dac_read_search"
+    prefix = (setpriv, drop, "--inh-caps=-all")
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe"
+        probe.write_text("")
+        probe.chmod(0o444)
+        tried = subprocess.run(
+            [*prefix, sys.executable, "-c", f"open({str(probe)!r}, 'a')"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    return prefix if "PermissionError" in tried.stderr else None
+
+
+def _mmzarr_bound(*args: str) -> subprocess.CompletedProcess[str]:
+    """`mmzarr *args`, as a user whom `chmod a-w` stops (skips where none is)."""
+    prefix = _bound_by_file_modes()
+    if prefix is None:
+        pytest.skip("root ignores file modes, and setpriv cannot drop that here")
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "mmzarr", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """`chmod a-w folder` meanwhile."""
+    mode = folder.stat().st_mode
+    folder.chmod(mode & ~0o222)
+    try:
+        yield
+    finally:
+        folder.chmod(mode)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+#: (id, the folder of a `_crashed` dataset made read-only, what finalize says
+#: of what it did: nothing, or what the next finalize finishes)
+READ_ONLY = [
+    ("root", "", "nothing was changed"),
+    ("record-folder", "mmzarr", "nothing was changed"),
+    ("torn-chunk-folder", "0/c/1/1/0", "finishes what this one started"),
+]
+
+
+@pytest.mark.parametrize(
+    ("folder", "said"), [c[1:] for c in READ_ONLY], ids=[c[0] for c in READ_ONLY]
+)
+def test_finalize_of_a_read_only_folder_names_it_in_one_line(
+    tmp_path: Path, folder: str, said: str
+) -> None:
+    """`mmzarr finalize` of a dead writer's dataset with a read-only folder:
+    one line naming the folder (it named a temporary file, or the move), no
+    traceback, nothing deleted, and with the folder writable the next finalize
+    finishes. The folders every finalize writes are checked first: the root
+    made read-only had the torn chunk moved before finalize stopped."""
+    out = tmp_path / "crashed.ome.zarr"
+    frames = _crashed(out, ANY_BACKEND)
+    before = _files(out)
+    with _read_only(out / folder):
+        done = _mmzarr_bound("finalize", str(out))
+        checked = _mmzarr_bound("validate", str(out))
+        after = _files(out)
+    assert done.returncode == 1, done
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"{str(out / folder)!r} is not writable" in done.stderr, done.stderr
+    assert said in done.stderr
+    assert (checked.returncode, checked.stderr.count("Traceback")) == (1, 0)
+    assert "incomplete" in checked.stderr, checked.stderr
+    assert {k: v for k, v in before.items() if after.get(k) != v} == {}
+    new = set(after) - set(before)
+    assert new == (set() if "nothing" in said else {"mmzarr/finalize.json"})
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["damaged_files"] == ["mmzarr/damaged/0/c/1/1/0/0"]
+    assert {tuple(x["index"]) for x in record["lost"]} == {(1, 1)}
+    data = read_zarr(out, "0")
+    for (t, c), frame in frames.items():
+        if (t, c) != (1, 1):
+            np.testing.assert_array_equal(data[t, c], frame)
+
+
+def test_finalize_says_which_levels_it_could_not_write(tmp_path: Path) -> None:
+    """A level chunk a killed writer never wrote, in a read-only folder:
+    finalize does the rest and says which levels it could not write and why
+    (it only said the chunk was missing); the next, the folder writable,
+    writes them."""
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(out, "tensorstore", 2, downsample={"levels": 1})
+    (out / "1/c/1/0/0").unlink()
+    with _read_only(out / "1/c/1/0"):
+        done = _mmzarr_bound("finalize", str(out))
+    assert (done.returncode, done.stderr) == (1, ""), done
+    note = [x for x in done.stdout.splitlines() if "note:" in x and "levels" in x]
+    assert len(note) == 1, done.stdout
+    assert "levels_missing" in note[0]
+    assert str(out / "1/c/1/0/0") in note[0]
+    assert "Permission denied" in note[0]
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    np.testing.assert_array_equal(read_zarr(out, "1")[1], _mean2(frame_for(1)))

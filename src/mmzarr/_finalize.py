@@ -17,7 +17,9 @@ rewrites the group metadata with
 status `interrupted` (a `failed` status stays). Only metadata and levels are
 written: those kept frames lack, and those of the frames the writer was writing
 the levels of when it stopped (a shard it wrote may hold them as the fill
-value; the same pixels are written again). No level-0 chunk is written.
+value; the same pixels are written again). No level-0 chunk is written. The
+frame log is only read: its lines that name no frame (torn, not a frame
+record) are skipped and listed (`skipped_log_lines`).
 
 Every step is recorded before it is done, and each is idempotent: the record
 (`finalize.json`, `"state": "in progress"`) is written first, with the chunk
@@ -32,7 +34,6 @@ half-written documents (`.NAME.PID.TID.tmp`) and acquire-zarr's hidden sibling
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
@@ -46,6 +47,7 @@ from mmzarr._dataset import (
     read_summary,
     write_group_metadata,
 )
+from mmzarr._finalize_record import FinalizeRecord, read_json_object
 from mmzarr._frame_reader import FrameReader
 from mmzarr._kept_frames import (
     Frame,
@@ -62,6 +64,7 @@ from mmzarr._layout import array_document
 from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, canonical, lock_holder
+from mmzarr._log_lines import MAX_LISTED_SKIPPED, read_frames
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
@@ -70,10 +73,10 @@ from mmzarr._validate import (
     LOST_FRAMES,
     ValidationReport,
     array_documents,
-    frame_key,
     read_settings,
     validate,
 )
+from mmzarr._writable import check_writable, not_writable
 from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
 from mmzarr.backends._base import last_time_point
 from mmzarr.errors import DatasetLockedError
@@ -89,6 +92,7 @@ logger = logging.getLogger("mmzarr")
 
 #: Where chunk files that do not decode are moved, relative to the dataset root.
 DAMAGED_DIR = "mmzarr/damaged"
+_RECORD_DIR = LOST_FRAMES.rsplit("/", 1)[0]
 _OME_DIR, _OME_NAME = OME_XML.rsplit("/", 1)
 #: `write_file_atomic`'s temporary files (`.NAME.PID.THREAD.tmp`) of the files
 #: mmzarr writes: a group's or array's `zarr.json` anywhere, its own files under
@@ -115,6 +119,9 @@ def finalize(path: str | Path) -> ValidationReport:
         dataset's lock; the message names it.
     OSError
         When its record cannot be written (a full disk): nothing was changed.
+    PermissionError
+        (an `OSError`) In one line naming the folder it cannot write (read-only):
+        nothing was changed, or, found later, the next finalize finishes.
     """
     root = canonical(Path(path))  # the readers refuse "..": resolved as the kernel does
     settings_file = root / SETTINGS_FILE
@@ -138,7 +145,14 @@ def finalize(path: str | Path) -> ValidationReport:
         )
     lock = _lock(root)
     try:
+        # its record and the root's metadata: or it stops before changing anything
+        check_writable(root, ("", _RECORD_DIR))
         return _finalize(root)
+    except OSError as e:
+        said = not_writable(e)  # in one line, naming the folder
+        if said is None:
+            raise
+        raise said from e
     finally:
         if lock is not None:
             lock.release()
@@ -159,73 +173,11 @@ def _lock(root: Path) -> DatasetLock | None:
         return None
 
 
-class _Record:
-    """`finalize.json`: written before each step, completed at the end."""
-
-    def __init__(self, root: Path, status: str) -> None:
-        self.path = root / LOST_FRAMES
-        earlier = _read_json(self.path)
-        # files an earlier finalize moved are listed again (where they are),
-        # and the status the writer left is the one it found: finalizing again
-        # finds the same frames
-        self.moved: list[str] = [
-            f
-            for f in earlier.get("damaged_files", [])
-            if isinstance(f, str) and (root / f).is_file()
-        ]
-        #: why an earlier finalize lost each frame: its file has been moved
-        #: since, and is not "missing" now
-        self.earlier_reasons: dict[tuple[str, tuple[int, ...]], str] = {}
-        for x in earlier.get("lost", []):
-            try:
-                key = (str(x["image"]), tuple(int(i) for i in x["index"]))
-                self.earlier_reasons[key] = str(x["reason"])
-            except (KeyError, TypeError, ValueError):
-                continue
-        #: frames whose levels an earlier finalize wrote: listed again
-        rebuilt = earlier.get("levels_rebuilt")
-        self.rebuilt: list[Any] = rebuilt if isinstance(rebuilt, list) else []
-        #: frames whose levels an interrupted finalize was writing: written
-        #: again (a shard it wrote may hold them as the fill value)
-        pending = (
-            earlier.get("levels_pending") if earlier.get("state") != "done" else []
-        )
-        self.pending: list[Any] = pending if isinstance(pending, list) else []
-        before = earlier.get("status_before")
-        self.doc: dict[str, Any] = {
-            "finalized": datetime.datetime.now(datetime.UTC).isoformat(),
-            "state": "in progress",
-            "status_before": before if isinstance(before, str) else status,
-        }
-
-    def write(self, **fields: Any) -> None:
-        """Record `fields` (and the files moved so far); raise if it cannot.
-
-        The files this finalize is moving stay listed in the records written
-        after the one that names them (a kill then leaves them listed, and the
-        next finalize lists them again).
-        """
-        files = fields.get("damaged_files", self.doc.get("damaged_files", []))
-        self.doc.update(fields)
-        self.doc["damaged_files"] = self.moved + [
-            f for f in files if f not in self.moved
-        ]
-        _metadata.write_json_atomic(self.path, self.doc)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def _finalize(root: Path) -> ValidationReport:
     settings = _read_settings(root)
     # a root document that does not parse (torn, or not an object) is written
     # again below: the writer is taken to have died while acquiring
-    root_attrs = _read_json(root / "zarr.json").get("attributes")
+    root_attrs = read_json_object(root / "zarr.json").get("attributes")
     old = root_attrs.get("mmzarr") if isinstance(root_attrs, dict) else None
     old = old if isinstance(old, dict) else {}
     status = old.get("status", "acquiring")
@@ -237,19 +189,15 @@ def _finalize(root: Path) -> ValidationReport:
         remove_sibling(sibling_path(root))
     except OSError as e:  # not ours after all: keep it, say so
         logger.warning("mmzarr: %s", e)
-    record = _Record(root, status)
+    record = FinalizeRecord(root, status)
     record.write(step="reading")  # raises on a full disk: nothing changed yet
 
-    logged: list[Frame] = []
+    # a line naming no frame of the settings is skipped and listed, the log
+    # left as it is: it is the user's record of the run
+    log = read_frames(root, settings)
     index_of = {im.key: i for i, im in enumerate(settings.images)}
-    records = _metadata.read_frame_log(root)
-    for rec in records:
-        key = frame_key(rec)  # None: not a frame record (an old, clobbered log)
-        i = index_of.get(key[0]) if key is not None else None
-        if key is None or i is None or rec.get("dropped"):
-            continue
-        if len(key[1]) == len(settings.images[i].index_dims):
-            logged.append((i, key[1]))
+    logged: list[Frame] = [(index_of[image], index) for image, index in log.frames]
+    records = log.records
 
     moves: set[str] = set()  # chunk files to move aside
     # acquire-zarr rewrites an array's zarr.json in place: a writer killed
@@ -340,6 +288,8 @@ def _finalize(root: Path) -> ValidationReport:
         step="done",
         state="done",
         frames_logged=len(logged),
+        skipped_log_lines=[x.entry() for x in log.skipped[:MAX_LISTED_SKIPPED]],
+        skipped_log_lines_count=len(log.skipped),
         frames_not_logged=[frame_entry(settings, f) for f in kept if f in recovered],
         fill_not_logged=[
             frame_entry(settings, f, reason=FILL_NOT_LOGGED) for f in fill
@@ -399,6 +349,13 @@ def _finalize(root: Path) -> ValidationReport:
         )
     if not reader.available:
         report.notes.append("no tensorstore or zarr-python: chunks were not decoded")
+    if not_rebuilt:
+        n, why = len(not_rebuilt), next(iter(not_rebuilt.values()))
+        report.notes.append(
+            f"the resolution levels of {n} kept frame{'' if n == 1 else 's'} were "
+            f"not written again ({why}): listed as `levels_missing` in "
+            f"{LOST_FRAMES}; finalize again once that is fixed"
+        )
     return report
 
 

@@ -86,8 +86,8 @@ def _attributes(group: Path) -> dict[str, Any] | None:
 
 def _logged_frames(out: Path) -> tuple[dict[str, dict[str, int]], int]:
     """Frames in the frame log: `({image: {"frames_written": n}}, total)`."""
+    from mmzarr._log_lines import frame_key
     from mmzarr._metadata import read_frame_log
-    from mmzarr._validate import frame_key
 
     frames = set()
     for record in read_frame_log(out):

@@ -23,8 +23,9 @@ from mmzarr._chunk_files import (
     inner_chunk_shape,
     is_torn,
 )
+from mmzarr._log_lines import frame_key
 from mmzarr._pyramid import all_arrays
-from mmzarr._validate import array_documents, frame_key
+from mmzarr._validate import array_documents
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mmzarr._storage import Location, as_location, write_file_atomic
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 __all__ = [
@@ -36,8 +37,10 @@ __all__ = [
     "FrameLog",
     "SegmentedFrameLog",
     "dumps_json",
+    "frame_log_lines",
     "frame_metadata",
     "frame_record",
+    "parse_record",
     "read_frame_log",
     "read_json",
     "write_groups",
@@ -363,32 +366,47 @@ def frame_metadata(record: Mapping[str, Any]) -> Mapping[str, Any]:
     return {k: v for k, v in record.items() if k not in RECORD_FIELDS}
 
 
-def _parse_lines(text: str, records: list[dict[str, Any]]) -> None:
-    # a line that does not parse (torn by a kill, or a block of NULs a crash
-    # left) is skipped, not the end: the records after it are still read
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+def parse_record(line: str) -> dict[str, Any] | None:
+    """The record a frame-log line holds; None if it is no JSON object.
+
+    A line that does not parse (torn by a kill, or a block of NULs a crash
+    left) is one, and so is JSON of another type.
+    """
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def frame_log_lines(root: Path | Location) -> Iterator[tuple[str, int, str]]:
+    """Every line of a dataset's frame log: (file, line number from 1, text).
+
+    `mmzarr/frames.jsonl` and then the segments `mmzarr/frames/*.jsonl` (object
+    storage), whichever exist; `file` is relative to the dataset root. Blank
+    lines are left out. Lines end at a newline only: a record's strings may hold
+    other line breaks (U+2028, U+0085), written as they are (`dumps_json`).
+    """
+    loc = as_location(root)
+    keys = [FRAMES_LOG, *(k for k in loc.list(FRAME_SEGMENTS) if k.endswith(".jsonl"))]
+    for key in keys:
+        data = loc.read_bytes(key)
+        if data is None:
             continue
-        if isinstance(record, dict):
-            records.append(record)
+        text = data.decode("utf-8", errors="replace")
+        for number, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                yield key, number, line
 
 
 def read_frame_log(root: Path | Location) -> list[dict[str, Any]]:
-    """Records of a dataset's frame log (a line that does not parse is skipped).
+    """Records of a dataset's frame log (`frame_log_lines`), in order.
 
-    Reads `mmzarr/frames.jsonl` and then the segments `mmzarr/frames/*.jsonl`
-    (object storage), whichever exist.
+    A line that holds no record (`parse_record`) is skipped, not the end: the
+    records after it are still read.
     """
-    loc = as_location(root)
-    records: list[dict[str, Any]] = []
-    data = loc.read_bytes(FRAMES_LOG)
-    if data is not None:
-        _parse_lines(data.decode("utf-8", errors="replace"), records)
-    for key in loc.list(FRAME_SEGMENTS):
-        if key.endswith(".jsonl"):
-            seg = loc.read_bytes(key)
-            if seg is not None:
-                _parse_lines(seg.decode("utf-8", errors="replace"), records)
-    return records
+    return [
+        record
+        for _, _, line in frame_log_lines(root)
+        if (record := parse_record(line)) is not None
+    ]

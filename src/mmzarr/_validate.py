@@ -13,10 +13,12 @@ Three independent kinds of check, each reported as a problem line:
 A dataset whose writer never closed (status `acquiring`: the process died, or
 it still runs: it holds the dataset's lock) is reported as incomplete, with the
 number of frames that are on disk (and, when reading, decode). Frame-log
-records that name no frame (an old log whose fields a front end overwrote) are
-problems, not crashes. Frames that `finalize` recorded as lost (`LOST_FRAMES`) are
-not problems of a finalized dataset; they are counted in a note, as is a
-dataset in the fallback layout (valid, its frames in arrival order) and why.
+lines that name no frame of the dataset (torn, or an old log whose fields a
+front end overwrote: `_log_lines`) are named in a note, not problems: what
+such a line costs is a frame's metadata, not its pixels. Frames that
+`finalize` recorded as lost (`LOST_FRAMES`) are not problems of a finalized
+dataset; they are counted in a note, as is a dataset in the fallback layout
+(valid, its frames in arrival order) and why.
 """
 
 from __future__ import annotations
@@ -34,18 +36,18 @@ from mmzarr._frame_reader import FrameReader, have_reader
 from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies, replaced_note
 from mmzarr._lock import lock_holder
-from mmzarr._metadata import read_frame_log
+from mmzarr._log_lines import read_frames
 from mmzarr._unplaced import unplaced_siblings
 from mmzarr._validate_xml import ome_xml_problems
 
 if TYPE_CHECKING:
+    from mmzarr._log_lines import SkippedLine
     from mmzarr._settings import AcquisitionSettings
 
 __all__ = [
     "LOST_FRAMES",
     "ValidationReport",
     "array_documents",
-    "frame_key",
     "lost_frames",
     "read_settings",
     "validate",
@@ -170,22 +172,6 @@ def _zarr_documents(root: Path) -> list[Path]:
     return found
 
 
-def frame_key(record: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
-    """(image key, storage index) of a frame-log record, or None if it has none.
-
-    A record whose writer fields were overwritten by a front end's metadata (an
-    old log: `append(metadata={"index": ...})`) has none.
-    """
-    image, index = record.get("image"), record.get("index")
-    if not isinstance(image, str) or not isinstance(index, list):
-        return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in index):
-        return None
-    if any(v < 0 for v in index):
-        return None
-    return image, tuple(index)
-
-
 def lost_frames(root: Path) -> set[tuple[str, tuple[int, ...]]]:
     """(image key, storage index) of the frames `finalize` recorded as lost."""
     path = root / LOST_FRAMES
@@ -247,9 +233,10 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"fallback layout: {fallback}; frames are in arrival order along t, "
             "each frame's own index is in mmzarr/frames.jsonl"
         )
+    settings = None  # to tell a frame of the dataset in the frame log
     if isinstance(mm, dict) and (root / SETTINGS_FILE).is_file():
         try:
-            read_settings(root)
+            settings = read_settings(root)
         except ValueError as e:
             report.problems.append(
                 f"{e}: `mmzarr finalize` cannot repair the dataset without it "
@@ -283,7 +270,7 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     if not report.incomplete:  # an unfinished writer writes it at close
         report.problems.extend(ome_xml_problems(root, report.arrays))
     reader = FrameReader(root) if read and report.incomplete else None
-    _check_frames(root, docs, report, reader)
+    _check_frames(root, docs, report, reader, settings)
     holder = lock_holder(root) if report.incomplete else None
     if holder is not None:
         report.problems.append(
@@ -363,23 +350,18 @@ def _check_frames(
     docs: dict[str, dict[str, Any]],
     report: ValidationReport,
     reader: FrameReader | None,
+    settings: AcquisitionSettings | None,
 ) -> None:
     """Count (incomplete dataset) or check (closed dataset) every logged frame.
 
-    `reader`: also decode each complete frame inside its array's shape.
+    `reader`: also decode each complete frame inside its array's shape. A line
+    that names no frame of the dataset (`settings`, if known) is noted: what
+    it cost is that frame's metadata, not its pixels.
     """
-    records = []
-    for n, rec in enumerate(read_frame_log(root)):
-        if rec.get("dropped"):
-            continue
-        if frame_key(rec) is None:
-            report.problems.append(
-                f"frame log record {n}: not a frame (image {rec.get('image')!r}, "
-                f"index {rec.get('index')!r})"
-            )
-            continue
-        records.append(rec)
-    report.frames_logged = len(records)
+    log = read_frames(root, settings)
+    if log.skipped:
+        report.notes.append(_skipped_note(log.skipped))
+    report.frames_logged = len(log.frames)
     problems: list[str] | None = None if report.incomplete else report.problems
     lost = lost_frames(root)
     if lost:
@@ -388,9 +370,8 @@ def _check_frames(
             f"(listed in {LOST_FRAMES})"
         )
     missing_arrays: set[str] = set()
-    for rec in records:
-        key = rec.get("image", "")
-        if (key, tuple(rec.get("index", []))) in lost:
+    for key, index in log.frames:
+        if (key, index) in lost:
             continue
         array = array_path(key)
         doc = docs.get(array)
@@ -399,7 +380,6 @@ def _check_frames(
                 problems.append(f"array {array!r} (logged frames) is missing")
             missing_arrays.add(array)
             continue
-        index = tuple(rec.get("index", []))
         if len(index) != len(doc.get("shape", ())) - 2:
             report.problems.append(
                 f"array {array!r}: logged frame {list(index)} does not fit its "
@@ -418,6 +398,22 @@ def _check_frames(
         if ok and reader is not None and reader.available and inside:
             ok = reader.error(array, index) is None
         report.frames_complete += ok
+
+
+#: Skipped frame-log lines `validate` names (`finalize.json` lists more).
+_NAMED_LINES = 5
+
+
+def _skipped_note(skipped: list[SkippedLine]) -> str:
+    """The note on the frame-log lines that name no frame (`_log_lines`)."""
+    n = len(skipped)
+    named = "; ".join(str(s) for s in skipped[:_NAMED_LINES])
+    more = f"; and {n - _NAMED_LINES} more" if n > _NAMED_LINES else ""
+    return (
+        f"{n} frame-log line{'' if n == 1 else 's'} name{'s' if n == 1 else ''} "
+        f"no frame of this dataset, skipped (at most a frame's metadata is lost, "
+        f"not its pixels): {named}{more}"
+    )
 
 
 def read_settings(root: Path) -> AcquisitionSettings:
