@@ -228,6 +228,22 @@ CASES: list[Any] = [
         "empty-plan", plan(useq.MDASequence()), mmzarr.EmptyPlanError, "MDASequence()"
     ),
     Case("well-outside-plate", plan(OUTSIDE_PLATE), PE, "plate_row=-1"),
+    # a plan given as a dict: useq dropped the plate plan's error
+    Case(
+        "plate-wells-outside-plate",
+        plan(
+            {
+                "stage_positions": {
+                    "plate": "96-well",
+                    "a1_center_xy": (0, 0),
+                    "selected_wells": ([0, 1], [0, 13]),
+                }
+            }
+        ),
+        PE,
+        "plan: useq rejected it: stage_positions.selected_wells: well (1, 13) is "
+        "not on the '96-well' plate of 8 rows x 12 columns",
+    ),
     Case(
         "slot-acquired-twice",
         plan(

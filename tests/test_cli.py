@@ -343,6 +343,42 @@ def test_dry_run(tmp_path: Path) -> None:
     assert "acquiring" not in r.stderr
 
 
+#: a position's time plan inside the sequence's: mmzarr cannot map it
+FALLBACK_PLAN = {
+    "stage_positions": [
+        {"x": 0, "y": 0},
+        {"x": 1, "y": 1, "sequence": {"time_plan": {"interval": 0, "loops": 2}}},
+    ],
+    "time_plan": {"interval": 0, "loops": 2},
+}
+
+
+def test_dry_run_of_a_plan_in_the_fallback_layout(tmp_path: Path) -> None:
+    """It printed no shape and no size; the run then writes what it said."""
+    (tmp_path / "plan.json").write_text(json.dumps(FALLBACK_PLAN))
+    frames = len(list(useq.MDASequence(**FALLBACK_PLAN)))  # useq's events
+    assert frames == 6
+    r = mmzarr("acquire", "plan.json", "out.ome.zarr", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "cannot be mapped" in r.stderr
+    assert "more than once" in r.stderr  # why
+    assert "layout: fallback  dtype: uint16" in r.stdout
+    assert f"{frames}x512x512" in r.stdout  # the demo camera's frames
+    assert f"1 image, {frames} frames in arrival order" in r.stdout
+    assert f"expected {frames * 512 * 512 * 2 / 1e6:.1f} MB uncompressed" in r.stdout
+    assert (
+        "dry run: nothing acquired; would write out.ome.zarr in the fallback "
+        "layout with backend acquire-zarr"
+    ) in r.stdout
+    assert not (tmp_path / "out.ome.zarr").exists()
+
+    r = mmzarr("acquire", "plan.json", "out.ome.zarr", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = read_zarr(tmp_path / "out.ome.zarr", "0")
+    assert (data.shape, str(data.dtype)) == ((frames, 512, 512), "uint16")
+    assert mm_attrs(tmp_path / "out.ome.zarr")["backend"] == "AcquireZarrBackend"
+
+
 # ---- validate --------------------------------------------------------------------
 def test_validate_good(acquired: tuple[Path, Any]) -> None:
     out, _ = acquired
@@ -592,6 +628,25 @@ BAD_INPUTS = [
         {"p.yaml": "channels: [DAPI]\nz_plan: {rnage: 2}\n"},
         ("acquire", "p.yaml", "o", "--dry-run"),
         "plan 'p.yaml': unknown key 'z_plan.rnage' (did you mean 'range'?)",
+    ),
+    # acquired in the fallback layout (useq and pymmcore-plus take it)
+    BadInput(
+        "interval-negative",
+        {"p.yaml": "channels: [DAPI]\ntime_plan: {interval: -1, loops: 3}\n"},
+        ("acquire", "p.yaml", "o"),
+        "plan 'p.yaml': time_plan: interval -1 s is negative; give 0 (as fast as "
+        "possible) or more",
+    ),
+    # useq said "stage_positions must be a WellPlatePlan or Sequence[Position]"
+    BadInput(
+        "wells-not-on-plate",
+        {
+            "p.yaml": "stage_positions:\n  plate: 96-well\n  a1_center_xy: [0, 0]\n"
+            "  selected_wells: [[0, 8], [0, 13]]\n"
+        },
+        ("acquire", "p.yaml", "o"),
+        "stage_positions.selected_wells: well (8, 13) is not on the '96-well' "
+        "plate of 8 rows x 12 columns",
     ),
     *(  # the dry run printed the table of a run it then refused
         BadInput(

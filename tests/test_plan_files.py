@@ -17,9 +17,11 @@ from typing import Any
 
 import pydantic
 import pytest
+import useq
 import yaml
 
 import mmzarr
+import mmzarr._cli
 from mmzarr._cli import main
 from mmzarr._planfile import check_keys, load_plan
 from tests._peer_plans import PEER_PLANS
@@ -223,6 +225,8 @@ class Problem:
     file: str = "plan.yaml"
 
 
+PLATE = "stage_positions:\n  plate: 96-well\n  a1_center_xy: [0, 0]\n"
+
 PROBLEMS = [
     Problem(
         "bad-number",
@@ -299,6 +303,71 @@ PROBLEMS = [
         "plan 'plan.json' is not valid YAML/JSON: key 'z_plan' is given twice",
         file="plan.json",
     ),
+    # a plate plan's error: useq said only "stage_positions must be a
+    # WellPlatePlan or Sequence[Position], got <class 'dict'>"
+    Problem(
+        "wells-not-on-plate",
+        f"{PLATE}  selected_wells: [[0, 8, 2], [0, 1, 12]]\n",
+        "useq rejected plan 'plan.yaml': stage_positions.selected_wells: wells "
+        "(8, 1), (2, 12) are not on the '96-well' plate of 8 rows x 12 columns: a "
+        "well is (row, column) counted from 0, row 0-7 (A-H), column 0-11 (1-12) "
+        "(got [[0, 8, 2], [0, 1, 12]])",
+    ),
+    Problem(
+        "row-not-on-plate",
+        f"{PLATE}  selected_wells: 9\n",
+        "useq rejected plan 'plan.yaml': stage_positions.selected_wells: row 9 is "
+        "not on the '96-well' plate of 8 rows x 12 columns",
+    ),
+    Problem(
+        "well-name",
+        f"{PLATE}  selected_wells: [A1, B3]\n",
+        "useq rejected plan 'plan.yaml': stage_positions.selected_wells: useq "
+        "takes well indices, not names ('A1', 'B3'): give [[0, 1], [0, 2]]",
+    ),
+    Problem(
+        "well-name-not-on-plate",
+        f"{PLATE}  selected_wells: [A1, Z99]\n",
+        "useq rejected plan 'plan.yaml': stage_positions.selected_wells: useq "
+        "takes well indices, not names ('A1', 'Z99'); 'Z99' is not on the "
+        "'96-well' plate of 8 rows x 12 columns",
+    ),
+    Problem(
+        "plate-unknown",
+        "stage_positions: {plate: 97-well, a1_center_xy: [0, 0]}\n",
+        "useq rejected plan 'plan.yaml': stage_positions.plate: Unknown plate "
+        "name '97-well'.",
+    ),
+    # time plans that go back, or that useq cannot iterate: the plan was
+    # acquired in the fallback layout (or failed once the dataset was made)
+    Problem(
+        "interval-negative",
+        "channels: [DAPI]\ntime_plan: {interval: -1, loops: 3}\n",
+        "plan 'plan.yaml': time_plan: interval -1 s is negative; give 0 (as fast "
+        "as possible) or more",
+    ),
+    Problem(
+        "interval-negative-in-a-phase",
+        "time_plan: [{interval: 0.1, loops: 2}, {interval: -0.5, loops: 2}]\n",
+        "plan 'plan.yaml': time_plan.phases[1]: interval -0.5 s is negative",
+    ),
+    Problem(
+        "interval-negative-in-a-position",
+        "stage_positions:\n- {x: 0, sequence: {time_plan: {interval: -2, loops: 2}}}\n",
+        "plan 'plan.yaml': stage_positions[0].sequence.time_plan: interval -2 s "
+        "is negative",
+    ),
+    Problem(
+        "duration-negative",
+        "time_plan: {duration: -5, loops: 3}\n",
+        "plan 'plan.yaml': time_plan: duration -5 s is negative; give 0 or more",
+    ),
+    Problem(
+        "interval-0-with-a-duration",
+        "time_plan: {interval: 0, duration: 5}\n",
+        "plan 'plan.yaml': time_plan: interval 0 with duration 5 s has no number "
+        "of time points",
+    ),
 ]
 
 
@@ -316,6 +385,41 @@ def test_plan_problem_is_one_line(
     assert len(lines) == 1, stderr
     expected = case.message.replace("'plan.", f"'{tmp_path}/plan.")
     assert lines[0].startswith(f"mmzarr: error: {expected}"), lines[0]
+
+
+def test_suggested_wells_are_the_named_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The indices given for well names select those wells (useq says which)."""
+    names = ["B3", "A1", "H12", "C7"]
+    plan = _write(tmp_path, f"{PLATE}  selected_wells: {json.dumps(names)}\n")
+    code, _, stderr = run(capsys, "acquire", plan, tmp_path / "o", "--dry-run")
+    assert code == 1
+    given = stderr.split(": give ")[1].split(" (got ")[0]
+    wells = useq.WellPlatePlan(
+        plate="96-well", a1_center_xy=(0, 0), selected_wells=json.loads(given)
+    )
+    assert wells.selected_well_names == names
+
+
+def test_a_refused_time_plan_loads_no_camera(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """useq and pymmcore-plus take a negative interval (the runner then waits
+    for nothing): the plan was acquired in the fallback layout. It is refused
+    before a camera is loaded or anything written."""
+    seq = useq.MDASequence(time_plan={"interval": -1, "loops": 3})
+    assert len(list(seq)) == 3  # useq takes it
+    loaded: list[Any] = []
+    monkeypatch.setattr(mmzarr._cli, "_load_core", loaded.append)
+    plan = _write(tmp_path, "time_plan: {interval: -1, loops: 3}\n")
+    for extra in ([], ["--dry-run"]):
+        code, stdout, stderr = run(capsys, "acquire", plan, tmp_path / "o", *extra)
+        assert code == 1, stdout + stderr
+        assert "time_plan: interval -1 s is negative" in stderr
+        assert stdout == ""
+    assert loaded == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]
 
 
 def test_empty_plans_are_useqs_none() -> None:

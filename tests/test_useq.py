@@ -24,6 +24,7 @@ from mmzarr import (
     MMZarrWarning,
     PlanError,
 )
+from mmzarr._from_useq import frames_acquired
 from tests._oracle import Oracle, oracle_for, plain_index
 from tests._plans import DTYPE, IMAGE_SHAPE, PIXEL_SIZE_UM, PLANS, PLANS_BY_NAME
 
@@ -741,6 +742,8 @@ def test_interval_0_with_a_duration_is_a_plan_error() -> None:
     [
         ({"interval": -1, "loops": 3}, "time_plan: interval -1 s"),
         ({"interval": -0.5, "duration": 2}, "time_plan: interval -0.5 s"),
+        # it named the interval useq computes from it (-2.5 s)
+        ({"duration": -5, "loops": 3}, "time_plan: duration -5 s"),
         (
             {"phases": [{"interval": 1, "loops": 2}, {"interval": -2, "loops": 2}]},
             "time_plan.phases[1]: interval -2 s",
@@ -755,6 +758,26 @@ def test_a_negative_interval_is_a_plan_error_naming_it(
     seq = useq.MDASequence(time_plan=time_plan)  # useq takes it
     with pytest.raises(PlanError, match=re.escape(where) + " is negative"):
         build(seq)
+
+
+@pytest.mark.parametrize("case", PLANS, ids=lambda c: c.name)
+def test_frames_acquired_are_useqs_image_events(case: PlanCase) -> None:
+    """What a dry run says the fallback layout would hold."""
+    assert frames_acquired(case.seq) == len(list(case.seq))
+
+
+def test_frames_acquired_of_a_long_plan_whose_time_points_repeat() -> None:
+    """Counted from its first period; channels taken every 2nd and 3rd time."""
+    seq = useq.MDASequence(
+        channels=[
+            useq.Channel(config="DAPI", acquire_every=3),
+            useq.Channel(config="FITC", acquire_every=2),
+        ],
+        stage_positions=[(0, 0), (5, 5)],
+        z_plan={"range": 2, "step": 1},
+        time_plan={"interval": 0, "loops": 1001},
+    )
+    assert frames_acquired(seq) == len(list(seq)) == 2 * 3 * (334 + 501)
 
 
 def test_a_duration_over_one_loop_is_a_plan_error() -> None:

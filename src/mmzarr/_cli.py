@@ -155,7 +155,7 @@ def run_acquisition(
     settings = _settings(seq, core)
     _check_channels(seq, core)
     writer = MDAWriter(out, backend=backend, overwrite=overwrite, core=core)
-    if settings is not None:
+    if settings is not None and settings.fallback_reason is None:
         pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
         frame_bytes, total = pixels * settings.itemsize, settings.frames_planned
     else:
@@ -180,7 +180,9 @@ def _backend_name(backend: str | None, settings: AcquisitionSettings | None) -> 
 
     if backend is not None:
         return backend
-    return DEFAULT_BACKEND if settings is None else backend_for(settings)
+    if settings is None or settings.fallback_reason is not None:
+        return DEFAULT_BACKEND  # as `MDAWriter` for the fallback layout
+    return backend_for(settings)
 
 
 def _check_backend(backend: str | None) -> None:
@@ -197,11 +199,12 @@ def _check_backend(backend: str | None) -> None:
 
 
 def _settings(seq: useq.MDASequence, core: Any) -> AcquisitionSettings | None:
-    """The settings for `seq`, or None when the plan cannot be mapped.
+    """The settings for `seq`, or those of the fallback layout it is written in.
 
     An unmappable plan is still acquired: `MDAWriter` keeps every frame in the
-    fallback layout, and the user is told why. A plan without frames is an
-    error (`CLIError`).
+    fallback layout (settings whose `fallback_reason` says why, for the
+    camera's frames; None when even those cannot be made), and the user is
+    told why. A plan without frames is an error (`CLIError`).
     """
     from mmzarr._settings import AcquisitionSettings
     from mmzarr.errors import EmptyPlanError, PlanError
@@ -211,23 +214,69 @@ def _settings(seq: useq.MDASequence, core: Any) -> AcquisitionSettings | None:
     except EmptyPlanError as e:
         raise CLIError(f"nothing to acquire: {_one_line(e)}") from e
     except PlanError as e:
-        say(
-            f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "
-            f"({_one_line(e)}); every frame is kept in arrival order in the "
-            "fallback layout (one image, the index of each frame in "
-            "mmzarr/frames.jsonl)",
-            err_console,
-        )
-        return None
+        reason = _one_line(e)
+    say(
+        f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "
+        f"({reason}); every frame is kept in arrival order in the "
+        "fallback layout (one image, the index of each frame in "
+        "mmzarr/frames.jsonl)",
+        err_console,
+    )
+    return _fallback_settings(reason, core)
 
 
-def print_settings(settings: AcquisitionSettings) -> None:
-    """The dry-run view: layout, images, shapes, chunks/shards, bytes."""
+def _fallback_settings(reason: str, core: Any) -> AcquisitionSettings | None:
+    """The fallback layout's settings for the frames of `core`'s camera.
+
+    As `MDAWriter` opens them at the first frame (`open_fallback`, default
+    storage options); None when the camera's frames cannot be described or
+    kept (a run then takes the first frame's format, or says why not).
+    """
+    from mmzarr._core_camera import camera_frame
+    from mmzarr._fallback import fallback_for
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unknown pixel size: said already
+        try:
+            frame = camera_frame(core, None, None, None)
+            return fallback_for(
+                reason, frame.shape, frame.dtype, pixel_size_um=frame.pixel_size_um
+            )
+        except (ValueError, TypeError):
+            return None
+
+
+def print_settings(settings: AcquisitionSettings, frames: int | None = None) -> None:
+    """The dry-run view: layout, images, shapes, chunks/shards, bytes.
+
+    `frames`: for the fallback layout's settings, the frames the run acquires.
+    """
     from mmzarr._info import settings_lines, settings_table
 
-    console.print(settings_table(settings))
-    for line in settings_lines(settings):
+    console.print(settings_table(settings, frames))
+    for line in settings_lines(settings, frames):
         say(line)
+
+
+def _print_fallback(
+    seq: useq.MDASequence, core: Any, settings: AcquisitionSettings | None
+) -> None:
+    """The dry-run view of a plan written in the fallback layout.
+
+    `settings`: the fallback layout's for the camera's frames, if known.
+    """
+    from mmzarr._from_useq import frames_acquired
+    from mmzarr._info import fallback_line
+    from mmzarr.errors import PlanError
+
+    try:
+        frames: int | None = frames_acquired(seq, core)
+    except PlanError:  # the warning said why
+        frames = None
+    if settings is not None:
+        print_settings(settings, frames)
+    else:
+        say(fallback_line(frames))
 
 
 def info(out: str) -> None:
@@ -371,15 +420,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             # a plan the rig cannot run prints no table: only why it is refused
             _check_channels(seq, core)
             settings = _settings(seq, core)
-            if settings is not None:
+            layout = ""
+            if settings is not None and settings.fallback_reason is None:
                 print_settings(settings)
+            else:
+                _print_fallback(seq, core, settings)
+                layout = " in the fallback layout"
             note = ""
             try:
                 check_output_path(args.out, args.overwrite)
             except CLIError as e:
                 note = f" (acquiring would fail: {e})"
             say(
-                f"dry run: nothing acquired; would write {args.out}{note} "
+                f"dry run: nothing acquired; would write {args.out}{layout}{note} "
                 f"with backend {_backend_name(args.backend, settings)}"
             )
             return 0

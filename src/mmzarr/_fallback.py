@@ -49,6 +49,7 @@ __all__ = [
     "append_kept",
     "check_on_full",
     "check_options",
+    "fallback_for",
     "kept_misfit",
     "kept_planes",
     "open_fallback",
@@ -401,6 +402,38 @@ def kept_misfit(
     return pixel_size_misfit(image.pixel_size_um, pixel_size_um)
 
 
+def fallback_for(
+    reason: str,
+    shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    pixel_size_um: float | None = None,
+    **storage: Any,
+) -> AcquisitionSettings:
+    """The fallback layout's settings for frames of `shape` and `dtype`.
+
+    They keep each frame as its `kept_planes` (an RGB frame's samples as
+    channels, a bool frame as uint8, ...); `storage` as in
+    `AcquisitionSettings.fallback`.
+
+    Raises
+    ------
+    ValueError
+        (pydantic's `ValidationError` too) when no dataset can keep such
+        frames (`unkeepable` says why).
+    """
+    # a stand-in without pixels of its own: the planes' format is what counts
+    planes = kept_planes(np.broadcast_to(np.zeros((), dtype), shape))
+    return AcquisitionSettings.fallback(
+        reason,
+        image_shape=planes[0].shape,
+        dtype=str(planes[0].dtype),
+        pixel_size_um=pixel_size_um,
+        samples=len(planes),
+        **storage,
+    )
+
+
 def open_fallback(
     front: FrontEnd,
     path: str | Path,
@@ -427,14 +460,8 @@ def open_fallback(
         px = float(pixel_size_um) if pixel_size_um is not None else None
     except (TypeError, ValueError):
         px = None
-    planes = kept_planes(frame)
-    settings = AcquisitionSettings.fallback(
-        reason,
-        image_shape=planes[0].shape,
-        dtype=str(planes[0].dtype),
-        pixel_size_um=px,
-        samples=len(planes),
-        **storage,
+    settings = fallback_for(
+        reason, frame.shape, frame.dtype, pixel_size_um=px, **storage
     )
     return create_stream(
         path,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,12 @@ import useq
 
 from mmzarr._core_camera import camera_fov, with_fov
 from mmzarr._models import NON_SPATIAL
-from mmzarr._sequence import redrawn_points, redrawn_xy, with_time_plan
+from mmzarr._sequence import (
+    check_time_plans,
+    redrawn_points,
+    redrawn_xy,
+    with_time_plan,
+)
 from mmzarr._slots import (
     ChannelUse,
     FrameSlot,
@@ -52,6 +58,7 @@ __all__ = [
     "UseqPlan",
     "acquires_image",
     "camera_plan",
+    "frames_acquired",
     "useq_plan",
     "warn_unknown_interval",
 ]
@@ -145,51 +152,13 @@ def acquires_image(event: useq.MDAEvent) -> bool:
     return action is None or getattr(action, "type", "acquire_image") == "acquire_image"
 
 
-def _check_time_plans(seq: useq.MDASequence) -> None:
-    """Time plans useq would iterate forever or divide by zero on, or go back."""
-    plans = [("time_plan", seq.time_plan)]
-    for i, p in enumerate(seq.stage_positions):
-        if p.sequence is not None:
-            plans.append(
-                (f"stage_positions[{i}].sequence.time_plan", p.sequence.time_plan)
-            )
-    for where, plan in plans:
-        phases = plan.phases if isinstance(plan, useq.MultiPhaseTimePlan) else [plan]
-        for k, phase in enumerate(phases):
-            name = f"{where}.phases[{k}]" if len(phases) > 1 else where
-            try:
-                # useq computes some of them: a TDurationLoops of 1 loop
-                # divides its duration by loops - 1
-                interval = getattr(phase, "interval", None)
-                duration = getattr(phase, "duration", None)
-            except Exception as e:
-                raise PlanError(
-                    f"{name}: useq cannot iterate it ({type(e).__name__}: {e})"
-                ) from e
-            if interval is not None and interval.total_seconds() < 0:
-                raise PlanError(
-                    f"{name}: interval {interval.total_seconds():g} s is negative; "
-                    "give 0 (as fast as possible) or more"
-                )
-            if (
-                isinstance(phase, useq.TIntervalDuration)
-                and interval is not None
-                and interval.total_seconds() == 0
-            ):
-                seconds = duration.total_seconds() if duration is not None else None
-                raise PlanError(
-                    f"{name}: interval 0 with duration {seconds:g} s has no number "
-                    "of time points; give loops (TIntervalLoops) or an interval > 0"
-                )
-
-
 def _events(seq: useq.MDASequence, before_t: int | None = None) -> list[useq.MDAEvent]:
     """Every event useq yields for `seq`; a plan useq cannot iterate is a PlanError.
 
     With `before_t`, those of the time points before it (time must then be the
     outermost axis).
     """
-    _check_time_plans(seq)
+    check_time_plans(seq)
     try:
         if before_t is None:
             return list(seq)
@@ -307,7 +276,7 @@ def repeating_time_points(seq: useq.MDASequence, period: int) -> int | None:
     """
     if seq.time_plan is None:
         return None
-    _check_time_plans(seq)  # a plan useq cannot count is refused as before
+    check_time_plans(seq)  # a plan useq cannot count is refused as before
     if not seq.used_axes.startswith("t"):
         return None
     for p in seq.stage_positions:
@@ -407,6 +376,31 @@ def camera_plan(
     return useq_plan(
         seq, unbounded_t=unbounded_t, repeat_time=True, stage_position=stage_position
     )
+
+
+def frames_acquired(seq: useq.MDASequence, core: Any = None) -> int:
+    """The frames a run of `seq` acquires with one camera: useq's image events.
+
+    Grids use the camera's field of view, as in `camera_plan`. A long time
+    plan whose time points repeat their period's events
+    (`repeating_time_points`) is counted from its first period. Used where
+    `seq` has no settings (the fallback layout of a dry run).
+
+    Raises
+    ------
+    PlanError
+        For a plan useq cannot iterate.
+    """
+    if core is not None and (fov := camera_fov(core)) is not None:
+        seq = with_fov(seq, fov)
+    period = _skip_period(seq)
+    time_points = repeating_time_points(seq, period)
+    if time_points is None:
+        return sum(1 for e in _events(seq) if acquires_image(e))
+    first = _events(seq, before_t=period)
+    per_t = Counter(e.index.get("t", 0) for e in first if acquires_image(e))
+    # time point t acquires what time point t % period does
+    return sum(n * len(range(t, time_points, period)) for t, n in per_t.items())
 
 
 def warn_unknown_interval(plan: UseqPlan) -> None:

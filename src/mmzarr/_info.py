@@ -8,6 +8,7 @@ CLI prints them. Reads only, never writes.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "count",
     "dataset_tree",
+    "fallback_line",
     "microscope_lines",
     "settings_lines",
     "settings_table",
@@ -36,27 +38,47 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def settings_table(settings: AcquisitionSettings) -> Table:
-    """The dry-run view's table: layout, images, shapes, chunks/shards."""
-    table = Table(title=f"layout: {settings.layout}  dtype: {settings.dtype}")
+def settings_table(settings: AcquisitionSettings, frames: int | None = None) -> Table:
+    """The dry-run view's table: layout, images, shapes, chunks/shards.
+
+    `frames`: the frames a run writes into the fallback layout's image (its
+    `t` grows by one per frame), shown as its size.
+    """
+    layout = "fallback" if settings.fallback_reason is not None else settings.layout
+    table = Table(title=f"layout: {layout}  dtype: {settings.dtype}")
     for col in ("image", "name", "shape", "chunks", "shards", "frames"):
         table.add_column(col)
+    unbounded = "∞" if frames is None else str(frames)
     for im in settings.images:
         table.add_row(
             escape(im.key or "(root)"),
             escape(im.name or ""),
-            "x".join("∞" if s is None else str(s) for s in im.shape),
+            "x".join(unbounded if s is None else str(s) for s in im.shape),
             "x".join(str(d.chunk_size) for d in im.dimensions),
             "x".join(str(d.shard_size) for d in im.dimensions)
             if any(d.shard for d in im.dimensions)
             else "-",
-            str(im.frames_planned if im.frames_planned is not None else "∞"),
+            str(im.frames_planned if im.frames_planned is not None else unbounded),
         )
     return table
 
 
-def settings_lines(settings: AcquisitionSettings) -> list[str]:
-    """The dry-run view's summary lines: plate wells, frames, bytes."""
+def settings_lines(
+    settings: AcquisitionSettings, frames: int | None = None
+) -> list[str]:
+    """The dry-run view's summary lines: plate wells, frames, bytes.
+
+    `frames`: the frames a run writes in the fallback layout (None: unknown).
+    """
+    if settings.fallback_reason is not None:
+        image = settings.images[0]  # t, then the planes of one frame
+        per_frame = math.prod(int(n or 0) for n in image.shape[1:]) * settings.itemsize
+        total = "unknown" if frames is None else f"{frames * per_frame / 1e6:.1f} MB"
+        return [
+            f"1 image, {'an unknown number of' if frames is None else frames} "
+            "frames in arrival order (the index of each in mmzarr/frames.jsonl), "
+            f"expected {total} uncompressed, compression {settings.compression}"
+        ]
     lines = []
     if settings.plate is not None:
         wells = ", ".join(settings.plate.wells)
@@ -69,6 +91,15 @@ def settings_lines(settings: AcquisitionSettings) -> list[str]:
         f"expected {total} uncompressed, compression {settings.compression}"
     )
     return lines
+
+
+def fallback_line(frames: int | None) -> str:
+    """The dry-run view of the fallback layout when the camera's frames are unknown."""
+    n = "an unknown number of" if frames is None else str(frames)
+    return (
+        f"layout: fallback (one image, frames in arrival order): {n} frames, "
+        "the shape and dtype of the first frame (the camera's are not known)"
+    )
 
 
 def _du(path: Path) -> int:

@@ -6,9 +6,12 @@ errors into one short line. useq's models ignore keys they do not know, so
 without the check a misspelled ``chanels:`` would run a plan without channels.
 The valid keys are read from the useq models themselves (`model_fields` and
 their aliases, after each model's own before-validators have normalised the
-input), so they follow the installed useq. Every problem is a `PlanError` whose
-message is one line. What a plan means for the dataset is `from_useq`'s
-business, not this module's.
+input), so they follow the installed useq. A plate plan's error, which useq
+drops, is named (wells not on the plate: `mmzarr._plate_wells`), and a time
+plan that goes back or that useq cannot iterate is refused
+(`_sequence.check_time_plans`): the CLI stops before it loads a camera or
+writes anything. Every problem is a `PlanError` whose message is one line.
+What a plan means for the dataset is `from_useq`'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import pydantic
 import useq
 import yaml
 
+from mmzarr._plate_wells import wells_problem
+from mmzarr._sequence import check_time_plans
 from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
@@ -113,11 +118,36 @@ def plan_from(data: Any, name: str = "") -> useq.MDASequence:
         problem = check_keys(data)
         if problem is not None:
             raise PlanError(_cut(f"{plan}: {problem}", 2 * MAX_MESSAGE))
-        return useq.MDASequence.model_validate(data)
+        seq = useq.MDASequence.model_validate(data)
     except pydantic.ValidationError as e:
-        raise PlanError(_cut(f"useq rejected {plan}: {_short(e, data)}")) from e
+        why = _plate_problem(data) or _short(e, data)
+        raise PlanError(_cut(f"useq rejected {plan}: {why}")) from e
     except RecursionError as e:
         raise PlanError(f"{plan} is nested too deeply") from e
+    try:
+        # a time plan that goes back is nonsense input, refused before a run
+        # (the writers keep such a plan's frames in the fallback layout)
+        check_time_plans(seq)
+    except PlanError as e:
+        raise PlanError(_cut(f"{plan}: {e}")) from e
+    return seq
+
+
+def _plate_problem(data: dict[str, Any]) -> str | None:
+    """Why useq would not read `stage_positions` as a plate plan, or None.
+
+    useq drops that error: it says only that stage_positions "must be a
+    WellPlatePlan or Sequence[Position]". Wells not on the plate are named
+    (`wells_problem`); another problem is useq's plate-plan error, short.
+    """
+    plate_plan = data.get("stage_positions")
+    if not isinstance(plate_plan, dict):
+        return None
+    try:
+        useq.WellPlatePlan.model_validate(plate_plan)
+    except pydantic.ValidationError as e:
+        return wells_problem(plate_plan) or _short(e, plate_plan, "stage_positions")
+    return None
 
 
 def check_keys(
@@ -335,8 +365,10 @@ def _check_fields(
 
 
 # ---- useq's errors, short --------------------------------------------------------
-def _short(error: pydantic.ValidationError, data: Any) -> str:
+def _short(error: pydantic.ValidationError, data: Any, root: str = "") -> str:
     """The most useful of useq's errors, on one line, with the user's key path.
+
+    `root` is the path of `data` in the plan (empty: `data` is the plan).
 
     Union kinds and validator names in pydantic's location are dropped (the
     user wrote ``z_plan.step``, not ``z_plan.ZRangeAround.step``); an error
@@ -346,6 +378,7 @@ def _short(error: pydantic.ValidationError, data: Any) -> str:
     errors = error.errors(include_url=False)
     located = [(*_path(e["loc"], data, e.get("input")), e) for e in errors]
     where, _, err = next((x for x in located if x[1]), located[0])
+    where = f"{root}.{where}" if root and where else root or where
     reason = _cut(_one_line(err["msg"].removeprefix("Value error, ")), 300)
     got = repr(err.get("input"))
     if err["loc"] and err["type"] != "missing" and len(got) <= 80:

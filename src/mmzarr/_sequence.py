@@ -6,20 +6,24 @@ metadata); pymmcore-plus' runner iterates the user's object on its own thread.
 So mmzarr either iterates that very object, when that is safe
 (`iterated_as_run`), or a copy with `uid`s of its own (`independent_copy`,
 `with_time_plan`). Random points (`random_points`) may be drawn again at each
-iteration (`redrawn_points`).
+iteration (`redrawn_points`). Time plans useq takes but that go back, or that
+it cannot iterate, are refused (`check_time_plans`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import useq
 
+from mmzarr._plate_wells import wells_problem
 from mmzarr.errors import PlanError
 
 __all__ = [
     "as_sequence",
+    "check_time_plans",
     "independent_copy",
     "is_event_generator",
     "iterated_as_run",
@@ -133,7 +137,8 @@ def as_sequence(
     An event generator's `GeneratorMDASequence` has no fixed list of events:
     it is refused with `generator_hint`. `running`: `seq` is the object a
     pymmcore-plus runner is about to iterate; it is itself iterated when that
-    is safe (`iterated_as_run`), else copied.
+    is safe (`iterated_as_run`), else copied. A dict whose plate plan selects
+    wells not on the plate says which (`wells_problem`).
     """
     if isinstance(seq, useq.MDASequence):
         return seq if running and iterated_as_run(seq) else independent_copy(seq)
@@ -144,7 +149,76 @@ def as_sequence(
     try:
         return useq.MDASequence.model_validate(seq)
     except Exception as e:
-        raise PlanError(f"plan: useq rejected it: {e}") from e
+        plate_plan = seq.get("stage_positions") if isinstance(seq, Mapping) else None
+        # useq drops a plate plan's error; wells not on the plate are named
+        why = wells_problem(plate_plan) if isinstance(plate_plan, Mapping) else None
+        raise PlanError(f"plan: useq rejected it: {why or e}") from e
+
+
+def check_time_plans(seq: useq.MDASequence) -> None:
+    """Refuse time plans that go back, or that useq cannot iterate.
+
+    useq takes a negative `interval` or `duration` without giving it a
+    meaning: pymmcore-plus' runner then waits for nothing (as for 0), useq
+    counts `duration // interval + 1` (negative) time points for an interval
+    with a duration, and its v2 models refuse a negative duration. An
+    `interval` of 0 with a `duration`, or a `duration` over one loop, makes
+    useq divide by zero.
+
+    Raises
+    ------
+    PlanError
+        Naming the time plan (``time_plan``, ``time_plan.phases[1]``,
+        ``stage_positions[0].sequence.time_plan``), the field and its value.
+    """
+    plans = [("time_plan", seq.time_plan)]
+    for i, p in enumerate(seq.stage_positions):
+        if p.sequence is not None:
+            plans.append(
+                (f"stage_positions[{i}].sequence.time_plan", p.sequence.time_plan)
+            )
+    for where, plan in plans:
+        phases = plan.phases if isinstance(plan, useq.MultiPhaseTimePlan) else [plan]
+        for k, phase in enumerate(phases):
+            name = f"{where}.phases[{k}]" if len(phases) > 1 else where
+            _check_phase(name, phase)
+
+
+def _check_phase(name: str, phase: Any) -> None:
+    """`check_time_plans` for one phase, called `name` in messages."""
+    if phase is None:  # no time plan
+        return
+    # a duration given, not one useq computes (a TIntervalLoops' goes back
+    # with its interval, named below)
+    given = phase.duration if "duration" in type(phase).model_fields else None
+    if given is not None and given.total_seconds() < 0:
+        raise PlanError(
+            f"{name}: duration {given.total_seconds():g} s is negative; give 0 or more"
+        )
+    try:
+        # useq computes some of them: a TDurationLoops of 1 loop
+        # divides its duration by loops - 1
+        interval = getattr(phase, "interval", None)
+        duration = getattr(phase, "duration", None)
+    except Exception as e:
+        raise PlanError(
+            f"{name}: useq cannot iterate it ({type(e).__name__}: {e})"
+        ) from e
+    if interval is not None and interval.total_seconds() < 0:
+        raise PlanError(
+            f"{name}: interval {interval.total_seconds():g} s is negative; "
+            "give 0 (as fast as possible) or more"
+        )
+    if (
+        isinstance(phase, useq.TIntervalDuration)
+        and interval is not None
+        and interval.total_seconds() == 0
+    ):
+        seconds = duration.total_seconds() if duration is not None else None
+        raise PlanError(
+            f"{name}: interval 0 with duration {seconds:g} s has no number "
+            "of time points; give loops (TIntervalLoops) or an interval > 0"
+        )
 
 
 def redrawn_points(seq: useq.MDASequence) -> set[str]:
