@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     # keep_images=False: mmzarr stores the images, pycromanager does not also
     # keep them in RAM. The notification callback closes the dataset when
     # pycromanager has delivered the last image; leaving the `with` closes it too.
+    # hook.watch(acq): an aborted acquisition (acq.abort()) is recorded
+    # `cancelled`, even if every image had come.
     with (
         backend,
         ZarrHook(
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             image_process_fn=hook, notification_callback_fn=hook.notification_callback
         ) as acq,
     ):
+        hook.watch(acq)
         acq.acquire(events)
     if core is not None:
         from mmzarr.demo import release_core

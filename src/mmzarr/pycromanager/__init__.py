@@ -12,10 +12,11 @@
 
 This package owns the mapping between pycromanager's event dicts and image
 metadata and mmzarr's frame slots (`_plan.py`), an image's place by its
-``Axes`` (`_placing.py`), and the ``"mmzarr"`` entry of event dicts
-(`_events.py`). Dataset shape rules come from `mmzarr._plan` (the
-same steps as `AcquisitionSettings.from_useq`); storage is `mmzarr._stream`'s
-job. Only `unicore_backend` imports pycromanager.
+``Axes`` (`_placing.py`), the ``"mmzarr"`` entry of event dicts
+(`_events.py`), and how a watched acquisition ended (`_watch.py`). Dataset
+shape rules come from `mmzarr._plan` (the same steps as
+`AcquisitionSettings.from_useq`); storage is `mmzarr._stream`'s job. Only
+`unicore_backend` imports pycromanager.
 """
 
 from __future__ import annotations

@@ -38,12 +38,14 @@ from mmzarr.pycromanager._plan import (
     plan_events,
     settings_for,
 )
+from mmzarr.pycromanager._watch import Watched
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
     from mmzarr._settings import AcquisitionSettings
+    from mmzarr._stream import Status
 
 logger = logging.getLogger("mmzarr")
 
@@ -108,7 +110,18 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     ended: close the hook after the ``with Acquisition`` block (use it as a
     context manager, or call `close`), or pass `notification_callback` as
     ``notification_callback_fn`` to close on pycromanager's
-    ``data_sink_finished`` notification.
+    ``data_sink_finished`` notification. Nor does it tell the hook, or the
+    notification callback, whether the acquisition was aborted (``acq.abort()``,
+    or an exception in a hook or in the engine): give the hook the acquisition
+    (`watch`), and the dataset is recorded `complete` only when the
+    acquisition ran to its end and every image planned was written,
+    `cancelled` when it was aborted (or the hook was closed while it ran), and
+    `failed` when an exception that pycromanager kept aborted it. Without
+    `watch`, with `events` or `settings` of a bounded size the status says
+    whether every planned image was written (`complete`, else `cancelled`); a
+    dataset whose shape the hook learned, one with an unbounded ``t`` and one
+    in the fallback layout have no plan to say so, and are recorded
+    `cancelled`, with a warning.
 
     Parameters
     ----------
@@ -160,6 +173,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     ...         image_process_fn=hook,
     ...         notification_callback_fn=hook.notification_callback,
     ...     ) as acq:
+    ...         hook.watch(acq)  # an aborted run is then recorded `cancelled`
     ...         _ = acq.acquire(events)
     """
 
@@ -208,6 +222,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         #: learn mode: the images of the first time point
         self._first = FirstTimePoint()
         self._learned = False
+        #: the acquisition given to `watch`, which says whether it was aborted
+        self._watched: Watched | None = None
         if events is not None:
             self._plan = self._plan_events(events)
             self._positions = self._plan.positions
@@ -291,6 +307,33 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             logger.exception("mmzarr: closing %s on data_sink_finished", self.path)
 
     # ---- public (and `close`, `frames_written`, `unplaced_path`) -----------------
+    def watch(self, acquisition: Any) -> None:
+        """Read from `acquisition` at close whether it was aborted.
+
+        Call it inside the ``with Acquisition(...) as acq:`` block, before
+        ``acq.acquire``: pycromanager tells an ``image_process_fn`` nothing of
+        an abort, and drops what says so once the acquisition has ended. At
+        close the dataset is recorded `cancelled` if the acquisition was
+        aborted (``acq.abort()``, a hook's exception) or still runs, `failed`
+        if an exception that pycromanager kept aborted it; else `complete`,
+        or `cancelled` when planned images are missing. The engine's private
+        state is read (pycromanager 1.0.2).
+
+        Raises
+        ------
+        TypeError
+            When `acquisition` is not a pycromanager acquisition.
+        RuntimeError
+            When it has ended, or the hook is closed (its status is written).
+        """
+        watched = Watched.of(acquisition)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    f"watch: {self.path} is closed; its status is written already"
+                )
+            self._watched = watched
+
     @property
     def closed(self) -> bool:
         """Whether the hook has been closed."""
@@ -531,4 +574,45 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             except Exception as e:
                 self.error = e
                 logger.error("mmzarr: writing %s failed: %s", self.path, e)
-        self._close_streams("failed" if self.error is not None else None)
+        self._close_streams(self._status())
+
+    def _status(self) -> Status | None:
+        """The dataset's status at close; None lets the stream count the frames.
+
+        An aborted acquisition is never recorded `complete`: with the
+        acquisition watched, it says whether it was aborted; without, only a
+        plan given of a bounded size can say whether images are missing.
+        """
+        if self.error is not None:
+            return "failed"
+        outcome = "unknown" if self._watched is None else self._watched.outcome()
+        if outcome == "failed":
+            return "failed"
+        if outcome in ("aborted", "running"):
+            return "cancelled"
+        if outcome == "ended" or self.stream is None:
+            return None
+        settings = self.stream.settings
+        if (
+            not self._learned
+            and self.fallback_reason is None
+            and settings.frames_planned is not None
+        ):
+            return None
+        why = (
+            "the fallback layout has no plan"
+            if self.fallback_reason is not None
+            else "its shape was learned from the images"
+            if self._learned
+            else "its t is unbounded"
+        )
+        logger.warning(
+            "mmzarr: %s is recorded as cancelled: ZarrHook cannot tell whether "
+            "the acquisition was aborted (%s); %s",
+            self.path,
+            why,
+            "call hook.watch(acq) inside the `with Acquisition(...) as acq:` block"
+            if self._watched is None
+            else "the acquisition did not say",
+        )
+        return "cancelled"
