@@ -38,14 +38,13 @@ from mmzarr.pycromanager._plan import (
     plan_events,
     settings_for,
 )
-from mmzarr.pycromanager._watch import Watched
+from mmzarr.pycromanager._watch import Watched, close_status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr._stream import Status
 
 logger = logging.getLogger("mmzarr")
 
@@ -574,45 +573,16 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             except Exception as e:
                 self.error = e
                 logger.error("mmzarr: writing %s failed: %s", self.path, e)
-        self._close_streams(self._status())
-
-    def _status(self) -> Status | None:
-        """The dataset's status at close; None lets the stream count the frames.
-
-        An aborted acquisition is never recorded `complete`: with the
-        acquisition watched, it says whether it was aborted; without, only a
-        plan given of a bounded size can say whether images are missing.
-        """
-        if self.error is not None:
-            return "failed"
-        outcome = "unknown" if self._watched is None else self._watched.outcome()
-        if outcome == "failed":
-            return "failed"
-        if outcome in ("aborted", "running"):
-            return "cancelled"
-        if outcome == "ended" or self.stream is None:
-            return None
-        settings = self.stream.settings
-        if (
-            not self._learned
-            and self.fallback_reason is None
-            and settings.frames_planned is not None
-        ):
-            return None
-        why = (
-            "the fallback layout has no plan"
-            if self.fallback_reason is not None
-            else "its shape was learned from the images"
-            if self._learned
-            else "its t is unbounded"
+        stream = self.stream
+        self._close_streams(
+            close_status(
+                self.path,
+                failed=self.error is not None,
+                watched=self._watched,
+                planned=None
+                if stream is None
+                else stream.settings.frames_planned is not None,
+                learned=self._learned,
+                fallback=self.fallback_reason is not None,
+            )
         )
-        logger.warning(
-            "mmzarr: %s is recorded as cancelled: ZarrHook cannot tell whether "
-            "the acquisition was aborted (%s); %s",
-            self.path,
-            why,
-            "call hook.watch(acq) inside the `with Acquisition(...) as acq:` block"
-            if self._watched is None
-            else "the acquisition did not say",
-        )
-        return "cancelled"

@@ -11,16 +11,22 @@ that is finished once the last image has been through the image processors;
 the front end keeps any other exception (``acq._exception``: the reason given
 to ``abort``, an image processor's error). `Watched` holds the engine (the
 acquisition drops it once ``await_completion`` returns) and reads them;
-`ZarrHook.watch` takes the acquisition, and the hook decides the status.
+`ZarrHook.watch` takes the acquisition, and `close_status` decides the
+dataset's status at close.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["Outcome", "Watched"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mmzarr._stream import Status
+
+__all__ = ["Outcome", "Watched", "close_status"]
 
 logger = logging.getLogger("mmzarr")
 
@@ -108,3 +114,52 @@ class Watched:
         except Exception as e:
             return e
         return None
+
+
+def close_status(
+    path: Path,
+    *,
+    failed: bool,
+    watched: Watched | None,
+    planned: bool | None,
+    learned: bool,
+    fallback: bool,
+) -> Status | None:
+    """The status of `ZarrHook`'s dataset at `path` at close.
+
+    None lets the stream count the frames (`complete` only when every planned
+    one was written). An aborted acquisition is never recorded `complete`:
+    `watched`, it says whether it was aborted; without, only a plan of a
+    bounded size (`planned`: the dataset's settings plan every frame; None: no
+    dataset was opened) can say whether images are missing. `failed`: the
+    hook's writing failed; `learned`: the dataset's shape was learned from
+    the images; `fallback`: it is in the fallback layout.
+    """
+    if failed:
+        return "failed"
+    outcome = "unknown" if watched is None else watched.outcome()
+    if outcome == "failed":
+        return "failed"
+    if outcome in ("aborted", "running"):
+        return "cancelled"
+    if outcome == "ended" or planned is None:
+        return None
+    if planned and not learned and not fallback:
+        return None
+    why = (
+        "the fallback layout has no plan"
+        if fallback
+        else "its shape was learned from the images"
+        if learned
+        else "its t is unbounded"
+    )
+    logger.warning(
+        "mmzarr: %s is recorded as cancelled: ZarrHook cannot tell whether "
+        "the acquisition was aborted (%s); %s",
+        path,
+        why,
+        "call hook.watch(acq) inside the `with Acquisition(...) as acq:` block"
+        if watched is None
+        else "the acquisition did not say",
+    )
+    return "cancelled"
