@@ -1683,6 +1683,59 @@ def test_interrupted_finalize_is_finished_by_the_next(
             np.testing.assert_array_equal(data[t, c], frame)
 
 
+#: (id, where a second finalize of a finalized dataset is stopped: the name in
+#: `_finalize` that raises, and on which call)
+SECOND_FINALIZE_STOPS = [
+    ("reading", "read_frames", 1),  # its first step: nothing recorded yet
+    ("after-moving", "_set_t_sizes", 3),  # the first two set the shapes to read
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [c[1:] for c in SECOND_FINALIZE_STOPS],
+    ids=[c[0] for c in SECOND_FINALIZE_STOPS],
+)
+def test_finalize_interrupted_again_keeps_why_frames_were_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, call: int
+) -> None:
+    """A finalized dataset finalized again, that second finalize stopped: its
+    record still lists the frame the first lost, so validate counts it lost
+    (stopped at reading, the record listed none: the frame's chunk, moved
+    aside, was a problem), and why: the next finalize says its chunk was
+    torn, not that it was missing."""
+    from mmzarr import _finalize
+
+    out = tmp_path / "crashed.ome.zarr"
+    _crashed(out, ANY_BACKEND)
+    assert mmzarr.finalize(out).ok
+    first = json.loads((out / "mmzarr/finalize.json").read_text())["lost"]
+    assert [x["index"] for x in first] == [[1, 1]]
+    assert "missing" not in first[0]["reason"], first
+    calls = {"n": 0}
+    real = getattr(_finalize, name)
+
+    def stop(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise OSError("injected: killed")
+        return real(*args)
+
+    monkeypatch.setattr(_finalize, name, stop)
+    with pytest.raises(OSError, match="injected"):
+        mmzarr.finalize(out)
+    monkeypatch.undo()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["state"] == "in progress"
+    assert record["lost"] == first
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    assert "1 logged frames were lost" in " ".join(report.notes), report.notes
+    assert mmzarr.finalize(out).ok
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert (record["state"], record["lost"]) == ("done", first)
+
+
 def test_frame_log_failure_is_a_storage_error(
     tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -2432,3 +2485,33 @@ def test_finalize_says_which_levels_it_could_not_write(tmp_path: Path) -> None:
     final = mmzarr.finalize(out)
     assert final.ok, final.format()
     np.testing.assert_array_equal(read_zarr(out, "1")[1], _mean2(frame_for(1)))
+
+
+def test_validate_says_why_finalize_left_levels_missing(tmp_path: Path) -> None:
+    """`mmzarr validate` after a finalize that could not write a frame's level
+    (a read-only folder): the level chunk stays a problem (level 1 reads the
+    fill value where level 0 has the frame) and a note says why, where it is
+    listed (`levels_missing`) and what to do; it said only that the chunk was
+    missing. Once finalize writes it, neither is said."""
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(out, "tensorstore", 2, downsample={"levels": 1})
+    (out / "1/c/1/0/0").unlink()
+    with _read_only(out / "1/c/1/0"):
+        _mmzarr_bound("finalize", str(out))
+        checked = _mmzarr_bound("validate", str(out))
+    assert (checked.returncode, checked.stdout) == (1, ""), checked
+    said = checked.stderr.splitlines()
+    assert [x for x in said if "problem:" in x] == [
+        "  problem: array '1': chunk c/1/0/0 of frame [1] is missing"
+    ], checked.stderr
+    note = [x for x in said if "note:" in x and "levels" in x]
+    assert len(note) == 1, checked.stderr
+    assert "1 kept frame were" in note[0]
+    assert str(out / "1/c/1/0/0") in note[0]
+    assert "Permission denied" in note[0]
+    assert "`levels_missing` in mmzarr/finalize.json" in note[0]
+    assert "run `mmzarr finalize` again once that is fixed" in note[0]
+    assert mmzarr.finalize(out).ok
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    assert not any("levels" in n for n in report.notes), report.notes

@@ -48,6 +48,7 @@ from mmzarr._dataset import (
     write_group_metadata,
 )
 from mmzarr._finalize_record import FinalizeRecord, read_json_object
+from mmzarr._finalize_said import LOST_FRAMES
 from mmzarr._frame_reader import FrameReader
 from mmzarr._kept_frames import (
     Frame,
@@ -70,7 +71,6 @@ from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._storage import as_location, atomic_temp_pattern
 from mmzarr._validate import (
-    LOST_FRAMES,
     ValidationReport,
     array_documents,
     read_settings,
@@ -261,16 +261,18 @@ def _finalize(root: Path) -> ValidationReport:
 
     planned = {src: _destination(root, src) for src in sorted(moves)}
     # why each frame is lost, before its files move: once moved they are
-    # "missing", and a finalize interrupted here is finished by the next
-    record.write(
-        step="moving",
-        damaged_files=sorted(planned.values()),
-        lost=[
-            frame_entry(settings, f, reason=why)
-            for f, why in reasons.items()
-            if f not in recovered
-        ],
-    )
+    # "missing", and a finalize interrupted here is finished by the next; a
+    # frame an earlier finalize lost keeps the reason it gave
+    lost = [
+        frame_entry(
+            settings,
+            f,
+            reason=record.earlier_reasons.get((settings.images[f[0]].key, f[1]), why),
+        )
+        for f, why in reasons.items()
+        if f not in recovered  # never logged: not known to be lost
+    ]
+    record.write(step="moving", damaged_files=sorted(planned.values()), lost=lost)
     for src, dst in planned.items():
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         (root / src).replace(root / dst)
@@ -296,17 +298,7 @@ def _finalize(root: Path) -> ValidationReport:
         ],
         frames_kept=sum(w.count for w in written),
         reader=reader.engine,
-        lost=[
-            frame_entry(
-                settings,
-                f,
-                reason=record.earlier_reasons.get(
-                    (settings.images[f[0]].key, f[1]), why
-                ),
-            )
-            for f, why in reasons.items()
-            if f not in recovered  # never logged: not known to be lost
-        ],
+        lost=lost,
         damaged_files=sorted(planned.values()),
         levels_rebuilt=record.rebuilt
         + [
@@ -349,13 +341,7 @@ def _finalize(root: Path) -> ValidationReport:
         )
     if not reader.available:
         report.notes.append("no tensorstore or zarr-python: chunks were not decoded")
-    if not_rebuilt:
-        n, why = len(not_rebuilt), next(iter(not_rebuilt.values()))
-        report.notes.append(
-            f"the resolution levels of {n} kept frame{'' if n == 1 else 's'} were "
-            f"not written again ({why}): listed as `levels_missing` in "
-            f"{LOST_FRAMES}; finalize again once that is fixed"
-        )
+    # the levels it could not write (`levels_missing`): validate says why
     return report
 
 

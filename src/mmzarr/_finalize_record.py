@@ -3,8 +3,9 @@
 Written before each step (`"state": "in progress"`, with the chunk files about
 to be moved) and completed last (`"state": "done"`); what an earlier finalize
 recorded (the files it moved, why it lost each frame, the levels it wrote or
-was writing, the status it found) is carried over, so that finalizing again
-finds the same.
+was writing or could not write, the status it found) is carried over, so that
+finalizing again finds the same, and a finalize interrupted on a finalized
+dataset leaves what `validate` reads of it (`lost`, `levels_missing`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _metadata
-from mmzarr._validate import LOST_FRAMES
+from mmzarr._finalize_said import LOST_FRAMES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,6 +61,13 @@ class FinalizeRecord:
             "state": "in progress",
             "status_before": before if isinstance(before, str) else status,
         }
+        # what validate reads (`_finalize_said`) stays until this finalize
+        # replaces it: interrupted before, the frames an earlier one lost
+        # (their files moved aside) read as missing, and the next one said
+        # they were lost for being missing
+        for name in ("lost", "levels_missing"):
+            if isinstance(said := earlier.get(name), list):
+                self.doc[name] = said
 
     def write(self, **fields: Any) -> None:
         """Record `fields` (and the files moved so far); raise if it cannot.

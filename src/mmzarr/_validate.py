@@ -18,7 +18,10 @@ front end overwrote: `_log_lines`) are named in a note, not problems: what
 such a line costs is a frame's metadata, not its pixels. Frames that
 `finalize` recorded as lost (`LOST_FRAMES`) are not problems of a finalized
 dataset; they are counted in a note, as is a dataset in the fallback layout
-(valid, its frames in arrival order) and why.
+(valid, its frames in arrival order) and why. The levels of frames that
+`finalize` could not write (`levels_missing`) stay problems (a level reads the
+fill value where level 0 has the frame; finalizing again writes them), and a
+note says why (`_finalize_said`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from mmzarr._chunk_files import frame_is_complete
 from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._finalize_said import (
+    LOST_FRAMES,
+    levels_missing,
+    levels_missing_note,
+    lost_frames,
+)
 from mmzarr._frame_reader import FrameReader, have_reader
 from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies, replaced_note
@@ -52,9 +61,6 @@ __all__ = [
     "read_settings",
     "validate",
 ]
-
-#: What `finalize` found missing or damaged, relative to the dataset root.
-LOST_FRAMES = "mmzarr/finalize.json"
 
 
 @dataclass
@@ -170,18 +176,6 @@ def _zarr_documents(root: Path) -> list[Path]:
                 if os.path.isfile(os.path.join(entry.path, "zarr.json")):
                     todo.append(folder / entry.name)
     return found
-
-
-def lost_frames(root: Path) -> set[tuple[str, tuple[int, ...]]]:
-    """(image key, storage index) of the frames `finalize` recorded as lost."""
-    path = root / LOST_FRAMES
-    if not path.is_file():
-        return set()
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return {(str(x["image"]), tuple(x["index"])) for x in doc.get("lost", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
 
 
 def _layout_of(attrs: dict[str, Any]) -> str | None:
@@ -369,6 +363,8 @@ def _check_frames(
             f"{len(lost)} logged frames were lost when the writer stopped "
             f"(listed in {LOST_FRAMES})"
         )
+    if why_levels := levels_missing(root):  # their level chunks: still problems
+        report.notes.append(levels_missing_note(list(why_levels.values())))
     missing_arrays: set[str] = set()
     for key, index in log.frames:
         if (key, index) in lost:
