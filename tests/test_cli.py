@@ -379,6 +379,59 @@ def test_dry_run_of_a_plan_in_the_fallback_layout(tmp_path: Path) -> None:
     assert mm_attrs(tmp_path / "out.ome.zarr")["backend"] == "AcquireZarrBackend"
 
 
+#: a Python camera of RGB frames, (y, x, 3) uint8 (the demo rig has no RGB mode)
+RGB_CAMERA = """\
+import numpy as np
+from mmzarr.demo._devices import DemoCamera
+
+
+class RGBCamera(DemoCamera):
+    def sensor_shape(self):
+        return (*super().sensor_shape(), 3)
+
+    def dtype(self):
+        return np.uint8
+
+    def snap(self, buffer):
+        buffer[...] = (10, 20, 30)
+        return {}
+"""
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [{"channels": ["DAPI", "FITC"]}, FALLBACK_PLAN],
+    ids=["mappable-plan", "fallback-plan"],
+)
+def test_dry_run_on_an_rgb_camera_shows_what_the_run_writes(
+    tmp_path: Path, plan: dict[str, Any]
+) -> None:
+    """It showed 2D frames of the plan's layout (a mappable plan) or of the
+    fallback layout, without the samples a run keeps as channels."""
+    (tmp_path / "rgb_camera.py").write_text(RGB_CAMERA)  # cwd: importable
+    old = "mmzarr.demo._devices,DemoCamera"
+    assert old in DEMO_CONFIG.read_text()
+    (tmp_path / "rgb.cfg").write_text(
+        DEMO_CONFIG.read_text().replace(old, "rgb_camera,RGBCamera")
+    )
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    frames = len(list(useq.MDASequence(**plan)))  # useq's events
+    args = ("acquire", "plan.json", "out.ome.zarr", "--config", "rgb.cfg")
+    dry = mmzarr(*args, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+
+    r = mmzarr(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = read_zarr(tmp_path / "out.ome.zarr", "0")
+    assert (data.shape, str(data.dtype)) == ((frames, 3, 512, 512), "uint8")
+    assert "layout: fallback  dtype: uint8" in dry.stdout
+    assert "x".join(map(str, data.shape)) in dry.stdout
+    assert f"1 image, {frames} frames in arrival order" in dry.stdout
+    assert f"expected {data.nbytes / 1e6:.1f} MB uncompressed" in dry.stdout
+    assert "in the fallback layout" in dry.stdout
+    assert "(color)" in dry.stderr  # why it cannot be mapped
+
+
 # ---- validate --------------------------------------------------------------------
 def test_validate_good(acquired: tuple[Path, Any]) -> None:
     out, _ = acquired
@@ -718,6 +771,33 @@ def test_progress_off_a_terminal_is_one_unwrapped_line(tmp_path: Path) -> None:
     assert progress[0].startswith("acquired 6/6 frames in ")
     assert progress[0].endswith(" MB/s")
     assert "━" not in r.stderr  # no bar drawn into a log
+
+
+def _progress_line(tmp_path: Path, plan: dict[str, Any]) -> str:
+    """The progress line of `mmzarr acquire` of `plan` off a terminal."""
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    cfg = small_config(tmp_path)
+    r = mmzarr("acquire", "plan.json", "o.ome.zarr", "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    progress = [line for line in r.stderr.splitlines() if "frames/s" in line]
+    assert len(progress) == 1, r.stderr
+    return progress[0]
+
+
+def test_progress_of_a_fallback_run_has_its_total(tmp_path: Path) -> None:
+    """A run in the fallback layout said only how many frames came, not of how many."""
+    frames = len(list(useq.MDASequence(**FALLBACK_PLAN)))  # useq's events
+    line = _progress_line(tmp_path, FALLBACK_PLAN)
+    assert line.startswith(f"acquired {frames}/{frames} frames in "), line
+    data = read_zarr(tmp_path / "o.ome.zarr", "0")
+    assert data.shape == (frames, 64, 64)
+
+
+def test_progress_of_one_frame_says_frame(tmp_path: Path) -> None:
+    """It said "acquired 1/1 frames"."""
+    plan = {"channels": ["DAPI"]}
+    assert len(list(useq.MDASequence(**plan))) == 1
+    assert _progress_line(tmp_path, plan).startswith("acquired 1/1 frame in ")
 
 
 # ---- Ctrl-C ----------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mmzarr._core_camera import color_error
 from mmzarr._fields import pixel_axis
 from mmzarr._settings import AcquisitionSettings, Dimension, ImageSettings
 from mmzarr.errors import PlanError
@@ -415,10 +416,7 @@ def _camera(info: Mapping[str, Any], label: str) -> Camera:
     shape = tuple(info.get("plane_shape") or (info.get("height"), info.get("width")))
     if len(shape) > 2:
         # an RGB camera: pymmcore-plus gives its frames as (y, x, 3 or 4)
-        raise PlanError(
-            f"camera {label!r} gives frames of shape {shape} (color): mmzarr maps "
-            "2D frames; they are kept one channel per sample"
-        )
+        raise color_error(label, shape)
     try:
         px = float(info.get("pixel_size_um") or 0)
     except (TypeError, ValueError):

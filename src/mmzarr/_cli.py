@@ -159,8 +159,7 @@ def run_acquisition(
         pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
         frame_bytes, total = pixels * settings.itemsize, settings.frames_planned
     else:
-        frame_bytes = core.getImageWidth() * core.getImageHeight()
-        frame_bytes, total = frame_bytes * core.getBytesPerPixel(), None
+        frame_bytes, total = _fallback_progress(seq, core, settings)
     cancelled, error = run_with_progress(core, seq, writer, total, frame_bytes)
     try:
         writer.close()
@@ -172,6 +171,36 @@ def run_acquisition(
             f"{_one_line(error)}"
         ) from error
     return writer.frames_written, cancelled
+
+
+def _fallback_progress(
+    seq: useq.MDASequence, core: Any, settings: AcquisitionSettings | None
+) -> tuple[int, int | None]:
+    """The bytes of a frame and the frames of a run in the fallback layout.
+
+    `settings`: the fallback layout's for the camera's frames (each keeps its
+    planes: an RGB frame's samples too), else the core's frame size. The
+    frames are useq's image events; None when they cannot be counted.
+    """
+    from mmzarr._info import fallback_frame_bytes
+
+    if settings is not None:
+        frame_bytes = fallback_frame_bytes(settings)
+    else:
+        frame_bytes = core.getImageWidth() * core.getImageHeight()
+        frame_bytes *= core.getBytesPerPixel()
+    return frame_bytes, _fallback_frames(seq, core)
+
+
+def _fallback_frames(seq: useq.MDASequence, core: Any) -> int | None:
+    """The frames a run of `seq` acquires (useq's image events), if countable."""
+    from mmzarr._from_useq import frames_acquired
+    from mmzarr.errors import PlanError
+
+    try:
+        return frames_acquired(seq, core)
+    except PlanError:  # the warning said why the plan cannot be mapped
+        return None
 
 
 def _backend_name(backend: str | None, settings: AcquisitionSettings | None) -> str:
@@ -232,18 +261,15 @@ def _fallback_settings(reason: str, core: Any) -> AcquisitionSettings | None:
     storage options); None when the camera's frames cannot be described or
     kept (a run then takes the first frame's format, or says why not).
     """
-    from mmzarr._core_camera import camera_frame
+    from mmzarr._core_camera import camera_planes
     from mmzarr._fallback import fallback_for
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an unknown pixel size: said already
-        try:
-            frame = camera_frame(core, None, None, None)
-            return fallback_for(
-                reason, frame.shape, frame.dtype, pixel_size_um=frame.pixel_size_um
-            )
-        except (ValueError, TypeError):
-            return None
+    px = float(core.getPixelSizeUm())
+    try:  # an RGB camera's frames too: (y, x, samples)
+        shape, dtype = camera_planes(core)
+        return fallback_for(reason, shape, dtype, pixel_size_um=px if px > 0 else None)
+    except (ValueError, TypeError):
+        return None
 
 
 def print_settings(settings: AcquisitionSettings, frames: int | None = None) -> None:
@@ -265,14 +291,9 @@ def _print_fallback(
 
     `settings`: the fallback layout's for the camera's frames, if known.
     """
-    from mmzarr._from_useq import frames_acquired
     from mmzarr._info import fallback_line
-    from mmzarr.errors import PlanError
 
-    try:
-        frames: int | None = frames_acquired(seq, core)
-    except PlanError:  # the warning said why
-        frames = None
+    frames = _fallback_frames(seq, core)
     if settings is not None:
         print_settings(settings, frames)
     else:

@@ -2,9 +2,9 @@
 
 The frames' shape, dtype and pixel size (`camera_frame`: each as given, else
 the core's; `core_dtype`, with a pymmcore-plus Python camera's own dtype:
-`python_camera_dtype`) and the field of view pymmcore-plus' engine gives grid
-plans (`camera_fov`, `with_fov`). A `core` is duck-typed (no pymmcore-plus
-import); no I/O.
+`python_camera_dtype`; a color camera's (y, x, samples): `camera_planes`)
+and the field of view pymmcore-plus' engine gives grid plans (`camera_fov`,
+`with_fov`). A `core` is duck-typed (no pymmcore-plus import); no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import useq
 
 from mmzarr._slots import frame_format
+from mmzarr.errors import PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "camera_fov",
     "camera_frame",
+    "camera_planes",
+    "color_error",
     "core_dtype",
     "python_camera_dtype",
     "with_fov",
@@ -60,10 +63,40 @@ def core_dtype(core: Any) -> str:
     return _DTYPE_OF_BYTES.get(int(core.getBytesPerPixel()), "uint16")
 
 
-def _from_core(core: Any) -> tuple[tuple[int, int], str, float | None]:
+def color_error(label: str, shape: Sequence[int]) -> PlanError:
+    """The error of a plan for a camera whose frames of `shape` are in color."""
+    return PlanError(
+        f"camera {label!r} gives frames of shape {tuple(shape)} (color): mmzarr "
+        "maps 2D frames; they are kept one channel per sample"
+    )
+
+
+def camera_planes(core: Any) -> tuple[tuple[int, ...], str]:
+    """The shape and dtype of the frames pymmcore-plus gives of `core`'s camera.
+
+    (y, x) for a camera of one component; a color camera's are (y, x,
+    samples), as pymmcore-plus' summary metadata says: a C++ camera's 4
+    components (Micro-Manager's RGB32/RGB64, BGRA) are 3 samples, the alpha
+    dropped (`CMMCorePlus.fixImage`), each of its bytes per pixel / 4; a
+    Python camera's frames are as it gives them, of its own dtype.
+    """
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+    try:
+        n = int(core.getNumberOfComponents())
+    except Exception:  # a duck-typed core: one component
+        n = 1
+    if n <= 1:
+        return shape, core_dtype(core)
+    if found := python_camera_dtype(core):
+        return (*shape, n), found
+    sample = _DTYPE_OF_BYTES.get(max(int(core.getBytesPerPixel()) // n, 1), "uint8")
+    return (*shape, 3 if n == 4 else n), sample
+
+
+def _from_core(core: Any) -> tuple[tuple[int, ...], str, float | None]:
+    shape, dtype = camera_planes(core)
     px = float(core.getPixelSizeUm())
-    return shape, core_dtype(core), (px if px > 0 else None)
+    return shape, dtype, (px if px > 0 else None)
 
 
 def camera_frame(
@@ -74,11 +107,15 @@ def camera_frame(
 ) -> FrameFormat:
     """The camera's frames: each fact as given, else as `core` says.
 
-    Without either, the dtype is uint16 (and the shape a `PlanError`).
+    Without either, the dtype is uint16 (and the shape a `PlanError`). A
+    color camera's frames, which no plan of 2D frames maps, are a `PlanError`
+    unless `image_shape` is given.
     """
     core_shape, core_dtype, core_px = (None, None, None)
     if core is not None:
         core_shape, core_dtype, core_px = _from_core(core)
+        if image_shape is None and len(core_shape) > 2:
+            raise color_error(str(core.getCameraDevice()), core_shape)
     return frame_format(
         image_shape if image_shape is not None else core_shape,
         dtype if dtype is not None else core_dtype or "uint16",

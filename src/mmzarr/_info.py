@@ -71,8 +71,7 @@ def settings_lines(
     `frames`: the frames a run writes in the fallback layout (None: unknown).
     """
     if settings.fallback_reason is not None:
-        image = settings.images[0]  # t, then the planes of one frame
-        per_frame = math.prod(int(n or 0) for n in image.shape[1:]) * settings.itemsize
+        per_frame = fallback_frame_bytes(settings)
         total = "unknown" if frames is None else f"{frames * per_frame / 1e6:.1f} MB"
         return [
             f"1 image, {'an unknown number of' if frames is None else frames} "
@@ -91,6 +90,16 @@ def settings_lines(
         f"expected {total} uncompressed, compression {settings.compression}"
     )
     return lines
+
+
+def fallback_frame_bytes(settings: AcquisitionSettings) -> int:
+    """The bytes of one camera frame in the fallback layout's `settings`.
+
+    Its image is `t`, then the planes of one frame (an RGB frame's samples as
+    `c`).
+    """
+    image = settings.images[0]
+    return math.prod(int(n or 0) for n in image.shape[1:]) * settings.itemsize
 
 
 def fallback_line(frames: int | None) -> str:

@@ -82,9 +82,11 @@ def run_with_progress(
     result = _run_mda(core, seq, writer)
     dt = time.perf_counter() - t0
     rate = len(frames) / dt if dt > 0 else 0.0
+    # the noun agrees with the total: "1/6 frames", "1/1 frame", "1 frame"
     done = f"{len(frames)}/{total}" if total else str(len(frames))
+    noun = "frame" if (total or len(frames)) == 1 else "frames"
     say(
-        f"acquired {done} frames in {dt:.1f} s, {rate:.1f} frames/s, "
+        f"acquired {done} {noun} in {dt:.1f} s, {rate:.1f} frames/s, "
         f"{rate * frame_bytes / 1e6:.1f} MB/s",
         err_console,
     )
