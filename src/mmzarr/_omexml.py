@@ -147,7 +147,9 @@ def build_ome(
 
     `summary`: pymmcore-plus' summary metadata of the run, for the instrument.
     `t_size`: an unbounded `t`'s time points when the arrays hold more than
-    the records' (slots on disk that are no frame known: `finalize`).
+    the records' (slots on disk that are no frame known: `finalize`). The
+    images' references are not linked to their targets (`Reference.ref` is
+    None): the model is made to be written (`render_ome_xml`).
     """
     from ome_types import model as m
 
@@ -235,9 +237,12 @@ def build_ome(
                 else None,
             )
         )
-    ome = m.OME(
-        images=images, creator="mmzarr", instruments=[instrument] if instrument else []
-    )
+    ome = m.OME(creator="mmzarr", instruments=[instrument] if instrument else [])
+    # the images are assigned, not passed: OME's constructor walks every object
+    # it is given to link each reference to its target (`Reference.ref`), which
+    # the XML, written by id, does not use; for a plate that walk over its
+    # planes, channels and images costs a good part of the rendering
+    ome.images = images
     if settings.plate is not None:
         ome.plates = [_plate(settings)]
     return ome
