@@ -261,13 +261,13 @@ def _fallback_settings(reason: str, core: Any) -> AcquisitionSettings | None:
     storage options); None when the camera's frames cannot be described or
     kept (a run then takes the first frame's format, or says why not).
     """
-    from mmzarr._core_camera import camera_planes
-    from mmzarr._fallback import fallback_for
+    from mmzarr._core_camera import camera_pixel_size, camera_planes
+    from mmzarr._kept_planes import fallback_for
 
-    px = float(core.getPixelSizeUm())
+    px = camera_pixel_size(core)
     try:  # an RGB camera's frames too: (y, x, samples)
         shape, dtype = camera_planes(core)
-        return fallback_for(reason, shape, dtype, pixel_size_um=px if px > 0 else None)
+        return fallback_for(reason, shape, dtype, pixel_size_um=px)
     except (ValueError, TypeError):
         return None
 

@@ -93,10 +93,14 @@ def camera_planes(core: Any) -> tuple[tuple[int, ...], str]:
     return (*shape, 3 if n == 4 else n), sample
 
 
-def _from_core(core: Any) -> tuple[tuple[int, ...], str, float | None]:
-    shape, dtype = camera_planes(core)
+def camera_pixel_size(core: Any) -> float | None:
+    """The pixel size `core` reports in µm; None when it is unknown (0)."""
     px = float(core.getPixelSizeUm())
-    return shape, dtype, (px if px > 0 else None)
+    return px if px > 0 else None
+
+
+def _from_core(core: Any) -> tuple[tuple[int, ...], str, float | None]:
+    return (*camera_planes(core), camera_pixel_size(core))
 
 
 def camera_frame(
@@ -130,8 +134,7 @@ def camera_fov(core: Any) -> tuple[float, float] | None:
     camera ROI times the pixel size before it iterates the plan (and leaves them
     alone when the pixel size is unknown), so the positions it visits are those.
     """
-    px = float(core.getPixelSizeUm())
-    if not px > 0:
+    if (px := camera_pixel_size(core)) is None:
         return None
     *_, w, h = core.getROI()
     return float(w) * px, float(h) * px

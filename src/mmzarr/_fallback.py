@@ -6,28 +6,23 @@ open a dataset in the fallback layout (`AcquisitionSettings.fallback`: one
 image, `t` in arrival order, each frame's own index in the frame log) at the
 first such frame, whose shape and dtype it takes. `FrontEndBase` holds what
 both front ends share: the dataset, its unplaced siblings (named by
-`_unplaced`), and closing them.
+`_unplaced`), and closing them. The planes it keeps of each frame are
+`_kept_planes`'.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-from pydantic import ValidationError
-
 from mmzarr._closing import DeferredInterrupt
+from mmzarr._kept_planes import append_kept, fallback_for, kept_misfit
 from mmzarr._open import create_stream
-from mmzarr._pixel_size import pixel_size_misfit
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import parse_location
-from mmzarr._stream import native_order
 from mmzarr._unplaced import (
     MAX_UNPLACED,
     made_for,
@@ -41,20 +36,17 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from contextlib import AbstractContextManager
 
+    import numpy as np
+
     from mmzarr._stream import Status, Stream
 
 __all__ = [
     "FrontEnd",
     "FrontEndBase",
-    "append_kept",
     "check_on_full",
     "check_options",
-    "fallback_for",
-    "kept_misfit",
-    "kept_planes",
     "open_fallback",
     "open_unplaced",
-    "unkeepable",
     "unplaced_path",
 ]
 
@@ -242,10 +234,6 @@ class FrontEndBase(abc.ABC):
                     logger.error("mmzarr: closing %s failed: %s", stream.path, e)
 
 
-#: dtypes a fallback dataset keeps in a wider one, losslessly
-_WIDER = {"bool": "uint8", "float16": "float32"}
-
-
 def check_on_full(
     front: str, settings: AcquisitionSettings | None, options: Mapping[str, Any]
 ) -> None:
@@ -311,127 +299,6 @@ def check_options(
             AcquisitionSettings.from_useq(_PROBE_PLAN, **{**probe, **options})
         except PlanError as e:
             raise PlanError(f"{front}: {e}") from e
-
-
-def kept_planes(frame: np.ndarray) -> list[np.ndarray]:
-    """The 2D planes a fallback dataset keeps of `frame`, in order.
-
-    A 2D frame is one plane. An RGB(A) camera's frame, (y, x, 3 or 4) as
-    pymmcore-plus and pycromanager give it, is one plane per sample; any
-    other frame of more axes, one plane per 2D slice of its last two axes.
-    bool and float16 frames are kept as uint8 and float32, frames of another
-    byte order in this machine's (`native_order`, as `Stream.append` does).
-    """
-    arr = native_order(frame)
-    if arr.dtype.name in _WIDER:
-        arr = arr.astype(_WIDER[arr.dtype.name])
-    if arr.ndim == 2:
-        return [arr]
-    if arr.ndim < 2:
-        return [arr.reshape(1, -1)]
-    if arr.ndim == 3 and arr.shape[-1] <= 4 < min(arr.shape[:2]):
-        return [arr[..., s] for s in range(arr.shape[-1])]
-    return list(arr.reshape(-1, *arr.shape[-2:]))
-
-
-def unkeepable(frame: np.ndarray) -> str | None:
-    """Why no dataset can keep `frame`, not even the fallback layout (None: one can).
-
-    A frame without pixels, or one whose `kept_planes` the fallback layout's
-    settings refuse: a dtype OME-Zarr has no data type for (complex, object,
-    str, ...), a plane larger than mmzarr writes. A front end does not write
-    such a frame, says so naming its dtype and shape, and goes on.
-    """
-    arr = np.asarray(frame)
-    return _unkeepable(arr.dtype, arr.shape)
-
-
-@functools.lru_cache(maxsize=64)
-def _unkeepable(dtype: np.dtype[Any], shape: tuple[int, ...]) -> str | None:
-    what = f"an image of dtype {dtype} and shape {shape}"
-    if math.prod(shape) == 0:
-        return f"{what} has no pixels"
-    # the frames of one run share a format: checked once per format, on a
-    # stand-in without pixels of its own
-    planes = kept_planes(np.broadcast_to(np.zeros((), dtype), shape))
-    try:
-        AcquisitionSettings.fallback(
-            "", image_shape=planes[0].shape, dtype=str(planes[0].dtype)
-        )
-    except ValidationError as e:
-        why = "; ".join(str(err["msg"]) for err in e.errors())
-        return f"{what} cannot be stored: {why}"
-    except (ValueError, TypeError) as e:
-        return f"{what} cannot be stored: {e}"
-    return None
-
-
-def append_kept(stream: Stream, frame: np.ndarray, **append: Any) -> None:
-    """Append `frame` to a fallback-layout `stream` as its `kept_planes`."""
-    planes = kept_planes(frame)
-    if len(planes) == 1 and planes[0] is frame:
-        stream.append(frame, **append)
-        return
-    append.pop("owned", None)
-    for plane in planes:
-        stream.append(plane, **append)
-
-
-def kept_misfit(
-    stream: Stream, frame: np.ndarray, *, pixel_size_um: Any = None
-) -> str | None:
-    """Why `frame` is not kept by the fallback-layout `stream` (None: it is).
-
-    Its planes must have the dataset's frame shape and dtype, and be as many
-    as the dataset's channels (an RGB camera's 3); a known `pixel_size_um`
-    (µm, the frame's) must be the dataset's, when known: a frame acquired with
-    another objective or binning would be shown at the wrong size.
-    """
-    settings = stream.settings
-    image = settings.images[0]
-    planes = kept_planes(frame)
-    sizes = dict(zip(image.dim_names, image.shape, strict=True))
-    samples = sizes.get("c", 1)
-    if len(planes) != samples:
-        return (
-            f"a frame of {len(planes)} plane(s) of shape {planes[0].shape}; "
-            f"{stream.path} keeps {samples} per frame"
-        )
-    if (why := image.frame_problem(planes[0], settings.dtype)) is not None:
-        return why
-    return pixel_size_misfit(image.pixel_size_um, pixel_size_um)
-
-
-def fallback_for(
-    reason: str,
-    shape: tuple[int, ...],
-    dtype: Any,
-    *,
-    pixel_size_um: float | None = None,
-    **storage: Any,
-) -> AcquisitionSettings:
-    """The fallback layout's settings for frames of `shape` and `dtype`.
-
-    They keep each frame as its `kept_planes` (an RGB frame's samples as
-    channels, a bool frame as uint8, ...); `storage` as in
-    `AcquisitionSettings.fallback`.
-
-    Raises
-    ------
-    ValueError
-        (pydantic's `ValidationError` too) when no dataset can keep such
-        frames (`unkeepable` says why).
-    """
-    # a stand-in without pixels of its own: the planes' format is what counts
-    planes = kept_planes(np.broadcast_to(np.zeros((), dtype), shape))
-    return AcquisitionSettings.fallback(
-        reason,
-        image_shape=planes[0].shape,
-        dtype=str(planes[0].dtype),
-        pixel_size_um=pixel_size_um,
-        samples=len(planes),
-        **storage,
-    )
 
 
 def open_fallback(

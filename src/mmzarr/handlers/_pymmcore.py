@@ -31,14 +31,8 @@ from mmzarr._cameras import (
     CameraMode,
     upcast,
 )
-from mmzarr._fallback import (
-    FrontEndBase,
-    append_kept,
-    check_options,
-    kept_misfit,
-    open_fallback,
-    unkeepable,
-)
+from mmzarr._fallback import FrontEndBase, check_options, open_fallback
+from mmzarr._kept_planes import append_kept, kept_misfit, unkeepable
 from mmzarr._open import create_stream
 from mmzarr._pixel_size import RunPixelSize
 from mmzarr._sequence import is_event_generator

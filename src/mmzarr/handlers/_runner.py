@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._cameras import CAMERA_AXIS, Camera
-from mmzarr._core_camera import core_dtype
+from mmzarr._core_camera import camera_pixel_size, core_dtype
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -89,7 +89,7 @@ def cameras_of_core(core: Any) -> tuple[Camera, ...]:
             return ()
         shape = (int(core.getImageHeight()), int(core.getImageWidth()))
         dtype = core_dtype(core)
-        px = float(core.getPixelSizeUm()) or None
+        px = camera_pixel_size(core)
         return tuple(
             Camera(str(core.getPhysicalCameraDevice(k)), shape, dtype, px)
             for k in range(n)

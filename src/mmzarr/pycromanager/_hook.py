@@ -12,14 +12,8 @@ import numpy as np
 
 from mmzarr._claim import check_output
 from mmzarr._closing import ClosesOnExit
-from mmzarr._fallback import (
-    FrontEndBase,
-    append_kept,
-    check_options,
-    kept_misfit,
-    open_fallback,
-    unkeepable,
-)
+from mmzarr._fallback import FrontEndBase, check_options, open_fallback
+from mmzarr._kept_planes import append_kept, kept_misfit, unkeepable
 from mmzarr._open import create_stream
 from mmzarr._pixel_size import RunPixelSize, of_settings
 from mmzarr._slots import MMZarrWarning
