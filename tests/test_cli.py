@@ -430,6 +430,9 @@ def test_dry_run_on_an_rgb_camera_shows_what_the_run_writes(
     assert f"expected {data.nbytes / 1e6:.1f} MB uncompressed" in dry.stdout
     assert "in the fallback layout" in dry.stdout
     assert "(color)" in dry.stderr  # why it cannot be mapped
+    # the camera's frames, as acquired: not the planes that keep them
+    assert f"acquired {frames}/{frames} frames" in r.stderr
+    assert f"wrote {frames} frames to out.ome.zarr" in r.stdout
 
 
 # ---- validate --------------------------------------------------------------------

@@ -440,6 +440,7 @@ def test_rgb_frames_in_an_mda_are_kept_beside_the_dataset(
     writer.sequenceFinished(seq)
     writer.close()  # raises the run's error, if any
     assert writer.error is None
+    assert writer.frames_written == 2  # frames, not their 6 planes
     _assert_rgb_kept(Path(writer.unplaced_path), frames)
 
 
@@ -468,6 +469,7 @@ def test_an_rgb_camera_s_run_is_kept_in_the_fallback_layout(
     writer.close()  # raises the run's error, if any
     assert writer.fallback_reason is not None
     assert "(color)" in writer.fallback_reason
+    assert writer.frames_written == 4  # frames, not their 12 planes
     assert not Path(writer.unplaced_path).exists()
     _assert_rgb_kept(out, frames)
 
@@ -489,6 +491,7 @@ def test_rgb_images_of_the_hook_are_kept_in_the_fallback(tmp_path: Path) -> None
         hook(frame, {"Axes": event["axes"], "PixelSize_um": 0.5})
     hook.close()
     assert hook.fallback_reason is not None
+    assert hook.frames_written == 3  # frames, not their 9 planes
     _assert_rgb_kept(out, frames)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmzarr._closing import DeferredInterrupt
-from mmzarr._kept_planes import append_kept, fallback_for, kept_misfit
+from mmzarr._kept_planes import append_kept, fallback_for, frames_kept, kept_misfit
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
 from mmzarr._storage import parse_location
@@ -146,8 +146,11 @@ class FrontEndBase(abc.ABC):
 
     @property
     def frames_written(self) -> int:
-        """Frames written so far (into the dataset and beside it, unplaced)."""
-        return sum(s.frames_written for s in self._streams())
+        """Frames written so far (into the dataset and beside it, unplaced).
+
+        The camera's frames: an RGB frame, kept as 3 planes, is one.
+        """
+        return sum(frames_kept(s) for s in self._streams())
 
     def _streams(self) -> list[Stream]:
         """The dataset and its unplaced siblings that were opened."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "append_kept",
     "fallback_for",
+    "frames_kept",
     "kept_misfit",
     "kept_planes",
     "unkeepable",
@@ -153,3 +154,17 @@ def fallback_for(
         samples=len(planes),
         **storage,
     )
+
+
+def frames_kept(stream: Stream) -> int:
+    """The frames `stream` holds: a fallback dataset's planes per frame as one.
+
+    A fallback dataset keeps each frame as its `kept_planes`, one per channel
+    (an RGB camera's frame is 3); any other dataset's frames are its planes.
+    """
+    settings = stream.settings
+    if settings.fallback_reason is None:
+        return stream.frames_written
+    image = settings.images[0]
+    planes = dict(zip(image.dim_names, image.shape, strict=True)).get("c", 1)
+    return stream.frames_written // planes
