@@ -803,6 +803,22 @@ def test_progress_of_one_frame_says_frame(tmp_path: Path) -> None:
     assert _progress_line(tmp_path, plan).startswith("acquired 1/1 frame in ")
 
 
+@pytest.mark.parametrize(("n", "said"), [(1, "1 frame "), (2, "2 frames ")])
+def test_live_progress_without_a_total_says_frame_or_frames(n: int, said: str) -> None:
+    """The bar a terminal shows for a run of unknown length read "1 frames"."""
+    from rich.console import Console
+
+    from mmzarr._terminal import _progress
+
+    progress = _progress(None, frame_bytes=8)
+    task = progress.add_task("frames", total=None)
+    progress.advance(task, n)
+    screen = Console(record=True, width=200, force_terminal=True)
+    screen.print(progress.make_tasks_table(progress.tasks))
+    text = screen.export_text()
+    assert f"acquiring {said}" in text, text
+
+
 # ---- Ctrl-C ----------------------------------------------------------------------
 def _wait_for_frames(log: Path, n: int, proc: subprocess.Popen, timeout: float) -> None:
     def logged() -> bool:

@@ -53,12 +53,20 @@ class _RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} frames/s {speed * self.frame_bytes / 1e6:7.1f} MB/s")
 
 
+class _CountColumn(ProgressColumn):
+    """The frames acquired, without a total: "1 frame", "2 frames"."""
+
+    def render(self, task: Task) -> Text:
+        n = int(task.completed)
+        return Text(f"{n} frame" if n == 1 else f"{n} frames")
+
+
 def _progress(total: int | None, frame_bytes: int) -> Progress:
     columns: list[Any] = [TextColumn("[bold]acquiring")]
     if total:
         columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     else:
-        columns += [TextColumn("{task.completed} frames")]
+        columns += [_CountColumn()]
     columns += [_RateColumn(frame_bytes), TimeElapsedColumn()]
     return Progress(*columns, console=err_console, transient=False)
 
