@@ -166,5 +166,5 @@ def frames_kept(stream: Stream) -> int:
     if settings.fallback_reason is None:
         return stream.frames_written
     image = settings.images[0]
-    planes = dict(zip(image.dim_names, image.shape, strict=True)).get("c", 1)
-    return stream.frames_written // planes
+    planes = image.dim("c").size if "c" in image.dim_names else 1
+    return stream.frames_written // (planes or 1)

@@ -19,7 +19,11 @@ from mmzarr._pixel_size import RunPixelSize, of_settings
 from mmzarr._slots import MMZarrWarning
 from mmzarr.errors import FrameError, PlanError, StorageError
 from mmzarr.pycromanager._learn import FirstTimePoint
-from mmzarr.pycromanager._placing import check_events_fit, place_by_axes
+from mmzarr.pycromanager._placing import (
+    check_events_fit,
+    image_place,
+    settings_positions,
+)
 from mmzarr.pycromanager._plan import (
     UNKNOWN_T,
     EventPlan,
@@ -224,17 +228,9 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         if settings is not None:
             # ints are image numbers, labels image names: those of `settings`,
             # whatever order the events visit them in
-            positions: dict[int | str | None, int] = {
-                i: i for i in range(len(settings.images))
-            }
-            positions.update(
-                {im.name: i for i, im in enumerate(settings.images) if im.name}
-            )
-            if len(settings.images) == 1:
-                positions[None] = 0
-            self._positions = positions
+            self._positions = settings_positions(settings)
             if self._plan is not None:
-                check_events_fit(settings, self._plan, positions)
+                check_events_fit(settings, self._plan, self._positions)
             self.stream = create_stream(
                 self.path, settings, backend=backend, overwrite=overwrite
             )
@@ -524,25 +520,14 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             md, self.stream.settings.images[0].pixel_size_um
         ):
             raise FrameError(why)
-        settings = self.stream.settings
-        place = self._places.get(axes_key(axes))
-        if place is not None and self._own_places:  # the image of a known event
-            image, index = place.image, dict(place.index)
-        else:
-            image, index = place_by_axes(settings, self._positions, axes, self._hint())
-            if self._own_places and self._places:  # a dataset made from events
-                raise FrameError(
-                    f"Axes {dict(axes)} are those of no event given to "
-                    "ZarrHook(events=...); not written to the dataset made from them"
-                )
-        value = axes.get("channel")
-        channel = value if isinstance(value, str) else None
-        if place is not None:
-            channel = place.channel  # the config the event acquires
-        elif isinstance(value, int):
-            chans = settings.images[image].channels
-            if index.get("c", len(chans)) < len(chans):
-                channel = chans[index["c"]].name
+        _, index, channel = image_place(
+            self.stream.settings,
+            self._positions,
+            axes,
+            self._places.get(axes_key(axes)),
+            made_from_events=self._own_places and bool(self._places),
+            hint=self._hint(),
+        )
         try:
             self.stream.append(
                 frame, index=index, metadata=frame_record(index, channel, md)

@@ -4,9 +4,10 @@
 events (`_plan.EventPlan.places`); otherwise (`settings` given, or the shape
 learned from the first time point) by its ``Axes``: a ``position`` value
 looked up among the dataset's positions, a ``channel`` name among the image's
-channel names, ``time`` and ``z`` as indices (`place_by_axes`).
-`check_events_fit` refuses events that given settings cannot place, before
-anything runs. Reading events and metadata into a plan is `_plan`'s.
+channel names, ``time`` and ``z`` as indices (`place_by_axes`); `image_place`
+chooses between the two. `check_events_fit` refuses events that given
+settings cannot place, before anything runs. Reading events and metadata
+into a plan is `_plan`'s.
 """
 
 from __future__ import annotations
@@ -20,9 +21,66 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mmzarr._settings import AcquisitionSettings
-    from mmzarr.pycromanager._plan import EventPlan, PositionValue
+    from mmzarr.pycromanager._plan import EventPlan, Place, PositionValue
 
-__all__ = ["check_events_fit", "place_by_axes"]
+__all__ = ["check_events_fit", "image_place", "place_by_axes", "settings_positions"]
+
+
+def settings_positions(settings: AcquisitionSettings) -> dict[PositionValue, int]:
+    """The ``position`` values that name each image of `settings`.
+
+    Its number (``settings.images`` order) and its name; None names the only
+    image of a single-image dataset.
+    """
+    positions: dict[PositionValue, int] = {i: i for i in range(len(settings.images))}
+    positions.update({im.name: i for i, im in enumerate(settings.images) if im.name})
+    if len(settings.images) == 1:
+        positions[None] = 0
+    return positions
+
+
+def image_place(
+    settings: AcquisitionSettings,
+    positions: Mapping[PositionValue, int],
+    axes: Mapping[str, int | str],
+    place: Place | None,
+    *,
+    made_from_events: bool,
+    hint: str = "",
+) -> tuple[int, dict[str, int], str | None]:
+    """Where the image of `axes` goes: image number, index, channel name.
+
+    `place` is that of the event with these axes, if one was given. In a
+    dataset made from the events (`made_from_events`) the event's place is
+    the image's, and axes of no event are refused; otherwise the axes are
+    looked up (`place_by_axes`; `hint` ends its messages). The channel name
+    is the event's config, else the axes' channel name, or the name of the
+    channel an int index picks.
+
+    Raises
+    ------
+    FrameError
+        As `place_by_axes`, and for axes of no event in a dataset made from
+        the events.
+    """
+    if place is not None and made_from_events:
+        image, index = place.image, dict(place.index)
+    else:
+        image, index = place_by_axes(settings, positions, axes, hint)
+        if made_from_events:
+            raise FrameError(
+                f"Axes {dict(axes)} are those of no event given to "
+                "ZarrHook(events=...); not written to the dataset made from them"
+            )
+    value = axes.get("channel")
+    channel = value if isinstance(value, str) else None
+    if place is not None:
+        channel = place.channel  # the config the event acquires
+    elif isinstance(value, int):
+        chans = settings.images[image].channels
+        if index.get("c", len(chans)) < len(chans):
+            channel = chans[index["c"]].name
+    return image, index, channel
 
 
 def place_by_axes(
