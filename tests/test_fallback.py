@@ -444,6 +444,28 @@ def test_rgb_frames_in_an_mda_are_kept_beside_the_dataset(
     _assert_rgb_kept(Path(writer.unplaced_path), frames)
 
 
+def test_frames_of_more_axes_are_kept_as_their_planes(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """A frame of (2, y, x) fits no plan of 2D frames: it is kept beside the
+    dataset as its 2 planes, channels of its time point; `frames_written`
+    counts it once."""
+    seq = useq.MDASequence(time_plan={"interval": 0.001, "loops": 3})
+    writer = mmzarr.MDAWriter(tmp_path / "stacks.ome.zarr", core=core)
+    writer.sequenceStarted(seq, {})
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 4000, (2, 16, 20), dtype=np.uint16) for _ in range(3)]
+    for event, frame in zip(seq, frames, strict=True):
+        writer.frameReady(frame, event, {})
+    writer.sequenceFinished(seq)
+    writer.close()  # raises the run's error, if any
+    assert writer.frames_written == 3
+    for read in (read_zarr, read_tensorstore):
+        data = read(Path(writer.unplaced_path), "0")
+        assert data.shape == (3, 2, 16, 20)
+        np.testing.assert_array_equal(data, np.stack(frames))
+
+
 def test_an_rgb_camera_s_run_is_kept_in_the_fallback_layout(
     core: UniMMCore, tmp_path: Path
 ) -> None:
