@@ -161,6 +161,33 @@ def test_grid_iterated_before_a_run_of_many_time_points(
     _assert_as_acquired(out, cap, seq.stage_positions)
 
 
+@pytest.mark.filterwarnings("ignore:Unable to generate:UserWarning")  # useq's
+def test_seeded_random_points_iterated_before_the_run(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """Seeded, non-overlapping `RandomPoints` previewed with their own small
+    field of view: the runner visits the 2 points useq cached, although the
+    camera's larger field leaves room for 1 (a copy given it found 1, and the
+    second field's frame went beside the dataset)."""
+    grid = useq.RandomPoints(
+        num_points=2,
+        max_width=10,
+        max_height=10,
+        fov_width=5,
+        fov_height=4,
+        random_seed=0,
+        allow_overlap=False,
+    )
+    assert core.getPixelSizeUm() * core.getImageWidth() > 10  # 1 point fits
+    assert len(list(grid.model_copy(update={"fov_width": 512, "fov_height": 512}))) == 1
+    seq = useq.MDASequence(grid_plan=grid)
+    assert len(list(seq)) == 2  # the preview
+    out = tmp_path / "points.ome.zarr"
+    cap = _acquire(core, seq, out)
+    assert [e.index["g"] for e, _ in cap.frames] == [0, 1]
+    _assert_as_acquired(out, cap, seq.stage_positions)
+
+
 def test_same_plan_object_run_again_after_a_roi_change(
     core: UniMMCore, tmp_path: Path
 ) -> None:

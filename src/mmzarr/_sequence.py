@@ -71,11 +71,18 @@ def iterated_as_run(seq: useq.MDASequence) -> bool:
     plan previewed with `list(seq)`, or run before with another ROI, is run
     with its first grid. Iterating the same object gives those values. It is
     safe without autofocus plans (they remember the previous event while
-    iterated) and without random points (a draw beside the runner's could
-    replace its points in useq's cache).
+    iterated) and without random points drawn anew at each iteration or
+    shuffled with numpy's global generator (a draw beside the runner's could
+    replace its points in useq's cache); seeded points in their own order are
+    the same at every draw (how many, with ``allow_overlap=False``, depends on
+    the field of view the cache kept).
     """
     plans = (seq, *sub_sequences(seq))
-    return not random_points(seq) and all(p.autofocus_plan is None for p in plans)
+    drawn = [plan for _, plan in random_points(seq)]
+    return all(
+        plan.random_seed is not None and plan.order != useq.TraversalOrder.RANDOM
+        for plan in drawn
+    ) and all(p.autofocus_plan is None for p in plans)
 
 
 def sub_sequences(seq: useq.MDASequence) -> list[useq.MDASequence]:
