@@ -42,10 +42,10 @@ from mmzarr.handlers._backend_choice import choose_backend
 from mmzarr.handlers._run_plan import run_cameras, run_dtype, run_layout
 from mmzarr.handlers._runner import (
     PassedSlots,
+    core_running,
     errored,
     frame_metadata,
     plain_index,
-    running_core,
     runs,
 )
 
@@ -86,10 +86,11 @@ class MDAWriter(FrontEndBase):
         For event-generator runs (no fixed plan): a plan for one time point;
         `t` is unbounded.
     core
-        The core running the MDA (to cancel it on error); defaults to the
-        global `CMMCorePlus` instance, whose MDA is cancelled only when this
-        writer is among the outputs of its run (`run(..., output=writer)`):
-        pass `core` for a writer connected to another core, or by hand.
+        The core running the MDA (its camera's dtype and cameras, whether its
+        run raised, and cancelling it on error); defaults to the core whose
+        run has this writer among its outputs (`run(..., output=writer)`),
+        found at each run's start: the global `CMMCorePlus` instance, or
+        another live core. Pass `core` for a writer connected by hand.
     cameras
         How the frames of several cameras are written (pymmcore-plus emits one
         frame per camera and event, its index carrying `cam`; the cameras and
@@ -171,6 +172,8 @@ class MDAWriter(FrontEndBase):
         self.settings = settings
         self.template = template
         self.core = core
+        #: without `core`: the core whose run outputs to this writer (per run)
+        self._run_core: Any = None
         self.cameras: CameraMode = cameras
         self.settings_options = settings_options
         self._no_streams()
@@ -212,6 +215,8 @@ class MDAWriter(FrontEndBase):
                     logger.error("mmzarr: the previous run failed: %s", self.error)
             self._canceled = self._ran_to_end = self._errored = False
             self._closed = False
+            if self.core is None:
+                self._run_core = core_running(self)
             self._no_streams()  # a run's error, streams and counts are its own
             self._summary = meta or None
             self._pixel_size = RunPixelSize.of(
@@ -452,14 +457,15 @@ class MDAWriter(FrontEndBase):
         return img
 
     def _core(self) -> Any:
-        return self.core if self.core is not None else running_core()
+        """The core running this writer: `core`, else the one found at the start."""
+        return self.core if self.core is not None else self._run_core
 
     def _fail(self, error: BaseException, what: str) -> None:
         self.error = error
         core = self._core()
-        if core is not None and self.core is None and not runs(core, self):
-            # the global core's run does not output to this writer: another
-            # core's run does (or the writer was connected by hand)
+        if core is None or (self.core is None and not runs(core, self)):
+            # no core's run outputs to this writer (called by hand, or a
+            # runner that does not say its outputs)
             logger.error(
                 "mmzarr: %s: %s; the MDA writing to %s goes on without it (pass "
                 "core= to MDAWriter to have it cancelled)",
@@ -469,11 +475,10 @@ class MDAWriter(FrontEndBase):
             )
             return
         logger.error("mmzarr: %s: %s; cancelling the MDA", what, error)
-        if core is not None:
-            try:
-                core.mda.cancel()
-            except Exception:  # pragma: no cover - best effort
-                logger.exception("mmzarr: could not cancel the MDA")
+        try:
+            core.mda.cancel()
+        except Exception:  # pragma: no cover - best effort
+            logger.exception("mmzarr: could not cancel the MDA")
 
     def _finish(self) -> None:
         self._closed = True

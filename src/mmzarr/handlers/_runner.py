@@ -1,11 +1,12 @@
 """What `MDAWriter` reads of pymmcore-plus.
 
-Its global core, its runner's outputs, the cameras of a core, and the frames'
-events and metadata.
+The core whose run outputs to a writer, its runner's outputs, the cameras of
+a core, and the frames' events and metadata.
 """
 
 from __future__ import annotations
 
+import gc
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PassedSlots",
     "cameras_of_core",
+    "core_running",
     "errored",
     "frame_metadata",
     "plain_index",
@@ -46,13 +48,46 @@ def runs(core: Any, writer: object) -> bool:
     False when the global core runs another acquisition than the writer's
     (another core's); True when the runner cannot say.
     """
+    outputs = _outputs(core)
+    return outputs is None or any(o is writer for o in outputs)
+
+
+def _outputs(core: Any) -> tuple[object, ...] | None:
+    """The outputs of `core`'s runner's run; None when the runner cannot say."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            outputs = tuple(core.mda.get_output_handlers())
-    except Exception:  # an older or newer runner: assume it is ours
-        return True
-    return any(o is writer for o in outputs)
+            return tuple(core.mda.get_output_handlers())
+    except Exception:  # an older or newer runner
+        return None
+
+
+def core_running(writer: object) -> Any:
+    """The pymmcore-plus core whose MDA outputs to `writer`, if one is found.
+
+    The global core when its runner lists `writer` among its outputs (or
+    cannot say); else another live core whose runner does: one made beside
+    the global core (``UniMMCore()`` twice in a notebook), found once per run
+    among the objects Python's garbage collector tracks. None when no core
+    runs `writer` (its methods called by hand): its frames then say all.
+    """
+    found = running_core()
+    if found is not None and runs(found, writer):
+        return found
+    try:
+        from pymmcore_plus import CMMCorePlus
+    except ImportError:  # pragma: no cover
+        return None
+    for obj in gc.get_objects():
+        if isinstance(obj, CMMCorePlus) and obj is not found and _lists(obj, writer):
+            return obj
+    return None
+
+
+def _lists(core: Any, writer: object) -> bool:
+    """Whether `core`'s runner lists `writer` among its outputs (False: unknown)."""
+    outputs = _outputs(core)
+    return outputs is not None and any(o is writer for o in outputs)
 
 
 def errored(core: Any, writer: object, sequence: object = None) -> bool:

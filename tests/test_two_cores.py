@@ -1,0 +1,93 @@
+"""A run on a core beside pymmcore-plus' global one, `MDAWriter` given no `core`.
+
+A notebook that makes a second core (or releases one and makes another) runs
+its MDA on a core that is not pymmcore-plus' global instance. The writer
+reads the camera and the run's end from the core whose run outputs to it: here
+the global core has an 8-bit camera, the running core a 16-bit one.
+Expectations are the frames the running core's `frameReady` emitted.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import useq
+
+import mmzarr
+from mmzarr.demo import demo_core
+from tests._readback import group_json, read_tensorstore, read_zarr
+from tests.conftest import DEMO_CFG
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from pymmcore_plus.experimental.unicore import UniMMCore
+
+
+@pytest.fixture
+def global_core(core: UniMMCore, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Another demo core, 8-bit, as pymmcore-plus' global instance (not `core`)."""
+    from pymmcore_plus.core import _mmcore_plus
+
+    other = demo_core(DEMO_CFG)
+    other.setProperty("Camera", "BitDepth", 8)
+    assert other.getImageBitDepth() == 8
+    assert core.getImageBitDepth() > 8
+    monkeypatch.setattr(_mmcore_plus, "_instance", weakref.ref(other))
+    yield other
+    other.unloadAllDevices()
+
+
+def _run(core: UniMMCore, seq: useq.MDASequence, out: Path) -> list[Any]:
+    """Run `seq` on `core` into a writer given no core; the frames emitted."""
+    frames: list[tuple[Any, np.ndarray]] = []
+
+    def on_frame(img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        frames.append((event, np.array(img, copy=True)))
+
+    writer = mmzarr.MDAWriter(out)
+    core.mda.events.frameReady.connect(on_frame)
+    try:
+        core.mda.run(seq, output=writer)
+    finally:
+        core.mda.events.frameReady.disconnect(on_frame)
+        writer.close()
+    return frames
+
+
+@pytest.mark.filterwarnings("ignore::mmzarr.MMZarrWarning")  # interval 0
+def test_frames_of_the_running_core_land_in_the_dataset(
+    core: UniMMCore, global_core: Any, tmp_path: Path
+) -> None:
+    """The dataset took the global core's uint8 and every uint16 frame went
+    beside it, the dataset holding only zeros and saying `complete`."""
+    out = tmp_path / "second.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 0, "loops": 3})
+    frames = _run(core, seq, out)
+    assert len(frames) == 3
+    assert not (tmp_path / "second.unplaced.ome.zarr").exists()
+    for read in (read_zarr, read_tensorstore):
+        data = read(out, "0")
+        assert data.dtype == np.uint16
+        for event, img in frames:
+            np.testing.assert_array_equal(data[event.index["t"]], img)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+def test_a_run_that_raised_on_the_running_core_is_failed(
+    core: UniMMCore, global_core: Any, tmp_path: Path
+) -> None:
+    """pymmcore-plus raises from `run` (a channel of an unknown group) after
+    `sequenceFinished`; the writer asked the global core, which ran nothing,
+    and recorded `complete`."""
+    out = tmp_path / "raised.ome.zarr"
+    seq = useq.MDASequence(
+        channels=["DAPI", useq.Channel(config="DAPI", group="no such group")]
+    )
+    with pytest.raises(Exception, match="no such group"):
+        _run(core, seq, out)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
