@@ -794,6 +794,10 @@ def test_progress_of_a_fallback_run_has_its_total(tmp_path: Path) -> None:
     assert line.startswith(f"acquired {frames}/{frames} frames in "), line
     data = read_zarr(tmp_path / "o.ome.zarr", "0")
     assert data.shape == (frames, 64, 64)
+    # info of the finished run: its frames, no total (it said "6/∞ frames")
+    r = mmzarr("info", "o.ome.zarr", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"status complete, {frames} frames)" in r.stdout.splitlines()[0], r.stdout
 
 
 def test_progress_of_one_frame_says_frame(tmp_path: Path) -> None:

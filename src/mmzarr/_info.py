@@ -190,10 +190,12 @@ def dataset_tree(out: Path) -> Tree:
         # its frame log (written every flush_interval_s / 2)
         images, written = _logged_frames(out)
         written = f"{written} logged"
+    # a plan of unknown length (unbounded t, the fallback layout): no total
+    planned = mm.get("frames_planned")
     tree = Tree(
         f"[bold]{escape(str(out))}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
         f"status {mm.get('status', 'unknown')}, {written}"
-        f"/{mm.get('frames_planned') or '∞'} frames)"
+        f"{f'/{planned}' if planned else ''} frames)"
     )
     if mm.get("status") == "acquiring":
         tree.add(
