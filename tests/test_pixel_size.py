@@ -366,6 +366,106 @@ def test_a_misfit_names_the_pixel_size_given_to_the_writer(
     assert kept == [{"t": 1, "c": 0}, {"t": 1, "c": 1}]
 
 
+def _run_first_frame_beside(
+    core: UniMMCore,
+    out: Path,
+    seq: useq.MDASequence,
+    switch: Any = None,
+    side: int = 64,
+) -> tuple[mmzarr.MDAWriter, Capture]:
+    """Run `seq` (`side`-square frames at 1 µm as it starts; `switch` on each
+    event)."""
+    core.setProperty("Camera", "SensorWidth", side)
+    core.setProperty("Camera", "SensorHeight", side)
+    core.setPixelSizeUm(core.getCurrentPixelSizeConfig(), 1.0)
+    if switch is not None:
+        core.mda.events.eventStarted.connect(switch)
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core, overwrite=True)
+    core.mda.run(seq, output=writer)
+    writer.close()
+    if switch is not None:
+        core.mda.events.eventStarted.disconnect(switch)
+    assert writer.error is None
+    return writer, cap
+
+
+def _siblings_named(out: Path) -> list[str]:
+    """What validate says of `out`'s unplaced siblings."""
+    return [n for n in mmzarr.validate(out).notes if "did not fit" in n]
+
+
+def test_a_first_frame_kept_beside_leaves_the_dataset_s_pixel_size_alone(
+    core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Channel presets setting binning 2 then 1 (1 µm pixels as the run
+    starts): the first frame (32x32 at 2 µm) does not fit the 64x64 dataset
+    and goes beside without giving the dataset its pixel size (it was set to
+    2 µm, then back to 1 µm, rewriting the settings after the sibling was
+    opened), and validate and info of the dataset name the sibling (they did
+    not)."""
+    core.defineConfig("Bin", "B1", "Camera", "Binning", "1")
+    core.defineConfig("Bin", "B2", "Camera", "Binning", "2")
+    core.setConfig("Bin", "B1")
+    seq = useq.MDASequence(
+        channels=[useq.Channel(config=c, group="Bin") for c in ("B2", "B1")]
+    )
+    out = tmp_path / "run.ome.zarr"
+    beside = tmp_path / "run.unplaced.ome.zarr"
+    caplog.set_level("INFO", logger="mmzarr")
+    writer, cap = _run_first_frame_beside(core, out, seq)
+    assert "the pixel size changed between the run's start" not in caplog.text
+    assert [img.shape for _, img in cap.frames] == [(32, 32), (64, 64)]
+    assert writer.frames_written == 2
+    assert _siblings_named(out) == [
+        f"frames that did not fit this dataset are kept beside it in {[str(beside)]}"
+    ]
+    assert str(beside) in _info(out)
+    assert _yx(out) == (MICROMETER, [1.0, 1.0])
+    data = read_zarr(out, "0")  # (c, y, x)
+    assert not data[0].any()  # never written: the fill value
+    np.testing.assert_array_equal(data[1], cap.frames[1][1])
+    np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[0][1])
+    assert _yx(beside) == (MICROMETER, [2.0, 2.0])
+    check_metadata(out)
+
+
+def test_a_pixel_size_taken_after_a_sibling_opened_still_names_it(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """The first frame (64x64, at the run's 1 µm) goes beside a dataset of
+    128x128 frames; the next (128x128, another objective: 0.5 µm) is the
+    dataset's first, which takes its pixel size, writing its settings again
+    after the sibling was opened: validate and info still name the sibling
+    (they did not)."""
+    preset = core.getCurrentPixelSizeConfig()
+
+    def switch(event: useq.MDAEvent) -> None:
+        side = 64 if event.index.get("c") == 0 else 128
+        core.setProperty("Camera", "SensorWidth", side)
+        core.setProperty("Camera", "SensorHeight", side)
+        if event.index.get("c") == 1:
+            core.setPixelSizeUm(preset, 0.5)
+
+    out = tmp_path / "run.ome.zarr"
+    beside = tmp_path / "run.unplaced.ome.zarr"
+    seq = useq.MDASequence(channels=["DAPI", "FITC"])
+    writer, cap = _run_first_frame_beside(core, out, seq, switch, side=128)
+    assert [img.shape for _, img in cap.frames] == [(64, 64), (128, 128)]
+    assert writer.frames_written == 2
+    assert _siblings_named(out) == [
+        f"frames that did not fit this dataset are kept beside it in {[str(beside)]}"
+    ]
+    assert str(beside) in _info(out)
+    assert _yx(out) == (MICROMETER, [0.5, 0.5])
+    data = read_zarr(out, "0")  # (c, y, x)
+    assert not data[0].any()
+    np.testing.assert_array_equal(data[1], cap.frames[1][1])
+    np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[0][1])
+    assert _yx(beside) == (MICROMETER, [1.0, 1.0])
+    check_metadata(out)
+
+
 # ---- ZarrHook ----------------------------------------------------------------------
 def test_a_pycromanager_acquisition_without_pixel_size_writes_it_unknown(
     core: UniMMCore, tmp_path: Path

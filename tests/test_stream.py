@@ -570,3 +570,27 @@ def test_validate_counts_missing_frames_too_many_to_list(tmp_path: Path) -> None
     assert notes == [
         "image '(root)': 10002 planned frames never written (read as the fill value)"
     ]
+
+
+def test_check_raises_what_append_would_and_writes_nothing(
+    tmp_path: Path, backend: str
+) -> None:
+    """`Stream.check` refuses a frame of another shape and a slot already
+    written, and takes no slot: the next frames go where they would have."""
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 2})
+    settings = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=(4, 6), dtype="uint16", pixel_size_um=1
+    )
+    out = tmp_path / "check.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        with pytest.raises(mmzarr.FrameError, match=r"shape \(5, 6\)"):
+            stream.check(np.full((5, 6), 9, "uint16"), index={"t": 0})
+        stream.check(np.full((4, 6), 1, "uint16"))
+        stream.check(np.full((4, 6), 1, "uint16"), index={"t": 1})
+        assert stream.frames_written == 0
+        assert stream.append(np.full((4, 6), 1, "uint16")) == ("", (0,))
+        with pytest.raises(mmzarr.FrameError, match="already written"):
+            stream.check(np.full((4, 6), 1, "uint16"), index={"t": 0})
+        assert stream.append(np.full((4, 6), 2, "uint16")) == ("", (1,))
+    data = read_zarr(out, "0")
+    assert [int(data[t, 0, 0]) for t in range(2)] == [1, 2]

@@ -261,6 +261,27 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
                 self._accept(where, index, metadata, arr)
             return where.key, where.index
 
+    def check(self, frame: Any, *, index: Mapping[str, int] | None = None) -> None:
+        """Raise what `append` would for `frame` at `index`; write nothing.
+
+        A front end asks before the frame changes the dataset (its pixel size
+        before the first frame, `set_pixel_size`), so that a frame that then
+        goes beside it does not.
+
+        Raises
+        ------
+        FrameError
+            For a wrong shape/dtype, an index out of range or a slot already
+            written (`append`).
+        StorageError
+            When the stream failed earlier.
+        """
+        with self._lock:
+            self._check_open()
+            where = self._router.place(index)
+            self._check_frame(native_order(np.asarray(frame)), where.image)
+            self._router.check_free(where, index)
+
     def _fail(self, e: BaseException) -> None:
         """Fail the stream with `e`, unless it failed already."""
         if self._error is None:

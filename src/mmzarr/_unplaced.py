@@ -45,25 +45,38 @@ def unplaced_siblings(path: str | Path) -> list[str]:
     """The siblings of the local dataset `path` that keep frames that did not fit it.
 
     Those of `unplaced_path`'s names that exist, whose settings say they were
-    made for `path` (`open_unplaced`) and were written since `path`'s own
-    (an earlier run's, which `path` replaced, are not its): `info` and
-    `validate` name them.
+    made for `path` (`open_unplaced`) and that were last written since
+    `path`'s settings were (an earlier run's, which `path` replaced, are not
+    its): `info` and `validate` name them.
     """
     heads = tuple(made_for(path, noun) for noun in ("frame", "image"))
-    since = _settings_mtime(str(path)) or 0
+    since = _mtime(str(path), SETTINGS_FILE) or 0
     return [
         where
         for number in range(1, MAX_UNPLACED + 1)
         if (reason := _fallback_reason(where := unplaced_path(path, number)))
         and reason.startswith(heads)
-        and (_settings_mtime(where) or 0) >= since
+        and _last_written(where) >= since
     ]
 
 
-def _settings_mtime(where: str) -> int | None:
-    """When the local dataset at `where` was opened: its settings' mtime (ns)."""
+def _last_written(where: str) -> int:
+    """When the local sibling at `where` was last written (ns; 0: never).
+
+    The newer of its settings' mtime (written as it opens) and its root
+    `zarr.json`'s (written again as it closes, with its status). A run's own
+    sibling closes with the run, after the dataset's settings were last
+    written: as it opened, or again while the run went on (a pixel size taken
+    before the dataset's first frame, `Stream.set_pixel_size`, maybe after the
+    sibling opened). An earlier run's closed before the dataset was opened.
+    """
+    return max(_mtime(where, SETTINGS_FILE) or 0, _mtime(where, "zarr.json") or 0)
+
+
+def _mtime(where: str, key: str) -> int | None:
+    """The mtime (ns) of the file `key` of the local dataset at `where`, if any."""
     try:
-        return os.stat(os.path.join(where, SETTINGS_FILE)).st_mtime_ns
+        return os.stat(os.path.join(where, key)).st_mtime_ns
     except OSError:
         return None
 

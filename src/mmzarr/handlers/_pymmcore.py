@@ -347,6 +347,10 @@ class MDAWriter(FrontEndBase):
                             self.stream, img, index=index, metadata=metadata, owned=True
                         )
                     else:
+                        if not self.stream.frames_written:
+                            # a frame that goes beside leaves the pixel size
+                            # the dataset may still take (`admitted`) alone
+                            self.stream.check(img, index=index)
                         self._pixel_size = self._pixel_size.admitted(meta, self.stream)
                         key, at = self.stream.append(
                             img, index=index, metadata=metadata, owned=True
