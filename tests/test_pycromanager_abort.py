@@ -175,6 +175,37 @@ def test_an_aborted_acquisition_is_never_complete(
     check_written(out, ran.images[: case.written])
 
 
+def test_a_watched_run_to_its_end_is_complete_with_an_image_kept_beside(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """An image of another dtype goes to the unplaced sibling; the acquisition
+    ran to its end, so the dataset is `complete` (as `MDAWriter` records it),
+    its slot listed missing: it was `cancelled`."""
+    out = tmp_path / "run.ome.zarr"
+    events = PLANS["z"]
+    hook = ZarrHook(out, events=events, keep_images=False)
+    images: list[tuple[dict[str, Any], np.ndarray]] = []
+
+    def process(image: np.ndarray, metadata: dict[str, Any]) -> Any:
+        if len(images) == 2:
+            image = image.astype(np.float32)  # not the dataset's dtype
+        images.append((dict(metadata["Axes"]), image.copy()))
+        return hook(image, metadata)
+
+    with unicore_backend(core), Acquisition(image_process_fn=process) as acq:
+        hook.watch(acq)
+        acq.acquire(events)
+    hook.close()
+    assert len(images) == 6
+    assert hook.frames_written == 6
+    assert status_of(out) == "complete"
+    counts = group_json(out)["attributes"]["mmzarr"]["images"][""]  # one image
+    assert counts == {"frames_written": 5, "missing_count": 1, "missing": [[2]]}
+    check_written(out, images[:2] + images[3:])
+    beside = read_zarr(tmp_path / "run.unplaced.ome.zarr", "0")
+    np.testing.assert_array_equal(beside[0], images[2][1])
+
+
 def test_an_unwatched_run_says_why_it_is_cancelled(
     core: UniMMCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -111,7 +111,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
     notification callback, whether the acquisition was aborted (``acq.abort()``,
     or an exception in a hook or in the engine): give the hook the acquisition
     (`watch`), and the dataset is recorded `complete` only when the
-    acquisition ran to its end and every image planned was written,
+    acquisition ran to its end (planned slots no image came for, or whose
+    image was kept beside, are listed missing, as with `MDAWriter`),
     `cancelled` when it was aborted (or the hook was closed while it ran), and
     `failed` when an exception that pycromanager kept aborted it. Without
     `watch`, with `events` or `settings` of a bounded size the status says
@@ -304,8 +305,8 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
         an abort, and drops what says so once the acquisition has ended. At
         close the dataset is recorded `cancelled` if the acquisition was
         aborted (``acq.abort()``, a hook's exception) or still runs, `failed`
-        if an exception that pycromanager kept aborted it; else `complete`,
-        or `cancelled` when planned images are missing. The engine's private
+        if an exception that pycromanager kept aborted it; else `complete`
+        (planned images that never came are listed missing). The engine's private
         state is read (pycromanager 1.0.2).
 
         Raises

@@ -129,9 +129,11 @@ def close_status(
 
     None lets the stream count the frames (`complete` only when every planned
     one was written). An aborted acquisition is never recorded `complete`:
-    `watched`, it says whether it was aborted; without, only a plan of a
-    bounded size (`planned`: the dataset's settings plan every frame; None: no
-    dataset was opened) can say whether images are missing. `failed`: the
+    `watched`, it says whether it was aborted, and one that ran to its end is
+    `complete` (as `MDAWriter` records an MDA that did; slots no image came
+    for are listed missing); without, only a plan of a bounded size
+    (`planned`: the dataset's settings plan every frame; None: no dataset was
+    opened) can say whether images are missing. `failed`: the
     hook's writing failed; `learned`: the dataset's shape was learned from
     the images; `fallback`: it is in the fallback layout.
     """
@@ -142,7 +144,9 @@ def close_status(
         return "failed"
     if outcome in ("aborted", "running"):
         return "cancelled"
-    if outcome == "ended" or planned is None:
+    if outcome == "ended":
+        return "complete"
+    if planned is None:
         return None
     if planned and not learned and not fallback:
         return None
