@@ -398,6 +398,39 @@ def test_unicode_names_round_trip(ctx: Ctx, backend: str) -> None:
     assert_undamaged(ctx)
 
 
+def test_a_stage_coordinate_that_is_no_number_is_unknown(
+    ctx: Ctx, backend: str
+) -> None:
+    """useq takes NaN and infinite positions: that axis of the image's position
+    is unknown (no translation there), every other fact kept; a NaN x wrote
+    a null translation, which made the dataset invalid."""
+    seq = useq.MDASequence(
+        stage_positions=[
+            useq.Position(x=math.nan, y=3.0),
+            useq.Position(x=5.0, y=math.inf),
+        ]
+    )
+    settings = settings_for(seq)
+    assert [(im.stage_position.x, im.stage_position.y) for im in settings.images] == [
+        (None, 3.0),
+        (5.0, None),
+    ]
+    out = ctx.tmp / "nan.ome.zarr"
+    frames: Frames = {}
+    with mmzarr.create_stream(out, settings, backend=backend) as s:
+        for n, e in enumerate(seq):
+            frames[s.append(frame_for(n), index=e.index)] = frame_for(n)
+    assert mmzarr.validate(out).ok
+    check_metadata(out)
+    assert_frames(out, frames)
+    for key, yx in (("0", [3.0, 0.0]), ("1", [0.0, 5.0])):
+        ms = group_json(out, key)["attributes"]["ome"]["multiscales"][0]
+        moves = ms["datasets"][0]["coordinateTransformations"]
+        assert {"type": "translation", "translation": yx} in moves, moves
+    with pytest.raises(pydantic.ValidationError, match="finite number"):
+        mmzarr.StagePosition(x=math.nan)
+
+
 def test_a_name_too_long_for_the_file_system_is_refused_at_once(
     tmp_path: Path,
 ) -> None:

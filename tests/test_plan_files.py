@@ -362,6 +362,23 @@ PROBLEMS = [
         "time_plan: {duration: -5, loops: 3}\n",
         "plan 'plan.yaml': time_plan: duration -5 s is negative; give 0 or more",
     ),
+    # NaN and infinity: useq takes them; a NaN stage x wrote a null translation
+    Problem(
+        "position-nan",
+        "stage_positions: [{x: .nan, y: 0}]\n",
+        "plan 'plan.yaml': stage_positions[0].x is nan; give a finite number",
+    ),
+    Problem(
+        "interval-infinite",
+        "time_plan: {interval: .inf, loops: 2}\n",
+        "plan 'plan.yaml': time_plan.interval is inf; give a finite number",
+    ),
+    Problem(
+        "z-range-nan-json",
+        '{"z_plan": {"range": NaN, "step": 1}}',
+        "plan 'plan.json': z_plan.range is nan; give a finite number",
+        file="plan.json",
+    ),
     Problem(
         "interval-0-with-a-duration",
         "time_plan: {interval: 0, duration: 5}\n",

@@ -199,11 +199,11 @@ class Channel(FrozenModel):
 
 
 class StagePosition(FrozenModel):
-    """Stage coordinates (µm) of an image's first plane."""
+    """Stage coordinates (µm) of an image's first plane (None: unknown)."""
 
-    x: float | None = None
-    y: float | None = None
-    z: float | None = None
+    x: float | None = Field(default=None, allow_inf_nan=False)
+    y: float | None = Field(default=None, allow_inf_nan=False)
+    z: float | None = Field(default=None, allow_inf_nan=False)
 
 
 def _names_and_sizes(dims: Any) -> list[tuple[Any, Any]] | None:

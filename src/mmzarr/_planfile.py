@@ -20,6 +20,7 @@ import collections.abc
 import difflib
 import functools
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -115,7 +116,7 @@ def plan_from(data: Any, name: str = "") -> useq.MDASequence:
     if not isinstance(data, dict):
         raise PlanError(f"{plan} must be a mapping, got {type(data).__name__}")
     try:
-        problem = check_keys(data)
+        problem = check_keys(data) or _not_a_number(data)
         if problem is not None:
             raise PlanError(_cut(f"{plan}: {problem}", 2 * MAX_MESSAGE))
         seq = useq.MDASequence.model_validate(data)
@@ -250,6 +251,21 @@ def _missing(model: type[pydantic.BaseModel], data: dict[Any, Any]) -> list[str]
         for name, field in model.model_fields.items()
         if field.is_required() and name not in given
     ]
+
+
+def _not_a_number(data: Any, path: str = "") -> str | None:
+    """Where the document holds a NaN or infinite number (useq takes them)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{path or 'the plan'} is {data}; give a finite number"
+    items: Any = ()
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    for key, value in items:
+        if (problem := _not_a_number(value, _join(path, key))) is not None:
+            return problem
+    return None
 
 
 def _join(path: str, key: Any) -> str:

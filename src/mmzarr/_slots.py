@@ -267,17 +267,22 @@ class Stage:
     def __init__(self, start: Mapping[str, Any] | None = None) -> None:
         start = start or {}
         self.at: dict[str, float | None] = {
-            axis: float(v)
-            if isinstance(v := start.get(axis), numbers.Real)
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-            else None
-            for axis in ("x", "y", "z")
+            axis: _coordinate(start.get(axis)) for axis in ("x", "y", "z")
         }
 
     def move(self, x: Any, y: Any, z: Any) -> dict[str, float | None]:
-        """The position for an event that gives `x`, `y`, `z` (None: not moved)."""
+        """The position for an event that gives `x`, `y`, `z` (None: not moved).
+
+        A coordinate that is no number (NaN, infinite) leaves the axis unknown.
+        """
         for axis, value in (("x", x), ("y", y), ("z", z)):
             if value is not None:
-                self.at[axis] = float(value)
+                self.at[axis] = _coordinate(value)
         return dict(self.at)
+
+
+def _coordinate(value: Any) -> float | None:
+    """`value` as a stage coordinate (µm); None when it is not a finite number."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    return None
