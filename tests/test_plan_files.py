@@ -404,6 +404,26 @@ def test_plan_problem_is_one_line(
     assert lines[0].startswith(f"mmzarr: error: {expected}"), lines[0]
 
 
+def test_a_plan_too_large_for_memory_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """useq lists every time point of a plan it iterates (10^8 loops: > 3 GB):
+    the MemoryError, here raised where useq lists them, was a traceback."""
+
+    def no_memory(self: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(useq.TIntervalLoops, "deltas", no_memory)
+    plan = _write(tmp_path, "time_plan: {interval: 0, loops: 100000000}\n")
+    code, _, stderr = run(capsys, "acquire", plan, tmp_path / "o", "--dry-run")
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert stderr.splitlines() == [
+        "mmzarr: error: out of memory: useq lists every time point, position and "
+        "plane of a plan it iterates; make the plan smaller (e.g. fewer loops)"
+    ]
+
+
 def test_suggested_wells_are_the_named_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -497,6 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CLIError as e:
             say(f"mmzarr: error: {_cut(str(e))}", err_console)
             return e.code
+        except MemoryError:
+            # useq lists every value of each axis of a plan it iterates: a
+            # time plan of 10 million loops takes ~1.5 GB
+            say(
+                "mmzarr: error: out of memory: useq lists every time point, "
+                "position and plane of a plan it iterates; make the plan smaller "
+                "(e.g. fewer loops)",
+                err_console,
+            )
+            return 1
         except KeyboardInterrupt:
             say("mmzarr: interrupted", err_console)
             return 130
