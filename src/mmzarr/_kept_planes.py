@@ -112,8 +112,7 @@ def kept_misfit(
     settings = stream.settings
     image = settings.images[0]
     planes = kept_planes(frame)
-    sizes = dict(zip(image.dim_names, image.shape, strict=True))
-    samples = sizes.get("c", 1)
+    samples = _planes_per_frame(settings)
     if len(planes) != samples:
         return (
             f"a frame of {len(planes)} plane(s) of shape {planes[0].shape}; "
@@ -165,6 +164,10 @@ def frames_kept(stream: Stream) -> int:
     settings = stream.settings
     if settings.fallback_reason is None:
         return stream.frames_written
+    return stream.frames_written // _planes_per_frame(settings)
+
+
+def _planes_per_frame(settings: AcquisitionSettings) -> int:
+    """The planes a fallback dataset keeps per frame: its channels (1 without)."""
     image = settings.images[0]
-    planes = image.dim("c").size if "c" in image.dim_names else 1
-    return stream.frames_written // (planes or 1)
+    return (image.dim("c").size or 1) if "c" in image.dim_names else 1

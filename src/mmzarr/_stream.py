@@ -238,12 +238,10 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
             self._check_open()
             # a fallback dataset takes frames in arrival order; the frame's own
             # index is kept in the log (`event_index`)
-            where = self._router.place(index)
             given = np.asarray(frame)
             arr = native_order(given)
             owned = owned or arr is not given  # converted: a copy of our own
-            self._check_frame(arr, where.image)
-            self._router.check_free(where, index)
+            where = self._placed(arr, index)
             try:
                 if not self._pressure.admit(arr.nbytes, self._flush):
                     self._router.drop(where)
@@ -278,9 +276,14 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
         """
         with self._lock:
             self._check_open()
-            where = self._router.place(index)
-            self._check_frame(native_order(np.asarray(frame)), where.image)
-            self._router.check_free(where, index)
+            self._placed(native_order(np.asarray(frame)), index)
+
+    def _placed(self, arr: np.ndarray, index: Mapping[str, int] | None) -> Placement:
+        """Where `arr` goes: `FrameError` if it does not fit there, or it is taken."""
+        where = self._router.place(index)
+        self._check_frame(arr, where.image)
+        self._router.check_free(where, index)
+        return where
 
     def _fail(self, e: BaseException) -> None:
         """Fail the stream with `e`, unless it failed already."""

@@ -521,7 +521,7 @@ class ZarrHook(FrontEndBase, ClosesOnExit):
             md, self.stream.settings.images[0].pixel_size_um
         ):
             raise FrameError(why)
-        _, index, channel = image_place(
+        index, channel = image_place(
             self.stream.settings,
             self._positions,
             axes,

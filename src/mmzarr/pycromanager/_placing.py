@@ -47,8 +47,8 @@ def image_place(
     *,
     made_from_events: bool,
     hint: str = "",
-) -> tuple[int, dict[str, int], str | None]:
-    """Where the image of `axes` goes: image number, index, channel name.
+) -> tuple[dict[str, int], str | None]:
+    """Where the image of `axes` goes: its useq-style index, its channel name.
 
     `place` is that of the event with these axes, if one was given. In a
     dataset made from the events (`made_from_events`) the event's place is
@@ -80,7 +80,7 @@ def image_place(
         chans = settings.images[image].channels
         if index.get("c", len(chans)) < len(chans):
             channel = chans[index["c"]].name
-    return image, index, channel
+    return index, channel
 
 
 def place_by_axes(
