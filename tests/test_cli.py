@@ -343,6 +343,19 @@ def test_dry_run(tmp_path: Path) -> None:
     assert "acquiring" not in r.stderr
 
 
+def test_dry_run_of_a_refused_run_exits_as_the_run(tmp_path: Path) -> None:
+    """A script checking a plan with --dry-run sees the refusal in the exit code."""
+    (tmp_path / "plan.json").write_text(json.dumps({"channels": ["DAPI"]}))
+    (tmp_path / "out").write_text("a user's file")
+    args = ("acquire", "plan.json", "out", "--overwrite")
+    dry = mmzarr(*args, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 1, dry.stdout
+    assert "(acquiring would fail: refusing to replace" in dry.stdout
+    run = mmzarr(*args, cwd=tmp_path)
+    assert run.returncode == 1
+    assert (tmp_path / "out").read_text() == "a user's file"
+
+
 #: a position's time plan inside the sequence's: mmzarr cannot map it
 FALLBACK_PLAN = {
     "stage_positions": [

@@ -616,7 +616,7 @@ def test_cli_existing_s3_output_is_refused_before_acquiring(
     message = case.message.format(url=s3_url)
     acquire = ("acquire", "plan.yaml", s3_url, "--config", cfg, *case.args)
     r = mmzarr_cli(*acquire, "--dry-run", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # as the run: a refused plan is no success
     assert f"would write {s3_url} (acquiring would fail: {message}) with" in r.stdout
     r = mmzarr_cli(*acquire, cwd=tmp_path)
     assert r.returncode == 1
@@ -643,7 +643,7 @@ def test_cli_missing_bucket_is_refused_before_acquiring(
     url = s3_url.replace(BUCKET, "no-such-bucket-mmzarr")
     acquire = ("acquire", "plan.yaml", url, "--config", cfg)
     r = mmzarr_cli(*acquire, "--dry-run", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "(acquiring would fail: " in r.stdout
     assert "bucket 'no-such-bucket-mmzarr' does not exist" in r.stdout
     r = mmzarr_cli(*acquire, cwd=tmp_path)

@@ -447,16 +447,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             else:
                 _print_fallback(seq, core, settings)
                 layout = " in the fallback layout"
-            note = ""
+            note, code = "", 0
             try:
                 check_output_path(args.out, args.overwrite)
             except CLIError as e:
-                note = f" (acquiring would fail: {e})"
+                # exit as the run would: a script checking a plan sees the refusal
+                note, code = f" (acquiring would fail: {e})", e.code
             say(
                 f"dry run: nothing acquired; would write {args.out}{layout}{note} "
                 f"with backend {_backend_name(args.backend, settings)}"
             )
-            return 0
+            return code
         n, cancelled = run_acquisition(
             seq,
             args.out,
