@@ -154,6 +154,34 @@ def test_frames_that_do_not_fit_the_settings_are_kept_beside(
     assert _log(beside)[0]["event_index"] == {"t": 2}
 
 
+def test_a_frame_far_past_a_growing_t_is_kept_beside(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """An event generator whose `t` jumps far ahead (a timestamp as the index):
+    that frame goes beside, the dataset keeps the time points it has."""
+    template = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+
+    def events() -> Any:
+        for t in (0, 1, 10**9, 2):
+            yield useq.MDAEvent(index={"t": t})
+
+    out = tmp_path / "jump.ome.zarr"
+    cap = Capture(core)
+    writer = mmzarr.MDAWriter(out, core=core, template=template)
+    core.mda.run(events(), output=writer)
+    writer.close()
+    assert len(cap.frames) == writer.frames_written == 4
+    main = read_zarr(out, "0")
+    assert main.shape == (3, 512, 512)
+    for t, n in ((0, 0), (1, 1), (2, 3)):
+        np.testing.assert_array_equal(main[t], cap.frames[n][1])
+    beside = Path(writer.unplaced_path)
+    check_metadata(beside)
+    assert "t=1000000000" in group_json(beside)["attributes"]["mmzarr"]["fallback"]
+    np.testing.assert_array_equal(read_zarr(beside, "0")[0], cap.frames[2][1])
+    assert _log(beside)[0]["event_index"] == {"t": 10**9}
+
+
 def _run_beyond_settings(
     core: UniMMCore, tmp_path: Path, **options: Any
 ) -> mmzarr.MDAWriter:

@@ -1471,6 +1471,35 @@ def test_no_events_image_lacking_an_axis_is_kept_beside(
         np.testing.assert_array_equal(kept[k], sent[n])
 
 
+@pytest.mark.parametrize("far", [5000, 10**12])
+def test_no_events_time_far_past_the_last_is_kept_beside(
+    tmp_path: Path, far: int
+) -> None:
+    """Learn mode grows `t`: an image whose ``time`` lies far past the last
+    (a timestamp in the Axes) goes beside the dataset, which keeps its shape;
+    the acquisition goes on (it took 5 s at t=5000 and a dataset of 5001 time
+    points; t=10**12 hung the hook, or raised a false ENOSPC aborting it)."""
+    out = tmp_path / "jump.ome.zarr"
+    times = [0, 1, far, 2]
+    hook = ZarrHook(out)
+    sent = []
+    for n, t in enumerate(times):
+        img, md = pycro_image({"axes": {"time": t}}, frame_of(n), elapsed_ms=n * 10.0)
+        hook(img, md)
+        sent.append(img)
+    hook.close()
+    assert hook.error is None
+    assert hook.frames_written == 4
+    data = read_zarr(out, "0")
+    assert data.shape == (3, *SHAPE)
+    for t, n in ((0, 0), (1, 1), (2, 3)):
+        np.testing.assert_array_equal(data[t], sent[n])
+    reason, kept, log = _kept(tmp_path / "jump.unplaced.ome.zarr")
+    assert f"t={far}" in reason
+    assert [r["metadata"]["pycromanager"]["Axes"] for r in log] == [{"time": far}]
+    np.testing.assert_array_equal(kept[0], sent[2])
+
+
 def test_settings_image_lacking_an_axis_is_kept_beside(tmp_path: Path) -> None:
     """With settings of 3 time points, an image without ``time`` goes beside,
     never to t=0, where the t=0 image is then written."""

@@ -322,6 +322,34 @@ def test_unbounded_time_grows(tmp_path: Path, backend: str) -> None:
     check_metadata(out)
 
 
+def test_a_growing_t_refuses_a_frame_far_past_the_last_one(
+    tmp_path: Path, backend: str
+) -> None:
+    """A `t` far past the last written (a timestamp given as the index) is
+    refused at once, naming it, and the stream goes on; 1024 empty time points
+    are the most a frame leaves before it (a t of 10**12 hung acquire-zarr,
+    which appends every empty slot, and grew the ledger to all memory)."""
+    template = useq.MDASequence(time_plan={"interval": 1, "loops": 1})
+    out = tmp_path / "jump.ome.zarr"
+    with mmzarr.create_stream(
+        out, settings_for(template, unbounded_t=True), backend=backend
+    ) as stream:
+        for t in (1025, 10**12):  # before any frame: counted from t=0
+            with pytest.raises(mmzarr.FrameError, match=f"t={t} .*none yet"):
+                stream.check(frame_for(0), index={"t": t})
+        stream.append(frame_for(0), index={"t": 0})
+        for t in (1026, 10**12):
+            expected = f"t={t} .*would leave {t - 1} empty time points .*t=0"
+            with pytest.raises(mmzarr.FrameError, match=expected):
+                stream.append(frame_for(t), index={"t": t})
+        stream.append(frame_for(1), index={"t": 1025})  # 1024 empty: the most
+    data = read_zarr(out, "0")
+    assert data.shape == (1026, *SHAPE)
+    np.testing.assert_array_equal(data[0], frame_for(0))
+    np.testing.assert_array_equal(data[1025], frame_for(1))
+    assert not data[1:1025].any()
+
+
 def test_an_unbounded_run_with_a_gap_lists_its_missing_slots(
     tmp_path: Path, backend: str
 ) -> None:

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
     from mmzarr._settings import AcquisitionSettings, ImageSettings
 
-__all__ = ["Ledger", "Placement", "Router", "default_order"]
+__all__ = ["MAX_T_GAP", "Ledger", "Placement", "Router", "default_order"]
+
+#: The most empty time points a frame may leave before it in an image whose
+#: `t` grows (after the last one written, or from 0): each is written with the
+#: fill value (acquire-zarr appends them, ~1 ms per 512² frame) and kept in
+#: the ledger, so a `t` far past (a timestamp given as the index) would take
+#: hours and all memory; such a frame is refused, not written.
+MAX_T_GAP = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +283,22 @@ class Router:
         Raises
         ------
         FrameError
-            For a slot the plan never acquires (skipped), or one already
-            written (without `index`: the next slot of the default order).
+            For a slot the plan never acquires (skipped), one already written
+            (without `index`: the next slot of the default order), or one of a
+            growing `t` more than `MAX_T_GAP` empty time points past the last
+            one written.
         """
         im = self.settings.images[placement.image]
+        ledger = self.ledgers[placement.image]
+        if ledger.unbounded and placement.index[0] - ledger.t_size > MAX_T_GAP:
+            t = placement.index[0]
+            last = f"t={ledger.t_size - 1}" if ledger.t_size else "none yet"
+            raise FrameError(
+                f"image {im.key!r}: t={t} ({dict(index or {})}) would leave "
+                f"{t - ledger.t_size} empty time points before it (last written: "
+                f"{last}); a growing t leaves at most {MAX_T_GAP} (each is "
+                "written with the fill value)"
+            )
         if not im.is_acquired(placement.index):
             raise FrameError(
                 f"image {im.key!r}: the plan never acquires {placement.index} "
