@@ -180,6 +180,23 @@ def test_unbounded_t_grows_and_reports_its_size() -> None:
     assert not router.is_written(Placement(0, "", (99, 1)))
 
 
+def test_a_growing_t_counts_a_gap_from_dropped_frames_too() -> None:
+    """1024 empty time points are the most before a frame; after a long spell
+    of dropped frames (storage behind, `on_full="drop"`) the next frames are
+    not gaps: they were refused for good when counted from the last written."""
+    router = Router(settings(image("", {}, t=None)))
+    written(router, {"t": 0})
+    with pytest.raises(FrameError, match=r"t=1026 .*1025 empty .*reached: t=0"):
+        router.check_free(router.place({"t": 1026}), {"t": 1026})
+    for t in range(1, 2001):
+        router.drop(router.place({"t": t}))
+    router.check_free(router.place({"t": 2001}), {"t": 2001})  # dropped up to t=2000
+    assert written(router, {"t": 2001}).index == (2001,)
+    with pytest.raises(FrameError, match=r"t=3027 .*1025 empty .*reached: t=2001"):
+        router.check_free(router.place({"t": 3027}), {"t": 3027})
+    assert router.t_sizes() == {0: 2002}
+
+
 def test_fallback_takes_frames_in_arrival_order_whatever_their_index() -> None:
     s = AcquisitionSettings.fallback("test", image_shape=(4, 5), dtype="uint16")
     router = Router(s)

@@ -52,6 +52,9 @@ class Ledger:
         self.count = 0
         #: 1 + the largest `t` marked (unbounded images)
         self.t_size = 0
+        #: 1 + the largest `t` marked or dropped (unbounded images): where a
+        #: frame's gap is counted from (`MAX_T_GAP`)
+        self.t_reached = 0
 
     def has(self, index: tuple[int, ...]) -> bool:
         """Whether `index` was marked."""
@@ -74,6 +77,7 @@ class Ledger:
         self.count += 1
         if self.unbounded:
             self.t_size = max(self.t_size, index[0] + 1)
+            self.t_reached = max(self.t_reached, self.t_size)
         return True
 
     def missing_count(self, image: ImageSettings) -> int:
@@ -286,16 +290,16 @@ class Router:
             For a slot the plan never acquires (skipped), one already written
             (without `index`: the next slot of the default order), or one of a
             growing `t` more than `MAX_T_GAP` empty time points past the last
-            one written.
+            one written or dropped.
         """
         im = self.settings.images[placement.image]
         ledger = self.ledgers[placement.image]
-        if ledger.unbounded and placement.index[0] - ledger.t_size > MAX_T_GAP:
-            t = placement.index[0]
-            last = f"t={ledger.t_size - 1}" if ledger.t_size else "none yet"
+        if ledger.unbounded and placement.index[0] - ledger.t_reached > MAX_T_GAP:
+            t, reached = placement.index[0], ledger.t_reached
+            last = f"t={reached - 1}" if reached else "none yet"
             raise FrameError(
                 f"image {im.key!r}: t={t} ({dict(index or {})}) would leave "
-                f"{t - ledger.t_size} empty time points before it (last written: "
+                f"{t - reached} empty time points before it (last one reached: "
                 f"{last}); a growing t leaves at most {MAX_T_GAP} (each is "
                 "written with the fill value)"
             )
@@ -330,10 +334,14 @@ class Router:
     def drop(self, placement: Placement) -> None:
         """Give up the slot of `placement` unwritten (a dropped frame).
 
-        A slot of the default order is then taken: the next frame goes on.
+        A slot of the default order is then taken: the next frame goes on; a
+        growing `t` counts its gaps from the dropped frame's too.
         """
         if self._peeked == (placement.image, placement.index):
             self._peeked = None
+        ledger = self.ledgers[placement.image]
+        if ledger.unbounded:
+            ledger.t_reached = max(ledger.t_reached, placement.index[0] + 1)
 
     def t_sizes(self) -> dict[int, int]:
         """`{image number: t size}` of the unbounded images with frames."""
