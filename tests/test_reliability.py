@@ -660,6 +660,37 @@ def test_validate_without_reading_finds_a_torn_shard_as_finalize_does(
     assert json.loads((out / "mmzarr/finalize.json").read_text())["lost"] == lost
 
 
+def test_validate_of_a_failed_run_with_torn_chunks_points_to_finalize(
+    tmp_path: Path, backend: str
+) -> None:
+    """A storage failure (a file-size limit, a disk filled by another process)
+    leaves chunks of accepted frames torn in a dataset closed `failed`, whose
+    root counts them: `validate` says to run `finalize`, which keeps the rest."""
+    out = tmp_path / "failed.ome.zarr"
+    seq = useq.MDASequence(time_plan={"interval": 1, "loops": 4})
+    made = mmzarr.AcquisitionSettings.from_useq(
+        seq, image_shape=SHAPE, dtype="uint16", pixel_size_um=0.5
+    )
+    stream = mmzarr.create_stream(out, made, backend=backend)
+    for t in range(4):
+        stream.append(frame_for(t), index={"t": t})
+    stream.close("failed")
+    assert mmzarr.validate(out).ok  # nothing torn: valid, failed
+    chunk = out / "0" / "c" / "2" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:100])  # as the failed write left it
+
+    report = mmzarr.validate(out)
+    assert not report.ok
+    assert "run `mmzarr finalize` to keep those that did" in report.problems[-1]
+    mmzarr.finalize(out)
+    assert mmzarr.validate(out).ok
+    data = read_zarr(out, "0")
+    for t in (0, 1, 3):
+        np.testing.assert_array_equal(data[t], frame_for(t))
+    lost = json.loads((out / "mmzarr/finalize.json").read_text())["lost"]
+    assert [x["index"] for x in lost] == [[2]]
+
+
 def _mean2(frame: np.ndarray) -> np.ndarray:
     """2x2 mean, rounded half up (numpy, not mmzarr): a level of even-sized frames."""
     h, w = frame.shape

@@ -278,6 +278,7 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"{report.frames_complete} of {report.frames_logged} logged frames are "
             "complete; run `mmzarr finalize` to make it valid"
         )
+    failed = report.status == "failed" and settings is not None
     aside = [str(p) for p in replaced_copies(root)]
     if aside:
         report.notes.append(
@@ -294,6 +295,14 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             why = reader.error(name, (Ellipsis,))  # the whole array
             if why is not None:
                 report.problems.append(f"array {name!r} cannot be read: {why}")
+    if failed and report.problems:
+        # storage failed while frames it had accepted were on their way: the
+        # root counts them, some chunks are torn or missing
+        report.problems.append(
+            "failed: the writer stopped on an error (storage?) and counted frames "
+            "it had accepted; some did not reach storage whole: run `mmzarr "
+            "finalize` to keep those that did and make it valid"
+        )
     return report
 
 
