@@ -448,10 +448,11 @@ def test_a_later_run_failing_does_not_mark_a_finished_run_failed(
 
     from pymmcore_plus.mda import RunState
 
-    gate = threading.Event()
+    gate, held = threading.Event(), threading.Event()
 
     class Held:  # holds run 1's relay thread at its first frame
         def frameReady(self, *args: Any) -> None:
+            held.set()
             gate.wait(30)
 
     seq = useq.MDASequence(channels=["DAPI", "FITC"])
@@ -459,8 +460,11 @@ def test_a_later_run_failing_does_not_mark_a_finished_run_failed(
     cap = Capture(core)
     writer = mmzarr.MDAWriter(out, core=core)
     first = core.run_mda(seq, output=[writer, Held()])
+    # run 1 runs (its phase was IDLE before it started: a run 2 started then
+    # came first), then acquires its last frame while its first is held
+    assert held.wait(30)
     while first.is_alive() and core.mda.status.phase != RunState.IDLE:
-        gate.wait(0.01)  # run 1 acquires its frames
+        gate.wait(0.01)
     try:
         core.mda.run(useq.MDASequence(channels=["Cy5"]), output=writer)
     except Exception:  # pymmcore-plus' own failure, not the point here
