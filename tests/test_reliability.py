@@ -757,6 +757,50 @@ def test_finalize_rebuilds_levels_a_killed_writer_left_out(
     }
 
 
+def test_finalize_moves_aside_the_writes_tensorstore_never_finished(
+    tmp_path: Path,
+) -> None:
+    """tensorstore writes a file as `<key>.__lock` and renames it into place,
+    a frame's levels beside its level 0: a writer killed meanwhile leaves a
+    level chunk of a frame whose level 0 is still that temporary file (and a
+    document's). finalize moves them aside with the level chunk, lists them,
+    and leaves a user's file of that suffix alone; they stayed in a dataset
+    said valid."""
+    out = tmp_path / "killed.ome.zarr"
+    _time_points_then_died(out, "tensorstore", 3, downsample={"levels": 1})
+    level0 = out / "0" / "c" / "2" / "0" / "0"
+    level0.rename(level0.with_name("0.__lock"))  # never renamed into place
+    (out / "zarr.json.__lock").write_bytes(b"")
+    (out / "0" / "zarr.json.__lock").write_bytes(b"{")
+    (out / "notes.__lock").write_text("a user's file")
+
+    final = mmzarr.finalize(out)
+    assert final.ok, final.format()
+    record = json.loads((out / "mmzarr/finalize.json").read_text())
+    assert record["damaged_files"] == [
+        "mmzarr/damaged/0/c/2/0/0.__lock",
+        "mmzarr/damaged/0/zarr.json.__lock",
+        "mmzarr/damaged/1/c/2/0/0",
+        "mmzarr/damaged/zarr.json.__lock",
+    ]
+    assert [x["index"] for x in record["lost"]] == [[2]]
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.__lock"))
+    assert left == [
+        "mmzarr/damaged/0/c/2/0/0.__lock",
+        "mmzarr/damaged/0/zarr.json.__lock",
+        "mmzarr/damaged/zarr.json.__lock",
+        "notes.__lock",
+    ]
+    assert (out / "notes.__lock").read_text() == "a user's file"
+    levels = [read_tensorstore(out, str(level)) for level in range(2)]
+    for t in range(2):
+        np.testing.assert_array_equal(levels[0][t], frame_for(t))
+        np.testing.assert_array_equal(levels[1][t], _mean2(frame_for(t)))
+    assert not levels[0][2].any()
+    assert not levels[1][2].any()
+    check_metadata(out)
+
+
 def test_a_writer_killed_with_bare_groups_is_called_incomplete(tmp_path: Path) -> None:
     """Where links cannot be made, acquire-zarr's close rewrites the dataset's
     groups bare and mmzarr writes them again: a writer killed in between

@@ -9,7 +9,8 @@ holds one frame, every frame on disk that the writer died, or a storage failure
 stopped it, before logging: the log is written every `flush_interval_s / 2`;
 not one all of the fill value, which is how acquire-zarr stores a slot given up),
 sets unbounded arrays' `t` to the
-time points that hold data, moves chunk files that do not decode to
+time points that hold data, moves chunk files that do not decode (and
+tensorstore's temporary files of writes it never finished) to
 `mmzarr/damaged/` (never deletes them), writes again the resolution levels of
 kept frames that lack them (`_level_repair`: computed from level 0), records
 the frames it could not keep in `mmzarr/finalize.json` (`LOST_FRAMES`) and
@@ -53,6 +54,7 @@ from mmzarr._frame_reader import FrameReader
 from mmzarr._kept_frames import (
     Frame,
     chunk_files,
+    engine_temp_files,
     frame_entry,
     is_fill,
     kept_records,
@@ -258,6 +260,8 @@ def _finalize(root: Path) -> ValidationReport:
     # their levels written again below
     kept_set = set(kept)
     moves.update(level_files(root, settings, [f for f in reasons if f not in kept_set]))
+    # a write tensorstore never renamed into place: aside, as a torn chunk
+    moves.update(engine_temp_files(root, settings))
 
     planned = {src: _destination(root, src) for src in sorted(moves)}
     # why each frame is lost, before its files move: once moved they are

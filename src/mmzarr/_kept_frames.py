@@ -4,8 +4,9 @@
 chunk files are all there and the others; `unlogged` finds frames on disk that
 the frame log never named (`is_fill` tells a slot stored as the fill value);
 `other_chunks` finds chunk files of no kept frame that must go aside (they do
-not decode, or are a lower level's); `split` drops the frames that share a
-file going aside.
+not decode, or are a lower level's); `engine_temp_files` finds the temporary
+files of a write tensorstore never renamed into place; `split` drops the
+frames that share a file going aside.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Frame",
     "chunk_files",
+    "engine_temp_files",
     "frame_entry",
     "is_fill",
     "kept_records",
@@ -208,6 +210,34 @@ def other_chunks(
             # a level's chunk of no kept frame shows what level 0 lacks
             if spec.level or reader.error(apath, region) is not None:
                 found.append(f"{apath}/{rel}")
+    return found
+
+
+#: tensorstore writes a file as `<key>.__lock` and renames it into place: a
+#: writer killed in between leaves it (a whole or partial chunk or document)
+ENGINE_TEMP_SUFFIX = ".__lock"
+
+
+def engine_temp_files(root: Path, settings: AcquisitionSettings) -> list[str]:
+    """The temporary files tensorstore left of a dataset's chunks and documents.
+
+    `<chunk key>.__lock` in an array of `settings`, `zarr.json.__lock` in any
+    group or array (`mmzarr/` is not looked in); a user's other file of that
+    suffix is not one.
+    """
+    arrays = [spec.path + "/c/" for spec in all_arrays(settings)]
+    found = []
+    for f in sorted(root.rglob("*" + ENGINE_TEMP_SUFFIX)):
+        rel = f.relative_to(root).as_posix()
+        if rel.startswith("mmzarr/") or not f.is_file():
+            continue
+        stem = rel.removesuffix(ENGINE_TEMP_SUFFIX)
+        chunk = any(
+            stem.startswith(a) and all(p.isdigit() for p in stem[len(a) :].split("/"))
+            for a in arrays
+        )
+        if chunk or stem.rpartition("/")[2] == "zarr.json":
+            found.append(rel)
     return found
 
 
