@@ -2541,6 +2541,23 @@ def test_finalize_of_a_read_only_folder_names_it_in_one_line(
             np.testing.assert_array_equal(data[t, c], frame)
 
 
+@pytest.mark.parametrize("status", ["complete", "failed"])
+def test_finalize_of_a_read_only_dataset_that_needs_nothing_says_valid(
+    tmp_path: Path, status: str
+) -> None:
+    """A dataset its writer closed, valid, on a read-only folder (a mount):
+    finalize has nothing to repair, says it is valid and changes nothing (it
+    refused: "make it writable", which cannot help there)."""
+    out = tmp_path / "closed.ome.zarr"
+    _written_then_died(out, ANY_BACKEND, 4, status)
+    before = _files(out)
+    with _read_only(out), _read_only(out / "mmzarr"):
+        done = _mmzarr_bound("finalize", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"{out}: valid" in done.stdout
+    assert _files(out) == before
+
+
 def test_finalize_says_which_levels_it_could_not_write(tmp_path: Path) -> None:
     """A level chunk a killed writer never wrote, in a read-only folder:
     finalize does the rest and says which levels it could not write and why

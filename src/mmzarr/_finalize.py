@@ -72,6 +72,7 @@ from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
 from mmzarr._storage import as_location, atomic_temp_pattern
+from mmzarr._stream_close import CLOSING_STATUSES
 from mmzarr._validate import (
     ValidationReport,
     array_documents,
@@ -95,6 +96,8 @@ logger = logging.getLogger("mmzarr")
 #: Where chunk files that do not decode are moved, relative to the dataset root.
 DAMAGED_DIR = "mmzarr/damaged"
 _RECORD_DIR = LOST_FRAMES.rsplit("/", 1)[0]
+#: The statuses of a dataset its writer closed, or a finalize made valid
+CLOSED = (*CLOSING_STATUSES, "interrupted")
 _OME_DIR, _OME_NAME = OME_XML.rsplit("/", 1)
 #: `write_file_atomic`'s temporary files (`.NAME.PID.THREAD.tmp`) of the files
 #: mmzarr writes: a group's or array's `zarr.json` anywhere, its own files under
@@ -148,7 +151,13 @@ def finalize(path: str | Path) -> ValidationReport:
     lock = _lock(root)
     try:
         # its record and the root's metadata: or it stops before changing anything
-        check_writable(root, ("", _RECORD_DIR))
+        try:
+            check_writable(root, ("", _RECORD_DIR))
+        except PermissionError:
+            # read-only: a dataset that needs nothing is said valid, not refused
+            if (report := _closed_and_valid(root)) is not None:
+                return report
+            raise
         return _finalize(root)
     except OSError as e:
         said = not_writable(e)  # in one line, naming the folder
@@ -158,6 +167,24 @@ def finalize(path: str | Path) -> ValidationReport:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _closed_and_valid(root: Path) -> ValidationReport | None:
+    """The validation of a closed, valid dataset; None for any other.
+
+    Closed by its writer or finalized, with no finalize of it unfinished: it
+    needs no repair (a finalize would only record what it found).
+    """
+    attrs = read_json_object(root / "zarr.json").get("attributes")
+    mm = attrs.get("mmzarr") if isinstance(attrs, dict) else None
+    status = mm.get("status") if isinstance(mm, dict) else None
+    record = root / LOST_FRAMES
+    if status not in CLOSED or (
+        record.is_file() and read_json_object(record).get("state") != "done"
+    ):
+        return None
+    report = validate(root)
+    return report if report.ok else None
 
 
 def _lock(root: Path) -> DatasetLock | None:
