@@ -23,6 +23,7 @@ import zarr
 
 from mmzarr.backends import BACKENDS
 from mmzarr.demo import DEMO_CONFIG
+from tests._faults import mmzarr_bound, read_only
 from tests._readback import check_metadata, group_json, read_zarr
 from tests._waiting import wait_for
 from tests.test_stream import write_plan
@@ -354,6 +355,30 @@ def test_dry_run_of_a_refused_run_exits_as_the_run(tmp_path: Path) -> None:
     run = mmzarr(*args, cwd=tmp_path)
     assert run.returncode == 1
     assert (tmp_path / "out").read_text() == "a user's file"
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
+def test_acquire_into_a_read_only_folder_is_refused_before_the_rig_loads(
+    tmp_path: Path, existing: bool
+) -> None:
+    """A folder the dataset cannot be made in (a read-only mount, file modes)
+    is one line naming it, before the rig loads; the MDA started, acquired a
+    frame and was cancelled, with several lines of output."""
+    (tmp_path / "plan.json").write_text(json.dumps({"channels": ["DAPI"]}))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    out = ro / "out.ome.zarr"
+    if existing:
+        out.mkdir()
+        (out / "zarr.json").write_text(OME_GROUP)
+    with read_only(ro):
+        r = mmzarr_bound("acquire", "plan.json", str(out), "--overwrite", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"mmzarr: error: cannot write {str(out)!r}: {str(ro)!r} is not writable"
+    ]
+    assert sorted(p.name for p in ro.iterdir()) == (["out.ome.zarr"] * existing)
 
 
 #: a position's time plan inside the sequence's: mmzarr cannot map it

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import itertools
 import json
@@ -32,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +43,7 @@ import pytest
 import useq
 
 import mmzarr
+from tests._faults import mmzarr_bound, read_only
 from tests._readback import (
     assert_frames,
     check_metadata,
@@ -2431,60 +2430,6 @@ def test_a_log_line_naming_no_frame_is_a_note_and_finalize_lists_it(
             np.testing.assert_array_equal(data[t, c], frame)
 
 
-@functools.cache
-def _bound_by_file_modes() -> tuple[str, ...] | None:
-    """A command prefix under which `chmod a-w` stops writes; None if none is.
-
-    Root ignores file modes (CAP_DAC_OVERRIDE): as root, `setpriv` runs the
-    command without the capabilities that override them. Checked by writing a
-    read-only file.
-    """
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    drop = "--bounding-set=-dac_override,-dac_read_search"
-    prefix = (setpriv, drop, "--inh-caps=-all")
-    with tempfile.TemporaryDirectory() as folder:
-        probe = Path(folder) / "probe"
-        probe.write_text("")
-        probe.chmod(0o444)
-        tried = subprocess.run(
-            [*prefix, sys.executable, "-c", f"open({str(probe)!r}, 'a')"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    return prefix if "PermissionError" in tried.stderr else None
-
-
-def _mmzarr_bound(*args: str) -> subprocess.CompletedProcess[str]:
-    """`mmzarr *args`, as a user whom `chmod a-w` stops (skips where none is)."""
-    prefix = _bound_by_file_modes()
-    if prefix is None:
-        pytest.skip("root ignores file modes, and setpriv cannot drop that here")
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "mmzarr", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        timeout=120,
-    )
-
-
-@contextlib.contextmanager
-def _read_only(folder: Path) -> Iterator[None]:
-    """`chmod a-w folder` meanwhile."""
-    mode = folder.stat().st_mode
-    folder.chmod(mode & ~0o222)
-    try:
-        yield
-    finally:
-        folder.chmod(mode)
-
-
 def _files(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
@@ -2516,9 +2461,9 @@ def test_finalize_of_a_read_only_folder_names_it_in_one_line(
     out = tmp_path / "crashed.ome.zarr"
     frames = _crashed(out, ANY_BACKEND)
     before = _files(out)
-    with _read_only(out / folder):
-        done = _mmzarr_bound("finalize", str(out))
-        checked = _mmzarr_bound("validate", str(out))
+    with read_only(out / folder):
+        done = mmzarr_bound("finalize", str(out))
+        checked = mmzarr_bound("validate", str(out))
         after = _files(out)
     assert done.returncode == 1, done
     assert done.stdout == ""
@@ -2551,8 +2496,8 @@ def test_finalize_of_a_read_only_dataset_that_needs_nothing_says_valid(
     out = tmp_path / "closed.ome.zarr"
     _written_then_died(out, ANY_BACKEND, 4, status)
     before = _files(out)
-    with _read_only(out), _read_only(out / "mmzarr"):
-        done = _mmzarr_bound("finalize", str(out))
+    with read_only(out), read_only(out / "mmzarr"):
+        done = mmzarr_bound("finalize", str(out))
     assert done.returncode == 0, done.stderr
     assert f"{out}: valid" in done.stdout
     assert _files(out) == before
@@ -2566,8 +2511,8 @@ def test_finalize_says_which_levels_it_could_not_write(tmp_path: Path) -> None:
     out = tmp_path / "killed.ome.zarr"
     _time_points_then_died(out, "tensorstore", 2, downsample={"levels": 1})
     (out / "1/c/1/0/0").unlink()
-    with _read_only(out / "1/c/1/0"):
-        done = _mmzarr_bound("finalize", str(out))
+    with read_only(out / "1/c/1/0"):
+        done = mmzarr_bound("finalize", str(out))
     assert (done.returncode, done.stderr) == (1, ""), done
     note = [x for x in done.stdout.splitlines() if "note:" in x and "levels" in x]
     assert len(note) == 1, done.stdout
@@ -2588,9 +2533,9 @@ def test_validate_says_why_finalize_left_levels_missing(tmp_path: Path) -> None:
     out = tmp_path / "killed.ome.zarr"
     _time_points_then_died(out, "tensorstore", 2, downsample={"levels": 1})
     (out / "1/c/1/0/0").unlink()
-    with _read_only(out / "1/c/1/0"):
-        _mmzarr_bound("finalize", str(out))
-        checked = _mmzarr_bound("validate", str(out))
+    with read_only(out / "1/c/1/0"):
+        mmzarr_bound("finalize", str(out))
+        checked = mmzarr_bound("validate", str(out))
     assert (checked.returncode, checked.stdout) == (1, ""), checked
     said = checked.stderr.splitlines()
     assert [x for x in said if "problem:" in x] == [

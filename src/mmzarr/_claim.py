@@ -112,7 +112,8 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
     NotADirectoryError
         When a folder above `path` is a file.
     StorageError
-        When an S3 prefix cannot be listed (credentials, endpoint).
+        When an S3 prefix cannot be listed (credentials, endpoint), or the
+        local folder the dataset is made in is not writable.
     ValueError
         When `path` is a URL of another scheme, or an S3 URL without a bucket.
     """
@@ -136,6 +137,12 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
                 f"output {loc.url!r} already exists; pass overwrite=True to replace it"
             )
         check_replaceable(loc)
+    if loc.path is not None and not os.access(above, os.W_OK):
+        # the dataset is made (or the old one moved aside) in `above`; a
+        # read-only mount too, which root's file modes do not stop
+        raise StorageError(
+            f"cannot write {full_path(loc.path)!r}: {str(above)!r} is not writable"
+        )
 
 
 # ---- claiming a local output ---------------------------------------------------------
