@@ -350,6 +350,36 @@ def test_a_growing_t_refuses_a_frame_far_past_the_last_one(
     assert not data[1:1025].any()
 
 
+@pytest.mark.parametrize("shard", [None, 4], ids=["chunks", "yx-shards"])
+def test_a_chunk_of_zeros_inside_a_frame_is_stored(
+    tmp_path: Path, backend: str, shard: int | None
+) -> None:
+    """A dark corner that fills a chunk (y/x chunks smaller than the frame):
+    the chunk is stored, as a frame of zeros is; zarrs left it out, and the
+    complete dataset was called invalid (a frame's chunk missing)."""
+    yx = [mmzarr.Dimension(name=a, size=8, chunk=2, shard=shard) for a in ("y", "x")]
+    settings = mmzarr.AcquisitionSettings(
+        layout="image",
+        dtype="uint16",
+        images=(
+            mmzarr.ImageSettings(
+                key="", dimensions=(mmzarr.Dimension(name="t", size=2), *yx)
+            ),
+        ),
+    )
+    frames = [np.arange(1, 65, dtype="uint16").reshape(8, 8) for _ in range(2)]
+    frames[0][2:4, 4:6] = 0  # one chunk
+    frames[1][4:, 4:] = 0  # a whole 4x4 shard, or four chunks
+    out = tmp_path / "dark.ome.zarr"
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        for t, frame in enumerate(frames):
+            stream.append(frame, index={"t": t})
+    report = mmzarr.validate(out)
+    assert report.ok, report.format()
+    for read in (read_zarr, read_tensorstore):
+        np.testing.assert_array_equal(read(out, "0"), np.stack(frames))
+
+
 def test_an_unbounded_run_with_a_gap_lists_its_missing_slots(
     tmp_path: Path, backend: str
 ) -> None:

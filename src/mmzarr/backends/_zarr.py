@@ -79,6 +79,34 @@ _ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
 _OWN_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 
 
+def holds_empty_chunk(
+    data: np.ndarray, start: tuple[int, ...], chunks: tuple[int, ...]
+) -> bool:
+    """Whether a chunk of `data`, written at `start`, is all zeros (the fill value).
+
+    `chunks`: the array's (inner) chunk shape, whose grid starts at 0. zarrs
+    leaves such a chunk out. A frame that is one chunk costs one look at its
+    first pixel when that is not 0; a frame of several chunks with no zero
+    pixel, one pass.
+    """
+    if data.flat[0] == 0 and not data.any():
+        return True  # empty as a whole
+    start = (*start, *[0] * (data.ndim - len(start)))  # y, x from 0
+    one = all(
+        s0 % c + n <= c for s0, c, n in zip(start, chunks, data.shape, strict=True)
+    )
+    if one or data.all():
+        return False  # one chunk (not empty), or no zero anywhere
+    cuts = [
+        sorted({0, n, *range((-s0) % c or c, n, c)})
+        for s0, c, n in zip(start, chunks, data.shape, strict=True)
+    ]
+    for block in itertools.product(*(itertools.pairwise(c) for c in cuts)):
+        if not data[tuple(slice(a, b) for a, b in block)].any():
+            return True
+    return False
+
+
 class ZarrPythonBackend(GatheringBackend):
     """Write every array as a zarr-python 3 array (local disk or S3).
 
@@ -199,8 +227,14 @@ class ZarrPythonBackend(GatheringBackend):
             write = dataclasses.replace(
                 write, data=np.array(write.data, copy=True), owned=True
             )
-        data = write.data
-        if write.rewrite or (self._use_zarrs and data.flat[0] == 0 and not data.any()):
+        if write.rewrite or (
+            self._use_zarrs
+            and holds_empty_chunk(
+                write.data,
+                tuple(r.start for r in write.region),
+                write.arr.store.chunks,
+            )
+        ):
             # a region written before, or empty chunks: zarr-python's own
             # pipeline (files replaced whole, empty chunks stored), alone
             return self._writer.submit(lambda: self._replace(write), alone=True)
