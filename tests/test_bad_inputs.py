@@ -109,6 +109,10 @@ def append(frame: Any, index: Any = None) -> Callable[[Ctx], object]:
     return call
 
 
+def abandon(image: Any, index: Any) -> Callable[[Ctx], object]:
+    return lambda c: c.stream.abandon(image, index)
+
+
 def plan(seq: Any = PLAN, **kw: Any) -> Callable[[Ctx], object]:
     return lambda c: settings_for(seq, **kw)
 
@@ -198,6 +202,14 @@ CASES: list[Any] = [
     Case("index-negative", append(frame_for(0), {"t": 0, "c": 0, "z": -1}), FE, "z=-1"),
     Case("index-float", append(frame_for(0), {"t": 1.5, "c": 0, "z": 0}), FE, "t=1.5"),
     Case("index-bool", append(frame_for(0), {"t": True, "c": 0, "z": 0}), FE, "t=True"),
+    # abandon: an image number and a storage index (t, c, z), checked alike
+    Case("abandon-negative", abandon(0, (0, 1, -2)), FE, "z=-2"),
+    Case("abandon-too-big", abandon(0, (0, 5, 0)), FE, "c=5"),
+    Case("abandon-short", abandon(0, (0, 1)), FE, "(0, 1)"),
+    Case("abandon-not-ints", abandon(0, (0, 1.0, 2)), FE, "(0, 1.0, 2)"),
+    Case("abandon-a-dict", abandon(0, {"t": 0}), FE, "{'t': 0}"),
+    Case("abandon-image", abandon(3, (0, 0, 0)), FE, "image 3"),
+    Case("abandon-image-str", abandon("0", (0, 0, 0)), FE, "'0'"),
     Case(
         "index-no-such-position", append(frame_for(0), {"p": 3, "t": 0}), FE, "'p': 3"
     ),

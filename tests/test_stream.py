@@ -342,6 +342,8 @@ def test_a_growing_t_refuses_a_frame_far_past_the_last_one(
             expected = f"t={t} .*would leave {t - 1} empty time points .*t=0"
             with pytest.raises(mmzarr.FrameError, match=expected):
                 stream.append(frame_for(t), index={"t": t})
+        with pytest.raises(mmzarr.FrameError, match=r"t=1000000000000 "):
+            stream.abandon(0, (10**12,))  # no slot that far: a frame goes there
         stream.append(frame_for(1), index={"t": 1025})  # 1024 empty: the most
     data = read_zarr(out, "0")
     assert data.shape == (1026, *SHAPE)
@@ -378,6 +380,23 @@ def test_a_chunk_of_zeros_inside_a_frame_is_stored(
     assert report.ok, report.format()
     for read in (read_zarr, read_tensorstore):
         np.testing.assert_array_equal(read(out, "0"), np.stack(frames))
+
+
+def test_abandon_of_a_bad_index_gives_up_no_slot(tmp_path: Path, backend: str) -> None:
+    """`abandon(0, (1, -1))` is refused; acquire-zarr took it as the slot
+    before (t=0, c=1), filled it, and refused that slot's frame later."""
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 3}
+    )
+    out = tmp_path / "abandon.ome.zarr"
+    with mmzarr.create_stream(out, settings_for(template), backend=backend) as stream:
+        stream.append(frame_for(0), index={"t": 0, "c": 0})
+        with pytest.raises(mmzarr.FrameError, match="c=-1 is out of range"):
+            stream.abandon(0, (1, -1))
+        stream.append(frame_for(1), index={"t": 0, "c": 1})
+    data = read_zarr(out, "0")
+    np.testing.assert_array_equal(data[0, 0], frame_for(0))
+    np.testing.assert_array_equal(data[0, 1], frame_for(1))
 
 
 def test_an_unbounded_run_with_a_gap_lists_its_missing_slots(

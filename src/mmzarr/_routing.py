@@ -293,16 +293,7 @@ class Router:
             one written or dropped.
         """
         im = self.settings.images[placement.image]
-        ledger = self.ledgers[placement.image]
-        if ledger.unbounded and placement.index[0] - ledger.t_reached > MAX_T_GAP:
-            t, reached = placement.index[0], ledger.t_reached
-            last = f"t={reached - 1}" if reached else "none yet"
-            raise FrameError(
-                f"image {im.key!r}: t={t} ({dict(index or {})}) would leave "
-                f"{t - reached} empty time points before it (last one reached: "
-                f"{last}); a growing t leaves at most {MAX_T_GAP} (each is "
-                "written with the fill value)"
-            )
+        self.check_gap(placement, index)
         if not im.is_acquired(placement.index):
             raise FrameError(
                 f"image {im.key!r}: the plan never acquires {placement.index} "
@@ -320,6 +311,30 @@ class Router:
             f"image {im.key!r}: index {placement.index} ({dict(index)}) "
             "was already written"
         )
+
+    def check_gap(
+        self, placement: Placement, index: Mapping[str, int] | None = None
+    ) -> None:
+        """Raise where a growing `t` would leave too many empty time points.
+
+        At most `MAX_T_GAP` before the slot of `placement` (`index`: the one
+        the frame was given, for the message).
+
+        Raises
+        ------
+        FrameError
+            Naming the `t` and the last time point written or dropped.
+        """
+        ledger = self.ledgers[placement.image]
+        if ledger.unbounded and placement.index[0] - ledger.t_reached > MAX_T_GAP:
+            t, reached = placement.index[0], ledger.t_reached
+            last = f"t={reached - 1}" if reached else "none yet"
+            raise FrameError(
+                f"image {placement.key!r}: t={t} ({dict(index or {})}) would leave "
+                f"{t - reached} empty time points before it (last one reached: "
+                f"{last}); a growing t leaves at most {MAX_T_GAP} (each is "
+                "written with the fill value)"
+            )
 
     def is_written(self, placement: Placement) -> bool:
         """Whether the slot of `placement` already holds a frame."""

@@ -330,18 +330,47 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
         order): they reach storage now, not at `close`. The slot reads as the
         fill value; a frame that comes for it after all may be refused
         (`FrameError`). A slot already written, or never acquired, is left.
+
+        Raises
+        ------
+        FrameError
+            For an image number or a storage index the dataset does not have
+            (a `t` past the frame limit of a growing `t` too: `MAX_T_GAP`).
         """
         with self._lock:
             if self.closed or self._error is not None:
                 return
+            where = self._abandoned_slot(image, index)
             im = self.settings.images[image]
-            where = Placement(image, im.key, tuple(index))
             if not im.is_acquired(where.index) or self._router.is_written(where):
                 return
             try:
                 self._backend.abandon(image, where.index)
             except OSError as e:  # a storage failure (filling the slot)
                 raise self._failed(where, e) from e
+
+    def _abandoned_slot(self, image: Any, index: Any) -> Placement:
+        """The slot `abandon` names, checked as `append` checks an index."""
+        n = len(self.settings.images)
+        if isinstance(image, bool) or not isinstance(image, int | np.integer):
+            raise FrameError(f"abandon: image {image!r} is not an image number")
+        if not 0 <= image < n:
+            raise FrameError(f"abandon: image {image} is not one of 0 to {n - 1}")
+        im = self.settings.images[int(image)]
+        values = index if isinstance(index, tuple | list) else None
+        if values is None or any(
+            isinstance(v, bool) or not isinstance(v, int | np.integer) for v in values
+        ):
+            raise FrameError(
+                f"abandon: index {index!r} of image {im.key!r} is not a tuple of "
+                f"ints (storage order {tuple(d.name for d in im.index_dims)})"
+            )
+        slot = tuple(int(v) for v in values)
+        im.check_index(slot)
+        where = Placement(int(image), im.key, slot)
+        if im.unbounded:  # as far as a frame may go: not all the way to 10**12
+            self._router.check_gap(where)
+        return where
 
     def set_pixel_size(self, pixel_size_um: float) -> None:
         """Give every image the y/x scale `pixel_size_um` (µm) before its first frame.
