@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -626,6 +627,38 @@ def test_skip_and_the_default_order_say_what_is_wrong(tmp_path: Path) -> None:
     data = read_zarr(tmp_path / "s.ome.zarr", "0")
     for t in range(3):
         np.testing.assert_array_equal(data[t], frame_for(t))
+
+
+def test_skip_on_a_growing_t_stays_within_reach_of_a_frame(
+    tmp_path: Path, backend: str
+) -> None:
+    """skip(10**6) on an unbounded t walked a million slots, and every frame
+    without an index after it was refused (too far past the last written):
+    a skip whose next slot a frame could not take is refused, nothing skipped;
+    so is an n that is no int."""
+    template = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 1, "loops": 1}
+    )
+    out = tmp_path / "skip.ome.zarr"
+    settings = settings_for(template, unbounded_t=True)
+    with mmzarr.create_stream(out, settings, backend=backend) as stream:
+        stream.append(frame_for(0))  # t=0, c=0
+        with pytest.raises(
+            mmzarr.FrameError,
+            match=r"skip\(1000000\): image .*: t=1026 would leave 1025 ",
+        ):
+            stream.skip(10**6)
+        for bad in (1.5, "2", True):
+            with pytest.raises(ValueError, match=re.escape(f"skip({bad!r})")):
+                stream.skip(bad)  # type: ignore[arg-type]
+        stream.skip(2049)  # c=1 of t=0, then 1024 time points: t=1025, c=0 next
+        stream.append(frame_for(1))
+        assert stream.append(frame_for(2)) == ("", (1025, 1))
+    data = read_zarr(out, "0")
+    assert data.shape == (1026, 2, *SHAPE)
+    np.testing.assert_array_equal(data[0, 0], frame_for(0))
+    np.testing.assert_array_equal(data[1025, 0], frame_for(1))
+    np.testing.assert_array_equal(data[1025, 1], frame_for(2))
 
 
 def test_validate_counts_missing_frames_too_many_to_list(tmp_path: Path) -> None:

@@ -256,12 +256,14 @@ class Router:
         Raises
         ------
         ValueError
-            For a negative `n`.
+            For an `n` that is not an int >= 0.
         FrameError
-            When fewer than `n` slots of the plan are left (none is skipped).
+            When fewer than `n` slots of the plan are left, or (a growing `t`)
+            the next slot would be more than `MAX_T_GAP` empty time points past
+            the last written or dropped (none is skipped).
         """
-        if n < 0:
-            raise ValueError(f"skip({n}): the number of slots to skip is >= 0")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"skip({n!r}): the number of slots to skip is an int >= 0")
         self._check_ordered()
         planned = self.settings.frames_planned
         if planned is not None:
@@ -270,11 +272,27 @@ class Router:
                 raise FrameError(
                     f"skip({n}): only {left} slot(s) of the plan's {planned} are left"
                 )
-        for _ in range(n):
-            if self._peeked is not None:
-                self._peeked = None
-            else:
-                self._next(f"skip({n})")
+            for _ in range(n):
+                if self._peeked is not None:
+                    self._peeked = None
+                else:
+                    self._next(f"skip({n})")
+            return
+        # a growing t: the slot after them must stay within reach of a frame;
+        # they are put back when it does not
+        peeked, taken = self._peeked, self._taken
+        stepped = [] if peeked is None else [peeked]
+        while len(stepped) <= n:
+            stepped.append(self._next(f"skip({n})"))
+            image, index = stepped[-1]
+            try:
+                self.check_gap(Placement(image, self._axes[image][2], index))
+            except FrameError as e:
+                rest = stepped[1:] if peeked is not None else stepped
+                self._order = itertools.chain(rest, self._order)
+                self._peeked, self._taken = peeked, taken
+                raise FrameError(f"skip({n}): {e}") from None
+        self._peeked = stepped[-1]  # taken from the order, not written
 
     def check_free(
         self, placement: Placement, index: Mapping[str, int] | None = None
@@ -329,8 +347,9 @@ class Router:
         if ledger.unbounded and placement.index[0] - ledger.t_reached > MAX_T_GAP:
             t, reached = placement.index[0], ledger.t_reached
             last = f"t={reached - 1}" if reached else "none yet"
+            given = f" ({dict(index)})" if index is not None else ""
             raise FrameError(
-                f"image {placement.key!r}: t={t} ({dict(index or {})}) would leave "
+                f"image {placement.key!r}: t={t}{given} would leave "
                 f"{t - reached} empty time points before it (last one reached: "
                 f"{last}); a growing t leaves at most {MAX_T_GAP} (each is "
                 "written with the fill value)"
