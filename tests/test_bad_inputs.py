@@ -269,6 +269,7 @@ CASES: list[Any] = [
         "the plan acquires {'t': 0, 'c': 0, 'z': 0} more than once",
     ),
     Case("shard-not-multiple", plan(chunks={"t": 2}, shards={"t": 3}), PE, "shard 3"),
+    Case("chunk-bool", plan(chunks={"t": True}), PE, "chunks['t']: expected a "),
     Case("flush-interval-nan", plan(flush_interval_s=math.nan), PE, "nan"),
     Case("setting-typo", plan(flush_intervall_s=1.0), PE, "flush_intervall_s"),
     Case("compression-unknown", plan(compression="gzip"), PE, "'gzip'"),

@@ -178,8 +178,8 @@ def describe_image(image: ImageId, facts: ImageFacts) -> str:
 # ---- checks ----------------------------------------------------------------------
 def positive_int(name: str, value: Any) -> int:
     """`value` as an int > 0 (`PlanError` naming `name` otherwise)."""
-    try:
-        ok = int(value) == value and int(value) > 0
+    try:  # True == 1, but no size
+        ok = not isinstance(value, bool) and int(value) == value and int(value) > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
