@@ -287,6 +287,19 @@ def test_a_folder_with_an_empty_settings_file_is_not_a_dataset(
     assert snapshot(folder) == before
 
 
+def test_overwrite_refuses_a_zarr_v2_dataset_naming_it(tmp_path: Path) -> None:
+    """A zarr v2 dataset is not mmzarr's to replace, and is said to be one (it
+    was "not a zarr dataset")."""
+    folder = tmp_path / "old.zarr"
+    folder.mkdir()
+    (folder / ".zgroup").write_text('{"zarr_format": 2}')
+    (folder / ".zattrs").write_text("{}")
+    before = snapshot(folder)
+    with pytest.raises(FileExistsError, match=r"it is a zarr v2 dataset \(\.zgroup"):
+        mmzarr.create_stream(folder, settings_for(TWO_T), overwrite=True)
+    assert snapshot(folder) == before
+
+
 def test_a_writer_killed_while_replacing_a_dataset_says_where_the_old_one_is(
     tmp_path: Path,
 ) -> None:

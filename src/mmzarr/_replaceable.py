@@ -81,6 +81,8 @@ def _dataset_problem(read: Any) -> str | None:
     if doc is None:
         if _has_settings(read):
             return None  # a writer killed while opening it: mmzarr's settings
+        if _is_zarr_v2(read):
+            return "it is a zarr v2 dataset (.zgroup/.zarray, no zarr.json)"
         return "it is not a zarr dataset (no zarr.json)"
     parsed = json_object(doc)
     if parsed is None:
@@ -93,6 +95,17 @@ def _dataset_problem(read: Any) -> str | None:
     if _has_settings(read):
         return None  # a writer killed while acquire-zarr left bare groups
     return "its zarr.json has no 'ome' or 'mmzarr' attributes"
+
+
+def _is_zarr_v2(read: Any) -> bool:
+    """Whether a zarr v2 group or array document is there."""
+    for name in (".zgroup", ".zarray"):
+        try:
+            if read(name) is not None:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _has_settings(read: Any) -> bool:
