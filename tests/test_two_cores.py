@@ -19,6 +19,7 @@ import useq
 import mmzarr
 from mmzarr.demo import demo_core
 from tests._readback import group_json, read_tensorstore, read_zarr
+from tests._waiting import wait_for
 from tests.conftest import DEMO_CFG
 
 if TYPE_CHECKING:
@@ -40,6 +41,12 @@ def global_core(core: UniMMCore, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     monkeypatch.setattr(_mmcore_plus, "_instance", weakref.ref(other))
     yield other
     other.unloadAllDevices()
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The writer's messages refusing a second run."""
+    said = [r.getMessage() for r in caplog.records]
+    return [m for m in said if "a writer takes one run at a time" in m]
 
 
 def _run(core: UniMMCore, seq: useq.MDASequence, out: Path) -> list[Any]:
@@ -91,3 +98,56 @@ def test_a_run_that_raised_on_the_running_core_is_failed(
     with pytest.raises(Exception, match="no such group"):
         _run(core, seq, out)
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "failed"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("ignore::mmzarr.MMZarrWarning")  # interval 0
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_writer_running_on_one_core_refuses_another_cores_run(
+    core: UniMMCore, tmp_path: Path, overwrite: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One writer given to two cores that run at once: the second core's run
+    is refused at its start (and cancelled, as soon as its runner looks); the
+    first run's dataset keeps every frame and says `complete`. The second run
+    replaced the first's dataset (overwrite) or cancelled the first MDA."""
+    import threading
+
+    other = demo_core(DEMO_CFG)
+    gate, held = threading.Event(), threading.Event()
+
+    class Held:  # holds run 1 at its first frame while run 2 starts
+        def frameReady(self, *args: Any) -> None:
+            held.set()
+            gate.wait(30)
+
+    frames: list[tuple[Any, np.ndarray]] = []
+
+    def on_frame(img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        frames.append((event, np.array(img, copy=True)))
+
+    core.mda.events.frameReady.connect(on_frame)
+    out = tmp_path / "shared.ome.zarr"
+    writer = mmzarr.MDAWriter(out, overwrite=overwrite)
+    seq = useq.MDASequence(
+        channels=["DAPI", "FITC"], time_plan={"interval": 0, "loops": 2}
+    )
+    first = core.run_mda(seq, output=[writer, Held()])
+    try:
+        assert held.wait(30)
+        other.mda.run(
+            useq.MDASequence(time_plan={"interval": 0, "loops": 3}), output=writer
+        )
+        # its outputs hear of it on its relay thread, maybe after `run` returns
+        wait_for("run 2 refused", lambda: refusals(caplog))
+    finally:
+        gate.set()
+        first.join(60)
+        core.mda.events.frameReady.disconnect(on_frame)
+        other.unloadAllDevices()
+    writer.close()
+    assert len(refusals(caplog)) == 1
+    assert len(frames) == 4
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+    data = read_zarr(out, "0")
+    for event, img in frames:
+        np.testing.assert_array_equal(data[event.index["t"], event.index["c"]], img)

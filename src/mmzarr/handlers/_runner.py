@@ -14,7 +14,7 @@ from mmzarr._cameras import CAMERA_AXIS, Camera
 from mmzarr._core_camera import camera_pixel_size, core_dtype
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     import useq
 
@@ -24,6 +24,7 @@ __all__ = [
     "PassedSlots",
     "cameras_of_core",
     "core_running",
+    "cores_listing",
     "errored",
     "frame_metadata",
     "plain_index",
@@ -74,14 +75,21 @@ def core_running(writer: object) -> Any:
     found = running_core()
     if found is not None and runs(found, writer):
         return found
+    return next(cores_listing(writer, but=found), None)
+
+
+def cores_listing(writer: object, but: Any = None) -> Iterator[Any]:
+    """The live cores other than `but` whose runner lists `writer` as an output.
+
+    Found among the objects Python's garbage collector tracks.
+    """
     try:
         from pymmcore_plus import CMMCorePlus
     except ImportError:  # pragma: no cover
-        return None
+        return
     for obj in gc.get_objects():
-        if isinstance(obj, CMMCorePlus) and obj is not found and _lists(obj, writer):
-            return obj
-    return None
+        if isinstance(obj, CMMCorePlus) and obj is not but and _lists(obj, writer):
+            yield obj
 
 
 def _lists(core: Any, writer: object) -> bool:
