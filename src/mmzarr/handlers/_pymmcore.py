@@ -39,11 +39,11 @@ from mmzarr._sequence import is_event_generator
 from mmzarr.backends import DEFAULT_BACKEND
 from mmzarr.errors import EmptyPlanError, FrameError
 from mmzarr.handlers._backend_choice import choose_backend
+from mmzarr.handlers._one_run import OneRun
 from mmzarr.handlers._run_plan import run_cameras, run_dtype, run_layout
 from mmzarr.handlers._runner import (
     PassedSlots,
     core_running,
-    cores_listing,
     errored,
     frame_metadata,
     plain_index,
@@ -175,11 +175,8 @@ class MDAWriter(FrontEndBase):
         self.core = core
         #: without `core`: the core whose run outputs to this writer (per run)
         self._run_core: Any = None
-        #: the thread that said the run started; a run of another core said
-        #: to start while it runs is refused (`_check_one_run`)
-        self._run_thread: threading.Thread | None = None
-        #: the plans of runs refused: their sequenceFinished is not this run's
-        self._refused_runs: list[useq.MDASequence] = []
+        #: a run of another core said to start while this one runs is refused
+        self._one_run = OneRun()
         self.cameras: CameraMode = cameras
         self.settings_options = settings_options
         self._no_streams()
@@ -213,8 +210,13 @@ class MDAWriter(FrontEndBase):
         of another frame shape go to the unplaced sibling.
         """
         with self._lock:
-            self._check_one_run(sequence)
-            self._run_thread = threading.current_thread()
+            self._one_run.start(
+                sequence,
+                writer=self,
+                what=f"MDAWriter({str(self.path)!r})",
+                running=self._core(),
+                open_run=any(not s.closed for s in self._streams()),
+            )
             if any(not s.closed for s in self._streams()):
                 # the last run never said it finished (another output handler
                 # failed): its datasets are closed now, and free their paths
@@ -391,11 +393,7 @@ class MDAWriter(FrontEndBase):
         by an exception (pymmcore-plus says it finished then too).
         """
         with self._lock:
-            if any(sequence is refused for refused in self._refused_runs):
-                # a run refused at its start (`_check_one_run`): not this one
-                self._refused_runs = [
-                    r for r in self._refused_runs if r is not sequence
-                ]
+            if self._one_run.refused(sequence):  # not this writer's run
                 return
             self._errored = not self._canceled and errored(self._core(), self, sequence)
             self._ran_to_end = not self._canceled and not self._errored
@@ -425,43 +423,6 @@ class MDAWriter(FrontEndBase):
         return stream.view(key)
 
     # ---- internals ------------------------------------------------------------------
-    def _check_one_run(self, sequence: useq.MDASequence) -> None:
-        """Refuse a run said to start while this writer's run goes on elsewhere.
-
-        Another core's run given the same writer: its frames would go into
-        this run's dataset, or replace it. It fails before acquiring anything
-        (pymmcore-plus raises what an output's `sequenceStarted` raises).
-
-        Raises
-        ------
-        RuntimeError
-            When the thread that started the run still runs and its dataset
-            is open.
-        """
-        earlier = self._run_thread
-        if (
-            earlier is None
-            or earlier is threading.current_thread()
-            or not earlier.is_alive()
-            or all(s.closed for s in self._streams())
-        ):
-            return
-        self._refused_runs.append(sequence)
-        why = (
-            f"MDAWriter({str(self.path)!r}) is writing a run that has not ended "
-            f"(started on {earlier.name}); a writer takes one run at a time: give "
-            "each core's run its own MDAWriter"
-        )
-        logger.error("mmzarr: %s; cancelling the MDA that started now", why)
-        running = self._core()  # the run going on: never cancelled here
-        others = () if running is None else cores_listing(self, but=running)
-        for other in others:
-            try:  # what would acquire for nobody: the run that started now
-                other.mda.cancel()
-            except Exception:  # pragma: no cover - best effort
-                logger.exception("mmzarr: could not cancel the MDA")
-        raise RuntimeError(why)
-
     def _passed_slots(
         self, sequence: useq.MDASequence, settings: AcquisitionSettings
     ) -> PassedSlots | None:
