@@ -368,8 +368,7 @@ class Stream(LiveReads, StreamClosing, ClosesOnExit, ClosesWhenDropped):
         slot = tuple(int(v) for v in values)
         im.check_index(slot)
         where = Placement(int(image), im.key, slot)
-        if im.unbounded:  # as far as a frame may go: not all the way to 10**12
-            self._router.check_gap(where)
+        self._router.check_gap(where)  # a growing t: as far as a frame may go
         return where
 
     def set_pixel_size(self, pixel_size_um: float) -> None:

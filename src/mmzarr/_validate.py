@@ -278,7 +278,6 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             f"{report.frames_complete} of {report.frames_logged} logged frames are "
             "complete; run `mmzarr finalize` to make it valid"
         )
-    failed = report.status == "failed" and settings is not None
     aside = [str(p) for p in replaced_copies(root)]
     if aside:
         report.notes.append(
@@ -295,7 +294,7 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
             why = reader.error(name, (Ellipsis,))  # the whole array
             if why is not None:
                 report.problems.append(f"array {name!r} cannot be read: {why}")
-    if failed and report.problems:
+    if report.status == "failed" and settings is not None and report.problems:
         # storage failed while frames it had accepted were on their way: the
         # root counts them, some chunks are torn or missing
         report.problems.append(
