@@ -316,16 +316,19 @@ def test_acquire_zarr_batches_reach_disk_within_flush_interval(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "files"),
     [
-        {},  # one frame per chunk
-        {"chunks": {"y": 4, "x": 5}},  # tiles
-        {"shards": {"t": 4}},  # multi-frame shards
+        ({}, 8),  # one frame per chunk: 8 frames
+        ({"chunks": {"y": 4, "x": 5}}, 32),  # tiles: 2 x 2 per 8 x 10 frame
+        ({"shards": {"t": 4}}, 2),  # multi-frame shards: 4 frames each
     ],
     ids=["frame", "tiles", "shards"],
 )
 def test_zarr_python_fsyncs_chunk_files_while_acquiring(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    files: int,
 ) -> None:
     """Every chunk file zarr-python wrote is fsynced after a flush, before close."""
     if not BACKENDS["zarr-python"].is_available():
@@ -355,11 +358,13 @@ def test_zarr_python_fsyncs_chunk_files_while_acquiring(
     def all_synced() -> bool:
         backend.flush()  # what the flush thread does
         on_disk = {str(p) for p in (out / "0" / "c").rglob("*") if p.is_file()}
-        return bool(on_disk) and set(synced) >= on_disk
+        # the writes land on the backend's thread: wait for all of them
+        return len(on_disk) == files and set(synced) >= on_disk
 
     wait_for("fsyncs", all_synced)
     on_disk = {str(p) for p in (out / "0" / "c").rglob("*") if p.is_file()}
     backend.flush(final=True)
+    assert len(on_disk) == files
     assert set(synced) == on_disk
 
 
