@@ -130,6 +130,22 @@ def shard_stats(array: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def shards_whole(root: Path, complete: set[str]) -> bool:
+    """Whether every shard in `complete` (z shards of 4) is on disk with its
+    frames (frame n is `stamp(n)` at z = n), read back with zarr-python."""
+    if not set(shard_stats(root / "0")) >= complete:
+        return False
+    try:
+        data = read_zarr(root, "0")
+    except Exception:  # a shard being written
+        return False
+    return all(
+        (data[0, z] == stamp(z)).all()
+        for k in range(len(complete))
+        for z in range(4 * k, 4 * k + 4)
+    )
+
+
 def test_shards_written_once(gathering_backend: str, tmp_path: Path) -> None:
     """A shard file appears with the shard's last frame, then never changes."""
     seq = useq.MDASequence(channels=["DAPI"], z_plan={"range": 7, "step": 1})
@@ -144,9 +160,10 @@ def test_shards_written_once(gathering_backend: str, tmp_path: Path) -> None:
         backend.write(0, (0, event.index["z"]), stamp(n))
         z = event.index["z"]
         complete = {f"c/0/{k}/0/0" for k in range(z // 4 + (z % 4 == 3))}
-        # written in the background: wait for it (nothing else writes, as
-        # nothing flushes: no other file can appear)
-        wait_for(f"shards after z={z}", lambda c=complete: set(shard_stats(array)) >= c)
+        # written in the background: wait until each complete shard reads back
+        # whole (zarrs creates the file, then writes it: it appears first)
+        # (nothing else writes, as nothing flushes: no other file can appear)
+        wait_for(f"shards after z={z}", lambda c=complete: shards_whole(root, c))
         stats = shard_stats(array)
         assert set(stats) == complete, f"after z={z}"
         for key, st in seen.items():
@@ -532,13 +549,15 @@ def test_unbounded_shape_grows_while_acquiring(tmp_path: Path, backend: str) -> 
             stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 0})
             if t < 3:  # t 3 has one channel of two: incomplete
                 stream.append(np.full((8, 10), t, "uint16"), index={"t": t, "c": 1})
-        wait_for(
-            f"the shape covering t {want - 1}",
-            lambda: (
-                json.loads((out / "0" / "zarr.json").read_text())["shape"][0] >= want
-            ),
-            seconds=60,
-        )
+
+        def grown() -> bool:
+            try:  # acquire-zarr rewrites the document in place: may be torn
+                doc = json.loads((out / "0" / "zarr.json").read_text())
+            except ValueError:
+                return False
+            return doc["shape"][0] >= want
+
+        wait_for(f"the shape covering t {want - 1}", grown, seconds=60)
         assert stream.status == "acquiring"
     # grown ahead while acquiring (tensorstore, zarr-python): exact after close
     assert json.loads((out / "0" / "zarr.json").read_text())["shape"][0] == 4

@@ -265,7 +265,9 @@ def test_timing_exposure_paces_frames(core: UniMMCore) -> None:
     assert core.getProperty("Camera", "Timing") == "instant"
     core.setProperty("Camera", "SensorWidth", "64")
     core.setProperty("Camera", "SensorHeight", "64")
-    core.setExposure(40)
+    # 5 x 400 ms paced: the instant run (~0.1 s) would have to stall ~2 s to
+    # take as long (with 40 ms, a 0.25 s stall of a loaded machine did)
+    core.setExposure(400)
     seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=0, loops=5))
     t0 = time.perf_counter()
     run_and_collect(core, seq)
@@ -275,7 +277,7 @@ def test_timing_exposure_paces_frames(core: UniMMCore) -> None:
     frames = run_and_collect(core, seq)
     paced = time.perf_counter() - t0
     assert len(frames) == 5
-    assert paced >= 5 * 0.040  # a lower bound only: never flaky on a busy machine
+    assert paced >= 5 * 0.400  # a lower bound only: never flaky on a busy machine
     assert instant < paced
     with pytest.raises(ValueError, match="not allowed"):
         core.setProperty("Camera", "Timing", "slow")

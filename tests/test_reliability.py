@@ -2019,13 +2019,14 @@ def test_close_while_appending(tmp_path: Path, backend: str) -> None:
 
     def produce() -> None:
         for n, e in enumerate(events):
+            if n == 1:  # the second append comes after the close has begun
+                wait_for("the close from the main thread", lambda: stream.closed)
             try:
                 accepted[stream.append(frame_for(n), index=e.index)] = frame_for(n)
             except Exception as exc:
                 errors.append(exc)
                 return
             started.set()
-            time.sleep(0.005)
 
     th = threading.Thread(target=produce)
     th.start()
