@@ -85,6 +85,85 @@ def test_frames_of_the_running_core_land_in_the_dataset(
     assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
 
 
+@pytest.mark.filterwarnings("ignore::mmzarr.MMZarrWarning")  # interval 0
+def test_the_running_core_is_found_without_listing_every_object(
+    core: UniMMCore, global_core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gc.get_objects()`'s list holds the tuples other threads are building:
+    CPython raises SystemError in a thread that grows one then (the MDA's
+    runner iterating its plan). The writer finds the running core without it."""
+    import gc
+
+    def every_object(*args: Any) -> list[Any]:
+        raise AssertionError("gc.get_objects() called")
+
+    monkeypatch.setattr(gc, "get_objects", every_object)
+    out = tmp_path / "found.ome.zarr"
+    frames = _run(core, useq.MDASequence(time_plan={"interval": 0, "loops": 2}), out)
+    assert len(frames) == 2
+    data = read_zarr(out, "0")
+    assert data.dtype == np.uint16  # the running core's camera, not the global's
+    for event, img in frames:
+        np.testing.assert_array_equal(data[event.index["t"]], img)
+    assert group_json(out)["attributes"]["mmzarr"]["status"] == "complete"
+
+
+def test_looking_for_cores_leaves_tuples_being_built_alone(
+    core: UniMMCore, tmp_path: Path
+) -> None:
+    """While the cores running a writer are looked for (at every run's start on
+    a core beside the global one), another thread grows tuples from generators,
+    as useq does: none raises SystemError, on a machine switching threads often."""
+    import sys
+    import threading
+    import time
+
+    from mmzarr.handlers._runner import cores_listing
+
+    gate, held = threading.Event(), threading.Event()
+
+    class Held:  # holds the run at its first frame: its runner lists `writer`
+        def frameReady(self, *args: Any) -> None:
+            held.set()
+            gate.wait(30)
+
+    writer = mmzarr.MDAWriter(tmp_path / "held.ome.zarr")
+    seq = useq.MDASequence(time_plan={"interval": 0, "loops": 2})
+    run = core.run_mda(seq, output=[writer, Held()])
+    stop = threading.Event()
+    errors: list[SystemError] = []
+
+    def items() -> Iterator[int]:
+        for n in range(3):
+            time.sleep(0)  # lets the other thread run
+            yield n
+
+    def build() -> None:
+        while not stop.is_set():
+            try:
+                tuple(items())  # made for ~10 items, shrunk to 3
+            except SystemError as e:
+                errors.append(e)
+
+    interval = sys.getswitchinterval()
+    builder = threading.Thread(target=build)
+    try:
+        assert held.wait(30)
+        sys.setswitchinterval(1e-5)
+        builder.start()
+        for _ in range(100):
+            assert list(cores_listing(writer)) == [core]
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        if builder.is_alive():
+            builder.join(30)
+        gate.set()
+        run.join(60)
+        writer.close()
+    assert errors == []
+
+
 def test_a_run_that_raised_on_the_running_core_is_failed(
     core: UniMMCore, global_core: Any, tmp_path: Path
 ) -> None:

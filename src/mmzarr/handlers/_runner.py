@@ -14,7 +14,7 @@ from mmzarr._cameras import CAMERA_AXIS, Camera
 from mmzarr._core_camera import camera_pixel_size, core_dtype
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
     import useq
 
@@ -69,27 +69,45 @@ def core_running(writer: object) -> Any:
     The global core when its runner lists `writer` among its outputs (or
     cannot say); else another live core whose runner does: one made beside
     the global core (``UniMMCore()`` twice in a notebook), found once per run
-    among the objects Python's garbage collector tracks. None when no core
-    runs `writer` (its methods called by hand): its frames then say all.
+    by `cores_listing`. None when no core runs `writer` (its methods called by
+    hand): its frames then say all.
     """
     found = running_core()
     if found is not None and runs(found, writer):
         return found
-    return next(cores_listing(writer, but=found), None)
+    return next(iter(cores_listing(writer, but=found)), None)
 
 
-def cores_listing(writer: object, but: Any = None) -> Iterator[Any]:
+def cores_listing(writer: object, but: Any = None) -> list[Any]:
     """The live cores other than `but` whose runner lists `writer` as an output.
 
-    Found among the objects Python's garbage collector tracks.
+    Found among the objects that refer to pymmcore-plus' core classes (an
+    instance refers to its class), never in a list of every object Python
+    tracks: such a list holds, while it lives, the tuples other threads are
+    still building, and CPython then raises SystemError in a thread that grows
+    one (the MDA's runner, iterating its plan).
     """
     try:
         from pymmcore_plus import CMMCorePlus
     except ImportError:  # pragma: no cover
-        return
-    for obj in gc.get_objects():
-        if isinstance(obj, CMMCorePlus) and obj is not but and _lists(obj, writer):
-            yield obj
+        return []
+    classes = _subclasses(CMMCorePlus)
+    referrers = gc.get_referrers(*classes)
+    cores = [obj for obj in referrers if type(obj) in classes]
+    del referrers  # (instances, and what names the classes: no tuple being built)
+    return [core for core in cores if core is not but and _lists(core, writer)]
+
+
+def _subclasses(cls: type) -> tuple[type, ...]:
+    """`cls` and every class derived from it."""
+    found: list[type] = [cls]
+    todo = [cls]
+    while todo:
+        subs: list[type] = todo.pop().__subclasses__()
+        new = [sub for sub in subs if sub not in found]
+        found += new
+        todo += new
+    return tuple(found)
 
 
 def _lists(core: Any, writer: object) -> bool:
