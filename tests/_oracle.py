@@ -10,8 +10,9 @@ Rules (the spec):
 2. An image is identified by the event index without ``t``, ``c``, ``z`` and
    without zero-valued entries (``{"p": 0, "g": 0}`` is ``{}``); images are
    ordered by first appearance.
-3. Layout: ``"plate"`` if any image's stage position (rule 9) has a ``plate_row``, else
-   ``"image"`` for exactly one image, else ``"collection"``.
+3. Layout: ``"plate"`` if every image's stage position (rule 9) has a ``plate_row``
+   and a ``plate_col``, else ``"image"`` for exactly one image, else
+   ``"collection"``.
 4. Keys: ``""`` (image), ``"0"``, ``"1"``... (collection) or
    ``"<row letters>/<col + 1>/<field>"`` (plate; field = order of first
    appearance in the well).
@@ -208,7 +209,11 @@ def build_oracle(
         ident: _position(visited, indexes[ks[0]]) for ident, ks in members.items()
     }
     layout: Layout
-    if any(getattr(pos, "plate_row", None) is not None for pos in positions.values()):
+    if all(
+        getattr(pos, "plate_row", None) is not None
+        and getattr(pos, "plate_col", None) is not None
+        for pos in positions.values()
+    ):
         layout = "plate"
     elif len(members) == 1:
         layout = "image"

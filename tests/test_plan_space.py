@@ -160,6 +160,23 @@ REGRESSIONS: dict[str, useq.MDASequence] = {
             allow_overlap=False,
         ),
     ),
+    # found by an audit (helper 94): a position in no well beside positions in
+    # wells went to the fallback layout; a row without a column did too, and a
+    # column without a row was dropped silently. A collection, with a warning
+    "positions partly in wells": _mda(
+        stage_positions=[
+            useq.Position(x=0.0, y=0.0, plate_row=0, plate_col=1),
+            useq.Position(x=100.0, y=0.0, name="outside"),
+        ],
+        channels=["DAPI", "FITC"],
+    ),
+    "positions with a plate row only": _mda(
+        stage_positions=[
+            useq.Position(x=0.0, y=0.0, plate_row=0),
+            useq.Position(x=100.0, y=0.0, plate_row=1),
+        ],
+        z_plan={"range": 1, "step": 1},
+    ),
 }
 
 

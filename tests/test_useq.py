@@ -610,15 +610,49 @@ def test_a_negative_well_is_said_to_be_none() -> None:
     assert "0--1" not in str(e.value)
 
 
-def test_mixing_plate_and_plain_positions() -> None:
-    seq = useq.MDASequence(
-        stage_positions=[
-            useq.Position(x=0, y=0, plate_row=0, plate_col=0),
-            useq.Position(x=0, y=0, name="loose"),
-        ]
-    )
-    with pytest.raises(ValueError, match=r"'loose'"):
-        build(seq)
+@pytest.mark.parametrize(
+    ("positions", "said"),
+    [
+        # one position in a well, one beside the plate
+        (
+            [
+                useq.Position(x=0, y=0, plate_row=0, plate_col=0),
+                useq.Position(x=5, y=0, name="loose"),
+            ],
+            "p=1 ('loose') has plate_row=None, plate_col=None",
+        ),
+        # half a well: a row without a column, or a column without a row
+        (
+            [
+                useq.Position(x=0, y=0, plate_row=0),
+                useq.Position(x=5, y=0, plate_row=1),
+            ],
+            "p=0 has plate_row=0, plate_col=None",
+        ),
+        (
+            [
+                useq.Position(x=0, y=0, plate_col=0),
+                useq.Position(x=5, y=0, plate_col=1),
+            ],
+            "p=0 has plate_row=None, plate_col=0",
+        ),
+    ],
+    ids=["loose", "row-only", "column-only"],
+)
+def test_positions_not_all_in_wells_are_a_collection(
+    positions: list[useq.Position], said: str
+) -> None:
+    """A plate holds images in wells only: a plan whose positions are not all in
+    wells is written as a collection (each position its image), and a warning
+    names the first position in no well (it went to the fallback layout, or
+    the column of a position without a row was dropped without a word)."""
+    seq = useq.MDASequence(stage_positions=positions, channels=["DAPI"])
+    with pytest.warns(MMZarrWarning, match=re.escape(said)):
+        s = build(seq)
+    assert s.layout == "collection"
+    assert s.keys == ("0", "1")
+    assert [im.stage_position.x for im in s.images] == [0.0, 5.0]
+    assert [im.coords for im in s.images] == [{"p": 0}, {"p": 1}]
 
 
 @pytest.mark.parametrize(

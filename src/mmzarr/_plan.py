@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import string
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -35,7 +36,13 @@ from mmzarr._models import (
     default_color,
 )
 from mmzarr._routing import default_order
-from mmzarr._slots import ChannelUse, PlateFacts, axis_sizes, describe_image
+from mmzarr._slots import (
+    ChannelUse,
+    MMZarrWarning,
+    PlateFacts,
+    axis_sizes,
+    describe_image,
+)
 from mmzarr._stage_rules import (
     frames_elsewhere,
     stage_position,
@@ -197,12 +204,28 @@ def place_images(
 ) -> tuple[Layout, tuple[Placement, ...], PlateSettings | None]:
     """Layout, one `Placement` per image and the plate (for layout `"plate"`).
 
-    Images in wells (`plate_row`) make a plate; otherwise one image is the
-    root and several are a collection `0`, `1`, ...
+    Images that are all in wells (`plate_row` and `plate_col`) make a plate;
+    otherwise one image is the root and several are a collection `0`, `1`,
+    ... (with a warning when some images are in wells: a plate has no place
+    for an image outside its wells).
     """
-    if any(im.facts.plate_row is not None for im in images):
+    outside = [im for im in images if None in (im.facts.plate_row, im.facts.plate_col)]
+    if not outside:
         placements, plate_settings = _plate_placements(images, plate)
         return "plate", placements, plate_settings
+    if len(outside) < len(images) or any(
+        (im.facts.plate_row, im.facts.plate_col) != (None, None) for im in outside
+    ):
+        im = outside[0]
+        warnings.warn(
+            f"{describe_image(im.image, im.facts)} has plate_row="
+            f"{im.facts.plate_row!r}, plate_col={im.facts.plate_col!r}: no well "
+            "(a well needs both), but a plate holds images in wells only: the "
+            f"plan is written as {'one image' if len(images) == 1 else 'a collection'}"
+            " (the frame log has each frame's stage position)",
+            MMZarrWarning,
+            stacklevel=2,
+        )
     if len(images) == 1:
         return "image", (Placement(""),), None
     return "collection", tuple(Placement(str(i)) for i in range(len(images))), None
@@ -220,13 +243,9 @@ def _plate_placements(
     for im in images:
         f = im.facts
         where = describe_image(im.image, f)
-        if f.plate_row is None or f.plate_col is None:
-            raise PlanError(
-                f"{where}: some positions of the plan are in plate wells "
-                f"(plate_row/plate_col) but this one is not (plate_row="
-                f"{f.plate_row!r}, plate_col={f.plate_col!r})"
-            )
         r, c = f.plate_row, f.plate_col
+        assert r is not None  # (place_images)
+        assert c is not None
         if r < 0 or c < 0:
             raise PlanError(
                 f"{where}: well plate_row={r}, plate_col={c} is no well: rows and "
