@@ -6,7 +6,7 @@ settings:
 
 1. `group_slots`: what the slots of each image say (`ImageSlots`: axes,
    acquired slots, channels, z positions); a slot acquired twice is refused;
-2. `place_images`: layout, image keys and the plate (wells, fields);
+2. `place_images` (`_placement.py`): layout, image keys and the plate;
 3. `image_settings`: each image's dimensions, channels and acquisition order;
 4. the settings class it is given (`AcquisitionSettings`) validates the whole.
 
@@ -19,10 +19,8 @@ this module without an import cycle. It knows no plan library.
 from __future__ import annotations
 
 import itertools
-import string
-import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -32,14 +30,12 @@ from mmzarr._models import (
     Channel,
     Dimension,
     ImageSettings,
-    PlateSettings,
     default_color,
 )
+from mmzarr._placement import Placement, place_images
 from mmzarr._routing import default_order
 from mmzarr._slots import (
     ChannelUse,
-    MMZarrWarning,
-    PlateFacts,
     axis_sizes,
     describe_image,
 )
@@ -65,32 +61,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ImageSlots",
-    "Placement",
     "group_slots",
     "image_settings",
-    "place_images",
-    "row_name",
     "settings_from_slots",
     "unique_names",
 ]
 
 S = TypeVar("S", bound="AcquisitionSettings")
-Layout = Literal["image", "collection", "plate"]
 _UNITS = {"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"}
 
 
 # ---- names -----------------------------------------------------------------------
-def row_name(i: int) -> str:
-    """Plate row letters: 0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
-    letters = string.ascii_uppercase
-    name = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        name = letters[r] + name
-    return name
-
-
 def unique_names(names: Sequence[str]) -> list[str]:
     """`names` with repeats made unique by a suffix (`a`, `a_2`, `a_3`).
 
@@ -186,89 +167,6 @@ def group_slots(slots: Iterable[FrameSlot]) -> tuple[ImageSlots, ...]:
 
 def _has(slot: FrameSlot, axis: int) -> bool:
     return (slot.t, slot.c, slot.z)[axis] is not None
-
-
-# ---- step 2: layout, keys, plate -------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Where an image goes: its key and, in a plate, its well and field."""
-
-    key: str
-    row: str | None = None
-    column: str | None = None
-    field: int | None = None
-
-
-def place_images(
-    images: Sequence[ImageSlots], plate: PlateFacts | None = None
-) -> tuple[Layout, tuple[Placement, ...], PlateSettings | None]:
-    """Layout, one `Placement` per image and the plate (for layout `"plate"`).
-
-    Images that are all in wells (`plate_row` and `plate_col`) make a plate;
-    otherwise one image is the root and several are a collection `0`, `1`,
-    ... (with a warning when some images are in wells: a plate has no place
-    for an image outside its wells).
-    """
-    outside = [im for im in images if None in (im.facts.plate_row, im.facts.plate_col)]
-    if not outside:
-        placements, plate_settings = _plate_placements(images, plate)
-        return "plate", placements, plate_settings
-    if len(outside) < len(images) or any(
-        (im.facts.plate_row, im.facts.plate_col) != (None, None) for im in outside
-    ):
-        im = outside[0]
-        warnings.warn(
-            f"{describe_image(im.image, im.facts)} has plate_row="
-            f"{im.facts.plate_row!r}, plate_col={im.facts.plate_col!r}: no well "
-            "(a well needs both), but a plate holds images in wells only: the "
-            f"plan is written as {'one image' if len(images) == 1 else 'a collection'}"
-            " (the frame log has each frame's stage position)",
-            MMZarrWarning,
-            stacklevel=2,
-        )
-    if len(images) == 1:
-        return "image", (Placement(""),), None
-    return "collection", tuple(Placement(str(i)) for i in range(len(images))), None
-
-
-def _plate_placements(
-    images: Sequence[ImageSlots], plate: PlateFacts | None
-) -> tuple[tuple[Placement, ...], PlateSettings]:
-    if plate is None:
-        rows = [im.facts.plate_row for im in images if im.facts.plate_row is not None]
-        cols = [im.facts.plate_col for im in images if im.facts.plate_col is not None]
-        plate = PlateFacts(None, max(rows) + 1, max(cols, default=0) + 1)
-    placements: list[Placement] = []
-    wells: dict[str, int] = {}  # well -> fields so far
-    for im in images:
-        f = im.facts
-        where = describe_image(im.image, f)
-        r, c = f.plate_row, f.plate_col
-        assert r is not None  # (place_images)
-        assert c is not None
-        if r < 0 or c < 0:
-            raise PlanError(
-                f"{where}: well plate_row={r}, plate_col={c} is no well: rows and "
-                "columns count from 0 (row A, column 1)"
-            )
-        if not (r < plate.rows and c < plate.columns):
-            raise PlanError(
-                f"{where}: well plate_row={r}, plate_col={c} is outside the "
-                f"{plate.rows}x{plate.columns} plate (rows 0-{plate.rows - 1}, "
-                f"columns 0-{plate.columns - 1})"
-            )
-        well = f"{row_name(r)}/{c + 1}"
-        n = wells.setdefault(well, 0)
-        wells[well] = n + 1
-        fld = f.field if f.field is not None else n
-        placements.append(Placement(f"{well}/{fld}", row_name(r), str(c + 1), fld))
-    plate_settings = PlateSettings(
-        name=plate.name,
-        rows=tuple(row_name(i) for i in range(plate.rows)),
-        columns=tuple(str(i + 1) for i in range(plate.columns)),
-        wells=tuple(wells),
-    )
-    return tuple(placements), plate_settings
 
 
 # ---- step 3: one image -----------------------------------------------------------
