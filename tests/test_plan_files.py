@@ -21,7 +21,7 @@ import useq
 import yaml
 
 import mmzarr
-import mmzarr._cli
+import mmzarr._cli_acquire
 from mmzarr._cli import main
 from mmzarr._planfile import check_keys, load_plan
 from tests._peer_plans import PEER_PLANS
@@ -448,7 +448,7 @@ def test_a_refused_time_plan_loads_no_camera(
     seq = useq.MDASequence(time_plan={"interval": -1, "loops": 3})
     assert len(list(seq)) == 3  # useq takes it
     loaded: list[Any] = []
-    monkeypatch.setattr(mmzarr._cli, "_load_core", loaded.append)
+    monkeypatch.setattr(mmzarr._cli_acquire, "load_core", loaded.append)
     plan = _write(tmp_path, "time_plan: {interval: -1, loops: 3}\n")
     for extra in ([], ["--dry-run"]):
         code, stdout, stderr = run(capsys, "acquire", plan, tmp_path / "o", *extra)

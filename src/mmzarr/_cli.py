@@ -1,12 +1,13 @@
 """The `mmzarr` command: demo, acquire, info, validate, finalize.
 
-Owns argument parsing, the checks before an acquisition, exit statuses (130
-after Ctrl-C) and turning errors into one-line messages with a non-zero exit.
-The consoles, progress display and the Ctrl-C handling of a running MDA are
-`mmzarr._terminal`'s. The work itself is done by the library
-(`AcquisitionSettings`, `MDAWriter`, `validate`, `finalize`); plan files are
-read and checked by `mmzarr._planfile`; which paths a command may use is
-`mmzarr._cli_paths`' (with `CLIError`).
+Owns argument parsing, exit statuses (130 after Ctrl-C) and turning errors
+into one-line messages with a non-zero exit. Running a plan (the checks before
+it, the run, the dry run) is `mmzarr._cli_acquire`'s; the consoles, progress
+display and the Ctrl-C handling of a running MDA are `mmzarr._terminal`'s.
+The work itself is done by the library (`AcquisitionSettings`, `MDAWriter`,
+`validate`, `finalize`); plan files are read and checked by
+`mmzarr._planfile`; which paths a command may use is `mmzarr._cli_paths`'
+(with `CLIError`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ if TYPE_CHECKING:
 
     import useq
 
-    from mmzarr._settings import AcquisitionSettings
 
+from mmzarr._cli_acquire import (
+    check_backend,
+    dry_run,
+    one_line,
+    release_cores,
+    run_acquisition,
+)
 from mmzarr._cli_paths import (
     CLIError,
     check_output_path,
@@ -34,7 +41,7 @@ from mmzarr._cli_paths import (
     local_dataset,
 )
 from mmzarr._info import count
-from mmzarr._terminal import console, err_console, run_with_progress, say
+from mmzarr._terminal import console, err_console, say
 
 __all__ = ["main"]
 
@@ -59,10 +66,6 @@ def demo_plan() -> useq.MDASequence:
     )
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 #: Error lines are cut to this many characters.
 MAX_ERROR = 1000
 
@@ -83,221 +86,6 @@ def load_plan(path: str | Path) -> useq.MDASequence:
         return load(path)
     except PlanError as e:
         raise CLIError(str(e)) from e
-
-
-#: the cores this command loaded (released before it exits: `_release_cores`)
-_CORES: list[Any] = []
-
-
-def _load_core(config: str | None) -> Any:
-    from mmzarr.demo import demo_core
-
-    try:
-        core = demo_core(config)
-    except Exception as e:
-        raise CLIError(f"cannot load config {config!r}: {_one_line(e)}") from e
-    _CORES.append(core)
-    return core
-
-
-def _release_cores() -> None:
-    """Release the loaded cores before the interpreter shuts down (`release_core`).
-
-    A notification reaching Python while the interpreter shuts down aborted the
-    process ("FATAL: exception not rethrown", ~1 in 60 runs with the demo rig),
-    losing the exit status.
-    """
-    from mmzarr.demo import release_core
-
-    while _CORES:
-        release_core(_CORES.pop())
-
-
-def _check_channels(seq: useq.MDASequence, core: Any) -> None:
-    """Fail before anything is written when the plan names a channel the rig lacks."""
-    plans = [seq, *(p.sequence for p in seq.stage_positions if p.sequence)]
-    groups = list(core.getAvailableConfigGroups())
-    for plan in plans:
-        for ch in plan.channels:
-            if ch.group not in groups:
-                raise CLIError(
-                    f"channel {ch.config!r}: config group {ch.group!r} is not "
-                    f"defined on this rig; groups: {groups}"
-                )
-            known = list(core.getAvailableConfigs(ch.group))
-            if ch.config in known:
-                continue
-            raise CLIError(
-                f"channel {ch.config!r} (group {ch.group!r}) is not defined on this "
-                f"rig; defined: {known}"
-            )
-
-
-def run_acquisition(
-    seq: useq.MDASequence,
-    out: str,
-    *,
-    config: str | None = None,
-    backend: str | None = None,
-    overwrite: bool = False,
-) -> tuple[int, bool]:
-    """Run `seq` on a core (demo rig or `config`) into `out` (a path or URL).
-
-    `backend`: None for `MDAWriter`'s choice (acquire-zarr, or tensorstore for
-    a plan acquire-zarr cannot take in its order). Returns the frames written
-    and whether Ctrl-C cancelled the run.
-    """
-    from mmzarr.handlers import MDAWriter
-
-    _check_backend(backend)
-    check_output_path(out, overwrite)
-    core = _load_core(config)
-    settings = _settings(seq, core)
-    _check_channels(seq, core)
-    writer = MDAWriter(out, backend=backend, overwrite=overwrite, core=core)
-    if settings is not None and settings.fallback_reason is None:
-        pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
-        frame_bytes, total = pixels * settings.itemsize, settings.frames_planned
-    else:
-        frame_bytes, total = _fallback_progress(seq, core, settings)
-    cancelled, error = run_with_progress(core, seq, writer, total, frame_bytes)
-    try:
-        writer.close()
-    except Exception as e:
-        raise CLIError(f"acquisition failed: {_one_line(e)}") from e
-    if error is not None:
-        raise CLIError(
-            f"acquisition failed after {count(writer.frames_written, 'frame')}: "
-            f"{_one_line(error)}"
-        ) from error
-    return writer.frames_written, cancelled
-
-
-def _fallback_progress(
-    seq: useq.MDASequence, core: Any, settings: AcquisitionSettings | None
-) -> tuple[int, int | None]:
-    """The bytes of a frame and the frames of a run in the fallback layout.
-
-    `settings`: the fallback layout's for the camera's frames (each keeps its
-    planes: an RGB frame's samples too), else the core's frame size. The
-    frames are useq's image events; None when they cannot be counted.
-    """
-    from mmzarr._info import fallback_frame_bytes
-
-    if settings is not None:
-        frame_bytes = fallback_frame_bytes(settings)
-    else:
-        frame_bytes = core.getImageWidth() * core.getImageHeight()
-        frame_bytes *= core.getBytesPerPixel()
-    return frame_bytes, _fallback_frames(seq, core)
-
-
-def _fallback_frames(seq: useq.MDASequence, core: Any) -> int | None:
-    """The frames a run of `seq` acquires (useq's image events), if countable."""
-    from mmzarr._from_useq import frames_acquired
-    from mmzarr.errors import PlanError
-
-    try:
-        return frames_acquired(seq, core)
-    except PlanError:  # the warning said why the plan cannot be mapped
-        return None
-
-
-def _backend_name(backend: str | None, settings: AcquisitionSettings | None) -> str:
-    """The backend a run uses: `backend`, or `MDAWriter`'s choice for `settings`."""
-    from mmzarr.backends import DEFAULT_BACKEND, backend_for
-
-    if backend is not None:
-        return backend
-    if settings is None or settings.fallback_reason is not None:
-        return DEFAULT_BACKEND  # as `MDAWriter` for the fallback layout
-    return backend_for(settings)
-
-
-def _check_backend(backend: str | None) -> None:
-    """Fail before anything is printed or loaded when `backend` cannot be used."""
-    from mmzarr.backends import BACKENDS, DEFAULT_BACKEND
-
-    backend = backend or DEFAULT_BACKEND
-    if backend not in BACKENDS:
-        raise CLIError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if not BACKENDS[backend].is_available():
-        extra = BACKENDS[backend].extra
-        hint = f'pip install "mmzarr[{extra}]"' if extra else "reinstall mmzarr"
-        raise CLIError(f"backend {backend!r} is not installed: {hint}")
-
-
-def _settings(seq: useq.MDASequence, core: Any) -> AcquisitionSettings | None:
-    """The settings for `seq`, or those of the fallback layout it is written in.
-
-    An unmappable plan is still acquired: `MDAWriter` keeps every frame in the
-    fallback layout (settings whose `fallback_reason` says why, for the
-    camera's frames; None when even those cannot be made), and the user is
-    told why. A plan without frames is an error (`CLIError`).
-    """
-    from mmzarr._settings import AcquisitionSettings
-    from mmzarr.errors import EmptyPlanError, PlanError
-
-    try:
-        return AcquisitionSettings.from_useq(seq, core=core)
-    except EmptyPlanError as e:
-        raise CLIError(f"nothing to acquire: {_one_line(e)}") from e
-    except PlanError as e:
-        reason = _one_line(e)
-    say(
-        f"mmzarr: warning: the plan cannot be mapped to OME-Zarr images "
-        f"({reason}); every frame is kept in arrival order in the "
-        "fallback layout (one image, the index of each frame in "
-        "mmzarr/frames.jsonl)",
-        err_console,
-    )
-    return _fallback_settings(reason, core)
-
-
-def _fallback_settings(reason: str, core: Any) -> AcquisitionSettings | None:
-    """The fallback layout's settings for the frames of `core`'s camera.
-
-    As `MDAWriter` opens them at the first frame (`open_fallback`, default
-    storage options); None when the camera's frames cannot be described or
-    kept (a run then takes the first frame's format, or says why not).
-    """
-    from mmzarr._core_camera import camera_pixel_size, camera_planes
-    from mmzarr._kept_planes import fallback_for
-
-    px = camera_pixel_size(core)
-    try:  # an RGB camera's frames too: (y, x, samples)
-        shape, dtype = camera_planes(core)
-        return fallback_for(reason, shape, dtype, pixel_size_um=px)
-    except (ValueError, TypeError):
-        return None
-
-
-def print_settings(settings: AcquisitionSettings, frames: int | None = None) -> None:
-    """The dry-run view: layout, images, shapes, chunks/shards, bytes.
-
-    `frames`: for the fallback layout's settings, the frames the run acquires.
-    """
-    from mmzarr._info import settings_lines, settings_table
-
-    console.print(settings_table(settings, frames))
-    for line in settings_lines(settings, frames):
-        say(line)
-
-
-def _print_fallback(
-    seq: useq.MDASequence, core: Any, settings: AcquisitionSettings | None
-) -> None:
-    """The dry-run view of a plan written in the fallback layout.
-
-    `settings`: the fallback layout's for the camera's frames, if known.
-    """
-    from mmzarr._info import fallback_line
-
-    frames = _fallback_frames(seq, core)
-    if settings is not None:
-        print_settings(settings, frames)
-    else:
-        say(fallback_line(frames))
 
 
 def info(out: str) -> None:
@@ -336,7 +124,7 @@ def _cmd_finalize(out: str) -> int:
 
 def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
     local_dataset("demo", out)  # it validates what it wrote
-    _check_backend(backend)  # before the banner: a mistake is the only output
+    check_backend(backend)  # before the banner: a mistake is the only output
     check_output_path(out, overwrite)
     seq = demo_plan()
     say(
@@ -434,30 +222,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _cmd_demo(args.out, args.backend, args.overwrite)
     if args.command == "acquire":
-        _check_backend(args.backend)
+        check_backend(args.backend)
         seq = load_plan(args.plan)
         if args.dry_run:
-            core = _load_core(args.config)
-            # a plan the rig cannot run prints no table: only why it is refused
-            _check_channels(seq, core)
-            settings = _settings(seq, core)
-            layout = ""
-            if settings is not None and settings.fallback_reason is None:
-                print_settings(settings)
-            else:
-                _print_fallback(seq, core, settings)
-                layout = " in the fallback layout"
-            note, code = "", 0
-            try:
-                check_output_path(args.out, args.overwrite)
-            except CLIError as e:
-                # exit as the run would: a script checking a plan sees the refusal
-                note, code = f" (acquiring would fail: {e})", e.code
-            say(
-                f"dry run: nothing acquired; would write {args.out}{layout}{note} "
-                f"with backend {_backend_name(args.backend, settings)}"
+            return dry_run(
+                seq,
+                args.out,
+                config=args.config,
+                backend=args.backend,
+                overwrite=args.overwrite,
             )
-            return code
         n, cancelled = run_acquisition(
             seq,
             args.out,
@@ -484,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown: set[str] = set()
 
     def show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
-        text = _one_line(message) if isinstance(message, Warning) else str(message)
+        text = one_line(message) if isinstance(message, Warning) else str(message)
         if text not in shown:  # the same warning from settings and writer: once
             shown.add(text)
             say(f"mmzarr: warning: {text}", err_console)
@@ -512,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("mmzarr: interrupted", err_console)
             return 130
         finally:
-            _release_cores()
+            release_cores()
 
 
 if __name__ == "__main__":  # pragma: no cover
