@@ -524,6 +524,26 @@ def test_custom_axis_keeps_every_image_in_the_fallback(
         ZarrHook(tmp_path / "ev.ome.zarr", events=events)
 
 
+@pytest.mark.parametrize(
+    ("time", "key"),
+    [((0, 1), "row"), ((0, 1), "col"), ((0, 0), "row"), ((0, 0), "col")],
+    ids=["row", "col", "row-tiles", "col-tiles"],
+)
+def test_top_level_row_col_are_the_axes_pycromanager_runs(
+    tmp_path: Path, time: tuple[int, int], key: str
+) -> None:
+    """pycromanager 1.0 moves an event's top-level `row`/`col` into its axes
+    (`row`, `column`): the events are refused up front as those axes are. They
+    were taken (every image then went beside the dataset) or, tiles of one
+    time point, said to repeat event 0."""
+    axis = {"row": "row", "col": "column"}[key]
+    events = [{"axes": {"time": t}, key: k} for k, t in enumerate(time)]
+    out = tmp_path / "tiles.ome.zarr"
+    with pytest.raises(PlanError, match=f"event 0: .*cannot place the axis '{axis}'"):
+        ZarrHook(out, events=events)
+    assert not out.exists()
+
+
 def test_custom_axis_with_settings_is_kept_beside(tmp_path: Path) -> None:
     seq = useq.MDASequence(time_plan=useq.TIntervalLoops(interval=1, loops=3))
     settings = mmzarr.AcquisitionSettings.from_useq(

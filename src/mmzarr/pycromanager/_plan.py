@@ -129,13 +129,22 @@ class Entry:
     facts: EventFacts | None = None
 
 
+#: top-level event keys pycromanager 1.0 moves into the axes, and their axis
+_GRID_KEYS = (("row", "row"), ("col", "column"))
+
+
 def entry_from_event(event: Any, where: str) -> Entry:
     """An event dict's `Entry` (PlanError for what mmzarr cannot place)."""
     if not isinstance(event, Mapping) or "axes" not in event:
         raise PlanError(f"{where}: expected a dict with an 'axes' key, got {event!r}")
     group = event.get("config_group")
+    axes = event["axes"]
+    moved = {axis: event[key] for key, axis in _GRID_KEYS if key in event}
+    if moved and isinstance(axes, Mapping):
+        # pycromanager moves these (deprecated) keys into the axes it runs
+        axes = {**axes, **moved}
     return Entry(
-        axes=check_axes(event["axes"], where),
+        axes=check_axes(axes, where),
         x=as_float(event.get("x")),
         y=as_float(event.get("y")),
         z=as_float(event.get("z")),
