@@ -231,6 +231,27 @@ def test_events_give_the_full_shape_at_the_first_image(tmp_path: Path) -> None:
     assert log[0]["metadata"]["pycromanager"]["Axes"] == events[0]["axes"]
 
 
+@pytest.mark.parametrize("times", [(3, 4, 5), (0, 2, 4)], ids=["from-3", "every-2"])
+def test_time_points_not_from_0_give_the_t_scale(
+    tmp_path: Path, times: tuple[int, ...]
+) -> None:
+    """The t scale is the seconds per time point between an image's first two
+    time points, whatever their indices: events at t 3, 4, 5 (or 0, 2, 4) with
+    start times 0.25 s per time point were given a t scale of 1 s (unknown)."""
+    events = [{"axes": {"time": t}, "min_start_time": t * 0.25} for t in times]
+    out = tmp_path / "late.ome.zarr"
+    hook = ZarrHook(out, events=events)
+    feed(hook, events)
+    hook.close()
+    ms = group_json(out)["attributes"]["ome"]["multiscales"][0]
+    assert ms["axes"][0]["name"] == "t"
+    scale = ms["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale[0] == 0.25
+    data = read_zarr(out, array_of(""))
+    for k, t in enumerate(times):
+        np.testing.assert_array_equal(data[t], frame_of(k))
+
+
 def test_keep_images_returns_the_image_and_metadata(tmp_path: Path) -> None:
     events = [{"axes": {"time": t}, "min_start_time": t * 0.1} for t in range(2)]
     hook = ZarrHook(tmp_path / "k.ome.zarr", events=events)

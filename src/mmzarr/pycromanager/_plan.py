@@ -348,17 +348,22 @@ def _by_axes(
 
 
 def _t_scale(starts: Mapping[int, Mapping[int, float]]) -> float | None:
-    """Seconds between the first two time points of the first image with both.
+    """Seconds per time point between the first two time points of an image.
 
-    Warns when that image's time points are not evenly spaced (a list of
-    `time_interval_s`): OME-Zarr has one t scale.
+    Of the first image with two time points (their indices may start above
+    0, or skip some) a step apart in time. Warns when that image's time points
+    are not evenly spaced (a list of `time_interval_s`): OME-Zarr has one t
+    scale.
     """
     for ts in starts.values():
-        if 0 in ts and 1 in ts and ts[1] > ts[0]:
-            scale = round(ts[1] - ts[0], 9)
+        first, second = [*sorted(ts), -1, -1][:2]
+        if second >= 0 and ts[second] > ts[first]:
+            scale = round((ts[second] - ts[first]) / (second - first), 9)
             times = [ts[t] for t in sorted(ts)]
             if any(
-                not math.isclose(ts[t] - ts[0], t * scale, rel_tol=1e-6, abs_tol=1e-6)
+                not math.isclose(
+                    ts[t] - ts[first], (t - first) * scale, rel_tol=1e-6, abs_tol=1e-6
+                )
                 for t in ts
             ):
                 warnings.warn(
