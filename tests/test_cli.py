@@ -555,9 +555,13 @@ class BadInput:
 
 
 REJECTED = {"channels": ["DAPI"], "axis_order": "tpqz"}
-#: the root document of a dataset `--overwrite` may replace
+#: the root document of a dataset `--overwrite` may replace (mmzarr's)
 OME_GROUP = json.dumps(
-    {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
+    {
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": {"ome": {"version": "0.5"}, "mmzarr": {"status": "complete"}},
+    }
 )
 BAD_INPUTS = [
     BadInput("missing-plan", {}, ("acquire", "nope.yaml", "o"), "plan file not found"),
@@ -634,7 +638,7 @@ BAD_INPUTS = [
         {"notes.txt": "not a dataset"},
         ("demo", "notes.txt"),
         "it is a file, not a dataset directory; --overwrite replaces only an "
-        "mmzarr/OME-Zarr dataset or an empty directory); choose another path",
+        "mmzarr dataset or an empty directory); choose another path",
     ),
     BadInput(  # a zarr group, but no image: info called it "(image, ...)"
         "info-plain-zarr-group",

@@ -1252,3 +1252,55 @@ def test_finalize_keeps_the_attributes_a_user_added(tmp_path: Path) -> None:
     assert group_json(out, "1")["attributes"]["my_notes"] == {"text": "position note"}
     assert group_json(out)["attributes"]["ome"] == ome_before
     check_metadata(out)
+
+
+# ---- what overwrite may replace -------------------------------------------------
+@pytest.mark.parametrize("part", ["0", "A/1", "A/1/0"])
+def test_overwrite_never_replaces_part_of_a_dataset(tmp_path: Path, part: str) -> None:
+    """A position (`coll/0`), a well or a field of a plate is a group inside a
+    dataset: `overwrite=True` there took that part out of the dataset (its
+    frames deleted, the dataset then invalid), exit 0 on the command line."""
+    if part == "0":
+        seq = useq.MDASequence(stage_positions=[(0.0, 0.0), (5.0, 5.0)])
+    else:
+        seq = useq.MDASequence(
+            stage_positions=useq.WellPlatePlan(
+                plate="96-well", a1_center_xy=(0, 0), selected_wells=([0], [0])
+            )
+        )
+    root = tmp_path / "whole.ome.zarr"
+    frames = write_plan(root, seq, "acquire-zarr")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(
+        FileExistsError, match=re.escape(f"part of the dataset {str(root)!r}")
+    ):
+        mmzarr.create_stream(root / part, settings_for(seq), overwrite=True)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert mmzarr.validate(root).ok
+    for (key, idx), frame in frames.items():
+        np.testing.assert_array_equal(
+            read_zarr(root, f"{key}/0" if key else "0")[idx], frame
+        )
+
+
+def test_overwrite_never_replaces_an_ome_zarr_another_tool_wrote(
+    tmp_path: Path,
+) -> None:
+    """An OME-Zarr mmzarr did not write (here with the user's own file in it)
+    is refused: it was deleted, the user's file with it."""
+    import zarr
+
+    out = tmp_path / "theirs.ome.zarr"
+    group = zarr.open_group(str(out), mode="w", zarr_format=3)
+    group.attrs["ome"] = {"version": "0.5", "multiscales": []}
+    (out / "analysis.csv").write_text("cell,area\n1,42\n")
+    seq = useq.MDASequence(channels=["DAPI"])
+    with pytest.raises(
+        FileExistsError, match="an OME-Zarr dataset that mmzarr did not write"
+    ):
+        mmzarr.create_stream(out, settings_for(seq), overwrite=True)
+    assert (out / "analysis.csv").read_text() == "cell,area\n1,42\n"
+    assert (
+        json.loads((out / "zarr.json").read_text())["attributes"]["ome"]["version"]
+        == "0.5"
+    )

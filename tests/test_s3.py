@@ -539,9 +539,13 @@ def _put(endpoint: str, url: str, objects: dict[str, bytes]) -> None:
 
 
 #: The root document of an OME-Zarr dataset (what `overwrite` may replace).
-DATASET = {
+DATASET = {  # mmzarr's: --overwrite may replace it
     "zarr.json": json.dumps(
-        {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {}}}
+        {
+            "zarr_format": 3,
+            "node_type": "group",
+            "attributes": {"ome": {}, "mmzarr": {}},
+        }
     ).encode()
 }
 NOT_A_DATASET = {"notes.txt": b"keep me"}
@@ -593,14 +597,14 @@ EXISTING = [
         (),
         "output '{url}' already exists and --overwrite would not replace it "
         "(refusing to replace '{url}': it is not a zarr dataset (no zarr.json); "
-        "--overwrite replaces only an mmzarr/OME-Zarr dataset); choose another path",
+        "--overwrite replaces only an mmzarr dataset); choose another path",
     ),
     Existing(
         "overwrite-not-a-dataset",
         NOT_A_DATASET,
         ("--overwrite",),
         "refusing to replace '{url}': it is not a zarr dataset (no zarr.json); "
-        "--overwrite replaces only an mmzarr/OME-Zarr dataset",
+        "--overwrite replaces only an mmzarr dataset",
     ),
 ]
 

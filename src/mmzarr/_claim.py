@@ -3,8 +3,8 @@
 The one rule for output paths (`claim`, `check_output`), used by
 `create_stream`, the front ends and the CLI:
 
-- `overwrite=True` replaces only a dataset (a directory whose root `zarr.json`
-  is a zarr v3 group with `ome` or `mmzarr` attributes, or that holds
+- `overwrite=True` replaces only an mmzarr dataset (a directory whose root
+  `zarr.json` is a zarr v3 group with `mmzarr` attributes, or that holds
   `mmzarr/settings.json`) or an empty directory: `_replaceable`'s rule.
   Anything else is a `FileExistsError` saying why.
 - A local dataset being written is locked (`_lock.DatasetLock`, taken here

@@ -162,7 +162,7 @@ def _cancelled(n: int, out: str) -> int:
 
 #: what `--overwrite` replaces (and what it never does)
 OVERWRITE_HELP = (
-    "replace OUT if it is an mmzarr/OME-Zarr dataset or an empty directory "
+    "replace OUT if it is an mmzarr dataset or an empty directory "
     "(anything else is refused)"
 )
 

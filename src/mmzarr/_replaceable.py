@@ -1,4 +1,4 @@
-"""What `overwrite=True` may replace: a dataset or an empty directory, nothing else.
+"""What `overwrite=True` may replace: an mmzarr dataset or an empty directory.
 
 `check_replaceable` is the rule `_claim` applies before it moves an old
 dataset aside (local) or deletes it (S3): never a file, a symbolic link, the
@@ -29,7 +29,8 @@ def check_replaceable(loc: Location) -> None:
     """Raise unless `overwrite=True` may replace what is at the root.
 
     Replaceable: nothing, an empty directory, or a dataset (see
-    `dataset_problem`). Never a file, a symbolic link, the current working
+    `dataset_problem`). Never a file, a symbolic link, a group inside a zarr
+    hierarchy (part of a dataset), the current working
     directory, a directory containing it, one with a file system mounted
     inside it, or a dataset holding a dataset that a writer has locked.
 
@@ -45,15 +46,15 @@ def check_replaceable(loc: Location) -> None:
         if problem is not None:
             raise FileExistsError(
                 f"refusing to replace {loc.url!r}: {problem}; overwrite=True "
-                "replaces only an mmzarr/OME-Zarr dataset"
+                "replaces only an mmzarr dataset"
             )
         return
     problem = _local_problem(loc.path)
     if problem is not None:
         raise FileExistsError(
             f"refusing to replace {full_path(loc.path)!r}: {problem}; "
-            "overwrite=True replaces only an mmzarr/OME-Zarr dataset or an "
-            "empty directory"
+            "overwrite=True replaces only an mmzarr dataset or an empty "
+            "directory"
         )
 
 
@@ -63,12 +64,12 @@ def full_path(path: Path) -> str:
 
 
 def dataset_problem(root: Path | Location) -> str | None:
-    """Why `root` is not an mmzarr/OME-Zarr dataset, or None when it is one.
+    """Why `root` is not an mmzarr dataset, or None when it is one.
 
-    A dataset's root `zarr.json` is a zarr v3 group whose attributes have `ome`
-    or `mmzarr`; a dataset whose writer died before its first group document,
-    or while acquire-zarr's close had left its groups bare, holds
-    `mmzarr/settings.json`.
+    A dataset's root `zarr.json` is a zarr v3 group whose attributes have
+    `mmzarr` (an OME-Zarr another tool wrote is not one); a dataset whose
+    writer died before its first group document, or while acquire-zarr's
+    close had left its groups bare, holds `mmzarr/settings.json`.
     """
     return _dataset_problem(as_location(root).read_bytes)
 
@@ -90,11 +91,13 @@ def _dataset_problem(read: Any) -> str | None:
     if parsed.get("zarr_format") != 3 or parsed.get("node_type") != "group":
         return "its zarr.json is not a zarr v3 group"
     attrs = parsed.get("attributes")
-    if isinstance(attrs, dict) and {"ome", "mmzarr"} & set(attrs):
+    if isinstance(attrs, dict) and "mmzarr" in attrs:
         return None
     if _has_settings(read):
         return None  # a writer killed while acquire-zarr left bare groups
-    return "its zarr.json has no 'ome' or 'mmzarr' attributes"
+    if isinstance(attrs, dict) and "ome" in attrs:
+        return "it is an OME-Zarr dataset that mmzarr did not write"
+    return "its zarr.json has no 'mmzarr' attributes"
 
 
 def _is_zarr_v2(read: Any) -> bool:
@@ -139,6 +142,8 @@ def _local_problem(path: Path) -> str | None:
             return None
     except OSError as e:
         return f"it cannot be listed ({e})"
+    if (top := _dataset_above(path)) is not None:
+        return f"it is part of the dataset {str(top)!r}"
     if opening_leftovers(path):
         return None  # a writer killed before it wrote its settings
     problem = _dataset_problem(lambda key: _read_local(path / key))
@@ -152,6 +157,25 @@ def _local_problem(path: Path) -> str | None:
         )
     live = _live_dataset_inside(path)
     return None if live is None else f"a dataset inside it is being written ({live})"
+
+
+def _dataset_above(path: Path) -> Path | None:
+    """The topmost zarr v3 group of those holding `path`, or None.
+
+    `path` is then a node of that hierarchy (a well, a field, a position of
+    a dataset): replacing it would take that part out of the dataset.
+    """
+    top = None
+    for above in Path(full_path(path)).parents:
+        try:
+            doc = json_object(_read_local(above / "zarr.json") or b"")
+        except OSError:  # unreadable: not a dataset's document
+            doc = None
+        if doc is not None and doc.get("zarr_format") == 3:
+            top = above
+        elif top is not None:
+            break
+    return top
 
 
 def _mount_inside(path: Path) -> str | None:
