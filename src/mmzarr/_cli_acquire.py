@@ -33,6 +33,7 @@ __all__ = [
 
 
 def one_line(error: BaseException) -> str:
+    """`error`'s message on one line (its type's name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__
 
 
@@ -41,6 +42,7 @@ _CORES: list[Any] = []
 
 
 def load_core(config: str | None) -> Any:
+    """A core loaded from `config` (None: the demo rig), released at exit."""
     from mmzarr.demo import demo_core
 
     try:

@@ -62,9 +62,7 @@ def place_images(
     if not outside:
         placements, plate_settings = _plate_placements(images, plate)
         return "plate", placements, plate_settings
-    if len(outside) < len(images) or any(
-        (im.facts.plate_row, im.facts.plate_col) != (None, None) for im in outside
-    ):
+    if any((im.facts.plate_row, im.facts.plate_col) != (None, None) for im in images):
         im = outside[0]
         warnings.warn(
             f"{describe_image(im.image, im.facts)} has plate_row="
@@ -86,7 +84,7 @@ def _plate_placements(
     if plate is None:
         rows = [im.facts.plate_row for im in images if im.facts.plate_row is not None]
         cols = [im.facts.plate_col for im in images if im.facts.plate_col is not None]
-        plate = PlateFacts(None, max(rows) + 1, max(cols, default=0) + 1)
+        plate = PlateFacts(None, max(rows) + 1, max(cols) + 1)
     placements: list[Placement] = []
     wells: dict[str, int] = {}  # well -> fields so far
     for im in images:

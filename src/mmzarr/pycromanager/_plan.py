@@ -356,25 +356,26 @@ def _t_scale(starts: Mapping[int, Mapping[int, float]]) -> float | None:
     scale.
     """
     for ts in starts.values():
-        first, second = [*sorted(ts), -1, -1][:2]
-        if second >= 0 and ts[second] > ts[first]:
-            scale = round((ts[second] - ts[first]) / (second - first), 9)
-            times = [ts[t] for t in sorted(ts)]
-            if any(
-                not math.isclose(
-                    ts[t] - ts[first], (t - first) * scale, rel_tol=1e-6, abs_tol=1e-6
-                )
-                for t in ts
-            ):
-                warnings.warn(
-                    f"the time points (at {[round(t - times[0], 6) for t in times]} "
-                    f"s) are not evenly spaced: OME-Zarr has one t scale, {scale:g} "
-                    "s (the first interval) is written; the frame log has each "
-                    "image's time",
-                    MMZarrWarning,
-                    stacklevel=2,
-                )
-            return scale
+        points = sorted(ts)
+        if len(points) < 2 or ts[points[1]] <= ts[points[0]]:
+            continue
+        first, second = points[:2]
+        scale = round((ts[second] - ts[first]) / (second - first), 9)
+        if any(
+            not math.isclose(
+                ts[t] - ts[first], (t - first) * scale, rel_tol=1e-6, abs_tol=1e-6
+            )
+            for t in points
+        ):
+            at = [round(ts[t] - ts[first], 6) for t in points]
+            warnings.warn(
+                f"the time points (at {at} s) are not evenly spaced: OME-Zarr has "
+                f"one t scale, {scale:g} s (the first interval) is written; the "
+                "frame log has each image's time",
+                MMZarrWarning,
+                stacklevel=2,
+            )
+        return scale
     return None
 
 
