@@ -874,7 +874,19 @@ def _wait_for_frames(log: Path, n: int, proc: subprocess.Popen, timeout: float) 
     wait_for(f"{n} frames logged", logged, seconds=timeout, every=0.05)
 
 
-def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "label"),
+    [
+        (signal.SIGINT, 130, "Ctrl-C"),
+        # SIGTERM, SIGHUP (kill, timeout, a scheduler, a closed ssh session)
+        # ended the run at once: no message, the dataset left `acquiring`
+        (signal.SIGTERM, 143, "SIGTERM"),
+        (signal.SIGHUP, 129, "SIGHUP"),
+    ],
+)
+def test_a_stop_signal_cancels_cleanly(
+    tmp_path: Path, signum: int, code: int, label: str
+) -> None:
     loops = 500
     (tmp_path / "long.yaml").write_text(
         f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
@@ -888,15 +900,16 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
         )
         try:
             _wait_for_frames(out / "mmzarr" / "frames.jsonl", 5, proc, timeout=60)
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=60)
+            proc.send_signal(signum)
+            returncode = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
     stderr = (tmp_path / "stderr").read_text()
-    assert code == 130, stderr
+    assert returncode == code, stderr
     assert "Traceback" not in stderr
-    assert "mmzarr: cancelled (Ctrl-C)" in stderr
+    assert f"{label}: cancelling and closing the dataset" in stderr
+    assert f"mmzarr: cancelled ({label})" in stderr
     attrs = mm_attrs(out)
     assert attrs["status"] == "cancelled"
     n = attrs["frames_written"]
@@ -914,6 +927,43 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     r = mmzarr("validate", out, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "status: cancelled" in r.stdout
+
+
+def _ignore_sighup() -> None:  # what `nohup` does before it runs a command
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path: Path) -> None:
+    """Under `nohup` a closed terminal must not end the run."""
+    loops = 40
+    (tmp_path / "long.yaml").write_text(
+        f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
+    )
+    cfg = small_config(tmp_path)
+    out = tmp_path / "long.ome.zarr"
+    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    with (tmp_path / "stderr").open("w") as se:
+        proc = subprocess.Popen(
+            [*cmd, "--config", str(cfg)],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=se,
+            preexec_fn=_ignore_sighup,
+        )
+        try:
+            _wait_for_frames(out / "mmzarr" / "frames.jsonl", 5, proc, timeout=60)
+            proc.send_signal(signal.SIGHUP)
+            returncode = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = (tmp_path / "stderr").read_text()
+    assert returncode == 0, stderr
+    assert "SIGHUP" not in stderr
+    attrs = mm_attrs(out)
+    assert attrs["status"] == "complete"
+    assert attrs["frames_written"] == loops
 
 
 def test_info_lists_the_channels_of_sub_sequences_too(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """The `mmzarr` command: demo, acquire, info, validate, finalize.
 
-Owns argument parsing, exit statuses (130 after Ctrl-C) and turning errors
-into one-line messages with a non-zero exit. Running a plan (the checks before
-it, the run, the dry run) is `mmzarr._cli_acquire`'s; the consoles, progress
-display and the Ctrl-C handling of a running MDA are `mmzarr._terminal`'s.
+Owns argument parsing, exit statuses (128 + the signal after Ctrl-C, SIGTERM
+or SIGHUP) and turning errors into one-line messages with a non-zero exit.
+Running a plan (the checks before it, the run, the dry run) is
+`mmzarr._cli_acquire`'s; the consoles, progress display and the handling of
+Ctrl-C (and SIGTERM, SIGHUP) during a run are `mmzarr._terminal`'s.
 The work itself is done by the library (`AcquisitionSettings`, `MDAWriter`,
 `validate`, `finalize`); plan files are read and checked by
 `mmzarr._planfile`; which paths a command may use is `mmzarr._cli_paths`'
@@ -41,7 +42,14 @@ from mmzarr._cli_paths import (
     local_dataset,
 )
 from mmzarr._info import count
-from mmzarr._terminal import console, err_console, say
+from mmzarr._terminal import (
+    console,
+    err_console,
+    say,
+    signal_label,
+    signum_of,
+    stop_signals_interrupt,
+)
 
 __all__ = ["main"]
 
@@ -147,17 +155,20 @@ def _cmd_demo(out: str, backend: str, overwrite: bool) -> int:
         f"  python -c {shlex.quote(tree)}\n"
         f"  mmzarr info {shlex.quote(out)}"
     )
-    return _cancelled(n, out) if cancelled else code
+    return _cancelled(n, out, cancelled) if cancelled else code
 
 
-def _cancelled(n: int, out: str) -> int:
-    """Report a Ctrl-C that was handled cleanly; exit status 130 (SIGINT)."""
+def _cancelled(n: int, out: str, signum: int) -> int:
+    """Report a Ctrl-C (or SIGTERM, SIGHUP) that was handled cleanly.
+
+    The exit status is the shell's for that signal: 128 + its number.
+    """
     say(
-        f"mmzarr: cancelled (Ctrl-C) after {count(n, 'frame')}; {out!r} is "
-        "a valid dataset of what was acquired",
+        f"mmzarr: cancelled ({signal_label(signum)}) after {count(n, 'frame')}; "
+        f"{out!r} is a valid dataset of what was acquired",
         err_console,
     )
-    return 130
+    return 128 + signum
 
 
 #: what `--overwrite` replaces (and what it never does)
@@ -175,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="mmzarr",
         description="Stream microscope acquisitions into OME-Zarr v0.5.",
         epilog="Exit status: 0 ok, 1 error or invalid dataset, 130 cancelled by "
-        "Ctrl-C (what was acquired stays a valid dataset).",
+        "Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (what was acquired stays a valid "
+        "dataset).",
     )
     p.add_argument("--version", action="version", version=f"mmzarr {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,7 +252,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         say(f"wrote {count(n, 'frame')} to {args.out}")
-        return _cancelled(n, args.out) if cancelled else 0
+        return _cancelled(n, args.out, cancelled) if cancelled else 0
     if args.command == "info":
         info(args.out)
         return 0
@@ -268,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = show_warning
         try:
-            return _dispatch(args)
+            with stop_signals_interrupt():
+                return _dispatch(args)
         except CLIError as e:
             say(f"mmzarr: error: {_cut(str(e))}", err_console)
             return e.code
@@ -282,9 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 err_console,
             )
             return 1
-        except KeyboardInterrupt:
-            say("mmzarr: interrupted", err_console)
-            return 130
+        except KeyboardInterrupt as e:
+            say(f"mmzarr: interrupted ({signal_label(signum_of(e))})", err_console)
+            return 128 + signum_of(e)
         finally:
             release_cores()
 

@@ -93,12 +93,12 @@ def run_acquisition(
     config: str | None = None,
     backend: str | None = None,
     overwrite: bool = False,
-) -> tuple[int, bool]:
+) -> tuple[int, int]:
     """Run `seq` on a core (demo rig or `config`) into `out` (a path or URL).
 
     `backend`: None for `MDAWriter`'s choice (acquire-zarr, or tensorstore for
     a plan acquire-zarr cannot take in its order). Returns the frames written
-    and whether Ctrl-C cancelled the run.
+    and the signal that cancelled the run (SIGINT for Ctrl-C; 0: none).
     """
     from mmzarr.handlers import MDAWriter
 

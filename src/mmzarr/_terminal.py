@@ -1,17 +1,20 @@
 """The terminal of the `mmzarr` command: its consoles and an MDA run on them.
 
 Owns where text goes (stdout, stderr, never wrapped), the progress display of
-an acquisition, and Ctrl-C while one runs (cancel the MDA, then wait for it to
-end). Turning errors into messages and exit statuses is `mmzarr._cli`'s.
+an acquisition, and Ctrl-C (or SIGTERM, SIGHUP) while one runs (cancel the MDA,
+then wait for it to end). Turning errors into messages and exit statuses is
+`mmzarr._cli`'s.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -27,10 +30,21 @@ from rich.progress import (
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import useq
     from rich.progress import Task
 
-__all__ = ["console", "err_console", "run_with_progress", "say"]
+__all__ = [
+    "Interrupted",
+    "console",
+    "err_console",
+    "run_with_progress",
+    "say",
+    "signal_label",
+    "signum_of",
+    "stop_signals_interrupt",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -71,9 +85,58 @@ def _progress(total: int | None, frame_bytes: int) -> Progress:
     return Progress(*columns, console=err_console, transient=False)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal other than SIGINT (SIGTERM, SIGHUP), handled as Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: the signals that stop a run as Ctrl-C does: `kill`, `timeout`, a scheduler
+#: ending a job, a closed terminal or ssh session
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def signum_of(interrupt: KeyboardInterrupt) -> int:
+    """The signal behind a KeyboardInterrupt: SIGINT unless `Interrupted`."""
+    return interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
+
+
+def signal_label(signum: int) -> str:
+    """How a message names a signal: Ctrl-C for SIGINT, else its name."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise `Interrupted` as Ctrl-C raises its own.
+
+    A signal already ignored stays ignored (`nohup` ignores SIGHUP so the run
+    outlives its terminal). Off the main thread, or where a signal does not
+    exist (SIGHUP on Windows), nothing changes. The old handlers come back on
+    the way out.
+    """
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
+                old[signum] = signal.signal(signum, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
 def run_with_progress(
     core: Any, seq: useq.MDASequence, writer: Any, total: int | None, frame_bytes: int
-) -> tuple[bool, BaseException | None]:
+) -> tuple[int, BaseException | None]:
     """`_run_mda` with a live progress bar on a terminal, else one final line.
 
     Off a terminal (a pipe, a log file) rich draws no live display, only the
@@ -103,11 +166,12 @@ def run_with_progress(
 
 def _run_mda(
     core: Any, seq: useq.MDASequence, writer: Any
-) -> tuple[bool, BaseException | None]:
+) -> tuple[int, BaseException | None]:
     """Run the MDA on a thread until it ends; Ctrl-C cancels it.
 
-    Returns whether it was cancelled and the runner's error, if any. A second
-    Ctrl-C quits at once (the dataset then needs `mmzarr finalize`). While
+    So do SIGTERM and SIGHUP inside `stop_signals_interrupt`. Returns the
+    signal that cancelled the run (0: none) and the runner's error, if any. A
+    second one quits at once (the dataset then needs `mmzarr finalize`). While
     waiting, the main thread only sleeps: a KeyboardInterrupt that lands in
     `Thread.join` can make a later `join` return while the thread still runs
     (CPython), and the dataset would be closed under a running MDA.
@@ -124,22 +188,22 @@ def _run_mda(
             done.set()
 
     thread = threading.Thread(target=target, name="mmzarr-mda", daemon=True)
-    cancelled = False
+    cancelled = 0
     try:
         thread.start()
         while not done.is_set():
             time.sleep(0.05)
-    except KeyboardInterrupt:
-        cancelled = True
+    except KeyboardInterrupt as e:
+        cancelled = signum_of(e)
         err_console.print(
-            "[yellow]Ctrl-C: cancelling and closing the dataset "
-            "(Ctrl-C again to quit at once)...[/]"
+            f"[yellow]{signal_label(cancelled)}: cancelling and closing the "
+            "dataset (Ctrl-C again to quit at once)...[/]"
         )
     while not done.is_set():
         try:
             core.mda.cancel()  # again each time: a no-op until the run has started
             time.sleep(0.05)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             where = shlex.quote(str(writer.path))
             say(
                 f"mmzarr: aborted; run `mmzarr finalize {where}` to make the "
@@ -148,6 +212,7 @@ def _run_mda(
             )
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(130)  # pymmcore-plus' relay thread would block a normal exit
+            # pymmcore-plus' relay thread would block a normal exit
+            os._exit(128 + signum_of(e))
     thread.join()
     return cancelled, errors[0] if errors else None
