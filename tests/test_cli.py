@@ -727,6 +727,16 @@ BAD_INPUTS = [
         ("acquire", "p.yaml", "o", "--dry-run"),
         "plan 'p.yaml': unknown key 'z_plan.rnage' (did you mean 'range'?)",
     ),
+    *(  # the system resolves `afile/..` through afile: the check read the path
+        # as `o.zarr`, and the run failed once the MDA had begun
+        BadInput(
+            f"{command}-out-through-a-file",
+            {"p.yaml": "channels: [DAPI]\n", "afile": "notes\n"},
+            (command, *(["p.yaml"] if command == "acquire" else []), "afile/../o.zarr"),
+            "cannot create 'afile/../o.zarr': ",
+        )
+        for command in ("acquire", "demo")
+    ),
     # acquired in the fallback layout (useq and pymmcore-plus take it)
     BadInput(
         "interval-negative",

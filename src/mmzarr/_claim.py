@@ -119,7 +119,9 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
     """
     loc = parse_location(path)
     if loc.path is not None:  # S3 has no folders and no lock
-        above = Path(full_path(loc.path)).parent
+        # not normalized: the system resolves `afile/../x` through afile (a
+        # file: the writer failed after the run began), as `mkdir` will
+        above = Path(loc.path).absolute().parent
         while not above.exists() and above != above.parent:
             above = above.parent
         if not above.is_dir():
