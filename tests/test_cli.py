@@ -342,6 +342,35 @@ def test_dry_run(tmp_path: Path) -> None:
     assert "nothing acquired" in r.stdout
     assert not (tmp_path / "out.ome.zarr").exists()
     assert "acquiring" not in r.stderr
+    assert "free" not in r.stderr  # 3 MB fit
+
+
+def test_dry_run_of_a_plan_larger_than_the_disk_warns(tmp_path: Path) -> None:
+    """A plan of more bytes than the disk holds: the run would fail part way.
+
+    It said "expected 5242880.0 MB uncompressed" and nothing about the disk.
+    """
+    side = 4096  # 32 MiB frames: few time points fill any disk
+    text = DEMO_CONFIG.read_text()
+    (tmp_path / "big.cfg").write_text(
+        text.replace("SensorWidth,512", f"SensorWidth,{side}").replace(
+            "SensorHeight,512", f"SensorHeight,{side}"
+        )
+    )
+    frame = side * side * 2
+    # twice the free space: other processes may free some meanwhile
+    loops = 2 * (shutil.disk_usage(tmp_path).free // frame + 1)
+    (tmp_path / "p.yaml").write_text(f"time_plan: {{interval: 1, loops: {loops}}}\n")
+    r = mmzarr(
+        "acquire", "p.yaml", "o.zarr", "--dry-run", "--config", "big.cfg", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    warning = [line for line in r.stderr.splitlines() if "free" in line]
+    assert len(warning) == 1, r.stderr
+    assert warning[0].startswith("mmzarr: warning: the plan writes up to ")
+    assert str(tmp_path) in warning[0]
+    assert "the run stops when the disk is full" in warning[0]
+    assert not (tmp_path / "o.zarr").exists()
 
 
 def test_dry_run_of_a_refused_run_exits_as_the_run(tmp_path: Path) -> None:

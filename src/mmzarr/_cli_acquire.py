@@ -29,6 +29,7 @@ __all__ = [
     "plan_settings",
     "release_cores",
     "run_acquisition",
+    "warn_space",
 ]
 
 
@@ -111,8 +112,10 @@ def run_acquisition(
     if settings is not None and settings.fallback_reason is None:
         pixels = max(im.frame_shape[0] * im.frame_shape[1] for im in settings.images)
         frame_bytes, total = pixels * settings.itemsize, settings.frames_planned
+        warn_space(out, settings.bytes_planned)
     else:
         frame_bytes, total = _fallback_progress(seq, core, settings)
+        warn_space(out, None if total is None else total * frame_bytes)
     cancelled, error = run_with_progress(core, seq, writer, total, frame_bytes)
     try:
         writer.close()
@@ -124,6 +127,40 @@ def run_acquisition(
             f"{one_line(error)}"
         ) from error
     return writer.frames_written, cancelled
+
+
+def warn_space(out: str, nbytes: int | None) -> None:
+    """Warn when a run's `nbytes` (uncompressed) exceed the free space at `out`.
+
+    The free space of the file system `out` would be made on (its nearest
+    existing folder); nothing for an S3 URL or an unbounded run (None). Not
+    a refusal: compression, or a run cancelled early, may need less; a run
+    that fills the disk stops with every accepted frame kept.
+    """
+    import shutil
+    from pathlib import Path
+
+    from rich.filesize import decimal
+
+    from mmzarr._storage import parse_location
+
+    loc = parse_location(out)
+    if nbytes is None or loc.path is None:
+        return
+    above = Path(loc.path).absolute()
+    while not above.is_dir() and above != above.parent:
+        above = above.parent
+    try:
+        free = shutil.disk_usage(above).free
+    except OSError:
+        return  # not for a warning to fail a run
+    if nbytes > free:
+        say(
+            f"mmzarr: warning: the plan writes up to {decimal(nbytes)} "
+            f"(uncompressed) and {str(above)!r} has {decimal(free)} free: the run "
+            "stops when the disk is full (the frames written until then are kept)",
+            err_console,
+        )
 
 
 def _fallback_progress(
@@ -239,18 +276,20 @@ def print_settings(settings: AcquisitionSettings, frames: int | None = None) -> 
 
 def _print_fallback(
     seq: useq.MDASequence, core: Any, settings: AcquisitionSettings | None
-) -> None:
-    """The dry-run view of a plan written in the fallback layout.
+) -> int | None:
+    """The dry-run view of a plan written in the fallback layout; its bytes.
 
-    `settings`: the fallback layout's for the camera's frames, if known.
+    `settings`: the fallback layout's for the camera's frames, if known. The
+    bytes are uncompressed; None when the frames or their size are unknown.
     """
-    from mmzarr._info import fallback_line
+    from mmzarr._info import fallback_frame_bytes, fallback_line
 
     frames = _fallback_frames(seq, core)
-    if settings is not None:
-        print_settings(settings, frames)
-    else:
+    if settings is None:
         say(fallback_line(frames))
+        return None
+    print_settings(settings, frames)
+    return None if frames is None else frames * fallback_frame_bytes(settings)
 
 
 def dry_run(
@@ -273,9 +312,11 @@ def dry_run(
     layout = ""
     if settings is not None and settings.fallback_reason is None:
         print_settings(settings)
+        nbytes = settings.bytes_planned
     else:
-        _print_fallback(seq, core, settings)
+        nbytes = _print_fallback(seq, core, settings)
         layout = " in the fallback layout"
+    warn_space(out, nbytes)
     note, code = "", 0
     try:
         check_output_path(out, overwrite)

@@ -12,6 +12,7 @@ import math
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
@@ -72,7 +73,7 @@ def settings_lines(
     """
     if settings.fallback_reason is not None:
         per_frame = fallback_frame_bytes(settings)
-        total = "unknown" if frames is None else f"{frames * per_frame / 1e6:.1f} MB"
+        total = "unknown" if frames is None else decimal(frames * per_frame)
         return [
             f"1 image, {'an unknown number of' if frames is None else frames} "
             "frames in arrival order (the index of each in mmzarr/frames.jsonl), "
@@ -83,7 +84,7 @@ def settings_lines(
         wells = ", ".join(settings.plate.wells)
         lines.append(f"plate {settings.plate.name}: wells {wells}")
     nbytes = settings.bytes_planned
-    total = "unbounded" if nbytes is None else f"{nbytes / 1e6:.1f} MB"
+    total = "unbounded" if nbytes is None else decimal(nbytes)
     lines.append(
         f"{count(len(settings.images), 'image')}, "
         f"{settings.frames_planned or '∞'} frames, "
@@ -193,7 +194,7 @@ def dataset_tree(out: Path) -> Tree:
     # a plan of unknown length (unbounded t, the fallback layout): no total
     planned = mm.get("frames_planned")
     tree = Tree(
-        f"[bold]{escape(str(out))}[/] ({layout}, {_du(out) / 1e6:.1f} MB on disk, "
+        f"[bold]{escape(str(out))}[/] ({layout}, {decimal(_du(out))} on disk, "
         f"status {mm.get('status', 'unknown')}, {written}"
         f"{f'/{planned}' if planned else ''} frames)"
     )
