@@ -45,7 +45,15 @@ from mmzarr.backends import BACKENDS, get_backend
 from mmzarr.errors import DatasetLockedError
 from tests import test_s3
 from tests._readback import assert_frames, check_metadata, group_json, read_zarr
-from tests.test_stream import SHAPE, frame_for, settings_for, write_plan
+from tests.test_stream import (
+    COLLECTION,
+    PLATE,
+    SHAPE,
+    TCZYX,
+    frame_for,
+    settings_for,
+    write_plan,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -231,15 +239,18 @@ def test_overwrite_refuses_a_dataset_with_a_mount_inside(
 def test_overwrite_replaces_datasets_and_empty_dirs_only_inside(
     tmp_path: Path,
 ) -> None:
-    """A dataset is replaced; a symlink inside it is removed, not followed."""
+    """A dataset is replaced; a symlink inside an array's folder (not looked
+    at: it holds the chunks) is removed, not followed."""
     outside = _thesis(tmp_path)
     before = snapshot(outside)
     out = tmp_path / "run.ome.zarr"
     write_plan(out, TWO_T, ANY_BACKEND)
-    (out / "escape").symlink_to(outside, target_is_directory=True)
+    array = out / "0"
+    assert json.loads((array / "zarr.json").read_text())["node_type"] == "array"
+    (array / "escape").symlink_to(outside, target_is_directory=True)
     with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
         s.append(frame_for(7))
-    assert not (out / "escape").exists()
+    assert not (array / "escape").exists()
     assert snapshot(outside) == before
     assert listing(tmp_path) == {"run.ome.zarr", "thesis"}  # no .mmzarr-old-*
     empty = tmp_path / "empty"
@@ -798,10 +809,12 @@ def test_overwrite_never_replaces_a_dataset_holding_one_being_written(
     finally:
         out_text, _ = proc.communicate("\n", timeout=60)
     assert "closed" in out_text
-    assert_frames(inner, {("", (t,)): np.full(SHAPE, 7 + t, "uint16") for t in (0, 1)})
-    with mmzarr.create_stream(outer, settings_for(TWO_T), overwrite=True):
-        pass  # once it is closed: replaced
-    assert not inner.exists()
+    frames = {("", (t,)): np.full(SHAPE, 7 + t, "uint16") for t in (0, 1)}
+    assert_frames(inner, frames)
+    # once closed it is still not the outer writer's: it was deleted with it
+    with pytest.raises(FileExistsError, match=f"did not write \\('{folder}'\\)"):
+        mmzarr.create_stream(outer, settings_for(TWO_T), overwrite=True)
+    assert_frames(inner, frames)
 
 
 def test_a_killed_writer_leaves_no_lock(tmp_path: Path) -> None:
@@ -1304,3 +1317,81 @@ def test_overwrite_never_replaces_an_ome_zarr_another_tool_wrote(
         json.loads((out / "zarr.json").read_text())["attributes"]["ome"]["version"]
         == "0.5"
     )
+
+
+# ---- what a user added to a dataset ---------------------------------------------
+def _with_levels(seq: useq.MDASequence) -> mmzarr.AcquisitionSettings:
+    return settings_for(seq, downsample=mmzarr.Downsample(levels=1, min_size=1))
+
+
+def _write(out: Path, seq: useq.MDASequence, backend: str) -> None:
+    with mmzarr.create_stream(out, _with_levels(seq), backend=backend) as s:
+        for n, event in enumerate(seq):
+            s.append(frame_for(n), index=event.index)
+
+
+@pytest.mark.parametrize(
+    "seq", [TCZYX, COLLECTION, PLATE], ids=["image", "coll", "plate"]
+)
+def test_overwrite_replaces_what_every_backend_wrote(
+    tmp_path: Path, backend: str, seq: useq.MDASequence
+) -> None:
+    """Every node a writer makes (levels, OME/, wells, fields) is its own."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, seq, backend)
+    report = mmzarr.finalize(out)  # what a finalize adds is the writer's too
+    assert report.ok, report.format()
+    for folder in (out, *(p.parent for p in out.rglob("zarr.json"))):
+        (folder / ".DS_Store").write_bytes(b"\0")  # a Mac's Finder looked
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(9))
+    assert listing(out) == {"0", "mmzarr", "zarr.json"}
+    assert_frames(out, {("", (0,)): frame_for(9)})
+
+
+#: a user's addition to a plate dataset: (file written, what the refusal names)
+USER_ADDITIONS = {
+    # napari / ome-zarr-py labels drawn on a field
+    "labels": ("A/1/0/labels/zarr.json", "A/1/0/labels"),
+    "notes": ("notes.txt", "notes.txt"),
+    "csv-in-a-well": ("A/1/analysis.csv", "A/1/analysis.csv"),
+    "folder": ("B/3/0/figures/fig1.png", "B/3/0/figures"),
+}
+
+
+@pytest.mark.parametrize("what", USER_ADDITIONS)
+def test_overwrite_refuses_a_dataset_holding_a_users_files(
+    tmp_path: Path, what: str
+) -> None:
+    """A user's file or group added to a dataset was deleted with it by
+    `overwrite=True` (and `--overwrite`)."""
+    from mmzarr.pycromanager import ZarrHook
+
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    rel, named = USER_ADDITIONS[what]
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_text('{"zarr_format": 3, "node_type": "group"}')
+    before = snapshot(out)
+    refused = re.escape(f"it holds what mmzarr did not write ({named!r})")
+    with pytest.raises(FileExistsError, match=refused):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    with pytest.raises(FileExistsError, match=refused):
+        ZarrHook(out, overwrite=True)
+    assert snapshot(out) == before
+
+
+def test_without_its_settings_a_dataset_s_zarr_nodes_are_taken_as_its_own(
+    tmp_path: Path,
+) -> None:
+    """A dataset whose settings cannot be read: any zarr node is the writer's."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    (out / "mmzarr" / "settings.json").write_text("{torn")
+    (out / "A" / "1" / "notes.txt").write_text("a user's")
+    with pytest.raises(FileExistsError, match=re.escape("('A/1/notes.txt')")):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    (out / "A" / "1" / "notes.txt").unlink()
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(9))
+    assert listing(out) == {"0", "mmzarr", "zarr.json"}

@@ -173,8 +173,8 @@ def _cancelled(n: int, out: str, signum: int) -> int:
 
 #: what `--overwrite` replaces (and what it never does)
 OVERWRITE_HELP = (
-    "replace OUT if it is an mmzarr dataset or an empty directory "
-    "(anything else is refused)"
+    "replace OUT if it is an mmzarr dataset (holding nothing else: not a "
+    "user's labels or notes) or an empty directory (anything else is refused)"
 )
 
 

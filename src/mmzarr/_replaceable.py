@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mmzarr._foreign import foreign_entries
 from mmzarr._leftovers import opening_leftovers
 from mmzarr._lock import LOCK_SUFFIX, json_object, lock_file_holder
 from mmzarr._storage import Location, as_location
@@ -29,7 +30,8 @@ def check_replaceable(loc: Location) -> None:
     """Raise unless `overwrite=True` may replace what is at the root.
 
     Replaceable: nothing, an empty directory, or a dataset (see
-    `dataset_problem`). Never a file, a symbolic link, a group inside a zarr
+    `dataset_problem`) holding only what its writer wrote (`foreign_entries`:
+    not a user's labels or notes). Never a file, a symbolic link, a group inside a zarr
     hierarchy (part of a dataset), the current working
     directory, a directory containing it, one with a file system mounted
     inside it, or a dataset holding a dataset that a writer has locked.
@@ -156,7 +158,15 @@ def _local_problem(path: Path) -> str | None:
             "old dataset would delete what is there; unmount it first"
         )
     live = _live_dataset_inside(path)
-    return None if live is None else f"a dataset inside it is being written ({live})"
+    if live is not None:
+        return f"a dataset inside it is being written ({live})"
+    added = foreign_entries(path)
+    if added:
+        return (
+            f"it holds what mmzarr did not write ({', '.join(map(repr, added))}); "
+            "move that out of it first, or delete the dataset yourself"
+        )
+    return None
 
 
 def _dataset_above(path: Path) -> Path | None:
