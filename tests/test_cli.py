@@ -836,6 +836,30 @@ def test_bad_input(tmp_path: Path, case: BadInput) -> None:
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
+@pytest.mark.parametrize("command", ["info", "validate", "finalize"])
+def test_a_broken_link_or_a_zarr_v2_dataset_is_named_as_such(
+    tmp_path: Path, command: str
+) -> None:
+    """A link in a loop was said not to exist; a zarr v2 (OME-Zarr 0.4)
+    dataset only "not a zarr v3 dataset"."""
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    for link, said in [("loop1", "in a loop ('loop2')"), ("dangling", "missing")]:
+        r = mmzarr(command, link, cwd=tmp_path)
+        assert r.returncode == 1
+        assert f"mmzarr: error: {link!r} is a symbolic link " in r.stderr
+        assert said in r.stderr
+    v2 = tmp_path / "old.zarr"
+    zarr.open_group(str(v2), mode="w", zarr_format=2).create_array(
+        "0", shape=(2, 2), dtype="uint16"
+    )
+    r = mmzarr(command, "old.zarr", cwd=tmp_path)
+    assert r.returncode == 1
+    if command != "finalize":  # finalize: "only datasets written by mmzarr"
+        assert "it is a zarr v2 dataset" in r.stdout + r.stderr
+
+
 def test_progress_off_a_terminal_is_one_unwrapped_line(tmp_path: Path) -> None:
     (tmp_path / "plan.yaml").write_text(PLAN_YAML)
     cfg = small_config(tmp_path)

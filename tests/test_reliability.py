@@ -2487,6 +2487,24 @@ def test_finalize_of_a_read_only_folder_names_it_in_one_line(
             np.testing.assert_array_equal(data[t, c], frame)
 
 
+def test_finalize_on_a_read_only_mount_says_to_copy_it(tmp_path: Path) -> None:
+    """A dataset to repair on a read-only file system: `chmod u+w` (what it
+    said) cannot help there; copying the dataset to a writable disk does."""
+    with _tmpfs(tmp_path / "ro", "64m") as mount:
+        out = mount / "crashed.ome.zarr"
+        _crashed(out, ANY_BACKEND)
+        before = _files(out)
+        remount = ["mount", "-o", "remount,ro", str(mount)]
+        subprocess.run(remount, check=True, timeout=30)
+        done = mmzarr_bound("finalize", str(out))
+        assert _files(out) == before
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"{str(out)!r} is not writable" in done.stderr
+    assert "read-only file system: copy the dataset to a writable disk" in done.stderr
+    assert "chmod" not in done.stderr
+
+
 @pytest.mark.parametrize("status", ["complete", "failed"])
 def test_finalize_of_a_read_only_dataset_that_needs_nothing_says_valid(
     tmp_path: Path, status: str

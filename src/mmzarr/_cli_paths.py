@@ -9,6 +9,8 @@ rule, `mmzarr._claim.check_output`, worded for the command line);
 
 from __future__ import annotations
 
+import errno
+import os
 import shlex
 from typing import TYPE_CHECKING
 
@@ -105,6 +107,23 @@ def existing_dataset(command: str, out: str) -> Path:
             else "give the dataset's folder (the one holding zarr.json)"
         )
         raise CLIError(f"{out!r} is a file, not a dataset folder; {hint}")
+    if root.is_symlink():  # dangling, or a loop: the link is there, its target not
+        raise CLIError(
+            f"{out!r} is a symbolic link {_broken_link(root)} "
+            f"({os.readlink(root)!r}); fix the link"
+        )
     from mmzarr._leftovers import replaced_note
 
     raise CLIError(f"{out!r} does not exist; {replaced_note(root) or 'check the path'}")
+
+
+def _broken_link(link: Path) -> str:
+    """Why the symbolic link `link` leads nowhere, in words."""
+    try:
+        link.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 says a loop so
+        return "in a loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "in a loop"
+    return "whose target is missing"

@@ -163,8 +163,10 @@ def dataset_tree(out: Path) -> Tree:
 
     if not (out / "zarr.json").is_file():
         from mmzarr._leftovers import replaced_note
+        from mmzarr._replaceable import zarr_v2_note
 
-        aside = f"; {note}" if (note := replaced_note(out)) else ""
+        notes = [n for n in (zarr_v2_note(out), replaced_note(out)) if n]
+        aside = "".join(f"; {n}" for n in notes)
         raise ValueError(f"{str(out)!r} is not a zarr v3 dataset (no zarr.json){aside}")
     attrs = _attributes(out)
     if attrs is None:

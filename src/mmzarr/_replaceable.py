@@ -19,7 +19,13 @@ from mmzarr._leftovers import opening_leftovers
 from mmzarr._lock import LOCK_SUFFIX, json_object, lock_file_holder
 from mmzarr._storage import Location, as_location
 
-__all__ = ["MOUNTINFO", "check_replaceable", "dataset_problem", "full_path"]
+__all__ = [
+    "MOUNTINFO",
+    "check_replaceable",
+    "dataset_problem",
+    "full_path",
+    "zarr_v2_note",
+]
 
 _SETTINGS = "mmzarr/settings.json"
 #: Linux's list of the mounts this process sees
@@ -100,6 +106,16 @@ def _dataset_problem(read: Any) -> str | None:
     if isinstance(attrs, dict) and "ome" in attrs:
         return "it is an OME-Zarr dataset that mmzarr did not write"
     return "its zarr.json has no 'mmzarr' attributes"
+
+
+def zarr_v2_note(root: Path) -> str:
+    """What to say of a local zarr v2 dataset at `root` ("" when it is not one)."""
+    if not _is_zarr_v2(lambda key: _read_local(root / key)):
+        return ""
+    return (
+        "it is a zarr v2 dataset (.zgroup/.zarray: OME-Zarr 0.4 or older); mmzarr "
+        "reads the OME-Zarr 0.5 (zarr v3) datasets it writes"
+    )
 
 
 def _is_zarr_v2(read: Any) -> bool:

@@ -46,6 +46,7 @@ from mmzarr._layout import array_path, is_file_folder
 from mmzarr._leftovers import replaced_copies, replaced_note
 from mmzarr._lock import lock_holder
 from mmzarr._log_lines import read_frames
+from mmzarr._replaceable import zarr_v2_note
 from mmzarr._unplaced import unplaced_siblings
 from mmzarr._validate_xml import ome_xml_problems
 
@@ -204,8 +205,9 @@ def validate(path: str | Path, *, read: bool = True) -> ValidationReport:
     root_json = root / "zarr.json"
     if not root_json.is_file():
         report.problems.append(f"{root_json} is missing: not a zarr v3 group")
-        if note := replaced_note(root):
-            report.problems.append(note)
+        for note in (zarr_v2_note(root), replaced_note(root)):
+            if note:
+                report.problems.append(note)
         return report
     for zj in sorted(root.rglob("zarr.json")):
         try:

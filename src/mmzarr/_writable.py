@@ -19,7 +19,20 @@ __all__ = ["check_writable", "not_writable"]
 
 #: The errors of writing where one may not.
 _REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
-_FIX = "make it writable (e.g. `chmod u+w`) and run finalize again"
+
+
+def _fix(folder: Path) -> str:
+    """How to make `folder` writable: chmod, or another disk for a read-only mount."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # gone; no statvfs (Windows)
+        read_only = False
+    if read_only:
+        return (
+            "it is on a read-only file system: copy the dataset to a writable "
+            "disk (or remount this one read-write) and run finalize there"
+        )
+    return "make it writable (e.g. `chmod u+w`) and run finalize again"
 
 
 def check_writable(root: Path, folders: tuple[str, ...]) -> None:
@@ -36,8 +49,8 @@ def check_writable(root: Path, folders: tuple[str, ...]) -> None:
         folder = root / rel if rel else root
         if folder.is_dir() and not os.access(folder, os.W_OK):
             raise PermissionError(
-                f"{str(folder)!r} is not writable: finalize writes there; {_FIX}; "
-                "nothing was changed"
+                f"{str(folder)!r} is not writable: finalize writes there; "
+                f"{_fix(folder)}; nothing was changed"
             )
 
 
@@ -50,11 +63,13 @@ def not_writable(e: OSError) -> PermissionError | None:
     if e.errno not in _REFUSED:
         return None
     names = [os.fsdecode(n) for n in (e.filename, e.filename2) if n is not None]
-    where = next(
-        (repr(str(p)) for n in names if not os.access(p := Path(n).parent, os.W_OK)),
-        repr(names[0]) if names else "the dataset",
+    folder = next(
+        (p for n in names if not os.access(p := Path(n).parent, os.W_OK)),
+        Path(names[0]) if names else None,
     )
+    where = "the dataset" if folder is None else repr(str(folder))
+    fix = _fix(folder) if folder is not None else _fix(Path("."))
     return PermissionError(
-        f"{where} is not writable ({e.strerror}): {_FIX}, which finishes what "
+        f"{where} is not writable ({e.strerror}): {fix}, which finishes what "
         "this one started"
     )
