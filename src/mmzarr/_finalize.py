@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmzarr import _layout, _metadata
+from mmzarr._array_docs import array_document
 from mmzarr._dataset import (
     SETTINGS_FILE,
     ChannelRanges,
@@ -63,7 +64,6 @@ from mmzarr._kept_frames import (
     split,
     unlogged,
 )
-from mmzarr._layout import array_document
 from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
 from mmzarr._lock import DatasetLock, canonical, lock_holder

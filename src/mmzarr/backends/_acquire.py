@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mmzarr._layout import array_document
+from mmzarr._array_docs import array_document
 from mmzarr._metadata import dumps_json
 from mmzarr.backends._acquire_array import (
     ArrayCursor,

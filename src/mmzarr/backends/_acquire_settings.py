@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import acquire_zarr as aqz
 import numpy as np
 
-from mmzarr._layout import BLOSC_CLEVEL
+from mmzarr._array_docs import BLOSC_CLEVEL
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

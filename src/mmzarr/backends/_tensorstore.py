@@ -1,7 +1,7 @@
 """tensorstore backend: one zarr3 TensorStore (file or s3 kvstore) per array.
 
 Owns the array `zarr.json` and chunk/shard files of each array, created from
-`_layout.array_document`, the document of acquire-zarr's arrays (bytes
+`_array_docs.array_document`, the document of acquire-zarr's arrays (bytes
 little-endian, blosc at `BLOSC_CLEVEL` with byte shuffle, `sharding_indexed`
 with a crc32c index at the end when sharded), so arrays from either backend
 have the same metadata (tensorstore leaves out default fields such as
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import tensorstore as ts
 
-from mmzarr._layout import array_document
+from mmzarr._array_docs import array_document
 from mmzarr._lock import canonical
 from mmzarr.backends._base import Capabilities
 from mmzarr.backends._gather import ShardGatherer

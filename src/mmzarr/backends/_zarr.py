@@ -53,7 +53,7 @@ from zarr.codecs import BloscCodec, BytesCodec
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-from mmzarr._layout import BLOSC_CLEVEL
+from mmzarr._array_docs import BLOSC_CLEVEL
 from mmzarr.backends._base import Capabilities
 from mmzarr.backends._fsync import fsync_at_once, fsync_files
 from mmzarr.backends._gather import ShardGatherer
