@@ -20,6 +20,7 @@ Expected places are literals; pixels are read back with zarr-python.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,7 +49,6 @@ from tests.test_mda import Capture
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from numpy.typing import DTypeLike
 
@@ -892,3 +892,100 @@ def test_a_camera_whose_frames_come_late_loses_none_of_them(
         np.testing.assert_array_equal(
             data[CHANNEL_PLACES[(i["t"], i["c"], i["cam"])]], img
         )
+
+
+# ---- 4. cameras that change during the run -------------------------------------------
+LABELS = ["Camera-1", "Camera-2"]
+
+
+def _seen(core: MultiCameraCore) -> list[tuple[dict[str, int], str, np.ndarray]]:
+    """Each frame as pymmcore-plus gives it: index, camera_device, pixels."""
+    seen: list[tuple[dict[str, int], str, np.ndarray]] = []
+
+    def keep(img: np.ndarray, event: useq.MDAEvent, meta: Any) -> None:
+        seen.append((dict(event.index), str(meta["camera_device"]), img.copy()))
+
+    core.mda.events.frameReady.connect(keep)
+    return seen
+
+
+def _at_t(core: MultiCameraCore, t: int, physical: list[str]) -> None:
+    """Name the Multi Camera's physical cameras `physical` from time point `t`."""
+
+    def change(event: useq.MDAEvent) -> None:
+        if event.index.get("t") == t:
+            for k, label in enumerate(physical, 1):
+                core.setProperty("Multi Camera", f"Physical Camera {k}", label)
+
+    core.mda.events.eventStarted.connect(change)
+
+
+@pytest.mark.parametrize("mode", ["channels", "images"])
+def test_mda_cameras_swapped_during_the_run_keep_their_places(
+    same_core: MultiCameraCore, tmp_path: Path, mode: str, backend: str
+) -> None:
+    """pymmcore-plus' `cam` counts the cameras in the adapter's order at that
+    moment: after a swap every frame went to the other camera's channel."""
+    same_core.setProperty("Camera-2", "FrameCount", 1_000_000)  # frames differ
+    seen = _seen(same_core)
+    _at_t(same_core, 1, ["Camera-2", "Camera-1"])
+    out = tmp_path / "swap.ome.zarr"
+    writer, _ = _run(same_core, SEQ, out, cameras=mode, backend=backend)
+    _assert_clean(writer, out, 8)
+    assert any(LABELS.index(cam) != i["cam"] for i, cam, _ in seen)  # swapped
+    for i, cam, img in seen:
+        k = LABELS.index(cam)
+        if mode == "channels":
+            got = read_zarr(out, "0")[i["t"], i["c"] * 2 + k]
+        else:
+            got = read_zarr(out, f"{k}/0")[i["t"], i["c"]]
+        np.testing.assert_array_equal(got, img, err_msg=f"{i} {cam}")
+
+
+def test_mda_a_frame_of_no_named_camera_goes_beside(
+    same_core: MultiCameraCore, tmp_path: Path, backend: str
+) -> None:
+    """Camera-1 turned off at t=1: pymmcore-plus then names Camera-2's frames
+    'Undefined' with `cam` 0, and they were written as Camera-1's."""
+    same_core.setProperty("Camera-2", "FrameCount", 1_000_000)
+    seen = _seen(same_core)
+    _at_t(same_core, 1, ["Undefined", "Camera-2"])
+    out = tmp_path / "off.ome.zarr"
+    writer, _ = _run(same_core, SEQ, out, cameras="channels", backend=backend)
+    unnamed = [img for i, cam, img in seen if cam == "Undefined"]
+    assert len(unnamed) == 2  # t=1, both channels
+    arr = read_zarr(out, "0")
+    for i, cam, img in seen:
+        if cam != "Undefined":
+            got = arr[i["t"], i["c"] * 2 + LABELS.index(cam)]
+            np.testing.assert_array_equal(got, img)
+    assert not arr[1].any()  # nothing of t=1 in any camera's channel
+    assert writer.unplaced is not None
+    assert writer.unplaced.frames_written == 2
+    kept = read_zarr(Path(writer.unplaced_path), "0").reshape(-1, *unnamed[0].shape)
+    for img in unnamed:
+        assert any(np.array_equal(img, frame) for frame in kept)
+
+
+def test_auto_takes_cameras_of_other_pixel_sizes_as_images(
+    tmp_path: Path, backend: str
+) -> None:
+    """A binned camera with the same frame shape was a channel of camera 0's
+    image, at camera 0's pixel size."""
+    core = _two_camera_core(second=(128, 192))
+    try:
+        core.setProperty("Camera-2", "Binning", 2)  # 64x96 frames, 2x the pixel
+        sizes = {
+            i["camera_label"]: i["pixel_size_um"]
+            for i in summary_metadata(core)["image_infos"]
+        }
+        assert sizes["Camera-2"] == 2 * sizes["Camera-1"]
+        out = tmp_path / "binned.ome.zarr"
+        writer, _ = _run(core, SEQ, out, backend=backend)
+        _assert_clean(writer, out, 8)
+        for k, label in enumerate(LABELS):
+            ome = group_json(out, str(k))["attributes"]["ome"]
+            scale = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+            assert scale[0]["scale"][-2:] == [sizes[label]] * 2
+    finally:
+        release_core(core)

@@ -824,8 +824,8 @@ def test_a_failing_writer_cancels_no_other_cores_mda(
         cancelled: list[str] = []
         monkeypatch.setattr(glob.mda, "cancel", lambda: cancelled.append("global"))
         out = tmp_path / "b.ome.zarr"
-        (out / "not-a-dataset").mkdir(parents=True)  # the writer cannot start
         writer = mmzarr.MDAWriter(out)
+        (out / "not-a-dataset").mkdir(parents=True)  # the writer cannot start
         other.mda.run(
             useq.MDASequence(time_plan={"interval": 0, "loops": 2}), output=writer
         )

@@ -12,10 +12,12 @@ acquiring, with every backend; acquire-zarr on S3 reports them only at close.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 import useq
 
 import mmzarr
@@ -24,8 +26,6 @@ from tests._waiting import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 SHAPE = (8, 10)
 SEQ = useq.MDASequence(
@@ -177,6 +177,9 @@ def test_latest_keeps_only_the_most_recent_images(
             buf[:] = frame_for(n)
             stream.append(buf, index=event.index)
         keys = [im.key for im in settings.images]
+        # a key of no image: it read None, as an image without a recent frame
+        with pytest.raises(KeyError, match=re.escape(f"images are {tuple(keys)}")):
+            stream.latest("A/1")
         for n, key in enumerate(keys):
             got = stream.latest(key)
             if n < 3:

@@ -267,14 +267,22 @@ def test_mdawriter_hook_and_cli_use_the_same_rule(
 
     thesis = _thesis(tmp_path)
     before = snapshot(thesis)
-    writer = mmzarr.MDAWriter(thesis, overwrite=True, settings=settings_for(TWO_T))
+    # each front end creates its dataset later (run start, first image): it
+    # refuses when it is made, before an MDA can start
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        mmzarr.MDAWriter(thesis, overwrite=True, settings=settings_for(TWO_T))
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        ZarrHook(thesis, overwrite=True)
+    # and a writer made before the folder was there refuses at the run's start
+    later = tmp_path / "later"
+    writer = mmzarr.MDAWriter(later, overwrite=True, settings=settings_for(TWO_T))
+    later.mkdir()
+    (later / "notes.txt").write_text("a user's")
     writer.sequenceStarted(TWO_T)
     assert isinstance(writer.error, FileExistsError)
     with pytest.raises(FileExistsError, match="refusing to replace"):
         writer.close()
-    # the hook creates its dataset at the first image: it refuses at once
-    with pytest.raises(FileExistsError, match="refusing to replace"):
-        ZarrHook(thesis, overwrite=True)
+    assert (later / "notes.txt").read_text() == "a user's"
     plan = tmp_path / "plan.yaml"
     plan.write_text("time_plan: {interval: 0, loops: 2}\n")
     assert main(["acquire", str(plan), str(thesis), "--overwrite"]) == 1
@@ -1395,3 +1403,58 @@ def test_without_its_settings_a_dataset_s_zarr_nodes_are_taken_as_its_own(
     with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
         s.append(frame_for(9))
     assert listing(out) == {"0", "mmzarr", "zarr.json"}
+
+
+def test_every_array_of_an_image_group_is_its_writers(tmp_path: Path) -> None:
+    """A dataset written by an mmzarr whose level rule differed (levels past
+    1x1): its last level, not in today's rule, was named a user's and the
+    dataset could not be overwritten."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    level = out / "A" / "1" / "0" / "1"
+    older = out / "A" / "1" / "0" / "7"
+    older.mkdir()
+    (older / "zarr.json").write_bytes((level / "zarr.json").read_bytes())
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(9))
+    assert listing(out) == {"0", "mmzarr", "zarr.json"}
+
+
+def test_settings_of_another_version_still_name_the_images(tmp_path: Path) -> None:
+    """Settings a newer mmzarr wrote (a field this one does not know): every
+    zarr node was taken as the writer's, and a user's labels were deleted."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    settings = out / "mmzarr" / "settings.json"
+    doc = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**doc, "a_field_of_mmzarr_9": 1}))
+    labels = out / "A" / "1" / "0" / "labels"
+    labels.mkdir()
+    (labels / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    with pytest.raises(FileExistsError, match=re.escape("('A/1/0/labels')")):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    assert (labels / "zarr.json").is_file()
+
+
+def test_overwrite_says_no_warning_of_the_old_dataset(tmp_path: Path) -> None:
+    """Reading the old dataset's settings to see what it holds repeated their
+    warnings (levels cut at 1x1), twice; under -W error the overwrite failed."""
+    out = tmp_path / "run.ome.zarr"
+    with pytest.warns(UserWarning, match="levels"):
+        settings = settings_for(TWO_T, downsample=mmzarr.Downsample(levels=8))
+    with mmzarr.create_stream(out, settings, backend=ANY_BACKEND) as s:
+        s.append(frame_for(1))
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(9))  # the suite turns any warning into an error
+
+
+def test_a_refusal_says_when_it_names_only_some(tmp_path: Path) -> None:
+    out = tmp_path / "run.ome.zarr"
+    _write(out, TCZYX, ANY_BACKEND)
+    for k in range(5):
+        (out / f"note{k}.txt").write_text("a user's")
+    with pytest.raises(FileExistsError) as info:
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    said = str(info.value)
+    assert "'note0.txt', 'note1.txt', 'note2.txt', and more)" in said
+    assert "note3" not in said

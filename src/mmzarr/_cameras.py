@@ -21,11 +21,13 @@ of the dataset that holds every camera's frames, in one of two ways:
   renumbered; in a plate, field `f` of a well becomes fields `f * n_cameras +
   cam` of that well. Each image has its camera's frame shape and pixel size.
 
-`"auto"` picks `"channels"` when every camera has the same frame shape and
-dtype, else `"images"`. A dataset has one dtype: when the cameras' dtypes
-differ it is the narrowest that holds each of them exactly (`uint8` and
-`uint16` give `uint16`; `uint16` and `int16` give `int32`), and the frames of
-the other cameras are upcast losslessly (`CameraLayout.frame`).
+`"auto"` picks `"channels"` when every camera has the same frame shape,
+dtype and pixel size (where known), else `"images"`. A dataset has one dtype:
+when the cameras' dtypes differ it is the narrowest that holds each of them
+exactly (`uint8` and `uint16` give `uint16`; `uint16` and `int16` give
+`int32`), and the frames of the other cameras are upcast losslessly
+(`CameraLayout.frame`). Each frame goes to the camera its metadata names
+(`CameraLayout.index`), whatever `cam` pymmcore-plus gives it.
 """
 
 from __future__ import annotations
@@ -109,20 +111,34 @@ class CameraLayout:
     #: of camera 0's planes of that channel. 0 when none.
     held_frames: int = 0
 
-    def index(self, index: Mapping[str, int]) -> dict[str, int]:
+    def index(self, index: Mapping[str, int], camera: object = None) -> dict[str, int]:
         """The useq-style index for `settings` of a frame with event index `index`.
 
-        `"channels"`: `cam` is dropped and `c` becomes `c * n_cameras + cam`
-        (a missing `cam` or `c` counts as 0). Otherwise, and for a `cam` outside
-        `[0, n_cameras)` (which then fits no slot), `index` is returned as is.
+        `camera`: the device that took the frame (pymmcore-plus' metadata
+        `camera_device`). When it is one of `cameras`, it sets `cam`: the
+        index pymmcore-plus gives counts the cameras on at that moment, so a
+        camera turned off, or the cameras swapped, during the run moved it
+        to another camera's place. `"channels"`: `cam` is dropped and `c`
+        becomes `c * n_cameras + cam` (a missing `cam` or `c` counts as 0).
+        Otherwise, and for a `cam` outside `[0, n_cameras)` (which then fits
+        no slot), `index` is returned with `cam` so set.
         """
         out = dict(index)
+        if self.mode == "single":
+            return out
+        labels = [c.label for c in self.cameras]
+        if isinstance(camera, str) and camera in labels:
+            out[CAMERA_AXIS] = labels.index(camera)
+        elif camera == _UNDEFINED:
+            # pymmcore-plus names no camera (a camera before it turned off):
+            # which one took the frame is not known, so it fits no slot
+            out[CAMERA_AXIS] = -1
         if self.mode != "channels":
             return out
         n = len(self.cameras)
         cam = out.pop(CAMERA_AXIS, 0)
         if not 0 <= cam < n:
-            return dict(index)
+            return {**out, CAMERA_AXIS: cam}
         out["c"] = out.get("c", 0) * n + cam
         return out
 
@@ -253,7 +269,10 @@ def camera_layout(
     same_shape = len({c.shape for c in cams}) == 1
     if mode == "auto":
         same_dtype = len({np.dtype(c.dtype) for c in cams}) == 1
-        mode = "channels" if same_shape and same_dtype else "images"
+        # an image has one pixel size: binned cameras' channels took camera 0's
+        sizes = {c.pixel_size_um for c in cams}
+        same_size = len(sizes) == 1 or None in sizes
+        mode = "channels" if same_shape and same_dtype and same_size else "images"
     if mode == "channels" and not same_shape:
         shapes = {c.label: c.shape for c in cams}
         raise PlanError(

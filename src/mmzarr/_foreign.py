@@ -1,12 +1,13 @@
 """What a user added to a local mmzarr dataset, which `overwrite` must not delete.
 
 A dataset holds its writer's nodes only: the root group, the groups above
-each array (rows, wells, fields, positions, images), the arrays of every
-resolution level (their `zarr.json` and chunks), `mmzarr/` (the settings, the
-frame log, ...) and `OME/` (a collection's series group and its OME-XML).
-Anything else in a group folder is a user's: a `labels/` group drawn in
-napari, an `analysis.csv` beside the images, a notes file. `foreign_entries`
-lists them; `_replaceable` then refuses to replace the dataset.
+each image (rows, wells, fields, positions), each image group and its arrays
+(one per resolution level: their `zarr.json` and chunks), `mmzarr/` (the
+settings, the frame log, ...) and `OME/` (a collection's series group and its
+OME-XML). Anything else in a group folder is a user's: a `labels/` group drawn
+in napari, an `analysis.csv` beside the images, a notes file.
+`foreign_entries` lists them; `_replaceable` then refuses to replace the
+dataset.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def foreign_entries(root: Path, limit: int = 3) -> list[str]:
     """Up to `limit` paths (relative to `root`) of what its writer did not write.
 
     Walks the groups, not the arrays (whose folders hold their chunks),
-    following no link. The nodes expected are those of the dataset's settings
-    (`mmzarr/settings.json`); without readable settings, any zarr node (a
-    folder with a `zarr.json`) is taken as the writer's.
+    following no link. The images are those `mmzarr/settings.json` names (read
+    as JSON, not checked: a dataset of another mmzarr version too); in an
+    image group every array is the writer's (a resolution level; a folder
+    named by a number too), a group is not (e.g. `labels`). Without readable
+    settings, every zarr node but a labels group is taken as the writer's.
     """
-    arrays = _array_paths(root)
-    groups = set() if arrays is None else _groups_above(arrays) | {"OME"}
+    images = _image_keys(root)
+    above = set() if images is None else _folders_above(images) | {"OME"}
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         rel = Path(folder).relative_to(root).as_posix()
@@ -63,16 +66,20 @@ def foreign_entries(root: Path, limit: int = 3) -> list[str]:
                 continue
             if where.is_symlink():
                 found.append(path)
-            elif arrays is None:  # any zarr node; an array's chunks are not walked
-                node = _node_type(where)
-                if node is None:
-                    found.append(path)
-                elif node == "group":
-                    walk.append(d)
-            elif path in groups:
-                walk.append(d)
-            elif path not in arrays:
+                continue
+            node = _node_type(where)
+            if images is None:
+                own = node == "array" or (node == "group" and d != "labels")
+                array = node == "array"
+            elif rel in images:
+                # its levels' arrays (a level's folder made before its document)
+                own = array = node == "array" or d.isdigit()
+            else:
+                own, array = path in above or path in images, False
+            if not own:
                 found.append(path)
+            elif not array:  # an array's chunks are not walked
+                walk.append(d)
         dirs[:] = walk
         if len(found) >= limit:
             break
@@ -93,23 +100,28 @@ def _node_type(folder: Path) -> str | None:
     return node if node in ("group", "array") else None
 
 
-def _array_paths(root: Path) -> set[str] | None:
-    """The paths of the arrays the dataset's settings say, or None if unreadable."""
-    from mmzarr._pyramid import all_arrays
-    from mmzarr._settings import AcquisitionSettings
+def _image_keys(root: Path) -> set[str] | None:
+    """The image groups' paths the settings name ("" for the root), or None.
 
+    None when the settings cannot be read or name no image key.
+    """
     try:
-        text = (root / SETTINGS_FILE).read_text(encoding="utf-8")
-        settings = AcquisitionSettings.model_validate_json(text)
-    except (OSError, ValueError):
+        doc = json_object((root / SETTINGS_FILE).read_bytes())
+    except OSError:
         return None
-    return {spec.path for spec in all_arrays(settings)}
+    images = None if doc is None else doc.get("images")
+    if not isinstance(images, list):
+        return None
+    keys = {im.get("key") for im in images if isinstance(im, dict)}
+    if not keys or not all(isinstance(k, str) for k in keys):
+        return None
+    return {str(k) for k in keys}
 
 
-def _groups_above(arrays: set[str]) -> set[str]:
-    """Every folder above an array, the root ("") excluded."""
-    groups: set[str] = set()
-    for path in arrays:
-        parts = path.split("/")
-        groups.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    return groups
+def _folders_above(keys: set[str]) -> set[str]:
+    """Every folder above an image group, the root ("") excluded."""
+    folders: set[str] = set()
+    for key in keys:
+        parts = key.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return folders

@@ -48,11 +48,18 @@ class LiveReads:
         most recent frames are kept, up to `LATEST_BYTES` (at least one
         frame): for an image written longer ago, e.g. an early field of a
         plate, this is None.
+
+        Raises
+        ------
+        KeyError
+            For an unknown image key (the message lists the keys): it was
+            None, as for an image with no recent frame, so a display wired
+            to a wrong key showed nothing and was never told.
         """
         # not under the stream's lock: an append waiting for storage
         # (on_full="block") or a close would stall the display; the recent
         # frames have a lock of their own and are never changed once kept
-        image = self.settings.keys.index(key) if key in self.settings.keys else -1
+        image = self.settings.keys.index(self.settings.image(key).key)
         frame = self._recent.latest(image)
         return None if frame is None else frame.copy()
 

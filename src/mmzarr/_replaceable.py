@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 _SETTINGS = "mmzarr/settings.json"
+#: how many of a user's files in a dataset a refusal names
+_NAMED = 3
 #: Linux's list of the mounts this process sees
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -63,6 +65,15 @@ def check_replaceable(loc: Location) -> None:
             f"refusing to replace {full_path(loc.path)!r}: {problem}; "
             "overwrite=True replaces only an mmzarr dataset or an empty "
             "directory"
+        )
+    added = foreign_entries(loc.path, limit=_NAMED + 1)
+    if added:
+        named = ", ".join(map(repr, added[:_NAMED]))
+        more = ", and more" if len(added) > _NAMED else ""
+        raise FileExistsError(
+            f"refusing to replace the dataset {full_path(loc.path)!r}: it holds "
+            f"what mmzarr did not write ({named}{more}); move that out of it, or "
+            "delete the dataset yourself"
         )
 
 
@@ -176,12 +187,6 @@ def _local_problem(path: Path) -> str | None:
     live = _live_dataset_inside(path)
     if live is not None:
         return f"a dataset inside it is being written ({live})"
-    added = foreign_entries(path)
-    if added:
-        return (
-            f"it holds what mmzarr did not write ({', '.join(map(repr, added))}); "
-            "move that out of it first, or delete the dataset yourself"
-        )
     return None
 
 

@@ -31,6 +31,7 @@ from mmzarr._cameras import (
     CameraMode,
     upcast,
 )
+from mmzarr._claim import check_output
 from mmzarr._fallback import FrontEndBase, check_options, open_fallback
 from mmzarr._kept_planes import append_kept, kept_misfit, unkeepable
 from mmzarr._open import create_stream
@@ -80,7 +81,10 @@ class MDAWriter(FrontEndBase):
         hold more than a quarter of `max_buffer_bytes` of frames, and write
         the rest beside the dataset); a warning says so.
     overwrite
-        Replace an existing `path`.
+        Replace an existing `path` (an mmzarr dataset or an empty directory
+        only). Checked here, before a run can start (an existing `path`
+        without it raises `FileExistsError`, a locked one `DatasetLockedError`),
+        and again when each run starts.
     settings
         Use these settings instead of deriving them from the sequence.
     template
@@ -110,7 +114,11 @@ class MDAWriter(FrontEndBase):
           ...), a collection is renumbered, and in a plate field `f` becomes
           fields `f * n_cameras + cam` of its well.
         - `"auto"` (default): `"channels"` when every camera has the same frame
-          shape and dtype, else `"images"`.
+          shape, dtype and pixel size (where known), else `"images"`.
+
+        Each frame goes to the camera its metadata names (`camera_device`),
+        also when a camera was turned off or the cameras swapped during the
+        run (pymmcore-plus' `cam` index then counts the cameras still on).
 
         A dataset has one dtype: when the cameras' differ, it is the narrowest
         that holds each exactly (`uint8` + `uint16`: `uint16`) and the other
@@ -166,6 +174,8 @@ class MDAWriter(FrontEndBase):
             raise ValueError(f"cameras: {cameras!r} is not one of {CAMERA_MODES}")
         check_options("MDAWriter", settings, settings_options)
         self._set_path(path)
+        # before the MDA: at its start, a refusal cancels it with the rig moving
+        check_output(self.path, overwrite)
         #: the backend of the current run (`backend`, or chosen for the plan)
         self.backend = backend or DEFAULT_BACKEND
         self._chosen_backend = backend
@@ -328,7 +338,7 @@ class MDAWriter(FrontEndBase):
             layout = self.camera_layout
             taken = img  # as the camera gave it: what a sibling keeps
             if layout is not None and layout.mode != "single":
-                index = layout.index(index)
+                index = layout.index(index, camera=meta.get("camera_device"))
                 img = layout.frame(img)
             else:
                 img = self._widened(img)
