@@ -992,6 +992,58 @@ def test_a_stop_signal_cancels_cleanly(
     assert "status: cancelled" in r.stdout
 
 
+def test_a_closed_terminal_cancels_cleanly(tmp_path: Path) -> None:
+    """An ssh session dropped (the terminal gone, then SIGHUP): every write
+    to it failed (EIO), the run ended with exit 1 and the dataset was left
+    `acquiring`."""
+    import pty
+    import select
+
+    (tmp_path / "long.yaml").write_text(
+        "channels: [DAPI]\ntime_plan: {interval: 0.02, loops: 500}\n"
+    )
+    cfg = small_config(tmp_path)
+    out = tmp_path / "long.ome.zarr"
+    log = out / "mmzarr" / "frames.jsonl"
+    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*cmd, "--config", str(cfg)],
+        cwd=tmp_path,
+        env=ENV,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # the terminal is its own, as a login's
+    )
+    os.close(slave)
+    shown = bytearray()
+
+    def logged() -> bool:  # reading what it shows, so its writes never block
+        assert proc.poll() is None, "acquisition ended before the hangup"
+        while select.select([master], [], [], 0)[0]:
+            shown.extend(os.read(master, 65536))
+        return log.is_file() and len(log.read_text().splitlines()) >= 5
+
+    try:
+        wait_for("5 frames logged", logged, seconds=60, every=0.05)
+        assert b"acquiring" in shown  # it drew its progress on the terminal
+        os.close(master)  # the terminal is gone
+        proc.send_signal(signal.SIGHUP)
+        returncode = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert returncode == 129
+    attrs = mm_attrs(out)
+    assert attrs["status"] == "cancelled"
+    n = attrs["frames_written"]
+    assert 5 <= n < 500
+    assert len(log.read_text().splitlines()) == n
+    s = stamps(zarr.open_array(str(out / "0"), mode="r")[:n, 0, :1, :])
+    np.testing.assert_array_equal(s - s[0], np.arange(n))
+
+
 def _ignore_sighup() -> None:  # what `nohup` does before it runs a command
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 

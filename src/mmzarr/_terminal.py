@@ -8,6 +8,7 @@ then wait for it to end). Turning errors into messages and exit statuses is
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import signal
@@ -109,7 +110,30 @@ def signal_label(signum: int) -> str:
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
+    if signum == getattr(signal, "SIGHUP", None):
+        _leave_a_lost_terminal()
     raise Interrupted(signum)
+
+
+def _leave_a_lost_terminal() -> None:
+    """Send stdout and stderr to the null device where their terminal hung up.
+
+    A closed terminal (ssh dropped, window closed) fails every write with EIO:
+    the message saying the run is cancelled, the progress display's last
+    refresh, and the dataset was left open (status `acquiring`). Output to a
+    file or a pipe is left as it is.
+    """
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")
+        except OSError as e:
+            if e.errno != errno.EIO:
+                continue
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
 
 
 @contextmanager
