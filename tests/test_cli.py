@@ -937,6 +937,17 @@ def _wait_for_frames(log: Path, n: int, proc: subprocess.Popen, timeout: float) 
     wait_for(f"{n} frames logged", logged, seconds=timeout, every=0.05)
 
 
+def _long_acquire(tmp_path: Path, loops: int) -> tuple[list[str], Path]:
+    """`mmzarr acquire` of `loops` frames 20 ms apart (64x64): command, OUT."""
+    (tmp_path / "long.yaml").write_text(
+        f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
+    )
+    cfg = small_config(tmp_path)
+    out = tmp_path / "long.ome.zarr"
+    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    return [*cmd, "--config", str(cfg)], out
+
+
 @pytest.mark.parametrize(
     ("signum", "code", "label"),
     [
@@ -951,16 +962,9 @@ def test_a_stop_signal_cancels_cleanly(
     tmp_path: Path, signum: int, code: int, label: str
 ) -> None:
     loops = 500
-    (tmp_path / "long.yaml").write_text(
-        f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
-    )
-    cfg = small_config(tmp_path)
-    out = tmp_path / "long.ome.zarr"
-    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    cmd, out = _long_acquire(tmp_path, loops)
     with (tmp_path / "stdout").open("w") as so, (tmp_path / "stderr").open("w") as se:
-        proc = subprocess.Popen(
-            [*cmd, "--config", str(cfg)], cwd=tmp_path, env=ENV, stdout=so, stderr=se
-        )
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=so, stderr=se)
         try:
             _wait_for_frames(out / "mmzarr" / "frames.jsonl", 5, proc, timeout=60)
             proc.send_signal(signum)
@@ -999,16 +1003,11 @@ def test_a_closed_terminal_cancels_cleanly(tmp_path: Path) -> None:
     import pty
     import select
 
-    (tmp_path / "long.yaml").write_text(
-        "channels: [DAPI]\ntime_plan: {interval: 0.02, loops: 500}\n"
-    )
-    cfg = small_config(tmp_path)
-    out = tmp_path / "long.ome.zarr"
+    cmd, out = _long_acquire(tmp_path, 500)
     log = out / "mmzarr" / "frames.jsonl"
-    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [*cmd, "--config", str(cfg)],
+        cmd,
         cwd=tmp_path,
         env=ENV,
         stdin=slave,
@@ -1051,15 +1050,10 @@ def _ignore_sighup() -> None:  # what `nohup` does before it runs a command
 def test_an_ignored_sighup_stays_ignored(tmp_path: Path) -> None:
     """Under `nohup` a closed terminal must not end the run."""
     loops = 40
-    (tmp_path / "long.yaml").write_text(
-        f"channels: [DAPI]\ntime_plan: {{interval: 0.02, loops: {loops}}}\n"
-    )
-    cfg = small_config(tmp_path)
-    out = tmp_path / "long.ome.zarr"
-    cmd = [sys.executable, "-m", "mmzarr", "acquire", "long.yaml", out.name]
+    cmd, out = _long_acquire(tmp_path, loops)
     with (tmp_path / "stderr").open("w") as se:
         proc = subprocess.Popen(
-            [*cmd, "--config", str(cfg)],
+            cmd,
             cwd=tmp_path,
             env=ENV,
             stdout=subprocess.DEVNULL,
