@@ -39,10 +39,10 @@ def check_replaceable(loc: Location) -> None:
 
     Replaceable: nothing, an empty directory, or a dataset (see
     `dataset_problem`) holding only what its writer wrote (`foreign_entries`:
-    not a user's labels or notes). Never a file, a symbolic link, a group inside a zarr
-    hierarchy (part of a dataset), the current working
-    directory, a directory containing it, one with a file system mounted
-    inside it, or a dataset holding a dataset that a writer has locked.
+    not a user's labels or notes; local datasets). Never a file, a symbolic
+    link, a group inside a zarr hierarchy (part of a dataset), the current
+    working directory, a directory containing it, one with a file system
+    mounted inside it, or a dataset holding a dataset that a writer has locked.
 
     Raises
     ------
@@ -185,9 +185,7 @@ def _local_problem(path: Path) -> str | None:
             "old dataset would delete what is there; unmount it first"
         )
     live = _live_dataset_inside(path)
-    if live is not None:
-        return f"a dataset inside it is being written ({live})"
-    return None
+    return None if live is None else f"a dataset inside it is being written ({live})"
 
 
 def _dataset_above(path: Path) -> Path | None:

@@ -19,6 +19,7 @@ __all__ = ["check_writable", "not_writable"]
 
 #: The errors of writing where one may not.
 _REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_CHMOD = "make it writable (e.g. `chmod u+w`) and run finalize again"
 
 
 def _fix(folder: Path) -> str:
@@ -32,7 +33,7 @@ def _fix(folder: Path) -> str:
             "it is on a read-only file system: copy the dataset to a writable "
             "disk (or remount this one read-write) and run finalize there"
         )
-    return "make it writable (e.g. `chmod u+w`) and run finalize again"
+    return _CHMOD
 
 
 def check_writable(root: Path, folders: tuple[str, ...]) -> None:
@@ -68,7 +69,7 @@ def not_writable(e: OSError) -> PermissionError | None:
         Path(names[0]) if names else None,
     )
     where = "the dataset" if folder is None else repr(str(folder))
-    fix = _fix(folder) if folder is not None else _fix(Path("."))
+    fix = _CHMOD if folder is None else _fix(folder)
     return PermissionError(
         f"{where} is not writable ({e.strerror}): {fix}, which finishes what "
         "this one started"
