@@ -1431,6 +1431,22 @@ def test_every_array_of_an_image_group_is_its_writers(tmp_path: Path) -> None:
     assert listing(out) == {"0", "mmzarr", "zarr.json"}
 
 
+def test_an_unreadable_array_document_does_not_stop_an_overwrite(
+    tmp_path: Path,
+) -> None:
+    """A level's `zarr.json` that cannot be read (here a link in a loop): the
+    search for a writer inside the dataset raised a bare OSError ("Too many
+    levels of symbolic links") instead of replacing the writer's own array."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    doc = out / "A" / "1" / "0" / "1" / "zarr.json"
+    doc.unlink()
+    doc.symlink_to("zarr.json")
+    with mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True) as s:
+        s.append(frame_for(9))
+    assert listing(out) == {"0", "mmzarr", "zarr.json"}
+
+
 def test_settings_of_another_version_still_name_the_images(tmp_path: Path) -> None:
     """Settings a newer mmzarr wrote (a field this one does not know): every
     zarr node was taken as the writer's, and a user's labels were deleted."""

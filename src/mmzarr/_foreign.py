@@ -20,7 +20,7 @@ from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import LOCK_SUFFIX, json_object
 from mmzarr._storage import atomic_temp_pattern
 
-__all__ = ["foreign_entries"]
+__all__ = ["foreign_entries", "node_type"]
 
 #: the folders at the root that are the writer's whatever they hold
 _OWN_FOLDERS = ("mmzarr",)
@@ -67,7 +67,7 @@ def foreign_entries(root: Path, limit: int = 3) -> list[str]:
             if where.is_symlink():
                 found.append(path)
                 continue
-            node = _node_type(where)
+            node = node_type(where)
             if images is None:
                 own = node == "array" or (node == "group" and d != "labels")
                 array = node == "array"
@@ -90,8 +90,11 @@ def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
-def _node_type(folder: Path) -> str | None:
-    """`group` or `array` for a zarr node (its `zarr.json` says), else None."""
+def node_type(folder: Path) -> str | None:
+    """`group` or `array` for a zarr node (its `zarr.json` says), else None.
+
+    None too when the document cannot be read (a link in a loop, no permission).
+    """
     try:
         doc = json_object((folder / "zarr.json").read_bytes())
     except OSError:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mmzarr._foreign import foreign_entries
+from mmzarr._foreign import foreign_entries, node_type
 from mmzarr._leftovers import opening_leftovers
 from mmzarr._lock import LOCK_SUFFIX, json_object, lock_file_holder
 from mmzarr._storage import Location, as_location
@@ -244,7 +244,7 @@ def _live_dataset_inside(path: Path) -> str | None:
     and follows no link.
     """
     for folder, dirs, files in os.walk(path):
-        if "c" in dirs and "zarr.json" in files and _is_array(Path(folder)):
+        if "c" in dirs and "zarr.json" in files and node_type(Path(folder)) == "array":
             dirs.remove("c")
         for name in files:
             if name.startswith(".") and name.endswith(LOCK_SUFFIX):
@@ -252,12 +252,6 @@ def _live_dataset_inside(path: Path) -> str | None:
                 if holder is not None:
                     return f"{os.path.join(folder, name)!r} is held by {holder}"
     return None
-
-
-def _is_array(folder: Path) -> bool:
-    """Whether `folder` holds a zarr array (its `zarr.json` says so)."""
-    doc = json_object(_read_local(folder / "zarr.json") or b"")
-    return doc is not None and doc.get("node_type") == "array"
 
 
 def _read_local(path: Path) -> bytes | None:
