@@ -1485,3 +1485,45 @@ def test_a_refusal_says_when_it_names_only_some(tmp_path: Path) -> None:
     said = str(info.value)
     assert "'note0.txt', 'note1.txt', 'note2.txt', and more)" in said
     assert "note3" not in said
+
+
+@pytest.mark.parametrize(
+    "seq", [TCZYX, COLLECTION, PLATE], ids=["image", "coll", "plate"]
+)
+def test_s3_overwrite_replaces_what_every_backend_wrote(
+    s3_endpoint: str, s3_url: str, backend: str, seq: useq.MDASequence
+) -> None:
+    """Every object a writer puts on S3 (levels, OME/, wells, fields) is its own."""
+    with mmzarr.create_stream(s3_url, _with_levels(seq), backend=backend) as s:
+        for n, event in enumerate(seq):
+            s.append(frame_for(n), index=event.index)
+    with mmzarr.create_stream(
+        s3_url, settings_for(TWO_T), backend=backend, overwrite=True
+    ) as s:
+        s.append(frame_for(9))
+    assert {k.split("/")[0] for k in test_s3.s3_keys(s3_endpoint, s3_url)} == {
+        "0",
+        "mmzarr",
+        "zarr.json",
+    }
+    np.testing.assert_array_equal(
+        test_s3.read_zarr_s3(s3_endpoint, s3_url, "0")[0], frame_for(9)
+    )
+
+
+@pytest.mark.parametrize("what", USER_ADDITIONS)
+def test_s3_overwrite_refuses_a_dataset_holding_a_users_objects(
+    s3_endpoint: str, s3_url: str, what: str
+) -> None:
+    """A user's labels, notes or figures put under a dataset's prefix were
+    deleted with it by `overwrite=True` (only local datasets were looked in)."""
+    with mmzarr.create_stream(s3_url, _with_levels(PLATE), backend=ANY_BACKEND) as s:
+        for n, event in enumerate(PLATE):
+            s.append(frame_for(n), index=event.index)
+    rel, named = USER_ADDITIONS[what]
+    test_s3._put(s3_endpoint, s3_url, {rel: b'{"zarr_format": 3}'})
+    before = test_s3.s3_keys(s3_endpoint, s3_url)
+    refused = re.escape(f"it holds what mmzarr did not write ({named!r})")
+    with pytest.raises(FileExistsError, match=refused):
+        mmzarr.create_stream(s3_url, settings_for(TWO_T), overwrite=True)
+    assert test_s3.s3_keys(s3_endpoint, s3_url) == before

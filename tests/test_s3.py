@@ -563,8 +563,13 @@ def test_check_output_s3(s3_endpoint: str, s3_url: str) -> None:
     with pytest.raises(FileExistsError, match="not a zarr dataset"):
         check_output(s3_url, overwrite=True)
     _put(s3_endpoint, s3_url, DATASET)
+    with pytest.raises(FileExistsError, match=re.escape("write ('notes.txt')")):
+        check_output(s3_url, overwrite=True)  # a dataset holding a user's notes
+    _client(s3_endpoint).delete_object(
+        Bucket=BUCKET, Key=f"{_prefix(s3_url)}/notes.txt"
+    )
     check_output(s3_url, overwrite=True)  # a dataset: replaceable
-    assert sorted(s3_keys(s3_endpoint, s3_url)) == ["notes.txt", "zarr.json"]
+    assert s3_keys(s3_endpoint, s3_url) == ["zarr.json"]
 
 
 def test_check_output_s3_wrong_credentials(

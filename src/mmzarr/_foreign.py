@@ -1,4 +1,4 @@
-"""What a user added to a local mmzarr dataset, which `overwrite` must not delete.
+"""What a user added to an mmzarr dataset, which `overwrite` must not delete.
 
 A dataset holds its writer's nodes only: the root group, the groups above
 each image (rows, wells, fields, positions), each image group and its arrays
@@ -12,13 +12,17 @@ dataset.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import LOCK_SUFFIX, json_object
 from mmzarr._storage import atomic_temp_pattern
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mmzarr._storage import Location
 
 __all__ = ["foreign_entries", "node_type"]
 
@@ -42,32 +46,39 @@ _OWN_FILES = re.compile(
 )
 
 
-def foreign_entries(root: Path, limit: int = 3) -> list[str]:
-    """Up to `limit` paths (relative to `root`) of what its writer did not write.
+def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
+    """Up to `limit` paths (relative to the root) of what its writer did not write.
 
     Walks the groups, not the arrays (whose folders hold their chunks),
-    following no link. The images are those `mmzarr/settings.json` names (read
-    as JSON, not checked: a dataset of another mmzarr version too); in an
-    image group every array is the writer's (a resolution level; a folder
-    named by a number too), a group is not (e.g. `labels`). Without readable
-    settings, every zarr node but a labels group is taken as the writer's.
+    following no link (a local link is a user's). The images are those
+    `mmzarr/settings.json` names (read as JSON, not checked: a dataset of
+    another mmzarr version too); in an image group every array is the
+    writer's (a resolution level; a folder named by a number too), a group is
+    not (e.g. `labels`). Without readable settings, every zarr node but a
+    labels group is taken as the writer's. Local or S3 alike (one listing
+    per group there).
+
+    Raises
+    ------
+    StorageError
+        When S3 cannot be listed or read.
     """
-    images = _image_keys(root)
+    images = _image_keys(_read(loc, SETTINGS_FILE))
     above = set() if images is None else _folders_above(images) | {"OME"}
     found: list[str] = []
-    for folder, dirs, files in os.walk(root):
-        rel = Path(folder).relative_to(root).as_posix()
-        rel = "" if rel == "." else rel
+    todo = [""]
+    while todo and len(found) < limit:
+        rel = todo.pop()
+        files, dirs = loc.children(rel)
         found += [_join(rel, f) for f in files if not _OWN_FILES.fullmatch(f)]
-        walk = []
         for d in dirs:
-            path, where = _join(rel, d), Path(folder) / d
+            path = _join(rel, d)
             if rel == "" and d in _OWN_FOLDERS:
                 continue
-            if where.is_symlink():
+            if loc.path is not None and (loc.path / path).is_symlink():
                 found.append(path)
                 continue
-            node = node_type(where)
+            node = _node(_read(loc, f"{path}/zarr.json"))
             if images is None:
                 own = node == "array" or (node == "group" and d != "labels")
                 array = node == "array"
@@ -79,10 +90,7 @@ def foreign_entries(root: Path, limit: int = 3) -> list[str]:
             if not own:
                 found.append(path)
             elif not array:  # an array's chunks are not walked
-                walk.append(d)
-        dirs[:] = walk
-        if len(found) >= limit:
-            break
+                todo.append(path)
     return sorted(found)[:limit]
 
 
@@ -91,27 +99,38 @@ def _join(folder: str, name: str) -> str:
 
 
 def node_type(folder: Path) -> str | None:
-    """`group` or `array` for a zarr node (its `zarr.json` says), else None.
+    """`group` or `array` for a local zarr node (its `zarr.json` says), else None.
 
     None too when the document cannot be read (a link in a loop, no permission).
     """
     try:
-        doc = json_object((folder / "zarr.json").read_bytes())
+        return _node((folder / "zarr.json").read_bytes())
     except OSError:
         return None
+
+
+def _node(document: bytes | None) -> str | None:
+    doc = None if document is None else json_object(document)
     node = None if doc is None else doc.get("node_type")
     return node if node in ("group", "array") else None
 
 
-def _image_keys(root: Path) -> set[str] | None:
+def _read(loc: Location, key: str) -> bytes | None:
+    """The object `key`, or None when it is missing or (locally) unreadable."""
+    if loc.path is None:
+        return loc.read_bytes(key)
+    try:
+        return (loc.path / key).read_bytes()
+    except OSError:
+        return None
+
+
+def _image_keys(settings: bytes | None) -> set[str] | None:
     """The image groups' paths the settings name ("" for the root), or None.
 
     None when the settings cannot be read or name no image key.
     """
-    try:
-        doc = json_object((root / SETTINGS_FILE).read_bytes())
-    except OSError:
-        return None
+    doc = None if settings is None else json_object(settings)
     images = None if doc is None else doc.get("images")
     if not isinstance(images, list):
         return None

@@ -39,7 +39,7 @@ def check_replaceable(loc: Location) -> None:
 
     Replaceable: nothing, an empty directory, or a dataset (see
     `dataset_problem`) holding only what its writer wrote (`foreign_entries`:
-    not a user's labels or notes; local datasets). Never a file, a symbolic
+    not a user's labels or notes). Never a file, a symbolic
     link, a group inside a zarr hierarchy (part of a dataset), the current
     working directory, a directory containing it, one with a file system
     mounted inside it, or a dataset holding a dataset that a writer has locked.
@@ -58,20 +58,23 @@ def check_replaceable(loc: Location) -> None:
                 f"refusing to replace {loc.url!r}: {problem}; overwrite=True "
                 "replaces only an mmzarr dataset"
             )
-        return
-    problem = _local_problem(loc.path)
-    if problem is not None:
-        raise FileExistsError(
-            f"refusing to replace {full_path(loc.path)!r}: {problem}; "
-            "overwrite=True replaces only an mmzarr dataset or an empty "
-            "directory"
-        )
-    added = foreign_entries(loc.path, limit=_NAMED + 1)
+    else:
+        problem = _local_problem(loc.path)
+        if problem is not None:
+            raise FileExistsError(
+                f"refusing to replace {full_path(loc.path)!r}: {problem}; "
+                "overwrite=True replaces only an mmzarr dataset or an empty "
+                "directory"
+            )
+        if not loc.path.is_dir():
+            return  # nothing there, or an empty directory made by the user
+    added = foreign_entries(loc, limit=_NAMED + 1)
     if added:
         named = ", ".join(map(repr, added[:_NAMED]))
         more = ", and more" if len(added) > _NAMED else ""
+        where = loc.url if loc.path is None else full_path(loc.path)
         raise FileExistsError(
-            f"refusing to replace the dataset {full_path(loc.path)!r}: it holds "
+            f"refusing to replace the dataset {where!r}: it holds "
             f"what mmzarr did not write ({named}{more}); move that out of it, or "
             "delete the dataset yourself"
         )

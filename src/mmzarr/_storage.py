@@ -162,6 +162,38 @@ class Location:
         result: bytes | None = self._call("reading", key, read)
         return result
 
+    def children(self, folder: str) -> tuple[list[str], list[str]]:
+        """The names of the objects and of the folders directly in `folder`.
+
+        `folder` is relative to the root ("" for the root itself). On a local
+        disk a folder is a directory (a link to one too) and an object any
+        other entry; on S3 a folder is a common prefix.
+
+        Raises
+        ------
+        StorageError
+            When S3 cannot be listed.
+        """
+        if self.path is not None:
+            with os.scandir(self.path / folder) as entries:
+                found = [(e.name, e.is_dir()) for e in entries]
+        else:
+            where = self._key(folder).rstrip("/")
+
+            def listed() -> list[tuple[str, bool]]:
+                try:
+                    got = self.fs.ls(where, detail=True, refresh=True)
+                except FileNotFoundError:
+                    return []
+                return [
+                    (e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory")
+                    for e in got
+                ]
+
+            found = self._call("listing", folder, listed)
+        files = [name for name, is_dir in found if not is_dir]
+        return files, [name for name, is_dir in found if is_dir]
+
     def list(self, prefix: str) -> list[str]:
         """Keys (relative to the root) of objects whose key starts with `prefix`."""
         if self.path is not None:
