@@ -1447,6 +1447,31 @@ def test_an_unreadable_array_document_does_not_stop_an_overwrite(
     assert listing(out) == {"0", "mmzarr", "zarr.json"}
 
 
+def test_a_folder_that_cannot_be_listed_stops_an_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A well folder that cannot be listed (no permission; simulated, as the
+    suite may run as root) may hold a user's files: it was skipped and the
+    dataset deleted."""
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    before = snapshot(out)
+    unlistable = str(out / "A" / "1")
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if os.fspath(path) == unlistable:
+            raise PermissionError(errno.EACCES, "Permission denied", unlistable)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    said = "what it holds cannot be looked through ([Errno 13] Permission denied"
+    with pytest.raises(FileExistsError, match=re.escape(said)):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)
+    monkeypatch.undo()
+    assert snapshot(out) == before
+
+
 def test_settings_of_another_version_still_name_the_images(tmp_path: Path) -> None:
     """Settings a newer mmzarr wrote (a field this one does not know): every
     zarr node was taken as the writer's, and a user's labels were deleted."""

@@ -18,6 +18,7 @@ from mmzarr._foreign import foreign_entries, node_type
 from mmzarr._leftovers import opening_leftovers
 from mmzarr._lock import LOCK_SUFFIX, json_object, lock_file_holder
 from mmzarr._storage import Location, as_location
+from mmzarr.errors import StorageError
 
 __all__ = [
     "MOUNTINFO",
@@ -68,11 +69,19 @@ def check_replaceable(loc: Location) -> None:
             )
         if not loc.path.is_dir():
             return  # nothing there, or an empty directory made by the user
-    added = foreign_entries(loc, limit=_NAMED + 1)
+    where = loc.url if loc.path is None else full_path(loc.path)
+    try:
+        added = foreign_entries(loc, limit=_NAMED + 1)
+    except StorageError:  # S3 cannot be listed: said as such
+        raise
+    except OSError as e:  # a folder that cannot be listed may hold anything
+        raise FileExistsError(
+            f"refusing to replace the dataset {where!r}: what it holds cannot be "
+            f"looked through ({e}); delete the dataset yourself"
+        ) from e
     if added:
         named = ", ".join(map(repr, added[:_NAMED]))
         more = ", and more" if len(added) > _NAMED else ""
-        where = loc.url if loc.path is None else full_path(loc.path)
         raise FileExistsError(
             f"refusing to replace the dataset {where!r}: it holds "
             f"what mmzarr did not write ({named}{more}); move that out of it, or "
