@@ -1552,3 +1552,76 @@ def test_s3_overwrite_refuses_a_dataset_holding_a_users_objects(
     with pytest.raises(FileExistsError, match=refused):
         mmzarr.create_stream(s3_url, settings_for(TWO_T), overwrite=True)
     assert test_s3.s3_keys(s3_endpoint, s3_url) == before
+
+
+def _s3_dataset(url: str) -> None:
+    with mmzarr.create_stream(url, settings_for(TWO_T), backend=ANY_BACKEND) as s:
+        s.append(frame_for(1))
+
+
+@pytest.mark.parametrize("name", ["run[1].ome.zarr", "run?.ome.zarr", "run*.ome.zarr"])
+def test_s3_overwrite_deletes_only_its_own_prefix(
+    s3_endpoint: str, s3_url: str, name: str
+) -> None:
+    """fsspec read `[`, `?` and `*` in the dataset's URL as a pattern: an
+    overwrite deleted the datasets and objects it matched beside it (and not
+    its own). An object at the dataset's own key (no slash) was deleted too."""
+    top = s3_url.rsplit("/", 1)[0]
+    url = f"{top}/{name}"
+    _s3_dataset(url)
+    beside = {"run1.ome.zarr/zarr.json": b"{}", "runX.ome.zarr/notes.txt": b"keep"}
+    test_s3._put(s3_endpoint, top, beside)
+    test_s3._put(s3_endpoint, top, {name: b"a file named like the dataset"})
+    before = test_s3.s3_keys(s3_endpoint, top)
+    with mmzarr.create_stream(
+        url, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+    ) as s:
+        s.append(frame_for(9))
+    after = test_s3.s3_keys(s3_endpoint, top)
+    assert [k for k in before if not k.startswith(f"{name}/")] == [
+        k for k in after if not k.startswith(f"{name}/")
+    ]
+    assert {*beside, name} <= set(after)
+    np.testing.assert_array_equal(
+        test_s3.read_zarr_s3(s3_endpoint, url, "0")[0], frame_for(9)
+    )
+
+
+def test_s3_a_leftover_write_probe_is_not_a_users_object(
+    s3_endpoint: str, s3_url: str
+) -> None:
+    """A writer stopped between putting and deleting its write probe leaves
+    `mmzarr/.write-probe` alone: the CLI's and the front ends' early check
+    refused that prefix (`--overwrite` as "not a zarr dataset")."""
+    from mmzarr._claim import check_output
+
+    test_s3._put(s3_endpoint, s3_url, {"mmzarr/.write-probe": b""})
+    check_output(s3_url, overwrite=False)
+    check_output(s3_url, overwrite=True)
+    _s3_dataset(s3_url)
+    assert ".write-probe" not in " ".join(test_s3.s3_keys(s3_endpoint, s3_url))
+
+
+def test_s3_keys_with_an_empty_folder_name_are_a_users(
+    s3_endpoint: str, s3_url: str
+) -> None:
+    """`A/1/0//notes.txt` was listed as a folder named `0` (the field's level
+    array) and deleted; an empty object marking a folder (the S3 console's)
+    is nobody's work and does not stop an overwrite."""
+    with mmzarr.create_stream(s3_url, _with_levels(PLATE), backend=ANY_BACKEND) as s:
+        for n, event in enumerate(PLATE):
+            s.append(frame_for(n), index=event.index)
+    test_s3._put(s3_endpoint, s3_url, {"A/1/0/": b"", "": b""})
+    test_s3._put(s3_endpoint, s3_url, {"A/1/0//notes.txt": b"a user's"})
+    with pytest.raises(FileExistsError, match=re.escape("write ('A/1/0/')")):
+        mmzarr.create_stream(s3_url, settings_for(TWO_T), overwrite=True)
+    test_s3._client(s3_endpoint).delete_object(
+        Bucket=test_s3.BUCKET, Key=f"{test_s3._prefix(s3_url)}/A/1/0//notes.txt"
+    )
+    with mmzarr.create_stream(
+        s3_url, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+    ) as s:
+        s.append(frame_for(9))
+    keys = test_s3.s3_keys(s3_endpoint, s3_url)
+    assert "0/zarr.json" in keys
+    assert not [k for k in keys if k.startswith("A/") or k == ""]  # old: all gone

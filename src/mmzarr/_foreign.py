@@ -78,13 +78,15 @@ def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
             if loc.path is not None and (loc.path / path).is_symlink():
                 found.append(path)
                 continue
-            node = _node(_read(loc, f"{path}/zarr.json"))
             if images is None:
+                node = _node(_read(loc, f"{path}/zarr.json"))
                 own = node == "array" or (node == "group" and d != "labels")
                 array = node == "array"
             elif rel in images:
                 # its levels' arrays (a level's folder made before its document)
-                own = array = node == "array" or d.isdigit()
+                own = array = d.isdigit() or (
+                    _node(_read(loc, f"{path}/zarr.json")) == "array"
+                )
             else:
                 own, array = path in above or path in images, False
             if not own:
@@ -95,7 +97,8 @@ def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
 
 
 def _join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
+    # "" is a folder with no name: S3 keys with "//" (named "A/1/", or "/")
+    return f"{folder}/{name}" if folder else name or "/"
 
 
 def node_type(folder: Path) -> str | None:

@@ -32,6 +32,7 @@ from mmzarr._s3config import S3_OPTIONS, S3Config, env_value
 from mmzarr.errors import MissingDependencyError, StorageError
 
 if TYPE_CHECKING:
+    import builtins
     from collections.abc import Mapping
 
 __all__ = [
@@ -52,6 +53,8 @@ logger = logging.getLogger("mmzarr")
 #: it the flush thread and `close`.
 S3_CALL_TIMEOUT_S = 15.0
 _PROBE = "mmzarr/.write-probe"
+#: the objects that make a prefix an mmzarr dataset (deleted last)
+_DOCUMENTS = ("mmzarr/settings.json", "zarr.json")
 #: Disk space a local dataset keeps allocated while it is written, released at
 #: close for the final documents: a full disk then still takes the status.
 RESERVE_FILE = "mmzarr/.space-reserve"
@@ -185,10 +188,18 @@ class Location:
                     got = self.fs.ls(where, detail=True, refresh=True)
                 except FileNotFoundError:
                     return []
-                return [
-                    (e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory")
-                    for e in got
-                ]
+                out = []
+                for e in got:
+                    # the key after `where/`: "" for a prefix `where//` (a
+                    # folder with no name) and for `where/` itself (an empty
+                    # object some tools make as a folder's marker: skipped)
+                    name = e["name"][len(where) + 1 :]
+                    is_dir = e["type"] == "directory"
+                    if is_dir:
+                        name = name.removesuffix("/")
+                    if name or is_dir:
+                        out.append((name, is_dir))
+                return out
 
             found = self._call("listing", folder, listed)
         files = [name for name, is_dir in found if not is_dir]
@@ -266,10 +277,17 @@ class Location:
             return self.path.exists() or self.path.is_symlink()
 
         def listed() -> bool:
+            root = self._key("").rstrip("/")
             try:
-                return bool(self.fs.ls(self._key("").rstrip("/"), refresh=True))
+                names = self.fs.ls(root, refresh=True)
             except FileNotFoundError:
-                pass
+                names = []
+            if names == [f"{root}/{_PROBE.split('/')[0]}"]:
+                # only `mmzarr/`: a writer stopped between putting and deleting
+                # its probe leaves it, and nothing else, if nothing is there
+                return bool(self.fs.find(root) != [f"{root}/{_PROBE}"])
+            if names:
+                return True
             # s3fs lists a missing bucket as a missing prefix: tell them apart,
             # so that a missing bucket fails the early checks (the CLI's, before
             # the rig loads), not the first write once the MDA has started
@@ -294,10 +312,62 @@ class Location:
             if self.path.is_dir():
                 shutil.rmtree(self.path)
             return
-        if self.exists():
-            self._call(
-                "deleting", "", lambda: self.fs.rm(self._key(""), recursive=True)
+        keys = self._keys_below()
+        # the documents that make it a dataset go last: a deletion stopped
+        # halfway leaves a dataset that `overwrite` may still replace
+        last = [k for k in keys if k in _DOCUMENTS]
+        for batch in ([k for k in keys if k not in _DOCUMENTS], last):
+            self._delete_keys(batch)
+        left = self._keys_below()
+        if left:
+            raise StorageError(
+                f"deleting {self.url!r}: {len(left)} objects are still there "
+                f"(e.g. {left[0]!r})"
             )
+
+    def _keys_below(self) -> builtins.list[str]:
+        """Every key under the root (relative to it), listed literally."""
+        base = self._key("")
+
+        def found() -> builtins.list[str]:
+            try:
+                names = self.fs.find(base.rstrip("/"))
+            except FileNotFoundError:
+                return []
+            # `find` gives the object at the root's own key too: not the dataset's
+            return sorted(n[len(base) :] for n in names if n.startswith(base))
+
+        keys: builtins.list[str] = self._call("listing", "", found)
+        return keys
+
+    def _delete_keys(self, keys: builtins.list[str]) -> None:
+        """Delete exactly `keys` (relative to the root), 1000 per request.
+
+        By S3's own call: fsspec's `rm` reads `[`, `*` and `?` in a path as a
+        pattern (which matched other datasets) and cannot name a key ending
+        in `/` (a folder's marker).
+        """
+        bucket = self._s3.bucket
+        for start in range(0, len(keys), 1000):
+            objects = [
+                {"Key": self._key(k).removeprefix(f"{bucket}/")}
+                for k in keys[start : start + 1000]
+            ]
+            answer = self._call(
+                "deleting",
+                "",
+                lambda objects=objects: self.fs.call_s3(
+                    "delete_objects",
+                    Bucket=bucket,
+                    Delete={"Objects": objects, "Quiet": True},
+                ),
+            )
+            if errors := answer.get("Errors"):
+                raise StorageError(
+                    f"deleting {self.url!r}: {len(errors)} objects were not "
+                    f"deleted (e.g. {errors[0].get('Key')!r}: "
+                    f"{errors[0].get('Message')})"
+                )
 
     def check_writable(self) -> None:
         """Put and delete a probe object: a clear error for bad credentials/bucket.
