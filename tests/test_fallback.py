@@ -19,6 +19,7 @@ from rich.console import Console
 
 import mmzarr
 from mmzarr._info import dataset_tree
+from tests import test_s3
 from tests._readback import check_metadata, group_json, read_tensorstore, read_zarr
 from tests.test_mda import Capture
 
@@ -38,6 +39,10 @@ REPEATS = useq.MDASequence(
     ],
     time_plan={"interval": 0, "loops": 2},
 )
+
+# the S3 server and a fresh prefix (fixtures of tests/test_s3.py)
+s3_endpoint = test_s3.s3_endpoint
+s3_url = test_s3.s3_url
 
 
 def _log(path: Path) -> list[dict[str, Any]]:
@@ -858,6 +863,33 @@ def test_overwrite_never_replaces_a_foreign_dataset_at_the_sibling_name(
     writer.close()
     assert Path(writer.unplaced_path).name == "exp.unplaced-2.ome.zarr"
     assert (foreign / "precious.txt").read_text() == "theirs"
+
+
+def test_overwrite_on_s3_keeps_another_dataset_s_unplaced_frames(
+    core: UniMMCore, s3_endpoint: str, s3_url: str
+) -> None:
+    """`x.zarr` and `x.ome.zarr` share the sibling name `x.unplaced.ome.zarr`:
+    on S3 a run of one with `overwrite` replaced the other's (no "made for"
+    check there), and the sibling said it was made for `s3:/...` made a local
+    path (`/cwd/s3:/bucket/...`)."""
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    two = useq.MDASequence(time_plan={"interval": 0.001, "loops": 2})
+    top = s3_url.rsplit("/", 1)[0]
+    made = []
+    for name, overwrite in (("x.zarr", False), ("x.ome.zarr", True)):
+        writer = mmzarr.MDAWriter(
+            f"{top}/{name}", core=core, settings=settings, overwrite=overwrite
+        )
+        core.mda.run(two, output=writer)
+        writer.close()
+        made.append(writer.unplaced_path)
+    assert made == [f"{top}/x.unplaced.ome.zarr", f"{top}/x.unplaced-2.ome.zarr"]
+    for where, name in zip(made, ("x.zarr", "x.ome.zarr"), strict=True):
+        reason = test_s3.s3_json(s3_endpoint, where, "mmzarr/settings.json")[
+            "fallback_reason"
+        ]
+        assert reason.startswith(f"frames that did not fit {top}/{name}: ")
 
 
 def test_a_dataset_with_a_long_name_keeps_frames_beside_it(

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import short_name
-from mmzarr._storage import as_location
+from mmzarr._storage import parse_location
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "MAX_UNPLACED",
@@ -34,7 +37,7 @@ def unplaced_path(path: str | Path, number: int = 1) -> str:
 
     `number` > 1: `x.unplaced-2.ome.zarr`, ... (the first is taken).
     """
-    text = str(path).rstrip("/")
+    text = _url_or_text(path).rstrip("/")
     stem = text.removesuffix(".zarr").removesuffix(".ome")
     suffix = "" if number == 1 else f"-{number}"
     head, sep, name = stem.rpartition("/")
@@ -88,14 +91,20 @@ def made_for(path: str | Path, noun: str) -> str:
 
 def _full_path(path: str | Path) -> str:
     """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
-    text = str(path)
+    text = _url_or_text(path)
     return text if "://" in text else os.path.realpath(text)
 
 
+def _url_or_text(path: str | Path) -> str:
+    """`path` as text; an S3 URL as ``s3://...`` (`Path` makes it ``s3:/...``)."""
+    text = str(path)
+    return parse_location(text).url if text[:3].lower() == "s3:" else text
+
+
 def _fallback_reason(where: str) -> str | None:
-    """The fallback reason of an mmzarr dataset at the local `where`, if any."""
+    """The fallback reason of an mmzarr dataset at `where`, if any."""
     try:
-        data = as_location(Path(where)).read_bytes(SETTINGS_FILE)
+        data = parse_location(where).read_bytes(SETTINGS_FILE)
         reason = json.loads(data).get("fallback_reason") if data else None
     except (OSError, ValueError, AttributeError):
         return None
@@ -110,12 +119,10 @@ def replaceable_sibling(where: str, reason_head: str) -> bool:
     `x.ome.zarr` have the same sibling name: the frames that did not fit one
     are never replaced by a run of the other.
     """
-    if "://" in where:
-        return True  # object storage: `claim` replaces only a dataset there
     try:
-        if not as_location(Path(where)).exists():
+        if not parse_location(where).exists():
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
     reason = _fallback_reason(where)  # None: not mmzarr's (a user's folder)
     return reason is not None and reason.startswith(reason_head)
