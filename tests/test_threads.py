@@ -202,3 +202,28 @@ def test_a_fallback_dataset_closed_while_the_mda_runs_says_cancelled(
     for t, (_, img) in enumerate(cap.frames[:2]):
         np.testing.assert_array_equal(data[t], img)
     assert mmzarr.validate(out).ok
+
+
+def test_in_threads_keeps_the_order_and_raises_the_first_failure() -> None:
+    """`in_threads` (the group documents at open, the overwrite check's
+    listings): results in the items' order, on several threads; a failure is
+    raised and the items after it on its thread are not done."""
+    from mmzarr._storage import WRITERS, in_threads
+
+    seen: set[threading.Thread] = set()  # not idents: those may be reused
+    items = list(range(5 * WRITERS))
+    assert in_threads(
+        lambda k: (seen.add(threading.current_thread()), k * k)[1], items
+    ) == [k * k for k in items]
+    assert len(seen) == WRITERS
+    done: list[int] = []
+
+    def fails_at_3(k: int) -> int:
+        if k == 3:
+            raise OSError("disk full")
+        done.append(k)
+        return k
+
+    with pytest.raises(OSError, match="disk full"):
+        in_threads(fails_at_3, items)
+    assert 3 + WRITERS not in done  # the failing thread's next item

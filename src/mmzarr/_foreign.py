@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import LOCK_SUFFIX, json_object
-from mmzarr._storage import atomic_temp_pattern
+from mmzarr._storage import atomic_temp_pattern, in_threads
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,32 +68,51 @@ def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
     found: list[str] = []
     todo = [""]
     while todo and len(found) < limit:
-        rel = todo.pop()
-        files, dirs = loc.children(rel)
-        found += [_join(rel, f) for f in files if not _OWN_FILES.fullmatch(f)]
-        for d in dirs:
-            path = _join(rel, d)
-            if rel == "" and d in _OWN_FOLDERS:
-                continue
-            if loc.path is not None and (loc.path / path).is_symlink():
-                found.append(path)
-                continue
-            if images is None:
-                node = _node(_read(loc, f"{path}/zarr.json"))
-                own = node == "array" or (node == "group" and d != "labels")
-                array = node == "array"
-            elif rel in images:
-                # its levels' arrays (a level's folder made before its document)
-                own = array = d.isdigit() or (
-                    _node(_read(loc, f"{path}/zarr.json")) == "array"
-                )
-            else:
-                own, array = path in above or path in images, False
-            if not own:
-                found.append(path)
-            elif not array:  # an array's chunks are not walked
-                todo.append(path)
+        # a depth's folders are listed together (S3: a request each)
+        level, todo = todo, []
+        for rel, (files, dirs) in zip(
+            level, in_threads(loc.children, level), strict=True
+        ):
+            found += [_join(rel, f) for f in files if not _OWN_FILES.fullmatch(f)]
+            walk, theirs = _sorted_out(loc, rel, dirs, images, above)
+            todo += walk
+            found += theirs
     return sorted(found)[:limit]
+
+
+def _sorted_out(
+    loc: Location,
+    rel: str,
+    dirs: list[str],
+    images: set[str] | None,
+    above: set[str],
+) -> tuple[list[str], list[str]]:
+    """The folders of `dirs` (in `rel`) to walk, and those not the writer's."""
+    walk: list[str] = []
+    found: list[str] = []
+    for d in dirs:
+        path = _join(rel, d)
+        if rel == "" and d in _OWN_FOLDERS:
+            continue
+        if loc.path is not None and (loc.path / path).is_symlink():
+            found.append(path)
+            continue
+        if images is None:
+            node = _node(_read(loc, f"{path}/zarr.json"))
+            own = node == "array" or (node == "group" and d != "labels")
+            array = node == "array"
+        elif rel in images:
+            # its levels' arrays (a level's folder made before its document)
+            own = array = d.isdigit() or (
+                _node(_read(loc, f"{path}/zarr.json")) == "array"
+            )
+        else:
+            own, array = path in above or path in images, False
+        if not own:
+            found.append(path)
+        elif not array:  # an array's chunks are not walked
+            walk.append(path)
+    return walk, found
 
 
 def _join(folder: str, name: str) -> str:

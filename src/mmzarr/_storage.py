@@ -26,14 +26,14 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmzarr._s3config import S3_OPTIONS, S3Config, env_value
 from mmzarr.errors import MissingDependencyError, StorageError
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "RESERVE_FILE",
@@ -41,11 +41,15 @@ __all__ = [
     "S3Config",
     "as_location",
     "atomic_temp_pattern",
+    "in_threads",
     "parse_location",
     "write_file_atomic",
 ]
 
 logger = logging.getLogger("mmzarr")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Seconds an S3 object request (retries included) may take before it fails: a
 #: server that accepts connections but never answers held s3fs (botocore's
@@ -60,9 +64,10 @@ _DOCUMENTS = ("mmzarr/settings.json", "zarr.json")
 RESERVE_FILE = "mmzarr/.space-reserve"
 #: The least space reserved (more for a larger root document).
 MIN_RESERVE = 256 * 1024
-#: Objects `Location.write_many` writes at once (creating and renaming the ~500
-#: group documents of a 96-well plate took ~0.2-0.3 s one by one on a 2-core
-#: machine, ~0.17 s four at a time)
+#: Items `in_threads` takes at once: `Location.write_many`'s objects (creating
+#: and renaming the ~500 group documents of a 96-well plate took ~0.2-0.3 s one
+#: by one on a 2-core machine, ~0.17 s four at a time), the overwrite check's
+#: listings
 WRITERS = 4
 
 
@@ -114,37 +119,12 @@ class Location:
         """Write every object of `objects` (`{key: data}`), `WRITERS` at once.
 
         The first failure is raised and the writes not started by then are
-        not made; each object written is whole (`write_bytes`). Plain
-        threads, not an executor: executors take no work once the main thread
-        has returned, while an acquisition on another thread may go on.
+        not made; each object written is whole (`write_bytes`).
         """
-        if len(objects) < 2 * WRITERS:
-            for key, data in objects.items():
-                self.write_bytes(key, data, fsync=fsync)
-            return
-        items = list(objects.items())
-        errors: list[BaseException] = []
-
-        def write(part: list[tuple[str, bytes]]) -> None:
-            for key, data in part:
-                if errors:
-                    return
-                try:
-                    self.write_bytes(key, data, fsync=fsync)
-                except BaseException as e:
-                    errors.append(e)  # list.append is atomic
-                    return
-
-        writers = [
-            threading.Thread(target=write, args=(items[k::WRITERS],), name="mmzarr-io")
-            for k in range(WRITERS)
-        ]
-        for t in writers:
-            t.start()
-        for t in writers:
-            t.join()
-        if errors:
-            raise errors[0]
+        in_threads(
+            lambda item: self.write_bytes(item[0], item[1], fsync=fsync),
+            list(objects.items()),
+        )
 
     def read_bytes(self, key: str) -> bytes | None:
         """The object `key`, or None when it does not exist."""
@@ -440,6 +420,41 @@ class Location:
             raise StorageError(
                 s3.redact(f"{what} {s3.url}/{key} failed: {type(e).__name__}: {e}")
             ) from e
+
+
+def in_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`[fn(item) for item in items]`, `WRITERS` items at once (fewer: in turn).
+
+    The first failure is raised and the items not started by then are not
+    done. Plain threads, not an executor: executors take no work once the
+    main thread has returned, while an acquisition on another thread may go on.
+    """
+    if len(items) < 2 * WRITERS:
+        return [fn(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+
+    def work(first: int) -> None:
+        for k in range(first, len(items), WRITERS):
+            if errors:
+                return
+            try:
+                results[k] = fn(items[k])
+            except BaseException as e:
+                errors.append(e)  # list.append is atomic
+                return
+
+    threads = [
+        threading.Thread(target=work, args=(k,), name="mmzarr-io")
+        for k in range(WRITERS)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def atomic_temp_pattern(name: str) -> str:
