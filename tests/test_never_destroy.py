@@ -1375,6 +1375,8 @@ USER_ADDITIONS = {
     "notes": ("notes.txt", "notes.txt"),
     "csv-in-a-well": ("A/1/analysis.csv", "A/1/analysis.csv"),
     "folder": ("B/3/0/figures/fig1.png", "B/3/0/figures"),
+    # a folder named by a number, in an image group of 2 levels
+    "numbered-folder": ("A/1/0/7/fig1.png", "A/1/0/7"),
 }
 
 

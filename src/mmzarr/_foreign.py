@@ -13,9 +13,10 @@ dataset.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._downsample import Downsample
 from mmzarr._lock import LOCK_SUFFIX, json_object
 from mmzarr._storage import atomic_temp_pattern, in_threads
 
@@ -53,10 +54,10 @@ def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
     following no link (a local link is a user's). The images are those
     `mmzarr/settings.json` names (read as JSON, not checked: a dataset of
     another mmzarr version too); in an image group every array is the
-    writer's (a resolution level; a folder named by a number too), a group is
-    not (e.g. `labels`). Without readable settings, every zarr node but a
-    labels group is taken as the writer's. Local or S3 alike (one listing
-    per group there).
+    writer's (a resolution level; a folder named by the number of one of the
+    levels its settings make too), a group is not (e.g. `labels`). Without
+    readable settings, every zarr node but a labels group is taken as the
+    writer's. Local or S3 alike (one listing per group there).
 
     Raises
     ------
@@ -64,7 +65,7 @@ def foreign_entries(loc: Location, limit: int = 3) -> list[str]:
         When S3 cannot be listed or read.
     """
     images = _image_keys(_read(loc, SETTINGS_FILE))
-    above = set() if images is None else _folders_above(images) | {"OME"}
+    above = set() if images is None else _folders_above(set(images)) | {"OME"}
     found: list[str] = []
     todo = [""]
     while todo and len(found) < limit:
@@ -84,7 +85,7 @@ def _sorted_out(
     loc: Location,
     rel: str,
     dirs: list[str],
-    images: set[str] | None,
+    images: dict[str, int | None] | None,
     above: set[str],
 ) -> tuple[list[str], list[str]]:
     """The folders of `dirs` (in `rel`) to walk, and those not the writer's."""
@@ -102,10 +103,12 @@ def _sorted_out(
             own = node == "array" or (node == "group" and d != "labels")
             array = node == "array"
         elif rel in images:
-            # its levels' arrays (a level's folder made before its document)
-            own = array = d.isdigit() or (
-                _node(_read(loc, f"{path}/zarr.json")) == "array"
-            )
+            # its levels' arrays (a level's folder made before its
+            # document), and any array (levels of an older level rule)
+            levels = images[rel]
+            own = array = (
+                d.isdigit() if levels is None else d.isdecimal() and int(d) < levels
+            ) or _node(_read(loc, f"{path}/zarr.json")) == "array"
         else:
             own, array = path in above or path in images, False
         if not own:
@@ -147,10 +150,12 @@ def _read(loc: Location, key: str) -> bytes | None:
         return None
 
 
-def _image_keys(settings: bytes | None) -> set[str] | None:
+def _image_keys(settings: bytes | None) -> dict[str, int | None] | None:
     """The image groups' paths the settings name ("" for the root), or None.
 
-    None when the settings cannot be read or name no image key.
+    Each with its number of levels as today's rule makes them (None: not
+    known from these settings). None when the settings cannot be read or
+    name no image key.
     """
     doc = None if settings is None else json_object(settings)
     images = None if doc is None else doc.get("images")
@@ -159,7 +164,24 @@ def _image_keys(settings: bytes | None) -> set[str] | None:
     keys = {im.get("key") for im in images if isinstance(im, dict)}
     if not keys or not all(isinstance(k, str) for k in keys):
         return None
-    return {str(k) for k in keys}
+    assert doc is not None
+    return {
+        str(im["key"]): _levels(doc.get("downsample"), im)
+        for im in images
+        if isinstance(im, dict)
+    }
+
+
+def _levels(downsample: Any, image: dict[str, Any]) -> int | None:
+    """How many levels `image` (its settings' JSON) has, or None: not known."""
+    try:
+        sizes = {d["name"]: int(d["size"]) for d in image["dimensions"]}
+        shape = (sizes["y"], sizes["x"])
+        if downsample is None:
+            return 1
+        return 1 + Downsample.model_validate(downsample).extra_levels(shape)
+    except (KeyError, TypeError, ValueError):  # ValidationError is a ValueError
+        return None
 
 
 def _folders_above(keys: set[str]) -> set[str]:
