@@ -1627,3 +1627,29 @@ def test_s3_keys_with_an_empty_folder_name_are_a_users(
     keys = test_s3.s3_keys(s3_endpoint, s3_url)
     assert "0/zarr.json" in keys
     assert not [k for k in keys if k.startswith("A/") or k == ""]  # old: all gone
+
+
+def test_s3_overwrite_aborts_the_uploads_a_killed_writer_left(
+    s3_endpoint: str, s3_url: str
+) -> None:
+    """An unfinished multipart upload (acquire-zarr's, of a writer killed
+    mid-shard) is no object, so it outlived the overwrite, its parts stored
+    and billed; one beside the dataset's prefix is not its to abort."""
+    _s3_dataset(s3_url)
+    client = test_s3._client(s3_endpoint)
+    prefix = test_s3._prefix(s3_url)
+    for key in (f"{prefix}/0/c/7/0/0", f"{prefix}-other/0/c/0/0/0"):
+        up = client.create_multipart_upload(Bucket=test_s3.BUCKET, Key=key)
+        client.upload_part(
+            Bucket=test_s3.BUCKET,
+            Key=key,
+            UploadId=up["UploadId"],
+            PartNumber=1,
+            Body=b"x" * 1024,
+        )
+    with mmzarr.create_stream(
+        s3_url, settings_for(TWO_T), backend=ANY_BACKEND, overwrite=True
+    ) as s:
+        s.append(frame_for(9))
+    left = client.list_multipart_uploads(Bucket=test_s3.BUCKET, Prefix=prefix)
+    assert [u["Key"] for u in left.get("Uploads", [])] == [f"{prefix}-other/0/c/0/0/0"]

@@ -292,6 +292,7 @@ class Location:
             if self.path.is_dir():
                 shutil.rmtree(self.path)
             return
+        self._abort_uploads()
         keys = self._keys_below()
         # the documents that make it a dataset go last: a deletion stopped
         # halfway leaves a dataset that `overwrite` may still replace
@@ -304,6 +305,32 @@ class Location:
                 f"deleting {self.url!r}: {len(left)} objects are still there "
                 f"(e.g. {left[0]!r})"
             )
+
+    def _abort_uploads(self) -> None:
+        """Abort the multipart uploads under the root a killed writer left.
+
+        They are not listed as objects, but their parts are stored (and
+        billed) until aborted. Best effort: a failure is logged.
+        """
+        bucket = self._s3.bucket
+        prefix = self._key("").removeprefix(f"{bucket}/")
+
+        def abort() -> None:
+            answer = self.fs.call_s3(
+                "list_multipart_uploads", Bucket=bucket, Prefix=prefix
+            )
+            for upload in answer.get("Uploads", []):
+                self.fs.call_s3(
+                    "abort_multipart_upload",
+                    Bucket=bucket,
+                    Key=upload["Key"],
+                    UploadId=upload["UploadId"],
+                )
+
+        try:
+            self._call("aborting the unfinished uploads of", "", abort)
+        except StorageError as e:  # e.g. not allowed to list them: they only cost
+            logger.warning("mmzarr: %s", e)
 
     def _keys_below(self) -> builtins.list[str]:
         """Every key under the root (relative to it), listed literally."""
