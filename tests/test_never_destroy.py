@@ -1200,17 +1200,6 @@ def test_a_path_through_a_link_and_dot_dot_writes_where_the_kernel_goes(
     assert_frames(tmp_path / "real" / "run.ome.zarr", frames)
 
 
-def test_dot_dot_after_a_missing_folder_makes_no_folder(
-    tmp_path: Path, backend: str
-) -> None:
-    """`nonexist/../run.ome.zarr` goes where `..` leads, as the claim reads it;
-    the documents were written through the raw path, whose `mkdir` made an
-    empty `nonexist/` that the user never asked for."""
-    frames = write_plan(tmp_path / "nonexist" / ".." / "run.ome.zarr", TWO_T, backend)
-    assert listing(tmp_path) == {"run.ome.zarr"}
-    assert_frames(tmp_path / "run.ome.zarr", frames)
-
-
 @pytest.mark.parametrize("kind", ["link", "file"])
 def test_the_lock_never_writes_into_a_file_that_is_not_a_lock(
     tmp_path: Path, kind: str

@@ -275,11 +275,6 @@ def _claim_local(loc: Location, overwrite: bool) -> OutputClaim:
     if exists:
         check_replaceable(loc)  # before anything is created or locked
     canon = canonical(root)
-    if ".." in root.parts:
-        # everything is written where `..` leads, as the lock and the claim
-        # read it: `mkdir -p` of the raw `nonexist/../x.zarr` would make
-        # `nonexist/`
-        loc.path = canon
     earlier = replaced_copies(root)
     if earlier:
         logger.warning(
