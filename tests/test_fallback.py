@@ -892,6 +892,27 @@ def test_overwrite_on_s3_keeps_another_dataset_s_unplaced_frames(
         assert reason.startswith(f"frames that did not fit {top}/{name}: ")
 
 
+def test_info_finds_the_unplaced_frames_of_a_dataset_in_a_folder_named_s3(
+    core: UniMMCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`s3:/run.ome.zarr`, relative, is a local folder `s3:` for `validate` and
+    `info`: the sibling was looked for on S3 (100 requests to AWS) and not
+    found."""
+    from mmzarr._unplaced import unplaced_siblings
+
+    small = useq.MDASequence(time_plan={"interval": 0.001, "loops": 1})
+    settings = mmzarr.AcquisitionSettings.from_useq(small, core=core)
+    out = tmp_path / "s3:" / "run.ome.zarr"
+    writer = mmzarr.MDAWriter(out, core=core, settings=settings)
+    core.mda.run(
+        useq.MDASequence(time_plan={"interval": 0.001, "loops": 2}), output=writer
+    )
+    writer.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nobody there
+    assert unplaced_siblings(Path("s3:/run.ome.zarr")) == ["s3:/run.unplaced.ome.zarr"]
+
+
 def test_a_dataset_with_a_long_name_keeps_frames_beside_it(
     core: UniMMCore, tmp_path: Path
 ) -> None:

@@ -1642,3 +1642,41 @@ def test_s3_overwrite_aborts_the_uploads_a_killed_writer_left(
         s.append(frame_for(9))
     left = client.list_multipart_uploads(Bucket=test_s3.BUCKET, Prefix=prefix)
     assert [u["Key"] for u in left.get("Uploads", [])] == [f"{prefix}-other/0/c/0/0/0"]
+
+
+def test_s3_an_object_at_the_dataset_s_folder_key_is_a_users(
+    s3_endpoint: str, s3_url: str
+) -> None:
+    """An object at `prefix/` with content (not an empty folder marker) was
+    skipped by the look and deleted by the overwrite."""
+    _s3_dataset(s3_url)
+    test_s3._put(s3_endpoint, s3_url, {"": b"a user's notes"})
+    with pytest.raises(FileExistsError, match=re.escape("write ('/')")):
+        mmzarr.create_stream(s3_url, settings_for(TWO_T), overwrite=True)
+    assert "" in test_s3.s3_keys(s3_endpoint, s3_url)
+
+
+def test_s3_unreachable_while_looking_for_an_unplaced_sibling(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server gone: each of the 100 sibling names was tried (seconds each)
+    and the frame then refused as "keeps frames of another dataset"."""
+    import socket
+
+    from mmzarr._unplaced import replaceable_sibling
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(mmzarr.StorageError, match=str(port)):
+        replaceable_sibling(s3_url.replace(".ome.zarr", ".unplaced.ome.zarr"), "x")
+
+
+def test_a_link_in_a_loop_inside_a_dataset_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "run.ome.zarr"
+    _write(out, PLATE, ANY_BACKEND)
+    (out / "A" / "loop").symlink_to("loop")
+    with pytest.raises(FileExistsError, match=re.escape("write ('A/loop')")):
+        mmzarr.create_stream(out, settings_for(TWO_T), overwrite=True)

@@ -159,7 +159,7 @@ class Location:
         """
         if self.path is not None:
             with os.scandir(self.path / folder) as entries:
-                found = [(e.name, e.is_dir()) for e in entries]
+                found = [(e.name, _is_dir(e)) for e in entries]
         else:
             where = self._key(folder).rstrip("/")
 
@@ -177,7 +177,7 @@ class Location:
                     is_dir = e["type"] == "directory"
                     if is_dir:
                         name = name.removesuffix("/")
-                    if name or is_dir:
+                    if name or is_dir or e.get("size"):  # not an empty marker
                         out.append((name, is_dir))
                 return out
 
@@ -447,6 +447,14 @@ class Location:
             raise StorageError(
                 s3.redact(f"{what} {s3.url}/{key} failed: {type(e).__name__}: {e}")
             ) from e
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether `entry` is a directory (or a link to one); a link in a loop is not."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def in_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import short_name
-from mmzarr._storage import parse_location
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from mmzarr._storage import as_location, parse_location
+from mmzarr.errors import StorageError
 
 __all__ = [
     "MAX_UNPLACED",
@@ -32,12 +30,12 @@ __all__ = [
 MAX_UNPLACED = 100
 
 
-def unplaced_path(path: str | Path, number: int = 1) -> str:
+def unplaced_path(path: str | Path, number: int = 1, *, local: bool = False) -> str:
     """The sibling of `path` for frames that do not fit it: `x.unplaced.ome.zarr`.
 
     `number` > 1: `x.unplaced-2.ome.zarr`, ... (the first is taken).
     """
-    text = _url_or_text(path).rstrip("/")
+    text = (str(path) if local else _url_or_text(path)).rstrip("/")
     stem = text.removesuffix(".zarr").removesuffix(".ome")
     suffix = "" if number == 1 else f"-{number}"
     head, sep, name = stem.rpartition("/")
@@ -52,12 +50,16 @@ def unplaced_siblings(path: str | Path) -> list[str]:
     `path`'s settings were (an earlier run's, which `path` replaced, are not
     its): `info` and `validate` name them.
     """
-    heads = tuple(made_for(path, noun) for noun in ("frame", "image"))
+    heads = tuple(made_for(path, noun, local=True) for noun in ("frame", "image"))
     since = _mtime(str(path), SETTINGS_FILE) or 0
     return [
         where
         for number in range(1, MAX_UNPLACED + 1)
-        if (reason := _fallback_reason(where := unplaced_path(path, number)))
+        if (
+            reason := _fallback_reason(
+                where := unplaced_path(path, number, local=True), local=True
+            )
+        )
         and reason.startswith(heads)
         and _last_written(where) >= since
     ]
@@ -84,13 +86,15 @@ def _mtime(where: str, key: str) -> int | None:
         return None
 
 
-def made_for(path: str | Path, noun: str) -> str:
+def made_for(path: str | Path, noun: str, *, local: bool = False) -> str:
     """How the fallback reason of `path`'s sibling for `noun`s begins."""
-    return f"{noun}s that did not fit {_full_path(path)}: "
+    return f"{noun}s that did not fit {_full_path(path, local=local)}: "
 
 
-def _full_path(path: str | Path) -> str:
+def _full_path(path: str | Path, *, local: bool = False) -> str:
     """`path` made absolute with links resolved, unless it is a URL (``s3://``)."""
+    if local:
+        return os.path.realpath(path)
     text = _url_or_text(path)
     return text if "://" in text else os.path.realpath(text)
 
@@ -101,10 +105,11 @@ def _url_or_text(path: str | Path) -> str:
     return parse_location(text).url if text[:3].lower() == "s3:" else text
 
 
-def _fallback_reason(where: str) -> str | None:
+def _fallback_reason(where: str, *, local: bool = False) -> str | None:
     """The fallback reason of an mmzarr dataset at `where`, if any."""
     try:
-        data = parse_location(where).read_bytes(SETTINGS_FILE)
+        loc = as_location(Path(where)) if local else parse_location(where)
+        data = loc.read_bytes(SETTINGS_FILE)
         reason = json.loads(data).get("fallback_reason") if data else None
     except (OSError, ValueError, AttributeError):
         return None
@@ -122,6 +127,8 @@ def replaceable_sibling(where: str, reason_head: str) -> bool:
     try:
         if not parse_location(where).exists():
             return True
+    except StorageError:  # S3 unreachable: said as such, not tried 100 times
+        raise
     except (OSError, ValueError):
         return False
     reason = _fallback_reason(where)  # None: not mmzarr's (a user's folder)
