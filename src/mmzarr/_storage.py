@@ -316,16 +316,24 @@ class Location:
         prefix = self._key("").removeprefix(f"{bucket}/")
 
         def abort() -> None:
-            answer = self.fs.call_s3(
-                "list_multipart_uploads", Bucket=bucket, Prefix=prefix
-            )
-            for upload in answer.get("Uploads", []):
-                self.fs.call_s3(
-                    "abort_multipart_upload",
-                    Bucket=bucket,
-                    Key=upload["Key"],
-                    UploadId=upload["UploadId"],
+            page: dict[str, Any] = {}
+            while True:  # 1000 uploads per page
+                answer = self.fs.call_s3(
+                    "list_multipart_uploads", Bucket=bucket, Prefix=prefix, **page
                 )
+                for upload in answer.get("Uploads", []):
+                    self.fs.call_s3(
+                        "abort_multipart_upload",
+                        Bucket=bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                    )
+                if not answer.get("IsTruncated"):
+                    return
+                page = {
+                    "KeyMarker": answer.get("NextKeyMarker", ""),
+                    "UploadIdMarker": answer.get("NextUploadIdMarker", ""),
+                }
 
         try:
             self._call("aborting the unfinished uploads of", "", abort)
