@@ -1661,15 +1661,9 @@ def test_s3_unreachable_while_looking_for_an_unplaced_sibling(
 ) -> None:
     """The server gone: each of the 100 sibling names was tried (seconds each)
     and the frame then refused as "keeps frames of another dataset"."""
-    import socket
-
     from mmzarr._unplaced import replaceable_sibling
 
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    port = test_s3.unreachable_endpoint(monkeypatch)
     with pytest.raises(mmzarr.StorageError, match=str(port)):
         replaceable_sibling(s3_url.replace(".ome.zarr", ".unplaced.ome.zarr"), "x")
 

@@ -275,14 +275,20 @@ def test_wrong_credentials_fail_at_create(
     assert s3_keys(s3_endpoint, s3_url) == []
 
 
+def unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Point S3 at a port nobody listens on (one attempt per call); the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return port
+
+
 def test_unreachable_endpoint_fails_at_create(
     s3_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    port = unreachable_endpoint(monkeypatch)
     with pytest.raises(mmzarr.StorageError, match=str(port)):
         mmzarr.create_stream(s3_url, _tiny_settings(), backend="zarr-python")
 
