@@ -1136,7 +1136,7 @@ def test_frame_metadata_json_cannot_hold_is_written_as_text(
 
 # ---- 14. S3 credentials --------------------------------------------------------------
 def test_s3_config_repr_hides_credentials() -> None:
-    loc = mmzarr._storage.parse_location(
+    loc = mmzarr._locations.parse_location(
         "s3://bucket/run.ome.zarr",
         {"key": "AKIAEXAMPLEKEY", "secret": "s3cr3t-value", "token": "t0ken-value"},
     )

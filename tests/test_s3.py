@@ -201,7 +201,7 @@ def test_layouts_roundtrip_s3(
     assert root["mmzarr"]["frames_written"] == len(frames)
     assert len(root["mmzarr"]["images"]) == n_images
     assert not any(k.startswith("mmzarr/.write-probe") for k in keys)
-    log = mmzarr._metadata.read_frame_log(mmzarr._storage.parse_location(s3_url))
+    log = mmzarr._metadata.read_frame_log(mmzarr._locations.parse_location(s3_url))
     assert len(log) == len(frames)
     assert_frames_s3(s3_endpoint, s3_url, frames)
 
@@ -329,12 +329,12 @@ def test_explicit_credentials_must_match_environment(s3_url: str, backend: str) 
 
 def test_bad_s3_urls() -> None:
     with pytest.raises(ValueError, match="no bucket"):
-        mmzarr._storage.parse_location("s3://")
+        mmzarr._locations.parse_location("s3://")
     with pytest.raises(ValueError, match="unknown keys"):
-        mmzarr._storage.parse_location("s3://b/p", {"endpoint": "x"})
+        mmzarr._locations.parse_location("s3://b/p", {"endpoint": "x"})
     with pytest.raises(ValueError, match="unsupported scheme"):
-        mmzarr._storage.parse_location("gs://b/p")
-    loc = mmzarr._storage.parse_location("s3:/bucket/a/b.ome.zarr")  # via Path
+        mmzarr._locations.parse_location("gs://b/p")
+    loc = mmzarr._locations.parse_location("s3:/bucket/a/b.ome.zarr")  # via Path
     assert loc.url == "s3://bucket/a/b.ome.zarr"
 
 
@@ -404,7 +404,7 @@ def test_read_while_acquiring_s3(s3_endpoint: str, s3_url: str, backend: str) ->
         yaozarrs.validate_zarr_store(yaozarrs.open_group(s3_url, storage_options=opts))
         group = zarr.open_group(zarr_store(s3_endpoint, s3_url), mode="r")
         # the frame log is uploaded with each flush
-        log = mmzarr._metadata.read_frame_log(mmzarr._storage.parse_location(s3_url))
+        log = mmzarr._metadata.read_frame_log(mmzarr._locations.parse_location(s3_url))
         assert len(log) >= stream.frames_flushed
         return dict(group.attrs)
 
@@ -717,7 +717,7 @@ def test_hung_server_fails_object_requests_in_bounded_time(
 
     monkeypatch.setattr(mmzarr._storage, "S3_CALL_TIMEOUT_S", 2.0, raising=False)
     url = "s3://bucket/prefix/run.ome.zarr"
-    loc = mmzarr._storage.parse_location(
+    loc = mmzarr._locations.parse_location(
         url,
         {
             "endpoint_url": silent_endpoint,

@@ -208,7 +208,7 @@ def test_in_threads_keeps_the_order_and_raises_the_first_failure() -> None:
     """`in_threads` (the group documents at open, the overwrite check's
     listings): results in the items' order, on several threads; a failure is
     raised and the items after it on its thread are not done."""
-    from mmzarr._storage import WRITERS, in_threads
+    from mmzarr._writes import WRITERS, in_threads
 
     seen: set[threading.Thread] = set()  # not idents: those may be reused
     items = list(range(5 * WRITERS))

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmzarr._leftovers import (
     aside_path,
@@ -36,14 +37,17 @@ from mmzarr._leftovers import (
     deleting_path,
     replaced_copies,
 )
+from mmzarr._locations import parse_location
 from mmzarr._lock import (
     DatasetLock,
     canonical,
     lock_holder,
 )
 from mmzarr._replaceable import check_replaceable, full_path
-from mmzarr._storage import Location, parse_location
 from mmzarr.errors import DatasetLockedError, StorageError
+
+if TYPE_CHECKING:
+    from mmzarr._storage import Location
 
 __all__ = ["OutputClaim", "check_output", "claim", "delete_dataset"]
 

@@ -142,7 +142,7 @@ def warn_space(out: str, nbytes: int | None) -> None:
 
     from rich.filesize import decimal
 
-    from mmzarr._storage import parse_location
+    from mmzarr._locations import parse_location
 
     loc = parse_location(out)
     if nbytes is None or loc.path is None:

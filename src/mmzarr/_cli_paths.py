@@ -64,7 +64,7 @@ def local_dataset(command: str, out: str) -> Path:
     `info`, `validate`, `finalize` (and `demo`, which validates what it wrote)
     read and write files on a local disk only.
     """
-    from mmzarr._storage import parse_location
+    from mmzarr._locations import parse_location
 
     try:
         loc = parse_location(out)

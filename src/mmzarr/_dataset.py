@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from mmzarr import _layout, _metadata
+from mmzarr._locations import as_location
 from mmzarr._lock import json_object
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml, write_ome_xml
-from mmzarr._storage import as_location
 from mmzarr._version import __version__
 
 if TYPE_CHECKING:

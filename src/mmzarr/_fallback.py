@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mmzarr._closing import DeferredInterrupt
 from mmzarr._kept_planes import append_kept, fallback_for, frames_kept, kept_misfit
+from mmzarr._locations import parse_location
 from mmzarr._open import create_stream
 from mmzarr._settings import AcquisitionSettings
-from mmzarr._storage import parse_location
 from mmzarr._unplaced import (
     MAX_UNPLACED,
     made_for,

@@ -66,12 +66,12 @@ from mmzarr._kept_frames import (
 )
 from mmzarr._leftovers import opening_leftovers, replaced_copies
 from mmzarr._level_repair import damaged_level_files, level_files, rebuild_levels
+from mmzarr._locations import as_location
 from mmzarr._lock import DatasetLock, canonical, lock_holder
 from mmzarr._log_lines import MAX_LISTED_SKIPPED, read_frames
 from mmzarr._omexml import OME_XML, has_ome_xml, render_ome_xml
 from mmzarr._pyramid import all_arrays
 from mmzarr._routing import Ledger
-from mmzarr._storage import as_location, atomic_temp_pattern
 from mmzarr._stream_close import CLOSING_STATUSES
 from mmzarr._validate import (
     ValidationReport,
@@ -80,6 +80,7 @@ from mmzarr._validate import (
     validate,
 )
 from mmzarr._writable import check_writable, not_writable
+from mmzarr._writes import atomic_temp_pattern
 from mmzarr.backends._acquire_disk import remove_sibling, sibling_path
 from mmzarr.backends._base import last_time_point
 from mmzarr.errors import DatasetLockedError

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._downsample import Downsample
 from mmzarr._lock import LOCK_SUFFIX, json_object
-from mmzarr._storage import atomic_temp_pattern, in_threads
+from mmzarr._writes import atomic_temp_pattern, in_threads
 
 if TYPE_CHECKING:
     from pathlib import Path

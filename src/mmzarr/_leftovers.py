@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from mmzarr._dataset import SETTINGS_FILE
 from mmzarr._lock import canonical, hidden_name
-from mmzarr._storage import RESERVE_FILE, atomic_temp_pattern
+from mmzarr._storage import RESERVE_FILE
+from mmzarr._writes import atomic_temp_pattern
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -23,11 +23,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mmzarr._storage import Location, as_location, write_file_atomic
+from mmzarr._locations import as_location
+from mmzarr._writes import write_file_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from mmzarr._storage import Location
 
 __all__ = [
     "FRAMES_LOG",

@@ -20,7 +20,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mmzarr._metadata import frame_metadata
-from mmzarr._storage import write_file_atomic
+from mmzarr._writes import write_file_atomic
 from mmzarr.backends._base import last_time_point
 
 if TYPE_CHECKING:

@@ -22,8 +22,9 @@ from mmzarr._dataset import (
     write_summary,
 )
 from mmzarr._layout import GroupDocuments
+from mmzarr._locations import parse_location
 from mmzarr._routing import Router
-from mmzarr._storage import S3Config, parse_location
+from mmzarr._storage import S3Config
 from mmzarr._stream import Stream
 from mmzarr.backends import DEFAULT_BACKEND, Arrays, Limits, get_backend
 from mmzarr.errors import PlanError, StorageError

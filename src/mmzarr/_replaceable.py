@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmzarr._foreign import foreign_entries, node_type
 from mmzarr._leftovers import opening_leftovers
+from mmzarr._locations import as_location
 from mmzarr._lock import LOCK_SUFFIX, json_object, lock_file_holder
-from mmzarr._storage import Location, as_location
 from mmzarr.errors import StorageError
+
+if TYPE_CHECKING:
+    from mmzarr._storage import Location
 
 __all__ = [
     "MOUNTINFO",

@@ -1,7 +1,6 @@
 """Where a dataset lives: a local directory or an S3 prefix (`Location`).
 
-Owns parsing an output path (`/data/run.ome.zarr`, `s3://bucket/prefix/run.ome.zarr`)
-and the few object operations mmzarr does itself besides the arrays: writing the
+Owns the few object operations mmzarr does itself besides the arrays: writing the
 group documents, settings, frame log and OME-XML (`write_bytes`, atomic on a local
 disk; a PUT is atomic on S3), existence, a preflight (`check_writable`) that
 puts and deletes a probe object so wrong credentials or a missing bucket fail
@@ -9,7 +8,8 @@ before the first frame, and the disk space kept for the documents written at
 close (`reserve_space`). Arrays are the backends' job; they read the endpoint,
 region and bucket from `Location.s3`.
 
-What a writer may take over, and its lock, are `_claim`'s.
+Parsing an output path into one is `_locations`'; what a writer may take
+over, and its lock, are `_claim`'s.
 
 S3 settings come from `storage_options` (`endpoint_url`, `region`, `key`,
 `secret`, `token`) or the usual environment variables (`AWS_ENDPOINT_URL_S3` /
@@ -25,31 +25,25 @@ import logging
 import os
 import shutil
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from mmzarr._s3config import S3_OPTIONS, S3Config, env_value
+from mmzarr._s3config import S3Config
+from mmzarr._writes import in_threads, write_file_atomic
 from mmzarr.errors import MissingDependencyError, StorageError
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "RESERVE_FILE",
     "Location",
     "S3Config",
-    "as_location",
-    "atomic_temp_pattern",
-    "in_threads",
-    "parse_location",
-    "write_file_atomic",
 ]
 
 logger = logging.getLogger("mmzarr")
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: Seconds an S3 object request (retries included) may take before it fails: a
 #: server that accepts connections but never answers held s3fs (botocore's
@@ -64,11 +58,6 @@ _DOCUMENTS = ("mmzarr/settings.json", "zarr.json")
 RESERVE_FILE = "mmzarr/.space-reserve"
 #: The least space reserved (more for a larger root document).
 MIN_RESERVE = 256 * 1024
-#: Items `in_threads` takes at once: `Location.write_many`'s objects (creating
-#: and renaming the ~500 group documents of a 96-well plate took ~0.2-0.3 s one
-#: by one on a 2-core machine, ~0.17 s four at a time), the overwrite check's
-#: listings
-WRITERS = 4
 
 
 class Location:
@@ -463,158 +452,3 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-def in_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """`[fn(item) for item in items]`, `WRITERS` items at once (fewer: in turn).
-
-    The first failure is raised and the items not started by then are not
-    done. Plain threads, not an executor: executors take no work once the
-    main thread has returned, while an acquisition on another thread may go on.
-    """
-    if len(items) < 2 * WRITERS:
-        return [fn(item) for item in items]
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException] = []
-
-    def work(first: int) -> None:
-        for k in range(first, len(items), WRITERS):
-            if errors:
-                return
-            try:
-                results[k] = fn(items[k])
-            except BaseException as e:
-                errors.append(e)  # list.append is atomic
-                return
-
-    threads = [
-        threading.Thread(target=work, args=(k,), name="mmzarr-io")
-        for k in range(WRITERS)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
-def atomic_temp_pattern(name: str) -> str:
-    """A regex (unanchored) of `write_file_atomic`'s temporary file for `name`.
-
-    `name` is itself a regex of the file's name: `.NAME.PID.THREAD.tmp`.
-    """
-    return rf"\.{name}\.\d+\.\d+\.tmp"
-
-
-def write_file_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
-    """Write `data` to `path` via a temporary file and `os.replace`.
-
-    A crash leaves the old or the new content, never part of one; a failure
-    (a full disk) leaves the old content and no temporary file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # atomic_temp_pattern(path.name) finds it again
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # e.g. a full disk: leave no temporary file behind
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-
-
-def parse_location(
-    path: str | os.PathLike[str] | Location,
-    storage_options: Mapping[str, Any] | None = None,
-) -> Location:
-    """A `Location` for a local path or an `s3://bucket/prefix` URL.
-
-    `s3:/bucket/prefix` (an S3 URL that went through `pathlib.Path`) is accepted
-    too. `storage_options` (S3 only) override the environment variables.
-
-    Raises
-    ------
-    ValueError
-        For an empty path, an unknown `storage_options` key, options for a
-        local path, a local name longer than its file system takes, or an S3
-        URL without a bucket.
-    """
-    if isinstance(path, Location):
-        return path
-    text = os.fspath(path)
-    if not text.strip():  # Path("") is the current folder
-        raise ValueError(f"the path is empty ({text!r}); give the dataset's path")
-    opts = dict(storage_options or {})
-    unknown = sorted(set(opts) - set(S3_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"storage_options: unknown keys {unknown}; allowed: {list(S3_OPTIONS)}"
-        )
-    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
-    if scheme != "s3":
-        if "://" in text and len(scheme) > 1:
-            raise ValueError(
-                f"output {text!r}: unsupported scheme {scheme!r}; use a local path "
-                "or s3://bucket/prefix"
-            )
-        if opts:
-            raise ValueError("storage_options apply to s3:// paths only")
-        _check_name_lengths(Path(text))
-        return Location(path=Path(text))
-    rest = text.split(":", 1)[1].lstrip("/")
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ValueError(f"output {text!r}: no bucket (s3://bucket/prefix)")
-    return Location(
-        s3=S3Config(
-            bucket=bucket,
-            prefix=prefix.strip("/"),
-            endpoint_url=opts.get("endpoint_url")
-            or env_value("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-            region=opts.get("region") or env_value("AWS_REGION", "AWS_DEFAULT_REGION"),
-            key=opts.get("key") or env_value("AWS_ACCESS_KEY_ID"),
-            secret=opts.get("secret") or env_value("AWS_SECRET_ACCESS_KEY"),
-            token=opts.get("token") or env_value("AWS_SESSION_TOKEN"),
-        )
-    )
-
-
-def _check_name_lengths(path: Path) -> None:
-    """Refuse now a path with a name longer than its file system takes.
-
-    It could never be created: the writer would fail only when the run starts
-    (`File name too long`).
-    """
-    above = path.absolute().parent
-    while not _is_there(above) and above != above.parent:
-        above = above.parent
-    try:
-        limit = os.pathconf(above, "PC_NAME_MAX")
-    except (OSError, ValueError):  # not known here (e.g. Windows)
-        limit = 255
-    for part in path.parts:
-        if (size := len(os.fsencode(part))) > limit:
-            raise ValueError(
-                f"output {str(path)!r}: the name {part[:24] + '...'!r} is {size} "
-                f"bytes, and the file system takes at most {limit}; use a shorter name"
-            )
-
-
-def _is_there(path: Path) -> bool:
-    """Whether `path` exists; False when it cannot (e.g. a name too long)."""
-    try:
-        return path.exists()
-    except OSError:
-        return False
-
-
-def as_location(root: Path | Location) -> Location:
-    """`root` as a `Location` (a `Path` is a local directory)."""
-    return root if isinstance(root, Location) else Location(path=root)

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from mmzarr._dataset import SETTINGS_FILE
+from mmzarr._locations import as_location, parse_location
 from mmzarr._lock import short_name
-from mmzarr._storage import as_location, parse_location
 from mmzarr.errors import StorageError
 
 __all__ = [
